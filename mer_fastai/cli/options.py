@@ -1,0 +1,27 @@
+"""Options shared by several subcommands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..archs import ARCHS
+
+ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
+
+Arch = typer.Option(..., "--arch", "-a", help=ARCH_HELP)
+Mode = typer.Option("freeze", "--mode", "-m", help="freeze: only the head learns; whole: every layer learns.")
+Weights = typer.Option(
+    "imagenet", "--weights", help="Starting weights: imagenet, none, or a model file / run folder of an earlier run."
+)
+Bs = typer.Option(32, "--bs", help="Batch size.")
+Size = typer.Option(None, "--size", help="Training resolution in pixels (default: the architecture's, e.g. 224).")
+Seed = typer.Option(42, "--seed", help="Random seed.")
+TrainBn = typer.Option(False, "--train-bn", help="In freeze mode, keep BatchNorm layers of the body trainable.")
+Workers = typer.Option(None, "--workers", help="Data-loading processes (default: up to 2).")
+DataDir = typer.Argument(..., help="A data set folder made by `mer-fastai prepare`.", exists=False)
+
+
+def out_option(default: str, what: str) -> Path:
+    return typer.Option(Path(default), "--out", "-o", help=f"Folder for {what}.")

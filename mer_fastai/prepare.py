@@ -1,0 +1,290 @@
+"""`prepare`: audio + labels → a class-per-folder mel-spectrogram data set (ImageFolder layout)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from .audio import find_audio_files, load_audio, windows
+from .errors import AudioError, MerError
+from .labels import LabelTable, labels_from_folders, normalize_id, read_labels
+from .progress import progress_bar
+from .spectrogram import SpecConfig, mel_image
+from .split import split_groups
+
+DATASET_FILE = "dataset.json"
+MANIFEST_FILE = "manifest.csv"
+PARTS_DIR = ".parts"
+MANIFEST_COLUMNS = ["source", "clip_id", "segment_start", "label", "split", "image"]
+
+
+@dataclass(frozen=True)
+class ClipTask:
+    """One clip to turn into spectrogram windows."""
+
+    source: str
+    clip_id: str
+    key: str
+    label: str
+    split: str
+
+
+@dataclass
+class PrepareResult:
+    """What `prepare_dataset` made."""
+
+    out_dir: Path
+    classes: list[str]
+    clips: int
+    segments: int
+    counts: dict[str, dict[str, int]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    reused: int = 0
+
+
+def _clip_key(file: Path, root: Path) -> str:
+    """File-system-safe unique name of a clip, from its path below the audio folder."""
+    relative = file.relative_to(root) if file.is_relative_to(root) else Path(file.name)
+    return "__".join(relative.with_suffix("").parts).replace(" ", "_")
+
+
+def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[dict[str, str]]:
+    """Decode one clip, write one PNG per window and a part file; return its manifest rows."""
+    from PIL import Image
+
+    spec = SpecConfig(**spec_values)
+    signal = load_audio(task.source, spec.sample_rate)
+    folder = Path(out_dir) / task.split / task.label
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for start, window in windows(signal, spec.sample_rate, spec.segment_seconds, spec.hop_seconds):
+        image = folder / f"{task.key}_{int(round(start * 1000)):08d}.png"
+        Image.fromarray(mel_image(window, spec)).save(image)
+        rows.append(
+            {
+                "source": task.source,
+                "clip_id": task.clip_id,
+                "segment_start": f"{start:.3f}",
+                "label": task.label,
+                "split": task.split,
+                "image": image.relative_to(out_dir).as_posix(),
+            }
+        )
+    part = Path(out_dir) / PARTS_DIR / f"{task.key}.json"
+    tmp = part.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"task": task.__dict__, "rows": rows}))
+    tmp.replace(part)
+    return rows
+
+
+def _run_clip(task: ClipTask, out_dir: str, spec_values: dict) -> tuple[list[dict[str, str]], str | None]:
+    """`_process_clip` that reports a bad file instead of raising."""
+    try:
+        return _process_clip(task, out_dir, spec_values), None
+    except AudioError as exc:
+        return [], str(exc)
+
+
+def _read_part(part: Path, task: ClipTask) -> list[dict[str, str]] | None:
+    """Rows of a clip finished by an earlier run, if it was made for the same task."""
+    try:
+        saved = json.loads(part.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if saved.get("task") != task.__dict__:
+        return None
+    if not all((part.parent.parent / row["image"]).exists() for row in saved["rows"]):
+        return None
+    return saved["rows"]
+
+
+def plan_tasks(
+    audio_dir: Path, table: LabelTable, files: list[Path], valid_pct: float, seed: int, skip_unlabeled: bool
+) -> tuple[list[ClipTask], list[Path]]:
+    """Match files to labels and assign each clip to train or validation."""
+    matched, unlabeled = [], []
+    for file in files:
+        clip_id = normalize_id(file.stem)
+        if clip_id in table.labels:
+            matched.append((file, clip_id, table.labels[clip_id]))
+        elif clip_id not in table.excluded:
+            unlabeled.append(file)
+    if unlabeled and not skip_unlabeled:
+        raise MerError(
+            f"{unlabeled[0]}: id {normalize_id(unlabeled[0].stem)!r} has no row in {table.source} "
+            f"({len(unlabeled)} file(s) unlabeled); add the rows or pass --skip-unlabeled"
+        )
+    if not matched:
+        raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
+    labels = [clip.label for _, _, clip in matched]
+    groups = [clip.group or clip_id for _, clip_id, clip in matched]
+    sides = split_groups(labels, groups, valid_pct, seed)
+    tasks = [
+        ClipTask(str(file), clip_id, _clip_key(file, audio_dir), clip.label, side)
+        for (file, clip_id, clip), side in zip(matched, sides)
+    ]
+    return tasks, unlabeled
+
+
+def _check_existing(out_dir: Path, settings: dict, overwrite: bool) -> None:
+    """Refuse to mix two different preparations in one folder."""
+    saved_path = out_dir / DATASET_FILE
+    if overwrite and (saved_path.exists() or (out_dir / PARTS_DIR).exists()):
+        shutil.rmtree(out_dir)
+        return
+    if not saved_path.exists():
+        return
+    saved = json.loads(saved_path.read_text()).get("settings", {})
+    changed = [key for key in settings if saved.get(key) != settings[key]]
+    if changed:
+        raise MerError(
+            f"{out_dir}: was prepared with other settings ({', '.join(changed)} differ); "
+            "pass a new --out or --overwrite"
+        )
+
+
+def prepare_dataset(
+    audio_dir: str | Path,
+    out_dir: str | Path,
+    feature: str,
+    labels: str | Path | None = None,
+    *,
+    spec: SpecConfig | None = None,
+    valid_pct: float = 0.2,
+    group_by: str | None = None,
+    seed: int = 42,
+    id_column: str | None = None,
+    label_column: str | None = None,
+    cuts: list[float] | None = None,
+    skip_unlabeled: bool = False,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PrepareResult:
+    """Build the spectrogram data set of one feature; rerunning skips clips already done."""
+    audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    spec = spec or SpecConfig()
+    files = find_audio_files(audio_dir)
+    if not files:
+        raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
+    if labels is None:
+        if group_by:
+            raise MerError("--group-by needs a --labels file that holds the group column")
+        table = labels_from_folders(audio_dir, files)
+    else:
+        table = read_labels(
+            labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts
+        )
+    tasks, unlabeled = plan_tasks(audio_dir, table, files, valid_pct, seed, skip_unlabeled)
+    settings = {
+        "feature": feature,
+        "labels": str(Path(labels).resolve()) if labels else None,
+        "valid_pct": valid_pct,
+        "group_by": group_by,
+        "seed": seed,
+        "cuts": table.cuts,
+        "spectrogram": spec.digest(),
+    }
+    _check_existing(out_dir, settings, overwrite)
+    (out_dir / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    spec.save(out_dir)
+
+    rows_by_key: dict[str, list[dict[str, str]]] = {}
+    todo = []
+    for task in tasks:
+        done = _read_part(out_dir / PARTS_DIR / f"{task.key}.json", task)
+        if done is None:
+            todo.append(task)
+        else:
+            rows_by_key[task.key] = done
+    reused = len(rows_by_key)
+    skipped = [{"file": str(f), "reason": "no row in the labels file"} for f in unlabeled]
+    skipped += _run_tasks(todo, out_dir, spec, workers, progress, rows_by_key)
+
+    rows = [row for task in tasks for row in rows_by_key.get(task.key, [])]
+    if not rows:
+        raise MerError(f"{audio_dir}: every file failed to decode; see the skipped list above")
+    _write_manifest(out_dir / MANIFEST_FILE, rows)
+    counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
+    for (split, label), n in sorted(Counter((r["split"], r["label"]) for r in rows).items()):
+        counts[split][label] = n
+    classes = sorted({r["label"] for r in rows})
+    summary = {
+        "feature": feature,
+        "classes": classes,
+        "audio_dir": str(audio_dir.resolve()),
+        "clips": len(rows_by_key),
+        "segments": len(rows),
+        "counts": counts,
+        "excluded_by_feature": len(table.excluded),
+        "skipped": skipped,
+        "settings": settings,
+    }
+    (out_dir / DATASET_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return PrepareResult(out_dir, classes, len(rows_by_key), len(rows), counts, skipped, reused)
+
+
+def _run_tasks(
+    tasks: list[ClipTask],
+    out_dir: Path,
+    spec: SpecConfig,
+    workers: int | None,
+    progress: bool,
+    rows_by_key: dict[str, list[dict[str, str]]],
+) -> list[dict[str, str]]:
+    """Process clips in parallel with a progress bar; return the files that failed."""
+    skipped: list[dict[str, str]] = []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
+    with progress_bar("spectrograms", total=len(tasks), enabled=progress) as advance:
+        if workers == 1:
+            for task in tasks:
+                _collect(task, _run_clip(task, str(out_dir), spec.to_dict()), rows_by_key, skipped)
+                advance()
+            return skipped
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            pending: dict[Future, ClipTask] = {}
+            queue = iter(tasks)
+            while True:
+                for task in queue:
+                    pending[pool.submit(_run_clip, task, str(out_dir), spec.to_dict())] = task
+                    if len(pending) >= workers * 4:
+                        break
+                if not pending:
+                    break
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    _collect(pending.pop(future), future.result(), rows_by_key, skipped)
+                    advance()
+    return skipped
+
+
+def _collect(task, outcome, rows_by_key, skipped) -> None:
+    rows, error = outcome
+    if error:
+        skipped.append({"file": task.source, "reason": error})
+    else:
+        rows_by_key[task.key] = rows
+
+
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def read_dataset_info(data_dir: str | Path) -> dict:
+    """The `dataset.json` summary of a prepared data set, with a clear error if absent."""
+    path = Path(data_dir) / DATASET_FILE
+    if not path.exists():
+        raise MerError(f"{data_dir}: no {DATASET_FILE}; make the data set with `mer-fastai prepare` first")
+    return json.loads(path.read_text())

@@ -1,0 +1,127 @@
+"""Metrics, plots and tables of a finished training or evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rich.table import Table
+
+CURVES_FILE = "curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "classification_report.txt"
+
+
+def classification_metrics(targets: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predicted, labels=labels, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(targets, predicted)),
+        "macro_f1": float(f1_score(targets, predicted, labels=labels, average="macro", zero_division=0)),
+        "classes": list(classes),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": confusion_matrix(targets, predicted, labels=labels).tolist(),
+    }
+
+
+def text_report(targets: np.ndarray, predicted: np.ndarray, classes: list[str]) -> str:
+    from sklearn.metrics import classification_report
+
+    return classification_report(
+        targets, predicted, labels=list(range(len(classes))), target_names=classes, digits=3, zero_division=0
+    )
+
+
+def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], title: str) -> Path:
+    """Confusion matrix with counts, rows = true class, columns = predicted class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix)
+    side = 1.6 + 0.7 * len(classes)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    shown = ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    threshold = counts.max() / 2 if counts.size else 0
+    for (row, col), value in np.ndenumerate(counts):
+        ax.text(col, row, str(value), ha="center", va="center", color="white" if value > threshold else "black")
+    fig.colorbar(shown, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(path: Path, history: list[dict], title: str) -> Path:
+    """Training/validation loss and validation accuracy/macro-F1 per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] + 1 for row in history]
+    fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for key, style in (("train_loss", "o-"), ("valid_loss", "s-")):
+        loss_ax.plot(epochs, [row[key] for row in history], style, label=key.replace("_", " "))
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend()
+    for key, style in (("accuracy", "o-"), ("macro_f1", "s-")):
+        score_ax.plot(epochs, [row[key] for row in history], style, label=key.replace("_", " "))
+    score_ax.set_xlabel("epoch")
+    score_ax.set_ylim(0, 1)
+    score_ax.set_ylabel("validation score")
+    score_ax.legend()
+    for ax in (loss_ax, score_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_json(path: Path, values: dict) -> Path:
+    """Write JSON atomically, so an interrupted run never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(values, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def summary_table(metrics: dict, title: str) -> Table:
+    """Rich table: one row per class plus the overall scores."""
+    table = Table(title=title, title_justify="left")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, scores in metrics["per_class"].items():
+        table.add_row(
+            name, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}", f"{scores['f1']:.3f}", str(scores["support"])
+        )
+    total = sum(s["support"] for s in metrics["per_class"].values())
+    table.add_section()
+    table.add_row("[bold]accuracy", "", "", f"[bold]{metrics['accuracy']:.3f}", str(total))
+    table.add_row("[bold]macro F1", "", "", f"[bold]{metrics['macro_f1']:.3f}", str(total))
+    return table
