@@ -7,7 +7,7 @@ from pathlib import Path
 from fastai.callback.training import BnFreeze
 from fastai.learner import Learner
 from fastai.metrics import F1Score, accuracy
-from fastai.vision.learner import create_vision_model, vision_learner
+from fastai.vision.learner import create_vision_model, default_split, model_meta, vision_learner
 from torch import nn
 
 from .archs import ArchSpec
@@ -23,17 +23,23 @@ def build_learner(dls, spec: ArchSpec, weights: str, path: str | Path, train_bn:
     """Body from the table's cut, a fastai head for the data's classes, starting weights applied."""
     macro_f1 = F1Score(average="macro")
     macro_f1.name = "macro_f1"
-    learn = vision_learner(
-        dls,
-        model_factory(spec, weights),
-        normalize=False,  # load_dataloaders normalises with the table's stats, pretrained or not
-        pretrained=False,  # weights are the factory's job; False keeps fastai from freezing by itself
-        cut=spec.cut,
-        n_out=len(dls.vocab),
-        metrics=[accuracy, macro_f1],
-        path=path,
-        train_bn=train_bn,
-    )
+    create = model_factory(spec, weights)
+    # vision_learner reads cut/split from fastai's model_meta (it drops its own `cut` argument for
+    # archs it does not know), so the table entry is lent to model_meta while the learner is built.
+    model_meta[create] = {"cut": spec.cut, "split": default_split, "stats": spec.stats}
+    try:
+        learn = vision_learner(
+            dls,
+            create,
+            normalize=False,  # load_dataloaders normalises with the table's stats, pretrained or not
+            pretrained=False,  # weights are the factory's job; False keeps fastai from freezing by itself
+            n_out=len(dls.vocab),
+            metrics=[accuracy, macro_f1],
+            path=path,
+            train_bn=train_bn,
+        )
+    finally:
+        del model_meta[create]
     use_rich_progress(learn)
     if weights not in (IMAGENET, NONE):
         transfer_weights(learn.model, weights, spec.name)
@@ -50,6 +56,7 @@ def set_mode(learn: Learner, mode: str, train_bn: bool = False) -> None:
     if mode not in MODES:
         raise MerError(f"unknown mode {mode!r}; choose freeze or whole")
     learn.train_bn = train_bn
+    learn.opt = None  # the optimizer records train_bn when created: make it anew
     if mode == "freeze":
         learn.freeze()
         if not train_bn and not any(isinstance(cb, BnFreeze) for cb in learn.cbs):

@@ -1,0 +1,105 @@
+"""`prepare_dataset`: layout, manifest, splits, resume and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mer_fastai.errors import MerError
+from mer_fastai.prepare import prepare_dataset
+from mer_fastai.spectrogram import SpecConfig
+
+from .conftest import TINY_SPEC
+
+
+def manifest(data: Path) -> list[dict]:
+    with (data / "manifest.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_layout_manifest_and_config(tiny_data):
+    rows = manifest(tiny_data)
+    assert {r["split"] for r in rows} == {"train", "valid"}
+    assert len(rows) == 4 * 4 * 2  # 16 clips of 2 s → two 1 s windows each
+    for row in rows:
+        image = tiny_data / row["image"]
+        assert image.parent.name == row["label"] and image.parent.parent.name == row["split"]
+        assert Image.open(image).size == (TINY_SPEC.native_size[1], TINY_SPEC.native_size[0])
+    assert SpecConfig.load(tiny_data) == TINY_SPEC
+    info = json.loads((tiny_data / "dataset.json").read_text())
+    assert info["classes"] == ["angry", "happy", "sad", "tender"]
+    # segments of one clip never straddle the split
+    sides = {}
+    for row in rows:
+        sides.setdefault(row["clip_id"], set()).add(row["split"])
+    assert all(len(s) == 1 for s in sides.values())
+    assert all(info["counts"]["valid"].get(c, 0) > 0 for c in info["classes"])  # stratified
+
+
+def test_rerun_skips_finished_clips_and_refuses_other_settings(tiny_audio, tmp_path):
+    out = tmp_path / "data"
+    first = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=2, progress=False)
+    assert first.reused == 0
+    image = out / manifest(out)[0]["image"]
+    image.unlink()  # a lost image is redone, the rest are reused
+    again = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    assert again.reused == first.clips - 1 and image.exists()
+    assert manifest(out) == manifest(out)
+    with pytest.raises(MerError, match="spectrogram"):
+        prepare_dataset(tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), progress=False)
+    redone = prepare_dataset(
+        tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), overwrite=True, progress=False
+    )
+    assert redone.segments == 4 * 4 * 4
+
+
+def test_bad_file_is_skipped_and_reported(tiny_audio, tmp_path):
+    audio = tmp_path / "audio"
+    shutil.copytree(tiny_audio, audio)
+    (audio / "sad" / "broken.wav").write_bytes(b"RIFF not really")
+    (audio / "happy" / "empty.mp3").write_bytes(b"")
+    result = prepare_dataset(audio, tmp_path / "data", "emotions", spec=TINY_SPEC, workers=2, progress=False)
+    assert sorted(Path(s["file"]).name for s in result.skipped) == ["broken.wav", "empty.mp3"]
+    assert result.clips == 16
+    assert all("\n" not in s["reason"] for s in result.skipped)
+    info = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    assert len(info["skipped"]) == 2
+
+
+def test_group_by_keeps_each_group_on_one_side(tmp_path, tiny_audio):
+    audio = tmp_path / "flat"
+    audio.mkdir()
+    lines = ["Song,Artist,Quadrant"]
+    for index, wav in enumerate(sorted(tiny_audio.rglob("*.wav"))):
+        shutil.copy(wav, audio / f"MT{index:03d}.wav")
+        lines.append(f"MT{index:03d},artist{index % 5},Q{index % 4 + 1}")
+    (tmp_path / "ann.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "data"
+    prepare_dataset(audio, out, "valence", tmp_path / "ann.csv", group_by="Artist", spec=TINY_SPEC, progress=False)
+    artist = {f"MT{i:03d}": f"artist{i % 5}" for i in range(16)}
+    sides: dict[str, set] = {}
+    for row in manifest(out):
+        sides.setdefault(artist[row["clip_id"]], set()).add(row["split"])
+    assert all(len(s) == 1 for s in sides.values()) and len(sides) == 5
+
+
+def test_unknown_id_is_an_error_unless_skipped(tmp_path, tiny_audio):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,mood\nhappy_00,happy\nsad_00,sad\nhappy_01,happy\nsad_01,sad\n")
+    kwargs = {"id_column": "id", "label_column": "mood", "spec": TINY_SPEC, "progress": False}
+    with pytest.raises(MerError, match="no row in") as error:
+        prepare_dataset(tiny_audio, tmp_path / "d1", "emotions", labels, **kwargs)
+    assert "--skip-unlabeled" in str(error.value)
+    result = prepare_dataset(tiny_audio, tmp_path / "d2", "emotions", labels, skip_unlabeled=True, **kwargs)
+    assert result.clips == 4
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MerError, match="no audio files"):
+        prepare_dataset(tmp_path / "empty", tmp_path / "out", "emotions", progress=False)
