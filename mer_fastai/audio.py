@@ -36,13 +36,24 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             warnings.simplefilter("ignore")
             signal, _ = librosa.load(path, sr=sample_rate, mono=True)
     except Exception as exc:  # decoders raise many unrelated types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _reason(exc)
         raise AudioError(f"{path}: cannot decode audio ({reason}); re-encode or remove the file") from exc
     if signal.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples; remove it")
     if not np.isfinite(signal).all():
         raise AudioError(f"{path}: the decoded audio holds NaN or infinite samples; re-encode the file")
     return signal.astype(np.float32, copy=False)
+
+
+def _reason(exc: BaseException) -> str:
+    """The most telling message in an exception chain (audioread's fallback error says nothing)."""
+    seen = exc
+    while seen is not None:
+        text = str(seen).strip()
+        if text:
+            return text.splitlines()[0]
+        seen = seen.__context__
+    return type(exc).__name__
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:

@@ -210,7 +210,8 @@ def prepare_dataset(
 
     rows = [row for task in tasks for row in rows_by_key.get(task.key, [])]
     if not rows:
-        raise MerError(f"{audio_dir}: every file failed to decode; see the skipped list above")
+        first = skipped[0]["reason"] if skipped else "no windows"
+        raise MerError(f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})")
     _write_manifest(out_dir / MANIFEST_FILE, rows)
     counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
     for (split, label), n in sorted(Counter((r["split"], r["label"]) for r in rows).items()):

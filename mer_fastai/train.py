@@ -169,6 +169,7 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
     from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 
     data_dir, run_dir = Path(data_dir), Path(out)
+    config.check()
     info = read_dataset_info(data_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()

@@ -1,0 +1,113 @@
+"""lr_find and train: run folder contents, freeze/whole semantics, weight hand-over."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mer_fastai.errors import MerError
+from mer_fastai.learner import create_model
+from mer_fastai.modelfile import read_model_file
+from mer_fastai.archs import get_arch
+from mer_fastai.train import TrainConfig, find_lr, train
+
+RUN_FILES = {
+    "metrics.json",
+    "confusion_matrix.png",
+    "curves.png",
+    "classification_report.txt",
+    "model.safetensors",
+    "lr_find.png",
+    "history.json",
+    "config.json",
+}
+
+
+def tiny(**overrides) -> TrainConfig:
+    values = {"arch": "squeezenet1_0", "weights": "none", "epochs": 1, "bs": 4, "size": 48, "num_workers": 0}
+    return TrainConfig(**{**values, **overrides})
+
+
+def test_lr_find_saves_plot_and_suggestions(tiny_data, tmp_path):
+    result = find_lr(tiny_data, tiny(), tmp_path / "lr")
+    assert result.plot.exists() and result.plot.stat().st_size > 5000
+    assert set(result.suggestions) == {"valley", "minimum", "steep"}
+    assert 1e-7 < result.suggestion < 10
+    assert json.loads((tmp_path / "lr" / "lr_find.json").read_text())["suggestions"]["valley"] == result.suggestion
+    assert not (tmp_path / "lr" / "models").exists()
+
+
+@pytest.fixture(scope="module")
+def whole_run(tiny_data, tmp_path_factory):
+    return train(tiny_data, tiny(mode="whole", epochs=2), tmp_path_factory.mktemp("run"), show=False)
+
+
+def test_train_writes_the_report(whole_run):
+    run = whole_run.run_dir
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    assert not (run / "models").exists()  # no pickled checkpoint left behind
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "per_class", "classes", "arch", "mode", "feature", "epochs", "lr"):
+        assert key in metrics
+    assert metrics["classes"] == ["angry", "happy", "sad", "tender"]
+    assert set(metrics["per_class"]["sad"]) == {"precision", "recall", "f1", "support"}
+    assert metrics["mode"] == "whole" and metrics["feature"] == "emotions" and metrics["epochs_run"] == 2
+    assert sum(map(sum, metrics["confusion_matrix"])) == sum(c["support"] for c in metrics["per_class"].values())
+    assert "macro avg" in (run / "classification_report.txt").read_text()
+
+
+def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):
+    from mer_fastai.data import load_dataloaders
+
+    state, meta = read_model_file(whole_run.run_dir)
+    model = create_model(get_arch(meta["arch"]), len(meta["classes"]))
+    model.load_state_dict(state)
+    model.eval()
+    dls = load_dataloaders(tiny_data, size=meta["input_size"], bs=8, stats=tuple(meta["stats"]), num_workers=0)
+    correct = total = 0
+    with torch.no_grad():
+        for xb, yb in dls.valid:
+            correct += int((model(xb).argmax(1) == yb).sum())
+            total += len(yb)
+    assert correct / total == pytest.approx(whole_run.metrics["accuracy"])
+
+
+def test_freeze_leaves_the_body_untouched_and_whole_changes_it(tiny_data, tmp_path, whole_run):
+    start = tmp_path / "start"
+    frozen = train(tiny_data, tiny(mode="freeze", weights=str(whole_run.run_dir), lr=1e-2), start, show=False)
+    before, _ = read_model_file(whole_run.run_dir)
+    after, _ = read_model_file(frozen.run_dir)
+    body = [k for k in before if k.startswith("0.")]
+    head = [k for k in before if k.startswith("1.") and before[k].dtype.is_floating_point]
+    assert all(torch.equal(before[k], after[k]) for k in body)  # incl. BatchNorm statistics
+    assert any(not torch.equal(before[k], after[k]) for k in head)
+    whole = train(tiny_data, tiny(mode="whole", weights=str(whole_run.run_dir), lr=1e-2), tmp_path / "w", show=False)
+    changed, _ = read_model_file(whole.run_dir)
+    assert any(not torch.equal(before[k], changed[k]) for k in body)
+
+
+def test_weights_from_another_arch_are_refused(tiny_data, tmp_path, whole_run):
+    with pytest.raises(MerError, match="holds a 'squeezenet1_0' model"):
+        train(tiny_data, tiny(arch="alexnet", weights=str(whole_run.run_dir)), tmp_path / "x", show=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": 0}, "--epochs"),
+        ({"lr": "fast"}, "--lr"),
+        ({"weights": "/no/such/model"}, "--weights"),
+        ({"monitor": "speed"}, "--monitor"),
+        ({"mode": "partial"}, "freeze or whole"),
+    ],
+)
+def test_bad_settings_are_clear_errors(tiny_data, tmp_path, overrides, message):
+    with pytest.raises(MerError, match=message):
+        train(tiny_data, tiny(**overrides), tmp_path / "bad", show=False)
+
+
+def test_not_a_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(MerError, match="mer-fastai prepare"):
+        train(tmp_path, tiny(), tmp_path / "run", show=False)
