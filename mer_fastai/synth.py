@@ -95,3 +95,52 @@ def make_demo_audio(
             clip = synthesize_clip(cues, seconds, sample_rate, rng)
             soundfile.write(folder / f"{name}_{index:02d}.wav", clip, sample_rate)
     return out_dir
+
+
+STUDY_CLASSES = {
+    "anger": DEMO_CLASSES["angry"],
+    "fear": Cues("chromatic", 100, 62, 0.45, 0.25, 0.7, 5),
+    "happy": DEMO_CLASSES["happy"],
+    "sad": DEMO_CLASSES["sad"],
+    "tender": DEMO_CLASSES["tender"],
+}
+# Mean ratings (1-9) each class is drawn around: valence, energy, tension.
+STUDY_RATINGS = {
+    "anger": (2.5, 7.5, 7.5),
+    "fear": (2.8, 5.0, 8.0),
+    "happy": (7.5, 6.5, 3.0),
+    "sad": (3.0, 2.5, 4.0),
+    "tender": (7.0, 3.0, 2.5),
+}
+RATINGS_COLUMNS = ("number", "valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender", "TARGET")
+RATINGS_FILE = "mean_ratings.csv"
+
+
+def make_study_style_set(
+    out_dir: str | Path, clips_per_class: int = 8, seconds: float = 6.0, sample_rate: int = 22050, seed: int = 0
+) -> tuple[Path, Path]:
+    """Numbered clips `audio/NNN.wav` of the study's five emotions plus a ratings file in the study's format.
+
+    The ratings file is tab-separated like `mean_ratings_set1.csv`, so all four features (emotions,
+    energy, valence, tension) come from it exactly as from the real data. Returns (audio dir, ratings file).
+    """
+    import soundfile
+
+    out_dir = Path(out_dir)
+    audio_dir = out_dir / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = ["\t".join(RATINGS_COLUMNS)]
+    number = 0
+    for name, cues in STUDY_CLASSES.items():
+        for _ in range(clips_per_class):
+            number += 1
+            clip = synthesize_clip(cues, seconds, sample_rate, rng)
+            soundfile.write(audio_dir / f"{number:03d}.wav", clip, sample_rate)
+            dims = [np.clip(mean + rng.normal(0, 0.6), 1, 9) for mean in STUDY_RATINGS[name]]
+            emotions = [np.clip((7.0 if other == name else 1.5) + rng.normal(0, 0.4), 1, 9) for other in STUDY_CLASSES]
+            values = [f"{v:.2f}" for v in (*dims, *emotions)]
+            lines.append("\t".join([f"{number:03d}", *values, name.upper()]))
+    ratings = out_dir / RATINGS_FILE
+    ratings.write_text("\n".join(lines) + "\n")
+    return audio_dir, ratings

@@ -1,0 +1,20 @@
+"""`mer-fastai results DIR`: reprint the results tables of a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..progress import console
+from ..runner import show_results
+
+
+def command(out: Path = typer.Argument(..., help="Output folder of `mer-fastai run`.")) -> None:
+    """Reprint the results tables (and where results.md and the heatmap are)."""
+    rows = show_results(out)
+    console.print(f"{len(rows)} result row(s); tables in {out / 'results.md'}, heatmap in {out / 'results_heatmap.png'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("results")(command)

@@ -1,0 +1,44 @@
+"""`mer-fastai run RECIPE`: run or resume an experiment grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import MerError
+from ..runner import EXECUTORS, run_recipe
+from . import options
+
+
+def command(
+    recipe: str = typer.Argument(..., help="Built-in recipe name (see `mer-fastai recipes`) or a YAML path."),
+    feature: list[str] = typer.Option(None, "--feature", "-f", help="Only these tasks (repeatable)."),
+    arch: list[str] = typer.Option(None, "--arch", "-a", help=f"Only these architectures (repeatable). {options.ARCH_HELP}"),
+    mode: list[str] = typer.Option(None, "--mode", "-m", help="Only these modes: freeze, whole (repeatable)."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override a recipe key, dotted, e.g. epochs=5 or datasets.small.audio=DIR (repeatable)."
+    ),
+    augment_dir: list[Path] = typer.Option(
+        None, "--augment-dir", help="Extra training images in <dir>/<class>/ added as an augmentation variant."
+    ),
+    executor: str = typer.Option("local", "--executor", help=f"Where cells run: {', '.join(EXECUTORS)}."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: runs/<experiment>)."),
+) -> None:
+    """Run an experiment recipe's grid; rerunning skips finished cells and retries failed ones."""
+    from ..recipe import load_recipe
+
+    loaded = load_recipe(recipe, set_, feature, arch, mode)
+    summary = run_recipe(
+        loaded, out or Path("runs") / loaded.experiment, augment_dirs=augment_dir, executor=executor
+    )
+    if summary.failed:
+        first = next(iter(summary.failed.items()))
+        raise MerError(
+            f"{len(summary.failed)} cell(s) failed (first: {first[0]}: {first[1]}); "
+            "fix the cause and rerun the same command to retry them"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(command)

@@ -1,0 +1,312 @@
+"""Experiment recipes: load a YAML file (built-in name or path), apply overrides, validate every key."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import MISSING, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .archs import get_arch
+from .data import AUGMENTS
+from .errors import MerError
+from .labels import FEATURES
+from .learner import MODES
+from .spectrogram import SpecConfig
+
+RECIPES_PACKAGE = "mer_fastai.recipes"
+
+
+@dataclass
+class DemoData:
+    """Built-in synthetic study-style audio used while a data set names no `audio` folder."""
+
+    clips_per_class: int = 8
+    seconds: float = 6.0
+    seed: int = 0
+
+
+@dataclass
+class DatasetSpec:
+    """Where one named data set's audio and labels are, and how its clips are grouped."""
+
+    audio: str | None = None
+    labels: str | None = None
+    group_by: str | None = None
+    id_column: str | None = None
+    label_column: str | None = None
+    cuts: list[float] | None = None
+    skip_unlabeled: bool = False
+    demo: DemoData = field(default_factory=DemoData)
+
+    @property
+    def is_demo(self) -> bool:
+        return self.audio is None
+
+
+@dataclass
+class Stage:
+    """One grid of the experiment: a data set × features × archs × modes × augmentations."""
+
+    name: str
+    dataset: str
+    features: list[str]
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    augmentations: list[str] = field(default_factory=lambda: ["none"])
+    weights_from: str | None = None  # a previous stage whose models start this one (Experiment B)
+
+
+@dataclass
+class GanSpec:
+    """How Experiment C makes its artificial spectrograms."""
+
+    backend: str = "diffaug"
+    steps: int = 300
+    images_per_class: int = 40
+    size: int = 32
+    stylegan_dir: str | None = None
+
+
+@dataclass
+class Recipe:
+    """A whole experiment; every key of a recipe file is a field here."""
+
+    experiment: str
+    description: str
+    datasets: dict[str, DatasetSpec]
+    stages: list[Stage]
+    archs: list[str]
+    epochs: int = 20
+    bs: int = 32
+    size: int | None = None
+    lr: float | str = "auto"
+    weights: str = "imagenet"
+    seed: int = 42
+    valid_pct: float = 0.2
+    train_bn: bool = False
+    augment: str = "none"
+    balanced: bool = False
+    monitor: str = "accuracy"
+    patience: int | None = None
+    spectrogram: dict = field(default_factory=dict)
+    demo_settings: dict = field(default_factory=dict)  # applied while data sets use the built-in demo audio
+    gan: GanSpec = field(default_factory=GanSpec)
+    augment_dirs: list[str] = field(default_factory=list)
+    baseline: bool = False
+    source: str = ""
+
+
+def builtin_names() -> list[str]:
+    """Names of the recipes shipped with the package."""
+    return sorted(p.name[:-5] for p in resources.files(RECIPES_PACKAGE).iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
+    """(YAML text, where it came from) of a built-in name or a file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise MerError(f"{path}: recipe file not found; built-in recipes: {', '.join(builtin_names())}")
+        return path.read_text(), str(path)
+    name = str(name_or_path)
+    if name not in builtin_names():
+        raise MerError(f"unknown recipe {name!r}; built-in: {', '.join(builtin_names())}, or pass a .yaml path")
+    return (resources.files(RECIPES_PACKAGE) / f"{name}.yaml").read_text(), f"{name}.yaml"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`key.sub=value` → (["key", "sub"], YAML-parsed value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise MerError(f"--set {text!r}: expected key=value, e.g. --set epochs=5")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise MerError(f"--set {text!r}: the value is not valid YAML ({exc.problem})") from exc
+    return key.strip().split("."), parsed
+
+
+def apply_override(raw: dict, keys: list[str], value: Any, source: str) -> None:
+    """Set a dotted key in the raw recipe; the parent mapping must exist (typos fail in validation)."""
+    node = raw
+    for depth, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None and keys[depth] != "datasets":
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            dotted = ".".join(keys[: depth + 1])
+            raise MerError(f"{source}: --set {'.'.join(keys)}: {dotted!r} is not a mapping")
+        node = child
+    node[keys[-1]] = value
+
+
+def load_recipe(
+    name_or_path: str | Path,
+    overrides: list[str] | None = None,
+    features: list[str] | None = None,
+    archs: list[str] | None = None,
+    modes: list[str] | None = None,
+) -> Recipe:
+    """Load, override, filter and validate a recipe; any problem is one line naming the key."""
+    text, source = recipe_text(name_or_path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MerError(f"{source}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise MerError(f"{source}: a recipe must be a mapping of keys to values")
+    raw = copy.deepcopy(raw)
+    for override in overrides or []:
+        apply_override(raw, *parse_override(override), source)
+    recipe = _build(raw, source)
+    if archs:
+        recipe.archs = list(archs)
+    for stage in recipe.stages:
+        if features:
+            stage.features = list(features)
+        if modes:
+            stage.modes = list(modes)
+    _validate(recipe)
+    return recipe
+
+
+def _build(raw: dict, source: str) -> Recipe:
+    values = _typed(Recipe, raw, source, "")
+    values["datasets"] = {
+        name: _dataset(spec or {}, source, f"datasets.{name}.") for name, spec in _mapping(raw, "datasets", source).items()
+    }
+    stages = raw.get("stages") or []
+    if not isinstance(stages, list):
+        raise MerError(f"{source}: 'stages' must be a list of stages (name, dataset, features, modes)")
+    values["stages"] = [_required(Stage, stage, source, f"stages[{i}].") for i, stage in enumerate(stages)]
+    values["gan"] = GanSpec(**_typed(GanSpec, raw.get("gan") or {}, source, "gan."))
+    values["source"] = source
+    for name in ("experiment", "description", "datasets", "stages", "archs"):
+        if name not in values or values[name] in (None, [], {}):
+            raise MerError(f"{source}: missing required key {name!r}")
+    return Recipe(**values)
+
+
+def _required(cls, raw: dict, source: str, prefix: str):
+    """`cls` built from `raw`, naming the first required key that is missing."""
+    values = _typed(cls, raw, source, prefix)
+    for item in fields(cls):
+        if item.name not in values and item.default is MISSING and item.default_factory is MISSING:
+            raise MerError(f"{source}: missing required key {prefix + item.name!r}")
+    return cls(**values)
+
+
+def _mapping(raw: dict, key: str, source: str) -> dict:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise MerError(f"{source}: {key!r} must be a mapping")
+    return value
+
+
+def _dataset(raw: dict, source: str, prefix: str) -> DatasetSpec:
+    if not isinstance(raw, dict):
+        raise MerError(f"{source}: {prefix[:-1]!r} must be a mapping with audio, labels, ...")
+    values = _typed(DatasetSpec, raw, source, prefix)
+    values["demo"] = DemoData(**_typed(DemoData, raw.get("demo") or {}, source, f"{prefix}demo."))
+    return DatasetSpec(**values)
+
+
+_NESTED = {"datasets", "stages", "gan", "demo", "source"}
+
+
+def _typed(cls, raw: dict, source: str, prefix: str) -> dict:
+    """Check keys against `cls`'s fields (suggesting close names) and scalar value types."""
+    if not isinstance(raw, dict):
+        raise MerError(f"{source}: {prefix[:-1] or 'the recipe'} must be a mapping")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known or key == "source":
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(k for k in known if k != 'source')}"
+            raise MerError(f"{source}: unknown key {prefix + str(key)!r}{hint}")
+        if key in _NESTED:
+            continue
+        values[key] = _check_type(known[key].type, value, source, f"{prefix}{key}")
+    return values
+
+
+def _check_type(annotation: str, value: Any, source: str, key: str) -> Any:
+    """Validate one scalar/list value against its (string) annotation."""
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise MerError(f"{source}: {key!r} must not be empty")
+    checks = [
+        ("list[float]", lambda v: isinstance(v, list) and all(isinstance(x, int | float) for x in v), "a list of numbers"),
+        ("list[str]", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of names"),
+        ("float | str", lambda v: isinstance(v, int | float | str) and not isinstance(v, bool), "a number or 'auto'"),
+        ("bool", lambda v: isinstance(v, bool), "true or false"),
+        ("int", lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+        ("float", lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
+        ("str", lambda v: isinstance(v, str | int | float) and not isinstance(v, bool), "text"),
+        ("dict", lambda v: isinstance(v, dict), "a mapping"),
+    ]
+    for name, check, meaning in checks:
+        if annotation.startswith(name):
+            if not check(value):
+                raise MerError(f"{source}: {key!r} must be {meaning} (got {value!r})")
+            return str(value) if name.startswith("str") else value
+    return value
+
+
+def _validate(recipe: Recipe) -> None:
+    """Cross-field checks: names that must exist, values that must be in range."""
+    src = recipe.source
+    for arch in recipe.archs:
+        try:
+            get_arch(arch)
+        except MerError as exc:
+            raise MerError(f"{src}: archs: {exc}") from exc
+    if recipe.epochs < 1 or recipe.bs < 1:
+        raise MerError(f"{src}: 'epochs' and 'bs' must be at least 1")
+    if isinstance(recipe.lr, str) and recipe.lr != "auto":
+        raise MerError(f"{src}: 'lr' must be a number or 'auto' (got {recipe.lr!r})")
+    if not 0 < recipe.valid_pct < 1:
+        raise MerError(f"{src}: 'valid_pct' must lie between 0 and 1")
+    if recipe.augment not in AUGMENTS:
+        raise MerError(f"{src}: 'augment' must be one of {', '.join(AUGMENTS)}")
+    SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
+    unknown_demo = set(recipe.demo_settings) - {"epochs", "bs", "size", "lr", "weights"}
+    if unknown_demo:
+        raise MerError(f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: epochs, bs, size, lr, weights")
+    names = [stage.name for stage in recipe.stages]
+    for i, stage in enumerate(recipe.stages):
+        where = f"{src}: stages[{i}] ({stage.name})"
+        if stage.dataset not in recipe.datasets:
+            raise MerError(f"{where}: data set {stage.dataset!r} is not under 'datasets' ({', '.join(recipe.datasets)})")
+        bad = [f for f in stage.features if not f]
+        if bad or not stage.features:
+            raise MerError(f"{where}: 'features' must name at least one of {', '.join(FEATURES)}")
+        for mode in stage.modes:
+            if mode not in MODES:
+                raise MerError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
+        for augmentation in stage.augmentations:
+            if augmentation not in ("none", "gan", "dirs"):
+                raise MerError(f"{where}: augmentation {augmentation!r} is not one of none, gan, dirs")
+        if "dirs" in stage.augmentations and not recipe.augment_dirs:
+            raise MerError(f"{where}: augmentation 'dirs' needs 'augment_dirs' (or --augment-dir DIR)")
+        if stage.weights_from is not None and stage.weights_from not in names[:i]:
+            raise MerError(f"{where}: weights_from {stage.weights_from!r} must name an earlier stage")
+    if len(set(names)) != len(names):
+        raise MerError(f"{src}: stage names must be unique")
+
+
+def recipe_settings(recipe: Recipe) -> dict:
+    """The training settings in force, with `demo_settings` applied while any data set is the demo."""
+    settings = {
+        key: getattr(recipe, key)
+        for key in ("epochs", "bs", "size", "lr", "weights", "seed", "train_bn", "augment", "balanced", "monitor", "patience")
+    }
+    if all(spec.is_demo for spec in recipe.datasets.values()):
+        settings.update(recipe.demo_settings)
+    return settings

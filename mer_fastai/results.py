@@ -1,0 +1,188 @@
+"""Experiment results as the study shows them: CSV, markdown tables, a heatmap and a rich table."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+from rich.table import Table
+
+from .errors import MerError
+
+RESULT_COLUMNS = [
+    "experiment",
+    "dataset",
+    "feature",
+    "arch",
+    "mode",
+    "weights",
+    "augmentation",
+    "epochs",
+    "lr",
+    "accuracy",
+    "macro_f1",
+    "seconds",
+    "stage",
+    "run_dir",
+]
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+HEATMAP = "results_heatmap.png"
+
+
+def _column(row: dict) -> str:
+    """Table column of a row: feature · mode (· augmentation when not 'none')."""
+    parts = [row["feature"], row["mode"]]
+    if row.get("augmentation", "none") not in ("none", ""):
+        parts.append(f"+{row['augmentation']}")
+    return " · ".join(parts)
+
+
+def _score(row: dict) -> str:
+    return f"{float(row['accuracy']):.3f} / {float(row['macro_f1']):.3f}"
+
+
+def _tables(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """Rows grouped by (experiment, stage, dataset), in order of appearance."""
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["experiment"], row.get("stage", ""), row["dataset"])].append(row)
+    return groups
+
+
+def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    columns = list(dict.fromkeys(_column(r) for r in rows))
+    cells = {(r["arch"], _column(r)): r for r in rows}
+    return archs, columns, cells
+
+
+def results_markdown(rows: list[dict]) -> str:
+    """Markdown tables: rows = architectures, columns = feature × mode; cells = accuracy / macro-F1."""
+    lines = ["# Results", "", "Cells: validation accuracy / macro-F1.", ""]
+    for (experiment, stage, dataset), group in _tables(rows).items():
+        archs, columns, cells = _grid(group)
+        title = f"{experiment} — {stage} on {dataset}" if stage else f"{experiment} on {dataset}"
+        lines += [f"## {title}", "", "| arch | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        for arch in archs:
+            values = [_score(cells[(arch, c)]) if (arch, c) in cells else "–" for c in columns]
+            lines.append(f"| {arch} | " + " | ".join(values) + " |")
+        lines.append("")
+        lines += _augmentation_gain(group) + _transfer_comparison(group, rows)
+    return "\n".join(lines)
+
+
+def _augmentation_gain(group: list[dict]) -> list[str]:
+    """Experiment C: accuracy with augmentation minus without, per arch, feature and mode."""
+    plain = {(r["arch"], r["feature"], r["mode"]): r for r in group if r.get("augmentation") == "none"}
+    pairs = [(r, plain.get((r["arch"], r["feature"], r["mode"]))) for r in group if r.get("augmentation") not in ("none", "")]
+    pairs = [(aug, base) for aug, base in pairs if base]
+    if not pairs:
+        return []
+    lines = ["Augmentation gain (accuracy with − without):", "", "| arch | feature · mode | without | with | gain |", "|---|---|---|---|---|"]
+    for aug, base in pairs:
+        gain = float(aug["accuracy"]) - float(base["accuracy"])
+        lines.append(
+            f"| {aug['arch']} | {aug['feature']} · {aug['mode']} +{aug['augmentation']} | "
+            f"{float(base['accuracy']):.3f} | {float(aug['accuracy']):.3f} | {gain:+.3f} |"
+        )
+    return [*lines, ""]
+
+
+def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
+    """Experiment B: transferred-weight cells beside the ImageNet cells of expA on the same data."""
+    transferred = [r for r in group if r["weights"] not in ("imagenet", "none", "")]
+    if not transferred:
+        return []
+    reference = {
+        (r["dataset"], r["feature"], r["arch"], r["mode"]): r
+        for r in rows
+        if r["experiment"] != group[0]["experiment"] and r["weights"] in ("imagenet", "none") and r.get("augmentation") == "none"
+    }
+    pairs = [(r, reference.get((r["dataset"], r["feature"], r["arch"], r["mode"]))) for r in transferred]
+    pairs = [(r, ref) for r, ref in pairs if ref]
+    if not pairs:
+        return []
+    lines = [
+        "Transfer vs. the other experiment's weights on the same data (accuracy):",
+        "",
+        "| arch | feature · mode | other (weights) | this (weights) | gain |",
+        "|---|---|---|---|---|",
+    ]
+    for row, ref in pairs:
+        gain = float(row["accuracy"]) - float(ref["accuracy"])
+        lines.append(
+            f"| {row['arch']} | {row['feature']} · {row['mode']} | {float(ref['accuracy']):.3f} ({ref['experiment']}, "
+            f"{ref['weights']}) | {float(row['accuracy']):.3f} ({row['weights']}) | {gain:+.3f} |"
+        )
+    return [*lines, ""]
+
+
+def plot_heatmap(path: Path, rows: list[dict]) -> Path:
+    """One accuracy heatmap per (experiment, stage, data set) table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = list(_tables(rows).items())
+    heights = [0.8 + 0.45 * len(_grid(g)[0]) for _, g in groups]
+    width = max(6.0, 2.0 + 1.3 * max(len(_grid(g)[1]) for _, g in groups))
+    fig, axes = plt.subplots(len(groups), 1, figsize=(width, sum(heights) + 0.6), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, ((experiment, stage, dataset), group) in zip(axes[:, 0], groups):
+        archs, columns, cells = _grid(group)
+        values = np.array([[float(cells[(a, c)]["accuracy"]) if (a, c) in cells else np.nan for c in columns] for a in archs])
+        ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(archs)), archs, fontsize=8)
+        for (i, j), value in np.ndenumerate(values):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black", fontsize=8)
+        ax.set_title(f"{experiment} · {stage} · {dataset} — accuracy" if stage else f"{experiment} · {dataset}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_results(out: str | Path, rows: list[dict]) -> None:
+    """results.csv, results.md and the heatmap, each replaced atomically."""
+    out = Path(out)
+    tmp = out / (RESULTS_CSV + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out / RESULTS_CSV)
+    if rows:
+        md = out / (RESULTS_MD + ".tmp")
+        md.write_text(results_markdown(rows) + "\n")
+        md.replace(out / RESULTS_MD)
+        plot_heatmap(out / HEATMAP, rows)
+
+
+def load_results(out: str | Path) -> list[dict]:
+    """Rows of `results.csv` in a run folder."""
+    path = Path(out) / RESULTS_CSV
+    if not path.exists():
+        raise MerError(f"{out}: no {RESULTS_CSV}; run an experiment with `mer-fastai run RECIPE --out {out}` first")
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def results_tables(rows: list[dict]) -> list[Table]:
+    """Rich tables in the same shape as results.md."""
+    tables = []
+    for (experiment, stage, dataset), group in _tables(rows).items():
+        archs, columns, cells = _grid(group)
+        table = Table(title=f"{experiment} · {stage} · {dataset}  (accuracy / macro-F1)", title_justify="left")
+        table.add_column("arch")
+        for column in columns:
+            table.add_column(column, justify="right")
+        for arch in archs:
+            table.add_row(arch, *[_score(cells[(arch, c)]) if (arch, c) in cells else "–" for c in columns])
+        tables.append(table)
+    return tables
