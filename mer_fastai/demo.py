@@ -21,7 +21,7 @@ class DemoResult:
     run: TrainResult
 
 
-def demo_audio(folder: str | Path, clips_per_class: int = 12, seconds: float = 6.0, seed: int = 0) -> tuple[Path, Path]:
+def demo_audio(folder: str | Path, clips_per_class: int = 20, seconds: float = 6.0, seed: int = 0) -> tuple[Path, Path]:
     """The demo's synthetic study-style set (made once, reused afterwards): (audio dir, ratings file)."""
     folder = Path(folder)
     audio_dir, ratings = folder / "audio", folder / RATINGS_FILE
@@ -33,9 +33,9 @@ def demo_audio(folder: str | Path, clips_per_class: int = 12, seconds: float = 6
 def run_demo(
     out: str | Path = "demo-output",
     arch: str = "alexnet",
-    epochs: int = 8,
+    epochs: int = 12,
     size: int = 128,
-    clips_per_class: int = 12,
+    clips_per_class: int = 20,
     weights: str = "none",
 ) -> DemoResult:
     """Synthesise the study's 5 emotions, prepare 3 s spectrograms, find the LR, train `arch`, report."""

@@ -13,9 +13,9 @@ from . import options
 def command(
     out: Path = options.out_option("demo-output", "the demo's audio, data set and run"),
     arch: str = typer.Option("alexnet", "--arch", "-a", help=options.ARCH_HELP),
-    epochs: int = typer.Option(8, "--epochs", "-e", help="Training epochs."),
+    epochs: int = typer.Option(12, "--epochs", "-e", help="Training epochs."),
     size: int = typer.Option(128, "--size", help="Training resolution in pixels."),
-    clips: int = typer.Option(12, "--clips", help="Synthetic clips per class."),
+    clips: int = typer.Option(20, "--clips", help="Synthetic clips per class."),
     weights: str = typer.Option("none", "--weights", help="Starting weights (none needs no download)."),
 ) -> None:
     """Synthesise a small emotion data set, prepare it, train a model and show the report."""

@@ -1,0 +1,383 @@
+"""`baseline`: hand-crafted audio features and classic classifiers on the data set's own windows and split.
+
+Each spectrogram of a prepared data set has a row in `manifest.csv` (source file, window start, label,
+split). The same audio window is decoded again and described by classic music-information-retrieval
+features (MFCC, chroma, spectral shape, zero-crossing rate, RMS energy, tempo and beat statistics).
+Features are cached in `DATA_DIR/features.npz`, standardised on the training split and fed to an RBF
+SVM, k-NN, a random forest and extra trees, evaluated on the validation split: the reference that the
+CNNs of the study are compared with.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+from .audio import load_audio
+from .errors import AudioError, MerError
+from .prepare import MANIFEST_FILE, read_dataset_info
+from .progress import console, progress_bar
+from .report import METRICS_FILE, classification_metrics, write_json
+from .spectrogram import SpecConfig
+
+CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")
+FEATURES_FILE = "features.npz"
+FEATURE_VERSION = "mir-83/1"  # change whenever `window_features` changes, so caches are redone
+CSV_FILE = "baseline.csv"
+CSV_COLUMNS = [
+    "experiment",
+    "dataset",
+    "feature",
+    "arch",
+    "mode",
+    "weights",
+    "augmentation",
+    "epochs",
+    "lr",
+    "accuracy",
+    "macro_f1",
+    "seconds",
+]
+N_MFCC = 20
+CONTRAST_BANDS = 6
+
+
+def feature_names() -> list[str]:
+    """Names of the columns `window_features` returns, in order."""
+    names = [f"mfcc{i}_mean" for i in range(N_MFCC)] + [f"mfcc{i}_std" for i in range(N_MFCC)]
+    names += [f"chroma{i}_mean" for i in range(12)]
+    for name in ("centroid", "bandwidth", "rolloff", "flatness"):
+        names += [f"{name}_mean", f"{name}_std"]
+    names += [f"contrast{i}_mean" for i in range(CONTRAST_BANDS + 1)]
+    names += [f"contrast{i}_std" for i in range(CONTRAST_BANDS + 1)]
+    names += ["zcr_mean", "zcr_std", "rms_mean", "rms_std"]
+    names += ["tempo_bpm", "onset_mean", "onset_std", "beats_per_second", "beat_interval_std"]
+    return names
+
+
+def window_features(window: np.ndarray, sample_rate: int, n_fft: int, hop_length: int) -> np.ndarray:
+    """The hand-crafted feature vector of one audio window (see `feature_names`)."""
+    import librosa
+
+    magnitude = np.abs(librosa.stft(window, n_fft=n_fft, hop_length=hop_length))
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=magnitude**2, sr=sample_rate))
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
+    chroma = librosa.feature.chroma_stft(S=magnitude**2, sr=sample_rate, n_fft=n_fft)
+    shape = [
+        librosa.feature.spectral_centroid(S=magnitude, sr=sample_rate),
+        librosa.feature.spectral_bandwidth(S=magnitude, sr=sample_rate),
+        librosa.feature.spectral_rolloff(S=magnitude, sr=sample_rate),
+        librosa.feature.spectral_flatness(S=magnitude),
+    ]
+    # the top contrast band must stay below Nyquist: 200 Hz × 2^6 needs a sample rate of 12.8 kHz or more
+    fmin = min(200.0, 0.99 * sample_rate / 2 ** (CONTRAST_BANDS + 1))
+    contrast = librosa.feature.spectral_contrast(
+        S=magnitude, sr=sample_rate, fmin=fmin, n_bands=CONTRAST_BANDS
+    )
+    zcr = librosa.feature.zero_crossing_rate(window, frame_length=n_fft, hop_length=hop_length)
+    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
+    onset = librosa.onset.onset_strength(S=mel_db, sr=sample_rate)
+    tempo = float(
+        np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sample_rate, hop_length=hop_length))[0]
+    )
+    _, beats = librosa.beat.beat_track(
+        onset_envelope=onset, sr=sample_rate, hop_length=hop_length, bpm=tempo, units="time"
+    )
+    duration = len(window) / sample_rate
+    intervals = np.diff(beats)
+    parts = [
+        mfcc.mean(axis=1),
+        mfcc.std(axis=1),
+        chroma.mean(axis=1),
+        *([row.mean(), row.std()] for row in (s[0] for s in shape)),
+        contrast.mean(axis=1),
+        contrast.std(axis=1),
+        [zcr.mean(), zcr.std(), rms.mean(), rms.std()],
+        [
+            tempo,
+            onset.mean(),
+            onset.std(),
+            len(beats) / duration,
+            intervals.std() if len(intervals) > 1 else 0.0,
+        ],
+    ]
+    return np.nan_to_num(np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])).astype(np.float32)
+
+
+def locate_source(source: str, audio_dir: str | None) -> Path:
+    """The audio file of a manifest row; a relative path is also tried below the data set's audio folder."""
+    path = Path(source)
+    if path.exists() or path.is_absolute() or not audio_dir:
+        return path
+    for start in range(len(path.parts)):
+        candidate = Path(audio_dir).joinpath(*path.parts[start:])
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def source_features(
+    source: str, starts: list[tuple[str, float]], spec_values: dict, audio_dir: str | None
+) -> tuple[dict[str, np.ndarray], str | None]:
+    """Features of every listed window (image name, start seconds) of one file, decoding it once.
+
+    A file that cannot be decoded gives no rows and the reason instead of raising.
+    """
+    spec = SpecConfig(**spec_values)
+    try:
+        signal = load_audio(locate_source(source, audio_dir), spec.sample_rate)
+    except AudioError as exc:
+        return {}, str(exc)
+    length = int(round(spec.segment_seconds * spec.sample_rate))
+    rows = {}
+    for image, start in starts:
+        first = int(round(start * spec.sample_rate))
+        window = signal[first : first + length]
+        if len(window) < length:
+            window = np.pad(window, (0, length - len(window)))
+        rows[image] = window_features(window, spec.sample_rate, spec.n_fft, spec.hop_length)
+    return rows, None
+
+
+def read_manifest(data_dir: Path) -> list[dict[str, str]]:
+    """The rows of the data set's `manifest.csv`."""
+    path = data_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise MerError(f"{data_dir}: no {MANIFEST_FILE}; make the data set with `mer-fastai prepare` first")
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def extract_features(
+    data_dir: str | Path, workers: int | None = None, progress: bool = True
+) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
+    """Feature vector of every manifest row (keyed by image), cached in `features.npz`; and skipped files.
+
+    A rerun reuses every cached row and only decodes files whose rows are missing.
+    """
+    data_dir = Path(data_dir)
+    rows = read_manifest(data_dir)
+    spec = SpecConfig.load(data_dir)
+    cache_key = f"{FEATURE_VERSION}:{spec.digest()}"
+    cached = _read_cache(data_dir / FEATURES_FILE, cache_key)
+    todo: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for row in rows:
+        if row["image"] not in cached:
+            todo[row["source"]].append((row["image"], float(row["segment_start"])))
+    if not todo:
+        return cached, []
+    audio_dir = read_dataset_info(data_dir).get("audio_dir")
+    found, skipped = dict(cached), []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    with progress_bar("features", total=len(todo), enabled=progress) as advance:
+        if workers == 1:
+            for source, windows in todo.items():
+                _collect(source, *source_features(source, windows, spec.to_dict(), audio_dir), found, skipped)
+                advance()
+        else:
+            # compile librosa's numba kernels once here, so that the forked workers inherit them
+            window_features(np.zeros(spec.n_fft, np.float32), spec.sample_rate, spec.n_fft, spec.hop_length)
+            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+                futures = {
+                    pool.submit(source_features, source, windows, spec.to_dict(), audio_dir): source
+                    for source, windows in todo.items()
+                }
+                for future in as_completed(futures):
+                    _collect(futures[future], *future.result(), found, skipped)
+                    advance()
+    known = [row["image"] for row in rows if row["image"] in found]
+    _write_cache(data_dir / FEATURES_FILE, cache_key, {image: found[image] for image in known})
+    return found, skipped
+
+
+def _collect(
+    source: str,
+    features: dict[str, np.ndarray],
+    error: str | None,
+    found: dict[str, np.ndarray],
+    skipped: list[dict[str, str]],
+) -> None:
+    """Merge one file's outcome: its rows, or its decoding error."""
+    if error:
+        skipped.append({"file": source, "reason": error})
+    found.update(features)
+
+
+def _read_cache(path: Path, key: str) -> dict[str, np.ndarray]:
+    """Cached rows when the cache was made by this feature version from the same spectrogram settings."""
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["key"]) != key:
+                return {}
+            return dict(zip(saved["images"].tolist(), saved["features"], strict=True))
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def _write_cache(path: Path, key: str, rows: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    features = np.stack(list(rows.values())) if rows else np.zeros((0, len(feature_names())), np.float32)
+    np.savez(
+        tmp,
+        key=np.array(key),
+        images=np.array(list(rows)),
+        features=features,
+        names=np.array(feature_names()),
+    )
+    tmp.replace(path)
+
+
+def make_classifier(name: str, seed: int, n_train: int, workers: int | None = None) -> Pipeline:
+    """A standardise-then-classify pipeline for one of `CLASSIFIERS`; every random choice follows `seed`."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    jobs = workers or os.cpu_count() or 1
+    models = {
+        "svm": lambda: SVC(kernel="rbf", C=1.0, gamma="scale", random_state=seed),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=min(5, n_train)),
+        "random_forest": lambda: RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
+        "extra_trees": lambda: ExtraTreesClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
+    }
+    return make_pipeline(StandardScaler(), models[name]())
+
+
+def run_baseline(
+    data_dir: str | Path,
+    out: str | Path,
+    classifiers: list[str] | None = None,
+    seed: int = 42,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Fit each classifier on the training windows, score it on the validation windows, write the results.
+
+    Writes `out/<classifier>/metrics.json` and `out/baseline.csv`; returns the CSV rows of this run.
+    """
+    data_dir, out = Path(data_dir), Path(out)
+    chosen = list(dict.fromkeys(classifiers or CLASSIFIERS))
+    unknown = [name for name in chosen if name not in CLASSIFIERS]
+    if unknown:
+        raise MerError(f"unknown --classifier {unknown[0]!r}; choose from {', '.join(CLASSIFIERS)}")
+    info = read_dataset_info(data_dir)
+    classes = info["classes"]
+    started = time.time()
+    found, skipped = extract_features(data_dir, workers, progress)
+    feature_seconds = round(time.time() - started, 2)
+    for item in skipped:
+        console.print(f"[yellow]skipped[/] {item['reason']}", soft_wrap=True, highlight=False)
+    splits = _split(read_manifest(data_dir), found, classes)
+    (x_train, y_train), (x_valid, y_valid) = splits["train"], splits["valid"]
+    if len(y_valid) == 0:
+        raise MerError(f"{data_dir}: no validation window has features; prepare with a larger --valid-pct")
+    if len(set(y_train.tolist())) < 2:
+        raise MerError(f"{data_dir}: the training windows hold fewer than two classes; check the data set")
+    dataset = data_dir.resolve().name
+    results = []
+    for name in chosen:
+        begun = time.time()
+        model = make_classifier(name, seed, len(y_train), workers).fit(x_train, y_train)
+        predicted = model.predict(x_valid)
+        seconds = round(time.time() - begun, 3)
+        metrics = classification_metrics(y_valid, predicted, classes)
+        metrics.update(
+            experiment="baseline",
+            dataset=dataset,
+            arch=name,
+            mode="features",
+            feature=info.get("feature"),
+            seconds=seconds,
+            feature_seconds=feature_seconds,
+            features=feature_names(),
+            n_train=len(y_train),
+            n_valid=len(y_valid),
+            seed=seed,
+            skipped=skipped,
+        )
+        (out / name).mkdir(parents=True, exist_ok=True)
+        write_json(out / name / METRICS_FILE, metrics)
+        results.append(
+            {
+                "experiment": "baseline",
+                "dataset": dataset,
+                "feature": info.get("feature"),
+                "arch": name,
+                "mode": "features",
+                "weights": "",
+                "augmentation": "none",
+                "epochs": "",
+                "lr": "",
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "seconds": seconds,
+            }
+        )
+    write_csv(out / CSV_FILE, results)
+    return results
+
+
+def _split(
+    rows: list[dict[str, str]], found: dict[str, np.ndarray], classes: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(features, class indices) of the train and valid windows that have features."""
+    width = len(feature_names())
+    parts: dict[str, tuple[list, list]] = {"train": ([], []), "valid": ([], [])}
+    for row in rows:
+        if row["image"] in found and row["split"] in parts:
+            parts[row["split"]][0].append(found[row["image"]])
+            parts[row["split"]][1].append(classes.index(row["label"]))
+    return {
+        split: (np.array(x, dtype=np.float32).reshape(-1, width), np.array(y, dtype=np.int64))
+        for split, (x, y) in parts.items()
+    }
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Write the rows, keeping earlier rows of other (dataset, classifier) pairs already in the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = {(row["dataset"], row["arch"]) for row in rows}
+    kept = []
+    if path.is_file():
+        with path.open(newline="") as handle:
+            kept = [
+                row for row in csv.DictReader(handle) if (row.get("dataset"), row.get("arch")) not in fresh
+            ]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept + rows)
+    tmp.replace(path)
+    return path
+
+
+def baseline_table(rows: list[dict]) -> Table:
+    """Rich table of one baseline run: one row per classifier."""
+    table = Table(
+        title=f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']})", title_justify="left"
+    )
+    for column in ("classifier", "accuracy", "macro F1", "seconds"):
+        table.add_column(column, justify="left" if column == "classifier" else "right")
+    for row in rows:
+        table.add_row(
+            row["arch"], f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}", f"{row['seconds']:.2f}"
+        )
+    return table

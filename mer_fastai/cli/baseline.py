@@ -1,0 +1,34 @@
+"""`mer-fastai baseline`: hand-crafted features and classic classifiers, the study's reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..baseline import CLASSIFIERS, CSV_FILE, baseline_table, run_baseline
+from ..progress import console
+from . import options
+
+
+def command(
+    data_dir: Path = options.DataDir,
+    out: Path = options.out_option("baseline", "<classifier>/metrics.json and baseline.csv"),
+    classifiers: list[str] = typer.Option(
+        None, "--classifier", help=f"{', '.join(CLASSIFIERS)} (repeatable; default: all four)."
+    ),
+    seed: int = options.Seed,
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        help="Parallel processes for feature extraction and the tree ensembles (default: all cores).",
+    ),
+) -> None:
+    """Score classic classifiers on hand-crafted audio features of the data set's own windows and split."""
+    rows = run_baseline(data_dir, out, classifiers, seed, workers=workers)
+    console.print(baseline_table(rows))
+    console.print(f"results: {out / CSV_FILE} (features cached in {data_dir / 'features.npz'})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("baseline")(command)

@@ -1,0 +1,91 @@
+"""`gan generate`: draw artificial spectrograms of a trained GAN run into `<out>/<class>/*.png`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MerError
+from ..progress import progress_bar
+from . import stylegan
+from .images import check_output_folder, resize_all, save_class_images, to_uint8
+from .model import CHECKPOINT_FILE, Generator, load_checkpoint
+
+META_FILE = "gan.json"
+
+
+def read_run(gan_run: str | Path) -> dict:
+    """The `gan.json` metadata of a run folder made by `mer-fastai gan train`."""
+    path = Path(gan_run) / META_FILE
+    if not path.is_file():
+        raise MerError(f"{gan_run}: no {META_FILE}; pass a folder made by `mer-fastai gan train`")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MerError(f"{path}: not valid JSON ({exc}); retrain the GAN") from exc
+
+
+def sample_diffaug(
+    generator: Generator, class_index: int, n: int, seed: int, image_size: tuple[int, int]
+) -> list[np.ndarray]:
+    """`n` images of one class, grayscale uint8 at `image_size`; reproducible for each (seed, class)."""
+    import torch
+
+    rng = torch.Generator().manual_seed(seed * 1_000_003 + class_index)
+    noise = torch.randn(n, generator.shape.latent_dim, generator=rng)
+    device = next(generator.parameters()).device
+    made = []
+    with torch.no_grad():
+        for start in range(0, n, 256):
+            batch = noise[start : start + 256].to(device)
+            labels = torch.full((len(batch),), class_index, dtype=torch.long, device=device)
+            made.append(to_uint8(generator(batch, labels)))
+    return resize_all(np.concatenate(made), image_size)
+
+
+def sample_class(
+    run_dir: Path, metadata: dict, name: str, n: int, seed: int, stylegan_python: str | None = None
+) -> list[np.ndarray]:
+    """`n` generated images of class `name`, whichever backend trained the run."""
+    index = metadata["classes"].index(name)
+    if metadata["backend"] == "stylegan2-ada":
+        return stylegan.sample(run_dir, metadata, index, n, seed, stylegan_python)
+    generator, _ = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    return sample_diffaug(generator, index, n, seed, tuple(metadata["image_size"]))
+
+
+def generate_images(
+    gan_run: str | Path,
+    n: int,
+    out: str | Path,
+    classes: list[str] | None = None,
+    *,
+    seed: int = 0,
+    stylegan_python: str | None = None,
+    progress: bool = True,
+) -> dict[str, list[Path]]:
+    """Write `n` images per class to `<out>/<class>/gan-s<seed>-NNNNN.png` (grayscale, data set size).
+
+    Merge them into training with `--augment-dir out`; they never join the validation split.
+    """
+    run_dir, out = Path(gan_run), Path(out)
+    metadata = read_run(run_dir)
+    if n < 1:
+        raise MerError(f"--n must be at least 1 (got {n})")
+    chosen = list(dict.fromkeys(classes or metadata["classes"]))
+    unknown = [name for name in chosen if name not in metadata["classes"]]
+    if unknown:
+        raise MerError(
+            f"{run_dir}: the GAN was not trained on class {unknown[0]!r} "
+            f"(classes: {', '.join(metadata['classes'])}); fix --class or retrain with it"
+        )
+    check_output_folder(out, Path(metadata["data_dir"]))
+    written: dict[str, list[Path]] = {}
+    with progress_bar("generating", total=len(chosen), enabled=progress) as advance:
+        for name in chosen:
+            images = sample_class(run_dir, metadata, name, n, seed, stylegan_python)
+            written[name] = save_class_images(images, out / name, f"gan-s{seed}-")
+            advance()
+    return written

@@ -1,0 +1,217 @@
+"""`gan train`: fit a class-conditional GAN on the TRAINING images of a data set, then score and show it."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import MerError
+from ..prepare import read_dataset_info
+from ..progress import progress_bar
+from ..report import write_json
+from . import stylegan
+from .diffaugment import DEFAULT_POLICY, diff_augment, parse_policy
+from .generate import META_FILE, sample_class
+from .images import (
+    SAMPLES_FILE,
+    dataset_image_size,
+    load_real,
+    pick_classes,
+    plot_samples,
+    read_gray,
+    to_unit_range,
+    train_images,
+)
+from .model import CHECKPOINT_FILE, Discriminator, GanShape, Generator, save_checkpoint
+from .quality import quality_report
+
+BACKENDS = ("diffaug", "stylegan2-ada")
+METRICS_FILE = "metrics.json"
+QUALITY_IMAGES = 256  # per class, at most: real training images and generated ones compared
+SHOWN_REAL, SHOWN_FAKE = 2, 6
+
+
+@dataclass
+class GanResult:
+    """What `train_gan` made."""
+
+    out: Path
+    backend: str
+    classes: list[str]
+    metrics: dict
+
+
+def train_gan(
+    data_dir: str | Path,
+    out: str | Path,
+    classes: list[str] | None = None,
+    backend: str = "diffaug",
+    *,
+    steps: int = 2000,
+    size: int = 64,
+    bs: int = 32,
+    seed: int = 42,
+    lr: float = 2e-4,
+    latent_dim: int = 128,
+    policy: str = DEFAULT_POLICY,
+    kimg: int | None = None,
+    stylegan_dir: str | Path | None = None,
+    stylegan_python: str | None = None,
+    progress: bool = True,
+) -> GanResult:
+    """Train a class-conditional GAN on `data_dir/train/<class>/*.png` at size×size and write `out`.
+
+    `out` gets `gan.json` (metadata), `metrics.json` (losses, quality), `samples.png` and the network:
+    `generator.safetensors` (diffaug) or StyleGAN2-ADA's snapshot pickle (stylegan2-ada, where the
+    training length is `kimg`, by default steps × bs / 1000).
+    """
+    data_dir, out = Path(data_dir), Path(out)
+    if backend not in BACKENDS:
+        raise MerError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if steps < 1 or bs < 1:
+        raise MerError(f"--steps and --bs must be at least 1 (got {steps} and {bs})")
+    parse_policy(policy)
+    folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
+    info = read_dataset_info(data_dir)
+    chosen = pick_classes(data_dir, classes)
+    shape = GanShape(n_classes=len(chosen), size=size, latent_dim=latent_dim)
+    images, labels = load_real(data_dir, chosen, size)
+    out.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "backend": backend,
+        "classes": chosen,
+        "size": size,
+        "image_size": list(dataset_image_size(data_dir, chosen)),
+        "data_dir": str(data_dir.resolve()),
+        "feature": info.get("feature"),
+        "train_images": {name: int((labels == i).sum()) for i, name in enumerate(chosen)},
+        "seed": seed,
+        "version": __version__,
+    }
+    started = time.time()
+    if backend == "diffaug":
+        generator, history = train_diffaug(
+            images, labels, shape, steps=steps, bs=bs, lr=lr, seed=seed, policy=policy, progress=progress
+        )
+        metadata.update(steps=steps, bs=bs, lr=lr, latent_dim=latent_dim, policy=policy)
+        save_checkpoint(out / CHECKPOINT_FILE, generator, metadata)
+    else:
+        kimg = kimg or max(1, round(steps * bs / 1000))
+        extra, history = stylegan.train(
+            images,
+            labels,
+            chosen,
+            out,
+            kimg=kimg,
+            batch=bs,
+            seed=seed,
+            folder=folder,
+            python=stylegan_python,
+        )
+        metadata.update(extra)
+    seconds = round(time.time() - started, 2)
+    write_json(out / META_FILE, metadata)
+    quality = evaluate(out, metadata, data_dir, seed)
+    metrics = {
+        "backend": backend,
+        "classes": chosen,
+        "steps": steps if backend == "diffaug" else None,
+        "kimg": metadata.get("kimg"),
+        "seconds": seconds,
+        "losses": history,
+        "quality": quality,
+    }
+    write_json(out / METRICS_FILE, metrics)
+    return GanResult(out, backend, chosen, metrics)
+
+
+def train_diffaug(
+    images: np.ndarray,
+    labels: np.ndarray,
+    shape: GanShape,
+    *,
+    steps: int,
+    bs: int,
+    lr: float,
+    seed: int,
+    policy: str,
+    progress: bool = True,
+) -> tuple[Generator, list[dict]]:
+    """Hinge-loss training with DiffAugment on real and fake images; returns the EMA generator (CPU).
+
+    Runs on the GPU when there is one, else on the CPU.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator, critic = Generator(shape).to(device), Discriminator(shape).to(device)
+    average = copy.deepcopy(generator).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.0, 0.99))
+    real, targets = to_unit_range(images).to(device), torch.from_numpy(labels).to(device)
+    picker = torch.Generator().manual_seed(seed)
+    interval = max(1, steps // 200)
+    history: list[dict] = []
+    sums = np.zeros(2)
+    with progress_bar("GAN steps", total=steps, enabled=progress) as advance:
+        for step in range(steps):
+            index = torch.randint(len(real), (bs,), generator=picker).to(device)
+            batch, classes = real[index], targets[index]
+            fake = generator(torch.randn(bs, shape.latent_dim, device=device), classes)
+            critic.requires_grad_(True)
+            d_loss = (
+                F.relu(1 - critic(diff_augment(batch, policy), classes)).mean()
+                + F.relu(1 + critic(diff_augment(fake.detach(), policy), classes)).mean()
+            )
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            critic.requires_grad_(False)
+            g_loss = -critic(diff_augment(fake, policy), classes).mean()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            update_average(average, generator, step)
+            sums += (d_loss.item(), g_loss.item())
+            if (step + 1) % interval == 0 or step + 1 == steps:
+                d_mean, g_mean = sums / ((step % interval) + 1)
+                history.append({"step": step + 1, "d_loss": float(d_mean), "g_loss": float(g_mean)})
+                sums[:] = 0
+            advance()
+    return average.cpu(), history
+
+
+def update_average(average: Generator, model: Generator, step: int) -> None:
+    """Exponential moving average of the generator's weights (warm-up: short runs follow the model)."""
+    import torch
+
+    beta = min(0.999, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for kept, current in zip(average.parameters(), model.parameters(), strict=True):
+            kept.lerp_(current, 1 - beta)
+        for kept, current in zip(average.buffers(), model.buffers(), strict=True):
+            kept.copy_(current)
+
+
+def evaluate(out: Path, metadata: dict, data_dir: Path, seed: int) -> dict:
+    """Quality scores of generated vs real training images, and the `samples.png` grid."""
+    rng = np.random.default_rng(seed)
+    real, fake = {}, {}
+    for name in metadata["classes"]:
+        files = train_images(data_dir, name)
+        files = [files[i] for i in sorted(rng.permutation(len(files))[:QUALITY_IMAGES])]
+        real[name] = np.stack([read_gray(file) for file in files])
+        fake[name] = np.stack(sample_class(out, metadata, name, max(len(files), SHOWN_FAKE), seed))
+    plot_samples(
+        out / SAMPLES_FILE,
+        {name: list(images[:SHOWN_REAL]) for name, images in real.items()},
+        {name: list(images[:SHOWN_FAKE]) for name, images in fake.items()},
+    )
+    return quality_report(real, fake)

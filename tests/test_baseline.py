@@ -1,0 +1,136 @@
+"""`baseline`: hand-crafted features + classic classifiers on the data set's own windows and split."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mer_fastai import baseline
+from mer_fastai.baseline import CLASSIFIERS, CSV_COLUMNS, FEATURES_FILE, feature_names, run_baseline
+from mer_fastai.cli.main import app
+from mer_fastai.errors import MerError
+from mer_fastai.prepare import prepare_dataset
+from mer_fastai.spectrogram import SpecConfig
+from mer_fastai.synth import make_demo_audio
+
+SPEC = SpecConfig(segment_seconds=1.0, n_mels=32)
+
+
+def manifest(data: Path) -> list[dict]:
+    with (data / "manifest.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory) -> Path:
+    """4 demo classes × 5 clips of 3 s → 1 s windows; 2 clips per class validate."""
+    root = tmp_path_factory.mktemp("baseline")
+    audio = make_demo_audio(root / "audio", clips_per_class=5, seconds=3.0, seed=3)
+    prepare_dataset(audio, root / "data", "emotions", spec=SPEC, valid_pct=0.4, workers=1, progress=False)
+    return root / "data"
+
+
+def test_demo_classes_are_separated_and_results_written(demo_data, tmp_path):
+    rows = run_baseline(demo_data, tmp_path / "out", seed=0, workers=1, progress=False)
+    assert [row["arch"] for row in rows] == list(CLASSIFIERS)
+    for row in rows:
+        assert row["accuracy"] >= 0.6, row  # chance is 0.25; the demo classes differ in every cue
+    columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
+    assert columns == CSV_COLUMNS
+    assert {row["experiment"] for row in saved} == {"baseline"} and {row["mode"] for row in saved} == {
+        "features"
+    }
+    assert {row["dataset"] for row in saved} == {"data"} and {row["augmentation"] for row in saved} == {
+        "none"
+    }
+    metrics = json.loads((tmp_path / "out" / "svm" / "metrics.json").read_text())
+    assert metrics["arch"] == "svm" and metrics["mode"] == "features" and metrics["feature"] == "emotions"
+    assert metrics["classes"] == ["angry", "happy", "sad", "tender"]
+    assert set(metrics["per_class"]) == set(metrics["classes"]) and metrics["seconds"] >= 0
+    valid = [row for row in manifest(demo_data) if row["split"] == "valid"]
+    assert metrics["n_valid"] == len(valid) == sum(s["support"] for s in metrics["per_class"].values())
+    with np.load(demo_data / FEATURES_FILE) as cache:
+        assert cache["features"].shape == (len(manifest(demo_data)), len(feature_names()))
+        assert np.isfinite(cache["features"]).all()
+
+
+def test_rerun_reuses_the_feature_cache_and_merges_the_csv(demo_data, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    run_baseline(demo_data, out, ["knn", "svm"], workers=1, progress=False)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("features were extracted again")
+
+    monkeypatch.setattr(baseline, "source_features", no_decoding)
+    first = {row["arch"]: row for row in read_csv(out / "baseline.csv")[1]}
+    again = run_baseline(demo_data, out, ["svm"], workers=1, progress=False)
+    merged = {row["arch"]: row for row in read_csv(out / "baseline.csv")[1]}
+    assert set(merged) == {"knn", "svm"} and merged["knn"] == first["knn"]
+    assert float(merged["svm"]["accuracy"]) == again[0]["accuracy"] == float(first["svm"]["accuracy"])
+
+
+def test_undecodable_file_is_reported_and_skipped(tmp_path):
+    audio = make_demo_audio(tmp_path / "audio", clips_per_class=3, seconds=2.0, seed=5)
+    data = tmp_path / "data"
+    prepare_dataset(audio, data, "emotions", spec=SPEC, valid_pct=0.34, workers=1, progress=False)
+    rows = manifest(data)
+    broken = next(row["source"] for row in rows if row["split"] == "train")
+    Path(broken).write_bytes(b"not audio at all")
+    run_baseline(data, tmp_path / "out", ["knn"], workers=2, progress=False)
+    metrics = json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text())
+    assert [item["file"] for item in metrics["skipped"]] == [broken]
+    assert "cannot decode" in metrics["skipped"][0]["reason"]
+    lost = sum(row["source"] == broken for row in rows)
+    assert metrics["n_train"] + metrics["n_valid"] == len(rows) - lost
+
+
+def test_bad_requests_are_clear_errors(demo_data, tmp_path):
+    with pytest.raises(MerError, match="unknown --classifier 'svc'"):
+        run_baseline(demo_data, tmp_path, ["svc"], progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MerError, match="prepare"):
+        run_baseline(tmp_path / "empty", tmp_path / "out", progress=False)
+
+
+def test_cli_prints_the_table(demo_data, tmp_path):
+    result = CliRunner().invoke(
+        app, ["baseline", str(demo_data), "--out", str(tmp_path / "out"), "--classifier", "extra_trees"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "extra_trees" in result.output and (tmp_path / "out" / "extra_trees" / "metrics.json").is_file()
+
+
+@pytest.mark.integration
+def test_baseline_on_real_4q_clips(shared_data, tmp_path):
+    """16 real clips (4 per quadrant) of the 4Q data set, 10 s windows, through prepare and baseline."""
+    source = shared_data / "4q-dev"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
+        (tmp_path / "audio" / quadrant).mkdir(parents=True)
+        for clip in sorted((source / quadrant).glob("*.mp3"))[:4]:
+            shutil.copy(clip, tmp_path / "audio" / quadrant / clip.name)
+    data = tmp_path / "data"
+    spec = SpecConfig(segment_seconds=10.0, n_mels=32)
+    prepare_dataset(
+        tmp_path / "audio", data, "emotions", spec=spec, valid_pct=0.25, workers=2, progress=False
+    )
+    rows = run_baseline(data, tmp_path / "out", seed=0, workers=2, progress=False)
+    assert [row["arch"] for row in rows] == list(CLASSIFIERS)
+    for row in rows:
+        assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["macro_f1"] <= 1.0
+    metrics = json.loads((tmp_path / "out" / "random_forest" / "metrics.json").read_text())
+    assert metrics["classes"] == ["Q1", "Q2", "Q3", "Q4"] and metrics["skipped"] == []
+    assert metrics["n_train"] + metrics["n_valid"] == len(manifest(data))
