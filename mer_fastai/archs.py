@@ -26,6 +26,12 @@ class ArchSpec:
     cut: int | Callable[[nn.Module], nn.Module]  # what of the full model is kept as the body
     input_size: int = 224
     stats: tuple[list[float], list[float]] = IMAGENET_STATS
+    min_size: int = 32  # smallest input that survives the body's downsampling
+
+    def check_size(self, size: int | None) -> None:
+        """A training resolution this network can take, or one clear error."""
+        if size is not None and size < self.min_size:
+            raise MerError(f"--size {size} is too small for {self.name}; use at least {self.min_size} px")
 
 
 def _keep_children(*dropped: str) -> Callable[[nn.Module], nn.Module]:
@@ -52,7 +58,7 @@ ARCHS: dict[str, ArchSpec] = {
     spec.name: spec
     for spec in (
         ArchSpec("resnext101_32x8d", "torchvision", "resnext101_32x8d", cut=-2),
-        ArchSpec("alexnet", "torchvision", "alexnet", cut=-2),
+        ArchSpec("alexnet", "torchvision", "alexnet", cut=-2, min_size=63),
         ArchSpec("vgg16_bn", "torchvision", "vgg16_bn", cut=-2),
         ArchSpec("squeezenet1_0", "torchvision", "squeezenet1_0", cut=-1),
         ArchSpec("densenet121", "torchvision", "densenet121", cut=_densenet_body),
@@ -63,6 +69,7 @@ ARCHS: dict[str, ArchSpec] = {
             cut=_keep_children("AuxLogits", "avgpool", "dropout", "fc"),
             input_size=299,
             stats=INCEPTION_STATS,
+            min_size=75,
         ),
     )
 }

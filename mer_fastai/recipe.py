@@ -92,6 +92,7 @@ class Recipe:
     balanced: bool = False
     monitor: str = "accuracy"
     patience: int | None = None
+    num_workers: int | None = None
     spectrogram: dict = field(default_factory=dict)
     demo_settings: dict = field(default_factory=dict)  # applied while data sets use the built-in demo audio
     gan: GanSpec = field(default_factory=GanSpec)
@@ -267,6 +268,12 @@ def _validate(recipe: Recipe) -> None:
             get_arch(arch)
         except MerError as exc:
             raise MerError(f"{src}: archs: {exc}") from exc
+    size = recipe_settings(recipe)["size"]
+    for arch in recipe.archs:
+        try:
+            get_arch(arch).check_size(size)
+        except MerError as exc:
+            raise MerError(f"{src}: size: {exc}") from exc
     if recipe.epochs < 1 or recipe.bs < 1:
         raise MerError(f"{src}: 'epochs' and 'bs' must be at least 1")
     if isinstance(recipe.lr, str) and recipe.lr != "auto":
@@ -305,7 +312,10 @@ def recipe_settings(recipe: Recipe) -> dict:
     """The training settings in force, with `demo_settings` applied while any data set is the demo."""
     settings = {
         key: getattr(recipe, key)
-        for key in ("epochs", "bs", "size", "lr", "weights", "seed", "train_bn", "augment", "balanced", "monitor", "patience")
+        for key in (
+            "epochs", "bs", "size", "lr", "weights", "seed", "train_bn", "augment", "balanced", "monitor", "patience",
+            "num_workers",
+        )
     }
     if all(spec.is_demo for spec in recipe.datasets.values()):
         settings.update(recipe.demo_settings)

@@ -101,6 +101,7 @@ def test_weights_from_another_arch_are_refused(tiny_data, tmp_path, whole_run):
         ({"weights": "/no/such/model"}, "--weights"),
         ({"monitor": "speed"}, "--monitor"),
         ({"mode": "partial"}, "freeze or whole"),
+        ({"arch": "inception_v3", "size": 64}, "at least 75 px"),
     ],
 )
 def test_bad_settings_are_clear_errors(tiny_data, tmp_path, overrides, message):

@@ -1,0 +1,38 @@
+"""`mer-fastai export`: a checked model file (and optionally ONNX) out of a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..export import export_model
+from ..progress import console
+
+
+def command(
+    run_dir: Path = typer.Argument(
+        ..., help="A run folder made by `mer-fastai train`, or a model file to re-check."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Model file to write (.safetensors), or a folder for model.safetensors."
+    ),
+    onnx: bool = typer.Option(
+        False,
+        "--onnx",
+        help="Also write <out>.onnx (input 'image' N×3×size×size, output 'logits'); needs onnx.",
+    ),
+) -> None:
+    """Write a validated, self-describing model file with the run's metrics; optionally ONNX too."""
+    result = export_model(run_dir, out, onnx=onnx)
+    meta = result.metadata
+    console.print(
+        f"model file: [bold]{result.model_file}[/] ({meta['arch']}, classes {', '.join(meta['classes'])})"
+    )
+    if result.onnx_file:
+        size = meta["input_size"]
+        console.print(f"ONNX: [bold]{result.onnx_file}[/] (input 'image' N×3×{size}×{size}, output 'logits')")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(command)

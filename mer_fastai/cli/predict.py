@@ -1,0 +1,104 @@
+"""`mer-fastai predict`: label audio files of any length with a saved model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..predict import (
+    AGGREGATES,
+    FORMATS,
+    Predictions,
+    Predictor,
+    output_format,
+    render_predictions,
+    write_predictions,
+)
+from ..progress import console
+
+Model = typer.Argument(..., help="A model file (.safetensors) or a run folder made by `mer-fastai train`.")
+Window = typer.Option(
+    None, "--window", help="Window length in seconds (default: the model's training window)."
+)
+Hop = typer.Option(
+    None,
+    "--hop",
+    help="Window hop in seconds (default: the training hop, or the window length with --window).",
+)
+Aggregate = typer.Option(
+    "mean",
+    "--aggregate",
+    help=f"Track label from its windows: {', '.join(AGGREGATES)} (mean probability or majority vote).",
+)
+Bs = typer.Option(32, "--bs", help="Windows per inference batch.")
+Device = typer.Option("auto", "--device", help="auto (GPU if present), cpu, cuda or cuda:N.")
+
+
+def command(
+    model: Path = Model,
+    audio: list[Path] = typer.Argument(
+        ..., help="Audio files or folders (searched recursively), any format and length."
+    ),
+    window: float = Window,
+    hop: float = Hop,
+    aggregate: str = Aggregate,
+    bs: int = Bs,
+    fmt: str = typer.Option(
+        None,
+        "--format",
+        help=f"Output format: {', '.join(FORMATS)} (default: from the --out suffix, else json).",
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="File for the predictions; with --format but no --out they go to standard output.",
+    ),
+    device: str = Device,
+) -> None:
+    """Predict the emotion class of each track, window by window, and aggregate per track."""
+    chosen = output_format(out, fmt) if out or fmt else None
+    predictor = Predictor.load(model, device=device, bs=bs)
+    predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
+    if chosen and out is None:
+        sys.stdout.write(render_predictions(predictions, predictor, chosen))
+    else:
+        Console().print(predictions_table(predictions, predictor.classes))
+    if chosen and out is not None:
+        write_predictions(predictions, predictor, out, chosen)
+        console.print(f"{len(predictions)} track(s) written to [bold]{out}")
+    for item in predictions.skipped:
+        console.print(f"  [yellow]skipped[/] {item.file}: {item.reason}", soft_wrap=True, highlight=False)
+    if predictions.skipped:
+        total = len(predictions) + len(predictions.skipped)
+        console.print(f"[yellow]skipped {len(predictions.skipped)} of {total} file(s)")
+
+
+def predictions_table(predictions: Predictions, classes: list[str]) -> Table:
+    """One row per track: its label, the label's probability, its windows and every class's probability."""
+    table = Table(
+        title=f"{len(predictions)} track(s) · {predictions.window:g} s windows, hop {predictions.hop:g} s · "
+        f"{predictions.aggregate}",
+        title_justify="left",
+    )
+    table.add_column("file", overflow="fold")
+    table.add_column("label", style="bold")
+    for name in ("p(label)", "windows", *classes):
+        table.add_column(name, justify="right")
+    for track in predictions:
+        table.add_row(
+            Path(track.file).name,
+            track.label,
+            f"{track.probabilities[track.label]:.3f}",
+            str(len(track.windows)),
+            *(f"{track.probabilities[name]:.3f}" for name in classes),
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(command)

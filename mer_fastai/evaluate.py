@@ -1,0 +1,177 @@
+"""`evaluate`: track-level scores of a saved model on labelled audio files."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import find_audio_files
+from .errors import MerError
+from .labels import ClipLabel, labels_from_folders, normalize_id, read_labels
+from .predict import Predictions, Predictor, SkippedFile
+from .report import (
+    CONFUSION_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    classification_metrics,
+    plot_confusion,
+    text_report,
+    write_json,
+)
+
+PREDICTIONS_FILE = "predictions.csv"
+
+
+@dataclass
+class EvaluationResult:
+    """Where the report went, its metrics, the predictions and the files left out (with why)."""
+
+    out_dir: Path
+    metrics: dict
+    predictions: Predictions
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def evaluate(
+    model: str | Path | Predictor,
+    audio_dir: str | Path,
+    out: str | Path,
+    *,
+    labels: str | Path | None = None,
+    feature: str | None = None,
+    group_by: str | None = None,
+    id_column: str | None = None,
+    label_column: str | None = None,
+    cuts: list[float] | None = None,
+    window: float | None = None,
+    hop: float | None = None,
+    aggregate: str = "mean",
+    skip_unlabeled: bool = False,
+    bs: int = 32,
+    device: str | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Predict every labelled file under `audio_dir` and score the track labels against the truth.
+
+    Labels come from `labels` (any layout `prepare` reads) or, without it, from class folders. Clips the
+    feature leaves out (e.g. SURPRISE for emotions) are skipped with a note; a label the model does not
+    know is an error. Writes metrics.json, classification_report.txt, confusion_matrix.png and
+    predictions.csv to `out`.
+    """
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
+    audio_dir, out_dir = Path(audio_dir), Path(out)
+    feature = feature or predictor.feature or "emotions"
+    files = find_audio_files(audio_dir)
+    if not files:
+        raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
+    if labels is None:
+        if group_by:
+            raise MerError("--group-by needs a --labels file that holds the group column")
+        table = labels_from_folders(audio_dir, files)
+    else:
+        if cuts is None and feature == predictor.feature:
+            cuts = predictor.metadata.get("cuts")  # bin ratings where the training data was binned
+        table = read_labels(
+            labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts
+        )
+    truth: dict[str, ClipLabel] = {}
+    skipped: list[SkippedFile] = []
+    unlabeled: list[Path] = []
+    for file in files:
+        clip_id = normalize_id(file.stem)
+        if clip_id in table.labels:
+            truth[str(file)] = table.labels[clip_id]
+        elif clip_id in table.excluded:
+            skipped.append(SkippedFile(str(file), f"left out of feature {feature!r} by {table.source}"))
+        else:
+            unlabeled.append(file)
+    if unlabeled and not skip_unlabeled:
+        raise MerError(
+            f"{unlabeled[0]}: id {normalize_id(unlabeled[0].stem)!r} has no row in {table.source} "
+            f"({len(unlabeled)} file(s) unlabeled); add the rows or pass --skip-unlabeled"
+        )
+    skipped += [SkippedFile(str(file), f"no row in {table.source}") for file in unlabeled]
+    if not truth:
+        raise MerError(
+            f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature"
+        )
+    unknown = sorted({clip.label for clip in truth.values()} - set(predictor.classes))
+    if unknown:
+        count = sum(clip.label in unknown for clip in truth.values())
+        raise MerError(
+            f"{table.source}: label(s) {', '.join(unknown)} of {count} file(s) are not classes of the model "
+            f"({', '.join(predictor.classes)}); evaluate the model's feature {predictor.feature!r} "
+            "or give --cuts/--label-column that yield its classes"
+        )
+    predictions = predictor.predict_many(
+        list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress
+    )
+    skipped += predictions.skipped
+    if not predictions.tracks:
+        raise MerError(f"{audio_dir}: every labelled file failed to decode; see the skipped files")
+    metrics, report = _score(predictions, truth, predictor.classes)
+    metrics.update(
+        feature=feature,
+        model=str(predictor.source) if predictor.source else None,
+        audio_dir=str(audio_dir),
+        labels=table.source,
+        cuts=table.cuts,
+        window=predictions.window,
+        hop=predictions.hop,
+        aggregate=aggregate,
+        n_skipped=len(skipped),
+        skipped=[asdict(item) for item in skipped],
+    )
+    _write_report(out_dir, metrics, report, predictions, truth, predictor)
+    return EvaluationResult(out_dir, metrics, predictions, skipped)
+
+
+def _score(predictions: Predictions, truth: dict[str, ClipLabel], classes: list[str]) -> tuple[dict, str]:
+    """Track-level metrics (plus the share of windows that match their track's label) and the text report."""
+    index = {name: i for i, name in enumerate(classes)}
+    targets = np.array([index[truth[track.file].label] for track in predictions])
+    predicted = np.array([index[track.label] for track in predictions])
+    window_hits = [w.label == truth[track.file].label for track in predictions for w in track.windows]
+    metrics = classification_metrics(targets, predicted, classes)
+    metrics.update(
+        n_tracks=len(predictions),
+        n_windows=len(window_hits),
+        window_accuracy=float(np.mean(window_hits)),
+    )
+    return metrics, text_report(targets, predicted, classes)
+
+
+def _write_report(
+    out_dir: Path,
+    metrics: dict,
+    report: str,
+    predictions: Predictions,
+    truth: dict[str, ClipLabel],
+    predictor: Predictor,
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_FILE).write_text(report)
+    write_json(out_dir / METRICS_FILE, metrics)
+    title = f"{predictor.metadata['arch']} · {metrics['feature']} · {metrics['n_tracks']} tracks"
+    plot_confusion(out_dir / CONFUSION_FILE, metrics["confusion_matrix"], predictor.classes, title)
+    columns = ["file", "clip_id", "group", "true", "predicted", "correct", "windows"]
+    with (out_dir / PREDICTIONS_FILE).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns + [f"prob_{name}" for name in predictor.classes])
+        for track in predictions:
+            clip = truth[track.file]
+            writer.writerow(
+                [
+                    track.file,
+                    normalize_id(Path(track.file).stem),
+                    clip.group or "",
+                    clip.label,
+                    track.label,
+                    int(track.label == clip.label),
+                    len(track.windows),
+                    *(f"{track.probabilities[name]:.6f}" for name in predictor.classes),
+                ]
+            )

@@ -1,0 +1,289 @@
+"""`predict`: label audio files of any length with a saved model, window by window.
+
+Every window goes through exactly the steps of training: the model's spectrogram settings, the uint8
+image opened as RGB, resized like fastai's validation transform (bilinear squish, or the centre crop of
+the "study" augmentation), scaled to [0, 1] and normalised with the architecture's statistics.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from .audio import find_audio_files, load_audio, windows
+from .errors import AudioError, MerError
+from .modelfile import load_model, model_file_path
+from .progress import progress_bar
+from .spectrogram import SpecConfig, mel_image
+
+AGGREGATES = ("mean", "vote")
+FORMATS = ("json", "csv")
+VAL_XTRA = 0.14  # fastai RandomResizedCrop's validation margin: resize larger, then crop the centre
+
+
+class WindowPrediction(NamedTuple):
+    """One window of a track: where it starts, its most likely class and every class's probability."""
+
+    start: float
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrackPrediction:
+    """The label of one audio file, aggregated over its windows."""
+
+    file: str
+    label: str
+    probabilities: dict[str, float]
+    windows: list[WindowPrediction]
+    duration: float
+
+    def to_dict(self, window_seconds: float) -> dict:
+        """JSON-ready form; each window also says where it ends."""
+        return {
+            "file": self.file,
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "duration": round(self.duration, 3),
+            "windows": [
+                {
+                    "start": round(w.start, 3),
+                    "end": round(min(w.start + window_seconds, self.duration), 3),
+                    "label": w.label,
+                    "probabilities": w.probabilities,
+                }
+                for w in self.windows
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that could not be labelled, and why."""
+
+    file: str
+    reason: str
+
+
+@dataclass
+class Predictions:
+    """The tracks labelled by `Predictor.predict_many` and the files it skipped; iterates over tracks."""
+
+    tracks: list[TrackPrediction]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    window: float = 0.0
+    hop: float = 0.0
+    aggregate: str = "mean"
+
+    def __iter__(self) -> Iterator[TrackPrediction]:
+        return iter(self.tracks)
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+
+class Predictor:
+    """A saved model ready to label audio: `Predictor.load("run/").predict("song.mp3")`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        metadata: dict,
+        *,
+        device: str | None = None,
+        bs: int = 32,
+        source: Path | None = None,
+    ):
+        if bs < 1:
+            raise MerError(f"--bs must be at least 1 (got {bs})")
+        self.device = pick_device(device)
+        self.model = model.eval().to(self.device)
+        self.metadata = metadata
+        self.bs = bs
+        self.source = source
+        self.classes: list[str] = list(metadata["classes"])
+        self.spec = SpecConfig.from_dict(metadata["spectrogram"])
+        self.input_size: int = metadata["input_size"]
+        self.resize: str = metadata.get("resize", "squish")
+        self.feature: str | None = metadata.get("feature")
+        mean, std = (torch.tensor(s, dtype=torch.float32).view(1, 3, 1, 1) for s in metadata["stats"])
+        self.mean, self.std = mean.to(self.device), std.to(self.device)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None, bs: int = 32) -> Predictor:
+        """A model file or a run folder made by `train`; a damaged file is one clear `MerError`."""
+        model, metadata = load_model(path)
+        return cls(model, metadata, device=device, bs=bs, source=model_file_path(path))
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 (height, width) spectrogram images → the normalised (N, 3, size, size) batch training saw."""
+        from PIL import Image
+
+        size = self.input_size
+        arrays = []
+        for image in images:
+            picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).convert("RGB")
+            if self.resize == "crop":
+                margin = math.ceil(size * VAL_XTRA / 8) * 8
+                picture = picture.resize((size + margin, size + margin), Image.BILINEAR)
+                left = margin // 2
+                picture = picture.crop((left, left, left + size, left + size))
+            else:
+                picture = picture.resize((size, size), Image.BILINEAR)
+            arrays.append(np.asarray(picture))
+        batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(self.device)
+        return (batch.float().div_(255.0) - self.mean) / self.std
+
+    def logits(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Raw model outputs (N, classes) for uint8 spectrogram images, computed in batches of `bs`."""
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.bs):
+                outputs.append(self.model(self.preprocess(images[start : start + self.bs])).float().cpu())
+        return torch.cat(outputs) if outputs else torch.empty(0, len(self.classes))
+
+    def window_settings(self, window: float | None = None, hop: float | None = None) -> tuple[float, float]:
+        """Window and hop in seconds: the training window and hop by default; a new window hops by itself."""
+        seconds = window if window is not None else self.spec.segment_seconds
+        step = hop if hop is not None else (self.spec.hop_seconds if window is None else seconds)
+        if not (seconds > 0 and step > 0):
+            raise MerError(f"--window and --hop must be positive seconds (got {seconds} and {step})")
+        return seconds, step
+
+    def predict(
+        self,
+        audio: str | Path,
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        aggregate: str = "mean",
+    ) -> TrackPrediction:
+        """Label one audio file of any length and format; an undecodable file raises `AudioError`."""
+        check_aggregate(aggregate)
+        seconds, step = self.window_settings(window, hop)
+        spec = dataclasses.replace(self.spec, segment_seconds=seconds, segment_hop_seconds=step)
+        signal = load_audio(audio, spec.sample_rate)
+        starts, images = [], []
+        with threadpool_limits(1, user_api="blas"):  # tiny products; idle BLAS threads would stall torch's
+            for start, chunk in windows(signal, spec.sample_rate, seconds, step):
+                starts.append(start)
+                images.append(mel_image(chunk, spec))
+        probs = torch.softmax(self.logits(images), dim=1).numpy().astype(np.float64)
+        mean = probs.mean(axis=0)
+        if aggregate == "vote":
+            votes = np.bincount(probs.argmax(axis=1), minlength=len(self.classes))
+            tied = np.flatnonzero(votes == votes.max())
+            best = int(tied[np.argmax(mean[tied])])  # ties go to the higher mean probability
+        else:
+            best = int(np.argmax(mean))
+        return TrackPrediction(
+            file=str(audio),
+            label=self.classes[best],
+            probabilities=self._named(mean),
+            windows=[
+                WindowPrediction(float(start), self.classes[int(np.argmax(p))], self._named(p))
+                for start, p in zip(starts, probs, strict=True)
+            ],
+            duration=len(signal) / spec.sample_rate,
+        )
+
+    def predict_many(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        aggregate: str = "mean",
+        progress: bool = False,
+    ) -> Predictions:
+        """Label files and folders (searched recursively); undecodable files are skipped with their reason."""
+        check_aggregate(aggregate)
+        seconds, step = self.window_settings(window, hop)
+        files = find_audio_files(*paths)
+        result = Predictions([], [], seconds, step, aggregate)
+        with progress_bar("predicting", total=len(files), enabled=progress) as advance:
+            for file in files:
+                try:
+                    result.tracks.append(self.predict(file, window=seconds, hop=step, aggregate=aggregate))
+                except AudioError as exc:
+                    result.skipped.append(SkippedFile(str(file), str(exc).removeprefix(f"{file}: ")))
+                advance()
+        return result
+
+    def _named(self, probabilities: np.ndarray) -> dict[str, float]:
+        return {name: round(float(p), 6) for name, p in zip(self.classes, probabilities, strict=True)}
+
+
+def check_aggregate(aggregate: str) -> None:
+    """A clear error for an unknown --aggregate."""
+    if aggregate not in AGGREGATES:
+        raise MerError(f"unknown aggregation {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
+
+
+def pick_device(name: str | None) -> torch.device:
+    """`auto` or None: the GPU when there is one, else the CPU; otherwise the named torch device."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise MerError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MerError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    return device
+
+
+def output_format(out: Path | None, fmt: str | None) -> str:
+    """The --format to write: given, else from the --out suffix, else json."""
+    chosen = fmt or (
+        out.suffix.lstrip(".").lower() if out and out.suffix.lower() in (".csv", ".json") else "json"
+    )
+    if chosen not in FORMATS:
+        raise MerError(f"unknown --format {chosen!r}; choose one of {', '.join(FORMATS)}")
+    return chosen
+
+
+def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str) -> str:
+    """JSON (every track with its windows) or CSV (one row per track) text of `predictions`."""
+    classes = predictor.classes
+    if fmt == "json":
+        document = {
+            "model": str(predictor.source) if predictor.source else None,
+            "feature": predictor.feature,
+            "classes": classes,
+            "window": predictions.window,
+            "hop": predictions.hop,
+            "aggregate": predictions.aggregate,
+            "tracks": [track.to_dict(predictions.window) for track in predictions],
+            "skipped": [dataclasses.asdict(item) for item in predictions.skipped],
+        }
+        return json.dumps(document, indent=2) + "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", "label", "duration", "windows", *(f"prob_{name}" for name in classes)])
+    for track in predictions:
+        probs = [f"{track.probabilities[name]:.6f}" for name in classes]
+        writer.writerow([track.file, track.label, f"{track.duration:.3f}", len(track.windows), *probs])
+    return buffer.getvalue()
+
+
+def write_predictions(predictions: Predictions, predictor: Predictor, out: Path, fmt: str) -> Path:
+    """Write `render_predictions` to `out` atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(render_predictions(predictions, predictor, fmt))
+    tmp.replace(out)
+    return out

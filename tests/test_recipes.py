@@ -1,0 +1,181 @@
+"""Recipes, the grid runner, resume, results tables and Experiment B's weight hand-over."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from mer_fastai import runner
+from mer_fastai.errors import MerError
+from mer_fastai.modelfile import read_model_file
+from mer_fastai.recipe import builtin_names, load_recipe, parse_override
+from mer_fastai.results import load_results
+from mer_fastai.runner import run_recipe
+
+TINY_RECIPE = """
+experiment: tiny
+description: a test grid
+datasets:
+  small:
+    demo: {clips_per_class: 3, seconds: 2.0, seed: 0}
+  big:
+    demo: {clips_per_class: 4, seconds: 2.0, seed: 1}
+stages:
+  - name: first
+    dataset: small
+    features: [valence]
+    modes: [freeze, whole]
+archs: [squeezenet1_0, alexnet]
+epochs: 1
+bs: 4
+size: 64
+lr: 0.001
+weights: none
+num_workers: 0
+valid_pct: 0.25
+spectrogram: {segment_seconds: 1.0, n_mels: 32}
+"""
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_RECIPE)
+    return path
+
+
+def test_builtin_recipes_load_and_describe_the_study():
+    assert {"expA", "expB", "expC", "demo"} <= set(builtin_names())
+    exp_a = load_recipe("expA")
+    assert exp_a.archs == ["resnext101_32x8d", "alexnet", "vgg16_bn", "squeezenet1_0", "densenet121", "inception_v3"]
+    assert exp_a.stages[0].features == ["emotions", "energy", "valence", "tension"] and exp_a.epochs == 20
+    exp_b = load_recipe("expB")
+    assert [s.name for s in exp_b.stages] == ["bigset", "transfer"] and exp_b.stages[1].weights_from == "bigset"
+    assert load_recipe("expC").stages[0].augmentations == ["none", "gan"]
+    for name in builtin_names():
+        text = (Path(__file__).parents[1] / "recipes" / f"{name}.yaml").read_text()
+        assert text.startswith("#") and f"mer-fastai run {name}" in text  # headed by how to run it
+
+
+def test_overrides_filters_and_validation_errors(tiny_recipe):
+    assert parse_override("datasets.small.audio=../x") == (["datasets", "small", "audio"], "../x")
+    assert parse_override("epochs=3") == (["epochs"], 3)
+    assert parse_override("weights=none") == (["weights"], "none")
+    recipe = load_recipe(tiny_recipe, ["epochs=3", "datasets.small.group_by=Artist"], ["energy"], ["alexnet"], ["whole"])
+    assert (recipe.epochs, recipe.datasets["small"].group_by, recipe.archs) == (3, "Artist", ["alexnet"])
+    assert recipe.stages[0].features == ["energy"] and recipe.stages[0].modes == ["whole"]
+    cases = [
+        (["epoch=3"], "unknown key 'epoch' (did you mean 'epochs'?)"),
+        (["epochs=many"], "'epochs' must be a whole number"),
+        (["datasets.small.labls=x"], "unknown key 'datasets.small.labls'"),
+        (["lr=fast"], "'lr' must be a number or 'auto'"),
+        (["noequals"], "expected key=value"),
+        (["stages=[{name: a, dataset: nowhere, features: [valence]}]"], "data set 'nowhere'"),
+        (["spectrogram.colour=1"], "colour"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(MerError) as error:
+            load_recipe(tiny_recipe, overrides)
+        assert message in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(MerError, match="unknown architecture"):
+        load_recipe(tiny_recipe, archs=["resnet9000"])
+    with pytest.raises(MerError, match="unknown recipe 'expZ'"):
+        load_recipe("expZ")
+
+
+def test_grid_runs_resumes_and_retries_a_failed_cell(tiny_recipe, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real_run_cell = runner.run_cell
+
+    def flaky(cell):
+        if cell.arch == "alexnet" and cell.mode == "whole":
+            raise RuntimeError("simulated crash")
+        return real_run_cell(cell)
+
+    monkeypatch.setattr(runner, "run_cell", flaky)
+    first = run_recipe(tiny_recipe, out, show=False)
+    assert len(first.ran) == 3 and list(first.failed.values()) == ["RuntimeError: simulated crash"]
+    rows = load_results(out)
+    assert len(rows) == 3
+    state = json.loads((out / "state.json").read_text())["cells"]
+    assert [v["status"] for v in state.values()].count("failed") == 1
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
+
+    monkeypatch.setattr(runner, "run_cell", real_run_cell)
+    second = run_recipe(tiny_recipe, out, show=False)
+    assert len(second.ran) == 1 and len(second.skipped) == 3 and not second.failed
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished cells untouched
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 4
+    assert {(r["arch"], r["mode"]) for r in rows} == {(a, m) for a in ("squeezenet1_0", "alexnet") for m in ("freeze", "whole")}
+    assert all(r["experiment"] == "tiny" and r["feature"] == "valence" and r["weights"] == "none" for r in rows)
+    table = (out / "results.md").read_text()
+    assert "| alexnet |" in table and "valence · freeze" in table and "valence · whole" in table
+    assert (out / "results_heatmap.png").stat().st_size > 5000
+
+    third = run_recipe(tiny_recipe, out, show=False)
+    assert not third.ran and len(third.skipped) == 4
+    changed = run_recipe(tiny_recipe, out, overrides=["epochs=2"], archs=["alexnet"], modes=["whole"], show=False)
+    assert len(changed.ran) == 1  # a changed setting reruns the cell instead of skipping it
+
+
+def test_experiment_b_starts_stage_two_from_stage_one(tiny_recipe, tmp_path):
+    two_stage = TINY_RECIPE.split("stages:")[0] + """stages:
+  - name: bigset
+    dataset: big
+    features: [energy]
+    modes: [whole]
+  - name: transfer
+    dataset: small
+    features: [energy]
+    modes: [freeze]
+    weights_from: bigset
+archs: [squeezenet1_0]
+epochs: 1
+bs: 4
+size: 64
+lr: 0.001
+weights: none
+num_workers: 0
+spectrogram: {segment_seconds: 1.0, n_mels: 32}
+"""
+    path = tmp_path / "b.yaml"
+    path.write_text(two_stage)
+    out = tmp_path / "out"
+    summary = run_recipe(path, out, show=False)
+    assert len(summary.ran) == 2 and not summary.failed
+    rows = {r["stage"]: r for r in load_results(out)}
+    assert rows["transfer"]["weights"] == "bigset"
+    stage_one, _ = read_model_file(Path(rows["bigset"]["run_dir"]))
+    stage_two, _ = read_model_file(Path(rows["transfer"]["run_dir"]))
+    body = [k for k in stage_one if k.startswith("0.")]
+    assert all(torch.equal(stage_one[k], stage_two[k]) for k in body)  # freeze: the body is stage 1's
+    config = json.loads((Path(rows["transfer"]["run_dir"]) / "config.json").read_text())
+    assert config["weights"] == rows["bigset"]["run_dir"]
+
+
+def test_results_command_reprints_and_missing_folder_is_clear(tmp_path):
+    from typer.testing import CliRunner
+
+    from mer_fastai.cli.main import app
+
+    result = CliRunner().invoke(app, ["results", str(tmp_path)])
+    assert isinstance(result.exception, MerError) and "no results.csv" in str(result.exception)
+
+
+def test_recipes_ship_inside_the_wheel(tmp_path):
+    root = Path(__file__).parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(root)],
+        check=True, capture_output=True, timeout=300,
+    )
+    wheel = next(tmp_path.glob("mer_fastai-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {f"mer_fastai/recipes/{n}.yaml" for n in ("expA", "expB", "expC", "demo")} <= set(names)
