@@ -86,7 +86,10 @@ def get_arch(name: str) -> ArchSpec:
 
         model_name = name[len(TIMM_PREFIX) :]
         if not timm.is_model(model_name):
-            raise MerError(f"unknown timm model {model_name!r}; list them with `python -c 'import timm; print(timm.list_models())'`")
+            raise MerError(
+                f"unknown timm model {model_name!r}; "
+                "list them with `python -c 'import timm; print(timm.list_models())'`"
+            )
         cfg = timm.get_pretrained_cfg(model_name)
         size = cfg.input_size[-1] if cfg else 224
         stats = (list(cfg.mean), list(cfg.std)) if cfg else IMAGENET_STATS

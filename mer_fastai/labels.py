@@ -117,8 +117,7 @@ def read_labels(
     if "quadrant" in lower:
         return _quadrants(path, columns, rows, feature, group_column)
     raise MerError(
-        f"{path}: cannot tell the layout (columns: {', '.join(columns)}); "
-        "pass --id-column and --label-column"
+        f"{path}: cannot tell the layout (columns: {', '.join(columns)}); pass --id-column and --label-column"
     )
 
 
@@ -168,8 +167,12 @@ def _quadrants(path, columns, rows, feature, group_column) -> LabelTable:
     for row in rows:
         value = row[quadrant].upper()
         if value not in mapping:
-            raise MerError(f"{path}: quadrant {row[quadrant]!r} of {row[song]!r} is not one of Q1..Q4; fix the file")
-        labels[normalize_id(row[song])] = ClipLabel(mapping[value], row.get(group_column) if group_column else None)
+            raise MerError(
+                f"{path}: quadrant {row[quadrant]!r} of {row[song]!r} is not one of Q1..Q4; fix the file"
+            )
+        labels[normalize_id(row[song])] = ClipLabel(
+            mapping[value], row.get(group_column) if group_column else None
+        )
     return LabelTable(labels, set(), str(path))
 
 

@@ -122,7 +122,9 @@ def plan_tasks(
             f"({len(unlabeled)} file(s) unlabeled); add the rows or pass --skip-unlabeled"
         )
     if not matched:
-        raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
+        raise MerError(
+            f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature"
+        )
     labels = [clip.label for _, _, clip in matched]
     groups = [clip.group or clip_id for _, clip_id, clip in matched]
     sides = split_groups(labels, groups, valid_pct, seed)
@@ -211,7 +213,9 @@ def prepare_dataset(
     rows = [row for task in tasks for row in rows_by_key.get(task.key, [])]
     if not rows:
         first = skipped[0]["reason"] if skipped else "no windows"
-        raise MerError(f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})")
+        raise MerError(
+            f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})"
+        )
     _write_manifest(out_dir / MANIFEST_FILE, rows)
     counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
     for (split, label), n in sorted(Counter((r["split"], r["label"]) for r in rows).items()):

@@ -115,7 +115,9 @@ def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
         return path.read_text(), str(path)
     name = str(name_or_path)
     if name not in builtin_names():
-        raise MerError(f"unknown recipe {name!r}; built-in: {', '.join(builtin_names())}, or pass a .yaml path")
+        raise MerError(
+            f"unknown recipe {name!r}; built-in: {', '.join(builtin_names())}, or pass a .yaml path"
+        )
     return (resources.files(RECIPES_PACKAGE) / f"{name}.yaml").read_text(), f"{name}.yaml"
 
 
@@ -178,7 +180,8 @@ def load_recipe(
 def _build(raw: dict, source: str) -> Recipe:
     values = _typed(Recipe, raw, source, "")
     values["datasets"] = {
-        name: _dataset(spec or {}, source, f"datasets.{name}.") for name, spec in _mapping(raw, "datasets", source).items()
+        name: _dataset(spec or {}, source, f"datasets.{name}.")
+        for name, spec in _mapping(raw, "datasets", source).items()
     }
     stages = raw.get("stages") or []
     if not isinstance(stages, list):
@@ -228,7 +231,11 @@ def _typed(cls, raw: dict, source: str, prefix: str) -> dict:
     for key, value in raw.items():
         if key not in known or key == "source":
             close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(k for k in known if k != 'source')}"
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f"; known keys: {', '.join(k for k in known if k != 'source')}"
+            )
             raise MerError(f"{source}: unknown key {prefix + str(key)!r}{hint}")
         if key in _NESTED:
             continue
@@ -243,9 +250,21 @@ def _check_type(annotation: str, value: Any, source: str, key: str) -> Any:
             return None
         raise MerError(f"{source}: {key!r} must not be empty")
     checks = [
-        ("list[float]", lambda v: isinstance(v, list) and all(isinstance(x, int | float) for x in v), "a list of numbers"),
-        ("list[str]", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of names"),
-        ("float | str", lambda v: isinstance(v, int | float | str) and not isinstance(v, bool), "a number or 'auto'"),
+        (
+            "list[float]",
+            lambda v: isinstance(v, list) and all(isinstance(x, int | float) for x in v),
+            "a list of numbers",
+        ),
+        (
+            "list[str]",
+            lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+            "a list of names",
+        ),
+        (
+            "float | str",
+            lambda v: isinstance(v, int | float | str) and not isinstance(v, bool),
+            "a number or 'auto'",
+        ),
         ("bool", lambda v: isinstance(v, bool), "true or false"),
         ("int", lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
         ("float", lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"),
@@ -285,12 +304,17 @@ def _validate(recipe: Recipe) -> None:
     SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
     unknown_demo = set(recipe.demo_settings) - {"epochs", "bs", "size", "lr", "weights"}
     if unknown_demo:
-        raise MerError(f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: epochs, bs, size, lr, weights")
+        raise MerError(
+            f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; "
+            "allowed: epochs, bs, size, lr, weights"
+        )
     names = [stage.name for stage in recipe.stages]
     for i, stage in enumerate(recipe.stages):
         where = f"{src}: stages[{i}] ({stage.name})"
         if stage.dataset not in recipe.datasets:
-            raise MerError(f"{where}: data set {stage.dataset!r} is not under 'datasets' ({', '.join(recipe.datasets)})")
+            raise MerError(
+                f"{where}: data set {stage.dataset!r} is not under 'datasets' ({', '.join(recipe.datasets)})"
+            )
         bad = [f for f in stage.features if not f]
         if bad or not stage.features:
             raise MerError(f"{where}: 'features' must name at least one of {', '.join(FEATURES)}")
@@ -313,7 +337,17 @@ def recipe_settings(recipe: Recipe) -> dict:
     settings = {
         key: getattr(recipe, key)
         for key in (
-            "epochs", "bs", "size", "lr", "weights", "seed", "train_bn", "augment", "balanced", "monitor", "patience",
+            "epochs",
+            "bs",
+            "size",
+            "lr",
+            "weights",
+            "seed",
+            "train_bn",
+            "augment",
+            "balanced",
+            "monitor",
+            "patience",
             "num_workers",
         )
     }

@@ -65,7 +65,9 @@ def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], titl
     ax.set_title(title, fontsize=10)
     threshold = counts.max() / 2 if counts.size else 0
     for (row, col), value in np.ndenumerate(counts):
-        ax.text(col, row, str(value), ha="center", va="center", color="white" if value > threshold else "black")
+        ax.text(
+            col, row, str(value), ha="center", va="center", color="white" if value > threshold else "black"
+        )
     fig.colorbar(shown, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -118,7 +120,11 @@ def summary_table(metrics: dict, title: str) -> Table:
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, scores in metrics["per_class"].items():
         table.add_row(
-            name, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}", f"{scores['f1']:.3f}", str(scores["support"])
+            name,
+            f"{scores['precision']:.3f}",
+            f"{scores['recall']:.3f}",
+            f"{scores['f1']:.3f}",
+            str(scores["support"]),
         )
     total = sum(s["support"] for s in metrics["per_class"].values())
     table.add_section()

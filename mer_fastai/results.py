@@ -64,7 +64,12 @@ def results_markdown(rows: list[dict]) -> str:
     for (experiment, stage, dataset), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
         title = f"{experiment} — {stage} on {dataset}" if stage else f"{experiment} on {dataset}"
-        lines += [f"## {title}", "", "| arch | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += [
+            f"## {title}",
+            "",
+            "| arch | " + " | ".join(columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
+        ]
         for arch in archs:
             values = [_score(cells[(arch, c)]) if (arch, c) in cells else "–" for c in columns]
             lines.append(f"| {arch} | " + " | ".join(values) + " |")
@@ -76,11 +81,20 @@ def results_markdown(rows: list[dict]) -> str:
 def _augmentation_gain(group: list[dict]) -> list[str]:
     """Experiment C: accuracy with augmentation minus without, per arch, feature and mode."""
     plain = {(r["arch"], r["feature"], r["mode"]): r for r in group if r.get("augmentation") == "none"}
-    pairs = [(r, plain.get((r["arch"], r["feature"], r["mode"]))) for r in group if r.get("augmentation") not in ("none", "")]
+    pairs = [
+        (r, plain.get((r["arch"], r["feature"], r["mode"])))
+        for r in group
+        if r.get("augmentation") not in ("none", "")
+    ]
     pairs = [(aug, base) for aug, base in pairs if base]
     if not pairs:
         return []
-    lines = ["Augmentation gain (accuracy with − without):", "", "| arch | feature · mode | without | with | gain |", "|---|---|---|---|---|"]
+    lines = [
+        "Augmentation gain (accuracy with − without):",
+        "",
+        "| arch | feature · mode | without | with | gain |",
+        "|---|---|---|---|---|",
+    ]
     for aug, base in pairs:
         gain = float(aug["accuracy"]) - float(base["accuracy"])
         lines.append(
@@ -98,7 +112,9 @@ def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
     reference = {
         (r["dataset"], r["feature"], r["arch"], r["mode"]): r
         for r in rows
-        if r["experiment"] != group[0]["experiment"] and r["weights"] in ("imagenet", "none") and r.get("augmentation") == "none"
+        if r["experiment"] != group[0]["experiment"]
+        and r["weights"] in ("imagenet", "none")
+        and r.get("augmentation") == "none"
     }
     pairs = [(r, reference.get((r["dataset"], r["feature"], r["arch"], r["mode"]))) for r in transferred]
     pairs = [(r, ref) for r, ref in pairs if ref]
@@ -113,8 +129,9 @@ def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
     for row, ref in pairs:
         gain = float(row["accuracy"]) - float(ref["accuracy"])
         lines.append(
-            f"| {row['arch']} | {row['feature']} · {row['mode']} | {float(ref['accuracy']):.3f} ({ref['experiment']}, "
-            f"{ref['weights']}) | {float(row['accuracy']):.3f} ({row['weights']}) | {gain:+.3f} |"
+            f"| {row['arch']} | {row['feature']} · {row['mode']} | "
+            f"{float(ref['accuracy']):.3f} ({ref['experiment']}, {ref['weights']}) | "
+            f"{float(row['accuracy']):.3f} ({row['weights']}) | {gain:+.3f} |"
         )
     return [*lines, ""]
 
@@ -130,18 +147,39 @@ def plot_heatmap(path: Path, rows: list[dict]) -> Path:
     groups = list(_tables(rows).items())
     heights = [0.8 + 0.45 * len(_grid(g)[0]) for _, g in groups]
     width = max(6.0, 2.0 + 1.3 * max(len(_grid(g)[1]) for _, g in groups))
-    fig, axes = plt.subplots(len(groups), 1, figsize=(width, sum(heights) + 0.6), squeeze=False,
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(width, sum(heights) + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
     for ax, ((experiment, stage, dataset), group) in zip(axes[:, 0], groups):
         archs, columns, cells = _grid(group)
-        values = np.array([[float(cells[(a, c)]["accuracy"]) if (a, c) in cells else np.nan for c in columns] for a in archs])
+        values = np.array(
+            [
+                [float(cells[(a, c)]["accuracy"]) if (a, c) in cells else np.nan for c in columns]
+                for a in archs
+            ]
+        )
         ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(archs)), archs, fontsize=8)
         for (i, j), value in np.ndenumerate(values):
             if not np.isnan(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black", fontsize=8)
-        ax.set_title(f"{experiment} · {stage} · {dataset} — accuracy" if stage else f"{experiment} · {dataset}", fontsize=9)
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    color="white" if value < 0.6 else "black",
+                    fontsize=8,
+                )
+        ax.set_title(
+            f"{experiment} · {stage} · {dataset} — accuracy" if stage else f"{experiment} · {dataset}",
+            fontsize=9,
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -168,7 +206,9 @@ def load_results(out: str | Path) -> list[dict]:
     """Rows of `results.csv` in a run folder."""
     path = Path(out) / RESULTS_CSV
     if not path.exists():
-        raise MerError(f"{out}: no {RESULTS_CSV}; run an experiment with `mer-fastai run RECIPE --out {out}` first")
+        raise MerError(
+            f"{out}: no {RESULTS_CSV}; run an experiment with `mer-fastai run RECIPE --out {out}` first"
+        )
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -178,7 +218,9 @@ def results_tables(rows: list[dict]) -> list[Table]:
     tables = []
     for (experiment, stage, dataset), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
-        table = Table(title=f"{experiment} · {stage} · {dataset}  (accuracy / macro-F1)", title_justify="left")
+        table = Table(
+            title=f"{experiment} · {stage} · {dataset}  (accuracy / macro-F1)", title_justify="left"
+        )
         table.add_column("arch")
         for column in columns:
             table.add_column(column, justify="right")

@@ -70,7 +70,9 @@ class SpecConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise MerError(f"{source}: unknown spectrogram setting(s) {', '.join(unknown)}; known: {sorted(known)}")
+            raise MerError(
+                f"{source}: unknown spectrogram setting(s) {', '.join(unknown)}; known: {sorted(known)}"
+            )
         return cls(**values)
 
     def save(self, folder: str | Path) -> Path:

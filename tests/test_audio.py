@@ -18,7 +18,12 @@ def tone(seconds: float, sr: int, channels: int = 1) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("suffix", "fmt", "sr", "channels"),
-    [(".wav", "WAV", 48000, 2), (".flac", "FLAC", 44100, 1), (".ogg", "OGG", 32000, 2), (".mp3", "MP3", 44100, 2)],
+    [
+        (".wav", "WAV", 48000, 2),
+        (".flac", "FLAC", 44100, 1),
+        (".ogg", "OGG", 32000, 2),
+        (".mp3", "MP3", 44100, 2),
+    ],
 )
 def test_any_format_rate_and_channels_becomes_mono_at_target_rate(tmp_path, suffix, fmt, sr, channels):
     path = tmp_path / f"clip{suffix}"
@@ -31,7 +36,8 @@ def test_any_format_rate_and_channels_becomes_mono_at_target_rate(tmp_path, suff
 
 
 @pytest.mark.parametrize(
-    ("content", "reason"), [(b"", "empty"), (b"this is not audio at all" * 20, "text"), (b"RIFF\x00\x00", "corrupt")]
+    ("content", "reason"),
+    [(b"", "empty"), (b"this is not audio at all" * 20, "text"), (b"RIFF\x00\x00", "corrupt")],
 )
 def test_bad_files_raise_one_line_naming_the_file(tmp_path, content, reason):
     path = tmp_path / f"{reason}.wav"

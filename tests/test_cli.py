@@ -17,7 +17,9 @@ OPTION_ROW = re.compile(r"^│\s+(?:\*\s+)?(?P<name>--[\w-]+)\s+(?:-\w\s+)?<\w+>
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mer_fastai", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mer_fastai", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("command", ["prepare", "lrfind", "train", "demo"])
@@ -34,9 +36,13 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path):
     for label in ("happy", "sad"):
         (tmp_path / "audio" / label).mkdir(parents=True)
         (tmp_path / "audio" / label / f"{label}.wav").write_bytes(b"garbage" * 10)
-    result = run_cli("prepare", str(tmp_path / "audio"), "--feature", "emotions", "--out", str(tmp_path / "d"))
+    result = run_cli(
+        "prepare", str(tmp_path / "audio"), "--feature", "emotions", "--out", str(tmp_path / "d")
+    )
     assert result.returncode == 2
-    assert "none of the 2 labelled files could be decoded" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "none of the 2 labelled files could be decoded" in result.stderr and "Traceback" not in result.stderr
+    )
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert "Format not recognised" in result.stderr
     result = run_cli("train", str(tmp_path), "--arch", "resnet9000", "--weights", "none")
@@ -52,8 +58,20 @@ def test_missing_label_column_names_the_columns(tmp_path, tiny_audio):
     labels.write_text("id,mood\nhappy_00,happy\n")
     result = runner.invoke(
         app,
-        ["prepare", str(tiny_audio), "--labels", str(labels), "--feature", "emotions", "--out", str(tmp_path / "d"),
-         "--id-column", "id", "--label-column", "emotion"],
+        [
+            "prepare",
+            str(tiny_audio),
+            "--labels",
+            str(labels),
+            "--feature",
+            "emotions",
+            "--out",
+            str(tmp_path / "d"),
+            "--id-column",
+            "id",
+            "--label-column",
+            "emotion",
+        ],
     )
     assert "no column 'emotion'" in str(result.exception) and "id, mood" in str(result.exception)
 
@@ -62,20 +80,68 @@ def test_prepare_lrfind_train_from_the_command_line(tiny_audio, tmp_path):
     data = tmp_path / "data"
     result = runner.invoke(
         app,
-        ["prepare", str(tiny_audio), "--feature", "emotions", "--out", str(data), "--segment-seconds", "1",
-         "--n-mels", "32", "--workers", "1"],
+        [
+            "prepare",
+            str(tiny_audio),
+            "--feature",
+            "emotions",
+            "--out",
+            str(data),
+            "--segment-seconds",
+            "1",
+            "--n-mels",
+            "32",
+            "--workers",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert (data / "manifest.csv").exists()
     result = runner.invoke(
-        app, ["lrfind", str(data), "--arch", "alexnet", "--weights", "none", "--bs", "4", "--size", "64",
-              "--workers", "0", "--out", str(tmp_path / "r1")],
+        app,
+        [
+            "lrfind",
+            str(data),
+            "--arch",
+            "alexnet",
+            "--weights",
+            "none",
+            "--bs",
+            "4",
+            "--size",
+            "64",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "r1"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r1" / "lr_find.png").exists()
     result = runner.invoke(
-        app, ["train", str(data), "--arch", "alexnet", "--mode", "whole", "--weights", "none", "--epochs", "1",
-              "--bs", "4", "--size", "64", "--lr", "1e-3", "--workers", "0", "--out", str(tmp_path / "r2")],
+        app,
+        [
+            "train",
+            str(data),
+            "--arch",
+            "alexnet",
+            "--mode",
+            "whole",
+            "--weights",
+            "none",
+            "--epochs",
+            "1",
+            "--bs",
+            "4",
+            "--size",
+            "64",
+            "--lr",
+            "1e-3",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "r2"),
+        ],
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text())

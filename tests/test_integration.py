@@ -27,7 +27,13 @@ def test_4q_subset_grouped_by_artist_then_train(shared_data, tmp_path):
             shutil.copy(clip, audio / quadrant / clip.name)
     data = tmp_path / "data"
     result = prepare_dataset(
-        audio, data, "valence", source / "annotations.csv", group_by="Artist", spec=SpecConfig(), progress=False
+        audio,
+        data,
+        "valence",
+        source / "annotations.csv",
+        group_by="Artist",
+        spec=SpecConfig(),
+        progress=False,
     )
     assert result.classes == ["negative", "positive"] and not result.skipped
     assert result.segments == 24 * 3  # 30 s clips → three 10 s windows
@@ -46,9 +52,13 @@ def test_soundtracks_sample_with_its_real_ratings_file(shared_data, tmp_path):
     ratings = sample / "mean_ratings_set1.csv"
     table = read_labels(ratings, "energy")
     assert len(table.labels) == 360
-    assert Counter(v.label for v in table.labels.values()) == pytest.approx({"low": 120, "medium": 120, "high": 120}, abs=3)
+    assert Counter(v.label for v in table.labels.values()) == pytest.approx(
+        {"low": 120, "medium": 120, "high": 120}, abs=3
+    )
     data = tmp_path / "data"
-    result = prepare_dataset(sample / "audio", data, "energy", ratings, spec=SpecConfig(segment_seconds=5.0), progress=False)
+    result = prepare_dataset(
+        sample / "audio", data, "energy", ratings, spec=SpecConfig(segment_seconds=5.0), progress=False
+    )
     assert result.clips == 25 and not result.skipped  # mp3 and wav, 44.1 and 48 kHz
     emotions = read_labels(ratings, "emotions")
     assert len(emotions.labels) == 150 and "surprise" not in {v.label for v in emotions.labels.values()}

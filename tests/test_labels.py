@@ -56,7 +56,12 @@ def test_quadrant_file_mapping_and_unavailable_feature(tmp_path):
     path = tmp_path / "annotations.csv"
     path.write_text("Song,Artist,Title,Quadrant\nMT1,A,t,Q1\nMT2,A,t,Q2\nMT3,B,t,Q3\nMT4,C,t,Q4\n")
     valence = read_labels(path, "valence", group_by="Artist")
-    assert [valence.labels[f"MT{i}"].label for i in range(1, 5)] == ["positive", "negative", "negative", "positive"]
+    assert [valence.labels[f"MT{i}"].label for i in range(1, 5)] == [
+        "positive",
+        "negative",
+        "negative",
+        "positive",
+    ]
     assert valence.labels["MT2"].group == "A"
     energy = read_labels(path, "energy")
     assert [energy.labels[f"MT{i}"].label for i in range(1, 5)] == ["high", "high", "low", "low"]
@@ -89,7 +94,10 @@ def test_ids_match_whatever_the_zero_padding():
 
 def test_folder_layout(tmp_path):
     files = [tmp_path / "happy" / "a.wav", tmp_path / "sad" / "b.wav"]
-    assert {k: v.label for k, v in labels_from_folders(tmp_path, files).labels.items()} == {"a": "happy", "b": "sad"}
+    assert {k: v.label for k, v in labels_from_folders(tmp_path, files).labels.items()} == {
+        "a": "happy",
+        "b": "sad",
+    }
     with pytest.raises(MerError, match="class folder"):
         labels_from_folders(tmp_path, [tmp_path / "loose.wav"])
 

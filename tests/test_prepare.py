@@ -51,9 +51,16 @@ def test_rerun_skips_finished_clips_and_refuses_other_settings(tiny_audio, tmp_p
     assert again.reused == first.clips - 1 and image.exists()
     assert manifest(out) == manifest(out)
     with pytest.raises(MerError, match="spectrogram"):
-        prepare_dataset(tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), progress=False)
+        prepare_dataset(
+            tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), progress=False
+        )
     redone = prepare_dataset(
-        tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), overwrite=True, progress=False
+        tiny_audio,
+        out,
+        "emotions",
+        spec=SpecConfig(segment_seconds=0.5, n_mels=32),
+        overwrite=True,
+        progress=False,
     )
     assert redone.segments == 4 * 4 * 4
 
@@ -80,7 +87,9 @@ def test_group_by_keeps_each_group_on_one_side(tmp_path, tiny_audio):
         lines.append(f"MT{index:03d},artist{index % 5},Q{index % 4 + 1}")
     (tmp_path / "ann.csv").write_text("\n".join(lines) + "\n")
     out = tmp_path / "data"
-    prepare_dataset(audio, out, "valence", tmp_path / "ann.csv", group_by="Artist", spec=TINY_SPEC, progress=False)
+    prepare_dataset(
+        audio, out, "valence", tmp_path / "ann.csv", group_by="Artist", spec=TINY_SPEC, progress=False
+    )
     artist = {f"MT{i:03d}": f"artist{i % 5}" for i in range(16)}
     sides: dict[str, set] = {}
     for row in manifest(out):

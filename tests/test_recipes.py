@@ -54,10 +54,19 @@ def tiny_recipe(tmp_path) -> Path:
 def test_builtin_recipes_load_and_describe_the_study():
     assert {"expA", "expB", "expC", "demo"} <= set(builtin_names())
     exp_a = load_recipe("expA")
-    assert exp_a.archs == ["resnext101_32x8d", "alexnet", "vgg16_bn", "squeezenet1_0", "densenet121", "inception_v3"]
+    assert exp_a.archs == [
+        "resnext101_32x8d",
+        "alexnet",
+        "vgg16_bn",
+        "squeezenet1_0",
+        "densenet121",
+        "inception_v3",
+    ]
     assert exp_a.stages[0].features == ["emotions", "energy", "valence", "tension"] and exp_a.epochs == 20
     exp_b = load_recipe("expB")
-    assert [s.name for s in exp_b.stages] == ["bigset", "transfer"] and exp_b.stages[1].weights_from == "bigset"
+    assert [s.name for s in exp_b.stages] == ["bigset", "transfer"] and exp_b.stages[
+        1
+    ].weights_from == "bigset"
     assert load_recipe("expC").stages[0].augmentations == ["none", "gan"]
     for name in builtin_names():
         text = (Path(__file__).parents[1] / "recipes" / f"{name}.yaml").read_text()
@@ -68,7 +77,9 @@ def test_overrides_filters_and_validation_errors(tiny_recipe):
     assert parse_override("datasets.small.audio=../x") == (["datasets", "small", "audio"], "../x")
     assert parse_override("epochs=3") == (["epochs"], 3)
     assert parse_override("weights=none") == (["weights"], "none")
-    recipe = load_recipe(tiny_recipe, ["epochs=3", "datasets.small.group_by=Artist"], ["energy"], ["alexnet"], ["whole"])
+    recipe = load_recipe(
+        tiny_recipe, ["epochs=3", "datasets.small.group_by=Artist"], ["energy"], ["alexnet"], ["whole"]
+    )
     assert (recipe.epochs, recipe.datasets["small"].group_by, recipe.archs) == (3, "Artist", ["alexnet"])
     assert recipe.stages[0].features == ["energy"] and recipe.stages[0].modes == ["whole"]
     cases = [
@@ -114,20 +125,28 @@ def test_grid_runs_resumes_and_retries_a_failed_cell(tiny_recipe, tmp_path, monk
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished cells untouched
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 4
-    assert {(r["arch"], r["mode"]) for r in rows} == {(a, m) for a in ("squeezenet1_0", "alexnet") for m in ("freeze", "whole")}
-    assert all(r["experiment"] == "tiny" and r["feature"] == "valence" and r["weights"] == "none" for r in rows)
+    assert {(r["arch"], r["mode"]) for r in rows} == {
+        (a, m) for a in ("squeezenet1_0", "alexnet") for m in ("freeze", "whole")
+    }
+    assert all(
+        r["experiment"] == "tiny" and r["feature"] == "valence" and r["weights"] == "none" for r in rows
+    )
     table = (out / "results.md").read_text()
     assert "| alexnet |" in table and "valence · freeze" in table and "valence · whole" in table
     assert (out / "results_heatmap.png").stat().st_size > 5000
 
     third = run_recipe(tiny_recipe, out, show=False)
     assert not third.ran and len(third.skipped) == 4
-    changed = run_recipe(tiny_recipe, out, overrides=["epochs=2"], archs=["alexnet"], modes=["whole"], show=False)
+    changed = run_recipe(
+        tiny_recipe, out, overrides=["epochs=2"], archs=["alexnet"], modes=["whole"], show=False
+    )
     assert len(changed.ran) == 1  # a changed setting reruns the cell instead of skipping it
 
 
 def test_experiment_b_starts_stage_two_from_stage_one(tiny_recipe, tmp_path):
-    two_stage = TINY_RECIPE.split("stages:")[0] + """stages:
+    two_stage = (
+        TINY_RECIPE.split("stages:")[0]
+        + """stages:
   - name: bigset
     dataset: big
     features: [energy]
@@ -146,6 +165,7 @@ weights: none
 num_workers: 0
 spectrogram: {segment_seconds: 1.0, n_mels: 32}
 """
+    )
     path = tmp_path / "b.yaml"
     path.write_text(two_stage)
     out = tmp_path / "out"
@@ -173,8 +193,21 @@ def test_results_command_reprints_and_missing_folder_is_clear(tmp_path):
 def test_recipes_ship_inside_the_wheel(tmp_path):
     root = Path(__file__).parents[1]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(root)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     wheel = next(tmp_path.glob("mer_fastai-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()

@@ -13,7 +13,9 @@ from ..runner import show_results
 def command(out: Path = typer.Argument(..., help="Output folder of `mer-fastai run`.")) -> None:
     """Reprint the results tables (and where results.md and the heatmap are)."""
     rows = show_results(out)
-    console.print(f"{len(rows)} result row(s); tables in {out / 'results.md'}, heatmap in {out / 'results_heatmap.png'}")
+    console.print(
+        f"{len(rows)} result row(s); tables in {out / 'results.md'}, heatmap in {out / 'results_heatmap.png'}"
+    )
 
 
 def register(app: typer.Typer) -> None:
