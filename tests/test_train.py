@@ -99,7 +99,12 @@ def test_freeze_leaves_the_body_untouched_and_whole_changes_it(tiny_data, tmp_pa
 
 def test_weights_from_another_arch_are_refused(tiny_data, tmp_path, whole_run):
     with pytest.raises(MerError, match="holds a 'squeezenet1_0' model"):
-        train(tiny_data, tiny(arch="alexnet", weights=str(whole_run.run_dir)), tmp_path / "x", show=False)
+        train(
+            tiny_data,
+            tiny(arch="alexnet", size=64, weights=str(whole_run.run_dir)),
+            tmp_path / "x",
+            show=False,
+        )
 
 
 @pytest.mark.parametrize(
