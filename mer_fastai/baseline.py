@@ -30,26 +30,14 @@ from .errors import AudioError, MerError
 from .prepare import MANIFEST_FILE, read_dataset_info
 from .progress import console, progress_bar
 from .report import METRICS_FILE, classification_metrics, write_json
+from .results import RESULT_COLUMNS
 from .spectrogram import SpecConfig
 
 CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")
 FEATURES_FILE = "features.npz"
 FEATURE_VERSION = "mir-83/1"  # change whenever `window_features` changes, so caches are redone
 CSV_FILE = "baseline.csv"
-CSV_COLUMNS = [
-    "experiment",
-    "dataset",
-    "feature",
-    "arch",
-    "mode",
-    "weights",
-    "augmentation",
-    "epochs",
-    "lr",
-    "accuracy",
-    "macro_f1",
-    "seconds",
-]
+CSV_COLUMNS = RESULT_COLUMNS[:12]  # the results table's columns, without stage and run_dir
 N_MFCC = 20
 CONTRAST_BANDS = 6
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .audio import find_audio_files
 from .errors import MerError
-from .labels import ClipLabel, labels_from_folders, normalize_id, read_labels
+from .labels import ClipLabel, label_table, normalize_id
 from .predict import Predictions, Predictor, SkippedFile
 from .report import (
     CONFUSION_FILE,
@@ -67,16 +67,18 @@ def evaluate(
     files = find_audio_files(audio_dir)
     if not files:
         raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
-    if labels is None:
-        if group_by:
-            raise MerError("--group-by needs a --labels file that holds the group column")
-        table = labels_from_folders(audio_dir, files)
-    else:
-        if cuts is None and feature == predictor.feature:
-            cuts = predictor.metadata.get("cuts")  # bin ratings where the training data was binned
-        table = read_labels(
-            labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts
-        )
+    if labels is not None and cuts is None and feature == predictor.feature:
+        cuts = predictor.metadata.get("cuts")  # bin ratings where the training data was binned
+    table = label_table(
+        audio_dir,
+        files,
+        labels,
+        feature,
+        group_by=group_by,
+        id_column=id_column,
+        label_column=label_column,
+        cuts=cuts,
+    )
     truth: dict[str, ClipLabel] = {}
     skipped: list[SkippedFile] = []
     unlabeled: list[Path] = []

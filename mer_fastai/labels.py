@@ -219,3 +219,24 @@ def labels_from_folders(audio_dir: str | Path, files: list[Path]) -> LabelTable:
             )
         labels[normalize_id(file.stem)] = ClipLabel(file.parent.name)
     return LabelTable(labels, set(), f"folders of {root}")
+
+
+def label_table(
+    audio_dir: str | Path,
+    files: list[Path],
+    labels: str | Path | None,
+    feature: str,
+    *,
+    group_by: str | None = None,
+    id_column: str | None = None,
+    label_column: str | None = None,
+    cuts: list[float] | None = None,
+) -> LabelTable:
+    """Labels of `files` from a labels file, or from their class folders when there is none."""
+    if labels is None:
+        if group_by:
+            raise MerError("--group-by needs a --labels file that holds the group column")
+        return labels_from_folders(audio_dir, files)
+    return read_labels(
+        labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .audio import find_audio_files, load_audio, windows
 from .errors import AudioError, MerError
-from .labels import LabelTable, labels_from_folders, normalize_id, read_labels
+from .labels import LabelTable, label_table, normalize_id
 from .progress import progress_bar
 from .spectrogram import SpecConfig, mel_image
 from .split import split_groups
@@ -176,14 +176,16 @@ def prepare_dataset(
     files = find_audio_files(audio_dir)
     if not files:
         raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
-    if labels is None:
-        if group_by:
-            raise MerError("--group-by needs a --labels file that holds the group column")
-        table = labels_from_folders(audio_dir, files)
-    else:
-        table = read_labels(
-            labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts
-        )
+    table = label_table(
+        audio_dir,
+        files,
+        labels,
+        feature,
+        group_by=group_by,
+        id_column=id_column,
+        label_column=label_column,
+        cuts=cuts,
+    )
     tasks, unlabeled = plan_tasks(audio_dir, table, files, valid_pct, seed, skip_unlabeled)
     settings = {
         "feature": feature,

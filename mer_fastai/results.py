@@ -78,37 +78,38 @@ def results_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _augmentation_gain(group: list[dict]) -> list[str]:
-    """Experiment C: accuracy with augmentation minus without, per arch, feature and mode."""
-    plain = {(r["arch"], r["feature"], r["mode"]): r for r in group if r.get("augmentation") == "none"}
-    pairs = [
-        (r, plain.get((r["arch"], r["feature"], r["mode"])))
-        for r in group
-        if r.get("augmentation") not in ("none", "")
-    ]
-    pairs = [(aug, base) for aug, base in pairs if base]
+def _paired_table(title: str, pairs: list[tuple[dict, dict]], describe) -> list[str]:
+    """Markdown rows comparing each cell's accuracy with its reference cell's."""
     if not pairs:
         return []
-    lines = [
-        "Augmentation gain (accuracy with − without):",
-        "",
-        "| arch | feature · mode | without | with | gain |",
-        "|---|---|---|---|---|",
-    ]
-    for aug, base in pairs:
-        gain = float(aug["accuracy"]) - float(base["accuracy"])
+    lines = [title, "", "| arch | feature · mode | reference | this | gain |", "|---|---|---|---|---|"]
+    for row, ref in pairs:
+        gain = float(row["accuracy"]) - float(ref["accuracy"])
         lines.append(
-            f"| {aug['arch']} | {aug['feature']} · {aug['mode']} +{aug['augmentation']} | "
-            f"{float(base['accuracy']):.3f} | {float(aug['accuracy']):.3f} | {gain:+.3f} |"
+            f"| {row['arch']} | {row['feature']} · {row['mode']} | "
+            f"{float(ref['accuracy']):.3f} ({describe(ref)}) | "
+            f"{float(row['accuracy']):.3f} ({describe(row)}) | {gain:+.3f} |"
         )
     return [*lines, ""]
 
 
+def _augmentation_gain(group: list[dict]) -> list[str]:
+    """Experiment C: accuracy with augmentation against without, per arch, feature and mode."""
+    plain = {(r["arch"], r["feature"], r["mode"]): r for r in group if r.get("augmentation") == "none"}
+    augmented = [r for r in group if r.get("augmentation") not in ("none", "")]
+    pairs = [
+        (r, plain[(r["arch"], r["feature"], r["mode"])])
+        for r in augmented
+        if (r["arch"], r["feature"], r["mode"]) in plain
+    ]
+    return _paired_table(
+        "Augmentation gain (accuracy):", pairs, lambda r: f"augmentation {r['augmentation']}"
+    )
+
+
 def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
-    """Experiment B: transferred-weight cells beside the ImageNet cells of expA on the same data."""
+    """Experiment B: transferred-weight cells beside another experiment's cells on the same data."""
     transferred = [r for r in group if r["weights"] not in ("imagenet", "none", "")]
-    if not transferred:
-        return []
     reference = {
         (r["dataset"], r["feature"], r["arch"], r["mode"]): r
         for r in rows
@@ -116,24 +117,10 @@ def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
         and r["weights"] in ("imagenet", "none")
         and r.get("augmentation") == "none"
     }
-    pairs = [(r, reference.get((r["dataset"], r["feature"], r["arch"], r["mode"]))) for r in transferred]
-    pairs = [(r, ref) for r, ref in pairs if ref]
-    if not pairs:
-        return []
-    lines = [
-        "Transfer vs. the other experiment's weights on the same data (accuracy):",
-        "",
-        "| arch | feature · mode | other (weights) | this (weights) | gain |",
-        "|---|---|---|---|---|",
-    ]
-    for row, ref in pairs:
-        gain = float(row["accuracy"]) - float(ref["accuracy"])
-        lines.append(
-            f"| {row['arch']} | {row['feature']} · {row['mode']} | "
-            f"{float(ref['accuracy']):.3f} ({ref['experiment']}, {ref['weights']}) | "
-            f"{float(row['accuracy']):.3f} ({row['weights']}) | {gain:+.3f} |"
-        )
-    return [*lines, ""]
+    keys = [(r, (r["dataset"], r["feature"], r["arch"], r["mode"])) for r in transferred]
+    pairs = [(r, reference[key]) for r, key in keys if key in reference]
+    title = "Transfer vs. the other experiment's weights on the same data (accuracy):"
+    return _paired_table(title, pairs, lambda r: f"{r['experiment']}, weights {r['weights']}")
 
 
 def plot_heatmap(path: Path, rows: list[dict]) -> Path:

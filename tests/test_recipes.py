@@ -212,3 +212,57 @@ def test_recipes_ship_inside_the_wheel(tmp_path):
     wheel = next(tmp_path.glob("mer_fastai-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {f"mer_fastai/recipes/{n}.yaml" for n in ("expA", "expB", "expC", "demo")} <= set(names)
+
+
+def test_results_tables_compare_transfer_and_augmentation():
+    from mer_fastai.results import results_markdown
+
+    base = {"dataset": "small", "arch": "alexnet", "mode": "whole", "macro_f1": 0.5}
+    rows = [
+        {
+            **base,
+            "experiment": "expA",
+            "stage": "imagenet",
+            "feature": "valence",
+            "weights": "imagenet",
+            "augmentation": "none",
+            "accuracy": 0.5,
+        },
+        {
+            **base,
+            "experiment": "expB",
+            "stage": "transfer",
+            "feature": "valence",
+            "weights": "bigset",
+            "augmentation": "none",
+            "accuracy": 0.625,
+        },
+        {
+            **base,
+            "experiment": "expC",
+            "stage": "gan",
+            "feature": "emotions",
+            "weights": "imagenet",
+            "augmentation": "none",
+            "accuracy": 0.6,
+        },
+        {
+            **base,
+            "experiment": "expC",
+            "stage": "gan",
+            "feature": "emotions",
+            "weights": "imagenet",
+            "augmentation": "gan",
+            "accuracy": 0.55,
+        },
+    ]
+    table = results_markdown(rows)
+    assert (
+        "| alexnet | valence · whole | 0.500 (expA, weights imagenet) | "
+        "0.625 (expB, weights bigset) | +0.125 |" in table
+    )
+    assert (
+        "| alexnet | emotions · whole | 0.600 (augmentation none) | 0.550 (augmentation gan) | -0.050 |"
+        in table
+    )
+    assert "emotions · whole · +gan" in table
