@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.imports import noop
@@ -67,8 +69,24 @@ class RichProgress(Callback):
     def _log_epoch(self, values) -> None:
         if self.active:
             epoch, *rest = values
-            cells = [f"{name} {v}" if isinstance(v, str) else f"{name} {v:.4f}" for name, v in zip(self.names, rest)]
+            cells = [
+                f"{name} {v}" if isinstance(v, str) else f"{name} {v:.4f}"
+                for name, v in zip(self.names, rest)
+            ]
             console.print(f"epoch {int(epoch) + 1:>3}  " + "  ".join(cells), soft_wrap=True)
+
+
+class EpochTimer(Callback):
+    """Wall seconds of every epoch (training and validation), in `seconds`."""
+
+    def before_fit(self) -> None:
+        self.seconds: list[float] = []
+
+    def before_epoch(self) -> None:
+        self.started = time.perf_counter()
+
+    def after_epoch(self) -> None:
+        self.seconds.append(time.perf_counter() - self.started)
 
 
 def use_rich_progress(learn) -> None:

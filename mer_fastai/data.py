@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastai.data.block import CategoryBlock, DataBlock
-from fastai.data.transforms import GrandparentSplitter, get_image_files, parent_label
-from fastai.vision.augment import FlipItem, RandomResizedCrop, Resize, ResizeMethod
-from fastai.vision.data import ImageBlock
+from fastai.data.transforms import get_image_files, parent_label
 from fastai.torch_core import TensorImage
+from fastai.vision.augment import FlipItem, RandomResizedCrop, Resize, ResizeMethod
 from fastai.vision.core import PILImage
+from fastai.vision.data import ImageBlock
 from fasttransform import DisplayedTransform
 
 from .errors import MerError

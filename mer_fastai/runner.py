@@ -19,11 +19,13 @@ from pathlib import Path
 from .errors import MerError
 from .prepare import prepare_dataset
 from .progress import console
+from .ray_executor import execute_ray
 from .recipe import DatasetSpec, Recipe, Stage, load_recipe, recipe_settings
 from .report import write_json
 from .results import load_results, results_tables, write_results
 from .spectrogram import SpecConfig
 from .synth import make_study_style_set
+from .tracking import TRACKING_FIELDS, tracking_settings
 from .train import TrainConfig, train
 
 STATE_FILE = "state.json"
@@ -47,15 +49,26 @@ class Cell:
 
     @property
     def id(self) -> str:
-        parts = (self.experiment, self.stage, self.dataset, self.feature, self.arch, self.mode, self.augmentation)
+        parts = (
+            self.experiment,
+            self.stage,
+            self.dataset,
+            self.feature,
+            self.arch,
+            self.mode,
+            self.augmentation,
+        )
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
 
     def fingerprint(self) -> str:
         """Changes whenever a setting of the cell or its data changes."""
         data = json.loads((Path(self.data_dir) / "dataset.json").read_text()).get("settings", {})
         start = Path(self.config["weights"]) / "model.safetensors"
-        start_version = start.stat().st_mtime if start.exists() else None  # Experiment B: stage-1 model changed?
-        blob = json.dumps({"config": self.config, "data": data, "start": start_version}, sort_keys=True)
+        start_version = (
+            start.stat().st_mtime if start.exists() else None
+        )  # Experiment B: stage-1 model changed?
+        config = {k: v for k, v in self.config.items() if k not in TRACKING_FIELDS}  # tracking reruns nothing
+        blob = json.dumps({"config": config, "data": data, "start": start_version}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -123,32 +136,45 @@ def run_cell(cell: Cell) -> dict:
 def execute_local(cells: list[Cell], on_result: Callable[[Cell, dict | None, str | None], None]) -> None:
     """Run cells one after another in this process."""
     for index, cell in enumerate(cells, 1):
-        console.rule(f"[bold]cell {index}/{len(cells)}: {cell.stage} · {cell.feature} · {cell.arch} · {cell.mode}"
-                     + (f" · +{cell.augmentation}" if cell.augmentation != "none" else ""))
+        console.rule(
+            f"[bold]cell {index}/{len(cells)}: {cell.stage} · {cell.feature} · {cell.arch} · {cell.mode}"
+            + (f" · +{cell.augmentation}" if cell.augmentation != "none" else "")
+        )
         try:
             on_result(cell, run_cell(cell), None)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one failed cell must not stop the grid
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not isinstance(exc, MerError):
-                message = f"{type(exc).__name__}: {message}"
                 console.print(traceback.format_exc(limit=3), style="dim")
-            on_result(cell, None, message)
+            on_result(cell, None, error_message(exc))
 
 
-EXECUTORS: dict[str, Callable[..., None]] = {"local": execute_local}
+def error_message(exc: Exception) -> str:
+    """One line for a failed cell: a MerError's own message, else the exception type and first line."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return message if isinstance(exc, MerError) else f"{type(exc).__name__}: {message}"
+
+
+EXECUTORS: dict[str, Callable[..., None]] = {"local": execute_local, "ray": execute_ray}
 
 
 class RecipeRun:
     """Expands and runs one recipe into one output folder."""
 
-    def __init__(self, recipe: Recipe, out: Path, executor: str = "local", executor_options: dict | None = None):
+    def __init__(
+        self,
+        recipe: Recipe,
+        out: Path,
+        executor: str = "local",
+        executor_options: dict | None = None,
+        tracking: dict | None = None,
+    ):
         if executor not in EXECUTORS:
             raise MerError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
         self.recipe, self.out, self.executor = recipe, out, executor
         self.executor_options = executor_options or {}
-        self.settings = recipe_settings(recipe)
+        self.settings = {**recipe_settings(recipe), **(tracking or {})}
         self.spec = SpecConfig.from_dict(recipe.spectrogram, source=f"{recipe.source}: spectrogram")
         self.state = State(out)
         self.summary = RunSummary(out, [])
@@ -236,7 +262,9 @@ class RecipeRun:
         console.rule(f"[bold]classic-ML reference for {name} · {feature}")
         for row in run_baseline(data_dir, self.out / "baseline" / f"{name}-{feature}", seed=self.recipe.seed):
             row.update(experiment=self.recipe.experiment, dataset=name, stage="baseline")
-            self.state.record(f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row})
+            self.state.record(
+                f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row}
+            )
         self.state.record(marker, {"status": "marker", "fingerprint": fingerprint})
 
     def _gan_images(self, name: str, feature: str, data_dir: Path) -> str:
@@ -249,8 +277,15 @@ class RecipeRun:
         if not (folder / "done").exists():
             console.rule(f"[bold]GAN ({gan.backend}) for {name} · {feature}")
             options = {"stylegan_dir": gan.stylegan_dir} if gan.stylegan_dir else {}
-            train_gan(data_dir, folder / "model", backend=gan.backend, steps=gan.steps, size=gan.size,
-                      seed=self.recipe.seed, **options)
+            train_gan(
+                data_dir,
+                folder / "model",
+                backend=gan.backend,
+                steps=gan.steps,
+                size=gan.size,
+                seed=self.recipe.seed,
+                **options,
+            )
             generate_images(folder / "model", gan.images_per_class, generated)
             (folder / "done").write_text("ok\n")
         return str(generated)
@@ -259,7 +294,9 @@ class RecipeRun:
         cells = []
         for feature in stage.features:
             data_dir = self._prepare(stage.dataset, feature)
-            gan_dir = self._gan_images(stage.dataset, feature, data_dir) if "gan" in stage.augmentations else None
+            gan_dir = (
+                self._gan_images(stage.dataset, feature, data_dir) if "gan" in stage.augmentations else None
+            )
             for arch in self.recipe.archs:
                 weights, label = self.settings["weights"], self.settings["weights"]
                 if stage.weights_from:
@@ -269,12 +306,28 @@ class RecipeRun:
                     label = f"{stage.weights_from}"
                 for mode in stage.modes:
                     for augmentation in stage.augmentations:
-                        extra = {"none": [], "gan": [gan_dir], "dirs": list(self.recipe.augment_dirs)}[augmentation]
+                        extra = {"none": [], "gan": [gan_dir], "dirs": list(self.recipe.augment_dirs)}[
+                            augmentation
+                        ]
                         config = TrainConfig(
-                            arch=arch, mode=mode, **{**self.settings, "weights": weights}, extra_train_dirs=extra
+                            arch=arch,
+                            mode=mode,
+                            **{**self.settings, "weights": weights},
+                            extra_train_dirs=extra,
                         )
-                        cell = Cell(self.recipe.experiment, stage.name, stage.dataset, feature, arch, mode, augmentation,
-                                    str(data_dir), "", asdict(config), label)
+                        cell = Cell(
+                            self.recipe.experiment,
+                            stage.name,
+                            stage.dataset,
+                            feature,
+                            arch,
+                            mode,
+                            augmentation,
+                            str(data_dir),
+                            "",
+                            asdict(config),
+                            label,
+                        )
                         cell.run_dir = str(self.out / "runs" / cell.id)
                         cells.append(cell)
         return cells
@@ -291,9 +344,14 @@ def run_recipe(
     augment_dirs: list[str] | None = None,
     executor: str = "local",
     executor_options: dict | None = None,
+    track: str | None = None,
+    tracking_uri: str | None = None,
     show: bool = True,
 ) -> RunSummary:
-    """Run (or resume) an experiment recipe into `out`; returns what ran, what was skipped, what failed."""
+    """Run (or resume) an experiment recipe into `out`; returns what ran, what was skipped, what failed.
+
+    `track="mlflow"` logs every cell trained to MLflow (experiment: the recipe's), see tracking.py.
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides, features, archs, modes)
     if augment_dirs:
@@ -302,7 +360,8 @@ def run_recipe(
             if "dirs" not in stage.augmentations:
                 stage.augmentations.append("dirs")
     started = time.time()
-    summary = RecipeRun(recipe, Path(out), executor, executor_options).run()
+    tracking = tracking_settings(track, tracking_uri, recipe.experiment)
+    summary = RecipeRun(recipe, Path(out), executor, executor_options, tracking).run()
     if show:
         for table in results_tables(summary.rows):
             console.print(table)

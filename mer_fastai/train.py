@@ -8,12 +8,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
 import numpy as np
 
 from . import __version__
 from .archs import get_arch
+from .callbacks import EpochTimer
 from .data import load_dataloaders
+from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value
 from .errors import MerError
+from .feature_cache import can_cache, head_learner
 from .learner import build_learner, set_mode
 from .modelfile import MODEL_FILE, save_model_file
 from .prepare import read_dataset_info
@@ -31,6 +35,8 @@ from .report import (
     write_json,
 )
 from .spectrogram import SpecConfig
+from .tensor_data import IN_MEMORY_AUGMENTS, load_tensor_dataloaders
+from .tracking import epoch_callbacks, tracked
 from .weights import check_weights
 
 LR_PLOT = "lr_find.png"
@@ -56,9 +62,14 @@ class TrainConfig:
     patience: int | None = None
     num_workers: int | None = None
     extra_train_dirs: list[str] = field(default_factory=list)
+    cache: bool = True  # decode the spectrograms once into memory (not with augment "study")
+    feature_cache: bool = True  # freeze mode: compute the frozen body's features once, train the head on them
+    track: str | None = None  # "mlflow": log the run to MLflow (tracking.py)
+    tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI or ./mlruns
+    tracking_experiment: str | None = None  # default: the data set's feature
 
     def check(self) -> TrainConfig:
-        get_arch(self.arch)
+        get_arch(self.arch).check_size(self.size)
         check_weights(self.weights)
         if self.epochs < 1:
             raise MerError(f"--epochs must be at least 1 (got {self.epochs})")
@@ -99,21 +110,29 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
     config.check()
     set_seed(config.seed, reproducible=True)
     spec = get_arch(config.arch)
-    dls = load_dataloaders(
-        data_dir,
-        size=config.size or spec.input_size,
-        bs=config.bs,
-        stats=spec.stats,
-        augment=config.augment,
-        balanced=config.balanced,
-        extra_train_dirs=config.extra_train_dirs,
-        num_workers=config.num_workers,
-        seed=config.seed,
-    )
+    common = {
+        "size": config.size or spec.input_size,
+        "bs": config.bs,
+        "stats": spec.stats,
+        "augment": config.augment,
+        "balanced": config.balanced,
+        "extra_train_dirs": config.extra_train_dirs,
+    }
+    if config.cache and config.augment in IN_MEMORY_AUGMENTS:
+        dls = load_tensor_dataloaders(data_dir, **common)
+    else:
+        dls = load_dataloaders(data_dir, num_workers=config.num_workers, seed=config.seed, **common)
     if len(dls.train) == 0:
         raise MerError(f"{data_dir}: fewer training images than one batch; lower --bs (now {config.bs})")
     learn = build_learner(dls, spec, config.weights, run_dir, config.train_bn)
     set_mode(learn, config.mode, config.train_bn)
+    return learn
+
+
+def _fitter(learn, config: TrainConfig):
+    """The learner to run lr_find and fit on: a head learner on cached features where that is exact."""
+    if config.feature_cache and can_cache(learn, config.mode, config.train_bn, config.augment):
+        return head_learner(learn)
     return learn
 
 
@@ -153,17 +172,19 @@ def _plot_lr_find(path: Path, recorder, suggestions: dict[str, float]) -> Path:
     return path
 
 
+@tracked
 def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFindResult:
     """Run the LR range test for `config` and save `lr_find.png` and `lr_find.json` in `out`."""
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     learn = _learner(Path(data_dir), config, run_dir)
     try:
-        return _lr_find(learn, run_dir)
+        return _lr_find(_fitter(learn, config), run_dir)
     finally:
         shutil.rmtree(run_dir / "models", ignore_errors=True)
 
 
+@tracked
 def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool = True) -> TrainResult:
     """Find the LR if asked, fit one cycle, keep the best epoch, then write the report and model."""
     from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
@@ -171,17 +192,25 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
     data_dir, run_dir = Path(data_dir), Path(out)
     config.check()
     info = read_dataset_info(data_dir)
+    init_distributed()
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     learn = _learner(data_dir, config, run_dir)
-    lr = _lr_find(learn, run_dir).suggestion if config.lr == "auto" else float(config.lr)
-    callbacks = [SaveModelCallback(monitor=config.monitor, fname="best", with_opt=False)]
+    fitter = _fitter(learn, config)
+    auto = config.lr == "auto"
+    lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if auto else float(config.lr)
+    timer = EpochTimer()
+    callbacks = [SaveModelCallback(monitor=config.monitor, fname="best", with_opt=False), timer]
+    callbacks += epoch_callbacks()
     if config.patience:
         callbacks.append(EarlyStoppingCallback(monitor=config.monitor, patience=config.patience))
     try:
-        learn.fit_one_cycle(config.epochs, lr, cbs=callbacks)
-        history = _history(learn)
-        probs, targets = learn.get_preds(ds_idx=1)
+        with distributed_fit(fitter):
+            fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
+        history = [
+            {**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)
+        ]
+        probs, targets = fitter.get_preds(ds_idx=1)
     finally:
         shutil.rmtree(run_dir / "models", ignore_errors=True)
     classes = list(learn.dls.vocab)
@@ -201,8 +230,11 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
         size=config.size or get_arch(config.arch).input_size,
         seed=config.seed,
         data_dir=str(data_dir),
+        cached_features=fitter is not learn,
         seconds=round(time.time() - started, 2),
     )
+    if not is_main_process():
+        return TrainResult(run_dir, lr, metrics)  # one process of a distributed training: rank 0 writes
     title = f"{config.arch} · {config.mode} · {info['feature']}"
     write_json(run_dir / METRICS_FILE, metrics)
     write_json(run_dir / "config.json", {"data_dir": str(data_dir), **asdict(config), "lr": lr})
@@ -228,6 +260,8 @@ def model_metadata(learn, config: TrainConfig, info: dict, data_dir: Path, metri
         "stats": [list(spec.stats[0]), list(spec.stats[1])],
         "input_size": config.size or spec.input_size,
         "mode": config.mode,
+        "resize": "crop" if config.augment == "study" else "squish",  # fastai's validation transform
+        "cuts": info.get("settings", {}).get("cuts"),  # rating cut points of 3-level features
         "package_version": __version__,
         "metrics": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
     }
@@ -236,7 +270,10 @@ def model_metadata(learn, config: TrainConfig, info: dict, data_dir: Path, metri
 def _history(learn) -> list[dict]:
     """Per-epoch losses and validation scores from fastai's recorder."""
     names = [n for n in learn.recorder.metric_names if n not in ("epoch", "time")]
-    return [{"epoch": i, **{n: float(v) for n, v in zip(names, row)}} for i, row in enumerate(learn.recorder.values)]
+    return [
+        {"epoch": i, **{n: float(v) for n, v in zip(names, row)}}
+        for i, row in enumerate(learn.recorder.values)
+    ]
 
 
 def _best_epoch(history: list[dict], monitor: str) -> int:

@@ -21,11 +21,26 @@ def command(
     seed: int = options.Seed,
     train_bn: bool = options.TrainBn,
     workers: int = options.Workers,
+    cache: bool = options.Cache,
+    feature_cache: bool = options.FeatureCache,
+    track: str = options.Track,
+    tracking_uri: str = options.TrackingUri,
     out: Path = options.out_option("lrfind", "lr_find.png and lr_find.json"),
 ) -> None:
     """Find a learning rate: save the loss-vs-LR plot and print the suggestions."""
     config = TrainConfig(
-        arch=arch, mode=mode, weights=weights, bs=bs, size=size, seed=seed, train_bn=train_bn, num_workers=workers
+        arch=arch,
+        mode=mode,
+        weights=weights,
+        bs=bs,
+        size=size,
+        seed=seed,
+        train_bn=train_bn,
+        num_workers=workers,
+        cache=cache,
+        feature_cache=feature_cache,
+        track=track,
+        tracking_uri=tracking_uri,
     )
     result = find_lr(data_dir, config, out)
     for name, value in result.suggestions.items():

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import MerError
 from ..progress import console
-from . import demo, lrfind, prepare, train
+from . import baseline, demo, evaluate, export, gan, lrfind, predict, prepare, recipes, results, run, train
 
 app = typer.Typer(
     name="mer-fastai",
@@ -32,7 +32,7 @@ def options(
         warnings.filterwarnings("ignore")
 
 
-for module in (prepare, lrfind, train, demo):
+for module in (prepare, lrfind, train, run, recipes, results, demo, predict, evaluate, export, baseline, gan):
     module.register(app)
 
 

@@ -16,20 +16,30 @@ def command(
     arch: str = options.Arch,
     mode: str = options.Mode,
     epochs: int = typer.Option(20, "--epochs", "-e", help="Maximum epochs (one-cycle schedule)."),
-    lr: str = typer.Option("auto", "--lr", help="Peak learning rate, or 'auto' to take the lr_find suggestion."),
+    lr: str = typer.Option(
+        "auto", "--lr", help="Peak learning rate, or 'auto' to take the lr_find suggestion."
+    ),
     bs: int = options.Bs,
     size: int = options.Size,
     weights: str = options.Weights,
     seed: int = options.Seed,
     train_bn: bool = options.TrainBn,
     augment: str = typer.Option("none", "--augment", help=f"Training augmentation: {', '.join(AUGMENTS)}."),
-    balanced: bool = typer.Option(False, "--balanced", help="Class-balanced weighted sampling of training items."),
+    balanced: bool = typer.Option(
+        False, "--balanced", help="Class-balanced weighted sampling of training items."
+    ),
     augment_dir: list[Path] = typer.Option(
         None, "--augment-dir", help="Extra training images in <dir>/<class>/ (e.g. GAN output); repeatable."
     ),
-    monitor: str = typer.Option("accuracy", "--monitor", help=f"Score that picks the kept epoch: {', '.join(MONITORS)}."),
+    monitor: str = typer.Option(
+        "accuracy", "--monitor", help=f"Score that picks the kept epoch: {', '.join(MONITORS)}."
+    ),
     patience: int = typer.Option(None, "--patience", help="Stop after this many epochs without improvement."),
     workers: int = options.Workers,
+    cache: bool = options.Cache,
+    feature_cache: bool = options.FeatureCache,
+    track: str = options.Track,
+    tracking_uri: str = options.TrackingUri,
     out: Path = options.out_option("run", "the run (model, metrics, plots)"),
 ) -> None:
     """Train one architecture in freeze or whole mode and write its report and model."""
@@ -49,6 +59,10 @@ def command(
         patience=patience,
         num_workers=workers,
         extra_train_dirs=[str(p) for p in augment_dir or []],
+        cache=cache,
+        feature_cache=feature_cache,
+        track=track,
+        tracking_uri=tracking_uri,
     )
     train(data_dir, config, out)
 

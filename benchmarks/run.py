@@ -1,0 +1,364 @@
+"""Benchmark suite: the study's training loop vs `mer-fastai train` vs the model's compute floor,
+`prepare` vs a serial librosa loop, and `predict` throughput; writes BENCHMARKS.md.
+
+    python benchmarks/run.py --quick          # small subset, a few minutes
+    python benchmarks/run.py                  # the full run recorded in BENCHMARKS.md
+
+Every measurement runs in a fresh process, one after the other, on the same prepared data, so timings
+do not share warm caches or threads and each reports its own peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a script: make `benchmarks` and `mer_fastai` importable
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.report import write_report  # noqa: E402
+
+DEFAULT_AUDIO = REPO.parent / "shared" / "data" / "4q-dev"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mer-fastai-benchmarks"
+STUDY_SIZE = 224
+QUICK_CLIPS = 80
+
+
+@dataclass
+class Settings:
+    """What one benchmark run measures (the defaults are the full run)."""
+
+    data: Path | None = None
+    audio: Path = DEFAULT_AUDIO
+    archs: list[str] = field(default_factory=lambda: ["squeezenet1_0", "timm/resnet18"])
+    epochs: int = 5
+    freeze_epochs: int = 20
+    ablation_epochs: int = 2
+    bs: int = 32
+    size: int = 128
+    sizes: list[int] = field(default_factory=lambda: [224, 160])
+    per_class: tuple[int, int] | None = None
+    prepare_files: int = 600
+    memory_files: int = 100
+    predict_files: int = 60
+    floor_steps: int = 5
+    lr: str = "auto"
+    weights: str = "none"
+    seed: int = 42
+    quick: bool = False
+    out: Path = REPO / "BENCHMARKS.md"
+    work: Path = CACHE
+
+    @classmethod
+    def quick_run(cls, **overrides) -> Settings:
+        """A few minutes: one small arch, 24+8 images per class, two epochs, small images."""
+        values = {
+            "archs": ["squeezenet1_0"],
+            "epochs": 2,
+            "freeze_epochs": 3,
+            "ablation_epochs": 1,
+            "size": 64,
+            "sizes": [],
+            "per_class": (24, 8),
+            "prepare_files": 24,
+            "memory_files": 8,
+            "predict_files": 8,
+            "floor_steps": 2,
+            "quick": True,
+        }
+        return cls(**{**values, **overrides})
+
+
+def run_task(name: str, work: Path, **kwargs) -> dict:
+    """One task of `benchmarks.tasks` in a fresh Python process; its result dict."""
+    result_path = work / f".result-{os.getpid()}.json"
+    command = [sys.executable, "-m", "benchmarks.tasks", name, json.dumps(kwargs), str(result_path)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    result = json.loads(result_path.read_text())
+    result_path.unlink()
+    return result
+
+
+def prepare_default_data(audio: Path, work: Path) -> Path:
+    """The 4-quadrant data set of `audio` (split by artist), prepared once into the cache folder."""
+    from mer_fastai.prepare import prepare_dataset
+
+    out = work / f"data-{audio.name}"
+    labels = audio / "annotations.csv"
+    if labels.exists():
+        prepare_dataset(audio, out, "emotions", labels, group_by="Artist", workers=2, progress=True)
+    else:
+        prepare_dataset(audio, out, "emotions", workers=2, progress=True)
+    return out
+
+
+def subset_dataset(source: Path, out: Path, per_class: tuple[int, int]) -> Path:
+    """A copy of `source` keeping `per_class` (train, valid) images of each class, spread over its files."""
+    from mer_fastai.prepare import DATASET_FILE, read_dataset_info
+    from mer_fastai.spectrogram import CONFIG_FILE
+
+    info = read_dataset_info(source)
+    shutil.rmtree(out, ignore_errors=True)
+    counts: dict[str, dict[str, int]] = {}
+    for split, keep in zip(("train", "valid"), per_class, strict=True):
+        counts[split] = {}
+        for name in info["classes"]:
+            files = sorted((source / split / name).glob("*.png"))
+            chosen = files[:: max(1, len(files) // keep)][:keep]
+            (out / split / name).mkdir(parents=True)
+            for file in chosen:
+                shutil.copy2(file, out / split / name / file.name)
+            counts[split][name] = len(chosen)
+    shutil.copy2(source / CONFIG_FILE, out / CONFIG_FILE)
+    (out / DATASET_FILE).write_text(
+        json.dumps({**info, "counts": counts, "subset_of": str(source)}, indent=2)
+    )
+    return out
+
+
+def audio_subset(audio: Path, n: int, out: Path) -> list[Path]:
+    """`n` clips of `audio` taken round-robin over its class folders, linked into `out/<class>/`."""
+    from mer_fastai.audio import find_audio_files
+
+    by_class: dict[str, list[Path]] = {}
+    for file in find_audio_files(audio):
+        by_class.setdefault(file.parent.name, []).append(file)
+    chosen: list[Path] = []
+    for i in range(max(map(len, by_class.values()))):
+        chosen += [files[i] for files in by_class.values() if i < len(files)]
+    shutil.rmtree(out, ignore_errors=True)
+    links = []
+    for file in chosen[:n]:
+        link = out / file.parent.name / file.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(file.resolve())
+        links.append(link)
+    return links
+
+
+def audio_seconds(files: list[Path]) -> float:
+    import soundfile
+
+    return sum(soundfile.info(str(f)).duration for f in files)
+
+
+def count_images(data: Path) -> dict[str, int]:
+    return {split: len(list((data / split).glob("*/*.png"))) for split in ("train", "valid")}
+
+
+def measure(settings: Settings) -> dict:
+    """Every benchmark of `settings`, as the dict `write_report` renders."""
+    work = settings.work
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results: dict = {"load_before": os.getloadavg(), "training": [], "sizes": [], "ablations": []}
+    if settings.data:
+        data = settings.data
+    elif settings.quick:  # a small data set of its own, split by clip
+        from mer_fastai.prepare import prepare_dataset
+
+        audio_subset(settings.audio, QUICK_CLIPS, work / "audio-quick")
+        data = work / "data-quick"
+        prepare_dataset(work / "audio-quick", data, "emotions", workers=2, progress=False)
+    else:
+        data = prepare_default_data(settings.audio, work)
+    if settings.per_class:
+        data = subset_dataset(data, work / "data-subset", settings.per_class)
+    images = count_images(data)
+    results["data"] = {
+        "path": str(data),
+        **images,
+        "classes": json.loads((data / "dataset.json").read_text())["classes"],
+    }
+    n_classes = len(results["data"]["classes"])
+    runs = work / "runs"
+    common = {"data": str(data), "bs": settings.bs, "seed": settings.seed}
+    tool = {**common, "lr": settings.lr, "weights": settings.weights}
+    for arch in settings.archs:
+        say(f"{arch}: compute floor")
+        floors = {
+            size: run_task(
+                "floor",
+                work,
+                arch=arch,
+                size=size,
+                bs=settings.bs,
+                n_classes=n_classes,
+                steps=settings.floor_steps,
+            )
+            for size in sorted({STUDY_SIZE, settings.size})
+        }
+        for mode, epochs in (("whole", settings.epochs), ("freeze", settings.freeze_epochs)):
+            say(f"{arch} {mode}: study loop, {epochs} epochs")
+            study = run_task(
+                "study",
+                work,
+                arch=arch,
+                mode=mode,
+                epochs=epochs,
+                pretrained=settings.weights == "imagenet",
+                **common,
+            )
+            say(f"{arch} {mode}: mer-fastai train, {epochs} epochs at {settings.size} px")
+            out = runs / f"{arch.replace('/', '_')}-{mode}"
+            ours = run_task(
+                "toolkit", work, arch=arch, mode=mode, epochs=epochs, size=settings.size, out=str(out), **tool
+            )
+            results["training"].append(
+                {
+                    "arch": arch,
+                    "mode": mode,
+                    "epochs": epochs,
+                    "study": study,
+                    "toolkit": ours,
+                    "run": str(out),
+                    "floor": floors[settings.size],
+                    "floor_study": floors[STUDY_SIZE],
+                }
+            )
+    arch = settings.archs[0]
+    for size in settings.sizes:
+        say(f"{arch} whole: mer-fastai train at {size} px")
+        out = runs / f"size-{size}"
+        ours = run_task(
+            "toolkit", work, arch=arch, mode="whole", epochs=settings.epochs, size=size, out=str(out), **tool
+        )
+        results["sizes"].append({"arch": arch, "size": size, "toolkit": ours})
+    short = {"arch": arch, "epochs": settings.ablation_epochs, "size": settings.size, **tool}
+    for mode, option in (("whole", "cache"), ("freeze", "feature_cache")):
+        say(f"{arch} {mode}: mer-fastai train with {option} off, {settings.ablation_epochs} epoch(s)")
+        off = run_task("toolkit", work, mode=mode, out=str(runs / f"no-{option}"), **{option: False}, **short)
+        on = run_task("toolkit", work, mode=mode, out=str(runs / f"with-{option}"), **short)
+        results["ablations"].append({"arch": arch, "mode": mode, "option": option, "off": off, "on": on})
+    results["prepare"] = measure_prepare(settings, work)
+    results["predict"] = measure_predict(settings, work, results["training"])
+    results["load_after"] = os.getloadavg()
+    results["minutes"] = (time.time() - started) / 60
+    return results
+
+
+def measure_prepare(settings: Settings, work: Path) -> dict:
+    """`prepare` with 2 workers vs the serial librosa loop on the same clips, and its memory at two sizes."""
+    files = audio_subset(settings.audio, settings.prepare_files, work / "audio")
+    seconds = audio_seconds(files)
+    say(f"prepare: {len(files)} clips ({seconds / 60:.0f} min of audio), 2 workers")
+    ours = run_task("prepare", work, audio_dir=str(work / "audio"), out=str(work / "prepared"), workers=2)
+    say(f"prepare: serial librosa loop on {len(files)} clips")
+    serial = run_task("serial_librosa", work, files=[str(f) for f in files], out=str(work / "serial"))
+    say(f"prepare: memory with {settings.memory_files} clips")
+    audio_subset(settings.audio, settings.memory_files, work / "audio-small")
+    small = run_task(
+        "prepare", work, audio_dir=str(work / "audio-small"), out=str(work / "prepared-small"), workers=2
+    )
+    for folder in ("serial", "prepared", "prepared-small"):
+        shutil.rmtree(work / folder, ignore_errors=True)
+    return {
+        "files": len(files),
+        "audio_seconds": seconds,
+        "toolkit": ours,
+        "serial": serial,
+        "small": {**small, "files": settings.memory_files},
+    }
+
+
+def measure_predict(settings: Settings, work: Path, training: list[dict]) -> dict:
+    """`Predictor.predict_many` throughput with the largest whole-mode model trained above."""
+    try:
+        from mer_fastai.predict import Predictor  # noqa: F401  (written alongside; absent in older checkouts)
+    except ImportError:
+        say("predict: mer_fastai.predict.Predictor not available; skipped")
+        return {}
+    whole = [row for row in training if row["mode"] == "whole"]
+    model = whole[-1]
+    files = audio_subset(settings.audio, settings.predict_files, work / "audio-predict")
+    say(f"predict: {len(files)} clips with {model['arch']}")
+    result = run_task("predict", work, model=model["run"], files=[str(f) for f in files])
+    return {
+        "arch": model["arch"],
+        "size": settings.size,
+        "files": len(files),
+        "audio_seconds": audio_seconds(files),
+        **result,
+    }
+
+
+def say(text: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {text}", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, help="a prepared data set (default: prepare --audio into the cache)"
+    )
+    parser.add_argument(
+        "--audio", type=Path, help=f"class-per-folder clips for prepare/predict (default: {DEFAULT_AUDIO})"
+    )
+    parser.add_argument("--arch", action="append", help="architecture to train (repeatable)")
+    parser.add_argument("--epochs", type=int, help="epochs of the whole-mode runs (both loops)")
+    parser.add_argument(
+        "--freeze-epochs", type=int, help="epochs of the freeze-mode runs (both loops; default 20)"
+    )
+    parser.add_argument("--bs", type=int, help="batch size (both loops)")
+    parser.add_argument("--size", type=int, help="mer-fastai training size in px (the study loop crops 224)")
+    parser.add_argument(
+        "--sizes", help="comma-separated extra sizes for the accuracy-vs-time runs of the first arch"
+    )
+    parser.add_argument("--per-class", help="TRAIN,VALID images per class: train on a subset")
+    parser.add_argument("--prepare-files", type=int, help="clips for the prepare comparison")
+    parser.add_argument("--predict-files", type=int, help="clips for the predict throughput")
+    parser.add_argument("--lr", help="mer-fastai learning rate (default: auto, i.e. lr_find)")
+    parser.add_argument("--weights", help="starting weights of both loops: none (default) or imagenet")
+    parser.add_argument("--quick", action="store_true", help="small subset, few epochs (a few minutes)")
+    parser.add_argument(
+        "--out", type=Path, help="report file (default: BENCHMARKS.md; quick: benchmarks-quick.md)"
+    )
+    args = parser.parse_args(argv)
+    given = {
+        "data": args.data,
+        "audio": args.audio,
+        "archs": args.arch,
+        "epochs": args.epochs,
+        "freeze_epochs": args.freeze_epochs,
+        "bs": args.bs,
+        "size": args.size,
+        "sizes": [int(s) for s in args.sizes.split(",") if s] if args.sizes is not None else None,
+        "per_class": tuple(int(n) for n in args.per_class.split(",")) if args.per_class else None,
+        "prepare_files": args.prepare_files,
+        "predict_files": args.predict_files,
+        "lr": args.lr,
+        "weights": args.weights,
+        "out": args.out or (Path(tempfile.gettempdir()) / "benchmarks-quick.md" if args.quick else None),
+    }
+    given = {key: value for key, value in given.items() if value is not None}
+    return Settings.quick_run(**given) if args.quick else Settings(**given)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    results = measure(settings)
+    table = write_report(settings.out, results, settings, command.strip())
+    print(table)
+    print(f"report written to {settings.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""fastai DataLoaders over spectrograms held in memory: each PNG is decoded and resized once.
+
+The images are read from the same folders as `load_dataloaders` and resized with the same PIL bilinear
+squish as its `Resize` item transform, then kept as uint8 tensors; scaling to [0, 1], normalisation and
+SpecAugment masking run per batch. Every epoch then costs only the model's own compute, with no
+loader processes competing with it for the cores. The "study" augmentation (random crops of the PNG)
+needs the per-item DataBlock pipeline and is not served here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastai.callback.data import WeightedDL
+from fastai.data.core import DataLoaders, TfmdDL
+from fastai.data.transforms import CategoryMap, IntToFloatTensor, Normalize, parent_label
+from fastai.losses import CrossEntropyLossFlat
+from fastai.torch_core import TensorCategory, TensorImage, default_device
+
+from .data import AUGMENTS, SpecMask, _items, _split
+from .errors import MerError
+from .prepare import read_dataset_info
+
+IN_MEMORY_AUGMENTS = ("none", "specaugment")
+
+
+class TensorImages:
+    """Images (N, C, H, W) uint8 and their class indices, as items of a fastai `TfmdDL`."""
+
+    loss_func = CrossEntropyLossFlat()
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, vocab: CategoryMap, split_idx: int):
+        self.images, self.targets, self.vocab, self.split_idx = images, targets, vocab, split_idx
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[TensorImage, TensorCategory]:
+        image = self.images[index]
+        return TensorImage(image.expand(3, -1, -1)), TensorCategory(self.targets[index])
+
+
+def decode_images(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
+    """PNG files → uint8 (N, C, height, width): one channel when all are greyscale, else RGB.
+
+    Opening as RGB and resizing (fastai's way) gives the same pixels as resizing the greyscale image
+    and repeating it, so greyscale spectrograms are kept at a third of the memory.
+    """
+    from PIL import Image
+
+    height, width = size
+    arrays = []
+    for path in paths:
+        with Image.open(path) as opened:
+            opened.load()
+            image = opened if opened.mode == "L" else opened.convert("RGB")
+            arrays.append(np.array(image.resize((width, height), Image.BILINEAR)))
+    channels = 3 if any(a.ndim == 3 for a in arrays) else 1
+    out = torch.empty((len(arrays), channels, height, width), dtype=torch.uint8)
+    for i, array in enumerate(arrays):
+        out[i] = torch.from_numpy(array.reshape(height, width, -1)).permute(2, 0, 1)
+    return out
+
+
+def load_tensor_dataloaders(
+    data_dir: str | Path,
+    *,
+    size: int | tuple[int, int] = 224,
+    bs: int = 32,
+    stats: tuple[list[float], list[float]] | None = None,
+    augment: str = "none",
+    balanced: bool = False,
+    extra_train_dirs: list[str | Path] | None = None,
+) -> DataLoaders:
+    """`load_dataloaders` with the images decoded once into memory (augment "none" or "specaugment")."""
+    data_dir = Path(data_dir)
+    classes = read_dataset_info(data_dir)["classes"]
+    if augment not in IN_MEMORY_AUGMENTS:
+        known = ", ".join(AUGMENTS)
+        raise MerError(
+            f"augmentation {augment!r} needs the per-image pipeline (--no-cache); in memory: {known}"
+        )
+    items = _items(data_dir, extra_train_dirs or [])
+    train_idx, valid_idx = _split(items, data_dir / "valid")
+    if not valid_idx:
+        raise MerError(f"{data_dir}: the valid/ folder holds no image; prepare with a larger --valid-pct")
+    lookup = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({parent_label(p) for p in items} - set(lookup))
+    if unknown:
+        raise MerError(
+            f"{data_dir}: image folder(s) {', '.join(unknown)} are not classes of the data set {classes}"
+        )
+    targets = torch.tensor([lookup[parent_label(p)] for p in items])
+    images = decode_images(items, (size, size) if isinstance(size, int) else tuple(size))
+    vocab = CategoryMap(classes, sort=False)
+    after_batch = [IntToFloatTensor()]
+    if stats:
+        after_batch.append(Normalize.from_stats(*stats))
+    if augment == "specaugment":
+        after_batch.append(SpecMask())
+    train_ds, valid_ds = (
+        TensorImages(images[idx], targets[idx], vocab, i) for i, idx in enumerate((train_idx, valid_idx))
+    )
+    device = default_device()
+    common = {"bs": bs, "num_workers": 0, "after_batch": after_batch, "device": device}
+    if balanced:
+        counts = torch.bincount(targets, minlength=len(classes)).float()  # over all items, as data.py does
+        weights = (1.0 / counts[train_ds.targets]).numpy()
+        train = WeightedDL(train_ds, wgts=weights, shuffle=True, drop_last=True, **common)
+    else:
+        train = TfmdDL(train_ds, shuffle=True, drop_last=True, **common)
+    valid = TfmdDL(valid_ds, shuffle=False, drop_last=False, **common)
+    return DataLoaders(train, valid, path=data_dir, device=device)

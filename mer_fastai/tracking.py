@@ -1,0 +1,208 @@
+"""Runs tracked in MLflow (`--track mlflow`): settings, per-epoch scores, plots and the model file.
+
+One MLflow run per `train`, `lrfind` or grid cell, in the experiment named after the data set's
+feature (a grid: the recipe's experiment). The default store is `./mlruns`: the SQLite database
+`mlruns/mlflow.db` with the files under `mlruns/artifacts` (MLflow 3 refuses its plain-folder store).
+`--tracking-uri` (or MLFLOW_TRACKING_URI) points elsewhere, e.g. `http://HOST:5000`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastai.callback.core import Callback
+
+from .distributed import is_main_process
+from .errors import MerError
+from .prepare import read_dataset_info
+from .report import METRICS_FILE
+
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
+TRACKERS = ("mlflow",)
+STORE_DIR = "mlruns"
+TRACKING_FIELDS = ("track", "tracking_uri", "tracking_experiment")
+LR_FIND_FILE = "lr_find.json"
+INSTALL_HINT = "MLflow is not installed; pip install 'mer-fastai[mlflow]'"
+
+
+def _mlflow_client(uri: str):
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:
+        raise MerError(INSTALL_HINT) from exc
+    return MlflowClient(uri)
+
+
+def check_track(track: str | None) -> None:
+    """A one-line error for an unknown tracker or a missing MLflow, before any training starts."""
+    if track is None:
+        return
+    if track not in TRACKERS:
+        raise MerError(f"unknown --track {track!r}; choose {', '.join(TRACKERS)}")
+    try:
+        import mlflow  # noqa: F401
+    except ImportError as exc:
+        raise MerError(INSTALL_HINT) from exc
+
+
+def resolve_uri(uri: str | None) -> str:
+    """`uri`, else $MLFLOW_TRACKING_URI, else the local store ./mlruns as an absolute SQLite URI."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    root = Path(STORE_DIR).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def experiment_id(client, name: str) -> str:
+    """The id of experiment `name`, created on first use (a SQLite store keeps files beside the database)."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if client.tracking_uri.startswith("sqlite:///"):
+        location = (Path(client.tracking_uri[len("sqlite:///") :]).resolve().parent / "artifacts").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by a cell running in parallel
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def tracking_settings(track: str | None, uri: str | None, experiment: str) -> dict:
+    """TrainConfig fields that make each grid cell a run of `experiment` (created here, before cells run)."""
+    if track is None:
+        return {}
+    check_track(track)
+    uri = resolve_uri(uri)
+    experiment_id(_mlflow_client(uri), experiment)
+    return {"track": track, "tracking_uri": uri, "tracking_experiment": experiment}
+
+
+def run_params(config: TrainConfig, data_dir: Path, info: dict) -> dict[str, str]:
+    """The settings of a run and a summary of its data set, as MLflow parameters."""
+    counts = info.get("counts", {})
+    params: dict[str, Any] = {k: v for k, v in asdict(config).items() if k not in TRACKING_FIELDS}
+    params.update({
+        "data.dir": str(data_dir.resolve()),
+        "data.feature": info["feature"],
+        "data.classes": info["classes"],
+        "data.clips": info.get("clips"),
+        "data.train_images": sum(counts.get("train", {}).values()),
+        "data.valid_images": sum(counts.get("valid", {}).values()),
+        "data.spectrogram": info.get("settings", {}).get("spectrogram"),
+    })  # fmt: skip
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()}
+
+
+def _metrics(values: dict[str, float], step: int = 0) -> list:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(key, float(value), now, step) for key, value in values.items() if value is not None]
+
+
+class MLflowEpochLogger(Callback):
+    """Logs every epoch's losses and scores (train_loss, valid_loss, accuracy, macro_f1) to an MLflow run."""
+
+    order = 51  # after the Recorder (50) has stored the epoch's values
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def after_epoch(self) -> None:
+        names = [n for n in self.recorder.metric_names if n not in ("epoch", "time")]
+        values = dict(zip(names, self.recorder.values[-1], strict=True))
+        self.client.log_batch(self.run_id, metrics=_metrics(values, step=self.epoch))
+
+
+def log_run_folder(client, run_id: str, run_dir: Path) -> None:
+    """A finished run folder into an MLflow run: its results as metrics, each of its files as an artifact."""
+    values: dict[str, float] = {}
+    if (run_dir / METRICS_FILE).exists():
+        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+        values.update({f"final_{key}": metrics[key] for key in ("accuracy", "macro_f1")})
+        values.update({key: metrics[key] for key in ("lr", "best_epoch", "seconds")})
+    if (run_dir / LR_FIND_FILE).exists():
+        suggestions = json.loads((run_dir / LR_FIND_FILE).read_text())["suggestions"]
+        values.update({f"lr_{name}": value for name, value in suggestions.items()})
+    client.log_batch(run_id, metrics=_metrics(values))
+    for path in sorted(run_dir.iterdir()):
+        if path.is_file():
+            client.log_artifact(run_id, str(path))
+
+
+class TrackedRun:
+    """One MLflow run: opened with the settings, fed per epoch, closed with the run folder's files."""
+
+    def __init__(self, config: TrainConfig, data_dir: Path, out: Path, command: str):
+        info = read_dataset_info(data_dir)
+        self.client = _mlflow_client(resolve_uri(config.tracking_uri))
+        experiment = experiment_id(self.client, config.tracking_experiment or info["feature"])
+        tags = {"mer_fastai.command": command, "mer_fastai.run_dir": str(out.resolve()), "arch": config.arch,
+                "mode": config.mode}  # fmt: skip
+        self.run_id = self.client.create_run(experiment, run_name=out.name, tags=tags).info.run_id
+        self.client.log_batch(self.run_id, params=_params(run_params(config, data_dir, info)))
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def _params(values: dict[str, str]) -> list:
+    from mlflow.entities import Param
+
+    return [Param(key, value) for key, value in values.items()]
+
+
+_active: ContextVar[TrackedRun | None] = ContextVar("mer_fastai_tracked_run", default=None)
+
+
+def epoch_callbacks() -> list[Callback]:
+    """The per-epoch MLflow logger while a tracked run is open (see `tracked`), else none."""
+    run = _active.get()
+    return [MLflowEpochLogger(run.client, run.run_id)] if run else []
+
+
+def tracked(func: Callable) -> Callable:
+    """Wrap `train` / `find_lr(data_dir, config, out)`: with `config.track`, one MLflow run around the call.
+
+    Only the main process tracks (a distributed training has one run); a failed call ends its run FAILED.
+    """
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        arguments = signature.bind(*args, **kwargs).arguments
+        config = arguments["config"]
+        if not config.track or not is_main_process():
+            return func(*args, **kwargs)
+        check_track(config.track)
+        config.check()
+        out = Path(arguments["out"])
+        run = TrackedRun(config, Path(arguments["data_dir"]), out, func.__name__)
+        token = _active.set(run)
+        try:
+            result = func(*args, **kwargs)
+            log_run_folder(run.client, run.run_id, out)
+        except BaseException as exc:
+            run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        finally:
+            _active.reset(token)
+        run.end("FINISHED")
+        return result
+
+    return wrapper
