@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # One math thread per test process: pytest-xdist already runs one process per core, and BLAS/OpenMP
 # threads competing across processes made the suite several times slower.
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+# librosa's numba kernels are compiled on first use and cached; two test processes writing one cache at
+# once (a fresh venv under pytest-xdist) can corrupt it and crash, so each process gets its own cache.
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="numba-cache-"))
 
 from pathlib import Path  # noqa: E402
 
