@@ -35,7 +35,7 @@ from .spectrogram import SpecConfig
 
 CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")
 FEATURES_FILE = "features.npz"
-FEATURE_VERSION = "mir-83/1"  # change whenever `window_features` changes, so caches are redone
+FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so caches are redone
 CSV_FILE = "baseline.csv"
 CSV_COLUMNS = RESULT_COLUMNS[:12]  # the results table's columns, without stage and run_dir
 N_MFCC = 20
@@ -62,7 +62,8 @@ def window_features(window: np.ndarray, sample_rate: int, n_fft: int, hop_length
     magnitude = np.abs(librosa.stft(window, n_fft=n_fft, hop_length=hop_length))
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=magnitude**2, sr=sample_rate))
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
-    chroma = librosa.feature.chroma_stft(S=magnitude**2, sr=sample_rate, n_fft=n_fft)
+    # tuning=0: the 12 chroma bins at standard pitch, no per-window tuning estimate (noisy on short windows)
+    chroma = librosa.feature.chroma_stft(S=magnitude**2, sr=sample_rate, n_fft=n_fft, tuning=0.0)
     shape = [
         librosa.feature.spectral_centroid(S=magnitude, sr=sample_rate),
         librosa.feature.spectral_bandwidth(S=magnitude, sr=sample_rate),

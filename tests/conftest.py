@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 # One math thread per test process: pytest-xdist already runs one process per core, and BLAS/OpenMP
 # threads competing across processes made the suite several times slower.
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
-# librosa's numba kernels are compiled on first use and cached; two test processes writing one cache at
-# once (a fresh venv under pytest-xdist) can corrupt it and crash, so each process gets its own cache.
-os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="numba-cache-"))
 
 from pathlib import Path  # noqa: E402
 
@@ -25,6 +21,22 @@ from mer_fastai.synth import make_demo_audio  # noqa: E402
 torch.set_num_threads(1)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY_SPEC = SpecConfig(segment_seconds=1.0, n_mels=32, hop_length=512)
+
+
+def pytest_configure(config) -> None:
+    """Compile librosa's numba kernels once in the controlling process, before xdist workers start.
+
+    A first (uncached) numba compile inside a pytest-xdist worker crashed with a segmentation fault in
+    a fresh venv; compiled here, the workers load the kernels from numba's cache instead.
+    """
+    if hasattr(config, "workerinput"):
+        return
+    import numpy as np
+
+    from mer_fastai.baseline import window_features
+
+    noise = np.random.default_rng(0).normal(0, 0.1, 22050 * 2).astype(np.float32)
+    window_features(noise, 22050, 2048, 512)
 
 
 @pytest.fixture(scope="session")
