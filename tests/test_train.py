@@ -35,10 +35,7 @@ def test_lr_find_saves_plot_and_suggestions(tiny_data, tmp_path):
     assert result.plot.exists() and result.plot.stat().st_size > 5000
     assert set(result.suggestions) == {"valley", "minimum", "steep"}
     assert 1e-7 < result.suggestion < 10
-    assert (
-        json.loads((tmp_path / "lr" / "lr_find.json").read_text())["suggestions"]["valley"]
-        == result.suggestion
-    )
+    assert json.loads((tmp_path / "lr" / "lr_find.json").read_text())["suggestions"]["valley"] == result.suggestion
     assert not (tmp_path / "lr" / "models").exists()
 
 
@@ -57,9 +54,7 @@ def test_train_writes_the_report(whole_run):
     assert metrics["classes"] == ["angry", "happy", "sad", "tender"]
     assert set(metrics["per_class"]["sad"]) == {"precision", "recall", "f1", "support"}
     assert metrics["mode"] == "whole" and metrics["feature"] == "emotions" and metrics["epochs_run"] == 2
-    assert sum(map(sum, metrics["confusion_matrix"])) == sum(
-        c["support"] for c in metrics["per_class"].values()
-    )
+    assert sum(map(sum, metrics["confusion_matrix"])) == sum(c["support"] for c in metrics["per_class"].values())
     assert "macro avg" in (run / "classification_report.txt").read_text()
 
 
@@ -70,9 +65,7 @@ def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):
     model = create_model(get_arch(meta["arch"]), len(meta["classes"]))
     model.load_state_dict(state)
     model.eval()
-    dls = load_dataloaders(
-        tiny_data, size=meta["input_size"], bs=8, stats=tuple(meta["stats"]), num_workers=0
-    )
+    dls = load_dataloaders(tiny_data, size=meta["input_size"], bs=8, stats=tuple(meta["stats"]), num_workers=0)
     correct = total = 0
     with torch.no_grad():
         for xb, yb in dls.valid:
@@ -84,17 +77,35 @@ def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):
 def test_freeze_leaves_the_body_untouched_and_whole_changes_it(tiny_data, tmp_path, whole_run):
     start = tmp_path / "start"
     frozen = train(tiny_data, tiny(mode="freeze", weights=str(whole_run.run_dir), lr=1e-2), start, show=False)
+    assert frozen.metrics["cached_features"]  # the head trained on the body's features computed once
     before, _ = read_model_file(whole_run.run_dir)
     after, _ = read_model_file(frozen.run_dir)
     body = [k for k in before if k.startswith("0.")]
     head = [k for k in before if k.startswith("1.") and before[k].dtype.is_floating_point]
     assert all(torch.equal(before[k], after[k]) for k in body)  # incl. BatchNorm statistics
     assert any(not torch.equal(before[k], after[k]) for k in head)
-    whole = train(
-        tiny_data, tiny(mode="whole", weights=str(whole_run.run_dir), lr=1e-2), tmp_path / "w", show=False
-    )
+    whole = train(tiny_data, tiny(mode="whole", weights=str(whole_run.run_dir), lr=1e-2), tmp_path / "w", show=False)
     changed, _ = read_model_file(whole.run_dir)
     assert any(not torch.equal(before[k], changed[k]) for k in body)
+
+
+def test_cached_features_train_the_same_model_as_a_frozen_body(tiny_data, tmp_path, whole_run):
+    """Head-only training on cached body features gives the full model with the start body, like plain freeze.
+
+    (Not bit-identical: dropout draws its random numbers in a different order.)
+    """
+    settings = {"mode": "freeze", "weights": str(whole_run.run_dir), "lr": 1e-2, "epochs": 2}
+    cached = train(tiny_data, tiny(**settings), tmp_path / "cached", show=False)
+    plain = train(tiny_data, tiny(**settings, feature_cache=False), tmp_path / "plain", show=False)
+    assert cached.metrics["cached_features"] and not plain.metrics["cached_features"]
+    start, _ = read_model_file(whole_run.run_dir)
+    fast, _ = read_model_file(cached.run_dir)
+    slow, _ = read_model_file(plain.run_dir)
+    assert fast.keys() == slow.keys() == start.keys()
+    body = [k for k in start if k.startswith("0.")]
+    assert all(torch.equal(fast[k], start[k]) and torch.equal(slow[k], start[k]) for k in body)
+    head = [k for k in start if k.startswith("1.") and start[k].dtype.is_floating_point]
+    assert any(not torch.equal(fast[k], start[k]) for k in head)
 
 
 def test_weights_from_another_arch_are_refused(tiny_data, tmp_path, whole_run):

@@ -38,7 +38,7 @@ FeatureCache = typer.Option(
     True,
     "--feature-cache/--no-feature-cache",
     help="Freeze mode without --train-bn or augmentation: run the frozen body once over the images and "
-    "train only the head on its cached features (same result, a fraction of the time).",
+    "train only the head on its cached features (the same training, a fraction of the time).",
 )
 DataDir = typer.Argument(..., help="A data set folder made by `mer-fastai prepare`.", exists=False)
 
