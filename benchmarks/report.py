@@ -9,7 +9,7 @@ import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from statistics import mean
+from statistics import median
 
 ANALYSIS_MARK = "<!-- analysis: kept when the report is regenerated -->"
 TARGETS = {
@@ -36,12 +36,13 @@ def training_rows(results: dict, bs: int) -> list[dict]:
             "arch": run["arch"],
             "mode": run["mode"],
             "epochs": run["epochs"],
-            "study_epoch": mean(study["epoch_seconds"]),
-            "ours_epoch": mean(ours["epoch_seconds"]),
+            "study_epoch": median(study["epoch_seconds"]),
+            "ours_epoch": median(ours["epoch_seconds"]),
             "study_total": study["wall"],
             "ours_total": ours["wall"],
             "floor_study": floor_epoch(run["floor_study"], n_train, n_valid, bs),
             "floor_ours": floor_epoch(run["floor"], bs * (n_train // bs), n_valid, bs),
+            "floor_nchw": floor_epoch(run["floor_nchw"], bs * (n_train // bs), n_valid, bs),
             "study_acc": study["accuracy"],
             "study_f1": study["macro_f1"],
             "ours_acc": ours["accuracy"],
@@ -51,10 +52,12 @@ def training_rows(results: dict, bs: int) -> list[dict]:
             "study_rss": study["peak_rss_mb"],
             "ours_rss": ours["peak_rss_mb"],
             "study_child_rss": study["child_peak_rss_mb"],
+            "others": max(study["others_cpu_share"], ours["others_cpu_share"]),
         }
         if run["mode"] == "freeze":  # one no-grad forward pass of every image per epoch at least
             row["floor_study"] = run["floor_study"]["eval_step"] * (n_train + n_valid) / bs
             row["floor_ours"] = run["floor"]["eval_step"] * (n_train + n_valid) / bs
+            row["floor_nchw"] = run["floor_nchw"]["eval_step"] * (n_train + n_valid) / bs
         row["epoch_speedup"] = row["study_epoch"] / row["ours_epoch"]
         row["total_speedup"] = row["study_total"] / row["ours_total"]
         rows.append(row)
@@ -101,28 +104,25 @@ def target_rows(rows: list[dict], results: dict) -> list[tuple[str, str, str, st
                     verdict(speed >= TARGETS["freeze_speedup"]),
                 )
             )
-    prepare = results.get("prepare")
-    if prepare:
-        rate = prepare["audio_seconds"] / prepare["toolkit"]["wall"]
-        out.append(
-            (
-                "prepare (2 workers): × real time",
-                f"≥ {TARGETS['prepare']:.0f}×",
-                f"{rate:.0f}×",
-                verdict(rate >= TARGETS["prepare"]),
-            )
+    prepare, predict = results["prepare"], results["predict"]
+    rate = prepare["audio_seconds"] / prepare["toolkit"]["wall"]
+    out.append(
+        (
+            "prepare (2 workers): × real time",
+            f"≥ {TARGETS['prepare']:.0f}×",
+            f"{rate:.0f}×",
+            verdict(rate >= TARGETS["prepare"]),
         )
-    predict = results.get("predict")
-    if predict:
-        rate = predict["audio_seconds"] / predict["wall"]
-        out.append(
-            (
-                f"predict ({predict['arch']}): × real time",
-                f"≥ {TARGETS['predict']:.0f}×",
-                f"{rate:.0f}×",
-                verdict(rate >= TARGETS["predict"]),
-            )
+    )
+    rate = predict["audio_seconds"] / predict["wall"]
+    out.append(
+        (
+            f"predict ({predict['arch']}): × real time",
+            f"≥ {TARGETS['predict']:.0f}×",
+            f"{rate:.0f}×",
+            verdict(rate >= TARGETS["predict"]),
         )
+    )
     return out
 
 
@@ -141,7 +141,7 @@ def ratio_table(rows: list[dict]) -> str:
             "epochs",
             "(a) s/epoch",
             "(b) s/epoch",
-            "(c) floor s/epoch a · b",
+            "(c) floor s/epoch: a · b (b in NCHW)",
             "(a)/(b) epoch",
             "(a) total s",
             "(b) total s",
@@ -149,6 +149,7 @@ def ratio_table(rows: list[dict]) -> str:
             "(b)/floor",
             "(a) acc · F1",
             "(b) acc · F1",
+            "others' CPU",
         ],
         [
             [
@@ -157,7 +158,7 @@ def ratio_table(rows: list[dict]) -> str:
                 str(r["epochs"]),
                 f"{r['study_epoch']:.1f}",
                 f"{r['ours_epoch']:.2f}",
-                f"{r['floor_study']:.1f} · {r['floor_ours']:.1f}",
+                f"{r['floor_study']:.1f} · {r['floor_ours']:.1f} ({r['floor_nchw']:.1f})",
                 f"{r['epoch_speedup']:.2f}×",
                 f"{r['study_total']:.0f}",
                 f"{r['ours_total']:.0f}",
@@ -165,6 +166,7 @@ def ratio_table(rows: list[dict]) -> str:
                 f"{r['ours_epoch'] / r['floor_ours']:.2f}" if r["mode"] == "whole" else "—",
                 f"{r['study_acc']:.3f} · {r['study_f1']:.3f}",
                 f"{r['ours_acc']:.3f} · {r['ours_f1']:.3f}",
+                f"{r['others']:.0%}",
             ]
             for r in rows
         ],
@@ -206,18 +208,19 @@ def machine() -> list[str]:
     ]
 
 
-def write_report(path: Path, results: dict, settings, command: str) -> str:
-    """Write the report; return the ratio and target tables (what `run.py` prints)."""
-    bs = settings.bs
+def write_report(path: Path, results: dict) -> str:
+    """Write the report of `run.measure`'s results; return the ratio and target tables (what `run.py` prints)."""
+    settings, command = results["settings"], results["command"]
+    bs = settings["bs"]
     rows = training_rows(results, bs)
     targets = table(["target", "required", "measured", ""], [list(t) for t in target_rows(rows, results)])
     ratios = ratio_table(rows)
     data = results["data"]
-    before, after = results["load_before"][0], results["load_after"][0]
+    before, others = results["load_before"], results["others_cpu_share"]
     load_note = (
         ""
-        if max(before, after) < 1
-        else (" **The load was not low (≥ 1: other processes shared the CPU), so times are pessimistic.**")
+        if before < 1 and others < 0.05
+        else " **The machine was not idle: other processes shared the CPU, so the times are pessimistic.**"
     )
     lines = [
         "# Benchmarks",
@@ -227,13 +230,15 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
         f"    {command}",
         "",
         *machine(),
-        f"- load average (1 min) before / after: {before:.2f} / {after:.2f}.{load_note}",
+        f"- load average (1 min) before the run: {before:.2f}; other processes' share of the CPU during "
+        f"the run: {others:.1%} (from /proc/stat minus the benchmark's own CPU time).{load_note}",
         f"- whole run: {results['minutes']:.0f} min",
         f"- data: `{data['path']}`: {data['train']} training + {data['valid']} validation spectrograms, "
         f"classes {', '.join(data['classes'])}",
-        f"- settings: batch size {bs}, seed {settings.seed}, weights `{settings.weights}` for both loops "
-        f"(random initialisation: no pretrained weights here), mer-fastai lr `{settings.lr}` (lr_find), "
-        f"mer-fastai size {settings.size} px, study loop 224 px crops",
+        f"- settings: batch size {bs}, seed {settings['seed']}, weights `{settings['weights']}` for both loops"
+        f"{' (random initialisation: no pretrained weights here)' if settings['weights'] == 'none' else ''}, "
+        f"mer-fastai lr `{settings['lr']}`{' (lr_find)' if settings['lr'] == 'auto' else ''}, "
+        f"mer-fastai size {settings['size']} px, study loop {settings['study_size']} px crops",
         "",
         "## Ratios and targets",
         "",
@@ -242,13 +247,17 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
         "## Training: the study's loop (a), `mer-fastai train` (b) and the compute floor (c)",
         "",
         "(a) `benchmarks/study_loop.py`: ImageFolder PNGs, torchvision transforms per image and epoch, "
-        "2 loader workers, SGD 0.001 + momentum 0.9, ReduceLROnPlateau, 224 px; freeze = backbone "
-        "`requires_grad=False`. (b) `mer_fastai.train.train` with the defaults: spectrograms decoded once "
-        "into memory, freeze mode on cached body features, fit_one_cycle after lr_find. (c) the same network's "
-        "forward + backward + SGD step (whole) or forward pass (freeze) on random in-memory tensors, median "
-        "of repeated batches, scaled to the epoch's images; first figure at 224 px for (a), second at "
-        "(b)'s size. s/epoch is the mean over epochs (training + validation); totals are the whole process "
-        "work: for (b) decoding, feature caching, lr_find, fitting, report and model file.",
+        f"2 loader workers, SGD 0.001 + momentum 0.9, ReduceLROnPlateau, {settings['study_size']} px; "
+        "freeze = backbone `requires_grad=False`. (b) `mer_fastai.train.train` with the defaults: "
+        "spectrograms decoded once into memory, channels-last weights, freeze mode on cached body "
+        "features, fit_one_cycle after lr_find. (c) the same network's forward + backward + SGD step "
+        "(whole) or forward pass (freeze) on random in-memory tensors, median of repeated batches, "
+        "scaled to the epoch's images; first figure at "
+        f"{settings['study_size']} px in NCHW like (a), second at (b)'s size in channels-last like (b), "
+        "in brackets the same in NCHW. s/epoch is the median over the epochs (training + validation); "
+        "others' CPU is the largest share of the 2 cores other processes took during (a) or (b); totals "
+        "are the whole process work: for (b) decoding, feature caching, lr_find, fitting, report and "
+        "model file.",
         "",
         ratios,
         "",
@@ -258,7 +267,7 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
         size_rows = [r for r in rows if r["mode"] == "whole" and r["arch"] == results["sizes"][0]["arch"]]
         entries = [
             (
-                settings.size,
+                settings["size"],
                 size_rows[0]["ours_epoch"],
                 size_rows[0]["ours_total"],
                 size_rows[0]["ours_acc"],
@@ -268,7 +277,7 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
         entries += [
             (
                 s["size"],
-                mean(s["toolkit"]["epoch_seconds"]),
+                median(s["toolkit"]["epoch_seconds"]),
                 s["toolkit"]["wall"],
                 s["toolkit"]["accuracy"],
                 s["toolkit"]["macro_f1"],
@@ -278,14 +287,11 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
         lines += [
             table(
                 ["size px", "s/epoch", "total s", "accuracy", "macro-F1"],
-                [
-                    [str(s), f"{e:.1f}", f"{t:.0f}", f"{a:.3f}", f"{f:.3f}"]
-                    for s, e, t, a, f in sorted(entries)
-                ],
+                [[str(s), f"{e:.1f}", f"{t:.0f}", f"{a:.3f}", f"{f:.3f}"] for s, e, t, a, f in sorted(entries)],
             ),
             "",
             f"Same arch ({results['sizes'][0]['arch']}), data, epochs, batch size and seed; the study loop "
-            f"trains at 224 px (row above: {size_rows[0]['study_epoch']:.1f} s/epoch, accuracy "
+            f"trains at {settings['study_size']} px (row above: {size_rows[0]['study_epoch']:.1f} s/epoch, accuracy "
             f"{size_rows[0]['study_acc']:.3f}).",
             "",
         ]
@@ -308,8 +314,8 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
                         a["mode"],
                         a["option"],
                         str(len(a["on"]["epoch_seconds"])),
-                        f"{mean(a['off']['epoch_seconds']):.2f} · {a['off']['wall']:.0f}",
-                        f"{mean(a['on']['epoch_seconds']):.2f} · {a['on']['wall']:.0f}",
+                        f"{median(a['off']['epoch_seconds']):.2f} · {a['off']['wall']:.0f}",
+                        f"{median(a['on']['epoch_seconds']):.2f} · {a['on']['wall']:.0f}",
                         f"{a['off']['wall'] / a['on']['wall']:.1f}×",
                     ]
                     for a in results["ablations"]
@@ -317,8 +323,8 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
             ),
             "",
         ]
-    lines += prepare_section(results.get("prepare")) + predict_section(results.get("predict"))
-    lines += memory_section(rows, results.get("prepare"))
+    lines += prepare_section(results["prepare"]) + predict_section(results["predict"])
+    lines += memory_section(rows, results["prepare"])
     lines += [
         "## GPU",
         "",
@@ -334,9 +340,7 @@ def write_report(path: Path, results: dict, settings, command: str) -> str:
     return ratios + "\n\n" + targets
 
 
-def prepare_section(prepare: dict | None) -> list[str]:
-    if not prepare:
-        return []
+def prepare_section(prepare: dict) -> list[str]:
     seconds = prepare["audio_seconds"]
     ours, serial = prepare["toolkit"], prepare["serial"]
     return [
@@ -366,46 +370,38 @@ def prepare_section(prepare: dict | None) -> list[str]:
     ]
 
 
-def predict_section(predict: dict | None) -> list[str]:
-    if not predict:
-        return ["## `predict` (e)", "", "Not measured: `mer_fastai.predict.Predictor` was not available.", ""]
+def predict_section(predict: dict) -> list[str]:
+    seconds, wall = predict["audio_seconds"], predict["wall"]
     return [
         "## `predict` (e)",
         "",
         f"`Predictor.load(run).predict_many(clips)` with the whole-mode {predict['arch']} model "
-        f"({predict['size']} px) on {predict['files']} clips ({predict['audio_seconds'] / 60:.1f} min of "
-        f"audio, {predict['windows']} windows): {predict['wall']:.1f} s including loading the model, "
-        f"**{predict['audio_seconds'] / predict['wall']:.0f}× real time** "
-        f"({predict['windows'] / predict['wall']:.1f} windows/s); peak memory {predict['peak_rss_mb']:.0f} MiB.",
+        f"({predict['size']} px) on {predict['files']} clips ({seconds / 60:.1f} min of audio, "
+        f"{predict['windows']} windows), one process: **{seconds / wall:.0f}× real time** "
+        f"({wall:.1f} s, {predict['windows'] / wall:.1f} windows/s); loading the model took a further "
+        f"{predict['load']:.1f} s ({seconds / (wall + predict['load']):.0f}× real time with it). "
+        f"Peak memory {predict['peak_rss_mb']:.0f} MiB.",
         "",
     ]
 
 
-def memory_section(rows: list[dict], prepare: dict | None) -> list[str]:
-    lines = ["## Memory (peak resident set size, MiB)", ""]
-    if prepare:
-        small, full = prepare["small"], prepare["toolkit"]
-        lines += [
-            table(
-                ["prepare", "main process", "largest worker"],
-                [
-                    [
-                        f"{small['files']} clips",
-                        f"{small['peak_rss_mb']:.0f}",
-                        f"{small['child_peak_rss_mb']:.0f}",
-                    ],
-                    [
-                        f"{prepare['files']} clips",
-                        f"{full['peak_rss_mb']:.0f}",
-                        f"{full['child_peak_rss_mb']:.0f}",
-                    ],
-                ],
-            ),
-            "",
-            "`prepare` streams: one clip per worker at a time, a bounded queue of pending clips, so its "
-            "memory does not grow with the number of files.",
-            "",
-        ]
+def memory_section(rows: list[dict], prepare: dict) -> list[str]:
+    small, full = prepare["small"], prepare["toolkit"]
+    lines = [
+        "## Memory (peak resident set size, MiB)",
+        "",
+        table(
+            ["prepare", "main process", "largest worker"],
+            [
+                [f"{n} clips", f"{r['peak_rss_mb']:.0f}", f"{r['child_peak_rss_mb']:.0f}"]
+                for n, r in ((small["files"], small), (prepare["files"], full))
+            ],
+        ),
+        "",
+        "`prepare` streams: one clip per worker at a time and a bounded queue of pending clips, so its "
+        "memory does not grow with the number of files.",
+        "",
+    ]
     lines += [
         table(
             ["arch", "mode", "(a) study loop: main · largest loader worker", "(b) mer-fastai train"],

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ DEFAULT_AUDIO = REPO.parent / "shared" / "data" / "4q-dev"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mer-fastai-benchmarks"
 STUDY_SIZE = 224
 QUICK_CLIPS = 80
+MODES = ("whole", "freeze")
 
 
 @dataclass
@@ -41,12 +44,13 @@ class Settings:
     data: Path | None = None
     audio: Path = DEFAULT_AUDIO
     archs: list[str] = field(default_factory=lambda: ["squeezenet1_0", "timm/resnet18"])
-    epochs: int = 5
+    epochs: int = 10
     freeze_epochs: int = 20
     ablation_epochs: int = 2
     bs: int = 32
     size: int = 128
-    sizes: list[int] = field(default_factory=lambda: [224, 160])
+    study_size: int = STUDY_SIZE
+    sizes: list[int] = field(default_factory=lambda: [224, 96])
     per_class: tuple[int, int] | None = None
     prepare_files: int = 600
     memory_files: int = 100
@@ -87,10 +91,13 @@ def run_task(name: str, work: Path, **kwargs) -> dict:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
+    busy, own, started = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
     subprocess.run(command, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    others = machine_busy_seconds() - busy - (own_cpu_seconds() - own)
     result = json.loads(result_path.read_text())
     result_path.unlink()
-    return result
+    return {**result, "others_cpu_share": max(0.0, others) / (wall * (os.cpu_count() or 1))}
 
 
 def prepare_default_data(audio: Path, work: Path) -> Path:
@@ -124,9 +131,7 @@ def subset_dataset(source: Path, out: Path, per_class: tuple[int, int]) -> Path:
                 shutil.copy2(file, out / split / name / file.name)
             counts[split][name] = len(chosen)
     shutil.copy2(source / CONFIG_FILE, out / CONFIG_FILE)
-    (out / DATASET_FILE).write_text(
-        json.dumps({**info, "counts": counts, "subset_of": str(source)}, indent=2)
-    )
+    (out / DATASET_FILE).write_text(json.dumps({**info, "counts": counts, "subset_of": str(source)}, indent=2))
     return out
 
 
@@ -160,12 +165,22 @@ def count_images(data: Path) -> dict[str, int]:
     return {split: len(list((data / split).glob("*/*.png"))) for split in ("train", "valid")}
 
 
-def measure(settings: Settings) -> dict:
-    """Every benchmark of `settings`, as the dict `write_report` renders."""
+Runner = Callable[..., dict]
+
+
+def measure(settings: Settings, run_task: Runner = run_task) -> dict:
+    """Every benchmark of `settings`, as the dict `write_report` renders; `run_task` runs each piece."""
     work = settings.work
     work.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    results: dict = {"load_before": os.getloadavg(), "training": [], "sizes": [], "ablations": []}
+    started, busy = time.time(), machine_busy_seconds() - own_cpu_seconds()
+    keys = ("bs", "seed", "weights", "lr", "size", "study_size")
+    results: dict = {
+        "settings": {key: getattr(settings, key) for key in keys},
+        "load_before": os.getloadavg()[0],
+        "training": [],
+        "sizes": [],
+        "ablations": [],
+    }
     if settings.data:
         data = settings.data
     elif settings.quick:  # a small data set of its own, split by clip
@@ -191,7 +206,7 @@ def measure(settings: Settings) -> dict:
     for arch in settings.archs:
         say(f"{arch}: compute floor")
         floors = {
-            size: run_task(
+            (size, channels_last): run_task(
                 "floor",
                 work,
                 arch=arch,
@@ -199,8 +214,9 @@ def measure(settings: Settings) -> dict:
                 bs=settings.bs,
                 n_classes=n_classes,
                 steps=settings.floor_steps,
+                channels_last=channels_last,
             )
-            for size in sorted({STUDY_SIZE, settings.size})
+            for size, channels_last in {(settings.study_size, False), (settings.size, False), (settings.size, True)}
         }
         for mode, epochs in (("whole", settings.epochs), ("freeze", settings.freeze_epochs)):
             say(f"{arch} {mode}: study loop, {epochs} epochs")
@@ -210,6 +226,7 @@ def measure(settings: Settings) -> dict:
                 arch=arch,
                 mode=mode,
                 epochs=epochs,
+                size=settings.study_size,
                 pretrained=settings.weights == "imagenet",
                 **common,
             )
@@ -226,8 +243,9 @@ def measure(settings: Settings) -> dict:
                     "study": study,
                     "toolkit": ours,
                     "run": str(out),
-                    "floor": floors[settings.size],
-                    "floor_study": floors[STUDY_SIZE],
+                    "floor": floors[settings.size, True],
+                    "floor_nchw": floors[settings.size, False],
+                    "floor_study": floors[settings.study_size, False],
                 }
             )
     arch = settings.archs[0]
@@ -239,19 +257,34 @@ def measure(settings: Settings) -> dict:
         )
         results["sizes"].append({"arch": arch, "size": size, "toolkit": ours})
     short = {"arch": arch, "epochs": settings.ablation_epochs, "size": settings.size, **tool}
-    for mode, option in (("whole", "cache"), ("freeze", "feature_cache")):
-        say(f"{arch} {mode}: mer-fastai train with {option} off, {settings.ablation_epochs} epoch(s)")
+    say(f"{arch}: mer-fastai train with every speed-up on, {settings.ablation_epochs} epoch(s) per mode")
+    on = {mode: run_task("toolkit", work, mode=mode, out=str(runs / f"all-on-{mode}"), **short) for mode in MODES}
+    for mode, option in (("whole", "cache"), ("whole", "channels_last"), ("freeze", "feature_cache")):
+        say(f"{arch} {mode}: mer-fastai train with {option} off")
         off = run_task("toolkit", work, mode=mode, out=str(runs / f"no-{option}"), **{option: False}, **short)
-        on = run_task("toolkit", work, mode=mode, out=str(runs / f"with-{option}"), **short)
-        results["ablations"].append({"arch": arch, "mode": mode, "option": option, "off": off, "on": on})
-    results["prepare"] = measure_prepare(settings, work)
-    results["predict"] = measure_predict(settings, work, results["training"])
-    results["load_after"] = os.getloadavg()
-    results["minutes"] = (time.time() - started) / 60
+        results["ablations"].append({"arch": arch, "mode": mode, "option": option, "off": off, "on": on[mode]})
+    results["prepare"] = measure_prepare(settings, work, run_task)
+    results["predict"] = measure_predict(settings, work, results["training"], run_task)
+    wall = time.time() - started
+    others = machine_busy_seconds() - own_cpu_seconds() - busy
+    results["others_cpu_share"] = max(0.0, others) / (wall * (os.cpu_count() or 1))
+    results["minutes"] = wall / 60
     return results
 
 
-def measure_prepare(settings: Settings, work: Path) -> dict:
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes have used since boot (user, system, interrupts: /proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the measurement processes it has run."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def measure_prepare(settings: Settings, work: Path, run_task: Runner) -> dict:
     """`prepare` with 2 workers vs the serial librosa loop on the same clips, and its memory at two sizes."""
     files = audio_subset(settings.audio, settings.prepare_files, work / "audio")
     seconds = audio_seconds(files)
@@ -261,9 +294,7 @@ def measure_prepare(settings: Settings, work: Path) -> dict:
     serial = run_task("serial_librosa", work, files=[str(f) for f in files], out=str(work / "serial"))
     say(f"prepare: memory with {settings.memory_files} clips")
     audio_subset(settings.audio, settings.memory_files, work / "audio-small")
-    small = run_task(
-        "prepare", work, audio_dir=str(work / "audio-small"), out=str(work / "prepared-small"), workers=2
-    )
+    small = run_task("prepare", work, audio_dir=str(work / "audio-small"), out=str(work / "prepared-small"), workers=2)
     for folder in ("serial", "prepared", "prepared-small"):
         shutil.rmtree(work / folder, ignore_errors=True)
     return {
@@ -275,13 +306,8 @@ def measure_prepare(settings: Settings, work: Path) -> dict:
     }
 
 
-def measure_predict(settings: Settings, work: Path, training: list[dict]) -> dict:
+def measure_predict(settings: Settings, work: Path, training: list[dict], run_task: Runner) -> dict:
     """`Predictor.predict_many` throughput with the largest whole-mode model trained above."""
-    try:
-        from mer_fastai.predict import Predictor  # noqa: F401  (written alongside; absent in older checkouts)
-    except ImportError:
-        say("predict: mer_fastai.predict.Predictor not available; skipped")
-        return {}
     whole = [row for row in training if row["mode"] == "whole"]
     model = whole[-1]
     files = audio_subset(settings.audio, settings.predict_files, work / "audio-predict")
@@ -300,35 +326,29 @@ def say(text: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {text}", flush=True)
 
 
-def parse_args(argv: list[str] | None) -> Settings:
+def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
+    """The settings to measure, and the saved results to render instead if --render was given."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", type=Path, help="a prepared data set (default: prepare --audio into the cache)"
-    )
+    parser.add_argument("--data", type=Path, help="a prepared data set (default: prepare --audio into the cache)")
     parser.add_argument(
         "--audio", type=Path, help=f"class-per-folder clips for prepare/predict (default: {DEFAULT_AUDIO})"
     )
     parser.add_argument("--arch", action="append", help="architecture to train (repeatable)")
     parser.add_argument("--epochs", type=int, help="epochs of the whole-mode runs (both loops)")
-    parser.add_argument(
-        "--freeze-epochs", type=int, help="epochs of the freeze-mode runs (both loops; default 20)"
-    )
+    parser.add_argument("--freeze-epochs", type=int, help="epochs of the freeze-mode runs (both loops; default 20)")
     parser.add_argument("--bs", type=int, help="batch size (both loops)")
     parser.add_argument("--size", type=int, help="mer-fastai training size in px (the study loop crops 224)")
-    parser.add_argument(
-        "--sizes", help="comma-separated extra sizes for the accuracy-vs-time runs of the first arch"
-    )
+    parser.add_argument("--sizes", help="comma-separated extra sizes for the accuracy-vs-time runs of the first arch")
     parser.add_argument("--per-class", help="TRAIN,VALID images per class: train on a subset")
     parser.add_argument("--prepare-files", type=int, help="clips for the prepare comparison")
     parser.add_argument("--predict-files", type=int, help="clips for the predict throughput")
     parser.add_argument("--lr", help="mer-fastai learning rate (default: auto, i.e. lr_find)")
     parser.add_argument("--weights", help="starting weights of both loops: none (default) or imagenet")
     parser.add_argument("--quick", action="store_true", help="small subset, few epochs (a few minutes)")
-    parser.add_argument(
-        "--out", type=Path, help="report file (default: BENCHMARKS.md; quick: benchmarks-quick.md)"
-    )
+    parser.add_argument("--out", type=Path, help="report file (default: BENCHMARKS.md; quick: benchmarks-quick.md)")
+    parser.add_argument("--render", type=Path, help="write the report from a saved results JSON; measure nothing")
     args = parser.parse_args(argv)
     given = {
         "data": args.data,
@@ -347,15 +367,20 @@ def parse_args(argv: list[str] | None) -> Settings:
         "out": args.out or (Path(tempfile.gettempdir()) / "benchmarks-quick.md" if args.quick else None),
     }
     given = {key: value for key, value in given.items() if value is not None}
-    return Settings.quick_run(**given) if args.quick else Settings(**given)
+    return (Settings.quick_run(**given) if args.quick else Settings(**given)), args.render
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = parse_args(argv)
-    command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    results = measure(settings)
-    table = write_report(settings.out, results, settings, command.strip())
-    print(table)
+    settings, render = parse_args(argv)
+    if render:
+        results = json.loads(render.read_text())
+    else:
+        results = measure(settings)
+        results["command"] = ("python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+        saved = settings.work / f"results-{settings.out.stem}.json"
+        saved.write_text(json.dumps(results, indent=1))
+        say(f"measurements saved to {saved} (`--render {saved}` rewrites the report from them)")
+    print(write_report(settings.out, results))
     print(f"report written to {settings.out}")
     return 0
 

@@ -105,16 +105,20 @@ def run_study(
     mode: str,
     epochs: int,
     bs: int,
+    size: int | None = None,
     seed: int = 42,
     workers: int = WORKERS,
     pretrained: bool = False,
 ) -> StudyResult:
-    """Train `arch` the study's way on a prepared data set; `mode` is "freeze" or "whole"."""
+    """Train `arch` the study's way on a prepared data set; `mode` is "freeze" or "whole".
+
+    `size` is the crop size (default: the architecture's, 224 px for all but inception_v3's 299).
+    """
     from sklearn.metrics import f1_score
 
     seed_everything(seed)
     spec = get_arch(arch)
-    tfms = study_transforms(spec.input_size, spec.stats)
+    tfms = study_transforms(size or spec.input_size, spec.stats)
     data_dir = Path(data_dir)
     loaders = {
         split: torch.utils.data.DataLoader(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 
-def floor(arch: str, size: int, bs: int, n_classes: int, steps: int) -> dict:
+def floor(arch: str, size: int, bs: int, n_classes: int, steps: int, channels_last: bool = False) -> dict:
     """Median seconds of one training step (forward, backward, SGD step) and of one no-grad forward pass
     of the toolkit's network on random in-memory tensors of shape (bs, 3, size, size)."""
     import torch
@@ -26,6 +26,8 @@ def floor(arch: str, size: int, bs: int, n_classes: int, steps: int) -> dict:
 
     torch.manual_seed(0)
     model = create_model(get_arch(arch), n_classes)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     images, targets = torch.randn(bs, 3, size, size), torch.randint(0, n_classes, (bs,))
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     loss_func = torch.nn.CrossEntropyLoss()
@@ -56,7 +58,7 @@ def _median_seconds(action, repeats: int, warmup: int = 2) -> float:
     return float(np.median(times))
 
 
-def study(data: str, arch: str, mode: str, epochs: int, bs: int, seed: int, pretrained: bool) -> dict:
+def study(data: str, arch: str, mode: str, epochs: int, bs: int, size: int, seed: int, pretrained: bool) -> dict:
     """The study's loop (a) on a prepared data set."""
     from mer_fastai.prepare import read_dataset_info
 
@@ -64,7 +66,7 @@ def study(data: str, arch: str, mode: str, epochs: int, bs: int, seed: int, pret
 
     classes = read_dataset_info(data)["classes"]
     started = time.perf_counter()
-    result = run_study(data, classes, arch, mode, epochs, bs, seed, pretrained=pretrained)
+    result = run_study(data, classes, arch, mode, epochs, bs, size, seed, pretrained=pretrained)
     return {**asdict(result), "wall": time.perf_counter() - started}
 
 
@@ -81,6 +83,7 @@ def toolkit(
     weights: str,
     cache: bool = True,
     feature_cache: bool = True,
+    channels_last: bool = True,
 ) -> dict:
     """`mer_fastai.train` (b): the whole command, from the PNG folders to the written run folder."""
     from mer_fastai.train import TrainConfig, train
@@ -96,6 +99,7 @@ def toolkit(
         weights=weights,
         cache=cache,
         feature_cache=feature_cache,
+        channels_last=channels_last,
     )
     started = time.perf_counter()
     result = train(data, config, out, show=False)
@@ -144,14 +148,16 @@ def serial_librosa(files: list[str], out: str) -> dict:
 
 
 def predict(model: str, files: list[str]) -> dict:
-    """`Predictor.predict_many` (e) over audio files."""
+    """`Predictor.predict_many` (e) over audio files; loading the model is timed apart."""
     from mer_fastai.predict import Predictor
 
     started = time.perf_counter()
     predictor = Predictor.load(model, device="cpu")
+    loaded = time.perf_counter()
     predictions = predictor.predict_many(files)
     return {
-        "wall": time.perf_counter() - started,
+        "load": loaded - started,
+        "wall": time.perf_counter() - loaded,
         "tracks": len(predictions.tracks),
         "windows": sum(len(track.windows) for track in predictions.tracks),
         "skipped": len(predictions.skipped),

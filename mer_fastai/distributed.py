@@ -9,11 +9,15 @@ Without a GPU the processes train on the CPU over gloo, which is how the tests r
 
 from __future__ import annotations
 
+import datetime
+import io
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stdout
+from pathlib import Path
 from typing import TypeVar
 
 import torch
@@ -23,16 +27,22 @@ from .progress import console
 
 T = TypeVar("T")
 INSTALL_HINT = "Accelerate is not installed; pip install 'mer-fastai[distributed]'"
+SINGLE = {"WORLD_SIZE": "1", "RANK": "0"}
+LR_FIND_WAIT_HOURS = 12
+# The launcher's WORLD_SIZE and RANK once `init_distributed` ran. fastai reads them from the environment
+# and then gathers or waits on the other processes in every fit, lr_find and get_preds; the environment
+# shows them to fastai only inside `distributed_fit`, so lr_find and get_preds stay local.
+_launched: dict[str, str] = {}
 
 
 def world_size() -> int:
     """How many processes train together (1 unless started by a distributed launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return int(_launched.get("WORLD_SIZE") or os.environ.get("WORLD_SIZE", "1"))
 
 
 def rank() -> int:
     """This process's index among them (0: the one that writes)."""
-    return int(os.environ.get("RANK", "0"))
+    return int(_launched.get("RANK") or os.environ.get("RANK", "0"))
 
 
 def is_distributed() -> bool:
@@ -43,14 +53,37 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def cpu_launch_processes() -> int | None:
+    """The N of `accelerate launch --cpu --num_processes N` when that launcher started only this process.
+
+    Without MPI, Accelerate's `--cpu` launcher runs one plain process (no WORLD_SIZE) and leaves only
+    MASTER_ADDR as a trace of the processes asked for; the count is read from the launcher's command line.
+    None when this process was not started that way or the count cannot be told.
+    """
+    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+    if not cpu or "MASTER_ADDR" not in os.environ or "WORLD_SIZE" in os.environ:
+        return None
+    try:
+        args = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0") if a]
+        from accelerate.commands.launch import launch_command_parser
+    except (OSError, UnicodeDecodeError, ImportError):
+        return None
+    # `accelerate launch ...` or `python -m accelerate.commands.launch ...`
+    where = [i for i, arg in enumerate(args) if arg in ("launch", "accelerate.commands.launch")]
+    if not where:
+        return None
+    parsed, _ = launch_command_parser().parse_known_args(args[where[0] + 1 :])
+    return parsed.num_processes if (parsed.num_processes or 0) > 1 else None
+
+
 def init_distributed() -> None:
-    """In a launched process: take this rank's GPU and join the process group (gloo without GPUs)."""
+    """In a launched process: take this rank's GPU, join the process group (gloo without GPUs), hide it."""
     if not is_distributed():
         if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and "MASTER_ADDR" in os.environ:
             console.print(
-                "[yellow]warning:[/] `accelerate launch --cpu` started a single process (Accelerate needs "
-                "MPI for several CPU processes); use `accelerate launch --multi_gpu --num_processes N` or "
-                "`mer-fastai train --distributed`, which train on the CPU when no GPU is present"
+                "[yellow]warning:[/] `accelerate launch --cpu` started a single process and the number of "
+                "processes could not be read; use `mer-fastai train --distributed --processes N`, which "
+                "trains on the CPU when no GPU is present"
             )
         return
     try:
@@ -60,7 +93,10 @@ def init_distributed() -> None:
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    PartialState(cpu=not cuda)
+    # rank 0 runs lr_find alone while the others wait for its LR: on a CPU that outlasts the 30 min default
+    PartialState(cpu=not cuda, timeout=datetime.timedelta(hours=LR_FIND_WAIT_HOURS))
+    _launched.update(WORLD_SIZE=os.environ["WORLD_SIZE"], RANK=os.environ["RANK"])
+    os.environ.update(SINGLE)
 
 
 def main_process_value(compute: Callable[[], T]) -> T:
@@ -103,36 +139,68 @@ def distributed_fit(learn) -> Iterator[None]:
 
     from .callbacks import RichProgress
 
+    train, processes = learn.dls.train, world_size()
+    if train.n // processes < train.bs:  # each process makes whole batches of its share (fastai drops the rest)
+        raise MerError(
+            f"{train.n} training images over {processes} processes is less than one batch (--bs {train.bs}) "
+            "per process; lower --bs"
+        )
     DistributedDL._broadcast = _broadcast
     hidden = [] if is_main_process() else [cb for cb in learn.cbs if isinstance(cb, RichProgress)]
     learn.remove_cbs(hidden)
-    with learn.distrib_ctx(sync_bn=False):
-        yield
+    os.environ.update(_launched)
+    try:
+        quiet = nullcontext() if is_main_process() else redirect_stdout(io.StringIO())  # fastai's prints
+        with quiet, learn.distrib_ctx(sync_bn=False):
+            yield
+    finally:
+        os.environ.update(SINGLE)
     learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])  # re-added off rank 0
     learn.add_cbs(hidden)
     torch.distributed.barrier()  # every process has loaded the best epoch before rank 0 cleans up
 
 
-def launch_command(argv: list[str], processes: int | None) -> list[str]:
-    """The `accelerate launch` command that reruns `mer-fastai ARGV` in `processes` processes."""
+def processes_to_launch(distributed: bool, processes: int | None) -> int | None:
+    """How many processes to rerun this command in (None: train in this process).
+
+    `--distributed` asks for `processes` (default: one per GPU, else 2); so does `accelerate launch --cpu
+    --num_processes N`, which starts just one. A process that is already one of several trains itself.
+    """
+    if is_distributed():
+        return None
+    if not distributed:
+        return cpu_launch_processes()
     count = processes or torch.cuda.device_count() or 2
     if count < 2:
         raise MerError(f"--distributed needs at least 2 processes (got {count}); pass --processes N")
+    return count
+
+
+def launch_command(argv: list[str], count: int) -> list[str]:
+    """The `accelerate launch` command that reruns `mer-fastai ARGV` in `count` processes."""
     # `--multi_gpu` is Accelerate's torchrun launcher; without GPUs the processes train on the CPU
     # (`--cpu` would start a single process unless MPI is set up).
     return [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(count),
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "mer_fastai", *argv,
+        "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
+        "--dynamo_backend", "no", "-m", "mer_fastai", *argv,
     ]  # fmt: skip
 
 
-def relaunch(argv: list[str], processes: int | None) -> int:
+def free_port() -> int:
+    """A TCP port free now on this machine (two trainings at once must not share one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def relaunch(argv: list[str], count: int) -> int:
     """Run `mer-fastai ARGV` under `accelerate launch`; returns its exit status."""
     try:
         import accelerate  # noqa: F401
     except ImportError as exc:
         raise MerError(INSTALL_HINT) from exc
-    command = launch_command(argv, processes)
+    command = launch_command(argv, count)
     console.print("launching: accelerate launch " + " ".join(command[3:]), soft_wrap=True, highlight=False)
     return subprocess.run(command, check=False).returncode
 

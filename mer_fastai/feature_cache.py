@@ -80,9 +80,7 @@ def head_learner(learn: Learner) -> Learner:
     common = {"num_workers": 0, "device": learn.dls.device}
     train_ds = Features(train_x, train_y, vocab, 0)
     if isinstance(train_dl, WeightedDL):
-        train = WeightedDL(
-            train_ds, bs=train_dl.bs, wgts=train_dl.wgts, shuffle=True, drop_last=True, **common
-        )
+        train = WeightedDL(train_ds, bs=train_dl.bs, wgts=train_dl.wgts, shuffle=True, drop_last=True, **common)
     else:
         train = TfmdDL(train_ds, bs=train_dl.bs, shuffle=True, drop_last=True, **common)
     valid = TfmdDL(Features(valid_x, valid_y, vocab, 1), bs=valid_dl.bs, shuffle=False, **common)

@@ -22,6 +22,7 @@ from .split import split_groups
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
 PARTS_DIR = ".parts"
+PNG_LEVEL = 1  # lossless either way; zlib level 1 writes twice as fast as the default 6, files ~10% larger
 MANIFEST_COLUMNS = ["source", "clip_id", "segment_start", "label", "split", "image"]
 
 
@@ -66,7 +67,7 @@ def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[dict[
     rows = []
     for start, window in windows(signal, spec.sample_rate, spec.segment_seconds, spec.hop_seconds):
         image = folder / f"{task.key}_{int(round(start * 1000)):08d}.png"
-        Image.fromarray(mel_image(window, spec)).save(image)
+        Image.fromarray(mel_image(window, spec)).save(image, compress_level=PNG_LEVEL)
         rows.append(
             {
                 "source": task.source,

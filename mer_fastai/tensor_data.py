@@ -79,9 +79,7 @@ def load_tensor_dataloaders(
     classes = read_dataset_info(data_dir)["classes"]
     if augment not in IN_MEMORY_AUGMENTS:
         known = ", ".join(AUGMENTS)
-        raise MerError(
-            f"augmentation {augment!r} needs the per-image pipeline (--no-cache); in memory: {known}"
-        )
+        raise MerError(f"augmentation {augment!r} needs the per-image pipeline (--no-cache); in memory: {known}")
     items = _items(data_dir, extra_train_dirs or [])
     train_idx, valid_idx = _split(items, data_dir / "valid")
     if not valid_idx:
@@ -89,9 +87,7 @@ def load_tensor_dataloaders(
     lookup = {name: i for i, name in enumerate(classes)}
     unknown = sorted({parent_label(p) for p in items} - set(lookup))
     if unknown:
-        raise MerError(
-            f"{data_dir}: image folder(s) {', '.join(unknown)} are not classes of the data set {classes}"
-        )
+        raise MerError(f"{data_dir}: image folder(s) {', '.join(unknown)} are not classes of the data set {classes}")
     targets = torch.tensor([lookup[parent_label(p)] for p in items])
     images = decode_images(items, (size, size) if isinstance(size, int) else tuple(size))
     vocab = CategoryMap(classes, sort=False)

@@ -115,6 +115,12 @@ def _metrics(values: dict[str, float], step: int = 0) -> list:
     return [Metric(key, float(value), now, step) for key, value in values.items() if value is not None]
 
 
+def _params(values: dict[str, str]) -> list:
+    from mlflow.entities import Param
+
+    return [Param(key, value) for key, value in values.items()]
+
+
 class MLflowEpochLogger(Callback):
     """Logs every epoch's losses and scores (train_loss, valid_loss, accuracy, macro_f1) to an MLflow run."""
 
@@ -159,12 +165,6 @@ class TrackedRun:
 
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)
-
-
-def _params(values: dict[str, str]) -> list:
-    from mlflow.entities import Param
-
-    return [Param(key, value) for key, value in values.items()]
 
 
 _active: ContextVar[TrackedRun | None] = ContextVar("mer_fastai_tracked_run", default=None)

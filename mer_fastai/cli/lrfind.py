@@ -23,6 +23,7 @@ def command(
     workers: int = options.Workers,
     cache: bool = options.Cache,
     feature_cache: bool = options.FeatureCache,
+    channels_last: bool = options.ChannelsLast,
     track: str = options.Track,
     tracking_uri: str = options.TrackingUri,
     out: Path = options.out_option("lrfind", "lr_find.png and lr_find.json"),
@@ -39,6 +40,7 @@ def command(
         num_workers=workers,
         cache=cache,
         feature_cache=feature_cache,
+        channels_last=channels_last,
         track=track,
         tracking_uri=tracking_uri,
     )

@@ -42,6 +42,8 @@ def command(
     """Run an experiment recipe's grid; rerunning skips finished cells and retries failed ones."""
     from ..recipe import load_recipe
 
+    if address and executor != "ray":
+        raise MerError("--address is for --executor ray")
     loaded = load_recipe(recipe, set_, feature, arch, mode)
     summary = run_recipe(
         loaded,

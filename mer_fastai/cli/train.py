@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
 from ..data import AUGMENTS
+from ..distributed import processes_to_launch, relaunch, without_options
 from ..train import MONITORS, TrainConfig, train
 from . import options
 
@@ -38,8 +40,18 @@ def command(
     workers: int = options.Workers,
     cache: bool = options.Cache,
     feature_cache: bool = options.FeatureCache,
+    channels_last: bool = options.ChannelsLast,
     track: str = options.Track,
     tracking_uri: str = options.TrackingUri,
+    distributed: bool = typer.Option(
+        False,
+        "--distributed",
+        help="One training over several processes: reruns this command under `accelerate launch` "
+        "(DistributedDataParallel, --bs per process; CPU processes over gloo when there is no GPU).",
+    ),
+    processes: int = typer.Option(
+        None, "--processes", help="Processes for --distributed (default: one per GPU, or 2 without GPUs)."
+    ),
     out: Path = options.out_option("run", "the run (model, metrics, plots)"),
 ) -> None:
     """Train one architecture in freeze or whole mode and write its report and model."""
@@ -61,9 +73,15 @@ def command(
         extra_train_dirs=[str(p) for p in augment_dir or []],
         cache=cache,
         feature_cache=feature_cache,
+        channels_last=channels_last,
         track=track,
         tracking_uri=tracking_uri,
     )
+    count = processes_to_launch(distributed, processes)
+    if count:
+        config.check()
+        argv = without_options(sys.argv[1:], flags=("--distributed",), valued=("--processes",))
+        raise typer.Exit(relaunch(argv, count))
     train(data_dir, config, out)
 
 

@@ -1,0 +1,67 @@
+"""The benchmark code runs end to end on a 12-image data set (in one process, nothing timed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import tasks
+from benchmarks.report import ANALYSIS_MARK, write_report
+from benchmarks.run import Settings, measure, parse_args, subset_dataset
+
+
+def in_process(name: str, work: Path, **kwargs) -> dict:
+    """`run.run_task` without the fresh process."""
+    return {**tasks.TASKS[name](**kwargs), "peak_rss_mb": 1.0, "child_peak_rss_mb": 0.0, "others_cpu_share": 0.0}
+
+
+def test_quick_pieces_run_and_report(tiny_data, tiny_audio, tmp_path):
+    data = subset_dataset(tiny_data, tmp_path / "data12", (2, 1))
+    assert sum(1 for _ in data.glob("*/*/*.png")) == 12
+    settings = Settings(
+        data=data,
+        audio=tiny_audio,
+        archs=["squeezenet1_0"],
+        epochs=1,
+        freeze_epochs=2,
+        ablation_epochs=1,
+        bs=4,
+        size=32,
+        study_size=32,
+        sizes=[48],
+        prepare_files=4,
+        memory_files=2,
+        predict_files=2,
+        floor_steps=1,
+        lr="1e-3",
+        work=tmp_path / "work",
+    )
+    results = measure(settings, run_task=in_process)
+    (whole, freeze) = results["training"]
+    assert whole["study"]["epoch_seconds"] and len(freeze["toolkit"]["epoch_seconds"]) == 2
+    assert freeze["toolkit"]["cached_features"] and not whole["toolkit"]["cached_features"]
+    assert results["prepare"]["toolkit"]["segments"] == results["prepare"]["serial"]["segments"] == 4
+    assert results["predict"]["tracks"] == 2
+    report = tmp_path / "BENCHMARKS.md"
+    report.write_text(f"old\n{ANALYSIS_MARK}\nhand-written notes\n")
+    results["command"] = "python benchmarks/run.py --test"
+    printed = write_report(report, json.loads(json.dumps(results)))  # as saved and read back by --render
+    text = report.read_text()
+    assert "| squeezenet1_0 | freeze |" in printed and "prepare (2 workers)" in printed
+    assert "python benchmarks/run.py --test" in text and text.endswith("hand-written notes\n")
+
+
+def test_task_entry_writes_json_with_memory(tmp_path):
+    out = tmp_path / "floor.json"
+    kwargs = {"arch": "squeezenet1_0", "size": 32, "bs": 2, "n_classes": 3, "steps": 1}
+    tasks.main(["floor", json.dumps(kwargs), str(out)])
+    result = json.loads(out.read_text())
+    assert result["train_step"] > 0 and result["eval_step"] > 0 and result["peak_rss_mb"] > 50
+
+
+def test_quick_settings():
+    settings, render = parse_args(["--quick", "--arch", "alexnet", "--per-class", "8,4"])
+    assert render is None
+    assert settings.quick and settings.archs == ["alexnet"] and settings.per_class == (8, 4)
+    assert settings.out.name == "benchmarks-quick.md" and settings.freeze_epochs < 20
+    assert parse_args(["--sizes", "96,128"])[0].sizes == [96, 128]

@@ -1,0 +1,121 @@
+"""The speed-ups keep the results: in-memory loaders, cached frozen features, the faster mel projection."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mer_fastai.archs import IMAGENET_STATS, get_arch
+from mer_fastai.data import load_dataloaders
+from mer_fastai.errors import MerError
+from mer_fastai.feature_cache import can_cache, is_random
+from mer_fastai.learner import create_model
+from mer_fastai.modelfile import read_model_file
+from mer_fastai.spectrogram import SpecConfig, mel_power
+from mer_fastai.tensor_data import load_tensor_dataloaders
+from mer_fastai.train import TrainConfig, _learner, train
+
+
+def tiny(**overrides) -> TrainConfig:
+    values = {"arch": "squeezenet1_0", "weights": "none", "epochs": 2, "bs": 4, "size": 40, "num_workers": 0}
+    return TrainConfig(**{**values, **overrides})
+
+
+def test_in_memory_batches_equal_the_datablock_ones(tiny_data):
+    fastai_dls = load_dataloaders(tiny_data, size=(36, 44), bs=4, stats=IMAGENET_STATS, num_workers=0)
+    memory_dls = load_tensor_dataloaders(tiny_data, size=(36, 44), bs=4, stats=IMAGENET_STATS)
+    assert list(memory_dls.vocab) == list(fastai_dls.vocab)
+    assert len(memory_dls.valid_ds) == len(fastai_dls.valid_ds)
+    for (xa, ya), (xb, yb) in zip(fastai_dls.valid, memory_dls.valid, strict=True):
+        assert xb.shape == xa.shape == (len(ya), 3, 36, 44)
+        assert torch.allclose(xa, xb, atol=1e-6)
+        assert torch.equal(ya, yb)
+    first, mine = (dl.after_batch(dl.do_batch([dl.do_item(0)])) for dl in (fastai_dls.train, memory_dls.train))
+    assert torch.allclose(first[0], mine[0], atol=1e-6) and torch.equal(first[1], mine[1])
+
+
+def test_in_memory_loader_options(tiny_data):
+    dls = load_tensor_dataloaders(tiny_data, size=32, bs=4, stats=IMAGENET_STATS, augment="specaugment", balanced=True)
+    xb, yb = dls.train.one_batch()
+    assert xb.shape == (4, 3, 32, 32) and xb.dtype == torch.float32 and len(dls.train) == len(dls.train_ds) // 4
+    assert type(dls.train).__name__ == "WeightedDL"
+    with pytest.raises(MerError, match="no-cache"):
+        load_tensor_dataloaders(tiny_data, size=32, augment="study")
+
+
+def test_cache_applies_only_where_it_is_exact(tiny_data, tmp_path):
+    learn = _learner(tiny_data, tiny(), tmp_path)
+    assert can_cache(learn, "freeze", False, "none")
+    assert not can_cache(learn, "whole", False, "none")
+    assert not can_cache(learn, "freeze", True, "none")
+    assert not can_cache(learn, "freeze", False, "specaugment")
+    assert is_random(nn.Sequential(nn.Conv2d(3, 3, 1), nn.Dropout(0.2))) and not is_random(nn.Dropout(0.0))
+
+
+class CountImages:
+    """A forward hook that counts the images going through a module."""
+
+    def __init__(self) -> None:
+        self.images = 0
+
+    def __call__(self, _module, inputs, _output) -> None:
+        self.images += len(inputs[0])
+
+
+def test_cached_freeze_runs_the_body_once_and_keeps_it(tiny_data, tmp_path, monkeypatch):
+    import mer_fastai.train as train_module
+
+    counter = CountImages()
+    original = train_module._learner
+
+    def counted(*args, **kwargs):
+        learn = original(*args, **kwargs)
+        learn.model[0].register_forward_hook(counter)
+        return learn
+
+    monkeypatch.setattr(train_module, "_learner", counted)
+    start = train(tiny_data, tiny(mode="whole", epochs=1, lr=1e-3), tmp_path / "start", show=False)
+    counter.images = 0
+    run = train(tiny_data, tiny(weights=str(start.run_dir), epochs=3), tmp_path / "freeze", show=False)
+    n_images = sum(
+        sum(split.values()) for split in json.loads((tiny_data / "dataset.json").read_text())["counts"].values()
+    )
+    assert run.metrics["cached_features"] is True
+    assert counter.images == n_images  # once over every image: not per epoch, not in lr_find or get_preds
+    before, _ = read_model_file(start.run_dir)
+    after, meta = read_model_file(run.run_dir)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("0."))  # incl. BN statistics
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("1."))
+    history = json.loads((run.run_dir / "history.json").read_text())["history"]
+    assert len(history) == 3 and all(row["seconds"] > 0 for row in history)
+    model = create_model(get_arch(meta["arch"]), len(meta["classes"]))
+    model.load_state_dict(after)
+    model.eval()
+    dls = load_dataloaders(tiny_data, size=meta["input_size"], bs=8, stats=tuple(meta["stats"]), num_workers=0)
+    with torch.no_grad():
+        predicted = torch.cat([model(xb).argmax(1) for xb, _ in dls.valid])
+    targets = torch.cat([yb for _, yb in dls.valid])
+    assert float((predicted == targets).float().mean()) == pytest.approx(run.metrics["accuracy"])
+
+
+def test_mel_power_is_librosas_melspectrogram():
+    import librosa
+    from threadpoolctl import threadpool_limits
+
+    signal = np.random.default_rng(0).normal(0, 0.1, 22050 * 2).astype(np.float32)
+    for config in (SpecConfig(), SpecConfig(n_mels=64, n_fft=1024, fmin=40.0, fmax=8000.0)):
+        with threadpool_limits(1, user_api="blas"):
+            expected = librosa.feature.melspectrogram(
+                y=signal,
+                sr=config.sample_rate,
+                n_fft=config.n_fft,
+                hop_length=config.hop_length,
+                n_mels=config.n_mels,
+                fmin=config.fmin,
+                fmax=config.fmax,
+            )
+        assert np.array_equal(mel_power(signal, config), expected)
