@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check mer_fastai tests benchmarks
+	$(BIN)/ruff format --check --quiet mer_fastai tests benchmarks
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 lint: $(STAMP)

@@ -72,15 +72,11 @@ def window_features(window: np.ndarray, sample_rate: int, n_fft: int, hop_length
     ]
     # the top contrast band must stay below Nyquist: 200 Hz × 2^6 needs a sample rate of 12.8 kHz or more
     fmin = min(200.0, 0.99 * sample_rate / 2 ** (CONTRAST_BANDS + 1))
-    contrast = librosa.feature.spectral_contrast(
-        S=magnitude, sr=sample_rate, fmin=fmin, n_bands=CONTRAST_BANDS
-    )
+    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sample_rate, fmin=fmin, n_bands=CONTRAST_BANDS)
     zcr = librosa.feature.zero_crossing_rate(window, frame_length=n_fft, hop_length=hop_length)
     rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
     onset = librosa.onset.onset_strength(S=mel_db, sr=sample_rate)
-    tempo = float(
-        np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sample_rate, hop_length=hop_length))[0]
-    )
+    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sample_rate, hop_length=hop_length))[0])
     _, beats = librosa.beat.beat_track(
         onset_envelope=onset, sr=sample_rate, hop_length=hop_length, bpm=tempo, units="time"
     )
@@ -346,9 +342,7 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     kept = []
     if path.is_file():
         with path.open(newline="") as handle:
-            kept = [
-                row for row in csv.DictReader(handle) if (row.get("dataset"), row.get("arch")) not in fresh
-            ]
+            kept = [row for row in csv.DictReader(handle) if (row.get("dataset"), row.get("arch")) not in fresh]
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
@@ -360,13 +354,9 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 
 def baseline_table(rows: list[dict]) -> Table:
     """Rich table of one baseline run: one row per classifier."""
-    table = Table(
-        title=f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']})", title_justify="left"
-    )
+    table = Table(title=f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']})", title_justify="left")
     for column in ("classifier", "accuracy", "macro F1", "seconds"):
         table.add_column(column, justify="left" if column == "classifier" else "right")
     for row in rows:
-        table.add_row(
-            row["arch"], f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}", f"{row['seconds']:.2f}"
-        )
+        table.add_row(row["arch"], f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}", f"{row['seconds']:.2f}")
     return table

@@ -69,10 +69,7 @@ class RichProgress(Callback):
     def _log_epoch(self, values) -> None:
         if self.active:
             epoch, *rest = values
-            cells = [
-                f"{name} {v}" if isinstance(v, str) else f"{name} {v:.4f}"
-                for name, v in zip(self.names, rest)
-            ]
+            cells = [f"{name} {v}" if isinstance(v, str) else f"{name} {v:.4f}" for name, v in zip(self.names, rest)]
             console.print(f"epoch {int(epoch) + 1:>3}  " + "  ".join(cells), soft_wrap=True)
 
 

@@ -21,9 +21,7 @@ class DemoResult:
     run: TrainResult
 
 
-def demo_audio(
-    folder: str | Path, clips_per_class: int = 20, seconds: float = 6.0, seed: int = 0
-) -> tuple[Path, Path]:
+def demo_audio(folder: str | Path, clips_per_class: int = 20, seconds: float = 6.0, seed: int = 0) -> tuple[Path, Path]:
     """The demo's synthetic study-style set (made once, reused afterwards): (audio dir, ratings file)."""
     folder = Path(folder)
     audio_dir, ratings = folder / "audio", folder / RATINGS_FILE

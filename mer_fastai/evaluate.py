@@ -97,9 +97,7 @@ def evaluate(
         )
     skipped += [SkippedFile(str(file), f"no row in {table.source}") for file in unlabeled]
     if not truth:
-        raise MerError(
-            f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature"
-        )
+        raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
     unknown = sorted({clip.label for clip in truth.values()} - set(predictor.classes))
     if unknown:
         count = sum(clip.label in unknown for clip in truth.values())
@@ -108,9 +106,7 @@ def evaluate(
             f"({', '.join(predictor.classes)}); evaluate the model's feature {predictor.feature!r} "
             "or give --cuts/--label-column that yield its classes"
         )
-    predictions = predictor.predict_many(
-        list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress
-    )
+    predictions = predictor.predict_many(list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress)
     skipped += predictions.skipped
     if not predictions.tracks:
         raise MerError(f"{audio_dir}: every labelled file failed to decode; see the skipped files")

@@ -46,9 +46,7 @@ def export_model(source: str | Path, out: str | Path, *, onnx: bool = False) -> 
         metadata["metrics"] = {**metadata.get("metrics", {}), **metrics}
     target = out / MODEL_FILE if out.is_dir() else out
     if target.suffix != ".safetensors":
-        raise MerError(
-            f"{out}: a model file must end in .safetensors (e.g. {target.with_suffix('.safetensors')})"
-        )
+        raise MerError(f"{out}: a model file must end in .safetensors (e.g. {target.with_suffix('.safetensors')})")
     onnx_file = target.with_suffix(".onnx") if onnx else None
     if onnx_file:
         _require_onnx()

@@ -167,12 +167,8 @@ def _quadrants(path, columns, rows, feature, group_column) -> LabelTable:
     for row in rows:
         value = row[quadrant].upper()
         if value not in mapping:
-            raise MerError(
-                f"{path}: quadrant {row[quadrant]!r} of {row[song]!r} is not one of Q1..Q4; fix the file"
-            )
-        labels[normalize_id(row[song])] = ClipLabel(
-            mapping[value], row.get(group_column) if group_column else None
-        )
+            raise MerError(f"{path}: quadrant {row[quadrant]!r} of {row[song]!r} is not one of Q1..Q4; fix the file")
+        labels[normalize_id(row[song])] = ClipLabel(mapping[value], row.get(group_column) if group_column else None)
     return LabelTable(labels, set(), str(path))
 
 
@@ -214,9 +210,7 @@ def labels_from_folders(audio_dir: str | Path, files: list[Path]) -> LabelTable:
     labels = {}
     for file in files:
         if file.parent == root:
-            raise MerError(
-                f"{file}: lies directly in {root}; without --labels every file must sit in a class folder"
-            )
+            raise MerError(f"{file}: lies directly in {root}; without --labels every file must sit in a class folder")
         labels[normalize_id(file.stem)] = ClipLabel(file.parent.name)
     return LabelTable(labels, set(), f"folders of {root}")
 
@@ -237,6 +231,4 @@ def label_table(
         if group_by:
             raise MerError("--group-by needs a --labels file that holds the group column")
         return labels_from_folders(audio_dir, files)
-    return read_labels(
-        labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts
-    )
+    return read_labels(labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts)

@@ -80,9 +80,7 @@ def transfer_weights(model: nn.Module, path: str | Path, arch: str) -> tuple[int
     body = [name for name in target if name.startswith("0.")]
     missing = [name for name in body if name not in state or state[name].shape != target[name].shape]
     if missing:
-        raise MerError(
-            f"{path}: its backbone does not fit {arch} (first mismatch: {missing[0]}); check the file"
-        )
+        raise MerError(f"{path}: its backbone does not fit {arch} (first mismatch: {missing[0]}); check the file")
     fitting = {name: t for name, t in state.items() if name in target and t.shape == target[name].shape}
     model.load_state_dict(fitting, strict=False)
     return len(fitting), len(target)
@@ -110,14 +108,10 @@ def check_metadata(metadata: dict, path: str | Path) -> dict:
     if not (
         isinstance(stats, list)
         and len(stats) == 2
-        and all(
-            isinstance(s, list) and len(s) == 3 and all(isinstance(v, (int, float)) for v in s) for s in stats
-        )
+        and all(isinstance(s, list) and len(s) == 3 and all(isinstance(v, (int, float)) for v in s) for s in stats)
         and all(v > 0 for v in stats[1])
     ):
-        raise MerError(
-            f"{path}: 'stats' must be [mean, std] of 3 numbers each (std > 0); re-export the model"
-        )
+        raise MerError(f"{path}: 'stats' must be [mean, std] of 3 numbers each (std > 0); re-export the model")
     size = metadata["input_size"]
     if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
         raise MerError(f"{path}: 'input_size' must be a positive whole number of pixels (got {size!r})")
@@ -126,9 +120,7 @@ def check_metadata(metadata: dict, path: str | Path) -> dict:
     try:
         SpecConfig.from_dict(metadata["spectrogram"])
     except (MerError, TypeError, ValueError) as exc:
-        raise MerError(
-            f"{path}: its spectrogram settings are malformed ({exc}); re-export the model"
-        ) from exc
+        raise MerError(f"{path}: its spectrogram settings are malformed ({exc}); re-export the model") from exc
     if not isinstance(metadata["arch"], str):
         raise MerError(f"{path}: 'arch' must be an architecture name (got {metadata['arch']!r})")
     try:

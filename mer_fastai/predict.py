@@ -19,7 +19,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from .audio import find_audio_files, load_audio, windows
@@ -110,7 +109,8 @@ class Predictor:
         if bs < 1:
             raise MerError(f"--bs must be at least 1 (got {bs})")
         self.device = pick_device(device)
-        self.model = model.eval().to(self.device)
+        # channels-last convolutions: faster inference for the table's CNNs on CPU and GPU
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.metadata = metadata
         self.bs = bs
         self.source = source
@@ -177,10 +177,9 @@ class Predictor:
         spec = dataclasses.replace(self.spec, segment_seconds=seconds, segment_hop_seconds=step)
         signal = load_audio(audio, spec.sample_rate)
         starts, images = [], []
-        with threadpool_limits(1, user_api="blas"):  # tiny products; idle BLAS threads would stall torch's
-            for start, chunk in windows(signal, spec.sample_rate, seconds, step):
-                starts.append(start)
-                images.append(mel_image(chunk, spec))
+        for start, chunk in windows(signal, spec.sample_rate, seconds, step):
+            starts.append(start)
+            images.append(mel_image(chunk, spec))
         probs = torch.softmax(self.logits(images), dim=1).numpy().astype(np.float64)
         mean = probs.mean(axis=0)
         if aggregate == "vote":
@@ -248,9 +247,7 @@ def pick_device(name: str | None) -> torch.device:
 
 def output_format(out: Path | None, fmt: str | None) -> str:
     """The --format to write: given, else from the --out suffix, else json."""
-    chosen = fmt or (
-        out.suffix.lstrip(".").lower() if out and out.suffix.lower() in (".csv", ".json") else "json"
-    )
+    chosen = fmt or (out.suffix.lstrip(".").lower() if out and out.suffix.lower() in (".csv", ".json") else "json")
     if chosen not in FORMATS:
         raise MerError(f"unknown --format {chosen!r}; choose one of {', '.join(FORMATS)}")
     return chosen

@@ -11,18 +11,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import BinaryIO
 
 from .audio import find_audio_files, load_audio, windows
 from .errors import AudioError, MerError
 from .labels import LabelTable, label_table, normalize_id
+from .png import save_png
 from .progress import progress_bar
 from .spectrogram import SpecConfig, mel_image
-from .split import split_groups
+from .split import SPLIT_METHOD, split_groups
 
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
-PARTS_DIR = ".parts"
-PNG_LEVEL = 1  # lossless either way; zlib level 1 writes twice as fast as the default 6, files ~10% larger
+JOURNAL_FILE = ".progress.jsonl"  # one line per finished clip: what a rerun reuses
 MANIFEST_COLUMNS = ["source", "clip_id", "segment_start", "label", "split", "image"]
 
 
@@ -57,9 +58,7 @@ def _clip_key(file: Path, root: Path) -> str:
 
 
 def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[dict[str, str]]:
-    """Decode one clip, write one PNG per window and a part file; return its manifest rows."""
-    from PIL import Image
-
+    """Decode one clip, write one PNG per window; return its manifest rows."""
     spec = SpecConfig(**spec_values)
     signal = load_audio(task.source, spec.sample_rate)
     folder = Path(out_dir) / task.split / task.label
@@ -67,7 +66,7 @@ def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[dict[
     rows = []
     for start, window in windows(signal, spec.sample_rate, spec.segment_seconds, spec.hop_seconds):
         image = folder / f"{task.key}_{int(round(start * 1000)):08d}.png"
-        Image.fromarray(mel_image(window, spec)).save(image, compress_level=PNG_LEVEL)
+        save_png(image, mel_image(window, spec))
         rows.append(
             {
                 "source": task.source,
@@ -78,10 +77,6 @@ def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[dict[
                 "image": image.relative_to(out_dir).as_posix(),
             }
         )
-    part = Path(out_dir) / PARTS_DIR / f"{task.key}.json"
-    tmp = part.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"task": task.__dict__, "rows": rows}))
-    tmp.replace(part)
     return rows
 
 
@@ -93,17 +88,46 @@ def _run_clip(task: ClipTask, out_dir: str, spec_values: dict) -> tuple[list[dic
         return [], str(exc)
 
 
-def _read_part(part: Path, task: ClipTask) -> list[dict[str, str]] | None:
-    """Rows of a clip finished by an earlier run, if it was made for the same task."""
+def _read_journal(out_dir: Path) -> dict[str, dict]:
+    """The clips finished by earlier runs, by key (the last entry of a key wins; a torn last line is ignored)."""
+    done: dict[str, dict] = {}
     try:
-        saved = json.loads(part.read_text())
-    except (OSError, json.JSONDecodeError):
+        lines = (out_dir / JOURNAL_FILE).read_text().splitlines()
+    except OSError:
+        return done
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            done[entry["task"]["key"]] = entry
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return done
+
+
+def _open_journal(path: Path, settings: dict) -> BinaryIO:
+    """The journal, opened to append on a line of its own (a killed run may have left half a line).
+
+    A new journal starts with the run's settings, so that a rerun with other settings is refused even
+    before the first run has finished.
+    """
+    journal = path.open("ab+")
+    if not journal.tell():
+        journal.write(json.dumps({"settings": settings}).encode() + b"\n")
+    else:
+        journal.seek(-1, os.SEEK_END)
+        if journal.read(1) != b"\n":
+            journal.write(b"\n")
+    journal.flush()
+    return journal
+
+
+def _reusable_rows(entry: dict | None, task: ClipTask, out_dir: Path) -> list[dict[str, str]] | None:
+    """Rows of a clip finished by an earlier run, if it was made for the same task and its images exist."""
+    if entry is None or entry.get("task") != task.__dict__:
         return None
-    if saved.get("task") != task.__dict__:
+    if not all((out_dir / row["image"]).exists() for row in entry["rows"]):
         return None
-    if not all((part.parent.parent / row["image"]).exists() for row in saved["rows"]):
-        return None
-    return saved["rows"]
+    return entry["rows"]
 
 
 def plan_tasks(
@@ -123,9 +147,7 @@ def plan_tasks(
             f"({len(unlabeled)} file(s) unlabeled); add the rows or pass --skip-unlabeled"
         )
     if not matched:
-        raise MerError(
-            f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature"
-        )
+        raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
     labels = [clip.label for _, _, clip in matched]
     groups = [clip.group or clip_id for _, clip_id, clip in matched]
     sides = split_groups(labels, groups, valid_pct, seed)
@@ -136,15 +158,25 @@ def plan_tasks(
     return tasks, unlabeled
 
 
+def _saved_settings(out_dir: Path) -> dict | None:
+    """The settings `out_dir` was prepared with: from dataset.json, or the journal of an unfinished run."""
+    if (out_dir / DATASET_FILE).exists():
+        return json.loads((out_dir / DATASET_FILE).read_text()).get("settings", {})
+    try:
+        with (out_dir / JOURNAL_FILE).open() as journal:
+            return json.loads(journal.readline()).get("settings")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
 def _check_existing(out_dir: Path, settings: dict, overwrite: bool) -> None:
     """Refuse to mix two different preparations in one folder."""
-    saved_path = out_dir / DATASET_FILE
-    if overwrite and (saved_path.exists() or (out_dir / PARTS_DIR).exists()):
+    if overwrite and ((out_dir / DATASET_FILE).exists() or (out_dir / JOURNAL_FILE).exists()):
         shutil.rmtree(out_dir)
         return
-    if not saved_path.exists():
+    saved = _saved_settings(out_dir)
+    if saved is None:
         return
-    saved = json.loads(saved_path.read_text()).get("settings", {})
     changed = [key for key in settings if saved.get(key) != settings[key]]
     if changed:
         raise MerError(
@@ -194,32 +226,34 @@ def prepare_dataset(
         "valid_pct": valid_pct,
         "group_by": group_by,
         "seed": seed,
+        "split": SPLIT_METHOD,
         "cuts": table.cuts,
         "spectrogram": spec.digest(),
     }
     _check_existing(out_dir, settings, overwrite)
-    (out_dir / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     spec.save(out_dir)
 
     rows_by_key: dict[str, list[dict[str, str]]] = {}
     todo = []
+    finished = _read_journal(out_dir)
     for task in tasks:
-        done = _read_part(out_dir / PARTS_DIR / f"{task.key}.json", task)
+        done = _reusable_rows(finished.get(task.key), task, out_dir)
         if done is None:
             todo.append(task)
         else:
             rows_by_key[task.key] = done
     reused = len(rows_by_key)
     skipped = [{"file": str(f), "reason": "no row in the labels file"} for f in unlabeled]
-    skipped += _run_tasks(todo, out_dir, spec, workers, progress, rows_by_key)
+    with _open_journal(out_dir / JOURNAL_FILE, settings) as journal:
+        skipped += _run_tasks(todo, out_dir, spec, workers, progress, rows_by_key, journal)
 
     rows = [row for task in tasks for row in rows_by_key.get(task.key, [])]
     if not rows:
         first = skipped[0]["reason"] if skipped else "no windows"
-        raise MerError(
-            f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})"
-        )
+        raise MerError(f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})")
     _write_manifest(out_dir / MANIFEST_FILE, rows)
+    _remove_stale_images(out_dir, rows)
     counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
     for (split, label), n in sorted(Counter((r["split"], r["label"]) for r in rows).items()):
         counts[split][label] = n
@@ -246,14 +280,25 @@ def _run_tasks(
     workers: int | None,
     progress: bool,
     rows_by_key: dict[str, list[dict[str, str]]],
+    journal: BinaryIO,
 ) -> list[dict[str, str]]:
-    """Process clips in parallel with a progress bar; return the files that failed."""
+    """Process clips in parallel with a progress bar, journalling each finished one; return the failed files."""
     skipped: list[dict[str, str]] = []
+
+    def collect(task: ClipTask, outcome: tuple[list[dict[str, str]], str | None]) -> None:
+        rows, error = outcome
+        if error:
+            skipped.append({"file": task.source, "reason": error})
+            return
+        rows_by_key[task.key] = rows
+        journal.write(json.dumps({"task": task.__dict__, "rows": rows}).encode() + b"\n")
+        journal.flush()  # a clip is reusable as soon as its line is written, even if this run is killed
+
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
     with progress_bar("spectrograms", total=len(tasks), enabled=progress) as advance:
         if workers == 1:
             for task in tasks:
-                _collect(task, _run_clip(task, str(out_dir), spec.to_dict()), rows_by_key, skipped)
+                collect(task, _run_clip(task, str(out_dir), spec.to_dict()))
                 advance()
             return skipped
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
@@ -268,17 +313,19 @@ def _run_tasks(
                     break
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    _collect(pending.pop(future), future.result(), rows_by_key, skipped)
+                    collect(pending.pop(future), future.result())
                     advance()
     return skipped
 
 
-def _collect(task, outcome, rows_by_key, skipped) -> None:
-    rows, error = outcome
-    if error:
-        skipped.append({"file": task.source, "reason": error})
-    else:
-        rows_by_key[task.key] = rows
+def _remove_stale_images(out_dir: Path, rows: list[dict[str, str]]) -> None:
+    """Delete spectrograms of an earlier run that this one no longer lists (a clip relabelled or moved to
+    the other split), so the train/ and valid/ folders hold exactly the manifest's images."""
+    listed = {row["image"] for row in rows}
+    for split in ("train", "valid"):
+        for image in (out_dir / split).glob("*/*.png"):
+            if image.relative_to(out_dir).as_posix() not in listed:
+                image.unlink()
 
 
 def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:

@@ -115,9 +115,7 @@ def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
         return path.read_text(), str(path)
     name = str(name_or_path)
     if name not in builtin_names():
-        raise MerError(
-            f"unknown recipe {name!r}; built-in: {', '.join(builtin_names())}, or pass a .yaml path"
-        )
+        raise MerError(f"unknown recipe {name!r}; built-in: {', '.join(builtin_names())}, or pass a .yaml path")
     return (resources.files(RECIPES_PACKAGE) / f"{name}.yaml").read_text(), f"{name}.yaml"
 
 
@@ -305,8 +303,7 @@ def _validate(recipe: Recipe) -> None:
     unknown_demo = set(recipe.demo_settings) - {"epochs", "bs", "size", "lr", "weights"}
     if unknown_demo:
         raise MerError(
-            f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; "
-            "allowed: epochs, bs, size, lr, weights"
+            f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: epochs, bs, size, lr, weights"
         )
     names = [stage.name for stage in recipe.stages]
     for i, stage in enumerate(recipe.stages):

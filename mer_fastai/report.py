@@ -19,9 +19,7 @@ def classification_metrics(targets: np.ndarray, predicted: np.ndarray, classes: 
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        targets, predicted, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(targets, predicted, labels=labels, zero_division=0)
     return {
         "accuracy": float(accuracy_score(targets, predicted)),
         "macro_f1": float(f1_score(targets, predicted, labels=labels, average="macro", zero_division=0)),
@@ -65,9 +63,7 @@ def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], titl
     ax.set_title(title, fontsize=10)
     threshold = counts.max() / 2 if counts.size else 0
     for (row, col), value in np.ndenumerate(counts):
-        ax.text(
-            col, row, str(value), ha="center", va="center", color="white" if value > threshold else "black"
-        )
+        ax.text(col, row, str(value), ha="center", va="center", color="white" if value > threshold else "black")
     fig.colorbar(shown, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -102,9 +102,7 @@ def _augmentation_gain(group: list[dict]) -> list[str]:
         for r in augmented
         if (r["arch"], r["feature"], r["mode"]) in plain
     ]
-    return _paired_table(
-        "Augmentation gain (accuracy):", pairs, lambda r: f"augmentation {r['augmentation']}"
-    )
+    return _paired_table("Augmentation gain (accuracy):", pairs, lambda r: f"augmentation {r['augmentation']}")
 
 
 def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
@@ -144,10 +142,7 @@ def plot_heatmap(path: Path, rows: list[dict]) -> Path:
     for ax, ((experiment, stage, dataset), group) in zip(axes[:, 0], groups):
         archs, columns, cells = _grid(group)
         values = np.array(
-            [
-                [float(cells[(a, c)]["accuracy"]) if (a, c) in cells else np.nan for c in columns]
-                for a in archs
-            ]
+            [[float(cells[(a, c)]["accuracy"]) if (a, c) in cells else np.nan for c in columns] for a in archs]
         )
         ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
@@ -193,9 +188,7 @@ def load_results(out: str | Path) -> list[dict]:
     """Rows of `results.csv` in a run folder."""
     path = Path(out) / RESULTS_CSV
     if not path.exists():
-        raise MerError(
-            f"{out}: no {RESULTS_CSV}; run an experiment with `mer-fastai run RECIPE --out {out}` first"
-        )
+        raise MerError(f"{out}: no {RESULTS_CSV}; run an experiment with `mer-fastai run RECIPE --out {out}` first")
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -205,9 +198,7 @@ def results_tables(rows: list[dict]) -> list[Table]:
     tables = []
     for (experiment, stage, dataset), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
-        table = Table(
-            title=f"{experiment} · {stage} · {dataset}  (accuracy / macro-F1)", title_justify="left"
-        )
+        table = Table(title=f"{experiment} · {stage} · {dataset}  (accuracy / macro-F1)", title_justify="left")
         table.add_column("arch")
         for column in columns:
             table.add_column(column, justify="right")

@@ -64,9 +64,7 @@ class Cell:
         """Changes whenever a setting of the cell or its data changes."""
         data = json.loads((Path(self.data_dir) / "dataset.json").read_text()).get("settings", {})
         start = Path(self.config["weights"]) / "model.safetensors"
-        start_version = (
-            start.stat().st_mtime if start.exists() else None
-        )  # Experiment B: stage-1 model changed?
+        start_version = start.stat().st_mtime if start.exists() else None  # Experiment B: stage-1 model changed?
         config = {k: v for k, v in self.config.items() if k not in TRACKING_FIELDS}  # tracking reruns nothing
         blob = json.dumps({"config": config, "data": data, "start": start_version}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
@@ -262,9 +260,7 @@ class RecipeRun:
         console.rule(f"[bold]classic-ML reference for {name} · {feature}")
         for row in run_baseline(data_dir, self.out / "baseline" / f"{name}-{feature}", seed=self.recipe.seed):
             row.update(experiment=self.recipe.experiment, dataset=name, stage="baseline")
-            self.state.record(
-                f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row}
-            )
+            self.state.record(f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row})
         self.state.record(marker, {"status": "marker", "fingerprint": fingerprint})
 
     def _gan_images(self, name: str, feature: str, data_dir: Path) -> str:
@@ -294,9 +290,7 @@ class RecipeRun:
         cells = []
         for feature in stage.features:
             data_dir = self._prepare(stage.dataset, feature)
-            gan_dir = (
-                self._gan_images(stage.dataset, feature, data_dir) if "gan" in stage.augmentations else None
-            )
+            gan_dir = self._gan_images(stage.dataset, feature, data_dir) if "gan" in stage.augmentations else None
             for arch in self.recipe.archs:
                 weights, label = self.settings["weights"], self.settings["weights"]
                 if stage.weights_from:
@@ -306,9 +300,7 @@ class RecipeRun:
                     label = f"{stage.weights_from}"
                 for mode in stage.modes:
                     for augmentation in stage.augmentations:
-                        extra = {"none": [], "gan": [gan_dir], "dirs": list(self.recipe.augment_dirs)}[
-                            augmentation
-                        ]
+                        extra = {"none": [], "gan": [gan_dir], "dirs": list(self.recipe.augment_dirs)}[augmentation]
                         config = TrainConfig(
                             arch=arch,
                             mode=mode,

@@ -2,28 +2,56 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .errors import MerError
 
+SPLIT_METHOD = "greedy-stratified-groups-1"  # recorded in dataset.json: another method is another data set
+
 
 def split_groups(labels: list[str], groups: list[str], valid_pct: float, seed: int) -> list[str]:
-    """`"train"` or `"valid"` for each clip; clips of one group always land on the same side."""
+    """`"train"` or `"valid"` for each clip; clips of one group always land on the same side.
+
+    Stratified by class: the validation side should hold `valid_pct` of every class's clips. Groups are
+    placed largest first (ties in a seeded random order), each on validation when that brings the
+    classes' validation shares closer to `valid_pct` (least squares over classes); then single groups
+    are moved across while that still helps. Both sides keep at least one group.
+    """
     if not 0 < valid_pct < 1:
         raise MerError(f"--valid-pct must lie between 0 and 1 (got {valid_pct})")
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
-
-    n_groups = len(set(groups))
-    if n_groups < 2:
+    names = sorted(set(groups))
+    if len(names) < 2:
         raise MerError("cannot split fewer than two clips (or groups) into train and validation; add audio")
-    indices = np.arange(len(labels))
-    n_splits = max(2, int(round(1 / valid_pct)))
-    class_sizes = np.unique(labels, return_counts=True)[1]
-    if n_groups >= n_splits and class_sizes.min() >= n_splits:
-        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        _, valid = next(folds.split(indices, labels, groups))
-    else:  # too few clips to stratify: a plain group-aware split
-        splitter = GroupShuffleSplit(n_splits=1, test_size=valid_pct, random_state=seed)
-        _, valid = next(splitter.split(indices, labels, groups))
-    chosen = set(valid.tolist())
-    return ["valid" if i in chosen else "train" for i in indices]
+    classes = sorted(set(labels))
+    column = {name: i for i, name in enumerate(classes)}
+    counts = {name: np.zeros(len(classes)) for name in names}
+    for label, group in zip(labels, groups, strict=True):
+        counts[group][column[label]] += 1
+    totals = np.array([Counter(labels)[name] for name in classes], dtype=float)
+
+    def error(valid: np.ndarray) -> float:
+        return float(np.sum((valid / totals - valid_pct) ** 2))
+
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    order.sort(key=lambda name: -counts[name].sum())  # stable: equal sizes keep the seeded order
+    chosen: set[str] = set()
+    valid = np.zeros(len(classes))
+    for name in order:
+        if error(valid + counts[name]) < error(valid):
+            chosen.add(name)
+            valid = valid + counts[name]
+    moved = True
+    while moved:  # each move lowers the error, so this ends
+        moved = False
+        for name in order:
+            other = valid - counts[name] if name in chosen else valid + counts[name]
+            if error(other) < error(valid) - 1e-12:
+                chosen ^= {name}
+                valid, moved = other, True
+    if not chosen:  # every group alone overshoots the target: the smallest one validates
+        chosen.add(order[-1])
+    if len(chosen) == len(names):
+        chosen.discard(order[0])
+    return ["valid" if group in chosen else "train" for group in groups]

@@ -66,9 +66,7 @@ def synthesize_clip(cues: Cues, seconds: float, sr: int, rng: np.random.Generato
         notes = [*chord, root + 12] if rng.random() < 0.5 else list(chord)
         segment = sum(_tone(440.0 * 2 ** ((note - 69) / 12), length, sr, cues.brightness) for note in notes)
         attack = max(1, int(0.01 * sr))
-        envelope = np.minimum(1.0, np.arange(length) / attack) * np.exp(
-            -np.arange(length) / (0.6 * length + 1)
-        )
+        envelope = np.minimum(1.0, np.arange(length) / attack) * np.exp(-np.arange(length) / (0.6 * length + 1))
         end = min(len(out), start + length)
         out[start:end] += (segment * envelope)[: end - start]
         position += beat
@@ -155,9 +153,7 @@ def make_study_style_set(
             clip = synthesize_clip(cues, seconds, sample_rate, rng)
             soundfile.write(audio_dir / f"{number:03d}.wav", clip, sample_rate)
             dims = [np.clip(mean + rng.normal(0, 0.6), 1, 9) for mean in STUDY_RATINGS[name]]
-            emotions = [
-                np.clip((7.0 if other == name else 1.5) + rng.normal(0, 0.4), 1, 9) for other in STUDY_CLASSES
-            ]
+            emotions = [np.clip((7.0 if other == name else 1.5) + rng.normal(0, 0.4), 1, 9) for other in STUDY_CLASSES]
             values = [f"{v:.2f}" for v in (*dims, *emotions)]
             lines.append("\t".join([f"{number:03d}", *values, name.upper()]))
     ratings = out_dir / RATINGS_FILE

@@ -211,9 +211,7 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
     try:
         with distributed_fit(fitter):
             fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
-        history = [
-            {**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)
-        ]
+        history = [{**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)]
         probs, targets = fitter.get_preds(ds_idx=1)
     finally:
         shutil.rmtree(run_dir / "models", ignore_errors=True)
@@ -275,10 +273,7 @@ def model_metadata(learn, config: TrainConfig, info: dict, data_dir: Path, metri
 def _history(learn) -> list[dict]:
     """Per-epoch losses and validation scores from fastai's recorder."""
     names = [n for n in learn.recorder.metric_names if n not in ("epoch", "time")]
-    return [
-        {"epoch": i, **{n: float(v) for n, v in zip(names, row)}}
-        for i, row in enumerate(learn.recorder.values)
-    ]
+    return [{"epoch": i, **{n: float(v) for n, v in zip(names, row)}} for i, row in enumerate(learn.recorder.values)]
 
 
 def _best_epoch(history: list[dict], monitor: str) -> int:

@@ -51,7 +51,5 @@ def check_weights(weights: str) -> str:
         return weights
     path = Path(weights)
     if not path.exists():
-        raise MerError(
-            f"{weights}: --weights must be 'imagenet', 'none' or a model file / run folder that exists"
-        )
+        raise MerError(f"{weights}: --weights must be 'imagenet', 'none' or a model file / run folder that exists")
     return weights

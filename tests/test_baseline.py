@@ -49,12 +49,8 @@ def test_demo_classes_are_separated_and_results_written(demo_data, tmp_path):
         assert row["accuracy"] >= 0.6, row  # chance is 0.25; the demo classes differ in every cue
     columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
     assert columns == CSV_COLUMNS
-    assert {row["experiment"] for row in saved} == {"baseline"} and {row["mode"] for row in saved} == {
-        "features"
-    }
-    assert {row["dataset"] for row in saved} == {"data"} and {row["augmentation"] for row in saved} == {
-        "none"
-    }
+    assert {row["experiment"] for row in saved} == {"baseline"} and {row["mode"] for row in saved} == {"features"}
+    assert {row["dataset"] for row in saved} == {"data"} and {row["augmentation"] for row in saved} == {"none"}
     metrics = json.loads((tmp_path / "out" / "svm" / "metrics.json").read_text())
     assert metrics["arch"] == "svm" and metrics["mode"] == "features" and metrics["feature"] == "emotions"
     assert metrics["classes"] == ["angry", "happy", "sad", "tender"]
@@ -124,9 +120,7 @@ def test_baseline_on_real_4q_clips(shared_data, tmp_path):
             shutil.copy(clip, tmp_path / "audio" / quadrant / clip.name)
     data = tmp_path / "data"
     spec = SpecConfig(segment_seconds=10.0, n_mels=32)
-    prepare_dataset(
-        tmp_path / "audio", data, "emotions", spec=spec, valid_pct=0.25, workers=2, progress=False
-    )
+    prepare_dataset(tmp_path / "audio", data, "emotions", spec=spec, valid_pct=0.25, workers=2, progress=False)
     rows = run_baseline(data, tmp_path / "out", seed=0, workers=2, progress=False)
     assert [row["arch"] for row in rows] == list(CLASSIFIERS)
     for row in rows:

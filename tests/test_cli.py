@@ -17,9 +17,7 @@ OPTION_ROW = re.compile(r"^│\s+(?:\*\s+)?(?P<name>--[\w-]+)\s+(?:-\w\s+)?<\w+>
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mer_fastai", *args], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "mer_fastai", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("command", ["prepare", "lrfind", "train", "demo"])
@@ -36,13 +34,9 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path):
     for label in ("happy", "sad"):
         (tmp_path / "audio" / label).mkdir(parents=True)
         (tmp_path / "audio" / label / f"{label}.wav").write_bytes(b"garbage" * 10)
-    result = run_cli(
-        "prepare", str(tmp_path / "audio"), "--feature", "emotions", "--out", str(tmp_path / "d")
-    )
+    result = run_cli("prepare", str(tmp_path / "audio"), "--feature", "emotions", "--out", str(tmp_path / "d"))
     assert result.returncode == 2
-    assert (
-        "none of the 2 labelled files could be decoded" in result.stderr and "Traceback" not in result.stderr
-    )
+    assert "none of the 2 labelled files could be decoded" in result.stderr and "Traceback" not in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert "Format not recognised" in result.stderr
     result = run_cli("train", str(tmp_path), "--arch", "resnet9000", "--weights", "none")

@@ -101,12 +101,8 @@ def test_cli_evaluate(tiny_run, tiny_audio, tmp_path):  # noqa: F811
     assert metrics["n_tracks"] == 4 and metrics["aggregate"] == "vote" and 0 <= metrics["macro_f1"] <= 1
     assert len(rows(tmp_path / "e" / "predictions.csv")) == 4
 
-    result = runner.invoke(
-        app, ["evaluate", str(tiny_run), str(tiny_audio), "--group-by", "x", "-o", str(tmp_path)]
-    )
-    assert isinstance(result.exception, MerError) and "--group-by needs a --labels file" in str(
-        result.exception
-    )
+    result = runner.invoke(app, ["evaluate", str(tiny_run), str(tiny_audio), "--group-by", "x", "-o", str(tmp_path)])
+    assert isinstance(result.exception, MerError) and "--group-by needs a --labels file" in str(result.exception)
 
 
 def link_clips(source: Path, target: Path, quadrant_slice: slice) -> Path:
@@ -125,9 +121,7 @@ def real_run(shared_data, tmp_path_factory) -> Path:
     audio = link_clips(shared_data / "4q-dev", root / "audio", slice(0, 3))
     spec = SpecConfig(segment_seconds=3.0, n_mels=32, hop_length=512)
     labels = shared_data / "4q-dev" / "annotations.csv"
-    prepare_dataset(
-        audio, root / "data", "valence", labels, spec=spec, group_by="Artist", workers=1, progress=False
-    )
+    prepare_dataset(audio, root / "data", "valence", labels, spec=spec, group_by="Artist", workers=1, progress=False)
     return train_run(root / "data", root / "run", dataclasses.replace(TINY_CONFIG, bs=16, size=48))
 
 

@@ -228,15 +228,11 @@ def test_stylegan_backend_with_stub_scripts(tiny_data, tmp_path, monkeypatch):
         progress=False,
     )
     labels = json.loads((run / sg.EXPORT_DIR / "dataset.json").read_text())["labels"]
-    assert {label for _, label in labels} == {0, 1} and all(
-        name.startswith(("sad/", "tender/")) for name, _ in labels
-    )
+    assert {label for _, label in labels} == {0, 1} and all(name.startswith(("sad/", "tender/")) for name, _ in labels)
     with Image.open(run / sg.EXPORT_DIR / labels[0][0]) as exported:
         assert exported.mode == "RGB" and exported.size == (16, 16)
     meta = json.loads((run / "gan.json").read_text())
-    assert (
-        meta["network"].endswith("network-snapshot-000001.pkl") and meta["stylegan_python"] == sys.executable
-    )
+    assert meta["network"].endswith("network-snapshot-000001.pkl") and meta["stylegan_python"] == sys.executable
     trained_with = json.loads((run / meta["network"]).read_text())
     assert trained_with["kimg"] == "3" and trained_with["cond"] == "1" and trained_with["aug"] == "ada"
     assert result.metrics["losses"] == [{"kimg": 1.0, "g_loss": 0.7, "d_loss": 1.3, "augment_p": 0.05}]
@@ -324,7 +320,5 @@ def test_cli_train_and_generate(tiny_data, tmp_path):
     made = runner.invoke(app, ["gan", "generate", str(run), "--n", "2", "--out", str(gen)])
     assert made.exit_code == 0, made.output
     assert sorted(p.name for p in gen.iterdir()) == ["sad"] and len(list((gen / "sad").glob("*.png"))) == 2
-    refused = runner.invoke(
-        app, ["gan", "train", str(tiny_data), "--backend", "stylegan2-ada", "-o", str(run)]
-    )
+    refused = runner.invoke(app, ["gan", "train", str(tiny_data), "--backend", "stylegan2-ada", "-o", str(run)])
     assert isinstance(refused.exception, MerError) and "--stylegan-dir" in str(refused.exception)

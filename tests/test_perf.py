@@ -1,4 +1,4 @@
-"""The speed-ups keep the results: in-memory loaders, cached frozen features, the faster mel projection."""
+"""The speed-ups keep the results: in-memory loaders, cached frozen features, the faster spectrogram and decoding."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import torch
 from torch import nn
 
 from mer_fastai.archs import IMAGENET_STATS, get_arch
+from mer_fastai.audio import load_audio
 from mer_fastai.data import load_dataloaders
 from mer_fastai.errors import MerError
 from mer_fastai.feature_cache import can_cache, is_random
 from mer_fastai.learner import create_model
 from mer_fastai.modelfile import read_model_file
-from mer_fastai.spectrogram import SpecConfig, mel_power
+from mer_fastai.spectrogram import SpecConfig, mel_filters, mel_image, mel_power
 from mer_fastai.tensor_data import load_tensor_dataloaders
 from mer_fastai.train import TrainConfig, _learner, train
 
@@ -102,20 +103,48 @@ def test_cached_freeze_runs_the_body_once_and_keeps_it(tiny_data, tmp_path, monk
     assert float((predicted == targets).float().mean()) == pytest.approx(run.metrics["accuracy"])
 
 
-def test_mel_power_is_librosas_melspectrogram():
+def test_mel_power_filters_and_image_are_librosas():
     import librosa
-    from threadpoolctl import threadpool_limits
 
     signal = np.random.default_rng(0).normal(0, 0.1, 22050 * 2).astype(np.float32)
-    for config in (SpecConfig(), SpecConfig(n_mels=64, n_fft=1024, fmin=40.0, fmax=8000.0)):
-        with threadpool_limits(1, user_api="blas"):
-            expected = librosa.feature.melspectrogram(
-                y=signal,
-                sr=config.sample_rate,
-                n_fft=config.n_fft,
-                hop_length=config.hop_length,
-                n_mels=config.n_mels,
-                fmin=config.fmin,
-                fmax=config.fmax,
-            )
-        assert np.array_equal(mel_power(signal, config), expected)
+    configs = (SpecConfig(), SpecConfig(n_mels=64, n_fft=1024, fmin=40.0, fmax=8000.0), SpecConfig(sample_rate=16000))
+    for config in configs:
+        kwargs = {"sr": config.sample_rate, "n_fft": config.n_fft, "n_mels": config.n_mels}
+        kwargs |= {"fmin": config.fmin, "fmax": config.fmax}
+        assert np.array_equal(mel_filters(config), librosa.filters.mel(**kwargs))
+        expected = librosa.feature.melspectrogram(y=signal, hop_length=config.hop_length, **kwargs)
+        power = mel_power(signal, config)
+        assert power.shape == expected.shape and power.dtype == expected.dtype == np.float32
+        np.testing.assert_allclose(power, expected, rtol=2e-5, atol=expected.max() * 1e-7)
+        decibels = librosa.power_to_db(power, ref=np.max, top_db=config.top_db)  # the image librosa would make
+        image = np.flipud(np.round((decibels + config.top_db) / config.top_db * 255).clip(0, 255).astype(np.uint8))
+        assert np.array_equal(mel_image(signal, config), image)
+
+
+def test_load_audio_is_librosa_load_sample_for_sample(tmp_path):
+    import librosa
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    stereo = rng.normal(0, 0.1, (44100, 2)).astype(np.float32)
+    for rate, name, data in (
+        (44100, "stereo.wav", stereo),
+        (16000, "mono.flac", stereo[:16000, 0]),
+        (22050, "same.wav", stereo[:, 1]),
+    ):
+        path = tmp_path / name
+        soundfile.write(path, data, rate)
+        for target in (22050, 16000):
+            expected = librosa.load(path, sr=target, mono=True)[0]
+            decoded = load_audio(path, target)
+            assert decoded.dtype == expected.dtype and np.array_equal(decoded, expected), (name, target)
+
+
+def test_load_audio_matches_librosa_on_the_real_soundtrack_clips(shared_data):
+    import librosa
+
+    audio = shared_data / "soundtracks-set1-sample" / "audio"
+    files = sorted(audio.glob("*.mp3"))[:2] + sorted(audio.glob("*.wav"))[:2]  # 44.1/48 kHz stereo mp3 and wav
+    assert len(files) == 4
+    for path in files:
+        assert np.array_equal(load_audio(path, 22050), librosa.load(path, sr=22050, mono=True)[0]), path

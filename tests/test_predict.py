@@ -179,9 +179,7 @@ runner = CliRunner()
 
 def test_cli_predict_writes_json_and_csv(tiny_run, tiny_audio, tmp_path):
     out = tmp_path / "p.json"
-    result = runner.invoke(
-        app, ["predict", str(tiny_run), str(tiny_audio), "--format", "json", "--out", str(out)]
-    )
+    result = runner.invoke(app, ["predict", str(tiny_run), str(tiny_audio), "--format", "json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
     assert len(document["tracks"]) == 16 and document["skipped"] == []
@@ -201,9 +199,7 @@ def test_cli_predict_writes_json_and_csv(tiny_run, tiny_audio, tmp_path):
     with table.open() as handle:
         rows = list(csv.DictReader(handle))
     by_file = {t["file"]: t for t in document["tracks"]}
-    assert len(rows) == 4 and all(
-        r["label"] == by_file[r["file"]]["label"] and r["windows"] == "2" for r in rows
-    )
+    assert len(rows) == 4 and all(r["label"] == by_file[r["file"]]["label"] and r["windows"] == "2" for r in rows)
     assert float(rows[0]["prob_sad"]) == pytest.approx(by_file[rows[0]["file"]]["probabilities"]["sad"])
 
     result = runner.invoke(app, ["predict", str(tiny_run), str(tiny_audio / "sad"), "--format", "json"])

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mer_fastai.errors import MerError
-from mer_fastai.prepare import prepare_dataset
+from mer_fastai.prepare import JOURNAL_FILE, prepare_dataset
 from mer_fastai.spectrogram import SpecConfig
 
 from .conftest import TINY_SPEC
@@ -45,15 +45,18 @@ def test_rerun_skips_finished_clips_and_refuses_other_settings(tiny_audio, tmp_p
     out = tmp_path / "data"
     first = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=2, progress=False)
     assert first.reused == 0
-    image = out / manifest(out)[0]["image"]
+    rows = manifest(out)
+    image = out / rows[0]["image"]
     image.unlink()  # a lost image is redone, the rest are reused
+    with (out / JOURNAL_FILE).open("a") as journal:
+        journal.write('{"task": {"key": "torn')  # a run killed while writing its journal
     again = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
     assert again.reused == first.clips - 1 and image.exists()
-    assert manifest(out) == manifest(out)
+    assert manifest(out) == rows
+    third = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    assert third.reused == first.clips  # the clip redone after the torn line is journalled too
     with pytest.raises(MerError, match="spectrogram"):
-        prepare_dataset(
-            tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), progress=False
-        )
+        prepare_dataset(tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), progress=False)
     redone = prepare_dataset(
         tiny_audio,
         out,
@@ -87,9 +90,7 @@ def test_group_by_keeps_each_group_on_one_side(tmp_path, tiny_audio):
         lines.append(f"MT{index:03d},artist{index % 5},Q{index % 4 + 1}")
     (tmp_path / "ann.csv").write_text("\n".join(lines) + "\n")
     out = tmp_path / "data"
-    prepare_dataset(
-        audio, out, "valence", tmp_path / "ann.csv", group_by="Artist", spec=TINY_SPEC, progress=False
-    )
+    prepare_dataset(audio, out, "valence", tmp_path / "ann.csv", group_by="Artist", spec=TINY_SPEC, progress=False)
     artist = {f"MT{i:03d}": f"artist{i % 5}" for i in range(16)}
     sides: dict[str, set] = {}
     for row in manifest(out):
@@ -112,3 +113,44 @@ def test_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MerError, match="no audio files"):
         prepare_dataset(tmp_path / "empty", tmp_path / "out", "emotions", progress=False)
+
+
+def test_a_relabelled_clip_moves_and_leaves_no_stale_image(tmp_path, tiny_audio):
+    files = sorted(tiny_audio.rglob("*.wav"))
+    labels = tmp_path / "labels.csv"
+    rows = [f"{wav.stem},{'happy' if i % 2 else 'sad'}" for i, wav in enumerate(files)]
+    labels.write_text("id,mood\n" + "\n".join(rows) + "\n")
+    kwargs = {"id_column": "id", "label_column": "mood", "spec": TINY_SPEC, "progress": False, "workers": 1}
+    first = prepare_dataset(tiny_audio, tmp_path / "d", "emotions", labels, **kwargs)
+    moved = next(row for row in manifest(first.out_dir) if row["label"] == "sad")
+    rows = [line.replace(f"{Path(moved['source']).stem},sad", f"{Path(moved['source']).stem},happy") for line in rows]
+    labels.write_text("id,mood\n" + "\n".join(rows) + "\n")  # the same file, one clip relabelled
+    again = prepare_dataset(tiny_audio, tmp_path / "d", "emotions", labels, **kwargs)
+    assert 0 < again.reused < first.clips  # the relabelled clip (and any the new stratified split moved) redone
+    images = {p.relative_to(again.out_dir).as_posix() for p in again.out_dir.glob("*/*/*.png")}
+    assert images == {row["image"] for row in manifest(again.out_dir)}  # the folders hold the manifest exactly
+    assert not (again.out_dir / moved["image"]).exists()
+
+
+def test_an_unfinished_run_refuses_other_settings_too(tiny_audio, tmp_path, monkeypatch):
+    import mer_fastai.prepare as prepare_module
+
+    calls = []
+
+    def killed_after_two(task, out_dir, spec_values):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(task)
+        return original(task, out_dir, spec_values)
+
+    original = prepare_module._run_clip
+    monkeypatch.setattr(prepare_module, "_run_clip", killed_after_two)
+    out = tmp_path / "data"
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    assert not (out / "dataset.json").exists()
+    monkeypatch.setattr(prepare_module, "_run_clip", original)
+    with pytest.raises(MerError, match="other settings"):
+        prepare_dataset(tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), progress=False)
+    resumed = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    assert resumed.reused == 2 and resumed.clips == 16

@@ -64,9 +64,7 @@ def test_builtin_recipes_load_and_describe_the_study():
     ]
     assert exp_a.stages[0].features == ["emotions", "energy", "valence", "tension"] and exp_a.epochs == 20
     exp_b = load_recipe("expB")
-    assert [s.name for s in exp_b.stages] == ["bigset", "transfer"] and exp_b.stages[
-        1
-    ].weights_from == "bigset"
+    assert [s.name for s in exp_b.stages] == ["bigset", "transfer"] and exp_b.stages[1].weights_from == "bigset"
     assert load_recipe("expC").stages[0].augmentations == ["none", "gan"]
     for name in builtin_names():
         text = (Path(__file__).parents[1] / "recipes" / f"{name}.yaml").read_text()
@@ -128,18 +126,14 @@ def test_grid_runs_resumes_and_retries_a_failed_cell(tiny_recipe, tmp_path, monk
     assert {(r["arch"], r["mode"]) for r in rows} == {
         (a, m) for a in ("squeezenet1_0", "alexnet") for m in ("freeze", "whole")
     }
-    assert all(
-        r["experiment"] == "tiny" and r["feature"] == "valence" and r["weights"] == "none" for r in rows
-    )
+    assert all(r["experiment"] == "tiny" and r["feature"] == "valence" and r["weights"] == "none" for r in rows)
     table = (out / "results.md").read_text()
     assert "| alexnet |" in table and "valence · freeze" in table and "valence · whole" in table
     assert (out / "results_heatmap.png").stat().st_size > 5000
 
     third = run_recipe(tiny_recipe, out, show=False)
     assert not third.ran and len(third.skipped) == 4
-    changed = run_recipe(
-        tiny_recipe, out, overrides=["epochs=2"], archs=["alexnet"], modes=["whole"], show=False
-    )
+    changed = run_recipe(tiny_recipe, out, overrides=["epochs=2"], archs=["alexnet"], modes=["whole"], show=False)
     assert len(changed.ran) == 1  # a changed setting reruns the cell instead of skipping it
 
 
@@ -261,8 +255,5 @@ def test_results_tables_compare_transfer_and_augmentation():
         "| alexnet | valence · whole | 0.500 (expA, weights imagenet) | "
         "0.625 (expB, weights bigset) | +0.125 |" in table
     )
-    assert (
-        "| alexnet | emotions · whole | 0.600 (augmentation none) | 0.550 (augmentation gan) | -0.050 |"
-        in table
-    )
+    assert "| alexnet | emotions · whole | 0.600 (augmentation none) | 0.550 (augmentation gan) | -0.050 |" in table
     assert "emotions · whole · +gan" in table

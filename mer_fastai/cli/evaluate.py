@@ -40,18 +40,12 @@ def command(
         "--group-by",
         help="Labels column copied to predictions.csv as each track's group (e.g. Artist).",
     ),
-    id_column: str = typer.Option(
-        None, "--id-column", help="Generic CSV: column holding the clip id (file stem)."
-    ),
-    label_column: str = typer.Option(
-        None, "--label-column", help="Generic CSV: column holding the class or rating."
-    ),
+    id_column: str = typer.Option(None, "--id-column", help="Generic CSV: column holding the clip id (file stem)."),
+    label_column: str = typer.Option(None, "--label-column", help="Generic CSV: column holding the class or rating."),
     cuts: str = typer.Option(
         None, "--cuts", help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles)."
     ),
-    skip_unlabeled: bool = typer.Option(
-        False, "--skip-unlabeled", help="Skip audio files with no row in --labels."
-    ),
+    skip_unlabeled: bool = typer.Option(False, "--skip-unlabeled", help="Skip audio files with no row in --labels."),
     window: float = Window,
     hop: float = Hop,
     aggregate: str = Aggregate,
@@ -78,9 +72,7 @@ def command(
     )
     metrics = result.metrics
     console.print(
-        summary_table(
-            metrics, f"{metrics['feature']} · {metrics['n_tracks']} tracks ({aggregate} of windows)"
-        )
+        summary_table(metrics, f"{metrics['feature']} · {metrics['n_tracks']} tracks ({aggregate} of windows)")
     )
     console.print(f"window accuracy {metrics['window_accuracy']:.3f} over {metrics['n_windows']} windows")
     if result.skipped:

@@ -11,9 +11,7 @@ from ..progress import console
 
 
 def command(
-    run_dir: Path = typer.Argument(
-        ..., help="A run folder made by `mer-fastai train`, or a model file to re-check."
-    ),
+    run_dir: Path = typer.Argument(..., help="A run folder made by `mer-fastai train`, or a model file to re-check."),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Model file to write (.safetensors), or a folder for model.safetensors."
     ),
@@ -26,9 +24,7 @@ def command(
     """Write a validated, self-describing model file with the run's metrics; optionally ONNX too."""
     result = export_model(run_dir, out, onnx=onnx)
     meta = result.metadata
-    console.print(
-        f"model file: [bold]{result.model_file}[/] ({meta['arch']}, classes {', '.join(meta['classes'])})"
-    )
+    console.print(f"model file: [bold]{result.model_file}[/] ({meta['arch']}, classes {', '.join(meta['classes'])})")
     if result.onnx_file:
         size = meta["input_size"]
         console.print(f"ONNX: [bold]{result.onnx_file}[/] (input 'image' N×3×{size}×{size}, output 'logits')")

@@ -66,9 +66,7 @@ def train_command(
         stylegan_python=stylegan_python,
     )
     console.print(quality_table(result))
-    console.print(
-        f"GAN run: [bold]{result.out}[/]; next: mer-fastai gan generate {result.out} --n N --out DIR"
-    )
+    console.print(f"GAN run: [bold]{result.out}[/]; next: mer-fastai gan generate {result.out} --n N --out DIR")
 
 
 @gan_app.command("generate")
@@ -77,9 +75,7 @@ def generate_command(
     n: int = typer.Option(..., "--n", "-n", help="Images to generate per class."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for <class>/*.png (outside the data set)."),
     classes: list[str] = Classes,
-    seed: int = typer.Option(
-        0, "--seed", help="Random seed; another seed gives other images (names differ too)."
-    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed; another seed gives other images (names differ too)."),
     stylegan_python: str = typer.Option(
         None,
         "--stylegan-python",
@@ -96,9 +92,7 @@ def quality_table(result: GanResult) -> Table:
     """Quality scores per class (lower is better)."""
     quality = result.metrics["quality"]
     metrics = [name for name in ("fd_proxy", "fid") if name in quality]
-    table = Table(
-        title=f"{result.backend} GAN vs real training images (lower is better)", title_justify="left"
-    )
+    table = Table(title=f"{result.backend} GAN vs real training images (lower is better)", title_justify="left")
     table.add_column("class")
     table.add_column("real", justify="right")
     for name in metrics:
@@ -108,9 +102,7 @@ def quality_table(result: GanResult) -> Table:
         cells = ["-" if score is None else f"{score:.3f}" for score in scores]
         table.add_row(name, str(quality["n_real"][name]), *cells)
     table.add_section()
-    table.add_row(
-        "[bold]all", str(sum(quality["n_real"].values())), *(f"{quality[m]['overall']:.3f}" for m in metrics)
-    )
+    table.add_row("[bold]all", str(sum(quality["n_real"].values())), *(f"{quality[m]['overall']:.3f}" for m in metrics))
     return table
 
 

@@ -21,9 +21,7 @@ from ..predict import (
 from ..progress import console
 
 Model = typer.Argument(..., help="A model file (.safetensors) or a run folder made by `mer-fastai train`.")
-Window = typer.Option(
-    None, "--window", help="Window length in seconds (default: the model's training window)."
-)
+Window = typer.Option(None, "--window", help="Window length in seconds (default: the model's training window).")
 Hop = typer.Option(
     None,
     "--hop",

@@ -23,26 +23,18 @@ def command(
     feature: str = typer.Option(
         ..., "--feature", "-f", help=f"Task: {', '.join(FEATURES)} (or any name with --label-column)."
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Folder for the data set (train/, valid/, manifest.csv)."
-    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the data set (train/, valid/, manifest.csv)."),
     segment_seconds: float = typer.Option(10.0, "--segment-seconds", help="Window length in seconds."),
     hop_seconds: float = typer.Option(
         None, "--hop-seconds", help="Window hop in seconds (default: the window length)."
     ),
-    valid_pct: float = typer.Option(
-        0.2, "--valid-pct", help="Share of clips (or groups) held out for validation."
-    ),
+    valid_pct: float = typer.Option(0.2, "--valid-pct", help="Share of clips (or groups) held out for validation."),
     group_by: str = typer.Option(
         None, "--group-by", help="Labels column whose values never straddle the split (e.g. Artist)."
     ),
     seed: int = typer.Option(42, "--seed", help="Random seed of the split."),
-    id_column: str = typer.Option(
-        None, "--id-column", help="Generic CSV: column holding the clip id (file stem)."
-    ),
-    label_column: str = typer.Option(
-        None, "--label-column", help="Generic CSV: column holding the class or rating."
-    ),
+    id_column: str = typer.Option(None, "--id-column", help="Generic CSV: column holding the clip id (file stem)."),
+    label_column: str = typer.Option(None, "--label-column", help="Generic CSV: column holding the class or rating."),
     cuts: str = typer.Option(
         None, "--cuts", help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles)."
     ),
@@ -50,13 +42,9 @@ def command(
     n_mels: int = typer.Option(128, "--n-mels", help="Mel bands (image height)."),
     n_fft: int = typer.Option(2048, "--n-fft", help="FFT size."),
     hop_length: int = typer.Option(512, "--hop-length", help="STFT hop in samples."),
-    skip_unlabeled: bool = typer.Option(
-        False, "--skip-unlabeled", help="Skip audio files with no row in --labels."
-    ),
+    skip_unlabeled: bool = typer.Option(False, "--skip-unlabeled", help="Skip audio files with no row in --labels."),
     workers: int = typer.Option(None, "--workers", help="Parallel processes (default: all cores)."),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Delete a data set made with other settings in --out."
-    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete a data set made with other settings in --out."),
 ) -> None:
     """Turn audio clips and labels into a mel-spectrogram data set (ImageFolder layout)."""
     spec = SpecConfig(
@@ -108,13 +96,9 @@ def print_summary(result) -> None:
     table.add_column("train", justify="right")
     table.add_column("valid", justify="right")
     for name in result.classes:
-        table.add_row(
-            name, str(result.counts["train"].get(name, 0)), str(result.counts["valid"].get(name, 0))
-        )
+        table.add_row(name, str(result.counts["train"].get(name, 0)), str(result.counts["valid"].get(name, 0)))
     console.print(table)
-    console.print(
-        f"{result.clips} clips → {result.segments} spectrograms ({result.reused} reused from an earlier run)"
-    )
+    console.print(f"{result.clips} clips → {result.segments} spectrograms ({result.reused} reused from an earlier run)")
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} file(s):")
         for item in result.skipped:

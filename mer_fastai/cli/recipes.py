@@ -22,9 +22,7 @@ def list_recipes(ctx: typer.Context) -> None:
         table.add_column(column)
     for name in builtin_names():
         recipe = load_recipe(name)
-        cells = sum(
-            len(s.features) * len(s.modes) * len(s.augmentations) * len(recipe.archs) for s in recipe.stages
-        )
+        cells = sum(len(s.features) * len(s.modes) * len(s.augmentations) * len(recipe.archs) for s in recipe.stages)
         table.add_row(name, recipe.description, ", ".join(s.name for s in recipe.stages), str(cells))
     console.print(table)
 

@@ -17,9 +17,7 @@ def command(
     arch: list[str] = typer.Option(
         None, "--arch", "-a", help=f"Only these architectures (repeatable). {options.ARCH_HELP}"
     ),
-    mode: list[str] = typer.Option(
-        None, "--mode", "-m", help="Only these modes: freeze, whole (repeatable)."
-    ),
+    mode: list[str] = typer.Option(None, "--mode", "-m", help="Only these modes: freeze, whole (repeatable)."),
     set_: list[str] = typer.Option(
         None,
         "--set",

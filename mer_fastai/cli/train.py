@@ -18,18 +18,14 @@ def command(
     arch: str = options.Arch,
     mode: str = options.Mode,
     epochs: int = typer.Option(20, "--epochs", "-e", help="Maximum epochs (one-cycle schedule)."),
-    lr: str = typer.Option(
-        "auto", "--lr", help="Peak learning rate, or 'auto' to take the lr_find suggestion."
-    ),
+    lr: str = typer.Option("auto", "--lr", help="Peak learning rate, or 'auto' to take the lr_find suggestion."),
     bs: int = options.Bs,
     size: int = options.Size,
     weights: str = options.Weights,
     seed: int = options.Seed,
     train_bn: bool = options.TrainBn,
     augment: str = typer.Option("none", "--augment", help=f"Training augmentation: {', '.join(AUGMENTS)}."),
-    balanced: bool = typer.Option(
-        False, "--balanced", help="Class-balanced weighted sampling of training items."
-    ),
+    balanced: bool = typer.Option(False, "--balanced", help="Class-balanced weighted sampling of training items."),
     augment_dir: list[Path] = typer.Option(
         None, "--augment-dir", help="Extra training images in <dir>/<class>/ (e.g. GAN output); repeatable."
     ),

@@ -36,9 +36,7 @@ class GanShape:
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.size & (self.size - 1):
-            raise MerError(
-                f"--size must be a power of two of 8 or more such as 32, 64, 128 (got {self.size})"
-            )
+            raise MerError(f"--size must be a power of two of 8 or more such as 32, 64, 128 (got {self.size})")
         if self.n_classes < 1:
             raise MerError("a GAN needs at least one class; check --class")
 

@@ -49,9 +49,7 @@ def check_ready(stylegan_dir: str | Path | None) -> Path:
     return folder
 
 
-def dataset_tool_command(
-    stylegan_dir: Path, source: Path, dest: Path, python: str = sys.executable
-) -> list[str]:
+def dataset_tool_command(stylegan_dir: Path, source: Path, dest: Path, python: str = sys.executable) -> list[str]:
     """`dataset_tool.py`: a folder of class subfolders plus `dataset.json` labels → a dataset zip."""
     return [python, str(stylegan_dir / "dataset_tool.py"), f"--source={source}", f"--dest={dest}"]
 
