@@ -174,7 +174,7 @@ def measure(settings: Settings, run_task: Runner = run_task) -> dict:
     work = settings.work
     work.mkdir(parents=True, exist_ok=True)
     started, busy = time.time(), machine_busy_seconds() - own_cpu_seconds()
-    keys = ("bs", "seed", "weights", "lr", "size", "study_size")
+    keys = ("bs", "seed", "weights", "lr", "size", "study_size", "quick")
     results: dict = {
         "settings": {key: getattr(settings, key) for key in keys},
         "load_before": os.getloadavg()[0],
