@@ -103,14 +103,17 @@ def run_task(name: str, work: Path, **kwargs) -> dict:
 
 def prepare_default_data(audio: Path, work: Path) -> Path:
     """The 4-quadrant data set of `audio` (split by artist), prepared once into the cache folder."""
+    from mer_fastai.errors import MerError
     from mer_fastai.prepare import prepare_dataset
 
     out = work / f"data-{audio.name}"
     labels = audio / "annotations.csv"
-    if labels.exists():
-        prepare_dataset(audio, out, "emotions", labels, group_by="Artist", workers=2, progress=True)
-    else:
-        prepare_dataset(audio, out, "emotions", workers=2, progress=True)
+    kwargs = {"labels": labels, "group_by": "Artist"} if labels.exists() else {}
+    try:
+        prepare_dataset(audio, out, "emotions", workers=2, progress=True, **kwargs)
+    except MerError as exc:  # cached by another version of the toolkit: make it anew
+        say(f"{exc}; preparing it again")
+        prepare_dataset(audio, out, "emotions", workers=2, progress=True, overwrite=True, **kwargs)
     return out
 
 

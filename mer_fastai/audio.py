@@ -66,7 +66,7 @@ def _decode(path: Path, sample_rate: int) -> np.ndarray:
     import soxr
 
     resampled = soxr.resample(signal, native, sample_rate, quality="soxr_hq")
-    length = int(np.ceil(signal.size * float(sample_rate) / native))  # librosa.resample's fix_length
+    length = int(np.ceil(signal.size * (float(sample_rate) / native)))  # librosa.resample's length, rounded alike
     return resampled[:length] if resampled.size >= length else np.pad(resampled, (0, length - resampled.size))
 
 

@@ -53,6 +53,11 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def cpu_requested() -> bool:
+    """Whether Accelerate was told `--cpu` (it then sets ACCELERATE_USE_CPU for the processes it starts)."""
+    return os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+
+
 def cpu_launch_processes() -> int | None:
     """The N of `accelerate launch --cpu --num_processes N` when that launcher started only this process.
 
@@ -60,26 +65,36 @@ def cpu_launch_processes() -> int | None:
     MASTER_ADDR as a trace of the processes asked for; the count is read from the launcher's command line.
     None when this process was not started that way or the count cannot be told.
     """
-    cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
-    if not cpu or "MASTER_ADDR" not in os.environ or "WORLD_SIZE" in os.environ:
+    if not cpu_requested() or "MASTER_ADDR" not in os.environ or "WORLD_SIZE" in os.environ:
         return None
     try:
         args = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0") if a]
         from accelerate.commands.launch import launch_command_parser
     except (OSError, UnicodeDecodeError, ImportError):
         return None
-    # `accelerate launch ...` or `python -m accelerate.commands.launch ...`
-    where = [i for i, arg in enumerate(args) if arg in ("launch", "accelerate.commands.launch")]
+    # `accelerate launch ...`, `accelerate-launch ...` or `python -m accelerate.commands.launch ...`
+    markers = ("launch", "accelerate.commands.launch")
+    where = [i for i, arg in enumerate(args) if arg in markers or Path(arg).name == "accelerate-launch"]
     if not where:
         return None
-    parsed, _ = launch_command_parser().parse_known_args(args[where[0] + 1 :])
+    try:
+        parsed, _ = launch_command_parser().parse_known_args(args[where[0] + 1 :])
+    except SystemExit:  # argparse gave up on the launcher's own arguments
+        return None
     return parsed.num_processes if (parsed.num_processes or 0) > 1 else None
 
 
 def init_distributed() -> None:
-    """In a launched process: take this rank's GPU, join the process group (gloo without GPUs), hide it."""
+    """In a launched process: take this rank's GPU, join the process group (gloo without GPUs), hide it.
+
+    Under `accelerate launch --cpu` the training stays on the CPU even where GPUs exist.
+    """
+    if cpu_requested():
+        from fastai.torch_core import default_device
+
+        default_device(False)
     if not is_distributed():
-        if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") and "MASTER_ADDR" in os.environ:
+        if cpu_requested() and "MASTER_ADDR" in os.environ:
             console.print(
                 "[yellow]warning:[/] `accelerate launch --cpu` started a single process and the number of "
                 "processes could not be read; use `mer-fastai train --distributed --processes N`, which "
@@ -90,7 +105,7 @@ def init_distributed() -> None:
         from accelerate import PartialState
     except ImportError as exc:
         raise MerError(INSTALL_HINT) from exc
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available() and not cpu_requested()
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     # rank 0 runs lr_find alone while the others wait for its LR: on a CPU that outlasts the 30 min default
@@ -169,6 +184,8 @@ def processes_to_launch(distributed: bool, processes: int | None) -> int | None:
     if is_distributed():
         return None
     if not distributed:
+        if processes:
+            raise MerError("--processes is for --distributed; add --distributed or drop --processes")
         return cpu_launch_processes()
     count = processes or torch.cuda.device_count() or 2
     if count < 2:

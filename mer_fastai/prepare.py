@@ -88,20 +88,23 @@ def _run_clip(task: ClipTask, out_dir: str, spec_values: dict) -> tuple[list[dic
         return [], str(exc)
 
 
-def _read_journal(out_dir: Path) -> dict[str, dict]:
-    """The clips finished by earlier runs, by key (the last entry of a key wins; a torn last line is ignored)."""
+def _read_journal(out_dir: Path) -> tuple[dict[str, dict], set[str]]:
+    """The clips finished by earlier runs, by key (the last entry of a key wins; a torn last line is
+    ignored), and every image the journal says was written."""
     done: dict[str, dict] = {}
+    written: set[str] = set()
     try:
         lines = (out_dir / JOURNAL_FILE).read_text().splitlines()
     except OSError:
-        return done
+        return done, written
     for line in lines:
         try:
             entry = json.loads(line)
             done[entry["task"]["key"]] = entry
+            written.update(row["image"] for row in entry["rows"])
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
-    return done
+    return done, written
 
 
 def _open_journal(path: Path, settings: dict) -> BinaryIO:
@@ -148,6 +151,14 @@ def plan_tasks(
         )
     if not matched:
         raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
+    keys: dict[str, Path] = {}
+    for file, _, _ in matched:
+        other = keys.setdefault(_clip_key(file, audio_dir), file)
+        if other != file:
+            raise MerError(
+                f"{file}: gives the same spectrogram names as {other} (same name but for extension or spaces); "
+                "rename one of them"
+            )
     labels = [clip.label for _, _, clip in matched]
     groups = [clip.group or clip_id for _, clip_id, clip in matched]
     sides = split_groups(labels, groups, valid_pct, seed)
@@ -176,8 +187,14 @@ def _check_existing(out_dir: Path, settings: dict, overwrite: bool) -> None:
         return
     saved = _saved_settings(out_dir)
     if saved is None:
+        if any(any((out_dir / split).glob("*")) for split in ("train", "valid")):
+            raise MerError(f"{out_dir}: holds train/ or valid/ folders that prepare did not make; choose another --out")
         return
     changed = [key for key in settings if saved.get(key) != settings[key]]
+    if changed == ["split"]:
+        raise MerError(
+            f"{out_dir}: was prepared by an older version's train/valid split; pass --overwrite (or a new --out)"
+        )
     if changed:
         raise MerError(
             f"{out_dir}: was prepared with other settings ({', '.join(changed)} differ); "
@@ -236,7 +253,7 @@ def prepare_dataset(
 
     rows_by_key: dict[str, list[dict[str, str]]] = {}
     todo = []
-    finished = _read_journal(out_dir)
+    finished, written = _read_journal(out_dir)
     for task in tasks:
         done = _reusable_rows(finished.get(task.key), task, out_dir)
         if done is None:
@@ -244,6 +261,12 @@ def prepare_dataset(
         else:
             rows_by_key[task.key] = done
     reused = len(rows_by_key)
+    if todo:  # the folder is being changed: until it is complete again it is no usable data set
+        for name in (DATASET_FILE, MANIFEST_FILE):
+            (out_dir / name).unlink(missing_ok=True)
+        for task in todo:  # a redone clip may change side or class: never leave it in both
+            for row in finished.get(task.key, {}).get("rows", []):
+                (out_dir / row["image"]).unlink(missing_ok=True)
     skipped = [{"file": str(f), "reason": "no row in the labels file"} for f in unlabeled]
     with _open_journal(out_dir / JOURNAL_FILE, settings) as journal:
         skipped += _run_tasks(todo, out_dir, spec, workers, progress, rows_by_key, journal)
@@ -253,7 +276,7 @@ def prepare_dataset(
         first = skipped[0]["reason"] if skipped else "no windows"
         raise MerError(f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})")
     _write_manifest(out_dir / MANIFEST_FILE, rows)
-    _remove_stale_images(out_dir, rows)
+    _remove_stale_images(out_dir, written - {row["image"] for row in rows})
     counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
     for (split, label), n in sorted(Counter((r["split"], r["label"]) for r in rows).items()):
         counts[split][label] = n
@@ -318,14 +341,14 @@ def _run_tasks(
     return skipped
 
 
-def _remove_stale_images(out_dir: Path, rows: list[dict[str, str]]) -> None:
-    """Delete spectrograms of an earlier run that this one no longer lists (a clip relabelled or moved to
-    the other split), so the train/ and valid/ folders hold exactly the manifest's images."""
-    listed = {row["image"] for row in rows}
-    for split in ("train", "valid"):
-        for image in (out_dir / split).glob("*/*.png"):
-            if image.relative_to(out_dir).as_posix() not in listed:
-                image.unlink()
+def _remove_stale_images(out_dir: Path, stale: set[str]) -> None:
+    """Delete images earlier runs wrote that this one no longer lists (a clip relabelled, moved to the other
+    side or gone), and class folders left empty, so the folders hold exactly the manifest's images."""
+    for image in stale:
+        (out_dir / image).unlink(missing_ok=True)
+    for folder in {(out_dir / image).parent for image in stale}:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:

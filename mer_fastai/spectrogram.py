@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "spectrogram.json"
 FFT_BLOCK = 64  # STFT frames transformed per FFT call
+MIN_LOG_MEL = 1000.0 / (200.0 / 3)  # where Slaney's scale turns logarithmic, computed as librosa does
 AMIN = 1e-10  # power floor of the dB conversion (librosa's amin)
 
 
@@ -101,12 +102,13 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     """Slaney's mel scale (librosa's default): linear to 1 kHz (3 mel per 200 Hz), logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / (200.0 / 3)
-    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-300) / 1000.0) / (np.log(6.4) / 27.0), linear)
+    log = MIN_LOG_MEL + np.log(np.maximum(hz, 1e-300) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log, linear)
 
 
 def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     linear = mel * (200.0 / 3)
-    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), linear)
+    return np.where(mel >= MIN_LOG_MEL, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - MIN_LOG_MEL)), linear)
 
 
 def mel_filters(config: SpecConfig) -> np.ndarray:

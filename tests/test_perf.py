@@ -134,7 +134,7 @@ def test_load_audio_is_librosa_load_sample_for_sample(tmp_path):
     ):
         path = tmp_path / name
         soundfile.write(path, data, rate)
-        for target in (22050, 16000):
+        for target in (22050, 16000, 48000):  # 44100 samples at 44.1 kHz → 48 kHz: librosa's length rounding
             expected = librosa.load(path, sr=target, mono=True)[0]
             decoded = load_audio(path, target)
             assert decoded.dtype == expected.dtype and np.array_equal(decoded, expected), (name, target)
@@ -148,3 +148,23 @@ def test_load_audio_matches_librosa_on_the_real_soundtrack_clips(shared_data):
     assert len(files) == 4
     for path in files:
         assert np.array_equal(load_audio(path, 22050), librosa.load(path, sr=22050, mono=True)[0]), path
+
+
+def test_images_of_real_music_are_librosas_to_one_grey_level(shared_data):
+    import librosa
+
+    config = SpecConfig()
+    files = (
+        sorted((shared_data / "4q-dev").glob("Q*/*.mp3"))[::150]
+        + sorted((shared_data / "soundtracks-set1-sample" / "audio").glob("*.wav"))[:2]
+    )
+    differing = total = 0
+    for path in files:
+        signal = librosa.load(path, sr=config.sample_rate, mono=True)[0][: config.sample_rate * 10]
+        power = librosa.feature.melspectrogram(y=signal, sr=config.sample_rate, fmin=config.fmin)
+        decibels = librosa.power_to_db(power, ref=np.max, top_db=config.top_db)
+        expected = np.flipud(np.round((decibels + 80) / 80 * 255).clip(0, 255).astype(np.uint8)).astype(int)
+        difference = np.abs(mel_image(signal, config).astype(int) - expected)
+        assert difference.max() <= 1, path  # float32 vs librosa's float64 FFT: a rounding step at most
+        differing, total = differing + np.count_nonzero(difference), total + difference.size
+    assert differing / total < 1e-3

@@ -154,3 +154,49 @@ def test_an_unfinished_run_refuses_other_settings_too(tiny_audio, tmp_path, monk
         prepare_dataset(tiny_audio, out, "emotions", spec=SpecConfig(segment_seconds=0.5, n_mels=32), progress=False)
     resumed = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
     assert resumed.reused == 2 and resumed.clips == 16
+
+
+def test_an_interrupted_rerun_never_leaves_a_clip_on_both_sides(tmp_path, tiny_audio, monkeypatch):
+    import mer_fastai.prepare as prepare_module
+
+    files = sorted(tiny_audio.rglob("*.wav"))
+    labels = tmp_path / "labels.csv"
+    rows = [f"{wav.stem},{'happy' if i % 2 else 'sad'}" for i, wav in enumerate(files)]
+    labels.write_text("id,mood\n" + "\n".join(rows) + "\n")
+    kwargs = {"id_column": "id", "label_column": "mood", "spec": TINY_SPEC, "progress": False, "workers": 1}
+    out = prepare_dataset(tiny_audio, tmp_path / "d", "emotions", labels, **kwargs).out_dir
+    labels.write_text("id,mood\n" + "\n".join(r.replace(",sad", ",happy", 1) for r in rows) + "\n")
+    original = prepare_module._run_clip
+    monkeypatch.setattr(prepare_module, "_run_clip", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset(tiny_audio, out, "emotions", labels, **kwargs)
+    assert not (out / "dataset.json").exists()  # mid-update: no loader takes the folder for a data set
+    stems = [{p.stem.rsplit("_", 1)[0] for p in (out / side).glob("*/*.png")} for side in ("train", "valid")]
+    assert not stems[0] & stems[1]
+    monkeypatch.setattr(prepare_module, "_run_clip", original)
+    done = prepare_dataset(tiny_audio, out, "emotions", labels, **kwargs)
+    images = {p.relative_to(out).as_posix() for p in out.glob("*/*/*.png")}
+    assert images == {row["image"] for row in manifest(out)} and done.clips == len(files)
+
+
+def test_foreign_folders_older_splits_and_clashing_names_are_refused(tmp_path, tiny_audio):
+    foreign = tmp_path / "photos"
+    (foreign / "train" / "cats").mkdir(parents=True)
+    (foreign / "train" / "cats" / "tom.png").write_bytes(b"not ours")
+    with pytest.raises(MerError, match="prepare did not make"):
+        prepare_dataset(tiny_audio, foreign, "emotions", spec=TINY_SPEC, progress=False)
+    assert (foreign / "train" / "cats" / "tom.png").exists()
+    out = prepare_dataset(tiny_audio, tmp_path / "d", "emotions", spec=TINY_SPEC, workers=1, progress=False).out_dir
+    info = json.loads((out / "dataset.json").read_text())
+    info["settings"]["split"] = "an-older-method"
+    (out / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(MerError, match="older version's train/valid split; pass --overwrite"):
+        prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, progress=False)
+    clash = tmp_path / "clash" / "sad"
+    clash.mkdir(parents=True)
+    wav = next(tiny_audio.rglob("*.wav"))
+    shutil.copy(wav, clash / "a b.wav")
+    shutil.copy(wav, clash / "a_b.wav")
+    shutil.copy(wav, clash / "other.wav")
+    with pytest.raises(MerError, match="same spectrogram names"):
+        prepare_dataset(tmp_path / "clash", tmp_path / "c", "emotions", spec=TINY_SPEC, progress=False)

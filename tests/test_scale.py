@@ -108,11 +108,17 @@ def test_launch_command_and_the_single_cpu_process_warning(monkeypatch, capsys):
     with pytest.raises(MerError, match="at least 2 processes"):
         distributed.processes_to_launch(True, 1)
     assert distributed.processes_to_launch(False, None) is None  # a plain `mer-fastai train`
+    with pytest.raises(MerError, match="--processes is for --distributed"):
+        distributed.processes_to_launch(False, 2)
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")  # what `accelerate launch --cpu --num_processes N` leaves
     assert distributed.processes_to_launch(False, None) is None  # pytest's parent is no accelerate launcher
+    from fastai.torch_core import defaults
+
+    monkeypatch.setattr(defaults, "use_cuda", None)
     distributed.init_distributed()
     assert "started a single process" in capsys.readouterr().err
+    assert defaults.use_cuda is False  # `--cpu`: fastai puts nothing on a GPU, even where there is one
     monkeypatch.setenv("WORLD_SIZE", "2")  # one of the relaunched processes: it trains
     assert distributed.processes_to_launch(True, 2) is None
 
@@ -123,6 +129,8 @@ def test_launch_command_and_the_single_cpu_process_warning(monkeypatch, capsys):
         (["accelerate", "launch", "--cpu", "--num_processes", "2", "-m", "mer_fastai", "train", "D"], 2),
         (["py", "-m", "accelerate.commands.launch", "--num-processes=3", "--cpu", "x.py", "--num_processes", "9"], 3),
         (["accelerate", "launch", "--cpu", "-m", "mer_fastai", "train", "D"], None),  # one process asked for
+        (["/venv/bin/accelerate-launch", "--cpu", "--num_processes", "4", "-m", "mer_fastai"], 4),
+        (["accelerate", "launch", "--num_processes", "many", "-m", "mer_fastai"], None),  # argparse gives up
         (["python", "-m", "pytest"], None),
     ],
 )

@@ -48,3 +48,18 @@ def test_bad_arguments_are_clear_errors():
         split_groups(["a", "b"], ["x", "y"], 1.5, seed=0)
     with pytest.raises(MerError, match="fewer than two"):
         split_groups(["a", "b"], ["x", "x"], 0.2, seed=0)
+
+
+def test_adding_clips_later_moves_few_existing_groups():
+    labels, groups = clips(120)
+    before = dict(zip(groups, split_groups(labels, groups, 0.2, seed=42), strict=True))
+    after = dict(zip(groups + ["newcomer"], split_groups([*labels, "c1"], [*groups, "newcomer"], 0.2, seed=42)))
+    assert sum(before[g] != after[g] for g in before) <= 6  # of 120 groups; a fresh shuffle would move ~38
+
+
+def test_training_keeps_every_class_even_at_a_large_valid_share():
+    labels = ["rare"] + ["common"] * 20
+    groups = ["solo"] + [f"g{i}" for i in range(20)]
+    for seed in range(10):
+        sides = split_groups(labels, groups, 0.6, seed=seed)
+        assert sides[0] == "train" and "valid" in sides
