@@ -228,6 +228,8 @@ def write_report(path: Path, results: dict) -> str:
         if before < 1 and others < 0.05
         else " **The machine was not idle: other processes shared the CPU, so the times are pessimistic.**"
     )
+    replayed = results.get("replayed")
+    resumed = f" (resumed: {replayed} measurements kept from an interrupted run)" if replayed else ""
     lines = [
         "# Benchmarks",
         "",
@@ -238,7 +240,7 @@ def write_report(path: Path, results: dict) -> str:
         *machine(),
         f"- load average (1 min) before the run: {before:.2f}; other processes' share of the CPU during "
         f"the run: {others:.1%} (from /proc/stat minus the benchmark's own CPU time).{load_note}",
-        f"- whole run: {results['minutes']:.0f} min",
+        f"- whole run: {results['minutes']:.0f} min{resumed}",
         f"- data: `{data['path']}`: {data['train']} training + {data['valid']} validation spectrograms, "
         f"classes {', '.join(data['classes'])}",
         f"- settings: batch size {bs}, seed {settings['seed']}, weights `{settings['weights']}` for both loops"

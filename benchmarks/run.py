@@ -5,7 +5,9 @@
     python benchmarks/run.py                  # the full run recorded in BENCHMARKS.md
 
 Every measurement runs in a fresh process, one after the other, on the same prepared data, so timings
-do not share warm caches or threads and each reports its own peak memory.
+do not share warm caches or threads and each reports its own peak memory. Each finished measurement is
+journalled, so an interrupted run started again with the same options skips what it already measured
+(`--fresh` measures everything anew).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `mer_fas
 
 from benchmarks.report import write_report  # noqa: E402
 
+Runner = Callable[..., dict]
 DEFAULT_AUDIO = REPO.parent / "shared" / "data" / "4q-dev"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mer-fastai-benchmarks"
 STUDY_SIZE = 224
@@ -101,6 +104,43 @@ def run_task(name: str, work: Path, **kwargs) -> dict:
     return {**result, "others_cpu_share": max(0.0, others) / (wall * (os.cpu_count() or 1))}
 
 
+class Journal:
+    """A `Runner` that keeps each finished task's result in a JSON-lines file and replays it on a rerun.
+
+    A task is known by its name, its arguments and how many identical calls came before it in this run,
+    so repeated measurements (the two prepare runs) each keep their own result.
+    """
+
+    def __init__(self, path: Path, runner: Runner = run_task) -> None:
+        self.path, self.runner = path, runner
+        self.saved: dict[str, dict] = {}
+        text = path.read_text() if path.exists() else ""
+        if text and not text.endswith("\n"):  # end a torn last line so the next result starts its own
+            with path.open("a") as journal:
+                journal.write("\n")
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by an interruption: measured again
+                continue
+            self.saved[entry["key"]] = entry["result"]
+        self.calls: dict[str, int] = {}
+        self.replayed = 0
+
+    def __call__(self, name: str, work: Path, **kwargs) -> dict:
+        call = json.dumps([name, kwargs], sort_keys=True)
+        self.calls[call] = self.calls.get(call, 0) + 1
+        key = f"{call}#{self.calls[call]}"
+        if key in self.saved:
+            say(f"  (measured before: kept from {self.path.name})")
+            self.replayed += 1
+            return self.saved[key]
+        result = self.runner(name, work, **kwargs)
+        with self.path.open("a") as journal:
+            journal.write(json.dumps({"key": key, "result": result}) + "\n")
+        return result
+
+
 def prepare_default_data(audio: Path, work: Path) -> Path:
     """The 4-quadrant data set of `audio` (split by artist), prepared once into the cache folder."""
     from mer_fastai.errors import MerError
@@ -167,9 +207,6 @@ def audio_seconds(files: list[Path]) -> float:
 
 def count_images(data: Path) -> dict[str, int]:
     return {split: len(list((data / split).glob("*/*.png"))) for split in ("train", "valid")}
-
-
-Runner = Callable[..., dict]
 
 
 def measure(settings: Settings, run_task: Runner = run_task) -> dict:
@@ -333,8 +370,8 @@ def say(text: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {text}", flush=True)
 
 
-def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
-    """The settings to measure, and the saved results to render instead if --render was given."""
+def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None, bool]:
+    """The settings to measure, the saved results to render instead (--render), and whether --fresh was given."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -356,6 +393,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
     parser.add_argument("--quick", action="store_true", help="small subset, few epochs (a few minutes)")
     parser.add_argument("--out", type=Path, help="report file (default: BENCHMARKS.md; quick: benchmarks-quick.md)")
     parser.add_argument("--render", type=Path, help="write the report from a saved results JSON; measure nothing")
+    parser.add_argument("--fresh", action="store_true", help="measure everything anew, ignoring an interrupted run")
     args = parser.parse_args(argv)
     given = {
         "data": args.data,
@@ -374,18 +412,24 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path | None]:
         "out": args.out or (Path(tempfile.gettempdir()) / "benchmarks-quick.md" if args.quick else None),
     }
     given = {key: value for key, value in given.items() if value is not None}
-    return (Settings.quick_run(**given) if args.quick else Settings(**given)), args.render
+    return (Settings.quick_run(**given) if args.quick else Settings(**given)), args.render, args.fresh
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings, render = parse_args(argv)
+    settings, render, fresh = parse_args(argv)
     if render:
         results = json.loads(render.read_text())
     else:
-        results = measure(settings)
+        settings.work.mkdir(parents=True, exist_ok=True)
+        journal = settings.work / f"progress-{settings.out.stem}.jsonl"
+        if fresh:
+            journal.unlink(missing_ok=True)
+        runner = Journal(journal)
+        results = {**measure(settings, runner), "replayed": runner.replayed}
         results["command"] = ("python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
         saved = settings.work / f"results-{settings.out.stem}.json"
         saved.write_text(json.dumps(results, indent=1))
+        journal.unlink(missing_ok=True)
         say(f"measurements saved to {saved} (`--render {saved}` rewrites the report from them)")
     print(write_report(settings.out, results))
     print(f"report written to {settings.out}")

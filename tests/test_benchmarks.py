@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks import tasks
 from benchmarks.report import ANALYSIS_MARK, write_report
-from benchmarks.run import Settings, measure, parse_args, subset_dataset
+from benchmarks.run import Journal, Settings, measure, parse_args, subset_dataset
 
 
 def in_process(name: str, work: Path, **kwargs) -> dict:
@@ -60,8 +60,30 @@ def test_task_entry_writes_json_with_memory(tmp_path):
 
 
 def test_quick_settings():
-    settings, render = parse_args(["--quick", "--arch", "alexnet", "--per-class", "8,4"])
-    assert render is None
+    settings, render, fresh = parse_args(["--quick", "--arch", "alexnet", "--per-class", "8,4"])
+    assert render is None and not fresh
     assert settings.quick and settings.archs == ["alexnet"] and settings.per_class == (8, 4)
     assert settings.out.name == "benchmarks-quick.md" and settings.freeze_epochs < 20
     assert parse_args(["--sizes", "96,128"])[0].sizes == [96, 128]
+    assert parse_args(["--fresh"])[2]
+
+
+def test_journal_replays_finished_tasks_after_an_interruption(tmp_path):
+    calls = []
+
+    def runner(name, work, **kwargs):
+        calls.append((name, kwargs))
+        return {"wall": float(len(calls))}
+
+    path = tmp_path / "progress.jsonl"
+    first = Journal(path, runner)
+    assert first("prepare", tmp_path, n=1) == {"wall": 1.0}
+    assert first("prepare", tmp_path, n=1) == {"wall": 2.0}  # a repeated measurement is measured again
+    with path.open("a") as journal:
+        journal.write('{"key": "torn')  # the run was killed while writing
+    again = Journal(path, runner)
+    assert again("prepare", tmp_path, n=1) == {"wall": 1.0}
+    assert again("prepare", tmp_path, n=1) == {"wall": 2.0}
+    assert again("prepare", tmp_path, n=2) == {"wall": 3.0}  # new arguments: measured
+    assert len(calls) == 3
+    assert Journal(path, runner)("prepare", tmp_path, n=2) == {"wall": 3.0} and len(calls) == 3
