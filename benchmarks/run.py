@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `mer_fas
     sys.path.insert(0, str(REPO))
 
 from benchmarks.report import write_report  # noqa: E402
+from mer_fastai.jsonlines import append_entry, open_to_append, read_entries  # noqa: E402
 
 Runner = Callable[..., dict]
 DEFAULT_AUDIO = REPO.parent / "shared" / "data" / "4q-dev"
@@ -113,17 +114,7 @@ class Journal:
 
     def __init__(self, path: Path, runner: Runner = run_task) -> None:
         self.path, self.runner = path, runner
-        self.saved: dict[str, dict] = {}
-        text = path.read_text() if path.exists() else ""
-        if text and not text.endswith("\n"):  # end a torn last line so the next result starts its own
-            with path.open("a") as journal:
-                journal.write("\n")
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # a line torn by an interruption: measured again
-                continue
-            self.saved[entry["key"]] = entry["result"]
+        self.saved = {entry["key"]: entry["result"] for entry in read_entries(path)}
         self.calls: dict[str, int] = {}
         self.replayed = 0
 
@@ -136,8 +127,8 @@ class Journal:
             self.replayed += 1
             return self.saved[key]
         result = self.runner(name, work, **kwargs)
-        with self.path.open("a") as journal:
-            journal.write(json.dumps({"key": key, "result": result}) + "\n")
+        with open_to_append(self.path) as journal:
+            append_entry(journal, {"key": key, "result": result})
         return result
 
 
@@ -420,7 +411,6 @@ def main(argv: list[str] | None = None) -> int:
     if render:
         results = json.loads(render.read_text())
     else:
-        settings.work.mkdir(parents=True, exist_ok=True)
         journal = settings.work / f"progress-{settings.out.stem}.jsonl"
         if fresh:
             journal.unlink(missing_ok=True)

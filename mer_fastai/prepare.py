@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from .audio import find_audio_files, load_audio, windows
 from .errors import AudioError, MerError
+from .jsonlines import append_entry, open_to_append, read_entries
 from .labels import LabelTable, label_table, normalize_id
 from .png import save_png
 from .progress import progress_bar
@@ -93,34 +94,24 @@ def _read_journal(out_dir: Path) -> tuple[dict[str, dict], set[str]]:
     ignored), and every image the journal says was written."""
     done: dict[str, dict] = {}
     written: set[str] = set()
-    try:
-        lines = (out_dir / JOURNAL_FILE).read_text().splitlines()
-    except OSError:
-        return done, written
-    for line in lines:
+    for entry in read_entries(out_dir / JOURNAL_FILE):
         try:
-            entry = json.loads(line)
             done[entry["task"]["key"]] = entry
             written.update(row["image"] for row in entry["rows"])
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (KeyError, TypeError):
             continue
     return done, written
 
 
 def _open_journal(path: Path, settings: dict) -> BinaryIO:
-    """The journal, opened to append on a line of its own (a killed run may have left half a line).
+    """The journal, opened to append on a line of its own.
 
     A new journal starts with the run's settings, so that a rerun with other settings is refused even
     before the first run has finished.
     """
-    journal = path.open("ab+")
+    journal = open_to_append(path)
     if not journal.tell():
-        journal.write(json.dumps({"settings": settings}).encode() + b"\n")
-    else:
-        journal.seek(-1, os.SEEK_END)
-        if journal.read(1) != b"\n":
-            journal.write(b"\n")
-    journal.flush()
+        append_entry(journal, {"settings": settings})
     return journal
 
 
@@ -314,8 +305,7 @@ def _run_tasks(
             skipped.append({"file": task.source, "reason": error})
             return
         rows_by_key[task.key] = rows
-        journal.write(json.dumps({"task": task.__dict__, "rows": rows}).encode() + b"\n")
-        journal.flush()  # a clip is reusable as soon as its line is written, even if this run is killed
+        append_entry(journal, {"task": task.__dict__, "rows": rows})  # reusable from now on
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
     with progress_bar("spectrograms", total=len(tasks), enabled=progress) as advance:
