@@ -150,23 +150,29 @@ def prepare_default_data(audio: Path, work: Path) -> Path:
 
 def subset_dataset(source: Path, out: Path, per_class: tuple[int, int]) -> Path:
     """A copy of `source` keeping `per_class` (train, valid) images of each class, spread over its files."""
-    from mer_fastai.prepare import DATASET_FILE, read_dataset_info
-    from mer_fastai.spectrogram import CONFIG_FILE
+    import dataclasses
 
-    info = read_dataset_info(source)
+    from mer_fastai.dataset import read_info, read_manifest, read_spec, write_info, write_manifest, write_spec
+
+    info, rows = read_info(source), read_manifest(source)
     shutil.rmtree(out, ignore_errors=True)
     counts: dict[str, dict[str, int]] = {}
+    kept = []
     for split, keep in zip(("train", "valid"), per_class, strict=True):
         counts[split] = {}
-        for name in info["classes"]:
-            files = sorted((source / split / name).glob("*.png"))
-            chosen = files[:: max(1, len(files) // keep)][:keep]
+        for name in info.classes:
+            listed = sorted((r for r in rows if r.split == split and r.label == name), key=lambda r: r.image)
+            chosen = listed[:: max(1, len(listed) // keep)][:keep]
             (out / split / name).mkdir(parents=True)
-            for file in chosen:
-                shutil.copy2(file, out / split / name / file.name)
+            for row in chosen:
+                row.path(out).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(row.path(source), row.path(out))
             counts[split][name] = len(chosen)
-    shutil.copy2(source / CONFIG_FILE, out / CONFIG_FILE)
-    (out / DATASET_FILE).write_text(json.dumps({**info, "counts": counts, "subset_of": str(source)}, indent=2))
+            kept += chosen
+    write_spec(out, read_spec(source))
+    write_manifest(out, kept)
+    clips = len({row.clip_id for row in kept})
+    write_info(out, dataclasses.replace(info, counts=counts, clips=clips, segments=len(kept), subset_of=str(source)))
     return out
 
 
@@ -202,6 +208,8 @@ def count_images(data: Path) -> dict[str, int]:
 
 def measure(settings: Settings, run_task: Runner = run_task) -> dict:
     """Every benchmark of `settings`, as the dict `write_report` renders; `run_task` runs each piece."""
+    from mer_fastai.dataset import read_info
+
     work = settings.work
     work.mkdir(parents=True, exist_ok=True)
     started, busy = time.time(), machine_busy_seconds() - own_cpu_seconds()
@@ -229,7 +237,7 @@ def measure(settings: Settings, run_task: Runner = run_task) -> dict:
     results["data"] = {
         "path": str(data),
         **images,
-        "classes": json.loads((data / "dataset.json").read_text())["classes"],
+        "classes": read_info(data).classes,
     }
     n_classes = len(results["data"]["classes"])
     runs = work / "runs"

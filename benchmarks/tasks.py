@@ -22,7 +22,7 @@ def floor(arch: str, size: int, bs: int, n_classes: int, steps: int, channels_la
     import torch
 
     from mer_fastai.archs import get_arch
-    from mer_fastai.learner import create_model
+    from mer_fastai.modelfile import create_model
 
     torch.manual_seed(0)
     model = create_model(get_arch(arch), n_classes)
@@ -60,47 +60,24 @@ def _median_seconds(action, repeats: int, warmup: int = 2) -> float:
 
 def study(data: str, arch: str, mode: str, epochs: int, bs: int, size: int, seed: int, pretrained: bool) -> dict:
     """The study's loop (a) on a prepared data set."""
-    from mer_fastai.prepare import read_dataset_info
+    from mer_fastai.dataset import read_info
 
     from .study_loop import run_study
 
-    classes = read_dataset_info(data)["classes"]
+    classes = read_info(data).classes
     started = time.perf_counter()
     result = run_study(data, classes, arch, mode, epochs, bs, size, seed, pretrained=pretrained)
     return {**asdict(result), "wall": time.perf_counter() - started}
 
 
-def toolkit(
-    data: str,
-    out: str,
-    arch: str,
-    mode: str,
-    epochs: int,
-    bs: int,
-    size: int,
-    seed: int,
-    lr: str,
-    weights: str,
-    cache: bool = True,
-    feature_cache: bool = True,
-    channels_last: bool = True,
-) -> dict:
-    """`mer_fastai.train` (b): the whole command, from the PNG folders to the written run folder."""
+def toolkit(data: str, out: str, **settings) -> dict:
+    """`mer_fastai.train` (b): the whole command, from the PNG folders to the written run folder.
+
+    `settings` are `TrainConfig` fields (arch, mode, epochs, bs, size, seed, lr, weights, cache, ...).
+    """
     from mer_fastai.train import TrainConfig, train
 
-    config = TrainConfig(
-        arch=arch,
-        mode=mode,
-        epochs=epochs,
-        bs=bs,
-        size=size,
-        seed=seed,
-        lr=lr,
-        weights=weights,
-        cache=cache,
-        feature_cache=feature_cache,
-        channels_last=channels_last,
-    )
+    config = TrainConfig(**settings)
     started = time.perf_counter()
     result = train(data, config, out, show=False)
     wall = time.perf_counter() - started

@@ -5,15 +5,22 @@ Adding an architecture is one entry in `ARCHS`; any timm model is reachable as `
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from .errors import MerError
 
+if TYPE_CHECKING:  # torch is imported where a network is built, so the CLI starts without it
+    from torch import nn
+
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 INCEPTION_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # Google's weights expect inputs in [-1, 1]
+MAX_SIZE = 1024  # larger inputs need tens of GB per batch; no table network was trained beyond 600 px
+HUB_PROBE_SECONDS = 1.5  # how long to wait for the Hugging Face Hub before treating it as unreachable
 
 
 @dataclass(frozen=True)
@@ -30,14 +37,20 @@ class ArchSpec:
 
     def check_size(self, size: int | None) -> None:
         """A training resolution this network can take, or one clear error."""
-        if size is not None and size < self.min_size:
-            raise MerError(f"--size {size} is too small for {self.name}; use at least {self.min_size} px")
+        if size is not None and not self.min_size <= size <= MAX_SIZE:
+            problem = "too small" if size < self.min_size else "too large"
+            raise MerError(
+                f"--size {size} is {problem} for {self.name}; use {self.min_size} to {MAX_SIZE} px "
+                f"(its default is {self.input_size})"
+            )
 
 
 def _keep_children(*dropped: str) -> Callable[[nn.Module], nn.Module]:
     """A body made of the model's children minus `dropped` (e.g. Inception's auxiliary classifier)."""
 
     def cut(model: nn.Module) -> nn.Module:
+        from torch import nn
+
         return nn.Sequential(*[child for name, child in model.named_children() if name not in dropped])
 
     return cut
@@ -45,6 +58,8 @@ def _keep_children(*dropped: str) -> Callable[[nn.Module], nn.Module]:
 
 def _densenet_body(model: nn.Module) -> nn.Module:
     """DenseNet's features end in a BatchNorm; its forward applies the ReLU, so the body must too."""
+    from torch import nn
+
     return nn.Sequential(model.features, nn.ReLU(inplace=True))
 
 
@@ -102,8 +117,51 @@ def build_full_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
     if spec.source == "timm":
         import timm
 
-        return timm.create_model(spec.model_name, pretrained=pretrained, num_classes=0)
+        offline = pretrained and not _timm_weights_cached(spec.model_name) and not _hub_reachable()
+        with _hub_offline() if offline else nullcontext():
+            return timm.create_model(spec.model_name, pretrained=pretrained, num_classes=0)
     import torchvision
 
     extra = {"aux_logits": True, "init_weights": False} if spec.model_name == "inception_v3" else {}
     return torchvision.models.get_model(spec.model_name, weights="DEFAULT" if pretrained else None, **extra)
+
+
+def _timm_weights_cached(model_name: str) -> bool:
+    """Whether timm finds the model's pretrained weights on disk (Hugging Face cache or timm's URL cache)."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models._hub import check_cached_file
+
+    cfg = timm.get_pretrained_cfg(model_name)
+    if cfg is None:
+        return False
+    if cfg.hf_hub_id:
+        filenames = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+        if any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, name), str) for name in filenames):
+            return True
+    return bool(cfg.url) and check_cached_file(cfg.url)
+
+
+def _hub_reachable() -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection within `HUB_PROBE_SECONDS`."""
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=HUB_PROBE_SECONDS).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """The hub's offline mode for one call: a missing file fails at once instead of after minutes of retries."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before

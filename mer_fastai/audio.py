@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import numpy as np
 from .errors import AudioError, MerError
 
 AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff"})
+# How the supported formats begin: RIFF/RF64 (wav), fLaC, OggS (ogg, opus), FORM (aiff), ID3 (mp3 tags).
+AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
 
 
 def find_audio_files(*roots: str | Path) -> list[Path]:
@@ -18,6 +21,9 @@ def find_audio_files(*roots: str | Path) -> list[Path]:
     found: list[Path] = []
     for root in map(Path, roots):
         if root.is_file():
+            if root.suffix.lower() not in AUDIO_EXTENSIONS:
+                known = " ".join(sorted(AUDIO_EXTENSIONS))
+                raise MerError(f"{root}: no audio file (the name does not end in one of {known}); check the path")
             found.append(root)
         elif root.is_dir():
             found.extend(p for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS)
@@ -26,14 +32,22 @@ def find_audio_files(*roots: str | Path) -> list[Path]:
     return found
 
 
+def audio_files(audio_dir: str | Path) -> list[Path]:
+    """`find_audio_files(audio_dir)`, refusing a folder that holds none."""
+    files = find_audio_files(audio_dir)
+    if not files:
+        raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
+    return files
+
+
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Decode any supported file to a mono float32 signal at `sample_rate`."""
     path = Path(path)
     try:
         signal = _decode(path, sample_rate)
     except Exception as exc:  # decoders raise many unrelated types
-        reason = _reason(exc)
-        raise AudioError(f"{path}: cannot decode audio ({reason}); re-encode or remove the file") from exc
+        reason = _what_is_wrong(path, exc)
+        raise AudioError(f"{path}: cannot decode audio ({reason}); re-encode, replace or remove the file") from exc
     if signal.size == 0:
         raise AudioError(f"{path}: the file holds no audio samples; remove it")
     if not np.isfinite(signal).all():
@@ -70,6 +84,21 @@ def _decode(path: Path, sample_rate: int) -> np.ndarray:
     return resampled[:length] if resampled.size >= length else np.pad(resampled, (0, length - resampled.size))
 
 
+def _what_is_wrong(path: Path, exc: BaseException) -> str:
+    """Why a file failed to decode: empty, not audio at all, or else the decoder's own reason."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except OSError as error:
+        return f"cannot read the file ({error.strerror})"
+    if not head:
+        return "the file is empty: 0 bytes"
+    mp3_frame = len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    if not (head.startswith(AUDIO_MAGIC) or mp3_frame or head[4:8] == b"ftyp"):
+        return "not an audio file: no known audio format header"
+    return _reason(exc)
+
+
 def _reason(exc: BaseException) -> str:
     """The most telling message in an exception chain (audioread's fallback error says nothing)."""
     seen = exc
@@ -104,7 +133,23 @@ def windows(
     window = int(round(seconds * sample_rate))
     hop = int(round((hop_seconds or seconds) * sample_rate))
     for start in window_starts(len(signal), window, hop):
-        chunk = signal[start : start + window]
-        if len(chunk) < window:
-            chunk = np.pad(chunk, (0, window - len(chunk)))
-        yield start / sample_rate, chunk
+        yield start / sample_rate, _cut(signal, start, window)
+
+
+def window_at(signal: np.ndarray, sample_rate: int, seconds: float, start_seconds: float) -> np.ndarray:
+    """The window of `seconds` that starts at `start_seconds` (e.g. a manifest row's), cut as `windows` cuts it."""
+    return _cut(signal, int(round(start_seconds * sample_rate)), int(round(seconds * sample_rate)))
+
+
+def _cut(signal: np.ndarray, start: int, length: int) -> np.ndarray:
+    """`length` samples from `start`, zero-padded at the end where the signal is shorter."""
+    chunk = signal[start : start + length]
+    return chunk if len(chunk) == length else np.pad(chunk, (0, length - len(chunk)))
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that could not be labelled, and why."""
+
+    file: str
+    reason: str

@@ -25,12 +25,13 @@ from rich.table import Table
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-from .audio import load_audio
+from .audio import load_audio, window_at
+from .dataset import ManifestRow, read_info, read_manifest, read_spec
 from .errors import AudioError, MerError
-from .prepare import MANIFEST_FILE, read_dataset_info
+from .files import atomic_path
 from .progress import console, progress_bar
 from .report import METRICS_FILE, classification_metrics, write_json
-from .results import RESULT_COLUMNS
+from .results import RESULT_COLUMNS, write_csv_rows
 from .spectrogram import SpecConfig
 
 CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")
@@ -125,24 +126,11 @@ def source_features(
         signal = load_audio(locate_source(source, audio_dir), spec.sample_rate)
     except AudioError as exc:
         return {}, str(exc)
-    length = int(round(spec.segment_seconds * spec.sample_rate))
     rows = {}
     for image, start in starts:
-        first = int(round(start * spec.sample_rate))
-        window = signal[first : first + length]
-        if len(window) < length:
-            window = np.pad(window, (0, length - len(window)))
+        window = window_at(signal, spec.sample_rate, spec.segment_seconds, start)
         rows[image] = window_features(window, spec.sample_rate, spec.n_fft, spec.hop_length)
     return rows, None
-
-
-def read_manifest(data_dir: Path) -> list[dict[str, str]]:
-    """The rows of the data set's `manifest.csv`."""
-    path = data_dir / MANIFEST_FILE
-    if not path.is_file():
-        raise MerError(f"{data_dir}: no {MANIFEST_FILE}; make the data set with `mer-fastai prepare` first")
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def extract_features(
@@ -154,16 +142,16 @@ def extract_features(
     """
     data_dir = Path(data_dir)
     rows = read_manifest(data_dir)
-    spec = SpecConfig.load(data_dir)
+    spec = read_spec(data_dir)
     cache_key = f"{FEATURE_VERSION}:{spec.digest()}"
     cached = _read_cache(data_dir / FEATURES_FILE, cache_key)
     todo: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for row in rows:
-        if row["image"] not in cached:
-            todo[row["source"]].append((row["image"], float(row["segment_start"])))
+        if row.image not in cached:
+            todo[row.source].append((row.image, row.segment_start))
     if not todo:
         return cached, []
-    audio_dir = read_dataset_info(data_dir).get("audio_dir")
+    audio_dir = read_info(data_dir).audio_dir
     found, skipped = dict(cached), []
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     with progress_bar("features", total=len(todo), enabled=progress) as advance:
@@ -182,7 +170,7 @@ def extract_features(
                 for future in as_completed(futures):
                     _collect(futures[future], *future.result(), found, skipped)
                     advance()
-    known = [row["image"] for row in rows if row["image"] in found]
+    known = [row.image for row in rows if row.image in found]
     _write_cache(data_dir / FEATURES_FILE, cache_key, {image: found[image] for image in known})
     return found, skipped
 
@@ -214,16 +202,15 @@ def _read_cache(path: Path, key: str) -> dict[str, np.ndarray]:
 
 
 def _write_cache(path: Path, key: str, rows: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
     features = np.stack(list(rows.values())) if rows else np.zeros((0, len(feature_names())), np.float32)
-    np.savez(
-        tmp,
-        key=np.array(key),
-        images=np.array(list(rows)),
-        features=features,
-        names=np.array(feature_names()),
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:  # a handle: np.savez would add ".npz" to a name
+        np.savez(
+            handle,
+            key=np.array(key),
+            images=np.array(list(rows)),
+            features=features,
+            names=np.array(feature_names()),
+        )
 
 
 def make_classifier(name: str, seed: int, n_train: int, workers: int | None = None) -> Pipeline:
@@ -262,8 +249,8 @@ def run_baseline(
     unknown = [name for name in chosen if name not in CLASSIFIERS]
     if unknown:
         raise MerError(f"unknown --classifier {unknown[0]!r}; choose from {', '.join(CLASSIFIERS)}")
-    info = read_dataset_info(data_dir)
-    classes = info["classes"]
+    info = read_info(data_dir)
+    classes = info.classes
     started = time.time()
     found, skipped = extract_features(data_dir, workers, progress)
     feature_seconds = round(time.time() - started, 2)
@@ -288,7 +275,7 @@ def run_baseline(
             dataset=dataset,
             arch=name,
             mode="features",
-            feature=info.get("feature"),
+            feature=info.feature,
             seconds=seconds,
             feature_seconds=feature_seconds,
             features=feature_names(),
@@ -303,7 +290,7 @@ def run_baseline(
             {
                 "experiment": "baseline",
                 "dataset": dataset,
-                "feature": info.get("feature"),
+                "feature": info.feature,
                 "arch": name,
                 "mode": "features",
                 "weights": "",
@@ -320,15 +307,15 @@ def run_baseline(
 
 
 def _split(
-    rows: list[dict[str, str]], found: dict[str, np.ndarray], classes: list[str]
+    rows: list[ManifestRow], found: dict[str, np.ndarray], classes: list[str]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(features, class indices) of the train and valid windows that have features."""
     width = len(feature_names())
     parts: dict[str, tuple[list, list]] = {"train": ([], []), "valid": ([], [])}
     for row in rows:
-        if row["image"] in found and row["split"] in parts:
-            parts[row["split"]][0].append(found[row["image"]])
-            parts[row["split"]][1].append(classes.index(row["label"]))
+        if row.image in found and row.split in parts:
+            parts[row.split][0].append(found[row.image])
+            parts[row.split][1].append(classes.index(row.label))
     return {
         split: (np.array(x, dtype=np.float32).reshape(-1, width), np.array(y, dtype=np.int64))
         for split, (x, y) in parts.items()
@@ -337,19 +324,12 @@ def _split(
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
     """Write the rows, keeping earlier rows of other (dataset, classifier) pairs already in the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     fresh = {(row["dataset"], row["arch"]) for row in rows}
     kept = []
     if path.is_file():
         with path.open(newline="") as handle:
             kept = [row for row in csv.DictReader(handle) if (row.get("dataset"), row.get("arch")) not in fresh]
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept + rows)
-    tmp.replace(path)
-    return path
+    return write_csv_rows(path, CSV_COLUMNS, kept + rows)
 
 
 def baseline_table(rows: list[dict]) -> Table:

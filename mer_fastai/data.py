@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from fastai.data.block import CategoryBlock, DataBlock
-from fastai.data.transforms import get_image_files, parent_label
+from fastai.data.transforms import parent_label
 from fastai.torch_core import TensorImage
 from fastai.vision.augment import FlipItem, RandomResizedCrop, Resize, ResizeMethod
 from fastai.vision.core import PILImage
 from fastai.vision.data import ImageBlock
 from fasttransform import DisplayedTransform
 
+from .choices import AUGMENTS
+from .dataset import (
+    DATASET_FILE,
+    REPAIR,
+    SPLITS,
+    DatasetInfo,
+    ManifestRow,
+    extra_train_items,
+    images_on_disk,
+    read_info,
+    read_manifest,
+    split_items,
+)
 from .errors import MerError
-from .prepare import read_dataset_info
+from .modelmeta import resize_policy
 
-AUGMENTS = ("none", "specaugment", "study")
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)  # what PIL raises on damage
+SHOWN = 3  # offending images named in an error
 
 
 class SpecMask(DisplayedTransform):
@@ -73,25 +89,21 @@ def load_dataloaders(
     from fastai.vision.augment import Normalize
 
     data_dir = Path(data_dir)
-    info = read_dataset_info(data_dir)
-    classes = info["classes"]
+    classes = read_info(data_dir).classes
     if augment not in AUGMENTS:
         raise MerError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTS)}")
-    items = _items(data_dir, extra_train_dirs or [])
-    if not any(p.is_relative_to(data_dir / "valid") for p in items):
-        raise MerError(f"{data_dir}: the valid/ folder holds no image; prepare with a larger --valid-pct")
+    train_items, valid_items = training_items(data_dir, extra_train_dirs)
+    items = train_items + valid_items
     size = (size, size) if isinstance(size, int) else size
-    if augment == "study":
-        item_tfms = [RandomResizedCrop(size, min_scale=0.08), FlipItem(0.5)]
-    else:
-        item_tfms = [Resize(size, method=ResizeMethod.Squish)]
+    policy = resize_policy(augment)
+    item_tfms = [resize_transform(size, policy), *([FlipItem(0.5)] if policy == "crop" else [])]
     batch_tfms = [Normalize.from_stats(*stats)] if stats else []
     if augment == "specaugment":
         batch_tfms.append(SpecMask())
     block = DataBlock(
         blocks=(ImageBlock(PILImage), CategoryBlock(vocab=classes)),
         get_items=lambda _: items,
-        splitter=lambda found: _split(found, data_dir / "valid"),
+        splitter=lambda _: split_indices(len(train_items), len(valid_items)),
         get_y=parent_label,
         item_tfms=item_tfms,
         batch_tfms=batch_tfms,
@@ -106,23 +118,122 @@ def load_dataloaders(
     return block.dataloaders(data_dir, **kwargs)
 
 
-def _split(items: list[Path], valid_dir: Path) -> tuple[list[int], list[int]]:
-    """Everything under valid/ validates; train/ and extra training folders train."""
-    valid = [i for i, p in enumerate(items) if p.is_relative_to(valid_dir)]
-    chosen = set(valid)
-    return [i for i in range(len(items)) if i not in chosen], valid
+def resize_transform(size: int | tuple[int, int], policy: str) -> Resize | RandomResizedCrop:
+    """fastai's item transform for a resize policy (`modelmeta.resize_policy`), in training and at prediction.
+
+    "squish": `Resize(size, method=Squish)`; "crop": `RandomResizedCrop(size)`, random crops in training and,
+    at validation (split_idx=1), a resize with a margin and a centre crop.
+    """
+    if policy == "crop":
+        return RandomResizedCrop(size, min_scale=0.08)
+    return Resize(size, method=ResizeMethod.Squish)
 
 
-def _items(data_dir: Path, extra_train_dirs: list[str | Path]) -> list[Path]:
-    """Images of the data set plus extra training images laid out as <dir>/<class>/*.png."""
-    items = list(get_image_files(data_dir, folders=["train", "valid"]))
-    for extra in map(Path, extra_train_dirs):
-        if not extra.is_dir():
-            raise MerError(f"{extra}: augmentation folder not found; it must hold one folder per class")
-        staged = [p for p in get_image_files(extra) if p.parent.parent == extra]
-        if not staged:
-            raise MerError(f"{extra}: holds no <class>/<image> files; generate images into class folders")
-        if extra.resolve().is_relative_to((data_dir / "valid").resolve()):
-            raise MerError(f"{extra}: lies inside the validation split; augmentation is for training only")
-        items += staged
-    return items
+def split_indices(n_train: int, n_valid: int) -> tuple[list[int], list[int]]:
+    """(training, validation) indices of items listed training images first."""
+    return list(range(n_train)), list(range(n_train, n_train + n_valid))
+
+
+def training_items(data_dir: Path, extra_train_dirs: list[str | Path] | None) -> tuple[list[Path], list[Path]]:
+    """(training, validation) images: the manifest's, plus undamaged extra training images <dir>/<class>/<image>.
+
+    A data set without validation images is refused.
+    """
+    train, valid = split_items(data_dir)
+    if not valid:
+        raise MerError(f"{data_dir}: the valid/ folder holds no image; prepare with a larger --valid-pct")
+    extras = extra_train_items(data_dir, extra_train_dirs)
+    damaged = next(((p, reason) for p in extras if (reason := image_damage(p))), None)
+    if damaged:
+        raise MerError(f"{damaged[0]}: damaged image ({damaged[1]}); delete or regenerate it")
+    return train + extras, valid
+
+
+def check_dataset(data_dir: Path) -> tuple[DatasetInfo, list[ManifestRow]]:
+    """`dataset.json` and the manifest rows of a data set whose folders hold exactly its manifest's images.
+
+    Refused in one line naming the first offending images: fewer than two classes; images listed in
+    `manifest.csv` but missing, present under train/ or valid/ but not listed, moved to another split or
+    class folder, in a folder that disagrees with their row, or not readable as an image.
+    """
+    info = read_info(data_dir)
+    classes = list(info.classes)
+    if len(classes) < 2:
+        raise MerError(
+            f"{data_dir / DATASET_FILE}: the data set has {len(classes)} class ({', '.join(classes) or 'none'}); "
+            "training needs at least two, so prepare it again with labels of two or more classes"
+        )
+    rows = read_manifest(data_dir)
+    listed = {row.image: row for row in rows}
+    problem = _layout_problem(listed, images_on_disk(data_dir), set(classes)) or _damage_problem(data_dir, listed)
+    if problem:
+        raise MerError(f"{data_dir}: {problem}")
+    return info, rows
+
+
+def _layout_problem(listed: dict[str, ManifestRow], present: set[str], classes: set[str]) -> str | None:
+    """What first disagrees between the manifest and the image folders (None: they agree)."""
+    missing = sorted(set(listed) - present)
+    unlisted = sorted(present - set(listed))
+    by_name = {Path(image).name: image for image in missing}
+    moved = [(image, by_name[Path(image).name]) for image in unlisted if Path(image).name in by_name]
+    if moved:
+        shown = ", ".join(f"{now} (listed as {was})" for now, was in moved[:SHOWN])
+        return (
+            f"{len(moved)} image(s) lie in another folder than manifest.csv says, e.g. {shown}; move them back, "
+            f"or delete them and {REPAIR}"
+        )
+    if missing:
+        return (
+            f"{len(missing)} image(s) listed in manifest.csv are missing, e.g. {', '.join(missing[:SHOWN])}; {REPAIR}"
+        )
+    if unlisted:
+        return (
+            f"{len(unlisted)} image(s) under train/ or valid/ are not in manifest.csv, e.g. "
+            f"{', '.join(unlisted[:SHOWN])}; delete them (extra training images belong in an --augment-dir folder)"
+        )
+    wrong = [image for image, row in listed.items() if not _in_its_folder(image, row, classes)]
+    if wrong:
+        shown = ", ".join(f"{image} (row: {listed[image].split}, {listed[image].label})" for image in wrong[:SHOWN])
+        return (
+            f"{len(wrong)} manifest.csv row(s) disagree with their image's split/class folder, e.g. {shown}; {REPAIR}"
+        )
+    return None
+
+
+def _in_its_folder(image: str, row: ManifestRow, classes: set[str]) -> bool:
+    """Whether the image lies in <split>/<label>/ of its manifest row, with a split and class of the data set."""
+    parts = Path(image).parts
+    return len(parts) == 3 and parts[:2] == (row.split, row.label) and row.split in SPLITS and row.label in classes
+
+
+def _damage_problem(data_dir: Path, listed: dict[str, ManifestRow]) -> str | None:
+    """The images that are not valid image files (PIL's structural check, CRCs included: ~0.1 ms each)."""
+    damaged = [(image, reason) for image in listed if (reason := image_damage(data_dir / image))]
+    if not damaged:
+        return None
+    shown = ", ".join(f"{image} ({reason})" for image, reason in damaged[:SHOWN])
+    return f"{len(damaged)} image(s) are damaged, e.g. {shown}; {REPAIR}"
+
+
+def image_damage(path: Path) -> str | None:
+    """Why `path` is not a readable image, or None when it is."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except IMAGE_ERRORS as exc:
+        return damage_reason(exc, path)
+    return None
+
+
+def damage_reason(exc: Exception, path: Path) -> str:
+    """PIL's reason for refusing `path`, without repeating the path."""
+    return str(exc).replace(str(path), path.name) or type(exc).__name__
+
+
+def classes_without_validation(rows: list[ManifestRow], classes: list[str]) -> list[str]:
+    """Classes with training images but none for validation (their recall cannot be measured)."""
+    valid = {row.label for row in rows if row.split == "valid"}
+    return [name for name in classes if name not in valid]

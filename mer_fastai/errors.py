@@ -7,3 +7,11 @@ class MerError(Exception):
 
 class AudioError(MerError):
     """One audio file could not be decoded; batch jobs report it and skip the file."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, carrying what was kept (e.g. "3 finished cell(s) kept in runs/x/results.csv").
+
+    Raise it from the KeyboardInterrupt where the command knows what it kept; the CLI prints
+    "interrupted: <what was kept>; rerun the same command to resume" and exits with 130.
+    """

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import find_audio_files
+from .audio import audio_files
 from .errors import MerError
-from .labels import ClipLabel, label_table, normalize_id
+from .files import atomic_path, atomic_write, output_folder
+from .labels import ClipLabel, label_table, match_clips, unlabeled_error
 from .predict import Predictions, Predictor, SkippedFile
 from .report import (
     CONFUSION_FILE,
@@ -61,70 +62,70 @@ def evaluate(
     know is an error. Writes metrics.json, classification_report.txt, confusion_matrix.png and
     predictions.csv to `out`.
     """
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
     audio_dir, out_dir = Path(audio_dir), Path(out)
-    feature = feature or predictor.feature or "emotions"
-    files = find_audio_files(audio_dir)
-    if not files:
-        raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
-    if labels is not None and cuts is None and feature == predictor.feature:
-        cuts = predictor.metadata.get("cuts")  # bin ratings where the training data was binned
-    table = label_table(
-        audio_dir,
-        files,
-        labels,
-        feature,
-        group_by=group_by,
-        id_column=id_column,
-        label_column=label_column,
-        cuts=cuts,
-    )
-    truth: dict[str, ClipLabel] = {}
-    skipped: list[SkippedFile] = []
-    unlabeled: list[Path] = []
-    for file in files:
-        clip_id = normalize_id(file.stem)
-        if clip_id in table.labels:
-            truth[str(file)] = table.labels[clip_id]
-        elif clip_id in table.excluded:
-            skipped.append(SkippedFile(str(file), f"left out of feature {feature!r} by {table.source}"))
-        else:
-            unlabeled.append(file)
-    if unlabeled and not skip_unlabeled:
-        raise MerError(
-            f"{unlabeled[0]}: id {normalize_id(unlabeled[0].stem)!r} has no row in {table.source} "
-            f"({len(unlabeled)} file(s) unlabeled); add the rows or pass --skip-unlabeled"
+    with output_folder(out_dir, "--out"):
+        predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
+        feature = feature or predictor.feature or "emotions"
+        files = audio_files(audio_dir)
+        if labels is not None and cuts is None and feature == predictor.feature:
+            cuts = list(predictor.meta.cuts) if predictor.meta.cuts is not None else None  # as training binned
+        table = label_table(
+            audio_dir,
+            files,
+            labels,
+            feature,
+            group_by=group_by,
+            id_column=id_column,
+            label_column=label_column,
+            cuts=cuts,
+            skip_unlabeled=skip_unlabeled,
         )
-    skipped += [SkippedFile(str(file), f"no row in {table.source}") for file in unlabeled]
-    if not truth:
-        raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
+        matched, excluded, unlabeled = match_clips(audio_dir, files, table)
+        if unlabeled and not skip_unlabeled:
+            raise unlabeled_error(audio_dir, unlabeled, table)
+        if not matched:
+            raise MerError(
+                f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature"
+            )
+        truth = {str(file): clip for file, _, clip in matched}
+        ids = {str(file): name for file, name, _ in matched}
+        skipped = [SkippedFile(str(file), f"{reason} ({table.source})") for file, reason in excluded]
+        skipped += [SkippedFile(str(file), f"no row in {table.source}") for file in unlabeled]
+        _check_classes(truth, predictor, table.source)
+        predictions = predictor.predict_many(
+            list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress
+        )
+        skipped += predictions.skipped
+        if not predictions.tracks:
+            raise MerError(f"{audio_dir}: every labelled file failed to decode; see the skipped files")
+        metrics, report = _score(predictions, truth, predictor.classes)
+        metrics.update(
+            feature=feature,
+            model=str(predictor.source) if predictor.source else None,
+            audio_dir=str(audio_dir),
+            labels=table.source,
+            cuts=table.cuts,
+            window=predictions.window,
+            hop=predictions.hop,
+            aggregate=aggregate,
+            n_skipped=len(skipped),
+            skipped=[asdict(item) for item in skipped],
+            notes=table.notes,
+        )
+        _write_report(out_dir, metrics, report, predictions, truth, ids, predictor)
+    return EvaluationResult(out_dir, metrics, predictions, skipped)
+
+
+def _check_classes(truth: dict[str, ClipLabel], predictor: Predictor, source: str) -> None:
+    """Refuse true labels that are not classes of the model."""
     unknown = sorted({clip.label for clip in truth.values()} - set(predictor.classes))
     if unknown:
         count = sum(clip.label in unknown for clip in truth.values())
         raise MerError(
-            f"{table.source}: label(s) {', '.join(unknown)} of {count} file(s) are not classes of the model "
+            f"{source}: label(s) {', '.join(unknown)} of {count} file(s) are not classes of the model "
             f"({', '.join(predictor.classes)}); evaluate the model's feature {predictor.feature!r} "
             "or give --cuts/--label-column that yield its classes"
         )
-    predictions = predictor.predict_many(list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress)
-    skipped += predictions.skipped
-    if not predictions.tracks:
-        raise MerError(f"{audio_dir}: every labelled file failed to decode; see the skipped files")
-    metrics, report = _score(predictions, truth, predictor.classes)
-    metrics.update(
-        feature=feature,
-        model=str(predictor.source) if predictor.source else None,
-        audio_dir=str(audio_dir),
-        labels=table.source,
-        cuts=table.cuts,
-        window=predictions.window,
-        hop=predictions.hop,
-        aggregate=aggregate,
-        n_skipped=len(skipped),
-        skipped=[asdict(item) for item in skipped],
-    )
-    _write_report(out_dir, metrics, report, predictions, truth, predictor)
-    return EvaluationResult(out_dir, metrics, predictions, skipped)
 
 
 def _score(predictions: Predictions, truth: dict[str, ClipLabel], classes: list[str]) -> tuple[dict, str]:
@@ -148,15 +149,15 @@ def _write_report(
     report: str,
     predictions: Predictions,
     truth: dict[str, ClipLabel],
+    ids: dict[str, str],
     predictor: Predictor,
 ) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / REPORT_FILE).write_text(report)
+    atomic_write(out_dir / REPORT_FILE, report)
     write_json(out_dir / METRICS_FILE, metrics)
-    title = f"{predictor.metadata['arch']} · {metrics['feature']} · {metrics['n_tracks']} tracks"
+    title = f"{predictor.meta.arch} · {metrics['feature']} · {metrics['n_tracks']} tracks"
     plot_confusion(out_dir / CONFUSION_FILE, metrics["confusion_matrix"], predictor.classes, title)
     columns = ["file", "clip_id", "group", "true", "predicted", "correct", "windows"]
-    with (out_dir / PREDICTIONS_FILE).open("w", newline="") as handle:
+    with atomic_path(out_dir / PREDICTIONS_FILE) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns + [f"prob_{name}" for name in predictor.classes])
         for track in predictions:
@@ -164,7 +165,7 @@ def _write_report(
             writer.writerow(
                 [
                     track.file,
-                    normalize_id(Path(track.file).stem),
+                    ids[track.file],
                     clip.group or "",
                     clip.label,
                     track.label,

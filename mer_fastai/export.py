@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ import torch
 from torch import nn
 
 from .errors import MerError
+from .files import atomic_path
 from .modelfile import METADATA_KEY, MODEL_FILE, load_model, save_model_file
+from .modelmeta import ModelMeta
 from .report import METRICS_FILE
 
 ONNX_OPSET = 17
@@ -20,42 +23,56 @@ ONNX_INSTALL = "pip install onnx (or pip install 'mer-fastai[onnx]')"
 
 @dataclass
 class ExportResult:
-    """Where the model went, and the metadata it carries."""
+    """Where the model went, and the `ModelMeta` it carries."""
 
     model_file: Path
     onnx_file: Path | None
-    metadata: dict
+    meta: ModelMeta
+
+    @property
+    def metadata(self) -> dict:
+        """The stored form of `meta` (kept while `cli/export.py` still reads it)."""
+        return self.meta.to_dict()
 
 
-def export_model(source: str | Path, out: str | Path, *, onnx: bool = False) -> ExportResult:
+def export_model(
+    source: str | Path, out: str | Path, *, onnx: bool = False, accept_unverified: bool = False
+) -> ExportResult:
     """Check the model of a run folder (or model file) and write it to `out`, with the run's metrics.
 
     `out` may be a folder (the file is then `model.safetensors` inside it). With `onnx`, also write the
     network as `<out>.onnx`: input `image` (N, 3, size, size) normalised like in training, output
     `logits`, and the same metadata as JSON under the ONNX metadata key `mer_fastai`.
+    The written file carries a checksum; `accept_unverified` lets a source without one (written by an
+    older version) through, so that exporting it adds the checksum — only when the user vouches for it.
     """
     source, out = Path(source), Path(out)
-    model, metadata = load_model(source)
-    metadata = {key: value for key, value in metadata.items() if key != "format"}
+    model, meta = load_model(source, accept_unverified=accept_unverified)
     metrics_path = (source if source.is_dir() else source.parent) / METRICS_FILE
     if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise MerError(f"{metrics_path}: not valid JSON ({exc}); fix or delete it") from exc
-        metadata["metrics"] = {**metadata.get("metrics", {}), **metrics}
+        meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(metrics_path)})
     target = out / MODEL_FILE if out.is_dir() else out
     if target.suffix != ".safetensors":
         raise MerError(f"{out}: a model file must end in .safetensors (e.g. {target.with_suffix('.safetensors')})")
     onnx_file = target.with_suffix(".onnx") if onnx else None
     if onnx_file:
         _require_onnx()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_model_file(target, model, metadata)
+    save_model_file(target, model, meta)
     load_model(target)  # what was written reads back
     if onnx_file:
-        export_onnx(model, metadata, onnx_file)
-    return ExportResult(target, onnx_file, metadata)
+        export_onnx(model, meta, onnx_file)
+    return ExportResult(target, onnx_file, meta)
+
+
+def _read_metrics(path: Path) -> dict:
+    """A run's metrics.json, or one clear error."""
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MerError(f"{path}: not valid JSON ({exc}); fix or delete it") from exc
+    if not isinstance(metrics, dict):
+        raise MerError(f"{path}: must hold a table of metrics; fix or delete it")
+    return metrics
 
 
 def _require_onnx() -> None:
@@ -65,34 +82,33 @@ def _require_onnx() -> None:
         raise MerError(f"ONNX export needs the onnx package: {ONNX_INSTALL}") from exc
 
 
-def export_onnx(model: nn.Module, metadata: dict, path: Path) -> Path:
+def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
     """The network as ONNX with a dynamic batch axis, its metadata stored in the file."""
     import onnx
 
-    size = metadata["input_size"]
+    size = meta.input_size
     example = torch.zeros(1, 3, size, size)
-    tmp = path.with_suffix(".onnx.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval().cpu(),
-            (example,),
-            str(tmp),
-            dynamo=False,
-            input_names=["image"],
-            output_names=["logits"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=ONNX_OPSET,
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model.eval().cpu(),
+                (example,),
+                str(tmp),
+                dynamo=False,
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=ONNX_OPSET,
+            )
+        graph = onnx.load(str(tmp))
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta.to_dict())
+        graph.doc_string = (
+            f"mer-fastai {meta.arch} ({meta.feature}): classes {list(meta.classes)}; input "
+            f"(N, 3, {size}, {size}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
+            f"{[list(s) for s in meta.stats]}"
         )
-    graph = onnx.load(str(tmp))
-    entry = graph.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
-    graph.doc_string = (
-        f"mer-fastai {metadata['arch']} ({metadata.get('feature')}): classes {metadata['classes']}; input "
-        f"(N, 3, {size}, {size}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
-        f"{metadata['stats']}"
-    )
-    onnx.checker.check_model(graph)
-    onnx.save(graph, str(path))
-    tmp.unlink()
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(tmp))
     return path

@@ -1,17 +1,22 @@
 """Label readers: the study's ratings file, quadrant files, generic CSVs and class-per-folder layouts.
 
-Every reader returns `{clip_id: ClipLabel}` for one feature (task). Clip ids are normalised so that
-`1`, `001` and `001.mp3` all name the same clip.
+Every reader returns a `LabelTable` for one feature (task), keyed by normalised ids: `1`, `001` and
+`001.mp3` name the same clip; an id with a folder (`rock/001.mp3`) names the clip by its path relative
+to the audio folder. A labels file is checked as it is read: its encoding, blank ids, blank or
+non-numeric cells and duplicate ids (the same label: a note; conflicting labels: an error).
+`match_clips` then pairs audio files with the table's rows.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
-from pathlib import Path
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .audio import AUDIO_EXTENSIONS
 from .errors import MerError
 
 FEATURES = ("emotions", "energy", "valence", "tension")
@@ -26,6 +31,8 @@ QUADRANT_FEATURES = {
     "valence": {"Q1": "positive", "Q4": "positive", "Q2": "negative", "Q3": "negative"},
     "energy": {"Q1": "high", "Q2": "high", "Q3": "low", "Q4": "low"},
 }
+MISSING = frozenset({"", "nan", "na", "n/a"})  # cells that hold no value
+SKIP_HINT = "fill them in, or pass --skip-unlabeled to leave those clips out"
 
 
 @dataclass(frozen=True)
@@ -38,37 +45,78 @@ class ClipLabel:
 
 @dataclass
 class LabelTable:
-    """Labels of one feature, plus the clips the feature deliberately leaves out (e.g. SURPRISE)."""
+    """Labels of one feature by normalised id, the ids left out (with why), and notes about the file."""
 
     labels: dict[str, ClipLabel]
-    excluded: set[str]
+    excluded: dict[str, str]
     source: str
     cuts: list[float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row of a labels file as read: `label` None means left out (`left_out` says why) or no value."""
+
+    line: int
+    clip: str
+    label: str | None
+    group: str | None = None
+    left_out: str | None = None
 
 
 def normalize_id(value: str) -> str:
-    """Canonical clip id: no extension or whitespace; numbers without zero padding."""
-    text = str(value).strip()
-    stem = Path(text).stem if Path(text).suffix.lower() in {".mp3", ".wav", ".flac", ".ogg"} else text
-    return str(int(stem)) if stem.isdigit() else stem
+    """Canonical clip id: POSIX separators, no audio extension or whitespace, numbers without zero padding.
+
+    The zero-padding rule applies to every path component: `rock/001.mp3` and `rock/1` are one id.
+    """
+    parts = [part.strip() for part in str(value).strip().replace("\\", "/").split("/")]
+    parts = [part for part in parts if part not in ("", ".")]
+    if parts and PurePosixPath(parts[-1]).suffix.lower() in AUDIO_EXTENSIONS:
+        parts[-1] = PurePosixPath(parts[-1]).stem
+    return "/".join(str(int(part)) if part.isdigit() else part for part in parts)
 
 
-def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Rows of a CSV/TSV file, whatever its delimiter, byte-order mark or line ends."""
+def clip_id(audio_dir: str | Path, file: Path) -> str:
+    """A clip's identity: its path relative to the audio folder, without extension, with `/` separators."""
+    root = Path(audio_dir)
+    relative = file.relative_to(root) if root.is_dir() and file.is_relative_to(root) else Path(file.name)
+    return relative.with_suffix("").as_posix()
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """UTF-8 (with or without BOM) or UTF-16 with a BOM; anything else is one line naming the problem."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise MerError(f"{path}: damaged UTF-16 text ({exc.reason}); save it as UTF-8") from exc
+    if b"\x00" in data:
+        raise MerError(f"{path}: not UTF-8 (NUL bytes: UTF-16 without a byte-order mark?); save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MerError(
+            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at position {exc.start}, e.g. Latin-1 or Windows-1252 "
+            "text); save it as UTF-8"
+        ) from exc
+
+
+def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Columns and `(line number, row)` pairs of a CSV/TSV file (header = line 1), whatever its delimiter,
+    byte-order mark or line ends."""
     if not path.is_file():
         raise MerError(f"{path}: labels file not found; check --labels")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
-    lines = text.splitlines()
+    lines = _decode(path, path.read_bytes()).splitlines()
     if not lines or not lines[0].strip():
         raise MerError(f"{path}: the labels file is empty; it needs a header row")
     header = lines[0]
     delimiter = "\t" if "\t" in header else ";" if header.count(";") > header.count(",") else ","
     reader = csv.DictReader(lines, delimiter=delimiter)
     columns = [c.strip() for c in reader.fieldnames or []]
-    rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    rows = [
+        (reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}) for row in reader
+    ]
     return columns, rows
 
 
@@ -102,8 +150,13 @@ def read_labels(
     label_column: str | None = None,
     group_by: str | None = None,
     cuts: list[float] | None = None,
+    skip_unlabeled: bool = False,
 ) -> LabelTable:
-    """Read a labels file in any supported layout and derive the classes of `feature`."""
+    """Read a labels file in any supported layout and derive the classes of `feature`.
+
+    Rows whose label cell is blank, NaN or (for ratings) not a number are an error naming them, or with
+    `skip_unlabeled` left out (listed in `excluded` with why).
+    """
     path = Path(path)
     columns, rows = read_rows(path)
     lower = {c.lower() for c in columns}
@@ -111,14 +164,64 @@ def read_labels(
     if id_column or label_column:
         if not (id_column and label_column):
             raise MerError(f"{path}: a generic labels file needs both --id-column and --label-column")
-        return _generic(path, columns, rows, feature, id_column, label_column, group_column, cuts)
-    if {"number", "target"} <= lower:
-        return _ratings(path, columns, rows, feature, group_column, cuts)
-    if "quadrant" in lower:
-        return _quadrants(path, columns, rows, feature, group_column)
-    raise MerError(
-        f"{path}: cannot tell the layout (columns: {', '.join(columns)}); pass --id-column and --label-column"
-    )
+        read, column, cuts = _generic(path, columns, rows, feature, id_column, label_column, group_column, cuts)
+    elif {"number", "target"} <= lower:
+        read, column, cuts = _ratings(path, columns, rows, feature, group_column, cuts)
+    elif "quadrant" in lower:
+        read, column = _quadrants(path, columns, rows, feature, group_column)
+    else:
+        raise MerError(
+            f"{path}: cannot tell the layout (columns: {', '.join(columns)}); pass --id-column and --label-column"
+        )
+    return _table(path, read, column, skip_unlabeled, cuts)
+
+
+def _lines(rows: list[_Row]) -> str:
+    """`rows 3, 5, 9 and 4 more` for an error message."""
+    shown = ", ".join(str(row.line) for row in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _table(path: Path, rows: list[_Row], column: str, skip_unlabeled: bool, cuts: list[float] | None) -> LabelTable:
+    """Check the rows (ids, missing values, duplicates) and build the table."""
+    no_id = [row for row in rows if not row.clip]
+    if no_id:
+        raise MerError(
+            f"{path}: {_lines(no_id)} ha{'ve' if len(no_id) > 1 else 's'} no id; fill it in or delete the row"
+        )
+    missing = [row for row in rows if row.label is None and row.left_out is None]
+    if missing and not skip_unlabeled:
+        raise MerError(
+            f"{path}: {_lines(missing)} ha{'ve' if len(missing) > 1 else 's'} no usable value in column {column!r} "
+            f"(blank, NaN or not a number); {SKIP_HINT}"
+        )
+    table = LabelTable({}, {}, str(path), cuts)
+    first: dict[str, _Row] = {}
+    for row in rows:
+        earlier = first.setdefault(row.clip, row)
+        if earlier is not row:
+            if _outcome(earlier) != _outcome(row):
+                raise MerError(
+                    f"{path}: id {row.clip!r} has conflicting labels in row {earlier.line} ({_outcome(earlier)}) "
+                    f"and row {row.line} ({_outcome(row)}); keep one of the rows"
+                )
+            table.notes.append(
+                f"{path.name}: id {row.clip!r} is listed twice (rows {earlier.line} and {row.line}) "
+                "with the same label; counted once"
+            )
+            continue
+        if row.label is not None:
+            table.labels[row.clip] = ClipLabel(row.label, row.group or None)
+        else:
+            table.excluded[row.clip] = (
+                row.left_out or f"no usable value in column {column!r} (row {row.line} of {path.name})"
+            )
+    return table
+
+
+def _outcome(row: _Row) -> str:
+    return row.label if row.label is not None else (row.left_out or "no value")
 
 
 def _check_feature(feature: str, allowed: tuple[str, ...] | list[str], path: Path, kind: str) -> None:
@@ -126,93 +229,111 @@ def _check_feature(feature: str, allowed: tuple[str, ...] | list[str], path: Pat
         raise MerError(f"{path}: {kind} cannot give feature {feature!r}; choose one of {', '.join(allowed)}")
 
 
-def _ratings(path, columns, rows, feature, group_column, cuts) -> LabelTable:
+def _group(row: dict[str, str], group_column: str | None) -> str | None:
+    return row.get(group_column) if group_column else None
+
+
+def _ratings(path, columns, rows, feature, group_column, cuts) -> tuple[list[_Row], str, list[float] | None]:
     """The study's mean-ratings file (number, valence, energy, tension, anger..tender, TARGET)."""
     _check_feature(feature, FEATURES, path, "a ratings file")
     number = find_column(columns, "number", path, "--labels")
-    labels: dict[str, ClipLabel] = {}
-    excluded: set[str] = set()
     if feature == "emotions":
         target = find_column(columns, "TARGET", path, "--labels")
-        for row in rows:
-            clip, label = normalize_id(row[number]), row[target].lower()
-            if label in EMOTIONS:
-                labels[clip] = ClipLabel(label, row.get(group_column) if group_column else None)
-            else:
-                excluded.add(clip)
-        return LabelTable(labels, excluded, str(path))
+        read = []
+        for line, row in rows:
+            value = row[target]
+            label = value.lower() if value.lower() in EMOTIONS else None
+            left_out = None if label or _missing(value) else f"left out of feature 'emotions' (TARGET {value})"
+            read.append(_Row(line, normalize_id(row[number]), label, _group(row, group_column), left_out))
+        return read, target, None
     column = find_column(columns, feature, path, "--feature")
-    values = _numbers(path, rows, column)
-    cuts = cuts or tertile_cuts(values)
-    for row, value in zip(rows, values):
-        group = row.get(group_column) if group_column else None
-        labels[normalize_id(row[number])] = ClipLabel(bin_value(value, cuts, level_names(feature)), group)
-    return LabelTable(labels, excluded, str(path), cuts)
+    return _binned(rows, number, column, feature, group_column, cuts)
 
 
-def _numbers(path: Path, rows: list[dict[str, str]], column: str) -> np.ndarray:
-    try:
-        return np.array([float(row[column].replace(",", ".")) for row in rows])
-    except ValueError as exc:
-        raise MerError(f"{path}: column {column!r} holds a non-numeric value ({exc}); fix the file") from exc
+def _binned(rows, id_col, column, feature, group_column, cuts) -> tuple[list[_Row], str, list[float]]:
+    """Numeric ratings binned into three levels at `cuts` (default: tertiles of the values present)."""
+    values = [_number(row[column]) for _, row in rows]
+    present = np.array([v for v in values if v is not None])
+    cuts = cuts or (tertile_cuts(present) if present.size else [])
+    read = [
+        _Row(
+            line,
+            normalize_id(row[id_col]),
+            None if value is None else bin_value(value, cuts, level_names(feature)),
+            _group(row, group_column),
+        )
+        for (line, row), value in zip(rows, values)
+    ]
+    return read, column, cuts
 
 
-def _quadrants(path, columns, rows, feature, group_column) -> LabelTable:
+def _quadrants(path, columns, rows, feature, group_column) -> tuple[list[_Row], str]:
     """Quadrant annotations (Song, Quadrant[, Artist]) of Russell's circumplex model."""
     _check_feature(feature, list(QUADRANT_FEATURES), path, "a quadrant (Q1..Q4) file")
     quadrant = find_column(columns, "quadrant", path, "--labels")
     song = next((c for c in columns if c.lower() in {"song", "id", "song_id", "file"}), columns[0])
     mapping = QUADRANT_FEATURES[feature]
-    labels = {}
-    for row in rows:
+    read = []
+    for line, row in rows:
         value = row[quadrant].upper()
-        if value not in mapping:
-            raise MerError(f"{path}: quadrant {row[quadrant]!r} of {row[song]!r} is not one of Q1..Q4; fix the file")
-        labels[normalize_id(row[song])] = ClipLabel(mapping[value], row.get(group_column) if group_column else None)
-    return LabelTable(labels, set(), str(path))
+        if value not in mapping and not _missing(value):
+            raise MerError(
+                f"{path}: quadrant {row[quadrant]!r} of {row[song]!r} (row {line}) is not one of Q1..Q4; fix the file"
+            )
+        read.append(_Row(line, normalize_id(row[song]), mapping.get(value), _group(row, group_column)))
+    return read, quadrant
 
 
-def _generic(path, columns, rows, feature, id_column, label_column, group_column, cuts) -> LabelTable:
-    """Any CSV: class names in a column, or numeric ratings binned into three levels."""
+def _generic(path, columns, rows, feature, id_column, label_column, group_column, cuts):
+    """Any CSV: class names in a column, or numeric ratings binned into three levels.
+
+    A column is ratings when `cuts` are given or when most cells that hold a value are numbers, with more than
+    10 distinct values; its other cells (blank, NaN, text) then have no usable value.
+    """
     id_col = find_column(columns, id_column, path, "--id-column")
     label_col = find_column(columns, label_column, path, "--label-column")
-    raw = [row[label_col] for row in rows]
-    numeric = all(_is_number(v) for v in raw) and len(set(raw)) > 10
-    table_cuts = None
-    if numeric or cuts:
-        values = _numbers(path, rows, label_col)
-        table_cuts = cuts or tertile_cuts(values)
-        names = [bin_value(v, table_cuts, level_names(feature)) for v in values]
-    else:
-        names = [v.lower() for v in raw]
-    labels = {}
-    excluded = set()
-    for row, name in zip(rows, names):
-        clip = normalize_id(row[id_col])
-        if name:
-            labels[clip] = ClipLabel(name, row.get(group_column) if group_column else None)
-        else:
-            excluded.add(clip)
-    return LabelTable(labels, excluded, str(path), table_cuts)
+    present = [row[label_col] for _, row in rows if not _missing(row[label_col])]
+    numbers = [value for value in map(_number, present) if value is not None]
+    if cuts or (len(numbers) * 2 > len(present) and len(set(numbers)) > 10):
+        return _binned(rows, id_col, label_col, feature, group_column, cuts)
+    read = [
+        _Row(
+            line,
+            normalize_id(row[id_col]),
+            None if _missing(row[label_col]) else row[label_col].lower(),
+            _group(row, group_column),
+        )
+        for line, row in rows
+    ]
+    return read, label_col, None
 
 
-def _is_number(text: str) -> bool:
+def _missing(text: str) -> bool:
+    return text.strip().lower() in MISSING
+
+
+def _number(text: str) -> float | None:
+    """The cell as a finite number, or None (blank, NaN, infinite or not a number)."""
     try:
-        float(text.replace(",", "."))
+        value = float(text.replace(",", "."))
     except ValueError:
-        return False
-    return True
+        return None
+    return value if np.isfinite(value) else None
 
 
 def labels_from_folders(audio_dir: str | Path, files: list[Path]) -> LabelTable:
-    """Class-per-folder layout: each file's class is the name of its parent folder."""
+    """Class-per-folder layout: each file's class is its top-level folder under `audio_dir`
+    (`AUDIO/happy/live/1.mp3` is `happy`); ids are the files' relative paths."""
     root = Path(audio_dir)
     labels = {}
     for file in files:
-        if file.parent == root:
-            raise MerError(f"{file}: lies directly in {root}; without --labels every file must sit in a class folder")
-        labels[normalize_id(file.stem)] = ClipLabel(file.parent.name)
-    return LabelTable(labels, set(), f"folders of {root}")
+        if file.parent == root or not file.is_relative_to(root):
+            raise MerError(
+                f"{file}: lies directly in {root}; without --labels every file must sit in a class folder "
+                f"({root}/<class>/...)"
+            )
+        labels[normalize_id(clip_id(root, file))] = ClipLabel(file.relative_to(root).parts[0])
+    return LabelTable(labels, {}, f"folders of {root}")
 
 
 def label_table(
@@ -225,10 +346,73 @@ def label_table(
     id_column: str | None = None,
     label_column: str | None = None,
     cuts: list[float] | None = None,
+    skip_unlabeled: bool = False,
 ) -> LabelTable:
     """Labels of `files` from a labels file, or from their class folders when there is none."""
     if labels is None:
         if group_by:
             raise MerError("--group-by needs a --labels file that holds the group column")
         return labels_from_folders(audio_dir, files)
-    return read_labels(labels, feature, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts)
+    return read_labels(
+        labels,
+        feature,
+        id_column=id_column,
+        label_column=label_column,
+        group_by=group_by,
+        cuts=cuts,
+        skip_unlabeled=skip_unlabeled,
+    )
+
+
+def match_clips(
+    audio_dir: str | Path, files: list[Path], table: LabelTable
+) -> tuple[list[tuple[Path, str, ClipLabel]], list[tuple[Path, str]], list[Path]]:
+    """Pair audio files with the table's rows: `(file, clip id, label)` of the labelled files, `(file, why)`
+    of those the table leaves out, and the files without a row.
+
+    An id with a folder separator names a clip by its path relative to `audio_dir`; any other id names it
+    by file name, and must then name one clip only.
+    """
+    ids = {file: clip_id(audio_dir, file) for file in files}
+    by_path: dict[str, list[Path]] = defaultdict(list)
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for file, name in ids.items():
+        by_path[normalize_id(name)].append(file)
+        by_stem[normalize_id(file.name)].append(file)
+    found: dict[Path, tuple[str, ClipLabel | str]] = {}
+    for key, value in [*table.labels.items(), *table.excluded.items()]:
+        candidates = (by_path if "/" in key else by_stem).get(key, [])
+        if len(candidates) > 1:
+            first, second = candidates[:2]
+            raise MerError(
+                f"{table.source}: id {key!r} matches more than one clip ({first} and {second}); use ids with the "
+                f"folder, relative to {audio_dir} (e.g. {ids[first]!r}), or rename one of the files"
+            )
+        for file in candidates:
+            earlier = found.setdefault(file, (key, value))
+            if earlier[1] != value:
+                raise MerError(
+                    f"{table.source}: ids {earlier[0]!r} and {key!r} both name {file} but give different labels; "
+                    "keep one of the rows"
+                )
+    matched: list[tuple[Path, str, ClipLabel]] = []
+    excluded: list[tuple[Path, str]] = []
+    unlabeled: list[Path] = []
+    for file in files:
+        value = found.get(file, ("", None))[1]
+        if isinstance(value, ClipLabel):
+            matched.append((file, ids[file], value))
+        elif value is not None:
+            excluded.append((file, value))
+        else:
+            unlabeled.append(file)
+    return matched, excluded, unlabeled
+
+
+def unlabeled_error(audio_dir: str | Path, unlabeled: list[Path], table: LabelTable) -> MerError:
+    """The one-line error for audio files without a row in the labels file."""
+    first = unlabeled[0]
+    return MerError(
+        f"{first}: id {clip_id(audio_dir, first)!r} has no row in {table.source} ({len(unlabeled)} file(s) "
+        "unlabeled); add the rows or pass --skip-unlabeled"
+    )

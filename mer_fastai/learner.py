@@ -7,16 +7,13 @@ from pathlib import Path
 from fastai.callback.training import BnFreeze
 from fastai.learner import Learner
 from fastai.metrics import F1Score, accuracy
-from fastai.vision.learner import create_vision_model, default_split, model_meta, vision_learner
-from torch import nn
+from fastai.vision.learner import default_split, model_meta, vision_learner
 
 from .archs import ArchSpec
 from .callbacks import use_rich_progress
+from .choices import MODES
 from .errors import MerError
-from .modelfile import transfer_weights
-from .weights import IMAGENET, NONE, model_factory
-
-MODES = ("freeze", "whole")
+from .weights import IMAGENET, NONE, model_factory, transfer_weights
 
 
 def build_learner(dls, spec: ArchSpec, weights: str, path: str | Path, train_bn: bool = False) -> Learner:
@@ -44,11 +41,6 @@ def build_learner(dls, spec: ArchSpec, weights: str, path: str | Path, train_bn:
     if weights not in (IMAGENET, NONE):
         transfer_weights(learn.model, weights, spec.name)
     return learn
-
-
-def create_model(spec: ArchSpec, n_out: int, weights: str = NONE) -> nn.Module:
-    """The same body + head network `build_learner` makes, without data (for loading saved models)."""
-    return create_vision_model(model_factory(spec, weights), n_out, pretrained=False, cut=spec.cut)
 
 
 def set_mode(learn: Learner, mode: str, train_bn: bool = False) -> None:

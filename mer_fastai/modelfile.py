@@ -1,36 +1,140 @@
-"""Self-describing model files: safetensors weights plus JSON metadata, never pickle."""
+"""Self-describing model files: safetensors weights plus JSON metadata with a checksum, never pickle.
+
+`write_safetensors`/`read_safetensors` are the one reader and writer of such files, for model files and
+GAN generator checkpoints alike (each a `FileFormat`). The metadata carries a sha256 `checksum` over the
+tensors (sorted names, dtype, shape, raw bytes) and the metadata itself (canonical JSON without the
+checksum), so a flipped byte anywhere in the file is refused, not loaded.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .archs import ArchSpec, build_full_model, get_arch
 from .errors import MerError
+from .files import atomic_path
+from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
 
 FORMAT = "mer-fastai-model/1"
 METADATA_KEY = "mer_fastai"
+CHECKSUM = "checksum"
 MODEL_FILE = "model.safetensors"
-RUN_CONFIG = "config.json"
-RESIZE_METHODS = ("squish", "crop")  # how training fed validation images: Resize(Squish) or a centre crop
 
 
-def save_model_file(path: str | Path, model: nn.Module, metadata: dict) -> Path:
-    """Write `model`'s weights and `metadata` (arch, classes, spectrogram, ...) to one file."""
+@dataclass(frozen=True)
+class FileFormat:
+    """One kind of safetensors+JSON file: its format name, metadata key, and how messages name it."""
+
+    name: str
+    key: str
+    noun: str
+    made_by: str
+    legacy_fix: str  # what to do with a file written before checksums; `{path}` is filled in
+
+
+MODEL_FORMAT = FileFormat(
+    FORMAT,
+    METADATA_KEY,
+    "safetensors model file",
+    "`mer-fastai train` or `mer-fastai export`",
+    "if you trust it, add one with `mer-fastai export {path} --out NEW.safetensors --accept-unverified`, "
+    "else retrain the model",
+)
+
+
+def checksum(state: Mapping[str, torch.Tensor], metadata: dict) -> str:
+    """sha256 over the tensors (sorted names, dtype, shape, raw bytes) and the canonical metadata JSON.
+
+    The metadata's own `checksum` field is left out; tensors are hashed as whole buffers (no per-element work).
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    body = {key: value for key, value in metadata.items() if key != CHECKSUM}
+    digest.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def write_safetensors(path: str | Path, state: Mapping[str, torch.Tensor], metadata: dict, fmt: FileFormat) -> Path:
+    """Write `state` and `metadata` (with `fmt`'s format name and a checksum) atomically to `path`."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps({"format": FORMAT, **metadata})})
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)  # safetensors writes owner-only files; a model file is meant to be shared
-    tmp.replace(path)
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+    fields = {key: value for key, value in metadata.items() if key not in FILE_FIELDS}
+    body = json.loads(json.dumps({"format": fmt.name, **fields}))  # as it will read back (tuples → lists)
+    body[CHECKSUM] = checksum(tensors, body)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={fmt.key: json.dumps(body)})
     return path
+
+
+def read_safetensors(
+    path: str | Path, fmt: FileFormat, *, accept_unverified: bool = False
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a file written by `write_safetensors`; any damage is one clear error.
+
+    A file without a checksum (written by an older version) is refused unless `accept_unverified`;
+    a file with one is always verified.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(fmt.key)
+            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not iterable)
+    except Exception as exc:  # safetensors raises its own error types for damaged headers
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MerError(
+            f"{path}: not a readable {fmt.noun} ({reason}); it is damaged or another kind of file: "
+            "retrain or restore it from a copy"
+        ) from exc
+    if raw is None:
+        raise MerError(f"{path}: holds no {fmt.name} metadata; pass a {fmt.noun} made by {fmt.made_by}")
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _damaged(path, "its metadata is not valid JSON") from exc
+    if not isinstance(metadata, dict):
+        raise _damaged(path, "its metadata is not a JSON object")
+    stored = metadata.get(CHECKSUM)
+    if stored is None and not accept_unverified:
+        raise MerError(
+            f"{path}: has no checksum (written by an older mer-fastai), so damage cannot be ruled out; "
+            + fmt.legacy_fix.format(path=path)
+        )
+    if stored is not None and stored != checksum(state, metadata):
+        raise _damaged(path, "checksum mismatch: its weights or metadata changed after it was written")
+    if metadata.get("format") != fmt.name:
+        raise MerError(
+            f"{path}: holds format {metadata.get('format')!r}, not {fmt.name!r}; pass a {fmt.noun} made by "
+            f"{fmt.made_by} of this version"
+        )
+    return state, metadata
+
+
+def _damaged(path: Path, reason: str) -> MerError:
+    return MerError(f"{path}: is damaged ({reason}); retrain or restore it from a copy")
+
+
+def save_model_file(path: str | Path, model: nn.Module, meta: ModelMeta | dict) -> Path:
+    """Write `model`'s weights and its `ModelMeta` to one checksummed file; a malformed record is refused first.
+
+    The record goes through `ModelMeta.from_dict` (as every reader will), so nothing unreadable is written;
+    its stored form (a dict) is accepted too.
+    """
+    meta = ModelMeta.from_dict(meta.to_dict() if isinstance(meta, ModelMeta) else meta, path)
+    return write_safetensors(path, model.state_dict(), meta.to_dict(), MODEL_FORMAT)
 
 
 def model_file_path(path: str | Path) -> Path:
@@ -39,138 +143,65 @@ def model_file_path(path: str | Path) -> Path:
     return path / MODEL_FILE if path.is_dir() else path
 
 
-def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Weights and metadata of a model file; any damage is one clear error."""
-    from safetensors import safe_open
+def read_model_file(path: str | Path, *, accept_unverified: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
+    """Weights and metadata of a model file or run folder, checksum verified; any damage is one clear error.
 
+    `accept_unverified` lets a file without a checksum (older versions) through, only for `export`.
+    """
     path = model_file_path(path)
     if not path.is_file():
         raise MerError(f"{path}: model file not found; pass a run folder or its {MODEL_FILE}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get(METADATA_KEY)
-            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not iterable)
-    except Exception as exc:  # safetensors raises its own error types for damaged headers
-        raise MerError(
-            f"{path}: not a readable safetensors model file ({str(exc).splitlines()[0]}); "
-            "re-export it with `mer-fastai export`"
-        ) from exc
-    if raw is None:
-        raise MerError(f"{path}: has no mer-fastai metadata; export it with `mer-fastai export`")
-    try:
-        metadata = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise MerError(f"{path}: its metadata is not valid JSON; re-export it") from exc
-    if metadata.get("format") != FORMAT:
-        raise MerError(f"{path}: model format {metadata.get('format')!r} is not {FORMAT!r}; re-export it")
-    return state, metadata
+    return read_safetensors(path, MODEL_FORMAT, accept_unverified=accept_unverified)
 
 
-def transfer_weights(model: nn.Module, path: str | Path, arch: str) -> tuple[int, int]:
-    """Copy every same-shaped tensor of an earlier run's model into `model` (body always, head if it fits).
+def read_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[dict[str, torch.Tensor], ModelMeta]:
+    """Weights and checked `ModelMeta` of a model file or run folder; any damage is one clear error."""
+    state, metadata = read_model_file(path, accept_unverified=accept_unverified)
+    return state, ModelMeta.from_dict(metadata, model_file_path(path))
 
-    Returns (tensors copied, tensors in `model`).
+
+def create_model(spec: ArchSpec, n_out: int) -> nn.Module:
+    """The untrained body + fastai head network that training builds for `spec` and `n_out` classes.
+
+    The same call fastai's `vision_learner` makes (body cut at the table's cut, fastai's head), without data.
     """
-    state, metadata = read_model_file(path)
-    if metadata.get("arch") != arch:
-        raise MerError(
-            f"{path}: holds a {metadata.get('arch')!r} model, not {arch!r}; pick the matching --arch or file"
-        )
-    target = model.state_dict()
-    body = [name for name in target if name.startswith("0.")]
-    missing = [name for name in body if name not in state or state[name].shape != target[name].shape]
-    if missing:
-        raise MerError(f"{path}: its backbone does not fit {arch} (first mismatch: {missing[0]}); check the file")
-    fitting = {name: t for name, t in state.items() if name in target and t.shape == target[name].shape}
-    model.load_state_dict(fitting, strict=False)
-    return len(fitting), len(target)
+    from fastai.vision.learner import create_vision_model
+
+    def full_model(*_args, **_kwargs) -> nn.Module:
+        return build_full_model(spec, pretrained=False)
+
+    full_model.__name__ = spec.name
+    return create_vision_model(full_model, n_out, pretrained=False, cut=spec.cut)
 
 
-def check_metadata(metadata: dict, path: str | Path) -> dict:
-    """`metadata` with every field needed to rebuild and feed the model checked; `resize` filled in.
-
-    Files written before `resize` was recorded take it from the run's config.json (the "study"
-    augmentation validates on centre crops), else "squish".
-    """
-    from .archs import get_arch
-    from .spectrogram import SpecConfig
-
-    path = model_file_path(path)
-    for key in ("arch", "classes", "spectrogram", "stats", "input_size"):
-        if key not in metadata:
-            raise MerError(f"{path}: its metadata lacks {key!r}; re-export the model from its run folder")
-    classes = metadata["classes"]
-    if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)):
-        raise MerError(f"{path}: 'classes' must be a non-empty list of class names; re-export the model")
-    if len(set(classes)) != len(classes):
-        raise MerError(f"{path}: 'classes' holds a name twice ({classes}); re-export the model")
-    stats = metadata["stats"]
-    if not (
-        isinstance(stats, list)
-        and len(stats) == 2
-        and all(isinstance(s, list) and len(s) == 3 and all(isinstance(v, (int, float)) for v in s) for s in stats)
-        and all(v > 0 for v in stats[1])
-    ):
-        raise MerError(f"{path}: 'stats' must be [mean, std] of 3 numbers each (std > 0); re-export the model")
-    size = metadata["input_size"]
-    if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
-        raise MerError(f"{path}: 'input_size' must be a positive whole number of pixels (got {size!r})")
-    if not isinstance(metadata["spectrogram"], dict):
-        raise MerError(f"{path}: 'spectrogram' must be a table of settings; re-export the model")
-    try:
-        SpecConfig.from_dict(metadata["spectrogram"])
-    except (MerError, TypeError, ValueError) as exc:
-        raise MerError(f"{path}: its spectrogram settings are malformed ({exc}); re-export the model") from exc
-    if not isinstance(metadata["arch"], str):
-        raise MerError(f"{path}: 'arch' must be an architecture name (got {metadata['arch']!r})")
-    try:
-        get_arch(metadata["arch"])
-    except MerError as exc:
-        raise MerError(f"{path}: {exc}") from exc
-    resize = metadata.get("resize") or _run_resize(path.parent / RUN_CONFIG)
-    if resize not in RESIZE_METHODS:
-        raise MerError(f"{path}: 'resize' must be one of {', '.join(RESIZE_METHODS)} (got {resize!r})")
-    return {**metadata, "resize": resize}
-
-
-def _run_resize(config_path: Path) -> str:
-    """How the run that wrote a model file resized its validation images, from its config.json."""
-    try:
-        augment = json.loads(config_path.read_text()).get("augment")
-    except (OSError, ValueError, AttributeError):
-        return "squish"
-    return "crop" if augment == "study" else "squish"
-
-
-def load_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """The network of a model file or run folder, rebuilt in eval mode, and its checked metadata.
+def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn.Module, ModelMeta]:
+    """The network of a model file or run folder, rebuilt in eval mode, and its checked `ModelMeta`.
 
     Nothing is unpickled: the architecture is rebuilt from its name and the weights are safetensors.
+    `accept_unverified` loads a file without a checksum (see `read_model_file`).
     """
-    from .archs import get_arch
-    from .learner import create_model
-
-    state, metadata = read_model_file(path)
+    state, meta = read_model(path, accept_unverified=accept_unverified)
     path = model_file_path(path)
-    metadata = check_metadata(metadata, path)
-    model = create_model(get_arch(metadata["arch"]), len(metadata["classes"]))
+    model = create_model(get_arch(meta.arch), len(meta.classes))
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]
     if missing or unexpected:
         first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise MerError(
-            f"{path}: its tensors do not match a {metadata['arch']} model ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected; first: {first}); the file is damaged or mislabelled"
+            f"{path}: its tensors do not match a {meta.arch} model ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected; first: {first}); the file is mislabelled: {RETRAIN}"
         )
     for name, tensor in expected.items():
         if state[name].shape != tensor.shape:
             raise MerError(
-                f"{path}: tensor {name} has shape {tuple(state[name].shape)}, but a {metadata['arch']} model "
-                f"with {len(metadata['classes'])} classes needs {tuple(tensor.shape)}; the file is damaged "
-                "or mislabelled"
+                f"{path}: tensor {name} has shape {tuple(state[name].shape)}, but a {meta.arch} model "
+                f"with {len(meta.classes)} classes needs {tuple(tensor.shape)}; the file is mislabelled: {RETRAIN}"
             )
         if state[name].is_floating_point() and not torch.isfinite(state[name]).all():
-            raise MerError(f"{path}: tensor {name} holds NaN or infinite values; the file is damaged")
+            raise MerError(
+                f"{path}: tensor {name} holds NaN or infinite values (its training diverged); retrain the model, "
+                "e.g. with a lower --lr"
+            )
     model.load_state_dict(state, strict=True)
-    return model.eval(), metadata
+    return model.eval(), meta

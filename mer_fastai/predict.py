@@ -1,8 +1,9 @@
 """`predict`: label audio files of any length with a saved model, window by window.
 
 Every window goes through exactly the steps of training: the model's spectrogram settings, the uint8
-image opened as RGB, resized like fastai's validation transform (bilinear squish, or the centre crop of
-the "study" augmentation), scaled to [0, 1] and normalised with the architecture's statistics.
+image opened as RGB, resized by fastai's own validation item transform (`Resize` squish, or the centre
+crop `RandomResizedCrop` makes at validation for the "study" augmentation), scaled to [0, 1] and
+normalised with the architecture's statistics.
 """
 
 from __future__ import annotations
@@ -11,25 +12,29 @@ import csv
 import dataclasses
 import io
 import json
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from .audio import find_audio_files, load_audio, windows
+from .audio import SkippedFile, find_audio_files, load_audio, windows
+from .choices import AGGREGATES, FORMATS
+from .data import resize_transform
 from .errors import AudioError, MerError
+from .files import atomic_write
 from .modelfile import load_model, model_file_path
+from .modelmeta import ModelMeta
 from .progress import progress_bar
 from .spectrogram import SpecConfig, mel_image
 
-AGGREGATES = ("mean", "vote")
-FORMATS = ("json", "csv")
-VAL_XTRA = 0.14  # fastai RandomResizedCrop's validation margin: resize larger, then crop the centre
+if TYPE_CHECKING:
+    from .embed import Embeddings
+
+VALIDATION = 1  # fastai's split_idx of the validation set: random transforms take their fixed form
 
 
 class WindowPrediction(NamedTuple):
@@ -69,14 +74,6 @@ class TrackPrediction:
         }
 
 
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file that could not be labelled, and why."""
-
-    file: str
-    reason: str
-
-
 @dataclass
 class Predictions:
     """The tracks labelled by `Predictor.predict_many` and the files it skipped; iterates over tracks."""
@@ -94,13 +91,23 @@ class Predictions:
         return len(self.tracks)
 
 
+def penultimate_layer(model: nn.Module) -> nn.Linear:
+    """The final `Linear` of the model's head (its last child), whose input is the pooled feature vector."""
+    children = list(model.children())
+    for part in (children[-1] if children else model, model):
+        linears = [m for m in part.modules() if isinstance(m, nn.Linear)]
+        if linears:
+            return linears[-1]
+    raise MerError("the model has no Linear layer to take features from; embed needs a classifier head")
+
+
 class Predictor:
     """A saved model ready to label audio: `Predictor.load("run/").predict("song.mp3")`."""
 
     def __init__(
         self,
         model: nn.Module,
-        metadata: dict,
+        meta: ModelMeta,
         *,
         device: str | None = None,
         bs: int = 32,
@@ -111,39 +118,42 @@ class Predictor:
         self.device = pick_device(device)
         # channels-last convolutions: faster inference for the table's CNNs on CPU and GPU
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self.metadata = metadata
+        self.meta = meta
         self.bs = bs
         self.source = source
-        self.classes: list[str] = list(metadata["classes"])
-        self.spec = SpecConfig.from_dict(metadata["spectrogram"])
-        self.input_size: int = metadata["input_size"]
-        self.resize: str = metadata.get("resize", "squish")
-        self.feature: str | None = metadata.get("feature")
-        mean, std = (torch.tensor(s, dtype=torch.float32).view(1, 3, 1, 1) for s in metadata["stats"])
+        self.resize_transform = resize_transform(meta.input_size, meta.resize)
+        mean, std = (torch.tensor(s, dtype=torch.float32).view(1, 3, 1, 1) for s in meta.stats)
         self.mean, self.std = mean.to(self.device), std.to(self.device)
+
+    @property
+    def classes(self) -> list[str]:
+        """The model's class names, in the order of its outputs."""
+        return list(self.meta.classes)
+
+    @property
+    def feature(self) -> str | None:
+        """What the model labels (e.g. emotions), as its training data set said."""
+        return self.meta.feature
+
+    @property
+    def spec(self) -> SpecConfig:
+        """The spectrogram settings of the model's training data."""
+        return self.meta.spec
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | None = None, bs: int = 32) -> Predictor:
         """A model file or a run folder made by `train`; a damaged file is one clear `MerError`."""
-        model, metadata = load_model(path)
-        return cls(model, metadata, device=device, bs=bs, source=model_file_path(path))
+        model, meta = load_model(path)
+        return cls(model, meta, device=device, bs=bs, source=model_file_path(path))
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 (height, width) spectrogram images → the normalised (N, 3, size, size) batch training saw."""
         from PIL import Image
 
-        size = self.input_size
         arrays = []
         for image in images:
             picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).convert("RGB")
-            if self.resize == "crop":
-                margin = math.ceil(size * VAL_XTRA / 8) * 8
-                picture = picture.resize((size + margin, size + margin), Image.BILINEAR)
-                left = margin // 2
-                picture = picture.crop((left, left, left + size, left + size))
-            else:
-                picture = picture.resize((size, size), Image.BILINEAR)
-            arrays.append(np.asarray(picture))
+            arrays.append(np.asarray(self.resize_transform(picture, split_idx=VALIDATION)))
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(self.device)
         return (batch.float().div_(255.0) - self.mean) / self.std
 
@@ -174,12 +184,7 @@ class Predictor:
         """Label one audio file of any length and format; an undecodable file raises `AudioError`."""
         check_aggregate(aggregate)
         seconds, step = self.window_settings(window, hop)
-        spec = dataclasses.replace(self.spec, segment_seconds=seconds, segment_hop_seconds=step)
-        signal = load_audio(audio, spec.sample_rate)
-        starts, images = [], []
-        for start, chunk in windows(signal, spec.sample_rate, seconds, step):
-            starts.append(start)
-            images.append(mel_image(chunk, spec))
+        signal, starts, images = self.window_images(audio, seconds, step)
         probs = torch.softmax(self.logits(images), dim=1).numpy().astype(np.float64)
         mean = probs.mean(axis=0)
         if aggregate == "vote":
@@ -196,8 +201,37 @@ class Predictor:
                 WindowPrediction(float(start), self.classes[int(np.argmax(p))], self._named(p))
                 for start, p in zip(starts, probs, strict=True)
             ],
-            duration=len(signal) / spec.sample_rate,
+            duration=len(signal) / self.spec.sample_rate,
         )
+
+    def window_images(self, audio: str | Path, seconds: float, step: float) -> tuple[np.ndarray, list, list]:
+        """The decoded signal of one file, its window starts and their spectrogram images (`AudioError` if bad)."""
+        spec = dataclasses.replace(self.spec, segment_seconds=seconds, segment_hop_seconds=step)
+        signal = load_audio(audio, spec.sample_rate)
+        starts, images = [], []
+        for start, chunk in windows(signal, spec.sample_rate, seconds, step):
+            starts.append(start)
+            images.append(mel_image(chunk, spec))
+        return signal, starts, images
+
+    def features(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate-layer features (the input of the head's final Linear) and logits of spectrogram images."""
+        captured: list[torch.Tensor] = []
+        hook = penultimate_layer(self.model).register_forward_hook(
+            lambda _module, inputs, _output: captured.append(inputs[0].detach().float().cpu())
+        )
+        try:
+            logits = self.logits(images)
+        finally:
+            hook.remove()
+        return (torch.cat(captured) if captured else torch.empty(0, 0)), logits
+
+    def embed(self, paths: Iterable[str | Path], **options) -> Embeddings:
+        """Pooled penultimate features per window and per track (mean of windows) of audio files and folders;
+        see `mer_fastai.embed.embed_audio` for the options (labels file, window, hop, progress)."""
+        from .embed import embed_audio
+
+        return embed_audio(self, paths, **options)
 
     def predict_many(
         self,
@@ -246,11 +280,28 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def output_format(out: Path | None, fmt: str | None) -> str:
-    """The --format to write: given, else from the --out suffix, else json."""
-    chosen = fmt or (out.suffix.lstrip(".").lower() if out and out.suffix.lower() in (".csv", ".json") else "json")
-    if chosen not in FORMATS:
-        raise MerError(f"unknown --format {chosen!r}; choose one of {', '.join(FORMATS)}")
-    return chosen
+    """The format to write: --format, else the --out extension (.json or .csv), else json (standard output).
+
+    `--out` naming a folder, a --format that contradicts a .json/.csv extension, and any other extension
+    without --format are refused; an explicit --format may name any other extension (`--out x.txt --format csv`).
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise MerError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if out is None:
+        return fmt or "json"
+    if out.is_dir():
+        raise MerError(f"--out {out}: is a folder; name a file such as {out / 'predictions.json'}")
+    suffix = out.suffix.lstrip(".").lower()
+    if suffix in FORMATS:
+        if fmt is not None and fmt != suffix:
+            raise MerError(
+                f"--out {out} --format {fmt}: the extension says {suffix}; drop --format or use "
+                f"--out {out.with_suffix('.' + fmt)}"
+            )
+        return suffix
+    if fmt is None:
+        raise MerError(f"--out {out}: unknown extension; use .json or .csv, or pass --format")
+    return fmt
 
 
 def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str) -> str:
@@ -278,9 +329,11 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
 
 
 def write_predictions(predictions: Predictions, predictor: Predictor, out: Path, fmt: str) -> Path:
-    """Write `render_predictions` to `out` atomically."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(render_predictions(predictions, predictor, fmt))
-    tmp.replace(out)
-    return out
+    """Write `render_predictions` to `out` atomically (nothing is left behind when writing fails)."""
+    text = render_predictions(predictions, predictor, fmt)
+    try:
+        return atomic_write(out, text)
+    except OSError as exc:
+        raise MerError(
+            f"--out {out}: cannot write ({exc.strerror or exc}); free space or choose another --out"
+        ) from exc

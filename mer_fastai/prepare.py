@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
-from collections import Counter
+from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import BinaryIO
 
-from .audio import find_audio_files, load_audio, windows
+from .audio import audio_files, load_audio, windows
+from .dataset import (
+    DATASET_FILE,
+    MANIFEST_FILE,
+    DatasetInfo,
+    ManifestRow,
+    read_info,
+    write_info,
+    write_manifest,
+    write_spec,
+)
 from .errors import AudioError, MerError
+from .files import LOCK_FILE, output_folder
 from .jsonlines import append_entry, open_to_append, read_entries
-from .labels import LabelTable, label_table, normalize_id
+from .labels import LabelTable, label_table, match_clips, unlabeled_error
 from .png import save_png
 from .progress import progress_bar
 from .spectrogram import SpecConfig, mel_image
 from .split import SPLIT_METHOD, split_groups
 
-DATASET_FILE = "dataset.json"
-MANIFEST_FILE = "manifest.csv"
 JOURNAL_FILE = ".progress.jsonl"  # one line per finished clip: what a rerun reuses
-MANIFEST_COLUMNS = ["source", "clip_id", "segment_start", "label", "split", "image"]
+# Recorded in the settings: a folder made by an older format (clip ids were file stems) is refused.
+DATASET_FORMAT = "clip-id-relative-path-1"
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class PrepareResult:
     counts: dict[str, dict[str, int]]
     skipped: list[dict[str, str]] = field(default_factory=list)
     reused: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def _clip_key(file: Path, root: Path) -> str:
@@ -58,7 +68,7 @@ def _clip_key(file: Path, root: Path) -> str:
     return "__".join(relative.with_suffix("").parts).replace(" ", "_")
 
 
-def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[dict[str, str]]:
+def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[ManifestRow]:
     """Decode one clip, write one PNG per window; return its manifest rows."""
     spec = SpecConfig(**spec_values)
     signal = load_audio(task.source, spec.sample_rate)
@@ -68,20 +78,12 @@ def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[dict[
     for start, window in windows(signal, spec.sample_rate, spec.segment_seconds, spec.hop_seconds):
         image = folder / f"{task.key}_{int(round(start * 1000)):08d}.png"
         save_png(image, mel_image(window, spec))
-        rows.append(
-            {
-                "source": task.source,
-                "clip_id": task.clip_id,
-                "segment_start": f"{start:.3f}",
-                "label": task.label,
-                "split": task.split,
-                "image": image.relative_to(out_dir).as_posix(),
-            }
-        )
+        relative = image.relative_to(out_dir).as_posix()
+        rows.append(ManifestRow(task.source, task.clip_id, round(start, 3), task.label, task.split, relative))
     return rows
 
 
-def _run_clip(task: ClipTask, out_dir: str, spec_values: dict) -> tuple[list[dict[str, str]], str | None]:
+def _run_clip(task: ClipTask, out_dir: str, spec_values: dict) -> tuple[list[ManifestRow], str | None]:
     """`_process_clip` that reports a bad file instead of raising."""
     try:
         return _process_clip(task, out_dir, spec_values), None
@@ -89,17 +91,26 @@ def _run_clip(task: ClipTask, out_dir: str, spec_values: dict) -> tuple[list[dic
         return [], str(exc)
 
 
-def _read_journal(out_dir: Path) -> tuple[dict[str, dict], set[str]]:
-    """The clips finished by earlier runs, by key (the last entry of a key wins; a torn last line is
-    ignored), and every image the journal says was written."""
-    done: dict[str, dict] = {}
+@dataclass(frozen=True)
+class Finished:
+    """A clip an earlier run finished, as its journal entry says."""
+
+    task: dict
+    rows: list[ManifestRow]
+
+
+def _read_journal(out_dir: Path) -> tuple[dict[str, Finished], set[str]]:
+    """The clips finished by earlier runs, by key (the last entry of a key wins; a torn or malformed line
+    is ignored), and every image the journal says was written."""
+    done: dict[str, Finished] = {}
     written: set[str] = set()
     for entry in read_entries(out_dir / JOURNAL_FILE):
         try:
-            done[entry["task"]["key"]] = entry
-            written.update(row["image"] for row in entry["rows"])
-        except (KeyError, TypeError):
+            finished = Finished(entry["task"], [ManifestRow.from_dict(row) for row in entry["rows"]])
+            done[entry["task"]["key"]] = finished
+        except (KeyError, TypeError, ValueError):
             continue
+        written.update(row.image for row in finished.rows)
     return done, written
 
 
@@ -115,31 +126,31 @@ def _open_journal(path: Path, settings: dict) -> BinaryIO:
     return journal
 
 
-def _reusable_rows(entry: dict | None, task: ClipTask, out_dir: Path) -> list[dict[str, str]] | None:
+def _reusable_rows(entry: Finished | None, task: ClipTask, out_dir: Path) -> list[ManifestRow] | None:
     """Rows of a clip finished by an earlier run, if it was made for the same task and its images exist."""
-    if entry is None or entry.get("task") != task.__dict__:
+    if entry is None or entry.task != task.__dict__:
         return None
-    if not all((out_dir / row["image"]).exists() for row in entry["rows"]):
+    if not all(row.path(out_dir).exists() for row in entry.rows):
         return None
-    return entry["rows"]
+    return entry.rows
+
+
+@dataclass
+class Plan:
+    """The clips to prepare, the files left out (with why) and warnings about the labels or the split."""
+
+    tasks: list[ClipTask]
+    skipped: list[dict[str, str]]
+    notes: list[str]
 
 
 def plan_tasks(
     audio_dir: Path, table: LabelTable, files: list[Path], valid_pct: float, seed: int, skip_unlabeled: bool
-) -> tuple[list[ClipTask], list[Path]]:
-    """Match files to labels and assign each clip to train or validation."""
-    matched, unlabeled = [], []
-    for file in files:
-        clip_id = normalize_id(file.stem)
-        if clip_id in table.labels:
-            matched.append((file, clip_id, table.labels[clip_id]))
-        elif clip_id not in table.excluded:
-            unlabeled.append(file)
+) -> Plan:
+    """Match files to labels, check the classes and assign each clip to train or validation."""
+    matched, excluded, unlabeled = match_clips(audio_dir, files, table)
     if unlabeled and not skip_unlabeled:
-        raise MerError(
-            f"{unlabeled[0]}: id {normalize_id(unlabeled[0].stem)!r} has no row in {table.source} "
-            f"({len(unlabeled)} file(s) unlabeled); add the rows or pass --skip-unlabeled"
-        )
+        raise unlabeled_error(audio_dir, unlabeled, table)
     if not matched:
         raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
     keys: dict[str, Path] = {}
@@ -150,20 +161,62 @@ def plan_tasks(
                 f"{file}: gives the same spectrogram names as {other} (same name but for extension or spaces); "
                 "rename one of them"
             )
+    classes = Counter(clip.label for _, _, clip in matched)
+    if len(classes) < 2:
+        raise MerError(
+            f"{table.source}: all {len(matched)} matched clip(s) have class {next(iter(classes))!r}; a data set needs "
+            "at least two classes: add clips of another class, or check --labels and --feature"
+        )
     labels = [clip.label for _, _, clip in matched]
-    groups = [clip.group or clip_id for _, clip_id, clip in matched]
+    groups = [clip.group or name for _, name, clip in matched]
     sides = split_groups(labels, groups, valid_pct, seed)
     tasks = [
-        ClipTask(str(file), clip_id, _clip_key(file, audio_dir), clip.label, side)
-        for (file, clip_id, clip), side in zip(matched, sides)
+        ClipTask(str(file), name, _clip_key(file, audio_dir), clip.label, side)
+        for (file, name, clip), side in zip(matched, sides)
     ]
-    return tasks, unlabeled
+    skipped = [{"file": str(file), "reason": reason} for file, reason in excluded]
+    skipped += [{"file": str(file), "reason": f"no row in {table.source}"} for file in unlabeled]
+    return Plan(tasks, skipped, [*table.notes, *_split_notes(tasks)])
+
+
+def _split_notes(tasks: list[ClipTask]) -> list[str]:
+    """Warnings: a class with a single clip, a class that validation does not hold."""
+    notes = []
+    for label, count in sorted(Counter(task.label for task in tasks).items()):
+        if count == 1:
+            notes.append(f"warning: class {label!r} has a single clip; its scores rest on one recording")
+        elif not any(task.label == label and task.split == "valid" for task in tasks):
+            notes.append(
+                f"warning: class {label!r} has no clip in validation (its {count} clips or their groups all train); "
+                "its scores will be missing: add clips or raise --valid-pct"
+            )
+    return notes
+
+
+def _window_notes(rows: list[ManifestRow]) -> list[str]:
+    """Warnings: one clip holding more than half of a class's validation windows."""
+    windows: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        if row.split == "valid":
+            windows[row.label][row.clip_id] += 1
+    notes = []
+    for label, clips in sorted(windows.items()):
+        name, count = clips.most_common(1)[0]
+        total = sum(clips.values())
+        if len(clips) == 1:
+            notes.append(f"warning: class {label!r} is validated on one clip only ({name!r}); its scores rest on it")
+        elif count * 2 > total:
+            notes.append(
+                f"warning: clip {name!r} holds {count} of the {total} validation windows of class {label!r}; "
+                "that class's scores rest mostly on one recording"
+            )
+    return notes
 
 
 def _saved_settings(out_dir: Path) -> dict | None:
     """The settings `out_dir` was prepared with: from dataset.json, or the journal of an unfinished run."""
     if (out_dir / DATASET_FILE).exists():
-        return json.loads((out_dir / DATASET_FILE).read_text()).get("settings", {})
+        return read_info(out_dir).settings
     try:
         with (out_dir / JOURNAL_FILE).open() as journal:
             return json.loads(journal.readline()).get("settings")
@@ -172,9 +225,9 @@ def _saved_settings(out_dir: Path) -> dict | None:
 
 
 def _check_existing(out_dir: Path, settings: dict, overwrite: bool) -> None:
-    """Refuse to mix two different preparations in one folder."""
+    """Refuse to mix two different preparations in one folder (the caller holds its lock)."""
     if overwrite and ((out_dir / DATASET_FILE).exists() or (out_dir / JOURNAL_FILE).exists()):
-        shutil.rmtree(out_dir)
+        _clear(out_dir)
         return
     saved = _saved_settings(out_dir)
     if saved is None:
@@ -182,15 +235,28 @@ def _check_existing(out_dir: Path, settings: dict, overwrite: bool) -> None:
             raise MerError(f"{out_dir}: holds train/ or valid/ folders that prepare did not make; choose another --out")
         return
     changed = [key for key in settings if saved.get(key) != settings[key]]
-    if changed == ["split"]:
+    older = [what for key, what in (("format", "kind of clip id"), ("split", "train/valid split")) if key in changed]
+    if older:
         raise MerError(
-            f"{out_dir}: was prepared by an older version's train/valid split; pass --overwrite (or a new --out)"
+            f"{out_dir}: was prepared by an older version of mer-fastai (another {' and '.join(older)}); "
+            "pass --overwrite (or a new --out)"
         )
     if changed:
         raise MerError(
             f"{out_dir}: was prepared with other settings ({', '.join(changed)} differ); "
             "pass a new --out or --overwrite"
         )
+
+
+def _clear(out_dir: Path) -> None:
+    """Delete everything in `out_dir` but its lock file (held by this run)."""
+    for entry in out_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def prepare_dataset(
@@ -211,12 +277,14 @@ def prepare_dataset(
     overwrite: bool = False,
     progress: bool = True,
 ) -> PrepareResult:
-    """Build the spectrogram data set of one feature; rerunning skips clips already done."""
+    """Build the spectrogram data set of one feature; rerunning skips clips already done.
+
+    Audio, labels, matching and classes are checked before anything is written; the output folder is
+    locked while it is written, so a second run into it is refused at once.
+    """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     spec = spec or SpecConfig()
-    files = find_audio_files(audio_dir)
-    if not files:
-        raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
+    files = audio_files(audio_dir)
     table = label_table(
         audio_dir,
         files,
@@ -226,9 +294,11 @@ def prepare_dataset(
         id_column=id_column,
         label_column=label_column,
         cuts=cuts,
+        skip_unlabeled=skip_unlabeled,
     )
-    tasks, unlabeled = plan_tasks(audio_dir, table, files, valid_pct, seed, skip_unlabeled)
+    plan = plan_tasks(audio_dir, table, files, valid_pct, seed, skip_unlabeled)
     settings = {
+        "format": DATASET_FORMAT,
         "feature": feature,
         "labels": str(Path(labels).resolve()) if labels else None,
         "valid_pct": valid_pct,
@@ -238,11 +308,32 @@ def prepare_dataset(
         "cuts": table.cuts,
         "spectrogram": spec.digest(),
     }
-    _check_existing(out_dir, settings, overwrite)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec.save(out_dir)
+    with output_folder(out_dir, "--out"):
+        _check_existing(out_dir, settings, overwrite)
+        fresh = all(entry.name == LOCK_FILE for entry in out_dir.iterdir())
+        try:
+            return _write_dataset(audio_dir, out_dir, feature, spec, settings, plan, table, workers, progress)
+        except MerError:
+            if fresh:  # nothing came of it (e.g. no file could be decoded): leave no half-made folder
+                _clear(out_dir)
+            raise
 
-    rows_by_key: dict[str, list[dict[str, str]]] = {}
+
+def _write_dataset(
+    audio_dir: Path,
+    out_dir: Path,
+    feature: str,
+    spec: SpecConfig,
+    settings: dict,
+    plan: Plan,
+    table: LabelTable,
+    workers: int | None,
+    progress: bool,
+) -> PrepareResult:
+    """Make the images still missing (reusing what earlier runs finished), then the manifest and dataset.json."""
+    tasks = plan.tasks
+    write_spec(out_dir, spec)
+    rows_by_key: dict[str, list[ManifestRow]] = {}
     todo = []
     finished, written = _read_journal(out_dir)
     for task in tasks:
@@ -256,35 +347,35 @@ def prepare_dataset(
         for name in (DATASET_FILE, MANIFEST_FILE):
             (out_dir / name).unlink(missing_ok=True)
         for task in todo:  # a redone clip may change side or class: never leave it in both
-            for row in finished.get(task.key, {}).get("rows", []):
-                (out_dir / row["image"]).unlink(missing_ok=True)
-    skipped = [{"file": str(f), "reason": "no row in the labels file"} for f in unlabeled]
+            for row in finished[task.key].rows if task.key in finished else []:
+                row.path(out_dir).unlink(missing_ok=True)
     with _open_journal(out_dir / JOURNAL_FILE, settings) as journal:
-        skipped += _run_tasks(todo, out_dir, spec, workers, progress, rows_by_key, journal)
+        failed = _run_tasks(todo, out_dir, spec, workers, progress, rows_by_key, journal)
+    skipped = plan.skipped + failed
 
     rows = [row for task in tasks for row in rows_by_key.get(task.key, [])]
     if not rows:
-        first = skipped[0]["reason"] if skipped else "no windows"
+        first = failed[0]["reason"] if failed else "no windows"
         raise MerError(f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})")
-    _write_manifest(out_dir / MANIFEST_FILE, rows)
-    _remove_stale_images(out_dir, written - {row["image"] for row in rows})
+    write_manifest(out_dir, rows)
+    _remove_stale_images(out_dir, written - {row.image for row in rows})
     counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
-    for (split, label), n in sorted(Counter((r["split"], r["label"]) for r in rows).items()):
+    for (split, label), n in sorted(Counter((row.split, row.label) for row in rows).items()):
         counts[split][label] = n
-    classes = sorted({r["label"] for r in rows})
-    summary = {
-        "feature": feature,
-        "classes": classes,
-        "audio_dir": str(audio_dir.resolve()),
-        "clips": len(rows_by_key),
-        "segments": len(rows),
-        "counts": counts,
-        "excluded_by_feature": len(table.excluded),
-        "skipped": skipped,
-        "settings": settings,
-    }
-    (out_dir / DATASET_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    return PrepareResult(out_dir, classes, len(rows_by_key), len(rows), counts, skipped, reused)
+    info = DatasetInfo(
+        feature=feature,
+        classes=sorted({row.label for row in rows}),
+        audio_dir=str(audio_dir.resolve()),
+        clips=len(rows_by_key),
+        segments=len(rows),
+        counts=counts,
+        excluded_by_feature=len(table.excluded),
+        skipped=skipped,
+        notes=[*plan.notes, *_window_notes(rows)],
+        settings=settings,
+    )
+    write_info(out_dir, info)
+    return PrepareResult(out_dir, info.classes, info.clips, info.segments, counts, skipped, reused, info.notes)
 
 
 def _run_tasks(
@@ -293,19 +384,19 @@ def _run_tasks(
     spec: SpecConfig,
     workers: int | None,
     progress: bool,
-    rows_by_key: dict[str, list[dict[str, str]]],
+    rows_by_key: dict[str, list[ManifestRow]],
     journal: BinaryIO,
 ) -> list[dict[str, str]]:
     """Process clips in parallel with a progress bar, journalling each finished one; return the failed files."""
     skipped: list[dict[str, str]] = []
 
-    def collect(task: ClipTask, outcome: tuple[list[dict[str, str]], str | None]) -> None:
+    def collect(task: ClipTask, outcome: tuple[list[ManifestRow], str | None]) -> None:
         rows, error = outcome
         if error:
             skipped.append({"file": task.source, "reason": error})
             return
         rows_by_key[task.key] = rows
-        append_entry(journal, {"task": task.__dict__, "rows": rows})  # reusable from now on
+        append_entry(journal, {"task": task.__dict__, "rows": [row.to_dict() for row in rows]})  # reusable now
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
     with progress_bar("spectrograms", total=len(tasks), enabled=progress) as advance:
@@ -339,20 +430,3 @@ def _remove_stale_images(out_dir: Path, stale: set[str]) -> None:
     for folder in {(out_dir / image).parent for image in stale}:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-
-
-def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-
-
-def read_dataset_info(data_dir: str | Path) -> dict:
-    """The `dataset.json` summary of a prepared data set, with a clear error if absent."""
-    path = Path(data_dir) / DATASET_FILE
-    if not path.exists():
-        raise MerError(f"{data_dir}: no {DATASET_FILE}; make the data set with `mer-fastai prepare` first")
-    return json.loads(path.read_text())

@@ -9,16 +9,14 @@ and write their run folders by path: on a cluster those must be on a filesystem 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .errors import MerError
+from .executors import Cell, OnResult, error_message, run_cell
 from .progress import console, progress_bar
-
-if TYPE_CHECKING:
-    from .runner import Cell
 
 INSTALL_HINT = "Ray is not installed; pip install 'mer-fastai[ray]'"
 
@@ -26,8 +24,6 @@ INSTALL_HINT = "Ray is not installed; pip install 'mer-fastai[ray]'"
 def _train_cell(cell: Cell) -> dict:
     """The Ray task: train one cell in a worker process (warnings silenced, as the CLI does)."""
     warnings.filterwarnings("ignore")
-    from .runner import run_cell
-
     return run_cell(cell)
 
 
@@ -47,7 +43,7 @@ def connect(address: str | None):
 
 def execute_ray(
     cells: list[Cell],
-    on_result: Callable[[Cell, dict | None, str | None], None],
+    on_result: OnResult,
     *,
     address: str | None = None,
     cpus_per_cell: int = 1,
@@ -55,15 +51,24 @@ def execute_ray(
     task: Callable[[Cell], dict] = _train_cell,
 ) -> None:
     """Run `cells` as Ray tasks at once and report each one through `on_result` as it finishes."""
-    from .runner import error_message
-
     ray = connect(address)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
     remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus, max_retries=max_retries)(task)
     pending = {remote.remote(cell): cell for cell in cells}
     where = f"{int(ray.cluster_resources().get('CPU', 0))} CPUs" + (f", {gpus} GPU per cell" if gpus else "")
     console.print(f"{len(cells)} cell(s) submitted to Ray ({where})")
-    with progress_bar("cells on Ray", len(cells)) as advance:
+    try:
+        _collect(ray, pending, on_result, max_retries)
+    except KeyboardInterrupt:  # the tasks stop too: each cleans up its unfinished run folder
+        for ref in pending:
+            with contextlib.suppress(Exception):  # Ray may be shutting down already
+                ray.cancel(ref)
+        raise
+
+
+def _collect(ray, pending: dict, on_result: OnResult, max_retries: int) -> None:
+    """Report each task through `on_result` as it finishes (`pending` shrinks as they do)."""
+    with progress_bar("cells on Ray", len(pending)) as advance:
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             cell = pending.pop(ref)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,13 +12,21 @@ from typing import Any
 import yaml
 
 from .archs import get_arch
-from .data import AUGMENTS
+from .choices import MODES
+from .config import TrainConfig, recipe_fields
 from .errors import MerError
 from .labels import FEATURES
-from .learner import MODES
 from .spectrogram import SpecConfig
 
 RECIPES_PACKAGE = "mer_fastai.recipes"
+DEMO_KEYS = ("epochs", "bs", "size", "lr", "weights")  # the settings `demo_settings` may change
+
+# The training settings a recipe sets at its top level: TrainConfig's recipe fields, same types and defaults.
+RecipeSettings = make_dataclass(
+    "RecipeSettings",
+    [(f.name, f.type, field(default=f.default, default_factory=f.default_factory)) for f in recipe_fields()],
+    kw_only=True,
+)
 
 
 @dataclass
@@ -72,27 +80,15 @@ class GanSpec:
 
 
 @dataclass
-class Recipe:
-    """A whole experiment; every key of a recipe file is a field here."""
+class Recipe(RecipeSettings):
+    """A whole experiment; every key of a recipe file is a field here (the training settings: RecipeSettings)."""
 
     experiment: str
     description: str
     datasets: dict[str, DatasetSpec]
     stages: list[Stage]
     archs: list[str]
-    epochs: int = 20
-    bs: int = 32
-    size: int | None = None
-    lr: float | str = "auto"
-    weights: str = "imagenet"
-    seed: int = 42
     valid_pct: float = 0.2
-    train_bn: bool = False
-    augment: str = "none"
-    balanced: bool = False
-    monitor: str = "accuracy"
-    patience: int | None = None
-    num_workers: int | None = None
     spectrogram: dict = field(default_factory=dict)
     demo_settings: dict = field(default_factory=dict)  # applied while data sets use the built-in demo audio
     gan: GanSpec = field(default_factory=GanSpec)
@@ -112,11 +108,25 @@ def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise MerError(f"{path}: recipe file not found; built-in recipes: {', '.join(builtin_names())}")
-        return path.read_text(), str(path)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as exc:
+            raise MerError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from exc
     name = str(name_or_path)
     if name not in builtin_names():
         raise MerError(f"unknown recipe {name!r}; built-in: {', '.join(builtin_names())}, or pass a .yaml path")
     return (resources.files(RECIPES_PACKAGE) / f"{name}.yaml").read_text(), f"{name}.yaml"
+
+
+def yaml_error(source: str, exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: file, line and column, the problem, and the fix."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    return (
+        f"{where}: not valid YAML ({problem}); fix the recipe there (indent with spaces, quote values "
+        "holding ': ' or '#')"
+    )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -157,7 +167,7 @@ def load_recipe(
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise MerError(f"{source}: not valid YAML ({exc})") from exc
+        raise MerError(yaml_error(source, exc)) from exc
     if not isinstance(raw, dict):
         raise MerError(f"{source}: a recipe must be a mapping of keys to values")
     raw = copy.deepcopy(raw)
@@ -285,26 +295,19 @@ def _validate(recipe: Recipe) -> None:
             get_arch(arch)
         except MerError as exc:
             raise MerError(f"{src}: archs: {exc}") from exc
-    size = recipe_settings(recipe)["size"]
-    for arch in recipe.archs:
-        try:
-            get_arch(arch).check_size(size)
-        except MerError as exc:
-            raise MerError(f"{src}: size: {exc}") from exc
-    if recipe.epochs < 1 or recipe.bs < 1:
-        raise MerError(f"{src}: 'epochs' and 'bs' must be at least 1")
-    if isinstance(recipe.lr, str) and recipe.lr != "auto":
-        raise MerError(f"{src}: 'lr' must be a number or 'auto' (got {recipe.lr!r})")
     if not 0 < recipe.valid_pct < 1:
         raise MerError(f"{src}: 'valid_pct' must lie between 0 and 1")
-    if recipe.augment not in AUGMENTS:
-        raise MerError(f"{src}: 'augment' must be one of {', '.join(AUGMENTS)}")
     SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
-    unknown_demo = set(recipe.demo_settings) - {"epochs", "bs", "size", "lr", "weights"}
+    unknown_demo = set(recipe.demo_settings) - set(DEMO_KEYS)
     if unknown_demo:
-        raise MerError(
-            f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: epochs, bs, size, lr, weights"
-        )
+        raise MerError(f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: {', '.join(DEMO_KEYS)}")
+    recipe.demo_settings = _typed(RecipeSettings, recipe.demo_settings, src, "demo_settings.")
+    settings = recipe_settings(recipe)
+    for arch in recipe.archs:
+        try:
+            TrainConfig(arch=arch, **settings).check(name=repr)  # the settings' own checks, naming recipe keys
+        except MerError as exc:
+            raise MerError(f"{src}: {exc}") from exc
     names = [stage.name for stage in recipe.stages]
     for i, stage in enumerate(recipe.stages):
         where = f"{src}: stages[{i}] ({stage.name})"
@@ -331,23 +334,7 @@ def _validate(recipe: Recipe) -> None:
 
 def recipe_settings(recipe: Recipe) -> dict:
     """The training settings in force, with `demo_settings` applied while any data set is the demo."""
-    settings = {
-        key: getattr(recipe, key)
-        for key in (
-            "epochs",
-            "bs",
-            "size",
-            "lr",
-            "weights",
-            "seed",
-            "train_bn",
-            "augment",
-            "balanced",
-            "monitor",
-            "patience",
-            "num_workers",
-        )
-    }
+    settings = {item.name: getattr(recipe, item.name) for item in recipe_fields()}
     if all(spec.is_demo for spec in recipe.datasets.values()):
         settings.update(recipe.demo_settings)
     return settings

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from .files import atomic_path, atomic_write
+
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 METRICS_FILE = "metrics.json"
@@ -15,14 +17,22 @@ REPORT_FILE = "classification_report.txt"
 
 
 def classification_metrics(targets: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Every class has a per-class entry (support 0 when it has no item here). Macro averages are over the
+    classes that occur as a target or a prediction, as fastai's training metric computes them: a class
+    absent from the evaluated items and never predicted has no F1 and does not pull the average to 0.
+    `absent_classes` names the classes without any item.
+    """
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(targets, predicted, labels=labels, zero_division=0)
     return {
         "accuracy": float(accuracy_score(targets, predicted)),
-        "macro_f1": float(f1_score(targets, predicted, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(targets, predicted, labels=_scored(targets, predicted), average="macro", zero_division=0)
+        ),
         "classes": list(classes),
         "per_class": {
             name: {
@@ -33,16 +43,28 @@ def classification_metrics(targets: np.ndarray, predicted: np.ndarray, classes: 
             }
             for i, name in enumerate(classes)
         },
+        "absent_classes": [name for i, name in enumerate(classes) if support[i] == 0],
         "confusion_matrix": confusion_matrix(targets, predicted, labels=labels).tolist(),
     }
 
 
+def _scored(targets: np.ndarray, predicted: np.ndarray) -> list[int]:
+    """Class indices that occur as a target or a prediction: the ones macro averages are taken over."""
+    return sorted({int(i) for i in np.concatenate([np.ravel(targets), np.ravel(predicted)])})
+
+
 def text_report(targets: np.ndarray, predicted: np.ndarray, classes: list[str]) -> str:
+    """sklearn's classification report over the classes that occur; classes without items are named below it."""
     from sklearn.metrics import classification_report
 
-    return classification_report(
-        targets, predicted, labels=list(range(len(classes))), target_names=classes, digits=3, zero_division=0
+    scored = _scored(targets, predicted)
+    report = classification_report(
+        targets, predicted, labels=scored, target_names=[classes[i] for i in scored], digits=3, zero_division=0
     )
+    missing = [name for i, name in enumerate(classes) if i not in scored]
+    if missing:
+        report += f"\nno item and no prediction (left out of the averages): {', '.join(missing)}\n"
+    return report
 
 
 def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], title: str) -> Path:
@@ -66,9 +88,7 @@ def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], titl
         ax.text(col, row, str(value), ha="center", va="center", color="white" if value > threshold else "black")
     fig.colorbar(shown, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_curves(path: Path, history: list[dict], title: str) -> Path:
@@ -96,16 +116,23 @@ def plot_curves(path: Path, history: list[dict], title: str) -> Path:
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def write_json(path: Path, values: dict) -> Path:
     """Write JSON atomically, so an interrupted run never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(values, indent=2) + "\n")
-    tmp.replace(path)
+    return atomic_write(path, json.dumps(values, indent=2) + "\n")
+
+
+def save_figure(fig, path: Path, dpi: int) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.table import Table
 
 from .errors import MerError
+from .files import atomic_path, atomic_write
+from .report import save_figure
 
 RESULT_COLUMNS = [
     "experiment",
@@ -163,25 +165,25 @@ def plot_heatmap(path: Path, rows: list[dict]) -> Path:
             fontsize=9,
         )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_results(out: str | Path, rows: list[dict]) -> None:
     """results.csv, results.md and the heatmap, each replaced atomically."""
     out = Path(out)
-    tmp = out / (RESULTS_CSV + ".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+    write_csv_rows(out / RESULTS_CSV, RESULT_COLUMNS, rows)
+    if rows:
+        atomic_write(out / RESULTS_MD, results_markdown(rows) + "\n")
+        plot_heatmap(out / HEATMAP, rows)
+
+
+def write_csv_rows(path: Path, columns: list[str], rows: list[dict]) -> Path:
+    """A CSV of `rows` (keys outside `columns` ignored), replaced atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(out / RESULTS_CSV)
-    if rows:
-        md = out / (RESULTS_MD + ".tmp")
-        md.write_text(results_markdown(rows) + "\n")
-        md.replace(out / RESULTS_MD)
-        plot_heatmap(out / HEATMAP, rows)
+    return path
 
 
 def load_results(out: str | Path) -> list[dict]:

@@ -7,67 +7,31 @@ retries failed ones.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import re
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import MerError
+from . import choices
+from .config import TrainConfig
+from .dataset import DATASET_FILE
+from .errors import Interrupted, MerError
+from .executors import Cell, execute_local
+from .files import output_folder
 from .prepare import prepare_dataset
 from .progress import console
 from .ray_executor import execute_ray
 from .recipe import DatasetSpec, Recipe, Stage, load_recipe, recipe_settings
 from .report import write_json
-from .results import load_results, results_tables, write_results
+from .results import RESULTS_CSV, load_results, results_tables, write_results
 from .spectrogram import SpecConfig
 from .synth import make_study_style_set
-from .tracking import TRACKING_FIELDS, tracking_settings
-from .train import TrainConfig, train
+from .tracking import tracking_settings
 
 STATE_FILE = "state.json"
-
-
-@dataclass
-class Cell:
-    """One training of the grid: everything needed to run it anywhere (plain data, picklable)."""
-
-    experiment: str
-    stage: str
-    dataset: str
-    feature: str
-    arch: str
-    mode: str
-    augmentation: str
-    data_dir: str
-    run_dir: str
-    config: dict
-    weights_label: str
-
-    @property
-    def id(self) -> str:
-        parts = (
-            self.experiment,
-            self.stage,
-            self.dataset,
-            self.feature,
-            self.arch,
-            self.mode,
-            self.augmentation,
-        )
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
-
-    def fingerprint(self) -> str:
-        """Changes whenever a setting of the cell or its data changes."""
-        data = json.loads((Path(self.data_dir) / "dataset.json").read_text()).get("settings", {})
-        start = Path(self.config["weights"]) / "model.safetensors"
-        start_version = start.stat().st_mtime if start.exists() else None  # Experiment B: stage-1 model changed?
-        config = {k: v for k, v in self.config.items() if k not in TRACKING_FIELDS}  # tracking reruns nothing
-        blob = json.dumps({"config": config, "data": data, "start": start_version}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -104,57 +68,7 @@ class State:
         return [entry["row"] for entry in self.cells.values() if entry.get("status") == "done"]
 
 
-def cell_row(cell: Cell, metrics: dict) -> dict:
-    """The results.csv row of a finished cell."""
-    return {
-        "experiment": cell.experiment,
-        "dataset": cell.dataset,
-        "feature": cell.feature,
-        "arch": cell.arch,
-        "mode": cell.mode,
-        "weights": cell.weights_label,
-        "augmentation": cell.augmentation,
-        "epochs": metrics["epochs"],
-        "lr": f"{metrics['lr']:.3g}",
-        "accuracy": round(metrics["accuracy"], 4),
-        "macro_f1": round(metrics["macro_f1"], 4),
-        "seconds": metrics["seconds"],
-        "stage": cell.stage,
-        "run_dir": cell.run_dir,
-    }
-
-
-def run_cell(cell: Cell) -> dict:
-    """Train one cell and return its results row (runs in this process or on a remote worker)."""
-    config = TrainConfig(**cell.config)
-    result = train(cell.data_dir, config, cell.run_dir, show=False)
-    return cell_row(cell, result.metrics)
-
-
-def execute_local(cells: list[Cell], on_result: Callable[[Cell, dict | None, str | None], None]) -> None:
-    """Run cells one after another in this process."""
-    for index, cell in enumerate(cells, 1):
-        console.rule(
-            f"[bold]cell {index}/{len(cells)}: {cell.stage} · {cell.feature} · {cell.arch} · {cell.mode}"
-            + (f" · +{cell.augmentation}" if cell.augmentation != "none" else "")
-        )
-        try:
-            on_result(cell, run_cell(cell), None)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # one failed cell must not stop the grid
-            if not isinstance(exc, MerError):
-                console.print(traceback.format_exc(limit=3), style="dim")
-            on_result(cell, None, error_message(exc))
-
-
-def error_message(exc: Exception) -> str:
-    """One line for a failed cell: a MerError's own message, else the exception type and first line."""
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return message if isinstance(exc, MerError) else f"{type(exc).__name__}: {message}"
-
-
-EXECUTORS: dict[str, Callable[..., None]] = {"local": execute_local, "ray": execute_ray}
+EXECUTORS: dict[str, Callable[..., None]] = dict(zip(choices.EXECUTORS, (execute_local, execute_ray), strict=True))
 
 
 class RecipeRun:
@@ -174,12 +88,28 @@ class RecipeRun:
         self.executor_options = executor_options or {}
         self.settings = {**recipe_settings(recipe), **(tracking or {})}
         self.spec = SpecConfig.from_dict(recipe.spectrogram, source=f"{recipe.source}: spectrogram")
-        self.state = State(out)
+        self.state = State(out)  # reread by `run` once the folder is locked
         self.summary = RunSummary(out, [])
 
     def run(self) -> RunSummary:
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / f"recipe-{self.recipe.experiment}.json", asdict(self.recipe))
+        """Run every stage in the locked output folder; on Ctrl-C or an error results.csv matches state.json,
+        and folders left empty are removed (the output folder too, when this run created it)."""
+        with output_folder(self.out, "--out"):
+            self.state = State(self.out)  # read under the lock
+            try:
+                self._run_stages()
+            except BaseException as exc:
+                if self.state.cells:
+                    with contextlib.suppress(Exception):  # the error that stopped the run is the one to show
+                        write_results(self.out, self.state.rows())  # redone, in case it was interrupted
+                prune_empty_folders(self.out)
+                finished = len(self.state.rows())
+                if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted) and finished:
+                    raise Interrupted(f"{finished} finished cell(s) kept in {self.out / RESULTS_CSV}") from exc
+                raise
+        return self.summary
+
+    def _run_stages(self) -> None:
         stage_runs: dict[str, dict[tuple[str, str], str]] = {}
         for stage in self.recipe.stages:
             cells = self._stage_cells(stage, stage_runs)
@@ -190,11 +120,16 @@ class RecipeRun:
                 else:
                     todo.append(cell)
             if todo:
+                self._write_recipe()
                 EXECUTORS[self.executor](todo, self._record, **self.executor_options)
             stage_runs[stage.name] = self._finished_runs(cells)
+        self._write_recipe()
         self.summary.rows = self.state.rows()
         write_results(self.out, self.summary.rows)
-        return self.summary
+
+    def _write_recipe(self) -> None:
+        """The recipe as run, beside its results (written once there is something to run)."""
+        write_json(self.out / f"recipe-{self.recipe.experiment}.json", asdict(self.recipe))
 
     def _finished_runs(self, cells: list[Cell]) -> dict[tuple[str, str], str]:
         """Run folder per (feature, arch) of a stage's finished cells, whole mode preferred."""
@@ -254,7 +189,7 @@ class RecipeRun:
         from .baseline import run_baseline
 
         marker = f"{self.recipe.experiment}-baseline-{name}-{feature}"
-        fingerprint = hashlib.sha1((data_dir / "dataset.json").read_bytes()).hexdigest()[:16]
+        fingerprint = hashlib.sha1((data_dir / DATASET_FILE).read_bytes()).hexdigest()[:16]
         if self.state.cells.get(marker, {}).get("fingerprint") == fingerprint:
             return
         console.rule(f"[bold]classic-ML reference for {name} · {feature}")
@@ -317,12 +252,19 @@ class RecipeRun:
                             augmentation,
                             str(data_dir),
                             "",
-                            asdict(config),
+                            config,
                             label,
                         )
                         cell.run_dir = str(self.out / "runs" / cell.id)
                         cells.append(cell)
         return cells
+
+
+def prune_empty_folders(root: Path) -> None:
+    """Remove the folders below `root` that hold nothing (left by steps that failed before writing)."""
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty (any more): kept
+            folder.rmdir()
 
 
 def run_recipe(

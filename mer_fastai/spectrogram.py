@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import MerError
+from .files import atomic_write
+from .images import resize
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -82,9 +84,8 @@ class SpecConfig:
         return cls(**values)
 
     def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / CONFIG_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        """Write `spectrogram.json` into `folder` atomically."""
+        return atomic_write(Path(folder) / CONFIG_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: str | Path) -> SpecConfig:
@@ -186,13 +187,5 @@ def mel_image(window: np.ndarray, config: SpecConfig) -> np.ndarray:
         image = np.round((decibels + config.top_db) / config.top_db * 255).clip(0, 255).astype(np.uint8)
     image = np.flipud(image)
     if (config.image_height, config.image_width) != (None, None):
-        image = resize_image(image, config.image_size)
+        image = resize(image, config.image_size)
     return np.ascontiguousarray(image)
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a uint8 (height, width) image with bilinear filtering."""
-    from PIL import Image
-
-    height, width = size
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from fastai.callback.data import WeightedDL
 from fastai.data.core import DataLoaders, TfmdDL
@@ -19,9 +18,10 @@ from fastai.data.transforms import CategoryMap, IntToFloatTensor, Normalize, par
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import TensorCategory, TensorImage, default_device
 
-from .data import AUGMENTS, SpecMask, _items, _split
+from .data import AUGMENTS, IMAGE_ERRORS, SpecMask, damage_reason, split_indices, training_items
+from .dataset import REPAIR, read_info
 from .errors import MerError
-from .prepare import read_dataset_info
+from .images import resize
 
 IN_MEMORY_AUGMENTS = ("none", "specaugment")
 
@@ -53,10 +53,16 @@ def decode_images(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
     height, width = size
     arrays = []
     for path in paths:
-        with Image.open(path) as opened:
-            opened.load()
-            image = opened if opened.mode == "L" else opened.convert("RGB")
-            arrays.append(np.array(image.resize((width, height), Image.BILINEAR)))
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                image = opened if opened.mode == "L" else opened.convert("RGB")
+                arrays.append(resize(image, size))
+        except IMAGE_ERRORS as exc:
+            reason = damage_reason(exc, path)
+            raise MerError(
+                f"{path}: cannot be read as an image ({reason}); replace it (in a data set: {REPAIR})"
+            ) from exc
     channels = 3 if any(a.ndim == 3 for a in arrays) else 1
     out = torch.empty((len(arrays), channels, height, width), dtype=torch.uint8)
     for i, array in enumerate(arrays):
@@ -76,14 +82,13 @@ def load_tensor_dataloaders(
 ) -> DataLoaders:
     """`load_dataloaders` with the images decoded once into memory (augment "none" or "specaugment")."""
     data_dir = Path(data_dir)
-    classes = read_dataset_info(data_dir)["classes"]
+    classes = read_info(data_dir).classes
     if augment not in IN_MEMORY_AUGMENTS:
         known = ", ".join(AUGMENTS)
         raise MerError(f"augmentation {augment!r} needs the per-image pipeline (--no-cache); in memory: {known}")
-    items = _items(data_dir, extra_train_dirs or [])
-    train_idx, valid_idx = _split(items, data_dir / "valid")
-    if not valid_idx:
-        raise MerError(f"{data_dir}: the valid/ folder holds no image; prepare with a larger --valid-pct")
+    train_items, valid_items = training_items(data_dir, extra_train_dirs)
+    items = train_items + valid_items
+    train_idx, valid_idx = split_indices(len(train_items), len(valid_items))
     lookup = {name: i for i, name in enumerate(classes)}
     unknown = sorted({parent_label(p) for p in items} - set(lookup))
     if unknown:

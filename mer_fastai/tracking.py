@@ -15,25 +15,35 @@ import os
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastai.callback.core import Callback
 
+from .dataset import DatasetInfo, read_info
 from .distributed import is_main_process
 from .errors import MerError
-from .prepare import read_dataset_info
 from .report import METRICS_FILE
-
-if TYPE_CHECKING:
-    from .train import TrainConfig
 
 TRACKERS = ("mlflow",)
 STORE_DIR = "mlruns"
 TRACKING_FIELDS = ("track", "tracking_uri", "tracking_experiment")
 LR_FIND_FILE = "lr_find.json"
 INSTALL_HINT = "MLflow is not installed; pip install 'mer-fastai[mlflow]'"
+
+
+class TrackedSettings(Protocol):
+    """What tracking needs of a run's settings (`TrainConfig` is one)."""
+
+    arch: str
+    mode: str
+    track: str | None
+    tracking_uri: str | None
+    tracking_experiment: str | None
+
+    def check(self) -> Any: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 def _mlflow_client(uri: str):
@@ -92,18 +102,18 @@ def tracking_settings(track: str | None, uri: str | None, experiment: str) -> di
     return {"track": track, "tracking_uri": uri, "tracking_experiment": experiment}
 
 
-def run_params(config: TrainConfig, data_dir: Path, info: dict) -> dict[str, str]:
+def run_params(config: TrackedSettings, data_dir: Path, info: DatasetInfo) -> dict[str, str]:
     """The settings of a run and a summary of its data set, as MLflow parameters."""
-    counts = info.get("counts", {})
-    params: dict[str, Any] = {k: v for k, v in asdict(config).items() if k not in TRACKING_FIELDS}
+    counts = info.counts
+    params: dict[str, Any] = {k: v for k, v in config.to_dict().items() if k not in TRACKING_FIELDS}
     params.update({
         "data.dir": str(data_dir.resolve()),
-        "data.feature": info["feature"],
-        "data.classes": info["classes"],
-        "data.clips": info.get("clips"),
+        "data.feature": info.feature,
+        "data.classes": info.classes,
+        "data.clips": info.clips,
         "data.train_images": sum(counts.get("train", {}).values()),
         "data.valid_images": sum(counts.get("valid", {}).values()),
-        "data.spectrogram": info.get("settings", {}).get("spectrogram"),
+        "data.spectrogram": info.settings.get("spectrogram"),
     })  # fmt: skip
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()}
 
@@ -147,17 +157,17 @@ def log_run_folder(client, run_id: str, run_dir: Path) -> None:
         values.update({f"lr_{name}": value for name, value in suggestions.items()})
     client.log_batch(run_id, metrics=_metrics(values))
     for path in sorted(run_dir.iterdir()):
-        if path.is_file():
+        if path.is_file() and not path.name.startswith("."):  # not the folder's lock
             client.log_artifact(run_id, str(path))
 
 
 class TrackedRun:
     """One MLflow run: opened with the settings, fed per epoch, closed with the run folder's files."""
 
-    def __init__(self, config: TrainConfig, data_dir: Path, out: Path, command: str):
-        info = read_dataset_info(data_dir)
+    def __init__(self, config: TrackedSettings, data_dir: Path, out: Path, command: str):
+        info = read_info(data_dir)
         self.client = _mlflow_client(resolve_uri(config.tracking_uri))
-        experiment = experiment_id(self.client, config.tracking_experiment or info["feature"])
+        experiment = experiment_id(self.client, config.tracking_experiment or info.feature)
         tags = {"mer_fastai.command": command, "mer_fastai.run_dir": str(out.resolve()), "arch": config.arch,
                 "mode": config.mode}  # fmt: skip
         self.run_id = self.client.create_run(experiment, run_name=out.name, tags=tags).info.run_id

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
@@ -15,13 +17,16 @@ import torch
 from . import __version__
 from .archs import get_arch
 from .callbacks import EpochTimer
-from .data import load_dataloaders
+from .config import TrainConfig
+from .data import check_dataset, classes_without_validation, load_dataloaders
+from .dataset import DatasetInfo, read_spec
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .errors import MerError
 from .feature_cache import can_cache, head_learner
+from .files import atomic_write, output_folder
 from .learner import build_learner, set_mode
 from .modelfile import MODEL_FILE, save_model_file
-from .prepare import read_dataset_info
+from .modelmeta import RUN_CONFIG, ModelMeta, resize_policy
 from .progress import console
 from .report import (
     CONFUSION_FILE,
@@ -31,60 +36,19 @@ from .report import (
     classification_metrics,
     plot_confusion,
     plot_curves,
+    save_figure,
     summary_table,
     text_report,
     write_json,
 )
-from .spectrogram import SpecConfig
 from .tensor_data import IN_MEMORY_AUGMENTS, load_tensor_dataloaders
 from .tracking import epoch_callbacks, tracked
-from .weights import check_weights
 
 LR_PLOT = "lr_find.png"
-MONITORS = ("accuracy", "macro_f1", "valid_loss")
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of one training run (also what a recipe grid cell holds)."""
-
-    arch: str
-    mode: str = "freeze"
-    epochs: int = 20
-    lr: float | str = "auto"
-    bs: int = 32
-    size: int | None = None
-    weights: str = "imagenet"
-    seed: int = 42
-    train_bn: bool = False
-    augment: str = "none"
-    balanced: bool = False
-    monitor: str = "accuracy"
-    patience: int | None = None
-    num_workers: int | None = None
-    extra_train_dirs: list[str] = field(default_factory=list)
-    cache: bool = True  # decode the spectrograms once into memory (not with augment "study")
-    feature_cache: bool = True  # freeze mode: compute the frozen body's features once, train the head on them
-    channels_last: bool = True  # channels-last weights: 7-40% faster convolutions on CPU (BENCHMARKS.md)
-    track: str | None = None  # "mlflow": log the run to MLflow (tracking.py)
-    tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI or ./mlruns
-    tracking_experiment: str | None = None  # default: the data set's feature
-
-    def check(self) -> TrainConfig:
-        get_arch(self.arch).check_size(self.size)
-        check_weights(self.weights)
-        if self.epochs < 1:
-            raise MerError(f"--epochs must be at least 1 (got {self.epochs})")
-        if self.bs < 1:
-            raise MerError(f"--bs must be at least 1 (got {self.bs})")
-        if self.monitor not in MONITORS:
-            raise MerError(f"unknown --monitor {self.monitor!r}; choose one of {', '.join(MONITORS)}")
-        if isinstance(self.lr, str) and self.lr != "auto":
-            try:
-                self.lr = float(self.lr)
-            except ValueError as exc:
-                raise MerError(f"--lr must be a number or 'auto' (got {self.lr!r})") from exc
-        return self
+LR_JSON = "lr_find.json"
+LR_FILES = (LR_PLOT, LR_JSON)
+RUN_FILES = (METRICS_FILE, RUN_CONFIG, "history.json", REPORT_FILE, CONFUSION_FILE, CURVES_FILE, MODEL_FILE)
+STAGING = ".partial"  # a run writes here; its files move into the run folder once it has finished
 
 
 @dataclass
@@ -109,11 +73,10 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
     """DataLoaders + learner in the requested mode, seeded."""
     from fastai.torch_core import set_seed
 
-    config.check()
     set_seed(config.seed, reproducible=True)
     spec = get_arch(config.arch)
     common = {
-        "size": config.size or spec.input_size,
+        "size": config.input_size(spec),
         "bs": config.bs,
         "stats": spec.stats,
         "augment": config.augment,
@@ -148,7 +111,7 @@ def _lr_find(learn, run_dir: Path) -> LRFindResult:
         found = learn.lr_find(suggest_funcs=(valley, minimum, steep), show_plot=False)
     suggestions = {name: float(value) for name, value in zip(("valley", "minimum", "steep"), found)}
     plot = _plot_lr_find(run_dir / LR_PLOT, learn.recorder, suggestions)
-    write_json(run_dir / "lr_find.json", {"suggestions": suggestions})
+    write_json(run_dir / LR_JSON, {"suggestions": suggestions})
     return LRFindResult(suggestions["valley"], suggestions, plot)
 
 
@@ -171,33 +134,102 @@ def _plot_lr_find(path: Path, recorder, suggestions: dict[str, float]) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
+
+
+@contextmanager
+def results_folder(out: Path, owned: tuple[str, ...]) -> Iterator[Path]:
+    """The folder a command writes into: a staging folder inside the locked output folder `out`.
+
+    On success its files replace those in `out` (the `owned` files an earlier run left there and this
+    one did not write are removed); on any failure, Ctrl-C included, it is removed, so an earlier run
+    in `out` stays as it was and a folder created here is not left behind. In a distributed training
+    only the main process creates, locks and fills `out`; the others get the same staging path.
+    """
+    stage = out / STAGING
+    if not is_main_process():
+        yield stage
+        return
+    with output_folder(out, "--out"):
+        shutil.rmtree(stage, ignore_errors=True)  # left by a killed run
+        stage.mkdir()
+        try:
+            yield stage
+            _publish(stage, out, owned)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _publish(stage: Path, out: Path, owned: tuple[str, ...]) -> None:
+    """Move the staged files into `out`: the old metrics.json is removed first and the new one moved last,
+    so a run folder interrupted here never looks finished."""
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    files = sorted((p for p in stage.iterdir() if p.is_file()), key=lambda p: p.name == METRICS_FILE)
+    for name in set(owned) - {p.name for p in files}:
+        (out / name).unlink(missing_ok=True)
+    for path in files:
+        path.replace(out / path.name)
 
 
 @tracked
 def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFindResult:
     """Run the LR range test for `config` and save `lr_find.png` and `lr_find.json` in `out`."""
-    run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    learn = _learner(Path(data_dir), config, run_dir)
-    try:
-        return _lr_find(_fitter(learn, config), run_dir)
-    finally:
-        shutil.rmtree(run_dir / "models", ignore_errors=True)
+    data_dir, out = Path(data_dir), Path(out)
+    config.check()
+    check_dataset(data_dir)
+    with results_folder(out, LR_FILES) as stage:
+        learn = _learner(data_dir, config, stage)
+        try:
+            found = _lr_find(_fitter(learn, config), stage)
+        finally:
+            shutil.rmtree(stage / "models", ignore_errors=True)
+    return LRFindResult(found.suggestion, found.suggestions, out / LR_PLOT)
 
 
 @tracked
 def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool = True) -> TrainResult:
-    """Find the LR if asked, fit one cycle, keep the best epoch, then write the report and model."""
-    from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
+    """Check the data set, find the LR if asked, fit one cycle, keep the best epoch, write the report and model.
 
+    Nothing is written unless the data set matches its manifest; the run folder receives its files only
+    when the run has finished (see `results_folder`).
+    """
     data_dir, run_dir = Path(data_dir), Path(out)
     config.check()
-    info = read_dataset_info(data_dir)
+    info, rows = check_dataset(data_dir)
     init_distributed()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if is_main_process():
+        _warn_unvalidated(classes_without_validation(rows, info.classes))
+    with results_folder(run_dir, RUN_FILES + LR_FILES) as stage:
+        result = _fit(data_dir, config, info, stage)
+    if show and is_main_process():
+        console.print(
+            summary_table(
+                result.metrics,
+                f"{_title(config, info)} — best epoch {result.metrics['best_epoch'] + 1}, lr {result.lr:.2e}",
+            )
+        )
+        console.print(f"run folder: [bold]{run_dir}")
+    return TrainResult(run_dir, result.lr, result.metrics)
+
+
+def _warn_unvalidated(classes: list[str]) -> None:
+    if classes:
+        console.print(
+            f"[yellow]warning:[/] class(es) {', '.join(classes)} have training images but none in validation; "
+            "their recall cannot be measured (support 0 in metrics.json, left out of macro-F1 unless predicted)",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+def _title(config: TrainConfig, info: DatasetInfo) -> str:
+    return f"{config.arch} · {config.mode} · {info.feature}"
+
+
+def _fit(data_dir: Path, config: TrainConfig, info: DatasetInfo, run_dir: Path) -> TrainResult:
+    """Train in `run_dir` and (main process) write the report and model there."""
+    from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
+
     started = time.time()
     learn = _learner(data_dir, config, run_dir)
     fitter = _fitter(learn, config)
@@ -222,7 +254,7 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
     metrics.update(
         arch=config.arch,
         mode=config.mode,
-        feature=info["feature"],
+        feature=info.feature,
         weights=config.weights,
         epochs=config.epochs,
         epochs_run=len(history),
@@ -230,44 +262,41 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
         lr=lr,
         bs=config.bs,
         processes=world_size(),  # a distributed training's batch is bs × processes
-        size=config.size or get_arch(config.arch).input_size,
+        size=config.input_size(),
         seed=config.seed,
         data_dir=str(data_dir),
         cached_features=fitter is not learn,
         seconds=round(time.time() - started, 2),
     )
-    if not is_main_process():
-        return TrainResult(run_dir, lr, metrics)  # one process of a distributed training: rank 0 writes
-    title = f"{config.arch} · {config.mode} · {info['feature']}"
-    write_json(run_dir / METRICS_FILE, metrics)
-    write_json(run_dir / "config.json", {"data_dir": str(data_dir), **asdict(config), "lr": lr})
-    write_json(run_dir / "history.json", {"history": history})
-    (run_dir / REPORT_FILE).write_text(text_report(targets.numpy(), predicted, classes))
-    plot_confusion(run_dir / CONFUSION_FILE, metrics["confusion_matrix"], classes, title)
-    plot_curves(run_dir / CURVES_FILE, history, title)
-    save_model_file(run_dir / MODEL_FILE, learn.model, model_metadata(learn, config, info, data_dir, metrics))
-    if show:
-        console.print(summary_table(metrics, f"{title} — best epoch {best + 1}, lr {lr:.2e}"))
-        console.print(f"run folder: [bold]{run_dir}")
+    if is_main_process():  # one process of a distributed training: rank 0 writes
+        title = _title(config, info)
+        write_json(run_dir / METRICS_FILE, metrics)
+        write_json(run_dir / RUN_CONFIG, {"data_dir": str(data_dir), **config.to_dict(), "lr": lr})
+        write_json(run_dir / "history.json", {"history": history})
+        atomic_write(run_dir / REPORT_FILE, text_report(targets.numpy(), predicted, classes))
+        plot_confusion(run_dir / CONFUSION_FILE, metrics["confusion_matrix"], classes, title)
+        plot_curves(run_dir / CURVES_FILE, history, title)
+        save_model_file(run_dir / MODEL_FILE, learn.model, model_metadata(learn, config, info, data_dir, metrics))
     return TrainResult(run_dir, lr, metrics)
 
 
-def model_metadata(learn, config: TrainConfig, info: dict, data_dir: Path, metrics: dict) -> dict:
+def model_metadata(learn, config: TrainConfig, info: DatasetInfo, data_dir: Path, metrics: dict) -> ModelMeta:
     """What a model file must say to be rebuilt and fed exactly like in training."""
     spec = get_arch(config.arch)
-    return {
-        "arch": config.arch,
-        "classes": list(learn.dls.vocab),
-        "feature": info["feature"],
-        "spectrogram": SpecConfig.load(data_dir).to_dict(),
-        "stats": [list(spec.stats[0]), list(spec.stats[1])],
-        "input_size": config.size or spec.input_size,
-        "mode": config.mode,
-        "resize": "crop" if config.augment == "study" else "squish",  # fastai's validation transform
-        "cuts": info.get("settings", {}).get("cuts"),  # rating cut points of 3-level features
-        "package_version": __version__,
-        "metrics": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
-    }
+    cuts = info.settings.get("cuts")  # rating cut points of 3-level features
+    return ModelMeta(
+        arch=config.arch,
+        classes=tuple(learn.dls.vocab),
+        feature=info.feature,
+        spec=read_spec(data_dir),
+        stats=(tuple(spec.stats[0]), tuple(spec.stats[1])),
+        input_size=config.input_size(spec),
+        mode=config.mode,
+        resize=resize_policy(config.augment),  # fastai's validation transform
+        cuts=tuple(cuts) if cuts is not None else None,
+        package_version=__version__,
+        metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
+    )
 
 
 def _history(learn) -> list[dict]:

@@ -1,14 +1,16 @@
-"""Where starting weights come from: ImageNet (cached or downloaded), none, or an earlier run."""
+"""Where starting weights come from: ImageNet (cached or downloaded), none, or an earlier run's model file."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .archs import ArchSpec, build_full_model
 from .errors import MerError
+
+if TYPE_CHECKING:  # torch is imported where a network is built, so settings are checked without it
+    from torch import nn
 
 IMAGENET = "imagenet"
 NONE = "none"
@@ -53,3 +55,23 @@ def check_weights(weights: str) -> str:
     if not path.exists():
         raise MerError(f"{weights}: --weights must be 'imagenet', 'none' or a model file / run folder that exists")
     return weights
+
+
+def transfer_weights(model: nn.Module, path: str | Path, arch: str) -> tuple[int, int]:
+    """Copy every same-shaped tensor of an earlier run's model into `model` (body always, head if it fits).
+
+    Returns (tensors copied, tensors in `model`).
+    """
+    from .modelfile import read_model
+
+    state, meta = read_model(path)
+    if meta.arch != arch:
+        raise MerError(f"{path}: holds a {meta.arch!r} model, not {arch!r}; pick the matching --arch or file")
+    target = model.state_dict()
+    body = [name for name in target if name.startswith("0.")]
+    missing = [name for name in body if name not in state or state[name].shape != target[name].shape]
+    if missing:
+        raise MerError(f"{path}: its backbone does not fit {arch} (first mismatch: {missing[0]}); check the file")
+    fitting = {name: t for name, t in state.items() if name in target and t.shape == target[name].shape}
+    model.load_state_dict(fitting, strict=False)
+    return len(fitting), len(target)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mer_fastai.archs import ARCHS, INCEPTION_STATS, get_arch
+from mer_fastai.archs import ARCHS, INCEPTION_STATS, MAX_SIZE, get_arch
 from mer_fastai.data import load_dataloaders
 from mer_fastai.errors import MerError
 from mer_fastai.learner import build_learner, set_mode
@@ -97,3 +97,40 @@ def test_missing_imagenet_weights_offline_name_the_fix(tmp_path, monkeypatch):
         model_factory(get_arch("alexnet"), "imagenet")()
     message = str(error.value)
     assert "--weights none" in message and "alexnet" in message and "\n" not in message
+
+
+def test_size_has_a_range_naming_the_option():
+    spec = get_arch("alexnet")
+    spec.check_size(MAX_SIZE)
+    for size in (spec.min_size - 1, MAX_SIZE + 1, 100000):
+        with pytest.raises(MerError, match=rf"--size {size} is too (small|large) for alexnet; use 63 to {MAX_SIZE} px"):
+            spec.check_size(size)
+
+
+def test_timm_weights_offline_fail_at_once_without_hub_retries(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    import timm.models._hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    probes, offline_during_download = [], []
+
+    def unreachable(address, timeout):
+        probes.append(address)
+        raise OSError("network is unreachable")
+
+    real_download = timm.models._hub.hf_hub_download
+
+    def download(*args, **kwargs):
+        offline_during_download.append(huggingface_hub.constants.HF_HUB_OFFLINE)
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr("mer_fastai.archs.socket.create_connection", unreachable)
+    monkeypatch.setattr(timm.models._hub, "hf_hub_download", download)
+    offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
+    with pytest.raises(MerError) as error:
+        model_factory(get_arch("timm/resnet18"), "imagenet")()
+    assert probes and probes[0][0] == "huggingface.co"
+    assert offline_during_download and all(offline_during_download)
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is offline_before
+    assert "--weights none" in str(error.value) and "timm/resnet18" in str(error.value)

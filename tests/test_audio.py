@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from mer_fastai.audio import find_audio_files, load_audio, window_starts, windows
+from mer_fastai.audio import audio_files, find_audio_files, load_audio, window_starts, windows
 from mer_fastai.errors import AudioError, MerError
 
 
@@ -36,16 +36,21 @@ def test_any_format_rate_and_channels_becomes_mono_at_target_rate(tmp_path, suff
 
 
 @pytest.mark.parametrize(
-    ("content", "reason"),
-    [(b"", "empty"), (b"this is not audio at all" * 20, "text"), (b"RIFF\x00\x00", "corrupt")],
+    ("content", "name", "reason"),
+    [
+        (b"", "empty.mp3", "the file is empty: 0 bytes"),
+        (b"this is not audio at all" * 20, "text.mp3", "not an audio file: no known audio format header"),
+        (b"RIFF\x00\x00", "corrupt.wav", "cannot decode audio"),
+    ],
 )
-def test_bad_files_raise_one_line_naming_the_file(tmp_path, content, reason):
-    path = tmp_path / f"{reason}.wav"
+def test_bad_files_raise_one_line_naming_the_file_and_what_is_wrong(tmp_path, content, name, reason):
+    path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(AudioError) as error:
         load_audio(path, 22050)
     message = str(error.value)
-    assert str(path) in message and "\n" not in message
+    assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
+    assert "possibly a pipe" not in message and "remove the file" in message
 
 
 def test_window_rules():
@@ -72,3 +77,9 @@ def test_find_audio_files_recurses_and_rejects_missing(tmp_path):
     assert [p.name for p in find_audio_files(tmp_path)] == ["y.MP3", "x.wav"]
     with pytest.raises(MerError, match="no such file"):
         find_audio_files(tmp_path / "missing")
+    with pytest.raises(MerError, match="notes.txt: no audio file"):
+        find_audio_files(tmp_path / "a" / "notes.txt")
+    assert audio_files(tmp_path) == find_audio_files(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MerError, match=r"empty: no audio files \(.mp3 .wav .flac .ogg ...\) found; check the path"):
+        audio_files(tmp_path / "empty")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
+import signal
 import subprocess
 import sys
 
@@ -38,7 +40,7 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert "none of the 2 labelled files could be decoded" in result.stderr and "Traceback" not in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
-    assert "Format not recognised" in result.stderr
+    assert "not an audio file" in result.stderr
     result = run_cli("train", str(tmp_path), "--arch", "resnet9000", "--weights", "none")
     assert result.returncode == 2
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -140,3 +142,88 @@ def test_prepare_lrfind_train_from_the_command_line(tiny_audio, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "r2" / "metrics.json").read_text())
     assert metrics["arch"] == "alexnet" and metrics["lr"] == 1e-3 and metrics["epochs"] == 1
+
+
+def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """The CLI's `main()` in this process: (exit code, standard error)."""
+    from mer_fastai.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["mer-fastai", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return int(exited.value.code or 0), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("error", "phrase"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/data/out/x.png"), "free disk space"),
+        (PermissionError(errno.EACCES, "Permission denied", "/data/out"), "check its permissions"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "/data/out"), "name a file"),
+    ],
+)
+def test_os_errors_are_one_line_naming_the_file_and_the_fix(error, phrase, capsys, monkeypatch):
+    def fail(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr("mer_fastai.prepare.prepare_dataset", fail)
+    code, err = run_main(["prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {error.filename}: {error.strerror}; ") and phrase in err
+    with pytest.raises(OSError):
+        run_main(["--debug", "prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
+
+
+def test_usage_errors_keep_exit_2(capsys, monkeypatch):
+    code, err = run_main(["train", "data", "--no-such-option"], capsys, monkeypatch)
+    assert code == 2 and "No such option" in err and "Traceback" not in err
+
+
+def test_ctrl_c_is_one_line_saying_what_is_kept_and_exit_130(tmp_path):
+    code = (
+        "import sys, time\n"
+        "import mer_fastai.prepare as core\n"
+        "def slow(*args, **kwargs):\n"
+        "    print('started', flush=True)\n"
+        "    time.sleep(120)\n"
+        "core.prepare_dataset = slow\n"
+        "from mer_fastai.cli.main import main\n"
+        "sys.argv = ['mer-fastai', 'prepare', 'clips', '--feature', 'emotions', '--out', 'd']\n"
+        "main()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "started"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip() == "interrupted: finished results are kept; rerun the same command to resume"
+
+
+def test_an_error_line_keeps_brackets_literally(capsys, monkeypatch):
+    from mer_fastai.errors import MerError
+
+    def fail(*_args, **_kwargs):
+        raise MerError("model.json: 'stats' must be [mean, std] of 3 numbers each; re-export the model")
+
+    monkeypatch.setattr("mer_fastai.prepare.prepare_dataset", fail)
+    code, err = run_main(["prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
+    assert (
+        code == 2
+        and err.strip() == "error: model.json: 'stats' must be [mean, std] of 3 numbers each; re-export the model"
+    )
+
+
+def test_an_interrupt_names_what_the_command_kept(capsys, monkeypatch):
+    from mer_fastai.errors import Interrupted
+
+    def interrupted(*_args, **_kwargs):
+        raise Interrupted("3 finished cell(s) kept in runs/x/results.csv")
+
+    monkeypatch.setattr("mer_fastai.prepare.prepare_dataset", interrupted)
+    code, err = run_main(["prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
+    assert code == 130
+    assert err.strip() == "interrupted: 3 finished cell(s) kept in runs/x/results.csv; rerun the same command to resume"

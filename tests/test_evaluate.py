@@ -68,18 +68,37 @@ def test_labels_outside_the_model_are_an_error(tiny_run, tiny_audio, tmp_path): 
         )
 
 
-def test_excluded_clips_are_skipped_and_unlabeled_need_a_flag(tiny_run, tiny_audio, tmp_path):  # noqa: F811
+def test_blank_and_unlabeled_clips_need_a_flag_and_are_reported(tiny_run, tiny_audio, tmp_path):  # noqa: F811
     predictor = Predictor.load(tiny_run, device="cpu")
-    labels = folder_labels(tiny_audio) | {"sad_00": ""}  # an empty label: left out of the feature
+    labels = folder_labels(tiny_audio)
     del labels["sad_01"]  # no row at all
-    path = write_labels(tmp_path / "l.csv", labels)
-    options = {"labels": path, "id_column": "clip", "label_column": "mood", "progress": False}
+    options = {"id_column": "clip", "label_column": "mood", "progress": False}
     with pytest.raises(MerError, match="sad_01.wav: id 'sad_01' has no row"):
-        evaluate(predictor, tiny_audio / "sad", tmp_path / "a", **options)
-    result = evaluate(predictor, tiny_audio / "sad", tmp_path / "b", skip_unlabeled=True, **options)
+        evaluate(
+            predictor, tiny_audio / "sad", tmp_path / "a", labels=write_labels(tmp_path / "l.csv", labels), **options
+        )
+    path = write_labels(tmp_path / "l.csv", labels | {"sad_00": ""})  # a blank label: refused unless skipped
+    with pytest.raises(MerError, match=r"row \d+ has no usable value in column 'mood'.*--skip-unlabeled"):
+        evaluate(predictor, tiny_audio / "sad", tmp_path / "a", labels=path, **options)
+    assert not (tmp_path / "a").exists()  # a failed evaluate leaves no folder behind
+    result = evaluate(predictor, tiny_audio / "sad", tmp_path / "b", labels=path, skip_unlabeled=True, **options)
     assert result.metrics["n_tracks"] == 2
     reasons = {Path(s.file).stem: s.reason for s in result.skipped}
-    assert set(reasons) == {"sad_00", "sad_01"} and "left out of feature" in reasons["sad_00"]
+    assert set(reasons) == {"sad_00", "sad_01"} and "no usable value" in reasons["sad_00"]
+
+
+def test_equal_file_names_in_class_folders_keep_their_own_truth(tiny_run, tiny_audio, tmp_path):  # noqa: F811
+    audio = tmp_path / "audio"
+    for folder in ("happy", "sad"):
+        (audio / folder).mkdir(parents=True)
+        for i, wav in enumerate(sorted((tiny_audio / folder).glob("*.wav"))[:2]):
+            (audio / folder / f"{i}.wav").symlink_to(wav)
+    evaluate(tiny_run, audio, tmp_path / "eval", progress=False)
+    predictions = {row["clip_id"]: row["true"] for row in rows(tmp_path / "eval" / "predictions.csv")}
+    assert predictions == {"happy/0": "happy", "happy/1": "happy", "sad/0": "sad", "sad/1": "sad"}
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(MerError, match="file.txt: is a file, not a folder"):
+        evaluate(tiny_run, audio, tmp_path / "file.txt", progress=False)
 
 
 def test_cli_evaluate(tiny_run, tiny_audio, tmp_path):  # noqa: F811

@@ -16,9 +16,17 @@ from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
-from mer_fastai.export import export_model
-from mer_fastai.modelfile import load_model, read_model_file, save_model_file
+from mer_fastai.export import export_model, export_onnx
+from mer_fastai.modelfile import (
+    METADATA_KEY,
+    MODEL_FORMAT,
+    load_model,
+    read_model_file,
+    save_model_file,
+    write_safetensors,
+)
 from mer_fastai.predict import Predictor
+from mer_fastai.weights import transfer_weights
 
 from .test_predict import tiny_run  # noqa: F401  (session fixture: one tiny training shared by the modules)
 
@@ -67,6 +75,19 @@ def test_onnx_export_matches_torch_for_any_batch(tiny_run, tmp_path):  # noqa: F
             np.testing.assert_allclose(logits, model(images).numpy(), atol=1e-4)
 
 
+def test_failed_onnx_export_leaves_no_temporary_file(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    onnx = pytest.importorskip("onnx", reason="ONNX export needs `pip install onnx`")
+
+    def refuse(graph):
+        raise ValueError("checker refused the graph")
+
+    monkeypatch.setattr(onnx.checker, "check_model", refuse)
+    model, meta = load_model(tiny_run)
+    with pytest.raises(ValueError, match="checker refused"):
+        export_onnx(model, meta, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_onnx_missing_names_the_install(tiny_run, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     with pytest.raises(MerError, match="pip install onnx"):
@@ -82,6 +103,76 @@ def test_flipped_header_bytes_are_rejected(exported, tmp_path):
     damaged.write_bytes(bytes(data))
     with pytest.raises(MerError, match="not a readable safetensors model file"):
         Predictor.load(damaged)
+
+
+def _flip(source: Path, out: Path, offset: int, mask: int = 0xFF) -> Path:
+    data = bytearray(source.read_bytes())
+    data[offset] ^= mask
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _header_length(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[:8], "little")
+
+
+def test_a_flipped_byte_anywhere_is_refused_in_one_line(tiny_run, exported, tmp_path):  # noqa: F811
+    """Weights, metadata text and header: each refused by load, predict, export and --weights transfer."""
+    data_start = 8 + _header_length(exported)
+    header = exported.read_bytes()[:data_start]
+    damaged = {
+        "weights": _flip(exported, tmp_path / "weights.safetensors", (data_start + exported.stat().st_size) // 2),
+        # 'happy' -> 'Happy' inside the metadata JSON text: still valid JSON, a class silently renamed
+        "metadata": _flip(exported, tmp_path / "metadata.safetensors", header.index(b"happy"), 0x20),
+        "header": _flip(exported, tmp_path / "header.safetensors", 8),
+    }
+    model, _ = load_model(tiny_run)
+    for part, path in damaged.items():
+        expected = "is damaged \\(checksum mismatch" if part != "header" else "not a readable safetensors model file"
+        for load in (
+            read_model_file,
+            Predictor.load,
+            lambda p: export_model(p, tmp_path / "out.safetensors", accept_unverified=True),
+            lambda p: transfer_weights(model, p, "squeezenet1_0"),
+        ):
+            with pytest.raises(MerError, match=expected) as caught:
+                load(path)
+            message = str(caught.value)
+            assert "\n" not in message and message.startswith(f"{path}: ") and "re-export" not in message
+            assert message.endswith("retrain or restore it from a copy")
+    assert not (tmp_path / "out.safetensors").exists()
+    assert read_model_file(exported)[1]["classes"] == ["angry", "happy", "sad", "tender"]  # the original loads
+
+
+def test_a_file_without_checksum_is_refused_until_export_accepts_it(tiny_run, tmp_path):  # noqa: F811
+    from safetensors.torch import save_file
+
+    model, meta = load_model(tiny_run)
+    legacy = tmp_path / "legacy.safetensors"
+    fields = {"format": MODEL_FORMAT.name, **meta.to_dict()}
+    save_file(model.state_dict(), str(legacy), metadata={METADATA_KEY: json.dumps(fields)})  # as older versions
+    with pytest.raises(MerError, match="has no checksum") as caught:
+        Predictor.load(legacy)
+    assert f"mer-fastai export {legacy} --out NEW.safetensors --accept-unverified" in str(caught.value)
+    with pytest.raises(MerError, match="has no checksum"):
+        export_model(legacy, tmp_path / "fixed.safetensors")
+    assert not (tmp_path / "fixed.safetensors").exists()
+    fixed = export_model(legacy, tmp_path / "fixed.safetensors", accept_unverified=True).model_file
+    _, stored = read_model_file(fixed)
+    assert stored["checksum"].startswith("sha256:") and stored["classes"] == list(meta.classes)
+    assert Predictor.load(fixed).classes == list(meta.classes)
+
+
+def test_checksum_of_a_large_model_is_fast(tmp_path):
+    """Hashing is whole buffers: ~256 MB of weights verify in well under two seconds."""
+    import time
+
+    from mer_fastai.modelfile import checksum
+
+    state = {f"layer{i}.weight": torch.ones(16, 1024, 1024) for i in range(4)}
+    started = time.perf_counter()
+    checksum(state, {"classes": ["a", "b"]})
+    assert time.perf_counter() - started < 2.0
 
 
 def test_truncated_file_is_rejected(exported, tmp_path):
@@ -111,20 +202,31 @@ def test_pickle_is_never_loaded(tmp_path):
 
 
 def test_mismatched_or_incomplete_files_are_rejected(tiny_run, tmp_path):  # noqa: F811
-    model, metadata = load_model(tiny_run)
-    cases = {
-        "three_classes": ({**metadata, "classes": ["a", "b", "c"]}, r"has shape \(4"),
-        "other_arch": ({**metadata, "arch": "alexnet"}, "do not match a alexnet model"),
-        "unknown_arch": ({**metadata, "arch": "resnet9000"}, "unknown architecture"),
-        "no_classes": ({k: v for k, v in metadata.items() if k != "classes"}, "lacks 'classes'"),
-        "bad_stats": ({**metadata, "stats": [[0.5], [0.2]]}, "'stats' must be"),
-        "bad_spec": ({**metadata, "spectrogram": {"n_mels": -1}}, "must be positive"),
-        "bad_resize": ({**metadata, "resize": "zoom"}, "'resize' must be one of"),
+    """Checksummed files whose metadata does not fit their weights, or is malformed, are refused on load;
+    `save_model_file` refuses the malformed records before writing anything."""
+    model, meta = load_model(tiny_run)
+    stored = meta.to_dict()
+    mismatched = {
+        "three_classes": ({**stored, "classes": ["a", "b", "c"]}, r"has shape \(4"),
+        "other_arch": ({**stored, "arch": "alexnet"}, "do not match a alexnet model"),
     }
-    for name, (changed, message) in cases.items():
-        path = save_model_file(tmp_path / f"{name}.safetensors", model, changed)
+    malformed = {
+        "unknown_arch": ({**stored, "arch": "resnet9000"}, "unknown architecture"),
+        "no_classes": ({k: v for k, v in stored.items() if k != "classes"}, "lacks 'classes'"),
+        "bad_stats": ({**stored, "stats": [[0.5], [0.2]]}, "'stats' must be"),
+        "bad_spec": ({**stored, "spectrogram": {"n_mels": -1}}, "must be positive"),
+        "bad_resize": ({**stored, "resize": "zoom"}, "'resize' must be one of"),
+    }
+    for name, (changed, message) in {**mismatched, **malformed}.items():
+        path = write_safetensors(tmp_path / f"{name}.safetensors", model.state_dict(), changed, MODEL_FORMAT)
         with pytest.raises(MerError, match=message):
             Predictor.load(path)
+    for name, (changed, _) in mismatched.items():
+        assert save_model_file(tmp_path / f"{name}-saved.safetensors", model, changed).is_file()
+    for name, (changed, message) in malformed.items():
+        with pytest.raises(MerError, match=message):
+            save_model_file(tmp_path / f"{name}-saved.safetensors", model, changed)
+        assert not (tmp_path / f"{name}-saved.safetensors").exists()
 
 
 def test_cli_export_and_one_line_error_from_main(tiny_run, exported, tmp_path):  # noqa: F811

@@ -123,6 +123,11 @@ def test_checkpoint_round_trip(gan_run, tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 16)
     with pytest.raises(MerError, match="not a readable GAN checkpoint"):
         load_checkpoint(tmp_path / "broken.safetensors")
+    data = bytearray(copy.read_bytes())
+    data[-5] ^= 0xFF  # a weight byte: the shared reader's checksum catches it, as for model files
+    (tmp_path / "flipped.safetensors").write_bytes(bytes(data))
+    with pytest.raises(MerError, match=r"is damaged \(checksum mismatch"):
+        load_checkpoint(tmp_path / "flipped.safetensors")
 
 
 def test_stylegan_command_lines(tmp_path):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mer_fastai.errors import MerError
-from mer_fastai.labels import labels_from_folders, normalize_id, read_labels
+from mer_fastai.labels import labels_from_folders, match_clips, normalize_id, read_labels
 
 RATINGS_HEADER = "number\tvalence\tenergy\ttension\tanger\tfear\thappy\tsad\ttender\tTARGET"
 
@@ -40,7 +41,7 @@ def test_emotions_keep_the_five_discrete_targets(ratings):
         "3": "sad",
         "5": "tender",
     }
-    assert table.excluded == {"4", "181"}
+    assert set(table.excluded) == {"4", "181"} and "SURPRISE" in table.excluded["4"]
 
 
 def test_dimensions_are_binned_by_tertiles_or_explicit_cuts(ratings):
@@ -90,13 +91,15 @@ def test_generic_csv_classes_and_numeric_ratings(tmp_path):
 def test_ids_match_whatever_the_zero_padding():
     assert normalize_id("001") == normalize_id("1") == normalize_id("001.mp3") == "1"
     assert normalize_id(" MT0001 ") == "MT0001"
+    assert normalize_id("rock/001.mp3") == normalize_id("rock\\1") == normalize_id("./rock/1.wav") == "rock/1"
 
 
-def test_folder_layout(tmp_path):
-    files = [tmp_path / "happy" / "a.wav", tmp_path / "sad" / "b.wav"]
+def test_folder_layout_uses_the_top_level_folder(tmp_path):
+    files = [tmp_path / "happy" / "a.wav", tmp_path / "sad" / "a.wav", tmp_path / "sad" / "live" / "b.wav"]
     assert {k: v.label for k, v in labels_from_folders(tmp_path, files).labels.items()} == {
-        "a": "happy",
-        "b": "sad",
+        "happy/a": "happy",
+        "sad/a": "sad",
+        "sad/live/b": "sad",
     }
     with pytest.raises(MerError, match="class folder"):
         labels_from_folders(tmp_path, [tmp_path / "loose.wav"])
@@ -105,3 +108,74 @@ def test_folder_layout(tmp_path):
 def test_missing_labels_file(tmp_path):
     with pytest.raises(MerError, match="not found"):
         read_labels(tmp_path / "nope.csv", "emotions")
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def generic(path: Path, **kwargs):
+    return read_labels(path, "mood", id_column="file", label_column="mood", **kwargs)
+
+
+def test_duplicate_ids_same_label_is_a_note_conflicting_is_an_error(tmp_path):
+    same = generic(write(tmp_path / "same.csv", "file,mood\n001,happy\n2,sad\n1.mp3,Happy\n"))
+    assert {k: v.label for k, v in same.labels.items()} == {"1": "happy", "2": "sad"}
+    assert len(same.notes) == 1 and "rows 2 and 4" in same.notes[0]
+    with pytest.raises(MerError, match=r"id 'a/1' has conflicting labels in row 2 \(happy\) and row 4 \(sad\)"):
+        generic(write(tmp_path / "conflict.csv", "file,mood\na/1.mp3,happy\nb/1,sad\na/001,sad\n"))
+
+
+@pytest.mark.parametrize("cell", ["", "NaN", "n/a", "abc", "inf"])
+def test_blank_nan_or_text_ratings_name_the_rows_or_are_skipped(tmp_path, cell):
+    values = [f"{1 + i / 2}" for i in range(14)]
+    values[3] = values[9] = cell
+    path = write(tmp_path / "r.csv", "file,v\n" + "".join(f"c{i},{v}\n" for i, v in enumerate(values)))
+    with pytest.raises(MerError, match=r"rows 5, 11 have no usable value in column 'v'.*--skip-unlabeled"):
+        read_labels(path, "energy", id_column="file", label_column="v")
+    table = read_labels(path, "energy", id_column="file", label_column="v", skip_unlabeled=True)
+    assert set(table.excluded) == {"c3", "c9"} and "row 5" in table.excluded["c3"]
+    assert len(table.labels) == 12 and all(
+        np.isfinite(table.cuts)
+    )  # numeric despite the blank: never a class per value
+    assert {clip.label for clip in table.labels.values()} == {"low", "medium", "high"}
+
+
+def test_the_ratings_layout_refuses_a_blank_rating(tmp_path):
+    rows = [("001", 7.1, "", 3.2, 1, 1, 7.3, 1, 1, "HAPPY"), ("002", 2.0, 7.9, 8.0, 8, 2, 1, 1, 1, "ANGER")]
+    with pytest.raises(MerError, match="row 2 has no usable value in column 'energy'"):
+        read_labels(write_ratings(tmp_path / "r.csv", rows), "energy")
+
+
+def test_blank_quadrant_names_its_row(tmp_path):
+    path = write(tmp_path / "a.csv", "Song,Quadrant\nMT1,Q1\nMT2,\n")
+    with pytest.raises(MerError, match="row 3 has no usable value in column 'Quadrant'"):
+        read_labels(path, "valence")
+    with pytest.raises(MerError, match=r"row 2\) is not one of Q1..Q4"):
+        read_labels(write(tmp_path / "b.csv", "Song,Quadrant\nMT1,Q5\n"), "valence")
+
+
+def test_encodings(tmp_path):
+    text = "file,mood\nété/1,gaie\n2,triste\n"
+    for encoding in ("utf-8", "utf-8-sig", "utf-16"):  # Python's utf-16 writes a byte-order mark
+        table = generic(write(tmp_path / f"{encoding}.csv", text.replace("\n", "\r\n"), encoding))
+        assert {k: v.label for k, v in table.labels.items()} == {"été/1": "gaie", "2": "triste"}
+    with pytest.raises(MerError, match=r"latin\.csv: not UTF-8 .*save it as UTF-8"):
+        generic(write(tmp_path / "latin.csv", text, "latin-1"))
+    with pytest.raises(MerError, match=r"bare\.csv: not UTF-8 .*UTF-16 without a byte-order mark"):
+        generic(write(tmp_path / "bare.csv", text, "utf-16-le"))
+
+
+def test_stem_ids_must_name_one_clip_and_path_ids_name_their_clip(tmp_path):
+    files = [tmp_path / "rock" / "001.mp3", tmp_path / "jazz" / "1.wav", tmp_path / "jazz" / "2.wav"]
+    paths = generic(write(tmp_path / "p.csv", "file,mood\nrock/1,loud\njazz\\001.mp3,soft\nx/9,none\n"))
+    matched, excluded, unlabeled = match_clips(tmp_path, files, paths)
+    assert [(f.name, name, clip.label) for f, name, clip in matched] == [
+        ("001.mp3", "rock/001", "loud"),
+        ("1.wav", "jazz/1", "soft"),
+    ]
+    assert not excluded and unlabeled == [files[2]]
+    stems = generic(write(tmp_path / "s.csv", "file,mood\n2,soft\n1,loud\n"))
+    with pytest.raises(MerError, match=r"id '1' matches more than one clip .*use ids with the folder"):
+        match_clips(tmp_path, files, stems)

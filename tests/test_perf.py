@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -14,8 +15,7 @@ from mer_fastai.audio import load_audio
 from mer_fastai.data import load_dataloaders
 from mer_fastai.errors import MerError
 from mer_fastai.feature_cache import can_cache, is_random
-from mer_fastai.learner import create_model
-from mer_fastai.modelfile import read_model_file
+from mer_fastai.modelfile import create_model, read_model
 from mer_fastai.spectrogram import SpecConfig, mel_filters, mel_image, mel_power
 from mer_fastai.tensor_data import load_tensor_dataloaders
 from mer_fastai.train import TrainConfig, _learner, train
@@ -68,7 +68,7 @@ class CountImages:
 
 
 def test_cached_freeze_runs_the_body_once_and_keeps_it(tiny_data, tmp_path, monkeypatch):
-    import mer_fastai.train as train_module
+    train_module = importlib.import_module("mer_fastai.train")
 
     counter = CountImages()
     original = train_module._learner
@@ -87,16 +87,16 @@ def test_cached_freeze_runs_the_body_once_and_keeps_it(tiny_data, tmp_path, monk
     )
     assert run.metrics["cached_features"] is True
     assert counter.images == n_images  # once over every image: not per epoch, not in lr_find or get_preds
-    before, _ = read_model_file(start.run_dir)
-    after, meta = read_model_file(run.run_dir)
+    before, _ = read_model(start.run_dir)
+    after, meta = read_model(run.run_dir)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("0."))  # incl. BN statistics
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("1."))
     history = json.loads((run.run_dir / "history.json").read_text())["history"]
     assert len(history) == 3 and all(row["seconds"] > 0 for row in history)
-    model = create_model(get_arch(meta["arch"]), len(meta["classes"]))
+    model = create_model(get_arch(meta.arch), len(meta.classes))
     model.load_state_dict(after)
     model.eval()
-    dls = load_dataloaders(tiny_data, size=meta["input_size"], bs=8, stats=tuple(meta["stats"]), num_workers=0)
+    dls = load_dataloaders(tiny_data, size=meta.input_size, bs=8, stats=meta.stats, num_workers=0)
     with torch.no_grad():
         predicted = torch.cat([model(xb).argmax(1) for xb, _ in dls.valid])
     targets = torch.cat([yb for _, yb in dls.valid])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
 from mer_fastai.modelfile import load_model, read_model_file, save_model_file
-from mer_fastai.predict import Predictor, TrackPrediction
+from mer_fastai.predict import Predictor, TrackPrediction, output_format, write_predictions
 from mer_fastai.train import TrainConfig, train
 
 TINY_CONFIG = TrainConfig(
@@ -55,9 +56,9 @@ def test_predictor_matches_the_training_pipeline(tiny_run, tiny_data, predictor)
     from mer_fastai.data import load_dataloaders
     from mer_fastai.learner import build_learner
 
-    meta = predictor.metadata
-    spec = get_arch(meta["arch"])
-    dls = load_dataloaders(tiny_data, size=meta["input_size"], bs=4, stats=spec.stats, num_workers=0)
+    meta = predictor.meta
+    spec = get_arch(meta.arch)
+    dls = load_dataloaders(tiny_data, size=meta.input_size, bs=4, stats=spec.stats, num_workers=0)
     learn = build_learner(dls, spec, "none", tiny_run)
     learn.model.load_state_dict(predictor.model.state_dict())
     pngs = sorted((tiny_data / "valid").rglob("*.png"))[:5]
@@ -69,11 +70,11 @@ def test_predictor_matches_the_training_pipeline(tiny_run, tiny_data, predictor)
 
 
 def test_model_file_round_trip_gives_identical_logits(tiny_run, tmp_path, predictor):
-    model, metadata = load_model(tiny_run)
-    copy = save_model_file(tmp_path / "copy.safetensors", model, metadata)
+    model, meta = load_model(tiny_run)
+    copy = save_model_file(tmp_path / "copy.safetensors", model, meta)
     reloaded, again = load_model(copy)
-    assert again["classes"] == metadata["classes"] == ["angry", "happy", "sad", "tender"]
-    assert again["spectrogram"]["segment_seconds"] == 1.0 and again["input_size"] == 64
+    assert again == meta and again.classes == ("angry", "happy", "sad", "tender")
+    assert again.spec.segment_seconds == 1.0 and again.input_size == 64
     batch = torch.rand(2, 3, 64, 64)
     with torch.inference_mode():
         assert torch.equal(model(batch), reloaded(batch))
@@ -86,12 +87,41 @@ def test_crop_resize_matches_fastai_study_validation(predictor, tiny_data):
     from fastai.vision.augment import RandomResizedCrop
     from fastai.vision.core import PILImage
 
-    crop = Predictor(predictor.model, {**predictor.metadata, "resize": "crop"}, device="cpu")
+    crop = Predictor(predictor.model, dataclasses.replace(predictor.meta, resize="crop"), device="cpu")
     png = next((tiny_data / "valid").rglob("*.png"))
     expected = RandomResizedCrop(64)(PILImage.create(png), split_idx=1)
     pixels = torch.from_numpy(np.asarray(expected)).permute(2, 0, 1)[None].float() / 255
     normalised = (pixels - crop.mean) / crop.std
     assert torch.equal(crop.preprocess([np.asarray(Image.open(png))]), normalised)
+
+
+@pytest.mark.parametrize(
+    ("loader", "augment", "resize", "size"),
+    [
+        ("fastai", "none", "squish", 64),
+        ("fastai", "none", "squish", 60),
+        ("fastai", "study", "crop", 64),
+        ("fastai", "study", "crop", 60),
+        ("tensor", "none", "squish", 64),
+    ],
+)
+def test_preprocess_equals_the_training_validation_batches(predictor, tiny_data, loader, augment, resize, size):
+    """Prediction's input is the validation batch training saw, for both resize policies and both loaders."""
+    from mer_fastai.data import load_dataloaders
+    from mer_fastai.tensor_data import load_tensor_dataloaders
+
+    stats = predictor.meta.stats
+    dls = load_dataloaders(tiny_data, size=size, bs=64, stats=stats, augment=augment, num_workers=0)
+    pngs = list(dls.valid_ds.items)  # the validation order: the in-memory loader keeps the same one
+    if loader == "tensor":
+        dls = load_tensor_dataloaders(tiny_data, size=size, bs=64, stats=stats, augment=augment)
+    expected = torch.cat([images.as_subclass(torch.Tensor) for images, _ in dls.valid]).cpu()
+    policy = Predictor(
+        predictor.model, dataclasses.replace(predictor.meta, input_size=size, resize=resize), device="cpu"
+    )
+    batch = policy.preprocess([np.asarray(Image.open(png)) for png in pngs])
+    assert len(pngs) >= 4 and batch.shape == expected.shape == (len(pngs), 3, size, size)
+    assert torch.allclose(batch, expected, rtol=0, atol=1e-6)
 
 
 def clip(tiny_audio: Path, name: str = "happy/happy_00.wav") -> tuple[np.ndarray, int]:
@@ -209,3 +239,46 @@ def test_cli_predict_writes_json_and_csv(tiny_run, tiny_audio, tmp_path):
 def test_cli_predict_bad_format_is_mer_error(tiny_run, tiny_audio):
     result = runner.invoke(app, ["predict", str(tiny_run), str(tiny_audio / "sad"), "--format", "xml"])
     assert isinstance(result.exception, MerError) and "unknown --format 'xml'" in str(result.exception)
+
+
+def test_output_format_follows_the_out_extension(tmp_path):
+    assert output_format(None, None) == "json" and output_format(None, "csv") == "csv"
+    assert output_format(tmp_path / "p.CSV", None) == "csv" and output_format(tmp_path / "p.json", "json") == "json"
+    assert output_format(tmp_path / "p.txt", "csv") == "csv"  # an explicit --format may name any other extension
+    refused = {
+        (tmp_path, None): "is a folder; name a file",
+        (tmp_path / "x.csv", "json"): "--format json: the extension says csv",
+        (tmp_path / "x.xml", None): "--out .*x.xml: unknown extension; use .json or .csv, or pass --format",
+        (tmp_path / "x", None): "unknown extension",
+        (tmp_path / "x.json", "xml"): "unknown --format 'xml'",
+    }
+    for (out, fmt), message in refused.items():
+        with pytest.raises(MerError, match=message):
+            output_format(out, fmt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_predict_refuses_a_bad_out_before_predicting(tiny_run, tiny_audio, tmp_path):
+    for out, extra, message in (
+        (tmp_path, [], "is a folder"),
+        (tmp_path / "x.csv", ["--format", "json"], "the extension says csv"),
+        (tmp_path / "x.xml", [], "unknown extension"),
+    ):
+        result = runner.invoke(app, ["predict", str(tiny_run), str(tiny_audio / "sad"), "--out", str(out), *extra])
+        assert isinstance(result.exception, MerError) and message in str(result.exception)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_no_temporary_file(predictor, tiny_audio, tmp_path, monkeypatch):
+    predictions = predictor.predict_many([tiny_audio / "sad" / "sad_00.wav"])
+    out = tmp_path / "p.json"
+    write_predictions(predictions, predictor, out, "json")
+    before = out.read_bytes()
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(MerError, match="cannot write"):
+        write_predictions(predictions, predictor, out, "csv")
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"] and out.read_bytes() == before

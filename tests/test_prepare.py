@@ -165,7 +165,8 @@ def test_an_interrupted_rerun_never_leaves_a_clip_on_both_sides(tmp_path, tiny_a
     labels.write_text("id,mood\n" + "\n".join(rows) + "\n")
     kwargs = {"id_column": "id", "label_column": "mood", "spec": TINY_SPEC, "progress": False, "workers": 1}
     out = prepare_dataset(tiny_audio, tmp_path / "d", "emotions", labels, **kwargs).out_dir
-    labels.write_text("id,mood\n" + "\n".join(r.replace(",sad", ",happy", 1) for r in rows) + "\n")
+    relabelled = [r.replace(",sad", ",happy") if i < 4 else r for i, r in enumerate(rows)]  # two clips change class
+    labels.write_text("id,mood\n" + "\n".join(relabelled) + "\n")
     original = prepare_module._run_clip
     monkeypatch.setattr(prepare_module, "_run_clip", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
@@ -190,7 +191,11 @@ def test_foreign_folders_older_splits_and_clashing_names_are_refused(tmp_path, t
     info = json.loads((out / "dataset.json").read_text())
     info["settings"]["split"] = "an-older-method"
     (out / "dataset.json").write_text(json.dumps(info))
-    with pytest.raises(MerError, match="older version's train/valid split; pass --overwrite"):
+    with pytest.raises(MerError, match=r"older version of mer-fastai \(another train/valid split\); pass --overwrite"):
+        prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, progress=False)
+    del info["settings"]["format"]  # made before clip ids were relative paths
+    (out / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(MerError, match=r"older version of mer-fastai \(another kind of clip id and train/valid split"):
         prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, progress=False)
     clash = tmp_path / "clash" / "sad"
     clash.mkdir(parents=True)
@@ -200,3 +205,31 @@ def test_foreign_folders_older_splits_and_clashing_names_are_refused(tmp_path, t
     shutil.copy(wav, clash / "other.wav")
     with pytest.raises(MerError, match="same spectrogram names"):
         prepare_dataset(tmp_path / "clash", tmp_path / "c", "emotions", spec=TINY_SPEC, progress=False)
+
+
+def test_warnings_about_the_split_and_the_validation_windows():
+    from mer_fastai.dataset import ManifestRow
+    from mer_fastai.prepare import ClipTask, _split_notes, _window_notes
+
+    tasks = [
+        ClipTask(f"{c}{i}.wav", f"{c}/{i}", f"{c}_{i}", c, side)
+        for c, i, side in [
+            ("calm", 1, "train"),
+            ("calm", 2, "train"),
+            ("loud", 1, "train"),
+            ("loud", 2, "valid"),
+            ("rare", 1, "train"),
+        ]
+    ]
+    notes = _split_notes(tasks)
+    assert len(notes) == 2 and "class 'calm' has no clip in validation" in notes[0]
+    assert "class 'rare' has a single clip" in notes[1]
+    windows = [("valid", "loud", clip) for clip in ["long"] * 5 + ["a", "b"]]
+    windows += [("valid", "calm", "solo"), ("train", "calm", "x")]
+    rows = [
+        ManifestRow(f"{clip}.wav", clip, 0.0, label, split, f"{split}/{label}/{clip}.png")
+        for split, label, clip in windows
+    ]
+    notes = _window_notes(rows)
+    assert notes[0] == "warning: class 'calm' is validated on one clip only ('solo'); its scores rest on it"
+    assert "clip 'long' holds 5 of the 7 validation windows of class 'loud'" in notes[1] and len(notes) == 2

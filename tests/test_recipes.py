@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mer_fastai import runner
-from mer_fastai.errors import MerError
+from mer_fastai import executors
+from mer_fastai.errors import Interrupted, MerError
 from mer_fastai.modelfile import read_model_file
 from mer_fastai.recipe import builtin_names, load_recipe, parse_override
 from mer_fastai.results import load_results
@@ -101,14 +102,14 @@ def test_overrides_filters_and_validation_errors(tiny_recipe):
 
 def test_grid_runs_resumes_and_retries_a_failed_cell(tiny_recipe, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_run_cell = runner.run_cell
+    real_run_cell = executors.run_cell
 
     def flaky(cell):
         if cell.arch == "alexnet" and cell.mode == "whole":
             raise RuntimeError("simulated crash")
         return real_run_cell(cell)
 
-    monkeypatch.setattr(runner, "run_cell", flaky)
+    monkeypatch.setattr(executors, "run_cell", flaky)
     first = run_recipe(tiny_recipe, out, show=False)
     assert len(first.ran) == 3 and list(first.failed.values()) == ["RuntimeError: simulated crash"]
     rows = load_results(out)
@@ -117,7 +118,7 @@ def test_grid_runs_resumes_and_retries_a_failed_cell(tiny_recipe, tmp_path, monk
     assert [v["status"] for v in state.values()].count("failed") == 1
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
 
-    monkeypatch.setattr(runner, "run_cell", real_run_cell)
+    monkeypatch.setattr(executors, "run_cell", real_run_cell)
     second = run_recipe(tiny_recipe, out, show=False)
     assert len(second.ran) == 1 and len(second.skipped) == 3 and not second.failed
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished cells untouched
@@ -257,3 +258,74 @@ def test_results_tables_compare_transfer_and_augmentation():
     )
     assert "| alexnet | emotions · whole | 0.600 (augmentation none) | 0.550 (augmentation gan) | -0.050 |" in table
     assert "emotions · whole · +gan" in table
+
+
+def fake_train(interrupt: set[str]):
+    """A stand-in for the runner's `train`: writes a run folder at once; cells named in `interrupt` get a
+    Ctrl-C half-way, after writing part of their results."""
+    from mer_fastai.train import RUN_FILES, TrainResult, results_folder
+
+    def trained(data_dir, config, out, show=True):
+        with results_folder(Path(out), RUN_FILES) as stage:
+            (stage / "lr_find.png").write_bytes(b"plot")
+            if f"{config.arch}-{config.mode}" in interrupt:
+                (stage / "metrics.json").write_text('{"accuracy": ')
+                raise KeyboardInterrupt
+            metrics = {"epochs": config.epochs, "lr": 1e-3, "accuracy": 0.5, "macro_f1": 0.4, "seconds": 1.0}
+            (stage / "metrics.json").write_text(json.dumps(metrics))
+        return TrainResult(Path(out), 1e-3, metrics)
+
+    return trained
+
+
+def test_ctrl_c_in_a_cell_keeps_results_and_state_consistent(tiny_recipe, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setattr(executors, "train", fake_train({"alexnet-whole"}))
+    with pytest.raises(Interrupted, match=f"^3 finished cell\\(s\\) kept in {re.escape(str(out / 'results.csv'))}$"):
+        run_recipe(tiny_recipe, out, show=False)
+    state = json.loads((out / "state.json").read_text())["cells"]
+    rows = load_results(out)
+    assert [v["status"] for v in state.values()] == ["done"] * 3  # the interrupted cell is not marked finished
+    assert [r["run_dir"] for r in rows] == [v["row"]["run_dir"] for v in state.values()]
+    interrupted = out / "runs" / "tiny-first-small-valence-alexnet-whole-none"
+    assert not interrupted.exists()  # its fresh run folder is gone, nothing half-written stays
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".partial"))
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
+    assert len(stamps) == 3
+
+    monkeypatch.setattr(executors, "train", fake_train(set()))
+    resumed = run_recipe(tiny_recipe, out, show=False)
+    assert resumed.ran == [interrupted.name] and len(resumed.skipped) == 3
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # earlier cells untouched
+
+    finished = (interrupted / "metrics.json").read_text()
+    monkeypatch.setattr(executors, "train", fake_train({"alexnet-whole"}))
+    with pytest.raises(KeyboardInterrupt):  # a changed setting reruns the cell, and Ctrl-C stops it
+        run_recipe(tiny_recipe, out, overrides=["epochs=2"], archs=["alexnet"], modes=["whole"], show=False)
+    assert (interrupted / "metrics.json").read_text() == finished  # its finished run is kept as it was
+    assert len(load_results(out)) == 4
+
+
+def test_run_out_is_checked_locked_and_not_left_empty(tiny_recipe, tmp_path):
+    from mer_fastai.files import output_folder
+
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    with pytest.raises(MerError, match="is a file, not a folder"):
+        run_recipe(tiny_recipe, taken, show=False)
+    busy = tmp_path / "busy"
+    with output_folder(busy), pytest.raises(MerError, match=r"another mer-fastai process \(PID \d+\)"):
+        run_recipe(tiny_recipe, busy, show=False)
+    missing_audio = tmp_path / "never"
+    with pytest.raises(MerError):
+        run_recipe(tiny_recipe, missing_audio, overrides=[f"datasets.small.audio={tmp_path / 'no-audio'}"], show=False)
+    assert not missing_audio.exists()
+
+
+def test_invalid_yaml_is_one_line_with_line_and_column(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("experiment: x\nstages:\n  - name: a\n   dataset: b\n")
+    with pytest.raises(MerError) as error:
+        load_recipe(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}, line 4, column ") and "not valid YAML" in message and "\n" not in message

@@ -9,8 +9,7 @@ import torch
 
 from mer_fastai.archs import get_arch
 from mer_fastai.errors import MerError
-from mer_fastai.learner import create_model
-from mer_fastai.modelfile import read_model_file
+from mer_fastai.modelfile import create_model, read_model
 from mer_fastai.train import TrainConfig, find_lr, train
 
 RUN_FILES = {
@@ -61,11 +60,11 @@ def test_train_writes_the_report(whole_run):
 def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):
     from mer_fastai.data import load_dataloaders
 
-    state, meta = read_model_file(whole_run.run_dir)
-    model = create_model(get_arch(meta["arch"]), len(meta["classes"]))
+    state, meta = read_model(whole_run.run_dir)
+    model = create_model(get_arch(meta.arch), len(meta.classes))
     model.load_state_dict(state)
     model.eval()
-    dls = load_dataloaders(tiny_data, size=meta["input_size"], bs=8, stats=tuple(meta["stats"]), num_workers=0)
+    dls = load_dataloaders(tiny_data, size=meta.input_size, bs=8, stats=meta.stats, num_workers=0)
     correct = total = 0
     with torch.no_grad():
         for xb, yb in dls.valid:
@@ -78,14 +77,14 @@ def test_freeze_leaves_the_body_untouched_and_whole_changes_it(tiny_data, tmp_pa
     start = tmp_path / "start"
     frozen = train(tiny_data, tiny(mode="freeze", weights=str(whole_run.run_dir), lr=1e-2), start, show=False)
     assert frozen.metrics["cached_features"]  # the head trained on the body's features computed once
-    before, _ = read_model_file(whole_run.run_dir)
-    after, _ = read_model_file(frozen.run_dir)
+    before, _ = read_model(whole_run.run_dir)
+    after, _ = read_model(frozen.run_dir)
     body = [k for k in before if k.startswith("0.")]
     head = [k for k in before if k.startswith("1.") and before[k].dtype.is_floating_point]
     assert all(torch.equal(before[k], after[k]) for k in body)  # incl. BatchNorm statistics
     assert any(not torch.equal(before[k], after[k]) for k in head)
     whole = train(tiny_data, tiny(mode="whole", weights=str(whole_run.run_dir), lr=1e-2), tmp_path / "w", show=False)
-    changed, _ = read_model_file(whole.run_dir)
+    changed, _ = read_model(whole.run_dir)
     assert any(not torch.equal(before[k], changed[k]) for k in body)
 
 
@@ -98,9 +97,9 @@ def test_cached_features_train_the_same_model_as_a_frozen_body(tiny_data, tmp_pa
     cached = train(tiny_data, tiny(**settings), tmp_path / "cached", show=False)
     plain = train(tiny_data, tiny(**settings, feature_cache=False), tmp_path / "plain", show=False)
     assert cached.metrics["cached_features"] and not plain.metrics["cached_features"]
-    start, _ = read_model_file(whole_run.run_dir)
-    fast, _ = read_model_file(cached.run_dir)
-    slow, _ = read_model_file(plain.run_dir)
+    start, _ = read_model(whole_run.run_dir)
+    fast, _ = read_model(cached.run_dir)
+    slow, _ = read_model(plain.run_dir)
     assert fast.keys() == slow.keys() == start.keys()
     body = [k for k in start if k.startswith("0.")]
     assert all(torch.equal(fast[k], start[k]) and torch.equal(slow[k], start[k]) for k in body)
@@ -126,7 +125,8 @@ def test_weights_from_another_arch_are_refused(tiny_data, tmp_path, whole_run):
         ({"weights": "/no/such/model"}, "--weights"),
         ({"monitor": "speed"}, "--monitor"),
         ({"mode": "partial"}, "freeze or whole"),
-        ({"arch": "inception_v3", "size": 64}, "at least 75 px"),
+        ({"arch": "inception_v3", "size": 64}, "too small for inception_v3; use 75 to"),
+        ({"size": 100000}, "--size 100000 is too large"),
     ],
 )
 def test_bad_settings_are_clear_errors(tiny_data, tmp_path, overrides, message):
@@ -137,3 +137,41 @@ def test_bad_settings_are_clear_errors(tiny_data, tmp_path, overrides, message):
 def test_not_a_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(MerError, match="mer-fastai prepare"):
         train(tmp_path, tiny(), tmp_path / "run", show=False)
+
+
+def test_a_class_without_validation_images_is_warned_and_reported(tiny_data, tmp_path, capsys):
+    import csv
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    shutil.rmtree(data / "valid" / "tender")  # a consistent data set whose 'tender' clips all train
+    with (data / "manifest.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if not (r["split"] == "valid" and r["label"] == "tender")]
+    with (data / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = train(data, tiny(mode="whole", size=32, lr=1e-3), tmp_path / "run", show=False)
+    assert "class(es) tender have training images but none in validation" in " ".join(capsys.readouterr().err.split())
+    metrics = result.metrics
+    assert metrics["per_class"]["tender"]["support"] == 0 and metrics["absent_classes"] == ["tender"]
+    assert sum(c["support"] for c in metrics["per_class"].values()) == len([r for r in rows if r["split"] == "valid"])
+    tender_predicted = sum(row[-1] for row in metrics["confusion_matrix"])  # classes are sorted: tender last
+    scored = [c for c in metrics["classes"] if c != "tender" or tender_predicted]
+    assert metrics["macro_f1"] == pytest.approx(sum(metrics["per_class"][c]["f1"] for c in scored) / len(scored))
+
+
+def test_macro_f1_leaves_out_a_class_with_no_item_and_no_prediction():
+    import numpy as np
+
+    from mer_fastai.report import classification_metrics, text_report
+
+    classes = ["a", "b", "c"]
+    targets, predicted = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])
+    metrics = classification_metrics(targets, predicted, classes)
+    assert metrics["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2) and metrics["absent_classes"] == ["c"]
+    assert "left out of the averages): c" in text_report(targets, predicted, classes)
+    predicted_c = classification_metrics(targets, np.array([0, 2, 1, 1]), classes)
+    assert predicted_c["macro_f1"] == pytest.approx((2 / 3 + 1 + 0) / 3)  # a wrong guess of 'c' counts

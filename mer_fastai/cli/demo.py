@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..demo import run_demo
 from . import options
 
 
@@ -19,6 +18,8 @@ def command(
     weights: str = typer.Option("none", "--weights", help="Starting weights (none needs no download)."),
 ) -> None:
     """Synthesise a small emotion data set, prepare it, train a model and show the report."""
+    from ..demo import run_demo
+
     run_demo(out, arch=arch, epochs=epochs, size=size, clips_per_class=clips, weights=weights)
 
 

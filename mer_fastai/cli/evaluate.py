@@ -5,47 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from ..evaluate import evaluate
-from ..labels import FEATURES
 from ..progress import console
-from ..report import summary_table
+from . import options
 from .predict import Aggregate, Bs, Device, Hop, Model, Window
-from .prepare import parse_cuts
 
 
 def command(
     model: Path = Model,
     audio_dir: Path = typer.Argument(..., help="Folder of labelled audio clips (searched recursively)."),
-    labels: Path = typer.Option(
-        None,
-        "--labels",
-        "-l",
-        help="Ratings/quadrant/generic CSV; omit when clips sit in one folder per class.",
-    ),
-    feature: str = typer.Option(
-        None,
-        "--feature",
-        "-f",
-        help=f"Task: {', '.join(FEATURES)} or a --label-column name (default: the model's).",
-    ),
+    labels: Path = options.Labels,
+    feature: str = options.feature_option(required=False),
     out: Path = typer.Option(
         ...,
         "--out",
         "-o",
         help="Folder for metrics.json, the report, the confusion matrix and predictions.csv.",
     ),
-    group_by: str = typer.Option(
-        None,
-        "--group-by",
-        help="Labels column copied to predictions.csv as each track's group (e.g. Artist).",
-    ),
-    id_column: str = typer.Option(None, "--id-column", help="Generic CSV: column holding the clip id (file stem)."),
-    label_column: str = typer.Option(None, "--label-column", help="Generic CSV: column holding the class or rating."),
-    cuts: str = typer.Option(
-        None, "--cuts", help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles)."
-    ),
-    skip_unlabeled: bool = typer.Option(False, "--skip-unlabeled", help="Skip audio files with no row in --labels."),
+    group_by: str = options.group_by_option("copied to predictions.csv as each track's group (e.g. Artist)"),
+    id_column: str = options.IdColumn,
+    label_column: str = options.LabelColumn,
+    cuts: str = options.Cuts,
+    skip_unlabeled: bool = options.SkipUnlabeled,
     window: float = Window,
     hop: float = Hop,
     aggregate: str = Aggregate,
@@ -53,6 +35,9 @@ def command(
     device: str = Device,
 ) -> None:
     """Score a model's track labels against known labels: accuracy, macro-F1, report, confusion matrix."""
+    from ..evaluate import evaluate
+    from ..report import summary_table
+
     result = evaluate(
         model,
         audio_dir,
@@ -62,7 +47,7 @@ def command(
         group_by=group_by,
         id_column=id_column,
         label_column=label_column,
-        cuts=parse_cuts(cuts),
+        cuts=options.parse_cuts(cuts),
         window=window,
         hop=hop,
         aggregate=aggregate,
@@ -78,7 +63,9 @@ def command(
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} file(s):")
         for item in result.skipped:
-            console.print(f"  [yellow]{item.file}: {item.reason}", soft_wrap=True, highlight=False)
+            console.print(f"  [yellow]{escape(f'{item.file}: {item.reason}')}", soft_wrap=True, highlight=False)
+    for note in metrics["notes"]:
+        console.print(f"  [yellow]{escape(note)}", soft_wrap=True, highlight=False)
     console.print(f"report folder: [bold]{result.out_dir}")
 
 

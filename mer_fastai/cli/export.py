@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..export import export_model
 from ..progress import console
 
 
@@ -20,9 +19,17 @@ def command(
         "--onnx",
         help="Also write <out>.onnx (input 'image' N×3×size×size, output 'logits'); needs onnx.",
     ),
+    accept_unverified: bool = typer.Option(
+        False,
+        "--accept-unverified",
+        help="Accept a model file without a checksum (written by an older mer-fastai) and write it with one; "
+        "only for files you trust. Files that have a checksum are always verified.",
+    ),
 ) -> None:
     """Write a validated, self-describing model file with the run's metrics; optionally ONNX too."""
-    result = export_model(run_dir, out, onnx=onnx)
+    from ..export import export_model
+
+    result = export_model(run_dir, out, onnx=onnx, accept_unverified=accept_unverified)
     meta = result.metadata
     console.print(f"model file: [bold]{result.model_file}[/] ({meta['arch']}, classes {', '.join(meta['classes'])})")
     if result.onnx_file:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from ..gan import BACKENDS, generate_images, train_gan
-from ..gan.train import GanResult
+from ..choices import GAN_BACKENDS
 from ..progress import console
 from . import options
+
+if TYPE_CHECKING:
+    from ..gan.train import GanResult
 
 gan_app = typer.Typer(
     help="GAN augmentation: train a class-conditional GAN on a data set's training images, generate more.",
@@ -28,7 +31,7 @@ def train_command(
         "diffaug",
         "--backend",
         "-b",
-        help=f"{' or '.join(BACKENDS)} (needs an NVIDIA GPU and --stylegan-dir).",
+        help=f"{' or '.join(GAN_BACKENDS)} (needs an NVIDIA GPU and --stylegan-dir).",
     ),
     out: Path = options.out_option("gan-run", "the GAN run (network, gan.json, metrics.json, samples.png)"),
     steps: int = typer.Option(2000, "--steps", help="diffaug: training steps (batches)."),
@@ -52,6 +55,8 @@ def train_command(
     ),
 ) -> None:
     """Train a class-conditional GAN on the training split only, then score it and save sample images."""
+    from ..gan import train_gan
+
     result = train_gan(
         data_dir,
         out,
@@ -83,6 +88,8 @@ def generate_command(
     ),
 ) -> None:
     """Write N generated spectrograms per class; add them to training with `train --augment-dir OUT`."""
+    from ..gan import generate_images
+
     written = generate_images(gan_run, n, out, classes, seed=seed, stylegan_python=stylegan_python)
     for name, paths in written.items():
         console.print(f"{name}: {len(paths)} images in {out / name}")

@@ -1,16 +1,52 @@
-"""The `mer-fastai` entry point: registers the subcommands and turns errors into one line."""
+"""The `mer-fastai` entry point: registers the subcommands and turns errors into one line.
+
+Every subcommand module imports its heavy libraries (torch, fastai, ...) inside its command function, so
+`--help`, usage errors and light commands start at once; `tests/test_startup.py` keeps it so.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import warnings
+from typing import NoReturn
 
 import typer
+from rich.markup import escape
 
-from ..errors import MerError
+from ..errors import Interrupted, MerError
 from ..progress import console
-from . import baseline, demo, evaluate, export, gan, lrfind, predict, prepare, recipes, results, run, train
+from . import (
+    baseline,
+    demo,
+    embed,
+    evaluate,
+    export,
+    gan,
+    lrfind,
+    predict,
+    prepare,
+    recipes,
+    report,
+    results,
+    run,
+    train,
+)
+
+KEPT = "finished results are kept"
+OS_ERROR_FIXES = {
+    errno.ENOSPC: "free disk space, then rerun the same command",
+    errno.EDQUOT: "free disk space (quota exceeded), then rerun the same command",
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "the file system is read-only; choose another path",
+    errno.EISDIR: "it is a folder; name a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EEXIST: "it already exists; remove it or choose another path",
+    errno.ENOENT: "check the path",
+    errno.ENOTEMPTY: "the folder is not empty; empty it or choose another path",
+}
 
 app = typer.Typer(
     name="mer-fastai",
@@ -32,20 +68,73 @@ def options(
         warnings.filterwarnings("ignore")
 
 
-for module in (prepare, lrfind, train, run, recipes, results, demo, predict, evaluate, export, baseline, gan):
+for module in (
+    prepare,
+    lrfind,
+    train,
+    run,
+    recipes,
+    results,
+    report,
+    demo,
+    predict,
+    embed,
+    evaluate,
+    export,
+    baseline,
+    gan,
+):
     module.register(app)
 
 
-def main() -> None:
-    """Run the CLI; a user error is one red line on stderr and exit status 2."""
+def main() -> NoReturn:
+    """Run the CLI: a user error is one red line on stderr and exit status 2; Ctrl-C one line and 130."""
     debug = "--debug" in sys.argv or os.environ.get("MER_FASTAI_DEBUG") == "1"
     try:
-        app()
+        app()  # standalone: always ends in SystemExit (usage errors: click's message and exit 2)
+    except SystemExit as exc:
+        interrupt = _interrupt_in_chain(exc)  # typer turns Ctrl-C into a silent exit 130
+        if interrupt is None:
+            raise
+        fail(interrupted_line(interrupt), 130)
+    except KeyboardInterrupt as exc:
+        fail(interrupted_line(exc), 130)
     except MerError as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: finished results are kept; rerun the command to resume")
-        sys.exit(130)
+        fail(f"[bold red]error:[/] {escape(str(exc))}", 2)
+    except OSError as exc:
+        if debug:
+            raise
+        fail(f"[bold red]error:[/] {escape(describe_os_error(exc))}", 2)
+    sys.exit(0)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print `message` as one line on stderr and exit with `code`."""
+    console.print(message, soft_wrap=True, highlight=False)
+    sys.exit(code)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """`<file>: <what the system said>; <the fix>` for an operating-system error (disk full, permissions, ...)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    fix = OS_ERROR_FIXES.get(exc.errno, "check the path, then rerun the same command")
+    files = [str(name) for name in (exc.filename, exc.filename2) if name is not None]
+    return f"{' -> '.join(files)}: {reason}; {fix}" if files else f"{reason}; {fix}"
+
+
+def interrupted_line(interrupt: KeyboardInterrupt) -> str:
+    """The one line printed after Ctrl-C: what was kept (`Interrupted` says it) and how to resume."""
+    kept = str(interrupt) if isinstance(interrupt, Interrupted) and str(interrupt) else KEPT
+    return escape(f"interrupted: {kept}; rerun the same command to resume")
+
+
+def _interrupt_in_chain(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt among the causes of `exc`, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -6,41 +6,15 @@ from pathlib import Path
 
 import typer
 
-from ..archs import ARCHS
+from ..config import ARCH_HELP as ARCH_HELP  # re-exported: the help of every --arch
+from ..config import cli_option
+from ..errors import MerError
+from ..labels import FEATURES
 
-ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
-
-Arch = typer.Option(..., "--arch", "-a", help=ARCH_HELP)
-Mode = typer.Option("freeze", "--mode", "-m", help="freeze: only the head learns; whole: every layer learns.")
-Weights = typer.Option(
-    "imagenet",
-    "--weights",
-    help="Starting weights: imagenet, none, or a model file / run folder of an earlier run.",
-)
-Bs = typer.Option(32, "--bs", help="Batch size.")
-Size = typer.Option(None, "--size", help="Training resolution in pixels (default: the architecture's, e.g. 224).")
-Seed = typer.Option(42, "--seed", help="Random seed.")
-TrainBn = typer.Option(False, "--train-bn", help="In freeze mode, keep BatchNorm layers of the body trainable.")
-Workers = typer.Option(
-    None, "--workers", help="Data-loading processes of the per-image pipeline (--no-cache; default: up to 2)."
-)
-Cache = typer.Option(
-    True,
-    "--cache/--no-cache",
-    help="Decode every spectrogram once into memory and normalise per batch; --no-cache re-reads the PNGs "
-    "every epoch (always so with --augment study).",
-)
-FeatureCache = typer.Option(
-    True,
-    "--feature-cache/--no-feature-cache",
-    help="Freeze mode without --train-bn or augmentation: run the frozen body once over the images and "
-    "train only the head on its cached features (the same training, a fraction of the time).",
-)
-ChannelsLast = typer.Option(
-    True,
-    "--channels-last/--no-channels-last",
-    help="Keep convolution weights in channels-last memory format (faster on CPU for the table's CNNs).",
-)
+# Training settings other commands share: declared once, in TrainConfig (mer_fastai/config.py).
+Seed = cli_option("seed")
+Track = cli_option("track")
+TrackingUri = cli_option("tracking_uri")
 DataDir = typer.Argument(..., help="A data set folder made by `mer-fastai prepare`.", exists=False)
 
 
@@ -48,7 +22,49 @@ def out_option(default: str, what: str) -> Path:
     return typer.Option(Path(default), "--out", "-o", help=f"Folder for {what}.")
 
 
-Track = typer.Option(None, "--track", help="Log the run to an experiment tracker: mlflow (needs mer-fastai[mlflow]).")
-TrackingUri = typer.Option(
-    None, "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlruns)."
+# Labels: how `prepare` and `evaluate` read the labels of audio clips.
+Labels = typer.Option(
+    None, "--labels", "-l", help="Ratings/quadrant/generic CSV; omit when clips sit in one folder per class."
 )
+IdColumn = typer.Option(
+    None,
+    "--id-column",
+    help="Generic CSV: column holding the clip id (path relative to the audio folder, or file stem).",
+)
+LabelColumn = typer.Option(None, "--label-column", help="Generic CSV: column holding the class or rating.")
+Cuts = typer.Option(None, "--cuts", help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles).")
+SkipUnlabeled = typer.Option(
+    False,
+    "--skip-unlabeled",
+    help="Leave out audio files with no row in --labels, or whose label cell is blank/NaN/not a number "
+    "(reported as skipped).",
+)
+
+
+def feature_option(required: bool) -> str:
+    """--feature: required by `prepare`; `evaluate` defaults to the model's task."""
+    if required:
+        return typer.Option(
+            ..., "--feature", "-f", help=f"Task: {', '.join(FEATURES)} (or any name with --label-column)."
+        )
+    return typer.Option(
+        None, "--feature", "-f", help=f"Task: {', '.join(FEATURES)} or a --label-column name (default: the model's)."
+    )
+
+
+def group_by_option(purpose: str) -> str:
+    """--group-by: a labels column, used as `purpose` says."""
+    return typer.Option(None, "--group-by", help=f"Labels column {purpose}.")
+
+
+def parse_cuts(text: str | None) -> list[float] | None:
+    """The two sorted cut points of --cuts, or None when it is not given."""
+    if not text:
+        return None
+    try:
+        values = sorted(float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise MerError(f"--cuts must be two comma-separated numbers such as 3.5,6.5 (got {text!r})") from exc
+    if len(values) != 2:
+        raise MerError(f"--cuts needs exactly two cut points for three levels (got {text!r})")
+    return values

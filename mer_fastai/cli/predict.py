@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ..predict import (
-    AGGREGATES,
-    FORMATS,
-    Predictions,
-    Predictor,
-    output_format,
-    render_predictions,
-    write_predictions,
-)
+from ..choices import AGGREGATES, FORMATS
 from ..progress import console
+
+if TYPE_CHECKING:
+    from ..predict import Predictions
 
 Model = typer.Argument(..., help="A model file (.safetensors) or a run folder made by `mer-fastai train`.")
 Window = typer.Option(None, "--window", help="Window length in seconds (default: the model's training window).")
@@ -48,7 +45,8 @@ def command(
     fmt: str = typer.Option(
         None,
         "--format",
-        help=f"Output format: {', '.join(FORMATS)} (default: from the --out suffix, else json).",
+        help=f"Output format: {', '.join(FORMATS)} (default: from the --out extension .json/.csv; another "
+        "extension needs --format; without --out: json on standard output).",
     ),
     out: Path = typer.Option(
         None,
@@ -59,6 +57,8 @@ def command(
     device: str = Device,
 ) -> None:
     """Predict the emotion class of each track, window by window, and aggregate per track."""
+    from ..predict import Predictor, output_format, render_predictions, write_predictions
+
     chosen = output_format(out, fmt) if out or fmt else None
     predictor = Predictor.load(model, device=device, bs=bs)
     predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
@@ -70,7 +70,7 @@ def command(
         write_predictions(predictions, predictor, out, chosen)
         console.print(f"{len(predictions)} track(s) written to [bold]{out}")
     for item in predictions.skipped:
-        console.print(f"  [yellow]skipped[/] {item.file}: {item.reason}", soft_wrap=True, highlight=False)
+        console.print(f"  [yellow]skipped[/] {escape(f'{item.file}: {item.reason}')}", soft_wrap=True, highlight=False)
     if predictions.skipped:
         total = len(predictions) + len(predictions.skipped)
         console.print(f"[yellow]skipped {len(predictions.skipped)} of {total} file(s)")

@@ -5,48 +5,39 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from ..labels import FEATURES
-from ..prepare import prepare_dataset
 from ..progress import console
-from ..spectrogram import SpecConfig
+from . import options
 
 
 def command(
     audio_dir: Path = typer.Argument(..., help="Folder of audio clips (searched recursively)."),
-    labels: Path = typer.Option(
-        None,
-        "--labels",
-        "-l",
-        help="Ratings/quadrant/generic CSV; omit when clips sit in one folder per class.",
-    ),
-    feature: str = typer.Option(
-        ..., "--feature", "-f", help=f"Task: {', '.join(FEATURES)} (or any name with --label-column)."
-    ),
+    labels: Path = options.Labels,
+    feature: str = options.feature_option(required=True),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the data set (train/, valid/, manifest.csv)."),
     segment_seconds: float = typer.Option(10.0, "--segment-seconds", help="Window length in seconds."),
     hop_seconds: float = typer.Option(
         None, "--hop-seconds", help="Window hop in seconds (default: the window length)."
     ),
     valid_pct: float = typer.Option(0.2, "--valid-pct", help="Share of clips (or groups) held out for validation."),
-    group_by: str = typer.Option(
-        None, "--group-by", help="Labels column whose values never straddle the split (e.g. Artist)."
-    ),
+    group_by: str = options.group_by_option("whose values never straddle the split (e.g. Artist)"),
     seed: int = typer.Option(42, "--seed", help="Random seed of the split."),
-    id_column: str = typer.Option(None, "--id-column", help="Generic CSV: column holding the clip id (file stem)."),
-    label_column: str = typer.Option(None, "--label-column", help="Generic CSV: column holding the class or rating."),
-    cuts: str = typer.Option(
-        None, "--cuts", help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles)."
-    ),
+    id_column: str = options.IdColumn,
+    label_column: str = options.LabelColumn,
+    cuts: str = options.Cuts,
     sample_rate: int = typer.Option(22050, "--sample-rate", help="Resampling rate in Hz."),
     n_mels: int = typer.Option(128, "--n-mels", help="Mel bands (image height)."),
     n_fft: int = typer.Option(2048, "--n-fft", help="FFT size."),
     hop_length: int = typer.Option(512, "--hop-length", help="STFT hop in samples."),
-    skip_unlabeled: bool = typer.Option(False, "--skip-unlabeled", help="Skip audio files with no row in --labels."),
+    skip_unlabeled: bool = options.SkipUnlabeled,
     workers: int = typer.Option(None, "--workers", help="Parallel processes (default: all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete a data set made with other settings in --out."),
 ) -> None:
     """Turn audio clips and labels into a mel-spectrogram data set (ImageFolder layout)."""
+    from ..prepare import prepare_dataset
+    from ..spectrogram import SpecConfig
+
     spec = SpecConfig(
         sample_rate=sample_rate,
         n_fft=n_fft,
@@ -66,26 +57,12 @@ def command(
         seed=seed,
         id_column=id_column,
         label_column=label_column,
-        cuts=parse_cuts(cuts),
+        cuts=options.parse_cuts(cuts),
         skip_unlabeled=skip_unlabeled,
         workers=workers,
         overwrite=overwrite,
     )
     print_summary(result)
-
-
-def parse_cuts(text: str | None) -> list[float] | None:
-    from ..errors import MerError
-
-    if not text:
-        return None
-    try:
-        values = sorted(float(part) for part in text.split(","))
-    except ValueError as exc:
-        raise MerError(f"--cuts must be two comma-separated numbers such as 3.5,6.5 (got {text!r})") from exc
-    if len(values) != 2:
-        raise MerError(f"--cuts needs exactly two cut points for three levels (got {text!r})")
-    return values
 
 
 def print_summary(result) -> None:
@@ -102,7 +79,9 @@ def print_summary(result) -> None:
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} file(s):")
         for item in result.skipped:
-            console.print(f"  [yellow]{item['reason']}", soft_wrap=True, highlight=False)
+            console.print(f"  [yellow]{escape(item['reason'])}", soft_wrap=True, highlight=False)
+    for note in result.notes:
+        console.print(f"  [yellow]{escape(note)}", soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from ..progress import console
-from ..recipe import builtin_names, load_recipe, recipe_text
 
 recipes_app = typer.Typer(help="List and print the built-in experiment recipes.", invoke_without_command=True)
 
@@ -17,6 +16,8 @@ def list_recipes(ctx: typer.Context) -> None:
     """List the built-in recipes with their grids."""
     if ctx.invoked_subcommand:
         return
+    from ..recipe import builtin_names, load_recipe
+
     table = Table(title="built-in recipes (mer-fastai run NAME)", title_justify="left")
     for column in ("name", "description", "stages", "cells"):
         table.add_column(column)
@@ -30,6 +31,8 @@ def list_recipes(ctx: typer.Context) -> None:
 @recipes_app.command("show")
 def show(name: str = typer.Argument(..., help="Built-in recipe name or YAML path.")) -> None:
     """Print a recipe (copy it to edit your own)."""
+    from ..recipe import recipe_text
+
     text, _ = recipe_text(name)
     typer.echo(text) if not console.is_terminal else console.print(Syntax(text, "yaml"))
 

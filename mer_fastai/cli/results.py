@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from ..progress import console
-from ..runner import show_results
 
 
 def command(out: Path = typer.Argument(..., help="Output folder of `mer-fastai run`.")) -> None:
     """Reprint the results tables (and where results.md and the heatmap are)."""
+    from ..runner import show_results
+
     rows = show_results(out)
     console.print(
         f"{len(rows)} result row(s); tables in {out / 'results.md'}, heatmap in {out / 'results_heatmap.png'}"

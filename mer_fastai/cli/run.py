@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ..choices import EXECUTORS
 from ..errors import MerError
-from ..runner import EXECUTORS, run_recipe
 from . import options
 
 
@@ -39,6 +39,7 @@ def command(
 ) -> None:
     """Run an experiment recipe's grid; rerunning skips finished cells and retries failed ones."""
     from ..recipe import load_recipe
+    from ..runner import run_recipe
 
     if address and executor != "ray":
         raise MerError("--address is for --executor ray")

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..dataset import MANIFEST_FILE, REPAIR, items, read_info
 from ..errors import MerError
-from ..prepare import read_dataset_info
+from ..images import resize
 
 if TYPE_CHECKING:
     import torch
@@ -18,7 +19,7 @@ SAMPLES_FILE = "samples.png"
 
 def pick_classes(data_dir: Path, classes: list[str] | None) -> list[str]:
     """The requested classes (default: all of the data set), checked against `dataset.json`."""
-    known = read_dataset_info(data_dir)["classes"]
+    known = read_info(data_dir).classes
     if not classes:
         return list(known)
     unknown = [name for name in classes if name not in known]
@@ -29,9 +30,12 @@ def pick_classes(data_dir: Path, classes: list[str] | None) -> list[str]:
 
 def train_images(data_dir: Path, name: str) -> list[Path]:
     """The training images of one class, never validation ones; none is a clear error."""
-    files = sorted((data_dir / "train" / name).glob("*.png"))
+    files = sorted(items(data_dir, "train", name))
     if not files:
         raise MerError(f"{data_dir / 'train' / name}: no training image of class {name!r}; check the data")
+    missing = [file for file in files if not file.is_file()]
+    if missing:
+        raise MerError(f"{missing[0]}: listed in {MANIFEST_FILE} but missing ({len(missing)} in all); {REPAIR}")
     return files
 
 
@@ -59,7 +63,7 @@ def load_real(data_dir: Path, classes: list[str], size: int) -> tuple[np.ndarray
     for index, name in enumerate(classes):
         for file in train_images(data_dir, name):
             with Image.open(file) as image:
-                images.append(np.asarray(image.convert("L").resize((size, size), Image.BILINEAR)))
+                images.append(resize(image.convert("L"), (size, size)))
             labels.append(index)
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
@@ -81,10 +85,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def resize_all(images: np.ndarray, image_size: tuple[int, int]) -> list[np.ndarray]:
     """Resize uint8 (n, h, w) images to (height, width) with bilinear filtering."""
-    from PIL import Image
-
-    height, width = image_size
-    return [np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR)) for image in images]
+    return [resize(image, image_size) for image in images]
 
 
 def check_output_folder(out: Path, data_dir: Path) -> None:

@@ -7,7 +7,6 @@ projection head (Miyato & Koyama 2018): score = linear(h) + <embed(class), h>. T
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from itertools import pairwise
@@ -18,10 +17,11 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import MerError
+from ..modelfile import FileFormat, read_safetensors, write_safetensors
 
 CHECKPOINT_FILE = "generator.safetensors"
-FORMAT = "mer-fastai-gan/1"
-METADATA_KEY = "mer_fastai_gan"
+RETRAIN = "retrain it with `mer-fastai gan train`"
+GAN_FORMAT = FileFormat("mer-fastai-gan/1", "mer_fastai_gan", "GAN checkpoint", "`mer-fastai gan train`", RETRAIN)
 MAX_CHANNELS = 256
 
 
@@ -96,39 +96,19 @@ class Discriminator(nn.Module):
 
 
 def save_checkpoint(path: str | Path, generator: Generator, metadata: dict) -> Path:
-    """Write the generator's weights and `metadata` (classes, sizes, training settings) as safetensors."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in generator.state_dict().items()}
-    header = {"format": FORMAT, "shape": asdict(generator.shape), **metadata}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(header)})
-    tmp.replace(path)
-    return path
+    """Write the generator's weights and `metadata` (classes, sizes, training settings) as checksummed safetensors."""
+    return write_safetensors(path, generator.state_dict(), {"shape": asdict(generator.shape), **metadata}, GAN_FORMAT)
 
 
 def load_checkpoint(path: str | Path) -> tuple[Generator, dict]:
     """The generator (in eval mode, on the CPU) and metadata of a checkpoint; damage is one clear error."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise MerError(f"{path}: GAN checkpoint not found; train one with `mer-fastai gan train`")
+    state, metadata = read_safetensors(path, GAN_FORMAT)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get(METADATA_KEY)
-            names = handle.keys()  # a safe_open handle is not iterable like a dict
-            state = {name: handle.get_tensor(name) for name in names}
-        metadata = json.loads(raw) if raw else None
-    except Exception as exc:  # safetensors raises its own error types for damaged headers
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MerError(f"{path}: not a readable GAN checkpoint ({reason}); retrain it") from exc
-    if not metadata or metadata.get("format") != FORMAT:
-        raise MerError(f"{path}: not a {FORMAT} checkpoint; retrain it with `mer-fastai gan train`")
-    generator = Generator(GanShape(**metadata["shape"]))
-    try:
+        generator = Generator(GanShape(**metadata["shape"]))
         generator.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MerError(f"{path}: weights do not fit the recorded network shape; retrain it") from exc
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise MerError(f"{path}: weights do not fit the recorded network shape; {RETRAIN}") from exc
     return generator.eval(), metadata

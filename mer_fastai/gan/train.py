@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..choices import GAN_BACKENDS as BACKENDS
+from ..dataset import read_info
 from ..errors import MerError
-from ..prepare import read_dataset_info
 from ..progress import progress_bar
 from ..report import write_json
 from . import stylegan
@@ -30,7 +31,6 @@ from .images import (
 from .model import CHECKPOINT_FILE, Discriminator, GanShape, Generator, save_checkpoint
 from .quality import quality_report
 
-BACKENDS = ("diffaug", "stylegan2-ada")
 METRICS_FILE = "metrics.json"
 QUALITY_IMAGES = 256  # per class, at most: real training images and generated ones compared
 SHOWN_REAL, SHOWN_FAKE = 2, 6
@@ -77,7 +77,7 @@ def train_gan(
         raise MerError(f"--steps and --bs must be at least 1 (got {steps} and {bs})")
     parse_policy(policy)
     folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
-    info = read_dataset_info(data_dir)
+    info = read_info(data_dir)
     chosen = pick_classes(data_dir, classes)
     shape = GanShape(n_classes=len(chosen), size=size, latent_dim=latent_dim)
     images, labels = load_real(data_dir, chosen, size)
@@ -88,7 +88,7 @@ def train_gan(
         "size": size,
         "image_size": list(dataset_image_size(data_dir, chosen)),
         "data_dir": str(data_dir.resolve()),
-        "feature": info.get("feature"),
+        "feature": info.feature,
         "train_images": {name: int((labels == i).sum()) for i, name in enumerate(chosen)},
         "seed": seed,
         "version": __version__,

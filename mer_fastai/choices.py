@@ -1,0 +1,15 @@
+"""The named values that options accept, in a module without heavy imports.
+
+The command line lists them in its help texts, which must show without importing torch or fastai; the
+modules that act on a value import its tuple from here, so each list is declared once.
+"""
+
+from __future__ import annotations
+
+MODES = ("freeze", "whole")  # learner: which layers learn
+AUGMENTS = ("none", "specaugment", "study")  # data: training augmentation
+MONITORS = ("accuracy", "macro_f1", "valid_loss")  # train: the score that picks the kept epoch
+AGGREGATES = ("mean", "vote")  # predict: track label from its windows
+FORMATS = ("json", "csv")  # predict: output formats
+EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run
+GAN_BACKENDS = ("diffaug", "stylegan2-ada")  # gan: how the GAN is trained

@@ -1,0 +1,68 @@
+"""`mer-fastai embed`: a trained model's penultimate-layer features per window and per track, and a map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from ..progress import console
+from . import options
+from .predict import Bs, Device, Hop, Model, Window
+
+
+def command(
+    model: Path = Model,
+    audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Embeddings file: .npz (always) or .parquet (needs pyarrow)."),
+    labels: Path = options.Labels,
+    feature: str = options.feature_option(required=False),
+    id_column: str = options.IdColumn,
+    label_column: str = options.LabelColumn,
+    cuts: str = options.Cuts,
+    skip_unlabeled: bool = options.SkipUnlabeled,
+    show_map: bool = typer.Option(
+        False,
+        "--map",
+        help="Also draw a 2-D map of the tracks (UMAP if umap-learn is installed, else t-SNE or PCA) as "
+        "<out>-map.png and <out>-map.html, coloured by label and by prediction.",
+    ),
+    window: float = Window,
+    hop: float = Hop,
+    bs: int = Bs,
+    device: str = Device,
+) -> None:
+    """Use a trained model as a feature extractor: features per window and per track (mean of its windows)."""
+    from ..embed import check_embed_out, write_embeddings, write_map
+    from ..predict import Predictor
+
+    check_embed_out(out)
+    predictor = Predictor.load(model, device=device, bs=bs)
+    embeddings = predictor.embed(
+        audio,
+        labels=labels,
+        feature=feature,
+        id_column=id_column,
+        label_column=label_column,
+        cuts=options.parse_cuts(cuts),
+        skip_unlabeled=skip_unlabeled,
+        window=window,
+        hop=hop,
+        progress=True,
+    )
+    write_embeddings(embeddings, out)
+    width = embeddings.track_features[0].shape[0]
+    console.print(
+        f"{len(embeddings.track_file)} track(s), {len(embeddings.window_file)} window(s) × {width} features "
+        f"written to [bold]{escape(str(out))}"
+    )
+    if show_map:
+        png, html, method = write_map(embeddings, out)
+        console.print(f"map ({method}): [bold]{escape(str(png))}[/] and [bold]{escape(str(html))}")
+    for item in embeddings.skipped:
+        console.print(f"  [yellow]skipped[/] {escape(f'{item.file}: {item.reason}')}", soft_wrap=True, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(command)

@@ -1,0 +1,240 @@
+"""A prepared data set on disk: the one place that reads and writes its files.
+
+A data set folder holds
+- `dataset.json`: its summary (`DatasetInfo`: feature, classes, counts, the settings it was made with, ...);
+- `manifest.csv`: one row per spectrogram image (`ManifestRow`: source file, clip id, window start, label,
+  split, image path relative to the folder);
+- `spectrogram.json`: the `SpecConfig` that made the images;
+- `train/<class>/*.png` and `valid/<class>/*.png`: the images themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import mimetypes
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import MerError
+from .files import atomic_path, atomic_write
+from .spectrogram import CONFIG_FILE as SPEC_FILE
+from .spectrogram import SpecConfig
+
+DATASET_FILE = "dataset.json"
+MANIFEST_FILE = "manifest.csv"
+SPLITS = ("train", "valid")
+PREPARE_FIRST = "make the data set with `mer-fastai prepare` first"
+REPAIR = "rerun `mer-fastai prepare` with the same options to repair it"
+REMAKE = "prepare the data set again with `mer-fastai prepare --overwrite`"
+# What fastai's get_image_files takes for an image: every extension with an image/* MIME type.
+IMAGE_SUFFIXES = frozenset(ext for ext, kind in mimetypes.types_map.items() if kind.startswith("image/"))
+
+__all__ = [
+    "DATASET_FILE",
+    "MANIFEST_COLUMNS",
+    "MANIFEST_FILE",
+    "REPAIR",
+    "SPEC_FILE",
+    "SPLITS",
+    "DatasetInfo",
+    "ManifestRow",
+    "images_on_disk",
+    "extra_train_items",
+    "items",
+    "read_info",
+    "read_manifest",
+    "read_spec",
+    "split_items",
+    "write_info",
+    "write_manifest",
+    "write_spec",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The summary in `dataset.json`: what `prepare` made and with which settings."""
+
+    feature: str
+    classes: list[str]
+    audio_dir: str | None
+    clips: int
+    segments: int
+    counts: dict[str, dict[str, int]]  # split → class → images
+    excluded_by_feature: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"} of files left out
+    notes: list[str] = field(default_factory=list)  # warnings about the labels, the split, the windows
+    settings: dict = field(default_factory=dict)  # what a rerun of `prepare` must match
+    subset_of: str | None = None  # the data set this one was cut from, if any
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        if values["subset_of"] is None:
+            del values["subset_of"]
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = DATASET_FILE) -> DatasetInfo:
+        """The record of a parsed `dataset.json`; unknown keys are ignored, missing or mistyped ones refused."""
+        if not isinstance(values, dict):
+            raise MerError(f"{source}: does not hold a JSON object; {REMAKE}")
+        required = [f.name for f in dataclasses.fields(cls) if _is_required(f)]
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise MerError(f"{source}: lacks {', '.join(missing)}; {REMAKE}")
+        known = {f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values}
+        info = cls(**known)
+        if not (isinstance(info.classes, list) and all(isinstance(name, str) for name in info.classes)):
+            raise MerError(f"{source}: classes is not a list of names; {REMAKE}")
+        if not isinstance(info.counts, dict) or not isinstance(info.settings, dict):
+            raise MerError(f"{source}: counts or settings is not a JSON object; {REMAKE}")
+        return info
+
+
+def _is_required(spec: dataclasses.Field) -> bool:
+    return spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+
+
+def read_info(data_dir: str | Path) -> DatasetInfo:
+    """The `dataset.json` of a data set; a missing or unreadable one is refused in one line."""
+    path = Path(data_dir) / DATASET_FILE
+    if not path.is_file():
+        raise MerError(f"{data_dir}: no {DATASET_FILE}; {PREPARE_FIRST}")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MerError(f"{path}: cannot be read ({exc}); {REMAKE}") from exc
+    except json.JSONDecodeError as exc:
+        raise MerError(f"{path}: not valid JSON ({exc}); {REMAKE}") from exc
+    return DatasetInfo.from_dict(values, str(path))
+
+
+def write_info(data_dir: str | Path, info: DatasetInfo) -> Path:
+    """Write `dataset.json` atomically: readers see the old summary or the complete new one."""
+    return atomic_write(Path(data_dir) / DATASET_FILE, json.dumps(info.to_dict(), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One spectrogram image of the data set, as a row of `manifest.csv`."""
+
+    source: str  # the audio file, as prepare found it
+    clip_id: str  # its path below the audio folder, without extension
+    segment_start: float  # seconds into the clip
+    label: str
+    split: str  # "train" or "valid"
+    image: str  # relative to the data set folder, "/"-separated: <split>/<label>/<name>.png
+
+    def to_dict(self) -> dict[str, str]:
+        """The row as `manifest.csv` (and prepare's journal) holds it: every value a string."""
+        return {**dataclasses.asdict(self), "segment_start": f"{self.segment_start:.3f}"}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, str]) -> ManifestRow:
+        """A row from its string values (KeyError: a column is missing; ValueError: not a number)."""
+        text = {name: values[name] for name in MANIFEST_COLUMNS}
+        return cls(**{**text, "segment_start": float(text["segment_start"])})
+
+    def path(self, data_dir: str | Path) -> Path:
+        """The image file."""
+        return Path(data_dir) / self.image
+
+
+MANIFEST_COLUMNS = tuple(f.name for f in dataclasses.fields(ManifestRow))
+
+
+def read_manifest(data_dir: str | Path) -> list[ManifestRow]:
+    """The rows of `manifest.csv`; a missing, unreadable, empty or malformed manifest is refused in one line."""
+    path = Path(data_dir) / MANIFEST_FILE
+    if not path.is_file():
+        read_info(data_dir)  # no data set at all: say so rather than "repair"
+        raise MerError(f"{path}: not found; {REPAIR}")
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [name for name in MANIFEST_COLUMNS if name not in (reader.fieldnames or [])]
+            values = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MerError(f"{path}: cannot be read ({exc}); {REPAIR}") from exc
+    if missing or not values:
+        what = f"lacks the column(s) {', '.join(missing)}" if missing else "lists no image"
+        raise MerError(f"{path}: {what}; {REPAIR}")
+    rows = []
+    for line, row in enumerate(values, start=2):
+        try:
+            rows.append(ManifestRow.from_dict(row))
+        except (TypeError, ValueError) as exc:
+            raise MerError(f"{path}: line {line} is malformed ({exc}); {REPAIR}") from exc
+    return rows
+
+
+def write_manifest(data_dir: str | Path, rows: list[ManifestRow]) -> Path:
+    """Write `manifest.csv` atomically."""
+    path = Path(data_dir) / MANIFEST_FILE
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        writer.writerows(row.to_dict() for row in rows)
+    return path
+
+
+def read_spec(data_dir: str | Path) -> SpecConfig:
+    """The spectrogram settings the data set's images were made with (`spectrogram.json`)."""
+    return SpecConfig.load(data_dir)
+
+
+def write_spec(data_dir: str | Path, spec: SpecConfig) -> Path:
+    """Write `spectrogram.json`."""
+    return spec.save(data_dir)
+
+
+def items(data_dir: str | Path, split: str, label: str | None = None) -> list[Path]:
+    """The images of one split (of one class, if `label` is given), in manifest order."""
+    if split not in SPLITS:
+        raise MerError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    rows = read_manifest(data_dir)
+    return [row.path(data_dir) for row in rows if row.split == split and label in (None, row.label)]
+
+
+def split_items(data_dir: str | Path) -> tuple[list[Path], list[Path]]:
+    """(training, validation) images of the data set, in manifest order, reading the manifest once."""
+    rows = read_manifest(data_dir)
+    return tuple([row.path(data_dir) for row in rows if row.split == split] for split in SPLITS)
+
+
+def extra_train_items(data_dir: str | Path, extra_train_dirs: list[str | Path] | None) -> list[Path]:
+    """Extra training images (e.g. GAN-generated) laid out as <dir>/<class>/<image>, sorted, folder by folder."""
+    found = []
+    for extra in map(Path, extra_train_dirs or []):
+        if not extra.is_dir():
+            raise MerError(f"{extra}: augmentation folder not found; it must hold one folder per class")
+        staged = sorted(p for p in extra.glob("*/*") if _is_image(p) and not _hidden(p.relative_to(extra)))
+        if not staged:
+            raise MerError(f"{extra}: holds no <class>/<image> files; generate images into class folders")
+        if extra.resolve().is_relative_to((Path(data_dir) / "valid").resolve()):
+            raise MerError(f"{extra}: lies inside the validation split; augmentation is for training only")
+        found += staged
+    return found
+
+
+def images_on_disk(data_dir: str | Path) -> set[str]:
+    """Every image file under train/ and valid/ (hidden files and folders aside), relative and "/"-separated."""
+    data_dir = Path(data_dir)
+    found = set()
+    for split in SPLITS:
+        for path in (data_dir / split).rglob("*"):
+            relative = path.relative_to(data_dir)
+            if _is_image(path) and not _hidden(relative):
+                found.add(relative.as_posix())
+    return found
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _hidden(relative: Path) -> bool:
+    """Whether a file or one of its folders is hidden (fastai's get_image_files skips those)."""
+    return any(part.startswith(".") for part in relative.parts)

@@ -1,0 +1,618 @@
+"""`report`: one self-contained, offline HTML page for a run, a cross-validation or a grid folder.
+
+Every figure and spectrogram thumbnail is inlined as a `data:` URI, so the page is one file that opens
+offline and can be sent on; audio files are linked relative to the page (they stay where they are).
+The page is rendered by the Jinja2 templates in `mer_fastai/templates/`; sorting the results table is
+a small inline script, and everything reads the same with JavaScript off.
+
+Folder kinds (see /work/notes/H8-contract.md for the cross-validation layout):
+- run: `metrics.json`, `config.json`, `history.json`, `curves.png`, `lr_find.png`, and optionally
+  `valid_predictions.csv` / `track_predictions.csv` (per window / per clip, with `prob_<class>` columns);
+- grid: `results.csv`, `results_heatmap.png`, `state.json`, `runs/<cell>/` run folders;
+- cross-validation: `cv.json`, `folds/<k>/` run folders, `oof_predictions.csv`.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import os
+import re
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import quote
+
+from . import __version__
+from .errors import MerError
+from .files import atomic_write, check_output_file
+
+REPORT_HTML = "report.html"
+VALID_PREDICTIONS = "valid_predictions.csv"
+TRACK_PREDICTIONS = "track_predictions.csv"
+OOF_PREDICTIONS = "oof_predictions.csv"
+CV_FILE = "cv.json"
+WORST = 12  # mistakes shown per table
+IDENTITY_COLUMNS = ("experiment", "stage", "dataset", "feature", "arch", "mode", "weights", "augmentation")
+NUMBER_COLUMNS = ("epochs", "lr", "seconds")
+SD_SUFFIX = "_sd"
+FIGURES = (("curves.png", "loss and validation scores per epoch"), ("lr_find.png", "learning-rate finder"))
+
+
+def write_report(path_in: str | Path, out: str | Path | None = None) -> Path:
+    """Write the HTML report of a run, cross-validation or grid folder; returns its path.
+
+    `out` defaults to `<folder>/report.html`. Refuses a folder that is none of the three kinds.
+    """
+    folder = Path(path_in)
+    out = check_output_file(Path(out) if out is not None else folder / REPORT_HTML, "--out")
+    builders = {"run": run_page, "grid": grid_page, "cv": cv_page}
+    page = builders[folder_kind(folder)](folder, out.parent.resolve())
+    return atomic_write(out, render("report.html.j2", page["title"], str(folder), page=page))
+
+
+def folder_kind(folder: Path) -> str:
+    """'run', 'grid' or 'cv', from the files the folder holds."""
+    if not folder.is_dir():
+        raise MerError(f"{folder}: no such folder; pass a run, cross-validation or grid folder")
+    if (folder / CV_FILE).is_file():
+        return "cv"
+    if (folder / "results.csv").is_file():
+        return "grid"
+    if (folder / "metrics.json").is_file():
+        return "run"
+    raise MerError(
+        f"{folder}: holds no metrics.json, results.csv or {CV_FILE}; pass a folder made by "
+        "`mer-fastai train`, `cv` or `run` (a training that did not finish leaves no metrics.json)"
+    )
+
+
+def render(template: str, title: str, source: str, **values) -> str:
+    """HTML text of one of the package's templates."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("mer_fastai", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template(template).render(
+        title=title,
+        source=source,
+        generated=time.strftime("%Y-%m-%d %H:%M"),
+        generator_version=__version__,
+        **values,
+    )
+
+
+def data_uri(path: Path) -> str | None:
+    """The file as a `data:` URI (PNG or JPEG), or None when it is missing."""
+    if not path.is_file():
+        return None
+    kind = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "png"
+    return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file of a result folder; a damaged one is one clear error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MerError(f"{path}: cannot be read ({exc}); rerun the command that wrote it") from exc
+
+
+# ---------------------------------------------------------------- pages
+
+
+def run_page(folder: Path, here: Path) -> dict:
+    """The page of one run folder."""
+    datasets: dict[str, dict] = {}
+    run = run_section(folder, here, "run", datasets)
+    return _page(f"Run {run['title']}", folder, [run], datasets, grid=None, cv=None)
+
+
+def grid_page(folder: Path, here: Path) -> dict:
+    """The page of a grid folder: the results table, heatmap, failed cells, every cell's run section."""
+    from .results import load_results
+
+    rows = load_results(folder)
+    datasets: dict[str, dict] = {}
+    runs, anchors = [], {}
+    for row in rows:
+        run_dir = _run_folder(folder, row.get("run_dir", ""))
+        if run_dir is None or str(run_dir) in anchors:
+            continue
+        anchors[str(run_dir)] = f"cell-{_slug(run_dir.name)}"
+        runs.append(run_section(run_dir, here, anchors[str(run_dir)], datasets, grid=folder))
+    heatmap = data_uri(folder / "results_heatmap.png")
+    grid = {
+        **results_table(rows, lambda row: anchors.get(str(_run_folder(folder, row.get("run_dir", ""))))),
+        "heatmap": {"src": heatmap, "caption": "validation accuracy per cell"} if heatmap else None,
+        "failed": _failed_cells(folder),
+    }
+    return _page(f"Grid {folder.resolve().name}", folder, runs, datasets, grid=grid, cv=None)
+
+
+def cv_page(folder: Path, here: Path) -> dict:
+    """The page of a cross-validation folder (layout: /work/notes/H8-contract.md)."""
+    summary = read_json(folder / CV_FILE)
+    datasets: dict[str, dict] = {}
+    fold_dirs = sorted((p for p in (folder / "folds").glob("*") if (p / "metrics.json").is_file()), key=_natural)
+    runs = [run_section(p, here, f"fold-{_slug(p.name)}", datasets) for p in fold_dirs]
+    folds = [{"name": p.name, "anchor": run["anchor"]} for p, run in zip(fold_dirs, runs)]
+    data_dir = _data_dir(summary.get("data_dir"), folder)
+    cv = {
+        "folds": folds,
+        "summary": _cv_summary(summary.get("summary", {}), len(folds)),
+        "settings": [(k, _text(v)) for k, v in summary.get("config", {}).items()],
+        **_oof(folder / OOF_PREDICTIONS, data_dir, here),
+    }
+    return _page(f"Cross-validation {folder.resolve().name}", folder, runs, datasets, grid=None, cv=cv)
+
+
+def _page(title: str, folder: Path, runs: list[dict], datasets: dict, *, grid, cv) -> dict:
+    return {
+        "title": title,
+        "runs": runs,
+        "datasets": list(datasets.values()),
+        "grid": grid,
+        "cv": cv,
+        "versions": versions(runs[0]["folder_path"] if runs else folder),
+    }
+
+
+# ---------------------------------------------------------------- grid table
+
+
+def results_table(rows: list[dict], anchor_of) -> dict:
+    """Columns and cells of the grid's results table: identity, score (± sd) and other number columns."""
+    names = list(rows[0]) if rows else []
+    present = [c for c in IDENTITY_COLUMNS if c in names and any(r.get(c) for r in rows)]
+    shared = [c for c in present if len(rows) > 1 and len({r.get(c) for r in rows}) == 1]
+    identity = [c for c in present if c not in shared]
+    scores = [c for c in names if _is_score(c) and not c.endswith(SD_SUFFIX)]
+    numbers = [c for c in NUMBER_COLUMNS if c in names]
+    columns = [{"name": "cell", "numeric": False}]
+    columns += [{"name": c, "numeric": False} for c in identity]
+    columns += [{"name": c.replace("_", " "), "numeric": True} for c in scores + numbers]
+    table_rows = []
+    for row in rows:
+        cells = [_cell(Path(row.get("run_dir") or "-").name, None)]
+        cells += [_cell(row.get(c, ""), None) for c in identity]
+        cells += [_score_cell(row.get(c, ""), row.get(c + SD_SUFFIX)) for c in scores]
+        cells += [_cell(row.get(c, ""), _number(row.get(c, ""))) for c in numbers]
+        table_rows.append({"cells": cells, "anchor": anchor_of(row)})
+    return {
+        "columns": columns,
+        "rows": table_rows,
+        "sd_columns": [c for c in scores if c + SD_SUFFIX in names],
+        "shared": [(c, rows[0][c]) for c in shared],
+    }
+
+
+def _is_score(column: str) -> bool:
+    base = column.removesuffix(SD_SUFFIX)
+    return base.endswith(("accuracy", "f1"))
+
+
+def _cell(text: str, number: float | None) -> dict:
+    return {"text": text, "sort": "" if number is None else repr(number), "numeric": number is not None}
+
+
+def _score_cell(value: str, sd: str | None) -> dict:
+    number = _number(value)
+    if number is None:
+        return _cell(value or "–", None) | {"numeric": True}
+    spread = _number(sd or "")
+    text = f"{number:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+    return {"text": text, "sort": repr(number), "numeric": True}
+
+
+def _number(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _failed_cells(folder: Path) -> list[tuple[str, str]]:
+    path = folder / "state.json"
+    if not path.is_file():
+        return []
+    cells = read_json(path).get("cells", {})
+    return [(name, entry.get("error", "")) for name, entry in cells.items() if entry.get("status") == "failed"]
+
+
+def _run_folder(grid: Path, run_dir: str) -> Path | None:
+    """A result row's run folder: as written, else `runs/<name>` of this grid (the grid was moved)."""
+    if not run_dir:
+        return None
+    for candidate in (Path(run_dir), grid / "runs" / Path(run_dir).name):
+        if (candidate / "metrics.json").is_file():
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- cross-validation
+
+
+def _cv_summary(summary: dict, n_folds: int) -> list[dict]:
+    rows = []
+    for name, values in summary.items():
+        if not isinstance(values, dict) or "mean" not in values:
+            continue
+        folds = [f"{v:.3f}" for v in values.get("values", [])]
+        rows.append(
+            {
+                "name": name.replace("_", " "),
+                "mean_sd": f"{values['mean']:.3f} ± {values.get('sd', float('nan')):.3f}",
+                "per_fold": (folds + [""] * n_folds)[:n_folds],
+            }
+        )
+    return rows
+
+
+def _oof(path: Path, data_dir: Path | None, here: Path) -> dict:
+    """Pooled out-of-fold confusion matrix and worst mistakes, or a plain note when the file is absent."""
+    if not path.is_file():
+        return {"confusion": None, "mistakes": _no_predictions(f"No {OOF_PREDICTIONS} in the folder.")}
+    classes, rows = read_predictions(path)
+    index = {name: i for i, name in enumerate(classes)}
+    counts = [[0] * len(classes) for _ in classes]
+    for row in rows:
+        if row["true"] in index and row["predicted"] in index:
+            counts[index[row["true"]]][index[row["predicted"]]] += 1
+    return {
+        "confusion": confusion_tables(counts, classes),
+        "mistakes": {**_no_predictions(None), **window_mistakes(classes, rows, data_dir, here)},
+    }
+
+
+# ---------------------------------------------------------------- one run
+
+
+def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Path | None = None) -> dict:
+    """Everything the page shows about one run folder; its data set is added to `datasets` once."""
+    metrics = read_json(folder / "metrics.json")
+    config = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    history = read_json(folder / "history.json").get("history", []) if (folder / "history.json").is_file() else []
+    data_dir = _data_dir(config.get("data_dir") or metrics.get("data_dir"), grid)
+    dataset = dataset_section(data_dir, config.get("data_dir") or metrics.get("data_dir"), datasets)
+    classes = metrics.get("classes", [])
+    title = " · ".join(str(v) for v in (metrics.get("arch"), metrics.get("mode"), metrics.get("feature")) if v)
+    figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in FIGURES]
+    return {
+        "anchor": anchor,
+        "title": f"{folder.name}: {title}" if grid or anchor != "run" else title,
+        "folder": str(folder),
+        "folder_path": folder,
+        "dataset_anchor": dataset["anchor"] if dataset else None,
+        "dataset_name": dataset["name"] if dataset else None,
+        "settings": run_settings(metrics, config, data_dir),
+        "times": run_times(folder, metrics, history),
+        "scores": scores(metrics),
+        "confusion": confusion_tables(metrics.get("confusion_matrix", []), classes),
+        "figures": [f for f in figures if f["src"]],
+        "missing_figures": [f"No {name} in the run folder." for name, _ in FIGURES if not (folder / name).is_file()],
+        "mistakes": run_mistakes(folder, data_dir, here),
+    }
+
+
+def run_settings(metrics: dict, config: dict, data_dir: Path | None) -> list[tuple[str, str]]:
+    """Data set, spectrogram, architecture, mode, weights, epochs, LR and the other training settings."""
+    merged = {**config, **{k: metrics[k] for k in ("feature", "epochs_run", "best_epoch") if k in metrics}}
+    pairs = [("data set", str(config.get("data_dir") or metrics.get("data_dir", "–")))]
+    pairs.append(("spectrogram", spectrogram_text(data_dir)))
+    order = ("feature", "arch", "mode", "weights", "epochs", "epochs_run", "best_epoch", "lr", "bs", "size")
+    order += ("augment", "balanced", "seed", "monitor", "patience")
+    for key in order:
+        if key in merged or key in metrics:
+            value = merged.get(key, metrics.get(key))
+            if key == "best_epoch" and isinstance(value, int):
+                value += 1  # shown 1-based, as the console does
+            pairs.append((key.replace("_", " "), _text(value)))
+    return pairs
+
+
+def spectrogram_text(data_dir: Path | None) -> str:
+    """The data set's spectrogram settings in one line, or why they are not known."""
+    from .dataset import read_spec
+
+    if data_dir is None:
+        return "unknown (data set folder not found)"
+    try:
+        spec = read_spec(data_dir)
+    except MerError as exc:
+        return f"unknown ({exc})"
+    hop = spec.segment_hop_seconds if spec.segment_hop_seconds is not None else spec.segment_seconds
+    return (
+        f"{spec.n_mels} mel bands, {spec.sample_rate} Hz, n_fft {spec.n_fft}, hop {spec.hop_length}, "
+        f"{spec.segment_seconds:g} s windows every {hop:g} s"
+    )
+
+
+def run_times(folder: Path, metrics: dict, history: list[dict]) -> list[tuple[str, str]]:
+    """Total and per-epoch seconds, and when the run finished (metrics.json's time stamp)."""
+    pairs = []
+    if "seconds" in metrics:
+        pairs.append(("total", f"{metrics['seconds']:.1f} s"))
+    epochs = [row["seconds"] for row in history if "seconds" in row]
+    if epochs:
+        pairs.append(("per epoch", f"{statistics.mean(epochs):.1f} s (mean of {len(epochs)})"))
+    finished = (folder / "metrics.json").stat().st_mtime
+    pairs.append(("finished", time.strftime("%Y-%m-%d %H:%M", time.localtime(finished))))
+    return pairs
+
+
+def scores(metrics: dict) -> dict:
+    """Per-class precision/recall/F1/support plus accuracy and macro-F1."""
+    per_class = metrics.get("per_class", {})
+    return {
+        "rows": [{"name": name, **values} for name, values in per_class.items()],
+        "accuracy": metrics.get("accuracy", float("nan")),
+        "macro_f1": metrics.get("macro_f1", float("nan")),
+        "total": sum(v.get("support", 0) for v in per_class.values()),
+        "absent": metrics.get("absent_classes", []),
+    }
+
+
+def confusion_tables(matrix: list[list[int]], classes: list[str]) -> dict:
+    """Counts and row-normalised shares, each cell with a shade from 0 to 1."""
+    top = max((v for row in matrix for v in row), default=0) or 1
+    rows = []
+    for name, counts in zip(classes, matrix):
+        total = sum(counts)
+        shares = [v / total if total else 0.0 for v in counts]
+        rows.append(
+            {
+                "name": name,
+                "counts": [{"value": v, "alpha": v / top} for v in counts],
+                "normalised": [{"value": s, "alpha": s} for s in shares],
+            }
+        )
+    return {"classes": classes, "rows": rows}
+
+
+# ---------------------------------------------------------------- predictions and mistakes
+
+
+def read_predictions(path: Path) -> tuple[list[str], list[dict]]:
+    """Classes (from the `prob_<class>` columns, in order) and rows of a predictions CSV."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MerError(f"{path}: cannot be read ({exc}); rerun the training that wrote it") from exc
+    classes = [c.removeprefix("prob_") for c in columns if c.startswith("prob_")]
+    missing = [c for c in ("clip_id", "source", "true", "predicted") if c not in columns]
+    if missing or not classes:
+        what = ", ".join(missing) if missing else "prob_<class>"
+        raise MerError(f"{path}: lacks the column(s) {what}; rerun the training that wrote it")
+    for row in rows:
+        row["probs"] = {name: _number(row[f"prob_{name}"]) or 0.0 for name in classes}
+        row["wrong_p"] = max((p for name, p in row["probs"].items() if name != row["true"]), default=0.0)
+    return classes, rows
+
+
+def run_mistakes(folder: Path, data_dir: Path | None, here: Path) -> dict:
+    """Worst window and track mistakes from the run's prediction files; a plain note when they are absent."""
+    windows, tracks = folder / VALID_PREDICTIONS, folder / TRACK_PREDICTIONS
+    if not windows.is_file() and not tracks.is_file():
+        return _no_predictions(
+            f"This run folder has no {VALID_PREDICTIONS} or {TRACK_PREDICTIONS} (written by newer versions of "
+            "`mer-fastai train`), so its per-clip mistakes cannot be shown; retrain to get them."
+        )
+    result = _no_predictions(None)
+    if windows.is_file():
+        result.update(window_mistakes(*read_predictions(windows), data_dir, here))
+    if tracks.is_file():
+        result.update(track_mistakes(*read_predictions(tracks), here))
+    return result
+
+
+def _no_predictions(message: str | None) -> dict:
+    return {"message": message, "windows": None, "tracks": None}
+
+
+def window_mistakes(classes: list[str], rows: list[dict], data_dir: Path | None, here: Path) -> dict:
+    """The misclassified windows with the highest wrong-class probability, with thumbnails and audio links."""
+    wrong = sorted((r for r in rows if r["predicted"] != r["true"]), key=lambda r: -r["wrong_p"])
+    shown = []
+    for row in wrong[:WORST]:
+        image = data_dir / row["image"] if data_dir is not None and row.get("image") else None
+        shown.append(
+            {
+                **_mistake(row, classes, here),
+                "thumb": data_uri(image) if image is not None else None,
+                "start": f"{_number(row.get('segment_start')) or 0.0:.1f}",
+            }
+        )
+    return {"windows": shown, "wrong_windows": len(wrong), "total_windows": len(rows)}
+
+
+def track_mistakes(classes: list[str], rows: list[dict], here: Path) -> dict:
+    """The misclassified tracks, worst first, and the track accuracy."""
+    wrong = sorted((r for r in rows if r["predicted"] != r["true"]), key=lambda r: -r["wrong_p"])
+    shown = [{**_mistake(row, classes, here), "windows": row.get("windows", "")} for row in wrong[:WORST]]
+    correct = len(rows) - len(wrong)
+    return {
+        "tracks": shown,
+        "track_correct": correct,
+        "total_tracks": len(rows),
+        "track_accuracy": correct / len(rows) if rows else float("nan"),
+    }
+
+
+def _mistake(row: dict, classes: list[str], here: Path) -> dict:
+    return {
+        "clip_id": row["clip_id"],
+        "true": row["true"],
+        "predicted": row["predicted"],
+        "wrong_p": row["wrong_p"],
+        "probs": [{"name": c, "value": row["probs"][c], "predicted": c == row["predicted"]} for c in classes],
+        "audio": audio_link(row["source"], here),
+    }
+
+
+def audio_link(source: str, here: Path) -> dict:
+    """A link to an audio file relative to the page's folder, or just its name when it is not found."""
+    path = Path(source)
+    if not path.is_file():
+        return {"href": None, "text": source}
+    relative = Path(os.path.relpath(path.resolve(), here))
+    return {"href": quote(relative.as_posix()), "text": path.name}
+
+
+# ---------------------------------------------------------------- data set
+
+
+def _data_dir(recorded: str | None, grid: Path | None) -> Path | None:
+    """The data set folder a run recorded: as written, else `data/<name>` of its grid (the grid was moved)."""
+    if not recorded:
+        return None
+    candidates = [Path(recorded)] + ([grid / "data" / Path(recorded).name] if grid is not None else [])
+    return next((p for p in candidates if (p / "dataset.json").is_file()), None)
+
+
+def dataset_section(data_dir: Path | None, recorded: str | None, datasets: dict) -> dict | None:
+    """The data set facts, made once per data set folder (cells of a grid share theirs)."""
+    if not recorded:
+        return None
+    key = str(data_dir.resolve()) if data_dir is not None else recorded
+    if key not in datasets:
+        name = Path(recorded).name
+        anchor = f"data-{_slug(name)}-{len(datasets) + 1}"
+        datasets[key] = {"anchor": anchor, "name": name, "path": recorded, **dataset_facts(data_dir)}
+    return datasets[key]
+
+
+def dataset_facts(data_dir: Path | None) -> dict:
+    """Clips and windows per class and split, window coverage per clip, skipped files and notes."""
+    from .dataset import read_info, read_manifest, read_spec
+
+    if data_dir is None:
+        return {"message": "The data set folder was not found (moved or deleted), so its facts cannot be shown."}
+    try:
+        info, rows, spec = read_info(data_dir), read_manifest(data_dir), read_spec(data_dir)
+    except MerError as exc:
+        return {"message": f"The data set cannot be read: {exc}"}
+    clips: dict[tuple[str, str], set[str]] = defaultdict(set)
+    covered: dict[tuple[str, str], float] = {}
+    for row in rows:
+        clips[(row.split, row.label)].add(row.clip_id)
+        end = row.segment_start + spec.segment_seconds
+        covered[(row.split, row.clip_id)] = max(end, covered.get((row.split, row.clip_id), 0.0))
+    table = [_class_row(name, info.counts, clips) for name in info.classes]
+    table.append(
+        {
+            "name": "all",
+            "total": True,
+            **{k: sum(r[k] for r in table) for k in ("train_clips", "train_windows", "valid_clips", "valid_windows")},
+        }
+    )
+    facts = [("feature", info.feature), ("classes", ", ".join(info.classes)), ("audio folder", info.audio_dir or "–")]
+    facts += [("clips", str(info.clips)), ("windows", str(info.segments))]
+    if info.excluded_by_feature:
+        facts.append(("clips left out by the feature", str(info.excluded_by_feature)))
+    return {
+        "message": None,
+        "facts": facts,
+        "classes": table,
+        "durations": _durations(covered),
+        "skipped": info.skipped,
+        "notes": info.notes,
+    }
+
+
+def _class_row(name: str, counts: dict, clips: dict) -> dict:
+    row = {"name": name, "total": False}
+    for split in ("train", "valid"):
+        row[f"{split}_windows"] = counts.get(split, {}).get(name, 0)
+        row[f"{split}_clips"] = len(clips.get((split, name), ()))
+    return row
+
+
+def _durations(covered: dict[tuple[str, str], float]) -> list[dict]:
+    result = []
+    for split in ("train", "valid"):
+        values = [seconds for (s, _), seconds in covered.items() if s == split]
+        if values:
+            result.append(
+                {
+                    "split": split,
+                    "clips": len(values),
+                    "min": min(values),
+                    "median": statistics.median(values),
+                    "max": max(values),
+                }
+            )
+    return result
+
+
+# ---------------------------------------------------------------- versions and helpers
+
+
+def versions(run_dir: Path) -> list[dict]:
+    """mer-fastai, torch and fastai versions: as the run recorded them where it did, else the installed ones."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    recorded = {}
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        recorded = dict(read_json(metrics).get("versions", {}))
+    if "mer-fastai" not in recorded:
+        model_version = _model_version(run_dir)
+        if model_version:
+            recorded["mer-fastai"] = model_version
+    rows = []
+    for name in ("mer-fastai", "torch", "fastai"):
+        if name in recorded:
+            rows.append({"name": name, "value": recorded[name], "origin": "recorded by the run"})
+            continue
+        try:
+            installed = __version__ if name == "mer-fastai" else version(name)
+        except PackageNotFoundError:
+            installed = "not installed"
+        rows.append({"name": name, "value": installed, "origin": "installed now (the run did not record it)"})
+    return rows
+
+
+def _model_version(run_dir: Path) -> str | None:
+    """The package version stored in the run's model file header (the weights are not read)."""
+    from .modelfile import METADATA_KEY, MODEL_FILE
+
+    path = run_dir / MODEL_FILE
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(METADATA_KEY)
+        return json.loads(raw).get("package_version") if raw else None
+    except Exception:  # a damaged model file: the installed version is shown instead
+        return None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+
+
+def _natural(path: Path) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
+
+
+def _text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-2 else f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "–"
+    return "–" if value is None else str(value)

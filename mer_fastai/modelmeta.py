@@ -1,0 +1,189 @@
+"""`ModelMeta`: the one record of what a model file says about its network and how to feed it.
+
+Training writes it, `predict`, `evaluate`, `export` and `train --weights` read it. `from_dict` is the only
+place the stored fields are checked; the file layer (`modelfile`) adds and verifies `format` and `checksum`.
+Light on purpose (no torch, no fastai), so the CLI can use it without slowing its start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import MerError
+from .spectrogram import SpecConfig
+
+RUN_CONFIG = "config.json"
+RESIZE_METHODS = ("squish", "crop")  # how training fed validation images: Resize(Squish) or a centre crop
+RETRAIN = "retrain the model with this version of mer-fastai"
+FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
+REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
+
+Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+def resize_policy(augment: str | None) -> str:
+    """The validation resize of a run trained with `augment`: centre crops for "study", else squish."""
+    return "crop" if augment == "study" else "squish"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything needed to rebuild a saved network and feed it exactly as in training."""
+
+    arch: str
+    classes: tuple[str, ...]
+    spec: SpecConfig  # stored as "spectrogram"
+    stats: Stats  # (mean, std) per RGB channel, applied after scaling pixels to [0, 1]
+    input_size: int  # square side in pixels
+    resize: str = "squish"  # one of RESIZE_METHODS
+    feature: str | None = None
+    mode: str | None = None  # freeze or whole
+    cuts: tuple[float, ...] | None = None  # rating cut points of 3-level features
+    package_version: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The JSON-ready form stored in a model file (without `format` and `checksum`)."""
+        return {
+            "arch": self.arch,
+            "classes": list(self.classes),
+            "feature": self.feature,
+            "spectrogram": self.spec.to_dict(),
+            "stats": [list(self.stats[0]), list(self.stats[1])],
+            "input_size": self.input_size,
+            "mode": self.mode,
+            "resize": self.resize,
+            "cuts": list(self.cuts) if self.cuts is not None else None,
+            "package_version": self.package_version,
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], path: str | Path) -> ModelMeta:
+        """The checked record of a model file's metadata; anything malformed is one `MerError` naming `path`.
+
+        Files written before `resize` was recorded take it from the run's config.json beside `path`
+        (the "study" augmentation validates on centre crops), else "squish".
+        """
+        path = Path(path)
+        if not isinstance(values, Mapping):
+            raise _malformed(path, "its metadata is not a table of fields")
+        names = {f.name for f in dataclasses.fields(cls)} - {"spec"} | {"spectrogram", *FILE_FIELDS}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise _malformed(path, f"its metadata holds unknown field(s) {', '.join(map(repr, unknown))}")
+        for key in REQUIRED:
+            if key not in values:
+                raise _malformed(path, f"its metadata lacks {key!r}")
+        resize = values.get("resize") or resize_policy(_run_augment(path.parent / RUN_CONFIG))
+        return cls(
+            arch=_arch(values["arch"], path),
+            classes=_classes(values["classes"], path),
+            spec=_spec(values["spectrogram"], path),
+            stats=_stats(values["stats"], path),
+            input_size=_input_size(values["input_size"], path),
+            resize=_choice(resize, "resize", RESIZE_METHODS, path),
+            feature=_optional_text(values.get("feature"), "feature", path),
+            mode=_optional_text(values.get("mode"), "mode", path),
+            cuts=_cuts(values.get("cuts"), path),
+            package_version=_optional_text(values.get("package_version"), "package_version", path),
+            metrics=_metrics(values.get("metrics"), path),
+        )
+
+
+def _malformed(path: Path, problem: str) -> MerError:
+    return MerError(f"{path}: {problem}; {RETRAIN}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _arch(value: Any, path: Path) -> str:
+    from .archs import get_arch
+
+    if not isinstance(value, str) or not value:
+        raise _malformed(path, f"'arch' must be an architecture name (got {value!r})")
+    try:
+        get_arch(value)
+    except MerError as exc:
+        raise MerError(f"{path}: {exc}") from exc
+    return value
+
+
+def _classes(value: Any, path: Path) -> tuple[str, ...]:
+    if not (isinstance(value, list) and value and all(isinstance(c, str) and c for c in value)):
+        raise _malformed(path, "'classes' must be a non-empty list of class names")
+    if len(set(value)) != len(value):
+        raise _malformed(path, f"'classes' holds a name twice ({', '.join(value)})")
+    return tuple(value)
+
+
+def _spec(value: Any, path: Path) -> SpecConfig:
+    if not isinstance(value, Mapping):
+        raise _malformed(path, "'spectrogram' must be a table of settings")
+    try:
+        return SpecConfig.from_dict(dict(value))
+    except (MerError, TypeError, ValueError) as exc:
+        raise _malformed(path, f"its spectrogram settings are malformed ({exc})") from exc
+
+
+def _stats(value: Any, path: Path) -> Stats:
+    if not (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(s, (list, tuple)) and len(s) == 3 and all(map(_is_number, s)) for s in value)
+        and all(v > 0 for v in value[1])
+    ):
+        raise _malformed(path, "'stats' must be a mean and a std of 3 numbers each (std > 0)")
+    mean, std = (tuple(float(v) for v in s) for s in value)
+    return mean, std  # type: ignore[return-value]
+
+
+def _input_size(value: Any, path: Path) -> int:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        raise _malformed(path, f"'input_size' must be a positive whole number of pixels (got {value!r})")
+    return value
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...], path: Path) -> str:
+    if value not in choices:
+        raise _malformed(path, f"{key!r} must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
+def _optional_text(value: Any, key: str, path: Path) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _malformed(path, f"{key!r} must be text (got {value!r})")
+    return value
+
+
+def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(map(_is_number, value)) and value == sorted(value)):
+        raise _malformed(path, f"'cuts' must be rising rating cut points (got {value!r})")
+    return tuple(float(v) for v in value)
+
+
+def _metrics(value: Any, path: Path) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _malformed(path, "'metrics' must be a table of scores")
+    return dict(value)
+
+
+def _run_augment(config_path: Path) -> str | None:
+    """The augmentation of the run that wrote a model file, from its config.json (None when unknown)."""
+    try:
+        augment = json.loads(config_path.read_text()).get("augment")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return augment if isinstance(augment, str) else None
