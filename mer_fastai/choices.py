@@ -9,7 +9,7 @@ from __future__ import annotations
 MODES = ("freeze", "whole")  # learner: which layers learn
 AUGMENTS = ("none", "specaugment", "study")  # data: training augmentation
 MONITORS = ("accuracy", "macro_f1", "valid_loss")  # train: the score that picks the kept epoch
-AGGREGATES = ("mean", "vote")  # predict: track label from its windows
+AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from its windows (scores.aggregate)
 FORMATS = ("json", "csv")  # predict: output formats
 EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run
 GAN_BACKENDS = ("diffaug", "stylegan2-ada")  # gan: how the GAN is trained

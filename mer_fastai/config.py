@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .archs import ARCHS, ArchSpec, get_arch
-from .choices import AUGMENTS, MODES, MONITORS
+from .choices import AGGREGATES, AUGMENTS, MODES, MONITORS
 from .errors import MerError
 from .weights import check_weights
 
@@ -114,6 +114,22 @@ class TrainConfig:
         help="Stop after this many epochs without improvement.",
         commands=(TRAIN,),
         recipe=True,
+    )
+    aggregate: str = setting(
+        AGGREGATES[0],
+        flags=("--aggregate",),
+        help="How a clip's windows make its track label in the track scores: mean of probabilities, "
+        "vote (most windows' class) or max (highest probability of each class).",
+        commands=(TRAIN,),
+        recipe=True,
+        choices=AGGREGATES,
+    )
+    test_dir: str | None = setting(
+        None,
+        flags=("--test",),
+        help="Another prepared data set (same classes and spectrogram settings) scored once with the final "
+        "model, like a held-out test split (default: the data set's own test split, if any).",
+        commands=(TRAIN,),
     )
     num_workers: int | None = setting(
         None,

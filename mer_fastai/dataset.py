@@ -5,7 +5,8 @@ A data set folder holds
 - `manifest.csv`: one row per spectrogram image (`ManifestRow`: source file, clip id, window start, label,
   split, image path relative to the folder);
 - `spectrogram.json`: the `SpecConfig` that made the images;
-- `train/<class>/*.png` and `valid/<class>/*.png`: the images themselves.
+- `train/<class>/*.png`, `valid/<class>/*.png` and, with `prepare --test-pct`, `test/<class>/*.png`: the
+  images themselves. Training reads train/ and valid/ only; the test split is scored once, at the end.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .spectrogram import SpecConfig
 
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
-SPLITS = ("train", "valid")
+SPLITS = ("train", "valid", "test")
+TRAINING_SPLITS = SPLITS[:2]  # what the DataLoaders read; "test" is held out
 PREPARE_FIRST = "make the data set with `mer-fastai prepare` first"
 REPAIR = "rerun `mer-fastai prepare` with the same options to repair it"
 REMAKE = "prepare the data set again with `mer-fastai prepare --overwrite`"
@@ -38,6 +40,7 @@ __all__ = [
     "REPAIR",
     "SPEC_FILE",
     "SPLITS",
+    "TRAINING_SPLITS",
     "DatasetInfo",
     "ManifestRow",
     "images_on_disk",
@@ -124,8 +127,9 @@ class ManifestRow:
     clip_id: str  # its path below the audio folder, without extension
     segment_start: float  # seconds into the clip
     label: str
-    split: str  # "train" or "valid"
+    split: str  # "train", "valid" or "test"
     image: str  # relative to the data set folder, "/"-separated: <split>/<label>/<name>.png
+    group: str = ""  # what the split kept together: the --group-by value, else the clip id ("" in older manifests)
 
     def to_dict(self) -> dict[str, str]:
         """The row as `manifest.csv` (and prepare's journal) holds it: every value a string."""
@@ -134,8 +138,8 @@ class ManifestRow:
     @classmethod
     def from_dict(cls, values: dict[str, str]) -> ManifestRow:
         """A row from its string values (KeyError: a column is missing; ValueError: not a number)."""
-        text = {name: values[name] for name in MANIFEST_COLUMNS}
-        return cls(**{**text, "segment_start": float(text["segment_start"])})
+        text = {name: values[name] for name in REQUIRED_COLUMNS}
+        return cls(**{**text, "segment_start": float(text["segment_start"]), "group": values.get("group") or ""})
 
     def path(self, data_dir: str | Path) -> Path:
         """The image file."""
@@ -143,6 +147,7 @@ class ManifestRow:
 
 
 MANIFEST_COLUMNS = tuple(f.name for f in dataclasses.fields(ManifestRow))
+REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-1]  # manifests written before `group` existed lack it
 
 
 def read_manifest(data_dir: str | Path) -> list[ManifestRow]:
@@ -154,7 +159,7 @@ def read_manifest(data_dir: str | Path) -> list[ManifestRow]:
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            missing = [name for name in MANIFEST_COLUMNS if name not in (reader.fieldnames or [])]
+            missing = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
             values = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise MerError(f"{path}: cannot be read ({exc}); {REPAIR}") from exc
@@ -199,9 +204,10 @@ def items(data_dir: str | Path, split: str, label: str | None = None) -> list[Pa
 
 
 def split_items(data_dir: str | Path) -> tuple[list[Path], list[Path]]:
-    """(training, validation) images of the data set, in manifest order, reading the manifest once."""
+    """(training, validation) images of the data set, in manifest order, reading the manifest once (never the
+    test split's)."""
     rows = read_manifest(data_dir)
-    return tuple([row.path(data_dir) for row in rows if row.split == split] for split in SPLITS)
+    return tuple([row.path(data_dir) for row in rows if row.split == split] for split in TRAINING_SPLITS)
 
 
 def extra_train_items(data_dir: str | Path, extra_train_dirs: list[str | Path] | None) -> list[Path]:
@@ -213,14 +219,15 @@ def extra_train_items(data_dir: str | Path, extra_train_dirs: list[str | Path] |
         staged = sorted(p for p in extra.glob("*/*") if _is_image(p) and not _hidden(p.relative_to(extra)))
         if not staged:
             raise MerError(f"{extra}: holds no <class>/<image> files; generate images into class folders")
-        if extra.resolve().is_relative_to((Path(data_dir) / "valid").resolve()):
-            raise MerError(f"{extra}: lies inside the validation split; augmentation is for training only")
+        for split, name in (("valid", "validation"), ("test", "test")):
+            if extra.resolve().is_relative_to((Path(data_dir) / split).resolve()):
+                raise MerError(f"{extra}: lies inside the {name} split; augmentation is for training only")
         found += staged
     return found
 
 
 def images_on_disk(data_dir: str | Path) -> set[str]:
-    """Every image file under train/ and valid/ (hidden files and folders aside), relative and "/"-separated."""
+    """Every image file under train/, valid/ and test/ (hidden files and folders aside), relative and "/"-separated."""
     data_dir = Path(data_dir)
     found = set()
     for split in SPLITS:

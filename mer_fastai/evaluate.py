@@ -13,15 +13,8 @@ from .errors import MerError
 from .files import atomic_path, atomic_write, output_folder
 from .labels import ClipLabel, label_table, match_clips, unlabeled_error
 from .predict import Predictions, Predictor, SkippedFile
-from .report import (
-    CONFUSION_FILE,
-    METRICS_FILE,
-    REPORT_FILE,
-    classification_metrics,
-    plot_confusion,
-    text_report,
-    write_json,
-)
+from .report import CONFUSION_FILE, METRICS_FILE, REPORT_FILE, plot_confusion, text_report, write_json
+from .scores import Tracks, check_aggregate, score_windows
 
 PREDICTIONS_FILE = "predictions.csv"
 
@@ -63,6 +56,7 @@ def evaluate(
     predictions.csv to `out`.
     """
     audio_dir, out_dir = Path(audio_dir), Path(out)
+    check_aggregate(aggregate)
     with output_folder(out_dir, "--out"):
         predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
         feature = feature or predictor.feature or "emotions"
@@ -98,7 +92,7 @@ def evaluate(
         skipped += predictions.skipped
         if not predictions.tracks:
             raise MerError(f"{audio_dir}: every labelled file failed to decode; see the skipped files")
-        metrics, report = _score(predictions, truth, predictor.classes)
+        metrics, tracks = _score(predictions, truth, predictor.classes, aggregate)
         metrics.update(
             feature=feature,
             model=str(predictor.source) if predictor.source else None,
@@ -112,7 +106,7 @@ def evaluate(
             skipped=[asdict(item) for item in skipped],
             notes=table.notes,
         )
-        _write_report(out_dir, metrics, report, predictions, truth, ids, predictor)
+        _write_report(out_dir, metrics, tracks, predictions, truth, ids, predictor)
     return EvaluationResult(out_dir, metrics, predictions, skipped)
 
 
@@ -128,31 +122,41 @@ def _check_classes(truth: dict[str, ClipLabel], predictor: Predictor, source: st
         )
 
 
-def _score(predictions: Predictions, truth: dict[str, ClipLabel], classes: list[str]) -> tuple[dict, str]:
-    """Track-level metrics (plus the share of windows that match their track's label) and the text report."""
+def _score(
+    predictions: Predictions, truth: dict[str, ClipLabel], classes: list[str], aggregate: str
+) -> tuple[dict, Tracks]:
+    """Track-level metrics at the top level (the `track` block of `scores.score_windows`, the function training
+    scores with), `track_accuracy`/`track_macro_f1`, and the window scores as `window_accuracy` and `window`."""
     index = {name: i for i, name in enumerate(classes)}
-    targets = np.array([index[truth[track.file].label] for track in predictions])
-    predicted = np.array([index[track.label] for track in predictions])
-    window_hits = [w.label == truth[track.file].label for track in predictions for w in track.windows]
-    metrics = classification_metrics(targets, predicted, classes)
-    metrics.update(
-        n_tracks=len(predictions),
-        n_windows=len(window_hits),
-        window_accuracy=float(np.mean(window_hits)),
-    )
-    return metrics, text_report(targets, predicted, classes)
+    windows = [(track.file, w) for track in predictions for w in track.windows]
+    probs = np.array([[w.probabilities[name] for name in classes] for _, w in windows]).reshape(-1, len(classes))
+    targets = np.array([index[truth[file].label] for file, _ in windows])
+    scores, tracks = score_windows(probs, targets, [file for file, _ in windows], classes, aggregate)
+    window = {key: scores[key] for key in scores["track"]}
+    metrics = {
+        **scores["track"],
+        "track_accuracy": scores["track_accuracy"],
+        "track_macro_f1": scores["track_macro_f1"],
+        "n_tracks": scores["n_tracks"],
+        "n_windows": scores["n_windows"],
+        "window_accuracy": scores["accuracy"],
+        "window": window,
+    }
+    return metrics, tracks
 
 
 def _write_report(
     out_dir: Path,
     metrics: dict,
-    report: str,
+    tracks: Tracks,
     predictions: Predictions,
     truth: dict[str, ClipLabel],
     ids: dict[str, str],
     predictor: Predictor,
 ) -> None:
-    atomic_write(out_dir / REPORT_FILE, report)
+    """The report, metrics, confusion matrix and predictions.csv (one row per track, as scored)."""
+    classes = predictor.classes
+    atomic_write(out_dir / REPORT_FILE, text_report(tracks.targets, tracks.predicted, classes))
     write_json(out_dir / METRICS_FILE, metrics)
     title = f"{predictor.meta.arch} · {metrics['feature']} · {metrics['n_tracks']} tracks"
     plot_confusion(out_dir / CONFUSION_FILE, metrics["confusion_matrix"], predictor.classes, title)
@@ -160,17 +164,21 @@ def _write_report(
     with atomic_path(out_dir / PREDICTIONS_FILE) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns + [f"prob_{name}" for name in predictor.classes])
+        scored = {
+            file: (probs, classes[int(best)]) for file, probs, best in zip(tracks.ids, tracks.probs, tracks.predicted)
+        }
         for track in predictions:
             clip = truth[track.file]
+            probs, label = scored[track.file]
             writer.writerow(
                 [
                     track.file,
                     ids[track.file],
                     clip.group or "",
                     clip.label,
-                    track.label,
-                    int(track.label == clip.label),
+                    label,
+                    int(label == clip.label),
                     len(track.windows),
-                    *(f"{track.probabilities[name]:.6f}" for name in predictor.classes),
+                    *(f"{p:.6f}" for p in probs),
                 ]
             )

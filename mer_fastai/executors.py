@@ -70,7 +70,22 @@ def cell_row(cell: Cell, metrics: dict) -> dict:
         "seconds": metrics["seconds"],
         "stage": cell.stage,
         "run_dir": cell.run_dir,
+        **score_columns(metrics),
     }
+
+
+def score_columns(metrics: dict) -> dict:
+    """The track and test score columns of a run's metrics (empty strings where the run has none)."""
+    test = metrics.get("test") or {}
+    values = {
+        "track_accuracy": metrics.get("track_accuracy"),
+        "track_macro_f1": metrics.get("track_macro_f1"),
+        "test_accuracy": test.get("accuracy"),
+        "test_macro_f1": test.get("macro_f1"),
+        "test_track_accuracy": test.get("track_accuracy"),
+        "test_track_macro_f1": test.get("track_macro_f1"),
+    }
+    return {name: "" if value is None else round(value, 4) for name, value in values.items()}
 
 
 def run_cell(cell: Cell) -> dict:

@@ -13,7 +13,7 @@ from torch import nn
 
 from .errors import MerError
 from .files import atomic_path
-from .modelfile import METADATA_KEY, MODEL_FILE, load_model, save_model_file
+from .modelfile import METADATA_KEY, load_model, model_target, save_model_file
 from .modelmeta import ModelMeta
 from .report import METRICS_FILE
 
@@ -28,11 +28,6 @@ class ExportResult:
     model_file: Path
     onnx_file: Path | None
     meta: ModelMeta
-
-    @property
-    def metadata(self) -> dict:
-        """The stored form of `meta` (kept while `cli/export.py` still reads it)."""
-        return self.meta.to_dict()
 
 
 def export_model(
@@ -51,9 +46,7 @@ def export_model(
     metrics_path = (source if source.is_dir() else source.parent) / METRICS_FILE
     if metrics_path.is_file():
         meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(metrics_path)})
-    target = out / MODEL_FILE if out.is_dir() else out
-    if target.suffix != ".safetensors":
-        raise MerError(f"{out}: a model file must end in .safetensors (e.g. {target.with_suffix('.safetensors')})")
+    target = model_target(out)
     onnx_file = target.with_suffix(".onnx") if onnx else None
     if onnx_file:
         _require_onnx()
@@ -104,8 +97,10 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
         graph = onnx.load(str(tmp))
         entry = graph.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(meta.to_dict())
+        kind = f"ensemble of {len(meta.members)} {meta.arch}" if meta.is_ensemble else meta.arch
+        outputs = "log mean member probabilities (softmax gives the mean)" if meta.is_ensemble else "logits"
         graph.doc_string = (
-            f"mer-fastai {meta.arch} ({meta.feature}): classes {list(meta.classes)}; input "
+            f"mer-fastai {kind} ({meta.feature}): classes {list(meta.classes)}; output 'logits': {outputs}; input "
             f"(N, 3, {size}, {size}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
             f"{[list(s) for s in meta.stats]}"
         )

@@ -284,7 +284,6 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
     history = read_json(folder / "history.json").get("history", []) if (folder / "history.json").is_file() else []
     data_dir = _data_dir(config.get("data_dir") or metrics.get("data_dir"), grid)
     dataset = dataset_section(data_dir, config.get("data_dir") or metrics.get("data_dir"), datasets)
-    classes = metrics.get("classes", [])
     title = " · ".join(str(v) for v in (metrics.get("arch"), metrics.get("mode"), metrics.get("feature")) if v)
     figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in FIGURES]
     return {
@@ -296,8 +295,7 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
         "dataset_name": dataset["name"] if dataset else None,
         "settings": run_settings(metrics, config, data_dir),
         "times": run_times(folder, metrics, history),
-        "scores": scores(metrics),
-        "confusion": confusion_tables(metrics.get("confusion_matrix", []), classes),
+        "score_sets": score_sets(metrics),
         "figures": [f for f in figures if f["src"]],
         "missing_figures": [f"No {name} in the run folder." for name, _ in FIGURES if not (folder / name).is_file()],
         "mistakes": run_mistakes(folder, data_dir, here),
@@ -348,6 +346,32 @@ def run_times(folder: Path, metrics: dict, history: list[dict]) -> list[tuple[st
     finished = (folder / "metrics.json").stat().st_mtime
     pairs.append(("finished", time.strftime("%Y-%m-%d %H:%M", time.localtime(finished))))
     return pairs
+
+
+def score_sets(metrics: dict) -> list[dict]:
+    """The score tables of a run: validation windows, then (when recorded) validation tracks, test windows
+    and test tracks, each with its confusion matrix."""
+    classes = metrics.get("classes", [])
+    how = f"{metrics.get('aggregate', 'mean')} of each clip's window probabilities"
+    blocks = [("Validation scores (windows)", "windows", metrics, None)]
+    if metrics.get("track"):
+        blocks.append(("Validation scores (tracks)", "tracks", metrics["track"], f"A track's label: the {how}."))
+    test = metrics.get("test")
+    if test:
+        note = f"Held-out test set {test.get('data_dir', '')}: scored once, with the final model."
+        blocks.append(("Test scores (windows)", "windows", test, note))
+        if test.get("track"):
+            blocks.append(("Test scores (tracks)", "tracks", test["track"], f"A track's label: the {how}."))
+    return [
+        {
+            "title": title,
+            "unit": unit,
+            "note": note,
+            "scores": scores(values),
+            "confusion": confusion_tables(values.get("confusion_matrix", []), classes),
+        }
+        for title, unit, values, note in blocks
+    ]
 
 
 def scores(metrics: dict) -> dict:
@@ -496,7 +520,7 @@ def dataset_section(data_dir: Path | None, recorded: str | None, datasets: dict)
 
 def dataset_facts(data_dir: Path | None) -> dict:
     """Clips and windows per class and split, window coverage per clip, skipped files and notes."""
-    from .dataset import read_info, read_manifest, read_spec
+    from .dataset import SPLITS, read_info, read_manifest, read_spec
 
     if data_dir is None:
         return {"message": "The data set folder was not found (moved or deleted), so its facts cannot be shown."}
@@ -510,39 +534,36 @@ def dataset_facts(data_dir: Path | None) -> dict:
         clips[(row.split, row.label)].add(row.clip_id)
         end = row.segment_start + spec.segment_seconds
         covered[(row.split, row.clip_id)] = max(end, covered.get((row.split, row.clip_id), 0.0))
-    table = [_class_row(name, info.counts, clips) for name in info.classes]
-    table.append(
-        {
-            "name": "all",
-            "total": True,
-            **{k: sum(r[k] for r in table) for k in ("train_clips", "train_windows", "valid_clips", "valid_windows")},
-        }
-    )
+    splits = [split for split in SPLITS if split != "test" or info.counts.get("test")]
+    table = [_class_row(name, info.counts, clips, splits) for name in info.classes]
+    columns = [f"{split}_{what}" for split in splits for what in ("clips", "windows")]
+    table.append({"name": "all", "total": True, **{k: sum(r[k] for r in table) for k in columns}})
     facts = [("feature", info.feature), ("classes", ", ".join(info.classes)), ("audio folder", info.audio_dir or "–")]
     facts += [("clips", str(info.clips)), ("windows", str(info.segments))]
     if info.excluded_by_feature:
         facts.append(("clips left out by the feature", str(info.excluded_by_feature)))
     return {
         "message": None,
+        "splits": splits,
         "facts": facts,
         "classes": table,
-        "durations": _durations(covered),
+        "durations": _durations(covered, splits),
         "skipped": info.skipped,
         "notes": info.notes,
     }
 
 
-def _class_row(name: str, counts: dict, clips: dict) -> dict:
+def _class_row(name: str, counts: dict, clips: dict, splits: list[str]) -> dict:
     row = {"name": name, "total": False}
-    for split in ("train", "valid"):
+    for split in splits:
         row[f"{split}_windows"] = counts.get(split, {}).get(name, 0)
         row[f"{split}_clips"] = len(clips.get((split, name), ()))
     return row
 
 
-def _durations(covered: dict[tuple[str, str], float]) -> list[dict]:
+def _durations(covered: dict[tuple[str, str], float], splits: list[str]) -> list[dict]:
     result = []
-    for split in ("train", "valid"):
+    for split in splits:
         values = [seconds for (s, _), seconds in covered.items() if s == split]
         if values:
             result.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ FORMAT = "mer-fastai-model/1"
 METADATA_KEY = "mer_fastai"
 CHECKSUM = "checksum"
 MODEL_FILE = "model.safetensors"
+ENSEMBLE_FILE = "ensemble.safetensors"  # the fold models of a cross-validation folder, as one ensemble
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,21 @@ def save_model_file(path: str | Path, model: nn.Module, meta: ModelMeta | dict) 
 
 
 def model_file_path(path: str | Path) -> Path:
-    """The model file itself, given either the file or the run folder that holds it."""
+    """The model file itself, given the file, a run folder, or a cross-validation folder (its fold ensemble)."""
     path = Path(path)
-    return path / MODEL_FILE if path.is_dir() else path
+    if not path.is_dir():
+        return path
+    ensemble = path / ENSEMBLE_FILE
+    return ensemble if ensemble.is_file() and not (path / MODEL_FILE).is_file() else path / MODEL_FILE
+
+
+def model_target(out: str | Path) -> Path:
+    """The model file to write for `--out`: the path itself, or model.safetensors inside a folder."""
+    out = Path(out)
+    target = out / MODEL_FILE if out.is_dir() else out
+    if target.suffix != ".safetensors":
+        raise MerError(f"{out}: a model file must end in .safetensors (e.g. {target.with_suffix('.safetensors')})")
+    return target
 
 
 def read_model_file(path: str | Path, *, accept_unverified: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
@@ -174,6 +188,30 @@ def create_model(spec: ArchSpec, n_out: int) -> nn.Module:
     return create_vision_model(full_model, n_out, pretrained=False, cut=spec.cut)
 
 
+class EnsembleModel(nn.Module):
+    """Several networks with the same classes and input: its output is the log of their mean probabilities.
+
+    So `softmax(output)` — what every reader applies to a model's outputs — is exactly the mean of the
+    members' softmax probabilities. The members' tensors are named `members.<i>.<name>`.
+    """
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([torch.log_softmax(member(x).float(), dim=1) for member in self.members])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+
+def build_network(meta: ModelMeta) -> nn.Module:
+    """The untrained network a model file with `meta` holds: one body + head, or an ensemble of them."""
+    spec = get_arch(meta.arch)
+    if meta.is_ensemble:
+        return EnsembleModel([create_model(spec, len(meta.classes)) for _ in meta.members])
+    return create_model(spec, len(meta.classes))
+
+
 def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn.Module, ModelMeta]:
     """The network of a model file or run folder, rebuilt in eval mode, and its checked `ModelMeta`.
 
@@ -182,7 +220,7 @@ def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn
     """
     state, meta = read_model(path, accept_unverified=accept_unverified)
     path = model_file_path(path)
-    model = create_model(get_arch(meta.arch), len(meta.classes))
+    model = build_network(meta)
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]

@@ -23,6 +23,7 @@ RESIZE_METHODS = ("squish", "crop")  # how training fed validation images: Resiz
 RETRAIN = "retrain the model with this version of mer-fastai"
 FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
+MEMBER_FIELDS = ("source", "checksum", "mode", "metrics")  # what an ensemble records about each member
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -47,6 +48,14 @@ class ModelMeta:
     cuts: tuple[float, ...] | None = None  # rating cut points of 3-level features
     package_version: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    # An ensemble: one description per member network (source, checksum, mode, metrics), in the order of
+    # the file's `members.<i>.` tensors; its outputs are log mean probabilities. Empty: a single network.
+    members: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether the file holds several networks whose probabilities are averaged."""
+        return bool(self.members)
 
     def to_dict(self) -> dict:
         """The JSON-ready form stored in a model file (without `format` and `checksum`)."""
@@ -62,6 +71,7 @@ class ModelMeta:
             "cuts": list(self.cuts) if self.cuts is not None else None,
             "package_version": self.package_version,
             "metrics": dict(self.metrics),
+            **({"members": [dict(member) for member in self.members]} if self.members else {}),
         }
 
     @classmethod
@@ -94,6 +104,7 @@ class ModelMeta:
             cuts=_cuts(values.get("cuts"), path),
             package_version=_optional_text(values.get("package_version"), "package_version", path),
             metrics=_metrics(values.get("metrics"), path),
+            members=_members(values.get("members"), path),
         )
 
 
@@ -178,6 +189,24 @@ def _metrics(value: Any, path: Path) -> dict:
     if not isinstance(value, Mapping):
         raise _malformed(path, "'metrics' must be a table of scores")
     return dict(value)
+
+
+def _members(value: Any, path: Path) -> tuple[dict, ...]:
+    """The member descriptions of an ensemble: at least two tables of the known fields, each naming its source."""
+    if value is None:
+        return ()
+    if not (isinstance(value, list) and len(value) >= 2 and all(isinstance(m, Mapping) for m in value)):
+        raise _malformed(path, "'members' must list at least two member descriptions")
+    for member in value:
+        unknown = sorted(set(member) - set(MEMBER_FIELDS))
+        if unknown:
+            raise _malformed(path, f"an ensemble member holds unknown field(s) {', '.join(map(repr, unknown))}")
+        if not isinstance(member.get("source"), str):
+            raise _malformed(path, "every ensemble member must name its 'source'")
+        _optional_text(member.get("checksum"), "checksum", path)
+        _optional_text(member.get("mode"), "mode", path)
+        _metrics(member.get("metrics"), path)
+    return tuple(dict(member) for member in value)
 
 
 def _run_augment(config_path: Path) -> str | None:

@@ -22,13 +22,15 @@ import torch
 from torch import nn
 
 from .audio import SkippedFile, find_audio_files, load_audio, windows
-from .choices import AGGREGATES, FORMATS
+from .choices import FORMATS
 from .data import resize_transform
 from .errors import AudioError, MerError
 from .files import atomic_write
 from .modelfile import load_model, model_file_path
 from .modelmeta import ModelMeta
 from .progress import progress_bar
+from .scores import aggregate as aggregate_windows
+from .scores import check_aggregate
 from .spectrogram import SpecConfig, mel_image
 
 if TYPE_CHECKING:
@@ -93,6 +95,12 @@ class Predictions:
 
 def penultimate_layer(model: nn.Module) -> nn.Linear:
     """The final `Linear` of the model's head (its last child), whose input is the pooled feature vector."""
+    from .modelfile import EnsembleModel
+
+    if isinstance(model, EnsembleModel):
+        raise MerError(
+            "an ensemble has one feature vector per member, not one; embed with one member's run folder instead"
+        )
     children = list(model.children())
     for part in (children[-1] if children else model, model):
         linears = [m for m in part.modules() if isinstance(m, nn.Linear)]
@@ -186,17 +194,11 @@ class Predictor:
         seconds, step = self.window_settings(window, hop)
         signal, starts, images = self.window_images(audio, seconds, step)
         probs = torch.softmax(self.logits(images), dim=1).numpy().astype(np.float64)
-        mean = probs.mean(axis=0)
-        if aggregate == "vote":
-            votes = np.bincount(probs.argmax(axis=1), minlength=len(self.classes))
-            tied = np.flatnonzero(votes == votes.max())
-            best = int(tied[np.argmax(mean[tied])])  # ties go to the higher mean probability
-        else:
-            best = int(np.argmax(mean))
+        track, best = aggregate_windows(probs, aggregate)  # the aggregation train and evaluate use
         return TrackPrediction(
             file=str(audio),
             label=self.classes[best],
-            probabilities=self._named(mean),
+            probabilities=self._named(track),
             windows=[
                 WindowPrediction(float(start), self.classes[int(np.argmax(p))], self._named(p))
                 for start, p in zip(starts, probs, strict=True)
@@ -258,12 +260,6 @@ class Predictor:
 
     def _named(self, probabilities: np.ndarray) -> dict[str, float]:
         return {name: round(float(p), 6) for name, p in zip(self.classes, probabilities, strict=True)}
-
-
-def check_aggregate(aggregate: str) -> None:
-    """A clear error for an unknown --aggregate."""
-    if aggregate not in AGGREGATES:
-        raise MerError(f"unknown aggregation {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
 
 
 def pick_device(name: str | None) -> torch.device:

@@ -7,7 +7,7 @@ import os
 import shutil
 from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +16,7 @@ from .audio import audio_files, load_audio, windows
 from .dataset import (
     DATASET_FILE,
     MANIFEST_FILE,
+    SPLITS,
     DatasetInfo,
     ManifestRow,
     read_info,
@@ -142,12 +143,19 @@ class Plan:
     tasks: list[ClipTask]
     skipped: list[dict[str, str]]
     notes: list[str]
+    groups: dict[str, str] = field(default_factory=dict)  # clip key → the group the split kept together
 
 
 def plan_tasks(
-    audio_dir: Path, table: LabelTable, files: list[Path], valid_pct: float, seed: int, skip_unlabeled: bool
+    audio_dir: Path,
+    table: LabelTable,
+    files: list[Path],
+    valid_pct: float,
+    seed: int,
+    skip_unlabeled: bool,
+    test_pct: float = 0.0,
 ) -> Plan:
-    """Match files to labels, check the classes and assign each clip to train or validation."""
+    """Match files to labels, check the classes and assign each clip to train, validation or test."""
     matched, excluded, unlabeled = match_clips(audio_dir, files, table)
     if unlabeled and not skip_unlabeled:
         raise unlabeled_error(audio_dir, unlabeled, table)
@@ -169,27 +177,31 @@ def plan_tasks(
         )
     labels = [clip.label for _, _, clip in matched]
     groups = [clip.group or name for _, name, clip in matched]
-    sides = split_groups(labels, groups, valid_pct, seed)
+    sides = split_groups(labels, groups, valid_pct, seed, test_pct)
     tasks = [
         ClipTask(str(file), name, _clip_key(file, audio_dir), clip.label, side)
         for (file, name, clip), side in zip(matched, sides)
     ]
     skipped = [{"file": str(file), "reason": reason} for file, reason in excluded]
     skipped += [{"file": str(file), "reason": f"no row in {table.source}"} for file in unlabeled]
-    return Plan(tasks, skipped, [*table.notes, *_split_notes(tasks)])
+    notes = [*table.notes, *_split_notes(tasks, test_pct > 0)]
+    return Plan(tasks, skipped, notes, {task.key: group for task, group in zip(tasks, groups, strict=True)})
 
 
-def _split_notes(tasks: list[ClipTask]) -> list[str]:
-    """Warnings: a class with a single clip, a class that validation does not hold."""
+def _split_notes(tasks: list[ClipTask], tested: bool = False) -> list[str]:
+    """Warnings: a class with a single clip, a class that validation (or the test split) does not hold."""
     notes = []
+    sides = (("valid", "validation", "--valid-pct"), ("test", "the test split", "--test-pct"))
     for label, count in sorted(Counter(task.label for task in tasks).items()):
         if count == 1:
             notes.append(f"warning: class {label!r} has a single clip; its scores rest on one recording")
-        elif not any(task.label == label and task.split == "valid" for task in tasks):
-            notes.append(
-                f"warning: class {label!r} has no clip in validation (its {count} clips or their groups all train); "
-                "its scores will be missing: add clips or raise --valid-pct"
-            )
+            continue
+        for split, name, option in sides[: 1 + tested]:
+            if not any(task.label == label and task.split == split for task in tasks):
+                notes.append(
+                    f"warning: class {label!r} has no clip in {name} (its {count} clips or their groups are "
+                    f"elsewhere); its {name} scores will be missing: add clips or raise {option}"
+                )
     return notes
 
 
@@ -231,10 +243,13 @@ def _check_existing(out_dir: Path, settings: dict, overwrite: bool) -> None:
         return
     saved = _saved_settings(out_dir)
     if saved is None:
-        if any(any((out_dir / split).glob("*")) for split in ("train", "valid")):
-            raise MerError(f"{out_dir}: holds train/ or valid/ folders that prepare did not make; choose another --out")
+        if any(any((out_dir / split).glob("*")) for split in SPLITS):
+            raise MerError(
+                f"{out_dir}: holds train/, valid/ or test/ folders that prepare did not make; choose another --out"
+            )
         return
-    changed = [key for key in settings if saved.get(key) != settings[key]]
+    keys = dict.fromkeys([*settings, "test_pct"])  # test_pct is recorded only when used
+    changed = [key for key in keys if saved.get(key) != settings.get(key)]
     older = [what for key, what in (("format", "kind of clip id"), ("split", "train/valid split")) if key in changed]
     if older:
         raise MerError(
@@ -267,6 +282,7 @@ def prepare_dataset(
     *,
     spec: SpecConfig | None = None,
     valid_pct: float = 0.2,
+    test_pct: float = 0.0,
     group_by: str | None = None,
     seed: int = 42,
     id_column: str | None = None,
@@ -278,6 +294,9 @@ def prepare_dataset(
     progress: bool = True,
 ) -> PrepareResult:
     """Build the spectrogram data set of one feature; rerunning skips clips already done.
+
+    `test_pct` > 0 holds out a test split (test/, manifest split "test"), chosen before validation, grouped
+    and stratified like it (see `split.split_groups`); training never reads it.
 
     Audio, labels, matching and classes are checked before anything is written; the output folder is
     locked while it is written, so a second run into it is refused at once.
@@ -296,7 +315,7 @@ def prepare_dataset(
         cuts=cuts,
         skip_unlabeled=skip_unlabeled,
     )
-    plan = plan_tasks(audio_dir, table, files, valid_pct, seed, skip_unlabeled)
+    plan = plan_tasks(audio_dir, table, files, valid_pct, seed, skip_unlabeled, test_pct)
     settings = {
         "format": DATASET_FORMAT,
         "feature": feature,
@@ -307,6 +326,7 @@ def prepare_dataset(
         "split": SPLIT_METHOD,
         "cuts": table.cuts,
         "spectrogram": spec.digest(),
+        **({"test_pct": test_pct} if test_pct else {}),  # only when used: older data sets stay reusable
     }
     with output_folder(out_dir, "--out"):
         _check_existing(out_dir, settings, overwrite)
@@ -353,13 +373,13 @@ def _write_dataset(
         failed = _run_tasks(todo, out_dir, spec, workers, progress, rows_by_key, journal)
     skipped = plan.skipped + failed
 
-    rows = [row for task in tasks for row in rows_by_key.get(task.key, [])]
+    rows = [replace(row, group=plan.groups[task.key]) for task in tasks for row in rows_by_key.get(task.key, [])]
     if not rows:
         first = failed[0]["reason"] if failed else "no windows"
         raise MerError(f"{audio_dir}: none of the {len(tasks)} labelled files could be decoded (first: {first})")
     write_manifest(out_dir, rows)
     _remove_stale_images(out_dir, written - {row.image for row in rows})
-    counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}}
+    counts: dict[str, dict[str, int]] = {"train": {}, "valid": {}, **({"test": {}} if settings.get("test_pct") else {})}
     for (split, label), n in sorted(Counter((row.split, row.label) for row in rows).items()):
         counts[split][label] = n
     info = DatasetInfo(

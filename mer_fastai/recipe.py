@@ -89,6 +89,7 @@ class Recipe(RecipeSettings):
     stages: list[Stage]
     archs: list[str]
     valid_pct: float = 0.2
+    test_pct: float = 0.0  # > 0: a held-out test split per data set, scored once per cell (prepare --test-pct)
     spectrogram: dict = field(default_factory=dict)
     demo_settings: dict = field(default_factory=dict)  # applied while data sets use the built-in demo audio
     gan: GanSpec = field(default_factory=GanSpec)
@@ -297,6 +298,8 @@ def _validate(recipe: Recipe) -> None:
             raise MerError(f"{src}: archs: {exc}") from exc
     if not 0 < recipe.valid_pct < 1:
         raise MerError(f"{src}: 'valid_pct' must lie between 0 and 1")
+    if not 0 <= recipe.test_pct < 1 or recipe.valid_pct + recipe.test_pct >= 1:
+        raise MerError(f"{src}: 'test_pct' must lie between 0 and 1 and leave clips to train beside 'valid_pct'")
     SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
     unknown_demo = set(recipe.demo_settings) - set(DEMO_KEYS)
     if unknown_demo:

@@ -12,6 +12,7 @@ from .files import atomic_path, atomic_write
 
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
+TRACK_CONFUSION_FILE = "track_confusion_matrix.png"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "classification_report.txt"
 
@@ -137,7 +138,8 @@ def save_figure(fig, path: Path, dpi: int) -> Path:
 
 
 def summary_table(metrics: dict, title: str) -> Table:
-    """Rich table: one row per class plus the overall scores."""
+    """Rich table: one row per class plus the overall scores; a training's metrics (with a `track` block)
+    add the track scores and, with a `test` block, the test split's window and track scores."""
     table = Table(title=title, title_justify="left")
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -153,4 +155,20 @@ def summary_table(metrics: dict, title: str) -> Table:
     table.add_section()
     table.add_row("[bold]accuracy", "", "", f"[bold]{metrics['accuracy']:.3f}", str(total))
     table.add_row("[bold]macro F1", "", "", f"[bold]{metrics['macro_f1']:.3f}", str(total))
+    _score_rows(table, metrics, "")
+    if metrics.get("test"):
+        table.add_section()
+        test = metrics["test"]
+        table.add_row("[bold]test accuracy", "", "", f"[bold]{test['accuracy']:.3f}", str(test["n_windows"]))
+        table.add_row("[bold]test macro F1", "", "", f"[bold]{test['macro_f1']:.3f}", str(test["n_windows"]))
+        _score_rows(table, test, "test ")
     return table
+
+
+def _score_rows(table: Table, metrics: dict, prefix: str) -> None:
+    """The track accuracy and macro-F1 rows of metrics with a `track` block (support: tracks)."""
+    track = metrics.get("track")
+    if track:
+        tracks = str(metrics["n_tracks"])
+        table.add_row(f"[bold]{prefix}track accuracy", "", "", f"[bold]{track['accuracy']:.3f}", tracks)
+        table.add_row(f"[bold]{prefix}track macro F1", "", "", f"[bold]{track['macro_f1']:.3f}", tracks)

@@ -27,7 +27,21 @@ RESULT_COLUMNS = [
     "seconds",
     "stage",
     "run_dir",
+    # appended (baseline.py writes the first 12 columns): track scores and the held-out test split's scores
+    "track_accuracy",
+    "track_macro_f1",
+    "test_accuracy",
+    "test_macro_f1",
+    "test_track_accuracy",
+    "test_track_macro_f1",
 ]
+# The score pairs a table can show (prefix of accuracy/macro_f1) and what they are, in table order.
+SCORE_SETS = {
+    "": "validation windows",
+    "track_": "validation tracks",
+    "test_": "test windows",
+    "test_track_": "test tracks",
+}
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 HEATMAP = "results_heatmap.png"
@@ -41,8 +55,16 @@ def _column(row: dict) -> str:
     return " · ".join(parts)
 
 
-def _score(row: dict) -> str:
-    return f"{float(row['accuracy']):.3f} / {float(row['macro_f1']):.3f}"
+def _score(row: dict, prefix: str = "") -> str:
+    accuracy, f1 = row.get(f"{prefix}accuracy"), row.get(f"{prefix}macro_f1")
+    if accuracy in (None, "") or f1 in (None, ""):
+        return "–"
+    return f"{float(accuracy):.3f} / {float(f1):.3f}"
+
+
+def _score_sets(rows: list[dict]) -> list[str]:
+    """The score prefixes some row of `rows` holds (validation windows always)."""
+    return [p for p in SCORE_SETS if not p or any(row.get(f"{p}accuracy") not in (None, "") for row in rows)]
 
 
 def _tables(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
@@ -61,21 +83,25 @@ def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str],
 
 
 def results_markdown(rows: list[dict]) -> str:
-    """Markdown tables: rows = architectures, columns = feature × mode; cells = accuracy / macro-F1."""
-    lines = ["# Results", "", "Cells: validation accuracy / macro-F1.", ""]
+    """Markdown tables: rows = architectures, columns = feature × mode; cells = accuracy / macro-F1.
+
+    One table per score set present: validation windows, then validation tracks, test windows and test
+    tracks when the runs recorded them."""
+    lines = ["# Results", "", "Cells: accuracy / macro-F1 (validation windows unless the table says otherwise).", ""]
     for (experiment, stage, dataset), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
         title = f"{experiment} — {stage} on {dataset}" if stage else f"{experiment} on {dataset}"
-        lines += [
-            f"## {title}",
-            "",
-            "| arch | " + " | ".join(columns) + " |",
-            "|---" * (len(columns) + 1) + "|",
-        ]
-        for arch in archs:
-            values = [_score(cells[(arch, c)]) if (arch, c) in cells else "–" for c in columns]
-            lines.append(f"| {arch} | " + " | ".join(values) + " |")
-        lines.append("")
+        for prefix in _score_sets(group):
+            lines += [
+                f"## {title}" + (f" — {SCORE_SETS[prefix]}" if prefix else ""),
+                "",
+                "| arch | " + " | ".join(columns) + " |",
+                "|---" * (len(columns) + 1) + "|",
+            ]
+            for arch in archs:
+                values = [_score(cells[(arch, c)], prefix) if (arch, c) in cells else "–" for c in columns]
+                lines.append(f"| {arch} | " + " | ".join(values) + " |")
+            lines.append("")
         lines += _augmentation_gain(group) + _transfer_comparison(group, rows)
     return "\n".join(lines)
 
@@ -200,11 +226,15 @@ def results_tables(rows: list[dict]) -> list[Table]:
     tables = []
     for (experiment, stage, dataset), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
-        table = Table(title=f"{experiment} · {stage} · {dataset}  (accuracy / macro-F1)", title_justify="left")
-        table.add_column("arch")
-        for column in columns:
-            table.add_column(column, justify="right")
-        for arch in archs:
-            table.add_row(arch, *[_score(cells[(arch, c)]) if (arch, c) in cells else "–" for c in columns])
-        tables.append(table)
+        for prefix in _score_sets(group):
+            what = SCORE_SETS[prefix]
+            table = Table(
+                title=f"{experiment} · {stage} · {dataset}  ({what}: accuracy / macro-F1)", title_justify="left"
+            )
+            table.add_column("arch")
+            for column in columns:
+                table.add_column(column, justify="right")
+            for arch in archs:
+                table.add_row(arch, *[_score(cells[(arch, c)], prefix) if (arch, c) in cells else "–" for c in columns])
+            tables.append(table)
     return tables

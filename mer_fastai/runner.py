@@ -30,6 +30,7 @@ from .results import RESULTS_CSV, load_results, results_tables, write_results
 from .spectrogram import SpecConfig
 from .synth import make_study_style_set
 from .tracking import tracking_settings
+from .train import write_html_report
 
 STATE_FILE = "state.json"
 
@@ -173,6 +174,7 @@ class RecipeRun:
             labels,
             spec=self.spec,
             valid_pct=self.recipe.valid_pct,
+            test_pct=self.recipe.test_pct,
             group_by=spec.group_by,
             seed=self.recipe.seed,
             id_column=spec.id_column,
@@ -296,6 +298,8 @@ def run_recipe(
     started = time.time()
     tracking = tracking_settings(track, tracking_uri, recipe.experiment)
     summary = RecipeRun(recipe, Path(out), executor, executor_options, tracking).run()
+    if summary.rows:
+        write_html_report(Path(out), show)
     if show:
         for table in results_tables(summary.rows):
             console.print(table)

@@ -19,7 +19,7 @@ from .archs import get_arch
 from .callbacks import EpochTimer
 from .config import TrainConfig
 from .data import check_dataset, classes_without_validation, load_dataloaders
-from .dataset import DatasetInfo, read_spec
+from .dataset import REPAIR, DatasetInfo, ManifestRow, read_spec
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .errors import MerError
 from .feature_cache import can_cache, head_learner
@@ -33,7 +33,7 @@ from .report import (
     CURVES_FILE,
     METRICS_FILE,
     REPORT_FILE,
-    classification_metrics,
+    TRACK_CONFUSION_FILE,
     plot_confusion,
     plot_curves,
     save_figure,
@@ -41,13 +41,21 @@ from .report import (
     text_report,
     write_json,
 )
+from .scores import Tracks, score_windows, write_track_predictions, write_window_predictions
 from .tensor_data import IN_MEMORY_AUGMENTS, load_tensor_dataloaders
 from .tracking import epoch_callbacks, tracked
 
 LR_PLOT = "lr_find.png"
 LR_JSON = "lr_find.json"
 LR_FILES = (LR_PLOT, LR_JSON)
-RUN_FILES = (METRICS_FILE, RUN_CONFIG, "history.json", REPORT_FILE, CONFUSION_FILE, CURVES_FILE, MODEL_FILE)
+VALID_PREDICTIONS, TRACK_PREDICTIONS = "valid_predictions.csv", "track_predictions.csv"
+TEST_PREFIX = "test_"  # the test split's files: test_predictions.csv, test_track_predictions.csv, ...
+TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS = "test_predictions.csv", TEST_PREFIX + TRACK_PREDICTIONS
+PREDICTION_FILES = (VALID_PREDICTIONS, TRACK_PREDICTIONS, TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS)
+CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CONFUSION_FILE)
+HTML_REPORT = "report.html"  # written after the run folder is published (html_report.REPORT_HTML)
+RUN_FILES = (METRICS_FILE, RUN_CONFIG, "history.json", REPORT_FILE, *CONFUSION_FILES, CURVES_FILE, MODEL_FILE)
+RUN_FILES += (*PREDICTION_FILES, HTML_REPORT)
 STAGING = ".partial"  # a run writes here; its files move into the run folder once it has finished
 
 
@@ -62,11 +70,32 @@ class LRFindResult:
 
 @dataclass
 class TrainResult:
-    """A finished run: its folder, the learning rate used and its validation metrics."""
+    """A finished run: its folder, the learning rate used and its metrics (see `train` for the layout)."""
 
     run_dir: Path
     lr: float
     metrics: dict
+
+
+@dataclass
+class Split:
+    """Scored windows of a data set: its folder and the manifest rows, in the order they are scored."""
+
+    data_dir: Path
+    rows: list[ManifestRow]
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return [row.clip_id for row in self.rows]
+
+
+@dataclass
+class Splits:
+    """The data set a run trains on, its validation windows and what it is tested on (if anything)."""
+
+    info: DatasetInfo
+    valid: Split
+    test: Split | None
 
 
 def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
@@ -191,25 +220,74 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
     """Check the data set, find the LR if asked, fit one cycle, keep the best epoch, write the report and model.
 
     Nothing is written unless the data set matches its manifest; the run folder receives its files only
-    when the run has finished (see `results_folder`).
+    when the run has finished (see `results_folder`); then `report.html` is written beside them.
+
+    metrics.json layout: the validation scores at the top level (window `accuracy`, `macro_f1`,
+    `per_class`, `confusion_matrix`, ...; `track_accuracy`, `track_macro_f1` and the `track` block:
+    the clips' windows combined by `config.aggregate`), the same scores again as the `valid` block, and
+    `test`: the same layout for the test split (the data set's own, or `--test DATA_DIR`), scored once
+    with the final model, or null without one; then the run's settings, timings and `versions`.
     """
     data_dir, run_dir = Path(data_dir), Path(out)
     config.check()
     info, rows = check_dataset(data_dir)
+    test = held_out_split(data_dir, info, rows, config.test_dir)
     init_distributed()
     if is_main_process():
         _warn_unvalidated(classes_without_validation(rows, info.classes))
+    splits = Splits(info, Split(data_dir, [row for row in rows if row.split == "valid"]), test)
     with results_folder(run_dir, RUN_FILES + LR_FILES) as stage:
-        result = _fit(data_dir, config, info, stage)
-    if show and is_main_process():
-        console.print(
-            summary_table(
-                result.metrics,
-                f"{_title(config, info)} — best epoch {result.metrics['best_epoch'] + 1}, lr {result.lr:.2e}",
-            )
-        )
-        console.print(f"run folder: [bold]{run_dir}")
+        result = _fit(data_dir, config, splits, stage)
+    if is_main_process():
+        if show:
+            title = f"{_title(config, info)} — best epoch {result.metrics['best_epoch'] + 1}, lr {result.lr:.2e}"
+            console.print(summary_table(result.metrics, title))
+            console.print(f"run folder: [bold]{run_dir}")
+        write_html_report(run_dir, show)
     return TrainResult(run_dir, result.lr, result.metrics)
+
+
+def write_html_report(folder: Path, show: bool = True) -> Path | None:
+    """`report.html` of a finished run or grid folder; a failure is a warning line, never a lost result."""
+    from .html_report import write_report
+
+    try:
+        report = write_report(folder)
+    except (MerError, OSError) as exc:
+        console.print(f"[yellow]warning:[/] the HTML report could not be written: {exc}", soft_wrap=True)
+        return None
+    if show:
+        console.print(f"report: [bold]{report}")
+    return report
+
+
+def held_out_split(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], test_dir: str | None) -> Split | None:
+    """What the final model is scored on once: `--test DATA_DIR` (every image of another prepared data set
+    with the same classes and spectrogram settings and no clip of this one), else the data set's own test
+    split, else nothing."""
+    own = [row for row in rows if row.split == "test"]
+    if test_dir is None:
+        return Split(data_dir, own) if own else None
+    other = Path(test_dir)
+    if own:
+        raise MerError(f"--test {other}: {data_dir} has its own test split; drop --test or prepare without --test-pct")
+    if other.resolve() == data_dir.resolve():
+        raise MerError(f"--test {other}: is the training data set itself; pass another prepared data set")
+    other_info, other_rows = check_dataset(other)
+    if other_info.classes != info.classes:
+        raise MerError(
+            f"--test {other}: its classes ({', '.join(other_info.classes)}) differ from the training data set's "
+            f"({', '.join(info.classes)}); prepare it with the same --feature and labels"
+        )
+    if read_spec(other).digest() != read_spec(data_dir).digest():
+        raise MerError(f"--test {other}: made with other spectrogram settings; prepare it with those of {data_dir}")
+    shared = sorted({row.source for row in other_rows} & {row.source for row in rows})
+    if shared:
+        raise MerError(
+            f"--test {other}: {len(shared)} clip(s) are also in {data_dir}, e.g. {shared[0]}; a test set must "
+            "hold other clips"
+        )
+    return Split(other, other_rows)
 
 
 def _warn_unvalidated(classes: list[str]) -> None:
@@ -226,11 +304,12 @@ def _title(config: TrainConfig, info: DatasetInfo) -> str:
     return f"{config.arch} · {config.mode} · {info.feature}"
 
 
-def _fit(data_dir: Path, config: TrainConfig, info: DatasetInfo, run_dir: Path) -> TrainResult:
-    """Train in `run_dir` and (main process) write the report and model there."""
+def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> TrainResult:
+    """Train in `run_dir` and (main process) score the test split and write the report and model there."""
     from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 
     started = time.time()
+    info, valid, test = splits.info, splits.valid, splits.test
     learn = _learner(data_dir, config, run_dir)
     fitter = _fitter(learn, config)
     auto = config.lr == "auto"
@@ -248,8 +327,11 @@ def _fit(data_dir: Path, config: TrainConfig, info: DatasetInfo, run_dir: Path) 
     finally:
         shutil.rmtree(run_dir / "models", ignore_errors=True)
     classes = list(learn.dls.vocab)
-    predicted = probs.argmax(dim=1).numpy()
-    metrics = classification_metrics(targets.numpy(), predicted, classes)
+    if len(probs) != len(valid.rows):
+        raise MerError(f"{data_dir}: {len(probs)} validation predictions for {len(valid.rows)} manifest rows; {REPAIR}")
+    probs = probs.float().numpy()
+    scores, tracks = score_windows(probs, targets.numpy(), valid.clip_ids, classes, config.aggregate)
+    metrics = {**scores, "valid": scores, "test": None}
     best = _best_epoch(history, config.monitor)
     metrics.update(
         arch=config.arch,
@@ -267,17 +349,76 @@ def _fit(data_dir: Path, config: TrainConfig, info: DatasetInfo, run_dir: Path) 
         data_dir=str(data_dir),
         cached_features=fitter is not learn,
         seconds=round(time.time() - started, 2),
+        versions=_versions(),
     )
     if is_main_process():  # one process of a distributed training: rank 0 writes
         title = _title(config, info)
-        write_json(run_dir / METRICS_FILE, metrics)
+        meta = model_metadata(learn, config, info, data_dir, metrics)
+        save_model_file(run_dir / MODEL_FILE, learn.model, meta)
+        _write_scores(run_dir, "", valid, probs, tracks, scores, title)
+        if test is not None:  # scored once, with the final model
+            test_probs = window_probabilities(learn.model, meta, test)
+            metrics["test"], test_tracks = score_windows(
+                test_probs, _targets(test, classes), test.clip_ids, classes, config.aggregate
+            )
+            metrics["test"].update(data_dir=str(test.data_dir))
+            _write_scores(run_dir, TEST_PREFIX, test, test_probs, test_tracks, metrics["test"], f"{title} — test")
+        metrics["seconds"] = round(time.time() - started, 2)
         write_json(run_dir / RUN_CONFIG, {"data_dir": str(data_dir), **config.to_dict(), "lr": lr})
         write_json(run_dir / "history.json", {"history": history})
-        atomic_write(run_dir / REPORT_FILE, text_report(targets.numpy(), predicted, classes))
-        plot_confusion(run_dir / CONFUSION_FILE, metrics["confusion_matrix"], classes, title)
+        atomic_write(run_dir / REPORT_FILE, _text_reports(targets.numpy(), probs, tracks, classes))
+        plot_confusion(run_dir / CONFUSION_FILE, metrics["confusion_matrix"], classes, f"{title} — windows")
         plot_curves(run_dir / CURVES_FILE, history, title)
-        save_model_file(run_dir / MODEL_FILE, learn.model, model_metadata(learn, config, info, data_dir, metrics))
+        write_json(run_dir / METRICS_FILE, metrics)
     return TrainResult(run_dir, lr, metrics)
+
+
+def _text_reports(targets: np.ndarray, probs: np.ndarray, tracks: Tracks, classes: list[str]) -> str:
+    """classification_report.txt: the validation windows' report, then the tracks'."""
+    windows = text_report(targets, probs.argmax(axis=1), classes)
+    return f"windows\n\n{windows}\ntracks\n\n{text_report(tracks.targets, tracks.predicted, classes)}"
+
+
+def _versions() -> dict[str, str]:
+    import fastai
+
+    return {"mer-fastai": __version__, "torch": torch.__version__, "fastai": fastai.__version__}
+
+
+def _targets(split: Split, classes: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
+    return np.array([index[row.label] for row in split.rows], dtype=np.int64)
+
+
+def window_probabilities(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np.ndarray:
+    """Class probabilities (n_windows, n_classes) of a split's images, fed exactly as `predict` feeds windows
+    (the validation transform of training)."""
+    from PIL import Image
+
+    from .predict import Predictor
+
+    device = next(model.parameters()).device
+    predictor = Predictor(model, meta, device=str(device), bs=64)
+    outputs = []
+    for start in range(0, len(split.rows), chunk):
+        images = []
+        for row in split.rows[start : start + chunk]:
+            with Image.open(row.path(split.data_dir)) as image:
+                images.append(np.asarray(image if image.mode == "L" else image.convert("RGB")))
+        outputs.append(torch.softmax(predictor.logits(images), dim=1).numpy())
+    return np.concatenate(outputs).astype(np.float64)
+
+
+def _write_scores(
+    run_dir: Path, prefix: str, split: Split, probs: np.ndarray, tracks: Tracks, scores: dict, title: str
+) -> None:
+    """A split's window and track predictions and its track confusion matrix (`prefix` "" or "test_")."""
+    classes = scores["classes"]
+    write_window_predictions(run_dir / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS), split.rows, probs, classes)
+    write_track_predictions(run_dir / (prefix + TRACK_PREDICTIONS), split.rows, tracks, classes)
+    what = f"{scores['n_tracks']} tracks ({scores['aggregate']} of windows)"
+    plot_confusion(run_dir / (prefix + TRACK_CONFUSION_FILE), scores["track"]["confusion_matrix"], classes,
+                   f"{title} — {what}")  # fmt: skip
 
 
 def model_metadata(learn, config: TrainConfig, info: DatasetInfo, data_dir: Path, metrics: dict) -> ModelMeta:

@@ -65,6 +65,11 @@ def transfer_weights(model: nn.Module, path: str | Path, arch: str) -> tuple[int
     from .modelfile import read_model
 
     state, meta = read_model(path)
+    if meta.is_ensemble:
+        raise MerError(
+            f"{path}: is an ensemble of {len(meta.members)} models; pass one member's run folder or model file "
+            "to --weights"
+        )
     if meta.arch != arch:
         raise MerError(f"{path}: holds a {meta.arch!r} model, not {arch!r}; pick the matching --arch or file")
     target = model.state_dict()

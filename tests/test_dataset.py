@@ -70,6 +70,12 @@ def test_info_manifest_and_spectrogram_round_trip(tmp_path):
     with (tmp_path / MANIFEST_FILE).open(newline="") as handle:
         text = list(csv.DictReader(handle))
     assert tuple(text[0]) == MANIFEST_COLUMNS and [row["segment_start"] for row in text] == ["0.000", "1.500", "12.250"]
+    older = [{k: v for k, v in row.items() if k != "group"} for row in text]  # written before `group` existed
+    with (tmp_path / MANIFEST_FILE).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(older[0]))
+        writer.writeheader()
+        writer.writerows(older)
+    assert [row.group for row in read_manifest(tmp_path)] == [""] * len(older)
     assert "subset_of" not in json.loads((tmp_path / DATASET_FILE).read_text())
     cut = DatasetInfo(**{**INFO.to_dict(), "subset_of": "/data/full"})
     write_info(tmp_path, cut)
@@ -81,7 +87,8 @@ def test_items_per_split_and_extra_training_folders(tmp_path):
     write_manifest(tmp_path, ROWS)
     assert items(tmp_path, "train") == [tmp_path / ROWS[0].image, tmp_path / ROWS[2].image]
     assert items(tmp_path, "valid", "calm") == [tmp_path / ROWS[1].image] and items(tmp_path, "valid", "loud") == []
-    one_line_error(lambda: items(tmp_path, "test"), "unknown split 'test'")
+    assert items(tmp_path, "test") == []  # a data set prepared without --test-pct
+    one_line_error(lambda: items(tmp_path, "holdout"), "unknown split 'holdout'")
     extra = tmp_path / "generated"
     for name in ("loud/b.png", "loud/a.png", "calm/.hidden.png", "calm/notes.txt", "deeper/x/y.png"):
         (extra / name).parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +102,9 @@ def test_items_per_split_and_extra_training_folders(tmp_path):
     (tmp_path / "valid" / "calm").mkdir(parents=True)
     (tmp_path / "valid" / "calm" / "x.png").write_bytes(b"")
     one_line_error(lambda: extra_train_items(tmp_path, [tmp_path / "valid"]), "inside the validation split")
+    (tmp_path / "test" / "calm").mkdir(parents=True)
+    (tmp_path / "test" / "calm" / "x.png").write_bytes(b"")
+    one_line_error(lambda: extra_train_items(tmp_path, [tmp_path / "test"]), "inside the test split")
 
 
 def test_missing_or_broken_files_are_refused_in_one_line(tmp_path):

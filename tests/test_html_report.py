@@ -8,53 +8,15 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
-from mer_fastai.dataset import read_manifest
 from mer_fastai.errors import MerError
 from mer_fastai.html_report import write_report
-from mer_fastai.predict import Predictor
 from mer_fastai.results import write_results
 
 from .test_predict import tiny_run  # noqa: F401  (session fixture: one tiny training shared with test_predict)
-
-
-def write_prediction_fixtures(run: Path, data: Path) -> None:
-    """FIXTURE: the `valid_predictions.csv` / `track_predictions.csv` a newer `train` writes, made here with
-    the run's own model over the data set's validation windows (the report's reader contract)."""
-    predictor = Predictor.load(run, device="cpu")
-    rows = [row for row in read_manifest(data) if row.split == "valid"]
-    images = [np.asarray(Image.open(row.path(data)).convert("L")) for row in rows]
-    probs = torch_softmax(predictor.logits(images).numpy())
-    classes = predictor.classes
-    head = [f"prob_{name}" for name in classes]
-    with (run / "valid_predictions.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "clip_id", "source", "segment_start", "true", "predicted", *head])
-        for row, p in zip(rows, probs, strict=True):
-            predicted = classes[int(p.argmax())]
-            values = (f"{v:.6f}" for v in p)
-            writer.writerow([row.image, row.clip_id, row.source, row.segment_start, row.label, predicted, *values])
-    clips: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        clips.setdefault(row.clip_id, []).append(i)
-    with (run / "track_predictions.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["clip_id", "source", "windows", "true", "predicted", *head])
-        for clip, where in clips.items():
-            mean = probs[where].mean(axis=0)
-            first = rows[where[0]]
-            predicted = classes[int(mean.argmax())]
-            writer.writerow([clip, first.source, len(where), first.label, predicted, *(f"{v:.6f}" for v in mean)])
-
-
-def torch_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def make_grid(runs: list[Path], out: Path, extra_columns: bool = False) -> Path:
@@ -95,17 +57,27 @@ def make_grid(runs: list[Path], out: Path, extra_columns: bool = False) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_copy(tiny_run, tiny_data, tmp_path_factory) -> Path:  # noqa: F811
-    """A copy of the tiny run with its prediction files."""
+def run_copy(tiny_run, tmp_path_factory) -> Path:  # noqa: F811
+    """A copy of the tiny run folder as `train` left it (with its prediction files and report.html)."""
     run = tmp_path_factory.mktemp("report") / "run"
     shutil.copytree(tiny_run, run)
-    write_prediction_fixtures(run, tiny_data)
     return run
 
 
 def ids_and_links(html: str) -> tuple[set[str], list[str]]:
     ids = set(re.findall(r'id="([^"]+)"', html))
     return ids, re.findall(r'href="([^"]+)"', html)
+
+
+def test_train_writes_the_report_from_its_own_prediction_files(run_copy):
+    html = (run_copy / "report.html").read_text()  # written by `train` itself
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    tracks = list(csv.DictReader((run_copy / "track_predictions.csv").open()))
+    right = sum(r["true"] == r["predicted"] for r in tracks)
+    assert right / len(tracks) == pytest.approx(metrics["track"]["accuracy"])
+    assert f"{right} of {len(tracks)} validation tracks right" in html
+    assert "Validation scores (tracks)" in html and f"{metrics['track']['macro_f1']:.3f}" in html
+    assert "recorded by the run" in html
 
 
 def test_run_report_is_self_contained(run_copy, tiny_data):

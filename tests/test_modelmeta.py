@@ -129,3 +129,36 @@ def test_modelfile_imports_neither_learner_nor_train():
     tree = ast.parse(Path(mer_fastai.modelfile.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert imported and not imported & {"learner", "train", "weights", "mer_fastai.learner", "mer_fastai.train"}
+
+
+MEMBERS = [
+    {"source": "cv/folds/0/model.safetensors", "checksum": "sha256:aa", "mode": "whole", "metrics": {"accuracy": 0.5}},
+    {"source": "cv/folds/1/model.safetensors", "checksum": None, "mode": "whole", "metrics": {}},
+]
+
+
+def test_an_ensemble_record_round_trips_and_a_single_model_stays_as_before(tmp_path):
+    path = tmp_path / "ensemble.safetensors"
+    meta = ModelMeta.from_dict({**STORED, "members": MEMBERS}, path)
+    assert meta.is_ensemble and len(meta.members) == 2
+    assert meta.to_dict() == {**STORED, "members": MEMBERS}
+    single = ModelMeta.from_dict(STORED, path)
+    assert not single.is_ensemble and "members" not in single.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        (MEMBERS[:1], "'members' must list at least two"),
+        ("two", "'members' must list at least two"),
+        ([MEMBERS[0], {**MEMBERS[1], "weights": 1}], "unknown field\\(s\\) 'weights'"),
+        ([MEMBERS[0], {"checksum": "x"}], "must name its 'source'"),
+        ([MEMBERS[0], {**MEMBERS[1], "mode": 3}], "'mode' must be text"),
+        ([MEMBERS[0], {**MEMBERS[1], "metrics": [1]}], "'metrics' must be a table"),
+    ],
+)
+def test_a_malformed_member_list_is_refused_in_one_line(tmp_path, members, message):
+    path = tmp_path / "ensemble.safetensors"
+    with pytest.raises(MerError, match=message) as caught:
+        ModelMeta.from_dict({**STORED, "members": members}, path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)

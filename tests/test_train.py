@@ -21,6 +21,10 @@ RUN_FILES = {
     "lr_find.png",
     "history.json",
     "config.json",
+    "valid_predictions.csv",
+    "track_predictions.csv",
+    "track_confusion_matrix.png",
+    "report.html",
 }
 
 
@@ -55,6 +59,8 @@ def test_train_writes_the_report(whole_run):
     assert metrics["mode"] == "whole" and metrics["feature"] == "emotions" and metrics["epochs_run"] == 2
     assert sum(map(sum, metrics["confusion_matrix"])) == sum(c["support"] for c in metrics["per_class"].values())
     assert "macro avg" in (run / "classification_report.txt").read_text()
+    assert metrics["track"]["classes"] == metrics["classes"] and metrics["n_tracks"] <= metrics["n_windows"]
+    assert metrics["test"] is None and not (run / "test_predictions.csv").exists()  # no test split here
 
 
 def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):

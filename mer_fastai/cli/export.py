@@ -30,10 +30,11 @@ def command(
     from ..export import export_model
 
     result = export_model(run_dir, out, onnx=onnx, accept_unverified=accept_unverified)
-    meta = result.metadata
-    console.print(f"model file: [bold]{result.model_file}[/] ({meta['arch']}, classes {', '.join(meta['classes'])})")
+    meta = result.meta
+    kind = f"ensemble of {len(meta.members)} × {meta.arch}" if meta.is_ensemble else meta.arch
+    console.print(f"model file: [bold]{result.model_file}[/] ({kind}, classes {', '.join(meta.classes)})")
     if result.onnx_file:
-        size = meta["input_size"]
+        size = meta.input_size
         console.print(f"ONNX: [bold]{result.onnx_file}[/] (input 'image' N×3×{size}×{size}, output 'logits')")
 
 

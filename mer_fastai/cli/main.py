@@ -19,8 +19,10 @@ from ..errors import Interrupted, MerError
 from ..progress import console
 from . import (
     baseline,
+    cv,
     demo,
     embed,
+    ensemble,
     evaluate,
     export,
     gan,
@@ -72,6 +74,7 @@ for module in (
     prepare,
     lrfind,
     train,
+    cv,
     run,
     recipes,
     results,
@@ -81,6 +84,7 @@ for module in (
     embed,
     evaluate,
     export,
+    ensemble,
     baseline,
     gan,
 ):

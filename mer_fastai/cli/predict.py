@@ -27,7 +27,8 @@ Hop = typer.Option(
 Aggregate = typer.Option(
     "mean",
     "--aggregate",
-    help=f"Track label from its windows: {', '.join(AGGREGATES)} (mean probability or majority vote).",
+    help=f"Track label from its windows: {', '.join(AGGREGATES)} (mean probability, majority vote, or each "
+    "class's highest window probability).",
 )
 Bs = typer.Option(32, "--bs", help="Windows per inference batch.")
 Device = typer.Option("auto", "--device", help="auto (GPU if present), cpu, cuda or cuda:N.")

@@ -15,12 +15,20 @@ def command(
     audio_dir: Path = typer.Argument(..., help="Folder of audio clips (searched recursively)."),
     labels: Path = options.Labels,
     feature: str = options.feature_option(required=True),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the data set (train/, valid/, manifest.csv)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for the data set (train/, valid/, test/ with --test-pct, manifest.csv)."
+    ),
     segment_seconds: float = typer.Option(10.0, "--segment-seconds", help="Window length in seconds."),
     hop_seconds: float = typer.Option(
         None, "--hop-seconds", help="Window hop in seconds (default: the window length)."
     ),
     valid_pct: float = typer.Option(0.2, "--valid-pct", help="Share of clips (or groups) held out for validation."),
+    test_pct: float = typer.Option(
+        0.0,
+        "--test-pct",
+        help="Share of clips (or groups) held out as a test split, chosen first, grouped and stratified like "
+        "validation; training never reads it, the final model is scored on it once.",
+    ),
     group_by: str = options.group_by_option("whose values never straddle the split (e.g. Artist)"),
     seed: int = typer.Option(42, "--seed", help="Random seed of the split."),
     id_column: str = options.IdColumn,
@@ -53,6 +61,7 @@ def command(
         labels,
         spec=spec,
         valid_pct=valid_pct,
+        test_pct=test_pct,
         group_by=group_by,
         seed=seed,
         id_column=id_column,
@@ -70,10 +79,11 @@ def print_summary(result) -> None:
 
     table = Table(title=f"data set {result.out_dir}", title_justify="left")
     table.add_column("class")
-    table.add_column("train", justify="right")
-    table.add_column("valid", justify="right")
+    splits = list(result.counts)  # train, valid (and test)
+    for split in splits:
+        table.add_column(split, justify="right")
     for name in result.classes:
-        table.add_row(name, str(result.counts["train"].get(name, 0)), str(result.counts["valid"].get(name, 0)))
+        table.add_row(name, *(str(result.counts[split].get(name, 0)) for split in splits))
     console.print(table)
     console.print(f"{result.clips} clips → {result.segments} spectrograms ({result.reused} reused from an earlier run)")
     if result.skipped:

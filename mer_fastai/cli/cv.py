@@ -1,0 +1,31 @@
+"""`mer-fastai cv`: K-fold cross-validation of one training setting on one data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..config import TRAIN, TrainConfig, with_train_options
+from . import options
+
+
+@with_train_options(TRAIN)
+def command(
+    data_dir: Path = options.DataDir,
+    config: TrainConfig = None,  # one option per training setting (see mer_fastai/config.py)
+    folds: int = typer.Option(5, "--folds", "-k", help="Number of folds K (grouped and stratified over clips)."),
+    repeats: int = typer.Option(1, "--repeats", help="Repeat the K folds R times with other fold assignments."),
+    ensemble: bool = typer.Option(
+        True, "--ensemble/--no-ensemble", help="Also write the fold models as one model file OUT/ensemble.safetensors."
+    ),
+    out: Path = options.out_option("cv", "the cross-validation (folds/<k>/ runs, cv.json, out-of-fold predictions)"),
+) -> None:
+    """Train one model per fold; report mean ± sd, a 95 % interval and the out-of-fold (pooled) scores."""
+    from ..cv import run_cv
+
+    run_cv(data_dir, config, out, folds, repeats, ensemble=ensemble)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cv")(command)
