@@ -398,6 +398,25 @@ CASES = [
     Case("invalid YAML", ["run", f"{W}/bad.yaml", "--out", f"{W}/g"], "bad.yaml", setup=_invalid_yaml),
     Case("misspelt recipe key", ["run", "demo", "--set", "epoch=1", "--out", f"{W}/g"], "did you mean"),
     Case("results of a folder without results", ["results", f"{W}/data"], "results"),
+    # --- held-out test, cross-validation, ensembles, reports, embeddings ------------------------------
+    Case("--test-pct out of range", [*PREPARE, "--test-pct", "1.2", "--out", f"{W}/d2"], "--test-pct"),
+    Case("unknown --aggregate", [*TRAIN, "--aggregate", "median", "--out", f"{W}/r2"], "median"),
+    Case("cv with one fold", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "1", "--out", f"{W}/cv"], "--folds"),
+    Case(
+        "cv with more folds than clips", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "99", "--out", f"{W}/cv"], "99"
+    ),
+    Case("an ensemble of one model", ["ensemble", f"{W}/run", "--out", f"{W}/e.safetensors"], "two"),
+    Case(
+        "an ensemble of a model with itself",
+        ["ensemble", f"{W}/run", f"{W}/run", "--out", f"{W}/e.safetensors"],
+        "same model",
+    ),
+    Case("report of a folder that is no run", ["report", f"{W}/audio"], "audio"),
+    Case(
+        "embed --out with an unknown extension",
+        ["embed", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/e.txt"],
+        "e.txt",
+    ),
 ]
 
 
