@@ -1,6 +1,7 @@
 """CLI start-up: how long `mer-fastai` takes before it does anything, against importing the heavy stack.
 
-    python benchmarks/startup.py            # median of 5 runs each; prints a Markdown table
+    python benchmarks/startup.py                        # median of 5 runs each; prints a Markdown table
+    python benchmarks/startup.py --write BENCHMARKS.md  # also puts the table in its section of the report
 
 Each command runs in a fresh process, one after the other. The reference row imports what the CLI
 imported eagerly before it became lazy (fastai's vision API, which pulls in torch and torchvision), so
@@ -10,6 +11,8 @@ the ratio says how much of that cost `--help`, usage errors and light commands n
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+BEGIN, END = "<!-- startup: begin -->", "<!-- startup: end -->"  # the section `--write` replaces
 COMMANDS = {
     "`mer-fastai --help`": [str(BIN / "mer-fastai"), "--help"],
     "`mer-fastai train --help`": [str(BIN / "mer-fastai"), "train", "--help"],
@@ -37,17 +41,52 @@ def median_seconds(command: list[str], runs: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+def startup_table(runs: int) -> str:
+    """The Markdown table: each command's median and runs, and its share of the reference import."""
+    results = {name: median_seconds(command, runs) for name, command in COMMANDS.items()}
+    reference = results["reference: `import fastai.vision.all`"][0]
+    lines = [f"| command | median of {runs} (s) | runs (s) | × of the reference |", "|---|---|---|---|"]
+    for name, (median, times) in results.items():
+        listed = ", ".join(f"{t:.2f}" for t in sorted(times))
+        lines.append(f"| {name} | {median:.2f} | {listed} | {median / reference:.2f} |")
+    return "\n".join(lines)
+
+
+def write_section(path: Path, table: str, load: float) -> None:
+    """Replace (or append) the start-up section of a report; the rest of the file is kept as it is."""
+    section = "\n".join(
+        [
+            BEGIN,
+            "## CLI start-up",
+            "",
+            f"`python benchmarks/startup.py --write {path.name}` on {platform.node() or 'this machine'}, "
+            f"{os.cpu_count()} cores, load average {load:.2f} before the run. Target: ≤ 1 s for `--help`, "
+            "every subcommand's `--help`, `recipes` and an argument error; the reference is what the CLI "
+            "imported eagerly before it became lazy.",
+            "",
+            table,
+            END,
+        ]
+    )
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="Runs per command (median reported).")
+    parser.add_argument("--write", type=Path, help="Report file whose start-up section to replace (or append).")
     args = parser.parse_args()
-    results = {name: median_seconds(command, args.runs) for name, command in COMMANDS.items()}
-    reference = results["reference: `import fastai.vision.all`"][0]
-    print(f"| command | median of {args.runs} (s) | runs (s) | × of the reference |")
-    print("|---|---|---|---|")
-    for name, (median, times) in results.items():
-        runs = ", ".join(f"{t:.2f}" for t in sorted(times))
-        print(f"| {name} | {median:.2f} | {runs} | {median / reference:.2f} |")
+    load = os.getloadavg()[0]
+    table = startup_table(args.runs)
+    print(table)
+    if args.write:
+        write_section(args.write, table, load)
 
 
 if __name__ == "__main__":
