@@ -103,3 +103,19 @@ def test_cli_embed_with_map(tiny_run, tiny_audio, tmp_path):  # noqa: F811
     assert np.load(out)["track_clip_id"].tolist() == [f"happy_0{i}" for i in range(4)]
     bad = CliRunner().invoke(app, ["embed", str(tiny_run), str(tiny_audio), "--out", str(tmp_path / "e.txt")])
     assert bad.exit_code != 0 and not (tmp_path / "e.txt").exists()
+
+
+@pytest.mark.integration
+def test_embed_and_map_the_soundtrack_sample(tiny_run, shared_data, tmp_path):  # noqa: F811
+    sample = shared_data / "soundtracks-set1-sample"
+    out = tmp_path / "emb.npz"
+    args = ["embed", str(tiny_run), str(sample / "audio"), "--labels", str(sample / "mean_ratings_set1.csv")]
+    result = CliRunner().invoke(app, [*args, "--feature", "emotions", "--out", str(out), "--map"])
+    assert result.exit_code == 0, result.output
+    saved = np.load(out)
+    tracks = len(saved["track_clip_id"])
+    info = json.loads(str(saved["info"]))
+    assert tracks + len(info["skipped"]) == 25  # every clip embedded, or left out by the emotions task with a reason
+    assert set(saved["track_label"].tolist()) <= {"anger", "fear", "happy", "sad", "tender"}
+    assert saved["track_features"].shape[0] == tracks and saved["window_features"].shape[0] > tracks
+    assert (tmp_path / "emb-map.png").stat().st_size > 0
