@@ -4,8 +4,10 @@ Each spectrogram of a prepared data set has a row in `manifest.csv` (source file
 split). The same audio window is decoded again and described by classic music-information-retrieval
 features (MFCC, chroma, spectral shape, zero-crossing rate, RMS energy, tempo and beat statistics).
 Features are cached in `DATA_DIR/features.npz`, standardised on the training split and fed to an RBF
-SVM, k-NN, a random forest and extra trees, evaluated on the validation split: the reference that the
-CNNs of the study are compared with.
+SVM, k-NN, a random forest and extra trees, evaluated on the validation split (and a held-out test split,
+when the data set has one): the reference that the CNNs of the study are compared with. Windows and
+tracks are scored exactly as a training run scores them (`scores.score_windows`: a window's label is its
+most probable class, a track's comes from its windows' `predict_proba` combined by `scores.aggregate`).
 """
 
 from __future__ import annotations
@@ -26,19 +28,22 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 from .audio import load_audio, window_at
+from .choices import CLASSIFIERS
 from .dataset import ManifestRow, read_info, read_manifest, read_spec
 from .errors import AudioError, MerError
 from .files import atomic_path
 from .progress import console, progress_bar
-from .report import METRICS_FILE, classification_metrics, write_json
-from .results import RESULT_COLUMNS, write_csv_rows
+from .report import METRICS_FILE, write_json
+from .results import RESULT_COLUMNS, score_columns, write_csv_rows
+from .scores import check_aggregate, score_windows
 from .spectrogram import SpecConfig
 
-CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")
 FEATURES_FILE = "features.npz"
 FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so caches are redone
 CSV_FILE = "baseline.csv"
-CSV_COLUMNS = RESULT_COLUMNS[:12]  # the results table's columns, without stage and run_dir
+# the results table's columns without stage and run_dir, then the track and test scores
+CSV_COLUMNS = [*RESULT_COLUMNS[:12], *score_columns({})]
+SPLITS = ("train", "valid", "test")
 N_MFCC = 20
 CONTRAST_BANDS = 6
 
@@ -223,7 +228,7 @@ def make_classifier(name: str, seed: int, n_train: int, workers: int | None = No
 
     jobs = workers or os.cpu_count() or 1
     models = {
-        "svm": lambda: SVC(kernel="rbf", C=1.0, gamma="scale", random_state=seed),
+        "svm": lambda: SVC(kernel="rbf", C=1.0, gamma="scale", probability=True, random_state=seed),
         "knn": lambda: KNeighborsClassifier(n_neighbors=min(5, n_train)),
         "random_forest": lambda: RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
         "extra_trees": lambda: ExtraTreesClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
@@ -237,13 +242,16 @@ def run_baseline(
     classifiers: list[str] | None = None,
     seed: int = 42,
     *,
+    aggregate: str = "mean",
     workers: int | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Fit each classifier on the training windows, score it on the validation windows, write the results.
+    """Fit each classifier on the training windows, score it on the validation (and test) windows and tracks.
 
-    Writes `out/<classifier>/metrics.json` and `out/baseline.csv`; returns the CSV rows of this run.
+    Writes `out/<classifier>/metrics.json` (laid out as a training run's: window scores, the `track` block,
+    `valid` and `test`) and `out/baseline.csv`; returns the CSV rows of this run.
     """
+    check_aggregate(aggregate)
     data_dir, out = Path(data_dir), Path(out)
     chosen = list(dict.fromkeys(classifiers or CLASSIFIERS))
     unknown = [name for name in chosen if name not in CLASSIFIERS]
@@ -257,7 +265,7 @@ def run_baseline(
     for item in skipped:
         console.print(f"[yellow]skipped[/] {item['reason']}", soft_wrap=True, highlight=False)
     splits = _split(read_manifest(data_dir), found, classes)
-    (x_train, y_train), (x_valid, y_valid) = splits["train"], splits["valid"]
+    (x_train, y_train, _), (_, y_valid, _) = splits["train"], splits["valid"]
     if len(y_valid) == 0:
         raise MerError(f"{data_dir}: no validation window has features; prepare with a larger --valid-pct")
     if len(set(y_train.tolist())) < 2:
@@ -267,9 +275,9 @@ def run_baseline(
     for name in chosen:
         begun = time.time()
         model = make_classifier(name, seed, len(y_train), workers).fit(x_train, y_train)
-        predicted = model.predict(x_valid)
+        scores = {split: _score(model, splits[split], classes, aggregate) for split in ("valid", "test")}
         seconds = round(time.time() - begun, 3)
-        metrics = classification_metrics(y_valid, predicted, classes)
+        metrics = {**scores["valid"], "valid": scores["valid"], "test": scores["test"]}
         metrics.update(
             experiment="baseline",
             dataset=dataset,
@@ -281,6 +289,7 @@ def run_baseline(
             features=feature_names(),
             n_train=len(y_train),
             n_valid=len(y_valid),
+            n_test=len(splits["test"][1]),
             seed=seed,
             skipped=skipped,
         )
@@ -300,25 +309,38 @@ def run_baseline(
                 "accuracy": metrics["accuracy"],
                 "macro_f1": metrics["macro_f1"],
                 "seconds": seconds,
+                **score_columns(metrics),
             }
         )
     write_csv(out / CSV_FILE, results)
     return results
 
 
+def _score(model: Pipeline, split: tuple[np.ndarray, np.ndarray, list[str]], classes: list[str], aggregate: str):
+    """Window and track scores of one split (None when it has no window): `scores.score_windows` of the
+    classifier's probabilities, one column per data-set class (a class it never saw trained gets 0)."""
+    x, y, clip_ids = split
+    if not len(y):
+        return None
+    probs = np.zeros((len(y), len(classes)))
+    probs[:, model.classes_] = model.predict_proba(x)
+    return score_windows(probs, y, clip_ids, classes, aggregate)[0]
+
+
 def _split(
     rows: list[ManifestRow], found: dict[str, np.ndarray], classes: list[str]
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(features, class indices) of the train and valid windows that have features."""
+) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+    """(features, class indices, clip ids) of the train, valid and test windows that have features."""
     width = len(feature_names())
-    parts: dict[str, tuple[list, list]] = {"train": ([], []), "valid": ([], [])}
+    parts: dict[str, tuple[list, list, list]] = {split: ([], [], []) for split in SPLITS}
     for row in rows:
         if row.image in found and row.split in parts:
             parts[row.split][0].append(found[row.image])
             parts[row.split][1].append(classes.index(row.label))
+            parts[row.split][2].append(row.clip_id)
     return {
-        split: (np.array(x, dtype=np.float32).reshape(-1, width), np.array(y, dtype=np.int64))
-        for split, (x, y) in parts.items()
+        split: (np.array(x, dtype=np.float32).reshape(-1, width), np.array(y, dtype=np.int64), ids)
+        for split, (x, y, ids) in parts.items()
     }
 
 
@@ -335,8 +357,9 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
 def baseline_table(rows: list[dict]) -> Table:
     """Rich table of one baseline run: one row per classifier."""
     table = Table(title=f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']})", title_justify="left")
-    for column in ("classifier", "accuracy", "macro F1", "seconds"):
+    for column in ("classifier", "accuracy", "macro F1", "track accuracy", "track macro F1", "seconds"):
         table.add_column(column, justify="left" if column == "classifier" else "right")
     for row in rows:
-        table.add_row(row["arch"], f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}", f"{row['seconds']:.2f}")
+        scores = [f"{row[key]:.3f}" for key in ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")]
+        table.add_row(row["arch"], *scores, f"{row['seconds']:.2f}")
     return table

@@ -13,3 +13,4 @@ AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label fr
 FORMATS = ("json", "csv")  # predict: output formats
 EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run
 GAN_BACKENDS = ("diffaug", "stylegan2-ada")  # gan: how the GAN is trained
+CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")  # baseline: the classic classifiers

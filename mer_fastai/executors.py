@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TrainConfig
+from .cv import CV_FILE, CVResult, run_cv
 from .dataset import read_info
 from .errors import MerError
 from .modelfile import MODEL_FILE
 from .progress import console
+from .report import METRICS_FILE
+from .results import SD_SUFFIX, score_columns
 from .tracking import TRACKING_FIELDS
 from .train import train
 
@@ -37,11 +40,25 @@ class Cell:
     run_dir: str
     config: TrainConfig
     weights_label: str
+    folds: int | None = None  # set: the cell is a K-fold cross-validation (`cv.run_cv`), repeated `repeats` times
+    repeats: int = 1
+
+    @property
+    def result_file(self) -> str:
+        """The file whose presence in `run_dir` marks the cell finished."""
+        return CV_FILE if self.folds else METRICS_FILE
 
     @property
     def id(self) -> str:
         parts = (self.experiment, self.stage, self.dataset, self.feature, self.arch, self.mode, self.augmentation)
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
+
+    @property
+    def folder_name(self) -> str:
+        """The run folder's name: the id, plus `-cv<K>[x<R>]` for a cross-validation (another K: another folder)."""
+        if not self.folds:
+            return self.id
+        return f"{self.id}-cv{self.folds}" + (f"x{self.repeats}" if self.repeats > 1 else "")
 
     def fingerprint(self) -> str:
         """Changes whenever a setting of the cell or its data changes."""
@@ -49,12 +66,45 @@ class Cell:
         start = Path(self.config.weights) / MODEL_FILE
         start_version = start.stat().st_mtime if start.exists() else None  # Experiment B: stage-1 model changed?
         config = {k: v for k, v in self.config.to_dict().items() if k not in TRACKING_FIELDS}  # tracking reruns nothing
-        blob = json.dumps({"config": config, "data": data, "start": start_version}, sort_keys=True)
+        body = {"config": config, "data": data, "start": start_version}
+        if self.folds:  # only then, so that the cells of grids without folds keep their fingerprints
+            body["cv"] = {"folds": self.folds, "repeats": self.repeats}
+        blob = json.dumps(body, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 def cell_row(cell: Cell, metrics: dict) -> dict:
     """The results.csv row of a finished cell."""
+    return {
+        **_identity(cell),
+        "epochs": metrics["epochs"],
+        "lr": f"{metrics['lr']:.3g}",
+        "accuracy": round(metrics["accuracy"], 4),
+        "macro_f1": round(metrics["macro_f1"], 4),
+        "seconds": metrics["seconds"],
+        **score_columns(metrics),
+    }
+
+
+def cv_row(cell: Cell, result: CVResult) -> dict:
+    """The results.csv row of a cross-validated cell: each score's mean over the folds, its sd in `<score>_sd`
+    (no test scores: the folds never see the test split)."""
+    runs = [json.loads((run_dir / METRICS_FILE).read_text()) for run_dir in result.fold_dirs]
+    low, high = (f"{value:.3g}" for value in (min(r["lr"] for r in runs), max(r["lr"] for r in runs)))
+    row = {
+        **_identity(cell),
+        "epochs": runs[0]["epochs"],
+        "lr": low if low == high else f"{low}–{high}",  # lr: auto finds one per fold
+        "seconds": round(sum(run["seconds"] for run in runs), 2),  # the cell's whole training time
+        "folds": len(result.fold_dirs),
+    }
+    for score, values in result.summary.items():
+        row[score], row[f"{score}{SD_SUFFIX}"] = round(values["mean"], 4), round(values["sd"], 4)
+    return row
+
+
+def _identity(cell: Cell) -> dict:
+    """The columns naming a cell in results.csv."""
     return {
         "experiment": cell.experiment,
         "dataset": cell.dataset,
@@ -63,33 +113,17 @@ def cell_row(cell: Cell, metrics: dict) -> dict:
         "mode": cell.mode,
         "weights": cell.weights_label,
         "augmentation": cell.augmentation,
-        "epochs": metrics["epochs"],
-        "lr": f"{metrics['lr']:.3g}",
-        "accuracy": round(metrics["accuracy"], 4),
-        "macro_f1": round(metrics["macro_f1"], 4),
-        "seconds": metrics["seconds"],
         "stage": cell.stage,
         "run_dir": cell.run_dir,
-        **score_columns(metrics),
     }
-
-
-def score_columns(metrics: dict) -> dict:
-    """The track and test score columns of a run's metrics (empty strings where the run has none)."""
-    test = metrics.get("test") or {}
-    values = {
-        "track_accuracy": metrics.get("track_accuracy"),
-        "track_macro_f1": metrics.get("track_macro_f1"),
-        "test_accuracy": test.get("accuracy"),
-        "test_macro_f1": test.get("macro_f1"),
-        "test_track_accuracy": test.get("track_accuracy"),
-        "test_track_macro_f1": test.get("track_macro_f1"),
-    }
-    return {name: "" if value is None else round(value, 4) for name, value in values.items()}
 
 
 def run_cell(cell: Cell) -> dict:
-    """Train one cell and return its results row (runs in this process or on a remote worker)."""
+    """Train (or cross-validate) one cell and return its results row (runs in this process or on a remote worker)."""
+    if cell.folds:
+        folds = run_cv(cell.data_dir, cell.config, cell.run_dir, cell.folds, cell.repeats, ensemble=False, report=False,
+                       show=False)  # fmt: skip
+        return cv_row(cell, folds)
     result = train(cell.data_dir, cell.config, cell.run_dir, show=False)
     return cell_row(cell, result.metrics)
 

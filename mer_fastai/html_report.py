@@ -29,6 +29,7 @@ from urllib.parse import quote
 from . import __version__
 from .errors import MerError
 from .files import atomic_write, check_output_file
+from .results import SD_SUFFIX
 
 REPORT_HTML = "report.html"
 VALID_PREDICTIONS = "valid_predictions.csv"
@@ -37,8 +38,7 @@ OOF_PREDICTIONS = "oof_predictions.csv"
 CV_FILE = "cv.json"
 WORST = 12  # mistakes shown per table
 IDENTITY_COLUMNS = ("experiment", "stage", "dataset", "feature", "arch", "mode", "weights", "augmentation")
-NUMBER_COLUMNS = ("epochs", "lr", "seconds")
-SD_SUFFIX = "_sd"
+NUMBER_COLUMNS = ("epochs", "lr", "seconds", "folds")
 FIGURES = (("curves.png", "loss and validation scores per epoch"), ("lr_find.png", "learning-rate finder"))
 
 
@@ -117,7 +117,8 @@ def run_page(folder: Path, here: Path) -> dict:
 
 
 def grid_page(folder: Path, here: Path) -> dict:
-    """The page of a grid folder: the results table, heatmap, failed cells, every cell's run section."""
+    """The page of a grid folder: the results table, heatmap, failed cells, every cell's run section (a
+    cross-validated cell: each fold's)."""
     from .results import load_results
 
     rows = load_results(folder)
@@ -128,7 +129,10 @@ def grid_page(folder: Path, here: Path) -> dict:
         if run_dir is None or str(run_dir) in anchors:
             continue
         anchors[str(run_dir)] = f"cell-{_slug(run_dir.name)}"
-        runs.append(run_section(run_dir, here, anchors[str(run_dir)], datasets, grid=folder))
+        if (run_dir / CV_FILE).is_file():
+            runs += _fold_sections(run_dir, here, anchors[str(run_dir)], datasets)
+        else:
+            runs.append(run_section(run_dir, here, anchors[str(run_dir)], datasets, grid=folder))
     heatmap = data_uri(folder / "results_heatmap.png")
     grid = {
         **results_table(rows, lambda row: anchors.get(str(_run_folder(folder, row.get("run_dir", ""))))),
@@ -142,7 +146,7 @@ def cv_page(folder: Path, here: Path) -> dict:
     """The page of a cross-validation folder (layout: /work/notes/H8-contract.md)."""
     summary = read_json(folder / CV_FILE)
     datasets: dict[str, dict] = {}
-    fold_dirs = sorted((p for p in (folder / "folds").glob("*") if (p / "metrics.json").is_file()), key=_natural)
+    fold_dirs = _fold_dirs(folder)
     runs = [run_section(p, here, f"fold-{_slug(p.name)}", datasets) for p in fold_dirs]
     folds = [{"name": p.name, "anchor": run["anchor"]} for p, run in zip(fold_dirs, runs)]
     data_dir = _data_dir(summary.get("data_dir"), folder)
@@ -153,6 +157,21 @@ def cv_page(folder: Path, here: Path) -> dict:
         **_oof(folder / OOF_PREDICTIONS, data_dir, here),
     }
     return _page(f"Cross-validation {folder.resolve().name}", folder, runs, datasets, grid=None, cv=cv)
+
+
+def _fold_dirs(folder: Path) -> list[Path]:
+    """The finished fold run folders of a cross-validation folder, in fold order."""
+    return sorted((p for p in (folder / "folds").glob("*") if (p / "metrics.json").is_file()), key=_natural)
+
+
+def _fold_sections(folder: Path, here: Path, anchor: str, datasets: dict) -> list[dict]:
+    """The run sections of a cross-validated grid cell's folds; the first carries the cell's anchor."""
+    sections = []
+    for index, fold_dir in enumerate(_fold_dirs(folder)):
+        section = run_section(fold_dir, here, anchor if index == 0 else f"{anchor}-fold-{_slug(fold_dir.name)}",
+                              datasets)  # fmt: skip
+        sections.append({**section, "title": f"{folder.name} · fold {section['title']}"})
+    return sections
 
 
 def _page(title: str, folder: Path, runs: list[dict], datasets: dict, *, grid, cv) -> dict:
@@ -234,7 +253,7 @@ def _run_folder(grid: Path, run_dir: str) -> Path | None:
     if not run_dir:
         return None
     for candidate in (Path(run_dir), grid / "runs" / Path(run_dir).name):
-        if (candidate / "metrics.json").is_file():
+        if (candidate / "metrics.json").is_file() or (candidate / CV_FILE).is_file():
             return candidate
     return None
 

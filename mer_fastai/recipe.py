@@ -90,6 +90,8 @@ class Recipe(RecipeSettings):
     archs: list[str]
     valid_pct: float = 0.2
     test_pct: float = 0.0  # > 0: a held-out test split per data set, scored once per cell (prepare --test-pct)
+    folds: int | None = None  # set (≥ 2): each cell is a K-fold cross-validation (`cv.run_cv`) instead of one split
+    repeats: int = 1  # with folds: deal the clips into K folds R times
     spectrogram: dict = field(default_factory=dict)
     demo_settings: dict = field(default_factory=dict)  # applied while data sets use the built-in demo audio
     gan: GanSpec = field(default_factory=GanSpec)
@@ -300,6 +302,7 @@ def _validate(recipe: Recipe) -> None:
         raise MerError(f"{src}: 'valid_pct' must lie between 0 and 1")
     if not 0 <= recipe.test_pct < 1 or recipe.valid_pct + recipe.test_pct >= 1:
         raise MerError(f"{src}: 'test_pct' must lie between 0 and 1 and leave clips to train beside 'valid_pct'")
+    _validate_folds(recipe)
     SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
     unknown_demo = set(recipe.demo_settings) - set(DEMO_KEYS)
     if unknown_demo:
@@ -333,6 +336,31 @@ def _validate(recipe: Recipe) -> None:
             raise MerError(f"{where}: weights_from {stage.weights_from!r} must name an earlier stage")
     if len(set(names)) != len(names):
         raise MerError(f"{src}: stage names must be unique")
+
+
+def _validate_folds(recipe: Recipe) -> None:
+    """`folds`/`repeats`: in range, and not with what a cross-validated cell cannot honestly do."""
+    src = recipe.source
+    if recipe.folds is None:
+        if recipe.repeats != 1:
+            raise MerError(f"{src}: 'repeats' needs 'folds' (e.g. --set folds=5); remove 'repeats' or set 'folds'")
+        return
+    if recipe.folds < 2:
+        raise MerError(f"{src}: 'folds' must be at least 2 (got {recipe.folds}); or leave it out for one split")
+    if recipe.repeats < 1:
+        raise MerError(f"{src}: 'repeats' must be at least 1 (got {recipe.repeats})")
+    for i, stage in enumerate(recipe.stages):
+        where = f"{src}: stages[{i}] ({stage.name})"
+        if stage.weights_from is not None:
+            raise MerError(
+                f"{where}: weights_from needs one model per cell, but with 'folds' a cell holds one per fold; "
+                "run this recipe without 'folds'"
+            )
+        if "gan" in stage.augmentations:
+            raise MerError(
+                f"{where}: augmentation 'gan' with 'folds': the GAN learns from clips the folds validate on; "
+                "drop 'gan' from augmentations or run without 'folds'"
+            )
 
 
 def recipe_settings(recipe: Recipe) -> dict:

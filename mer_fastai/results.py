@@ -34,7 +34,14 @@ RESULT_COLUMNS = [
     "test_macro_f1",
     "test_track_accuracy",
     "test_track_macro_f1",
+    # cross-validated cells (recipe `folds`): the score columns hold the mean over folds, these the sd
+    "accuracy_sd",
+    "macro_f1_sd",
+    "track_accuracy_sd",
+    "track_macro_f1_sd",
+    "folds",  # how many fold trainings (K·R)
 ]
+SD_SUFFIX = "_sd"
 # The score pairs a table can show (prefix of accuracy/macro_f1) and what they are, in table order.
 SCORE_SETS = {
     "": "validation windows",
@@ -47,6 +54,20 @@ RESULTS_MD = "results.md"
 HEATMAP = "results_heatmap.png"
 
 
+def score_columns(metrics: dict) -> dict:
+    """The track and test score columns of a run's metrics (empty strings where the run has none)."""
+    test = metrics.get("test") or {}
+    values = {
+        "track_accuracy": metrics.get("track_accuracy"),
+        "track_macro_f1": metrics.get("track_macro_f1"),
+        "test_accuracy": test.get("accuracy"),
+        "test_macro_f1": test.get("macro_f1"),
+        "test_track_accuracy": test.get("track_accuracy"),
+        "test_track_macro_f1": test.get("track_macro_f1"),
+    }
+    return {name: "" if value is None else round(value, 4) for name, value in values.items()}
+
+
 def _column(row: dict) -> str:
     """Table column of a row: feature · mode (· augmentation when not 'none')."""
     parts = [row["feature"], row["mode"]]
@@ -56,10 +77,16 @@ def _column(row: dict) -> str:
 
 
 def _score(row: dict, prefix: str = "") -> str:
-    accuracy, f1 = row.get(f"{prefix}accuracy"), row.get(f"{prefix}macro_f1")
-    if accuracy in (None, "") or f1 in (None, ""):
+    """`accuracy / macro-F1` of one score set; `mean ± sd` each where the row is cross-validated."""
+    names = (f"{prefix}accuracy", f"{prefix}macro_f1")
+    if any(row.get(name) in (None, "") for name in names):
         return "–"
-    return f"{float(accuracy):.3f} / {float(f1):.3f}"
+    return " / ".join(_value(row, name) for name in names)
+
+
+def _value(row: dict, name: str) -> str:
+    sd = row.get(name + SD_SUFFIX)
+    return f"{float(row[name]):.3f}" + ("" if sd in (None, "") else f" ± {float(sd):.3f}")
 
 
 def _score_sets(rows: list[dict]) -> list[str]:
@@ -88,6 +115,13 @@ def results_markdown(rows: list[dict]) -> str:
     One table per score set present: validation windows, then validation tracks, test windows and test
     tracks when the runs recorded them."""
     lines = ["# Results", "", "Cells: accuracy / macro-F1 (validation windows unless the table says otherwise).", ""]
+    folds = sorted({str(row["folds"]) for row in rows if row.get("folds") not in (None, "")})
+    if folds:
+        lines[-1:] = [
+            f"Cross-validated cells ({' or '.join(folds)} fold trainings): mean ± standard deviation over the folds, "
+            "each fold scored on the clips it held out.",
+            "",
+        ]
     for (experiment, stage, dataset), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
         title = f"{experiment} — {stage} on {dataset}" if stage else f"{experiment} on {dataset}"

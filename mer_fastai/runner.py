@@ -1,5 +1,8 @@
 """Run a recipe: expand its grid into cells, prepare data once, train each cell, keep results safe.
 
+A cell trains once on the data set's split, or, when the recipe sets `folds`, cross-validates
+(`cv.run_cv`: its row holds each score's mean over the folds and the spread in `<score>_sd`).
+
 Every finished cell is written to `state.json` and `results.csv` at once (atomically), so a failure
 or Ctrl-C never loses finished cells; rerunning skips cells already done with the same settings and
 retries failed ones.
@@ -33,6 +36,7 @@ from .tracking import tracking_settings
 from .train import write_html_report
 
 STATE_FILE = "state.json"
+BASELINE_SCORING = "tracks/1"  # change when the baseline's rows change, so that grids redo them once
 
 
 @dataclass
@@ -58,7 +62,7 @@ class State:
         return (
             saved.get("status") == "done"
             and saved.get("fingerprint") == fingerprint
-            and (Path(cell.run_dir) / "metrics.json").exists()
+            and (Path(cell.run_dir) / cell.result_file).exists()
         )
 
     def record(self, key: str, entry: dict) -> None:
@@ -191,11 +195,14 @@ class RecipeRun:
         from .baseline import run_baseline
 
         marker = f"{self.recipe.experiment}-baseline-{name}-{feature}"
-        fingerprint = hashlib.sha1((data_dir / DATASET_FILE).read_bytes()).hexdigest()[:16]
+        aggregate = self.settings["aggregate"]  # tracks combined as the cells combine them
+        scoring = f"{BASELINE_SCORING}:{aggregate}".encode()
+        fingerprint = hashlib.sha1((data_dir / DATASET_FILE).read_bytes() + scoring).hexdigest()[:16]
         if self.state.cells.get(marker, {}).get("fingerprint") == fingerprint:
             return
         console.rule(f"[bold]classic-ML reference for {name} · {feature}")
-        for row in run_baseline(data_dir, self.out / "baseline" / f"{name}-{feature}", seed=self.recipe.seed):
+        out = self.out / "baseline" / f"{name}-{feature}"
+        for row in run_baseline(data_dir, out, seed=self.recipe.seed, aggregate=aggregate):
             row.update(experiment=self.recipe.experiment, dataset=name, stage="baseline")
             self.state.record(f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row})
         self.state.record(marker, {"status": "marker", "fingerprint": fingerprint})
@@ -256,8 +263,10 @@ class RecipeRun:
                             "",
                             config,
                             label,
+                            self.recipe.folds,
+                            self.recipe.repeats,
                         )
-                        cell.run_dir = str(self.out / "runs" / cell.id)
+                        cell.run_dir = str(self.out / "runs" / cell.folder_name)
                         cells.append(cell)
         return cells
 

@@ -1,7 +1,9 @@
 """Runs tracked in MLflow (`--track mlflow`): settings, per-epoch scores, plots and the model file.
 
-One MLflow run per `train`, `lrfind` or grid cell, in the experiment named after the data set's
-feature (a grid: the recipe's experiment). The default store is `./mlruns`: the SQLite database
+One MLflow run per `train`, `lrfind` or grid cell (a cross-validated cell: one per fold), in the
+experiment named after the data set's feature (a grid: the recipe's experiment). A finished run logs
+`final_accuracy`, `final_macro_f1`, `track_accuracy`, `track_macro_f1` and, with a test split, `test_*`.
+The default store is `./mlruns`: the SQLite database
 `mlruns/mlflow.db` with the files under `mlruns/artifacts` (MLflow 3 refuses its plain-folder store).
 `--tracking-uri` (or MLFLOW_TRACKING_URI) points elsewhere, e.g. `http://HOST:5000`.
 """
@@ -152,6 +154,7 @@ def log_run_folder(client, run_id: str, run_dir: Path) -> None:
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
         values.update({f"final_{key}": metrics[key] for key in ("accuracy", "macro_f1")})
         values.update({key: metrics[key] for key in ("lr", "best_epoch", "seconds")})
+        values.update(final_scores(metrics))
     if (run_dir / LR_FIND_FILE).exists():
         suggestions = json.loads((run_dir / LR_FIND_FILE).read_text())["suggestions"]
         values.update({f"lr_{name}": value for name, value in suggestions.items()})
@@ -159,6 +162,16 @@ def log_run_folder(client, run_id: str, run_dir: Path) -> None:
     for path in sorted(run_dir.iterdir()):
         if path.is_file() and not path.name.startswith("."):  # not the folder's lock
             client.log_artifact(run_id, str(path))
+
+
+def final_scores(metrics: dict) -> dict[str, float]:
+    """The kept model's track scores and, when the run has a test split, its test scores (results.csv's names)."""
+    test = metrics.get("test") or {}
+    values = {key: metrics.get(key) for key in ("track_accuracy", "track_macro_f1")}
+    values.update(
+        {f"test_{key}": test.get(key) for key in ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")}
+    )
+    return {key: value for key, value in values.items() if value is not None}
 
 
 class TrackedRun:

@@ -128,3 +128,33 @@ def test_baseline_on_real_4q_clips(shared_data, tmp_path):
     metrics = json.loads((tmp_path / "out" / "random_forest" / "metrics.json").read_text())
     assert metrics["classes"] == ["Q1", "Q2", "Q3", "Q4"] and metrics["skipped"] == []
     assert metrics["n_train"] + metrics["n_valid"] == len(manifest(data))
+
+
+def test_tracks_and_the_test_split_are_scored_like_a_training_run(tmp_path):
+    audio = make_demo_audio(tmp_path / "audio", clips_per_class=5, seconds=3.0, seed=4)
+    data = tmp_path / "data"
+    prepare_dataset(audio, data, "emotions", spec=SPEC, valid_pct=0.25, test_pct=0.25, workers=1, progress=False)
+    [row] = run_baseline(data, tmp_path / "out", ["knn"], seed=0, workers=1, progress=False)
+    metrics = json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text())
+    classes = metrics["classes"]
+    features, _ = baseline.extract_features(data, 1, progress=False)  # the cache run_baseline filled
+    windows = {split: [r for r in manifest(data) if r["split"] == split] for split in ("train", "valid", "test")}
+
+    def x_y(split: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = windows[split]
+        return np.stack([features[r["image"]] for r in rows]), np.array([classes.index(r["label"]) for r in rows])
+
+    model = baseline.make_classifier("knn", 0, len(windows["train"]), 1).fit(*x_y("train"))
+    for split, block in (("valid", metrics), ("test", metrics["test"])):
+        clips: dict[str, tuple[str, list]] = {}
+        for window, probs in zip(windows[split], model.predict_proba(x_y(split)[0]), strict=True):
+            clips.setdefault(window["clip_id"], (window["label"], []))[1].append(probs)
+        right = [label == classes[int(np.argmax(np.mean(probs, axis=0)))] for label, probs in clips.values()]
+        assert block["track_accuracy"] == pytest.approx(np.mean(right)), split  # the mean of each clip's windows
+        assert block["n_tracks"] == len(clips) and block["n_windows"] == len(windows[split])
+        assert block["track"]["accuracy"] == block["track_accuracy"] and block["aggregate"] == "mean"
+    assert metrics["valid"]["accuracy"] == metrics["accuracy"] and metrics["n_test"] == len(windows["test"])
+    assert row["track_accuracy"] == round(metrics["track_accuracy"], 4)
+    assert row["test_track_macro_f1"] == round(metrics["test"]["track_macro_f1"], 4)
+    columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
+    assert columns == CSV_COLUMNS and "track_accuracy" in columns and saved[0]["test_track_accuracy"] != ""

@@ -329,3 +329,52 @@ def test_invalid_yaml_is_one_line_with_line_and_column(tmp_path):
         load_recipe(path)
     message = str(error.value)
     assert message.startswith(f"{path}, line 4, column ") and "not valid YAML" in message and "\n" not in message
+
+
+def test_folds_and_repeats_are_checked(tiny_recipe):
+    recipe = load_recipe(tiny_recipe, ["folds=3", "repeats=2"])
+    assert (recipe.folds, recipe.repeats) == (3, 2)
+    assert load_recipe(tiny_recipe).folds is None  # default: one train/valid split
+    cases = [
+        (["folds=1"], "'folds' must be at least 2"),
+        (["folds=two"], "'folds' must be a whole number"),
+        (["folds=2", "repeats=0"], "'repeats' must be at least 1"),
+        (["repeats=2"], "'repeats' needs 'folds'"),
+        (["folds=2", "stages=[{name: a, dataset: small, features: [valence], augmentations: [none, gan]}]"],
+         "augmentation 'gan' with 'folds'"),
+    ]  # fmt: skip
+    for overrides, message in cases:
+        with pytest.raises(MerError) as error:
+            load_recipe(tiny_recipe, overrides)
+        assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_grid_with_folds_cross_validates_each_cell(tiny_recipe, tmp_path):
+    out = tmp_path / "out"
+    grid = {"archs": ["squeezenet1_0"], "modes": ["whole"], "overrides": ["folds=2"], "show": False}
+    summary = run_recipe(tiny_recipe, out, **grid)
+    assert len(summary.ran) == 1 and not summary.failed
+    [row] = load_results(out)
+    run_dir = Path(row["run_dir"])
+    assert run_dir.name.endswith("-cv2") and row["folds"] == "2"
+    cv = json.loads((run_dir / "cv.json").read_text())
+    assert cv["folds"] == 2 and len(cv["runs"]) == 2
+    for score in ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1"):
+        folds = [run["scores"][score] for run in cv["runs"]]
+        sd = float(torch.tensor(folds, dtype=torch.float64).std())  # n − 1, as cv.json's
+        assert float(row[score]) == pytest.approx(sum(folds) / 2, abs=1e-4), score  # the mean over folds
+        assert float(row[f"{score}_sd"]) == pytest.approx(sd, abs=1e-4), score
+    assert row["test_accuracy"] == ""  # the folds never see a test split
+    markdown = (out / "results.md").read_text()
+    cell = f"| squeezenet1_0 | {float(row['accuracy']):.3f} ± {float(row['accuracy_sd']):.3f} / "
+    assert cell in markdown and "mean ± standard deviation over the folds" in markdown
+    page = (out / "report.html").read_text()
+    assert f"{float(row['accuracy']):.3f} ± {float(row['accuracy_sd']):.3f}" in page  # the HTML table too
+    assert f'id="cell-{run_dir.name}' in page and "fold 1:" in page  # each fold's run section, linked from the row
+
+    again = run_recipe(tiny_recipe, out, **grid)
+    assert not again.ran and again.skipped == summary.ran  # a finished cross-validated cell is skipped
+    plain = run_recipe(tiny_recipe, out, archs=["squeezenet1_0"], modes=["whole"], show=False)
+    assert plain.ran == summary.ran and (run_dir / "cv.json").is_file()  # without folds: retrained in its own folder
+    [row] = load_results(out)
+    assert row["folds"] == row["accuracy_sd"] == "" and not row["run_dir"].endswith("-cv2")

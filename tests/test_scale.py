@@ -12,9 +12,12 @@ from types import SimpleNamespace
 import pytest
 
 from mer_fastai.errors import MerError
+from mer_fastai.prepare import prepare_dataset
 from mer_fastai.runner import run_recipe
+from mer_fastai.synth import make_demo_audio
 from mer_fastai.train import TrainConfig, train
 
+from .conftest import TINY_SPEC
 from .test_recipes import TINY_RECIPE
 
 COMPARED = ("experiment", "dataset", "feature", "arch", "mode", "weights", "augmentation", "epochs", "lr", "accuracy")
@@ -168,12 +171,18 @@ def test_one_training_over_two_cpu_processes_writes_the_run_folder_once(tiny_dat
     assert metrics["lr"] == suggestion  # rank 0's lr_find, used by both processes
 
 
+def test_data(tmp_path: Path) -> Path:
+    """Another prepared data set (other clips, same classes and spectrogram settings as `tiny_data`)."""
+    audio = make_demo_audio(tmp_path / "test-audio", clips_per_class=1, seconds=2.0, seed=9)
+    return prepare_dataset(audio, tmp_path / "test-data", "emotions", spec=TINY_SPEC, workers=1, progress=False).out_dir
+
+
 def test_mlflow_tracked_run_is_readable_back(tiny_data, tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="MLflow is an optional extra: pip install 'mer-fastai[mlflow]'")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = TrainConfig(
         arch="squeezenet1_0", mode="whole", weights="none", epochs=2, bs=4, size=64, num_workers=0, lr="auto",
-        track="mlflow", tracking_uri=uri,
+        track="mlflow", tracking_uri=uri, test_dir=str(test_data(tmp_path)),
     )  # fmt: skip
     result = train(tiny_data, config, tmp_path / "run", show=False)
     client = mlflow.tracking.MlflowClient(uri)
@@ -188,5 +197,9 @@ def test_mlflow_tracked_run_is_readable_back(tiny_data, tmp_path):
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [0, 1], name
     assert run.data.metrics["final_accuracy"] == pytest.approx(result.metrics["accuracy"])
     assert run.data.metrics["lr"] == pytest.approx(result.lr)
+    test = result.metrics["test"]
+    logged = {key: result.metrics[key] for key in ("track_accuracy", "track_macro_f1")}
+    logged.update({f"test_{key}": test[key] for key in ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")})
+    assert {key: run.data.metrics[key] for key in logged} == pytest.approx(logged)  # results.csv's column names
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert RUN_FILES | {"lr_find.png"} <= artifacts

@@ -15,7 +15,7 @@ from mer_fastai.errors import MerError
 from mer_fastai.evaluate import evaluate
 from mer_fastai.executors import score_columns
 from mer_fastai.report import summary_table
-from mer_fastai.results import RESULT_COLUMNS, results_markdown
+from mer_fastai.results import RESULT_COLUMNS, results_markdown, results_tables
 from mer_fastai.scores import aggregate, score_windows
 from mer_fastai.train import TrainConfig, train
 
@@ -119,3 +119,10 @@ def test_terminal_table_and_results_show_track_scores(scored_run):
     markdown = results_markdown([row])
     assert "validation tracks" in markdown and "test tracks" not in markdown
     assert f"{row['track_accuracy']:.3f} / {row['track_macro_f1']:.3f}" in markdown
+    folded = {**row, "arch": "b", "accuracy_sd": 0.05, "macro_f1_sd": 0.04, "folds": 5}  # a cross-validated cell
+    wide = Console(record=True, width=160)
+    for table in results_tables([row, folded]):
+        wide.print(table)
+    text = wide.export_text()
+    assert "0.500 ± 0.050 / 0.400 ± 0.040" in text and "0.500 / 0.400" in text  # only it shows a spread
+    assert "(5 fold trainings): mean ± standard deviation" in results_markdown([row, folded])

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from ..baseline import CLASSIFIERS, CSV_FILE, baseline_table, run_baseline
+from ..choices import CLASSIFIERS
 from ..progress import console
 from . import options
+from .predict import Aggregate
 
 
 def command(
@@ -18,6 +19,7 @@ def command(
         None, "--classifier", help=f"{', '.join(CLASSIFIERS)} (repeatable; default: all four)."
     ),
     seed: int = options.Seed,
+    aggregate: str = Aggregate,
     workers: int = typer.Option(
         None,
         "--workers",
@@ -25,7 +27,9 @@ def command(
     ),
 ) -> None:
     """Score classic classifiers on hand-crafted audio features of the data set's own windows and split."""
-    rows = run_baseline(data_dir, out, classifiers, seed, workers=workers)
+    from ..baseline import CSV_FILE, baseline_table, run_baseline
+
+    rows = run_baseline(data_dir, out, classifiers, seed, aggregate=aggregate, workers=workers)
     console.print(baseline_table(rows))
     console.print(f"results: {out / CSV_FILE} (features cached in {data_dir / 'features.npz'})")
 

@@ -24,11 +24,17 @@ Hop = typer.Option(
     "--hop",
     help="Window hop in seconds (default: the training hop, or the window length with --window).",
 )
+AGGREGATE_HELP = {  # what each of choices.AGGREGATES does (scores.aggregate)
+    "mean": "the class with the highest mean window probability",
+    "vote": "the class most windows predict (ties: the higher mean probability)",
+    "max": "the class with the single highest window probability",
+}
 Aggregate = typer.Option(
     "mean",
     "--aggregate",
-    help=f"Track label from its windows: {', '.join(AGGREGATES)} (mean probability, majority vote, or each "
-    "class's highest window probability).",
+    help="How a track's label comes from its windows: "
+    + "; ".join(f"{name}: {AGGREGATE_HELP[name]}" for name in AGGREGATES)
+    + ". Default: mean.",
 )
 Bs = typer.Option(32, "--bs", help="Windows per inference batch.")
 Device = typer.Option("auto", "--device", help="auto (GPU if present), cpu, cuda or cuda:N.")
