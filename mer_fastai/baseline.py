@@ -258,6 +258,7 @@ def run_baseline(
     if unknown:
         raise MerError(f"unknown --classifier {unknown[0]!r}; choose from {', '.join(CLASSIFIERS)}")
     info = read_info(data_dir)
+    info.require_classification(data_dir, "baseline")
     classes = info.classes
     started = time.time()
     found, skipped = extract_features(data_dir, workers, progress)

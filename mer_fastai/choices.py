@@ -8,7 +8,16 @@ from __future__ import annotations
 
 MODES = ("freeze", "whole")  # learner: which layers learn
 AUGMENTS = ("none", "specaugment", "study")  # data: training augmentation
-MONITORS = ("accuracy", "macro_f1", "valid_loss")  # train: the score that picks the kept epoch
+# prepare: what a data set's labels are: one class, numbers, or a set of moods per clip
+TASKS = ("classification", "regression", "multilabel")
+# train: the score that picks the kept epoch; auto = the task's main score (accuracy, or CCC for regression)
+MONITORS = ("auto", "accuracy", "macro_f1", "ccc", "valid_loss")
+TASK_MONITORS = {
+    "classification": ("accuracy", "macro_f1", "valid_loss"),
+    "regression": ("ccc", "valid_loss"),
+    "multilabel": ("macro_f1", "valid_loss"),
+}
+LOSSES = ("auto", "mse", "ccc")  # train: regression loss (auto = mse); classification always uses cross-entropy
 AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from its windows (scores.aggregate)
 FORMATS = ("json", "csv")  # predict: output formats
 EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run

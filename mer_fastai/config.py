@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .archs import ARCHS, ArchSpec, get_arch
-from .choices import AGGREGATES, AUGMENTS, MODES, MONITORS
+from .choices import AGGREGATES, AUGMENTS, LOSSES, MODES, MONITORS
 from .errors import MerError
 from .weights import check_weights
 
@@ -103,10 +103,19 @@ class TrainConfig:
     monitor: str = setting(
         MONITORS[0],
         flags=("--monitor",),
-        help=f"Score that picks the kept epoch: {', '.join(MONITORS)}.",
+        help=f"Score that picks the kept epoch: {', '.join(MONITORS)} (auto: accuracy; the mean CCC of a "
+        "regression data set; the macro-F1 over the moods of a multilabel one).",
         commands=(TRAIN,),
         recipe=True,
         choices=MONITORS,
+    )
+    loss: str = setting(
+        LOSSES[0],
+        flags=("--loss",),
+        help="Regression loss: mse, or ccc (1 - mean concordance correlation over the targets); auto: mse. "
+        "Classification always uses cross-entropy.",
+        recipe=True,
+        choices=LOSSES,
     )
     patience: int | None = setting(
         None,

@@ -274,6 +274,7 @@ def run_cv(
     data_dir, out = Path(data_dir), Path(out)
     config.check()
     info, all_rows = check_dataset(data_dir)
+    info.require_classification(data_dir, "cv")
     rows = [row for row in all_rows if row.split in CV_SPLITS]
     groups, group_source = clip_groups(data_dir, info, rows)
     clips = {row.clip_id: (row.label, groups[row.clip_id]) for row in rows}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.data.block import CategoryBlock, DataBlock
+from fastai.data.block import CategoryBlock, DataBlock, MultiCategoryBlock, RegressionBlock
 from fastai.data.transforms import parent_label
 from fastai.torch_core import TensorImage
 from fastai.vision.augment import FlipItem, RandomResizedCrop, Resize, ResizeMethod
@@ -89,7 +89,8 @@ def load_dataloaders(
     from fastai.vision.augment import Normalize
 
     data_dir = Path(data_dir)
-    classes = read_info(data_dir).classes
+    info = read_info(data_dir)
+    classes = info.classes
     if augment not in AUGMENTS:
         raise MerError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTS)}")
     train_items, valid_items = training_items(data_dir, extra_train_dirs)
@@ -100,11 +101,18 @@ def load_dataloaders(
     batch_tfms = [Normalize.from_stats(*stats)] if stats else []
     if augment == "specaugment":
         batch_tfms.append(SpecMask())
+    if info.targets:  # regression or multilabel: the manifest's values
+        values = target_values(data_dir, info, balanced, extra_train_dirs)
+        multi = MultiCategoryBlock(encoded=True, vocab=info.targets)
+        y_block = multi if info.is_multilabel else RegressionBlock(n_out=len(info.targets))
+        get_y = lambda path: values[path]  # noqa: E731
+    else:
+        y_block, get_y = CategoryBlock(vocab=classes), parent_label
     block = DataBlock(
-        blocks=(ImageBlock(PILImage), CategoryBlock(vocab=classes)),
+        blocks=(ImageBlock(PILImage), y_block),
         get_items=lambda _: items,
         splitter=lambda _: split_indices(len(train_items), len(valid_items)),
-        get_y=parent_label,
+        get_y=get_y,
         item_tfms=item_tfms,
         batch_tfms=batch_tfms,
     )
@@ -116,6 +124,17 @@ def load_dataloaders(
         weights = np.array([1.0 / counts[label] for label in labels])
         return block.weighted_dataloaders(data_dir, wgts=weights, **kwargs)
     return block.dataloaders(data_dir, **kwargs)
+
+
+def target_values(
+    data_dir: Path, info: DatasetInfo, balanced: bool = False, extra_train_dirs: list[str | Path] | None = None
+) -> dict[Path, list[float]]:
+    """A regression or multilabel data set's target values (1/0 per mood) of every image, from its manifest;
+    the class-based options (`--balanced`, `--augment-dir`) are refused for it."""
+    if balanced or extra_train_dirs:
+        option = "--balanced weights classes" if balanced else "--augment-dir adds class folders"
+        raise MerError(f"{data_dir}: is a {info.task} data set and {option}; drop it")
+    return {row.path(data_dir): list(row.values) for row in read_manifest(data_dir)}
 
 
 def resize_transform(size: int | tuple[int, int], policy: str) -> Resize | RandomResizedCrop:

@@ -3,10 +3,17 @@
 A data set folder holds
 - `dataset.json`: its summary (`DatasetInfo`: feature, classes, counts, the settings it was made with, ...);
 - `manifest.csv`: one row per spectrogram image (`ManifestRow`: source file, clip id, window start, label,
-  split, image path relative to the folder);
+  split, image path relative to the folder, group; a regression data set adds one `target_<name>` column
+  per target with the clip's value);
 - `spectrogram.json`: the `SpecConfig` that made the images;
 - `train/<class>/*.png`, `valid/<class>/*.png` and, with `prepare --test-pct`, `test/<class>/*.png`: the
   images themselves. Training reads train/ and valid/ only; the test split is scored once, at the end.
+
+A regression data set (`task` "regression", `targets`, `scale` in dataset.json) keeps the same layout: its
+"classes" are the tertile bins of the first target (`<split>/<bin>/*.png`), what the split is stratified by;
+what it learns are the `target_<name>` values of the manifest. A multilabel data set (`task` "multilabel",
+`targets`: the moods) likewise: its "classes" are the clips' mood sets ("happy+tender", "none"), its
+`target_<mood>` columns hold 1 or 0.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import mimetypes
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .choices import TASKS
 from .errors import MerError
 from .files import atomic_path, atomic_write
 from .spectrogram import CONFIG_FILE as SPEC_FILE
@@ -71,12 +79,35 @@ class DatasetInfo:
     notes: list[str] = field(default_factory=list)  # warnings about the labels, the split, the windows
     settings: dict = field(default_factory=dict)  # what a rerun of `prepare` must match
     subset_of: str | None = None  # the data set this one was cut from, if any
+    # or "regression" / "multilabel": `classes` are then the first target's bins / the mood sets (the folders)
+    task: str = "classification"
+    targets: list[str] = field(default_factory=list)  # regression: the target names; multilabel: the moods
+    scale: dict[str, list[float]] = field(default_factory=dict)  # regression: target → [low, high]
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         if values["subset_of"] is None:
             del values["subset_of"]
+        if self.task == "classification":  # classification data sets are written as before
+            for key in ("task", "targets", "scale"):
+                del values[key]
         return values
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
+
+    def require_classification(self, data_dir: str | Path, command: str) -> None:
+        """One clear line where a command does not handle regression or multilabel data sets yet."""
+        if self.task != "classification":
+            raise MerError(
+                f"{data_dir}: is a {self.task} data set; `mer-fastai {command}` handles classification data "
+                "sets only in this version (train and its metrics.json/plots handle every task)"
+            )
+
+    @property
+    def is_multilabel(self) -> bool:
+        return self.task == "multilabel"
 
     @classmethod
     def from_dict(cls, values: dict, source: str = DATASET_FILE) -> DatasetInfo:
@@ -93,7 +124,19 @@ class DatasetInfo:
             raise MerError(f"{source}: classes is not a list of names; {REMAKE}")
         if not isinstance(info.counts, dict) or not isinstance(info.settings, dict):
             raise MerError(f"{source}: counts or settings is not a JSON object; {REMAKE}")
+        if info.task not in TASKS or (info.task != TASKS[0] and not _valid_targets(info)):
+            raise MerError(f"{source}: task, targets or scale is malformed; {REMAKE}")
         return info
+
+
+def _valid_targets(info: DatasetInfo) -> bool:
+    """Whether a regression data set names its targets, each with a rising [low, high] scale."""
+    if not (isinstance(info.targets, list) and info.targets and isinstance(info.scale, dict)):
+        return False
+    if info.is_multilabel:
+        return all(isinstance(name, str) for name in info.targets)
+    scales = [info.scale.get(name) for name in info.targets]
+    return all(isinstance(pair, list) and len(pair) == 2 and pair[0] < pair[1] for pair in scales)
 
 
 def _is_required(spec: dataclasses.Field) -> bool:
@@ -130,24 +173,50 @@ class ManifestRow:
     split: str  # "train", "valid" or "test"
     image: str  # relative to the data set folder, "/"-separated: <split>/<label>/<name>.png
     group: str = ""  # what the split kept together: the --group-by value, else the clip id ("" in older manifests)
+    targets: dict[str, float] = field(default_factory=dict, hash=False)  # regression: target → value
 
     def to_dict(self) -> dict[str, str]:
-        """The row as `manifest.csv` (and prepare's journal) holds it: every value a string."""
-        return {**dataclasses.asdict(self), "segment_start": f"{self.segment_start:.3f}"}
+        """The row as `manifest.csv` (and prepare's journal) holds it: every value a string, each target a
+        `target_<name>` column."""
+        values = {name: getattr(self, name) for name in MANIFEST_COLUMNS}
+        targets = {f"{TARGET_PREFIX}{name}": repr(float(value)) for name, value in self.targets.items()}
+        return {**values, "segment_start": f"{self.segment_start:.3f}", **targets}
 
     @classmethod
     def from_dict(cls, values: dict[str, str]) -> ManifestRow:
         """A row from its string values (KeyError: a column is missing; ValueError: not a number)."""
         text = {name: values[name] for name in REQUIRED_COLUMNS}
-        return cls(**{**text, "segment_start": float(text["segment_start"]), "group": values.get("group") or ""})
+        targets = {
+            name.removeprefix(TARGET_PREFIX): _finite(value)
+            for name, value in values.items()
+            if name and name.startswith(TARGET_PREFIX)
+        }
+        return cls(
+            **{**text, "segment_start": float(text["segment_start"]), "group": values.get("group") or ""},
+            targets=targets,
+        )
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The target values, in the manifest's column order."""
+        return tuple(self.targets.values())
 
     def path(self, data_dir: str | Path) -> Path:
         """The image file."""
         return Path(data_dir) / self.image
 
 
-MANIFEST_COLUMNS = tuple(f.name for f in dataclasses.fields(ManifestRow))
+TARGET_PREFIX = "target_"
+MANIFEST_COLUMNS = tuple(f.name for f in dataclasses.fields(ManifestRow))[:-1]  # then one column per target
 REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-1]  # manifests written before `group` existed lack it
+
+
+def _finite(text: str) -> float:
+    """A target cell as a finite number (ValueError otherwise)."""
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"target value {text!r} is not a finite number")
+    return value
 
 
 def read_manifest(data_dir: str | Path) -> list[ManifestRow]:
@@ -179,7 +248,8 @@ def write_manifest(data_dir: str | Path, rows: list[ManifestRow]) -> Path:
     """Write `manifest.csv` atomically."""
     path = Path(data_dir) / MANIFEST_FILE
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        targets = [f"{TARGET_PREFIX}{name}" for name in (rows[0].targets if rows else {})]
+        writer = csv.DictWriter(handle, fieldnames=[*MANIFEST_COLUMNS, *targets])
         writer.writeheader()
         writer.writerows(row.to_dict() for row in rows)
     return path

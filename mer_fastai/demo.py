@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import MerError
 from .prepare import PrepareResult, prepare_dataset
 from .progress import console
 from .spectrogram import SpecConfig
@@ -12,6 +13,8 @@ from .synth import RATINGS_FILE, make_study_style_set
 from .train import TrainConfig, TrainResult, train
 
 DEMO_SPEC = SpecConfig(segment_seconds=3.0, n_mels=64, hop_length=256)
+DEMO_TARGETS = ["valence", "energy"]  # `demo --task regression`: the circumplex's two axes
+DEMO_TASKS = ("classification", "regression")
 
 
 @dataclass
@@ -37,15 +40,30 @@ def run_demo(
     size: int = 128,
     clips_per_class: int = 20,
     weights: str = "none",
+    task: str = "classification",
 ) -> DemoResult:
-    """Synthesise the study's 5 emotions, prepare 3 s spectrograms, find the LR, train `arch`, report."""
+    """Synthesise the study's 5 emotions, prepare 3 s spectrograms, find the LR, train `arch`, report.
+
+    `task` "regression" learns the ratings file's continuous valence and energy (drawn around each emotion's
+    cue-driven values, `synth.STUDY_RATINGS`) instead of the emotion classes; the run folder then holds the
+    predicted-vs-true scatters and the circumplex plot.
+    """
+    if task not in DEMO_TASKS:
+        raise MerError(f"--task {task}: the demo shows {' or '.join(DEMO_TASKS)}; choose one of them")
     out = Path(out)
     console.rule("[bold]1/3 synthesising demo music")
     audio_dir, ratings = demo_audio(out / "demo-audio", clips_per_class)
     console.print(f"{5 * clips_per_class} clips in {audio_dir}, ratings in {ratings} (the study's format)")
     console.rule("[bold]2/3 preparing mel-spectrograms")
-    data = prepare_dataset(audio_dir, out / "data", "emotions", ratings, spec=DEMO_SPEC, valid_pct=0.25)
+    targets = DEMO_TARGETS if task == "regression" else None
+    feature, suffix = (None, "-regression") if targets else ("emotions", "")  # one data set and run per task
+    data = prepare_dataset(
+        audio_dir, out / f"data{suffix}", feature, ratings, spec=DEMO_SPEC, valid_pct=0.25, task=task, targets=targets
+    )
     console.rule(f"[bold]3/3 training {arch} (whole mode, {epochs} epochs, LR from lr_find)")
     config = TrainConfig(arch=arch, mode="whole", epochs=epochs, bs=16, size=size, weights=weights)
-    run = train(out / "data", config, out / "run")
+    run = train(out / f"data{suffix}", config, out / f"run{suffix}")
+    if targets:
+        plots = ", ".join(sorted(p.name for p in run.run_dir.glob("*.png") if p.name != "curves.png"))
+        console.print(f"plots: {plots} in [bold]{run.run_dir}")
     return DemoResult(audio_dir, data, run)

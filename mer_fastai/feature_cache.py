@@ -14,17 +14,18 @@ from fastai.callback.data import WeightedDL
 from fastai.data.core import DataLoaders, TfmdDL
 from fastai.layers import AdaptiveConcatPool2d, Flatten
 from fastai.learner import Learner
-from fastai.torch_core import TensorCategory, trainable_params
+from fastai.torch_core import trainable_params
 from torch import nn
 
 from .callbacks import use_rich_progress
+from .tensor_data import as_target
 
 # Parameter-free, deterministic layers at the start of fastai's head: cached along with the body.
 POOLING = (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, Flatten, nn.Flatten)
 
 
 class Features:
-    """Cached features and class indices as items of a fastai `TfmdDL`."""
+    """Cached features and class indices (or regression target rows) as items of a fastai `TfmdDL`."""
 
     def __init__(self, features: torch.Tensor, targets: torch.Tensor, vocab, split_idx: int):
         self.features, self.targets, self.vocab, self.split_idx = features, targets, vocab, split_idx
@@ -32,8 +33,8 @@ class Features:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, TensorCategory]:
-        return self.features[index], TensorCategory(self.targets[index])
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[index], as_target(self.targets[index])
 
 
 def is_random(module: nn.Module) -> bool:
@@ -76,7 +77,7 @@ def head_learner(learn: Learner) -> Learner:
     train_dl, valid_dl = learn.dls.train, learn.dls.valid
     train_x, train_y = compute_features(encoder, train_dl.new(shuffle=False, drop_last=False))
     valid_x, valid_y = compute_features(encoder, valid_dl)
-    vocab = learn.dls.vocab
+    vocab = getattr(learn.dls, "vocab", None)  # a regression DataBlock has none
     common = {"num_workers": 0, "device": learn.dls.device}
     train_ds = Features(train_x, train_y, vocab, 0)
     if isinstance(train_dl, WeightedDL):

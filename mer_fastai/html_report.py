@@ -299,6 +299,12 @@ def _oof(path: Path, data_dir: Path | None, here: Path) -> dict:
 def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Path | None = None) -> dict:
     """Everything the page shows about one run folder; its data set is added to `datasets` once."""
     metrics = read_json(folder / "metrics.json")
+    task = metrics.get("task", "classification")
+    if task != "classification":
+        raise MerError(
+            f"{folder}: is a {task} run; the HTML report shows classification runs only in this version "
+            "(its scores are in metrics.json, its plots beside it)"
+        )
     config = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
     history = read_json(folder / "history.json").get("history", []) if (folder / "history.json").is_file() else []
     data_dir = _data_dir(config.get("data_dir") or metrics.get("data_dir"), grid)

@@ -41,6 +41,7 @@ class ClipLabel:
 
     label: str
     group: str | None = None
+    values: tuple[float, ...] | None = None  # regression: the clip's target values (label: the first one's bin)
 
 
 @dataclass
@@ -52,6 +53,9 @@ class LabelTable:
     source: str
     cuts: list[float] | None = None
     notes: list[str] = field(default_factory=list)
+    task: str = "classification"  # or "regression" (`values`: the targets'), "multilabel" (1/0 per mood)
+    targets: list[str] = field(default_factory=list)  # regression: the target columns; multilabel: the moods
+    scale: dict[str, list[float]] = field(default_factory=dict)  # regression: target → [low, high]
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class _Row:
     label: str | None
     group: str | None = None
     left_out: str | None = None
+    values: tuple[float, ...] | None = None
 
 
 def normalize_id(value: str) -> str:
@@ -212,7 +217,7 @@ def _table(path: Path, rows: list[_Row], column: str, skip_unlabeled: bool, cuts
             )
             continue
         if row.label is not None:
-            table.labels[row.clip] = ClipLabel(row.label, row.group or None)
+            table.labels[row.clip] = ClipLabel(row.label, row.group or None, row.values)
         else:
             table.excluded[row.clip] = (
                 row.left_out or f"no usable value in column {column!r} (row {row.line} of {path.name})"
@@ -221,6 +226,8 @@ def _table(path: Path, rows: list[_Row], column: str, skip_unlabeled: bool, cuts
 
 
 def _outcome(row: _Row) -> str:
+    if row.values is not None:
+        return ", ".join(f"{value:g}" for value in row.values)
     return row.label if row.label is not None else (row.left_out or "no value")
 
 
@@ -319,6 +326,143 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return value if np.isfinite(value) else None
+
+
+RATING_SCALE = (1.0, 9.0)  # the study's ratings file: every scale runs from 1 to 9
+
+
+def read_targets(
+    path: str | Path,
+    targets: list[str],
+    *,
+    id_column: str | None = None,
+    group_by: str | None = None,
+    skip_unlabeled: bool = False,
+) -> LabelTable:
+    """Regression labels: the numeric columns `targets` of the study's ratings file or of any CSV with
+    `id_column`, checked like class labels (blank, NaN or non-numeric cells are an error naming the rows,
+    or with `skip_unlabeled` leave the clip out).
+
+    Each clip's `label` is the tertile bin (low/medium/high, or negative/neutral/positive for valence) of
+    its first target: what the split is stratified by and the image folder it lies in. `scale` is the
+    study's 1-9 rating scale for its ratings file, else each column's min and max.
+    """
+    path = Path(path)
+    if len(set(targets)) != len(targets):
+        raise MerError(f"--target: {', '.join(targets)} names a column twice; name each target once")
+    columns, rows = read_rows(path)
+    id_col = _id_column(path, columns, id_column)
+    known = None if id_column or "target" not in {c.lower() for c in columns} else RATING_SCALE
+    found = [find_column(columns, name, path, "--target") for name in targets]
+    group_column = find_column(columns, group_by, path, "--group-by") if group_by else None
+    values = [tuple(_number(row[column]) for column in found) for _, row in rows]
+    present = np.array([v for v in values if None not in v], dtype=float).reshape(-1, len(found))
+    scale = {name: _scale(path, column, present[:, i], known) for i, (name, column) in enumerate(zip(targets, found))}
+    cuts = tertile_cuts(present[:, 0]) if len(present) else []
+    levels = level_names(targets[0])
+    read = [
+        _Row(
+            line,
+            normalize_id(row[id_col]),
+            None if None in value else bin_value(value[0], cuts, levels),
+            _group(row, group_column),
+            values=None if None in value else value,  # type: ignore[arg-type]
+        )
+        for (line, row), value in zip(rows, values)
+    ]
+    table = _table(path, read, ", ".join(found), skip_unlabeled, cuts)
+    table.task, table.targets, table.scale = "regression", list(targets), scale
+    return table
+
+
+MOOD_THRESHOLD = 0.5  # multilabel from vote shares: a mood holds with at least this share of the clip's top share
+
+
+def read_moods(
+    path: str | Path,
+    *,
+    targets: list[str] | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+    threshold: float | None = None,
+    group_by: str | None = None,
+    skip_unlabeled: bool = False,
+) -> LabelTable:
+    """Multilabel labels: the moods of each clip, from a column of `;`-separated moods (`label_column`), or
+    from one numeric column per mood (`targets`): 0/1 flags or vote shares. A mood holds for a clip when its
+    value is above 0 and at least `threshold` (default 0.5) times the clip's largest value, so 0/1 columns
+    are read as they are and vote shares keep the moods chosen by at least half as many listeners as the
+    top one. Blank, NaN, negative or non-numeric cells are refused like class labels.
+
+    Each clip's values are 1/0 per mood (`targets`: the moods, in order); its `label` is its mood set
+    joined by "+" ("none" without any), what the split is stratified by and the image folder it lies in.
+    """
+    path = Path(path)
+    if bool(targets) == bool(label_column):
+        raise MerError("--task multilabel needs the moods: --label-column COL (';'-separated moods) or one --target "
+                       "COL per mood (0/1 flags or vote shares), not both")  # fmt: skip
+    if threshold is not None and not (0 < threshold <= 1 and targets):
+        raise MerError(f"--threshold {threshold}: must lie in (0, 1] and comes with --target mood columns")
+    columns, rows = read_rows(path)
+    id_col = _id_column(path, columns, id_column)
+    group_column = find_column(columns, group_by, path, "--group-by") if group_by else None
+    if label_column:
+        column = find_column(columns, label_column, path, "--label-column")
+        sets = [None if _missing(row[column]) else _mood_set(row[column]) for _, row in rows]
+        moods = sorted({mood for chosen in sets if chosen for mood in chosen})
+        where = column
+    else:
+        found = [find_column(columns, name, path, "--target") for name in targets or []]
+        moods, where = list(targets or []), ", ".join(found)
+        sets = [_chosen(moods, [_number(row[c]) for c in found], threshold or MOOD_THRESHOLD) for _, row in rows]
+    bad = next((mood for mood in moods if "/" in mood or "\\" in mood or mood.startswith(".")), None)
+    if bad is not None:
+        raise MerError(f"{path}: mood {bad!r} cannot name a folder ('/', '\\' or a leading '.'); rename it")
+    read = [
+        _Row(line, normalize_id(row[id_col]), None if chosen is None else "+".join(sorted(chosen)) or "none",
+             _group(row, group_column), values=None if chosen is None else tuple(float(m in chosen) for m in moods))
+        for (line, row), chosen in zip(rows, sets)
+    ]  # fmt: skip
+    table = _table(path, read, where, skip_unlabeled, None)
+    never = [mood for i, mood in enumerate(moods) if not any(c.values and c.values[i] for c in table.labels.values())]
+    if never:
+        raise MerError(f"{path}: mood(s) {', '.join(never)} hold for no clip; drop them or lower --threshold")
+    table.task, table.targets = "multilabel", moods
+    return table
+
+
+def _id_column(path: Path, columns: list[str], id_column: str | None) -> str:
+    """The clip-id column: `id_column`, else the study ratings file's `number`."""
+    if id_column:
+        return find_column(columns, id_column, path, "--id-column")
+    if "number" in {c.lower() for c in columns}:
+        return find_column(columns, "number", path, "--labels")
+    raise MerError(f"{path}: cannot tell which column holds the clip ids (columns: {', '.join(columns)}); "
+                   "pass --id-column")  # fmt: skip
+
+
+def _mood_set(cell: str) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in cell.split(";") if part.strip())
+
+
+def _chosen(moods: list[str], values: list[float | None], threshold: float) -> frozenset[str] | None:
+    """The moods whose value is above 0 and at least `threshold` × the largest (None: a value is missing)."""
+    if any(v is None or v < 0 for v in values):
+        return None
+    top = max(values, default=0.0)
+    return frozenset(m for m, v in zip(moods, values) if v > 0 and v >= threshold * top)  # type: ignore[operator]
+
+
+def _scale(path: Path, column: str, values: np.ndarray, known: tuple[float, float] | None) -> list[float]:
+    """[low, high] of a target: the known rating scale when every value lies on it, else the values' range."""
+    if len(values) and values.min() == values.max():
+        raise MerError(
+            f"{path}: column {column!r} holds the one value {values[0]:g} for every clip; a regression target "
+            "must vary: choose another --target"
+        )
+    if known and len(values) and known[0] <= values.min() and values.max() <= known[1]:
+        return list(known)
+    return [float(values.min()), float(values.max())] if len(values) else []
 
 
 def labels_from_folders(audio_dir: str | Path, files: list[Path]) -> LabelTable:

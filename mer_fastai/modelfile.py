@@ -206,6 +206,7 @@ class EnsembleModel(nn.Module):
 
 def build_network(meta: ModelMeta) -> nn.Module:
     """The untrained network a model file with `meta` holds: one body + head, or an ensemble of them."""
+    meta.require_classification(f"{meta.arch} model")
     spec = get_arch(meta.arch)
     if meta.is_ensemble:
         return EnsembleModel([create_model(spec, len(meta.classes)) for _ in meta.members])
@@ -220,6 +221,7 @@ def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn
     """
     state, meta = read_model(path, accept_unverified=accept_unverified)
     path = model_file_path(path)
+    meta.require_classification(path)
     model = build_network(meta)
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]

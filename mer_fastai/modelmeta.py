@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .choices import TASKS
 from .errors import MerError
 from .spectrogram import SpecConfig
 
@@ -51,6 +52,11 @@ class ModelMeta:
     # An ensemble: one description per member network (source, checksum, mode, metrics), in the order of
     # the file's `members.<i>.` tensors; its outputs are log mean probabilities. Empty: a single network.
     members: tuple[Mapping[str, Any], ...] = ()
+    # What the outputs are: "classification" (class logits), "regression" (one value per target, in
+    # `classes` order, squeezed into its `scale` [low, high] by the head's last layer) or "multilabel" (one
+    # logit per mood, in `classes` order; a mood holds when its sigmoid reaches 0.5).
+    task: str = "classification"
+    scale: tuple[tuple[float, float], ...] = ()
 
     @property
     def is_ensemble(self) -> bool:
@@ -72,7 +78,17 @@ class ModelMeta:
             "package_version": self.package_version,
             "metrics": dict(self.metrics),
             **({"members": [dict(member) for member in self.members]} if self.members else {}),
+            **({"task": self.task, "scale": [list(pair) for pair in self.scale]} if self.task != TASKS[0] else {}),
         }
+
+    def require_classification(self, path: str | Path) -> None:
+        """Refuse a model of another task where only classifiers are served yet (predict, evaluate, export,
+        ensembles)."""
+        if self.task != TASKS[0]:
+            raise MerError(
+                f"{path}: is a {self.task} model (targets {', '.join(self.classes)}); predict, evaluate, export "
+                "and ensembles serve classification models only in this version: use its run folder's metrics.json"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], path: str | Path) -> ModelMeta:
@@ -105,6 +121,8 @@ class ModelMeta:
             package_version=_optional_text(values.get("package_version"), "package_version", path),
             metrics=_metrics(values.get("metrics"), path),
             members=_members(values.get("members"), path),
+            task=_choice(values.get("task", TASKS[0]), "task", TASKS, path),
+            scale=_scale(values.get("scale"), values.get("task", TASKS[0]), len(values["classes"]), path),
         )
 
 
@@ -181,6 +199,21 @@ def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
     if not (isinstance(value, list) and all(map(_is_number, value)) and value == sorted(value)):
         raise _malformed(path, f"'cuts' must be rising rating cut points (got {value!r})")
     return tuple(float(v) for v in value)
+
+
+def _scale(value: Any, task: str, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
+    """A regression model's [low, high] per output; other models have none."""
+    if task != "regression":
+        if value:
+            raise _malformed(path, f"a {task} model has no 'scale'")
+        return ()
+    pairs = value if isinstance(value, list) else []
+    if not (
+        len(pairs) == outputs
+        and all(isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) and p[0] < p[1] for p in pairs)
+    ):
+        raise _malformed(path, f"'scale' must give a rising [low, high] for each of its {outputs} targets")
+    return tuple((float(low), float(high)) for low, high in pairs)
 
 
 def _metrics(value: Any, path: Path) -> dict:

@@ -1,4 +1,8 @@
-"""`prepare`: audio + labels → a class-per-folder mel-spectrogram data set (ImageFolder layout)."""
+"""`prepare`: audio + labels → a class-per-folder mel-spectrogram data set (ImageFolder layout).
+
+A regression data set (`targets`) keeps each clip's target values in the manifest (`target_<name>`) and
+files its images under the tertile bin of the first target, which the split is stratified by.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .audio import audio_files, load_audio, windows
+from .choices import TASKS
 from .dataset import (
     DATASET_FILE,
     MANIFEST_FILE,
@@ -27,7 +32,7 @@ from .dataset import (
 from .errors import AudioError, MerError
 from .files import LOCK_FILE, output_folder
 from .jsonlines import append_entry, open_to_append, read_entries
-from .labels import LabelTable, label_table, match_clips, unlabeled_error
+from .labels import ClipLabel, LabelTable, label_table, match_clips, read_moods, read_targets, unlabeled_error
 from .png import save_png
 from .progress import progress_bar
 from .spectrogram import SpecConfig, mel_image
@@ -47,6 +52,14 @@ class ClipTask:
     key: str
     label: str
     split: str
+    targets: dict[str, float] = field(default_factory=dict)  # regression: target → value
+
+    def to_dict(self) -> dict:
+        """As prepare's journal records it (a classification task without `targets`, as before)."""
+        values = dict(self.__dict__)
+        if not self.targets:
+            del values["targets"]
+        return values
 
 
 @dataclass
@@ -80,7 +93,8 @@ def _process_clip(task: ClipTask, out_dir: str, spec_values: dict) -> list[Manif
         image = folder / f"{task.key}_{int(round(start * 1000)):08d}.png"
         save_png(image, mel_image(window, spec))
         relative = image.relative_to(out_dir).as_posix()
-        rows.append(ManifestRow(task.source, task.clip_id, round(start, 3), task.label, task.split, relative))
+        row = ManifestRow(task.source, task.clip_id, round(start, 3), task.label, task.split, relative)
+        rows.append(replace(row, targets=task.targets))
     return rows
 
 
@@ -129,7 +143,7 @@ def _open_journal(path: Path, settings: dict) -> BinaryIO:
 
 def _reusable_rows(entry: Finished | None, task: ClipTask, out_dir: Path) -> list[ManifestRow] | None:
     """Rows of a clip finished by an earlier run, if it was made for the same task and its images exist."""
-    if entry is None or entry.task != task.__dict__:
+    if entry is None or entry.task != task.to_dict():
         return None
     if not all(row.path(out_dir).exists() for row in entry.rows):
         return None
@@ -170,22 +184,40 @@ def plan_tasks(
                 "rename one of them"
             )
     classes = Counter(clip.label for _, _, clip in matched)
+    if len(classes) < 2 and table.targets:
+        raise MerError(
+            f"{table.source}: all {len(matched)} matched clip(s) fall in {next(iter(classes))!r}, what the split is "
+            "stratified by (a bin of the first target, or a mood set); add clips with other values"
+        )
     if len(classes) < 2:
         raise MerError(
             f"{table.source}: all {len(matched)} matched clip(s) have class {next(iter(classes))!r}; a data set needs "
             "at least two classes: add clips of another class, or check --labels and --feature"
         )
-    labels = [clip.label for _, _, clip in matched]
+    labels = [_stratum(table, clip) for _, _, clip in matched]
     groups = [clip.group or name for _, name, clip in matched]
     sides = split_groups(labels, groups, valid_pct, seed, test_pct)
     tasks = [
-        ClipTask(str(file), name, _clip_key(file, audio_dir), clip.label, side)
+        ClipTask(str(file), name, _clip_key(file, audio_dir), clip.label, side, _targets(table, clip))
         for (file, name, clip), side in zip(matched, sides)
     ]
     skipped = [{"file": str(file), "reason": reason} for file, reason in excluded]
     skipped += [{"file": str(file), "reason": f"no row in {table.source}"} for file in unlabeled]
-    notes = [*table.notes, *_split_notes(tasks, test_pct > 0)]
+    sets = table.task == "multilabel"  # each "class" is a mood set: the split is stratified per mood instead
+    notes = [*table.notes, *([] if sets else _split_notes(tasks, test_pct > 0))]
     return Plan(tasks, skipped, notes, {task.key: group for task, group in zip(tasks, groups, strict=True)})
+
+
+def _stratum(table: LabelTable, clip: ClipLabel) -> str | tuple[str, ...]:
+    """What the split stratifies a clip by: its class (or bin), or each of its moods ("none" without any)."""
+    if table.task != "multilabel":
+        return clip.label
+    return tuple(mood for mood, on in zip(table.targets, clip.values or ()) if on) or ("none",)
+
+
+def _targets(table: LabelTable, clip: ClipLabel) -> dict[str, float]:
+    """A regression clip's target values by name (empty for classification)."""
+    return dict(zip(table.targets, clip.values or (), strict=True)) if table.targets else {}
 
 
 def _split_notes(tasks: list[ClipTask], tested: bool = False) -> list[str]:
@@ -277,7 +309,7 @@ def _clear(out_dir: Path) -> None:
 def prepare_dataset(
     audio_dir: str | Path,
     out_dir: str | Path,
-    feature: str,
+    feature: str | None,
     labels: str | Path | None = None,
     *,
     spec: SpecConfig | None = None,
@@ -292,29 +324,46 @@ def prepare_dataset(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    task: str | None = None,
+    targets: list[str] | None = None,
+    threshold: float | None = None,
 ) -> PrepareResult:
     """Build the spectrogram data set of one feature; rerunning skips clips already done.
 
     `test_pct` > 0 holds out a test split (test/, manifest split "test"), chosen before validation, grouped
     and stratified like it (see `split.split_groups`); training never reads it.
 
+    `task` "regression" (implied by `targets`) keeps the numeric columns `targets` of `labels` as the
+    clips' values (see `labels.read_targets`); `feature` then defaults to the targets joined by "+".
+    `task` "multilabel" keeps each clip's set of moods (1/0 per mood, the manifest's `target_<mood>`
+    columns) from `label_column` (`;`-separated) or from the mood columns `targets` with `threshold` (see
+    `labels.read_moods`); `feature` defaults to "moods".
+
     Audio, labels, matching and classes are checked before anything is written; the output folder is
     locked while it is written, so a second run into it is refused at once.
     """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
+    task = check_task(task, targets, feature, labels, label_column, cuts)
+    feature = feature or ("moods" if task == "multilabel" else "+".join(targets or []))
     spec = spec or SpecConfig()
     files = audio_files(audio_dir)
-    table = label_table(
-        audio_dir,
-        files,
-        labels,
-        feature,
-        group_by=group_by,
-        id_column=id_column,
-        label_column=label_column,
-        cuts=cuts,
-        skip_unlabeled=skip_unlabeled,
-    )
+    if task == "multilabel":
+        table = read_moods(labels, targets=targets, label_column=label_column, id_column=id_column,
+                           threshold=threshold, group_by=group_by, skip_unlabeled=skip_unlabeled)  # fmt: skip
+    elif task == "regression":
+        table = read_targets(labels, targets, id_column=id_column, group_by=group_by, skip_unlabeled=skip_unlabeled)  # type: ignore[arg-type]
+    else:
+        table = label_table(
+            audio_dir,
+            files,
+            labels,
+            feature,
+            group_by=group_by,
+            id_column=id_column,
+            label_column=label_column,
+            cuts=cuts,
+            skip_unlabeled=skip_unlabeled,
+        )
     plan = plan_tasks(audio_dir, table, files, valid_pct, seed, skip_unlabeled, test_pct)
     settings = {
         "format": DATASET_FORMAT,
@@ -327,6 +376,8 @@ def prepare_dataset(
         "cuts": table.cuts,
         "spectrogram": spec.digest(),
         **({"test_pct": test_pct} if test_pct else {}),  # only when used: older data sets stay reusable
+        **({"task": task, "targets": table.targets} if task != "classification" else {}),
+        **({"threshold": threshold} if threshold is not None else {}),
     }
     with output_folder(out_dir, "--out"):
         _check_existing(out_dir, settings, overwrite)
@@ -337,6 +388,37 @@ def prepare_dataset(
             if fresh:  # nothing came of it (e.g. no file could be decoded): leave no half-made folder
                 _clear(out_dir)
             raise
+
+
+def check_task(
+    task: str | None,
+    targets: list[str] | None,
+    feature: str | None,
+    labels: str | Path | None,
+    label_column: str | None,
+    cuts: list[float] | None,
+) -> str:
+    """The data set's task (`--target` implies regression), its options checked together."""
+    task = task or ("regression" if targets else "classification")
+    if task not in TASKS:
+        raise MerError(f"unknown --task {task!r}; choose {' or '.join(TASKS)}")
+    if task == "classification":
+        if targets:
+            raise MerError("--target gives a regression data set; drop --task classification, or --target")
+        if not feature:
+            raise MerError("--feature is missing; name the feature to classify (or pass --target for regression)")
+        return task
+    if labels is None:
+        raise MerError(f"--task {task} needs a --labels file that holds its columns")
+    if cuts:
+        raise MerError(f"--cuts bins ratings into classes; a {task} data set keeps its values: drop --cuts")
+    if task == "multilabel":
+        return task
+    if not targets:
+        raise MerError("--task regression needs the numeric column(s) to learn: pass --target COL (repeatable)")
+    if label_column:
+        raise MerError("--label-column names classes; with --target drop it")
+    return task
 
 
 def _write_dataset(
@@ -391,8 +473,11 @@ def _write_dataset(
         counts=counts,
         excluded_by_feature=len(table.excluded),
         skipped=skipped,
-        notes=[*plan.notes, *_window_notes(rows)],
+        notes=[*plan.notes, *([] if settings.get("task") == "multilabel" else _window_notes(rows))],
         settings=settings,
+        task=settings.get("task", "classification"),
+        targets=table.targets,
+        scale=table.scale,
     )
     write_info(out_dir, info)
     return PrepareResult(out_dir, info.classes, info.clips, info.segments, counts, skipped, reused, info.notes)
@@ -416,7 +501,7 @@ def _run_tasks(
             skipped.append({"file": task.source, "reason": error})
             return
         rows_by_key[task.key] = rows
-        append_entry(journal, {"task": task.__dict__, "rows": [row.to_dict() for row in rows]})  # reusable now
+        append_entry(journal, {"task": task.to_dict(), "rows": [row.to_dict() for row in rows]})  # reusable now
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
     with progress_bar("spectrograms", total=len(tasks), enabled=progress) as advance:

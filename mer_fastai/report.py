@@ -15,6 +15,14 @@ CONFUSION_FILE = "confusion_matrix.png"
 TRACK_CONFUSION_FILE = "track_confusion_matrix.png"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "classification_report.txt"
+CIRCUMPLEX_FILE = "circumplex.png"
+LABELS_FILE = "per_label.png"  # multilabel: precision, recall, F1 and AP per mood
+AROUSAL = ("arousal", "energy")  # the circumplex's vertical axis, by the names data sets give it
+
+
+def scatter_file(target: str) -> str:
+    """The predicted-vs-true scatter plot of one regression target."""
+    return f"scatter_{target}.png"
 
 
 def classification_metrics(targets: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
@@ -93,7 +101,7 @@ def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], titl
 
 
 def plot_curves(path: Path, history: list[dict], title: str) -> Path:
-    """Training/validation loss and validation accuracy/macro-F1 per epoch."""
+    """Training/validation loss and the validation scores (accuracy/macro-F1, or CCC) per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,16 +114,81 @@ def plot_curves(path: Path, history: list[dict], title: str) -> Path:
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
     loss_ax.legend()
-    for key, style in (("accuracy", "o-"), ("macro_f1", "s-")):
+    scores = [key for key in history[0] if key not in ("epoch", "seconds") and not key.endswith("loss")]
+    for key, style in zip(scores, ("o-", "s-", "^-", "v-")):
         score_ax.plot(epochs, [row[key] for row in history], style, label=key.replace("_", " "))
     score_ax.set_xlabel("epoch")
-    score_ax.set_ylim(0, 1)
+    score_ax.set_ylim(min(0, *(row[key] for row in history for key in scores)), 1)
     score_ax.set_ylabel("validation score")
     score_ax.legend()
     for ax in (loss_ax, score_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
+def plot_scatter(
+    path: Path, predicted: np.ndarray, true: np.ndarray, scale: list[float], name: str, title: str
+) -> Path:
+    """Predicted against true values of one target (one point per track), with the identity line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    ax.plot(scale, scale, "--", color="grey", linewidth=1, label="perfect")
+    ax.scatter(true, predicted, s=18, alpha=0.8)
+    ax.set_xlim(*scale)
+    ax.set_ylim(*scale)
+    ax.set_xlabel(f"true {name}")
+    ax.set_ylabel(f"predicted {name}")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
+def circumplex_axes(targets: list[str]) -> tuple[int, int] | None:
+    """Indices of valence and arousal (or energy) among the targets, if both are there."""
+    lower = [name.lower() for name in targets]
+    arousal = next((lower.index(name) for name in AROUSAL if name in lower), None)
+    return (lower.index("valence"), arousal) if "valence" in lower and arousal is not None else None
+
+
+def plot_circumplex(
+    path: Path,
+    predicted: np.ndarray,
+    true: np.ndarray,
+    axes: tuple[int, int],
+    targets: list[str],
+    scale: dict,
+    title: str,
+) -> Path:
+    """The valence–arousal plane (Russell's circumplex): each clip's true point joined to its predicted one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = axes
+    fig, ax = plt.subplots(figsize=(5.2, 5.2))
+    for t, p in zip(true, predicted):
+        ax.plot([t[x], p[x]], [t[y], p[y]], color="grey", linewidth=0.7, alpha=0.7)
+    ax.scatter(true[:, x], true[:, y], s=20, label="true", color="tab:blue")
+    ax.scatter(predicted[:, x], predicted[:, y], s=20, marker="x", label="predicted", color="tab:red")
+    (x_low, x_high), (y_low, y_high) = scale[targets[x]], scale[targets[y]]
+    ax.axvline((x_low + x_high) / 2, color="black", linewidth=0.6)
+    ax.axhline((y_low + y_high) / 2, color="black", linewidth=0.6)
+    ax.set_xlim(x_low, x_high)
+    ax.set_ylim(y_low, y_high)
+    ax.set_xlabel(targets[x])
+    ax.set_ylabel(targets[y])
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right")
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
 
@@ -163,6 +236,67 @@ def summary_table(metrics: dict, title: str) -> Table:
         table.add_row("[bold]test macro F1", "", "", f"[bold]{test['macro_f1']:.3f}", str(test["n_windows"]))
         _score_rows(table, test, "test ")
     return table
+
+
+def regression_table(metrics: dict, title: str) -> Table:
+    """Rich table of a regression run: per target (and their mean) CCC, r, R², RMSE, MAE over windows and
+    tracks, and with a `test` block the test split's."""
+    table = Table(title=title, title_justify="left")
+    for column in ("target", "level", "CCC", "r", "R²", "RMSE", "MAE"):
+        table.add_column(column, justify="left" if column in ("target", "level") else "right")
+    blocks = [("", metrics), *([("test ", metrics["test"])] if metrics.get("test") else [])]
+    for prefix, block in blocks:
+        table.add_section()
+        for level, scores in ((f"{prefix}windows", block), (f"{prefix}tracks", block["track"])):
+            for name, values in [*scores["per_target"].items(), ("[bold]mean", scores)]:
+                table.add_row(name, level, *(_cell(values[key]) for key in ("ccc", "pearson_r", "r2", "rmse", "mae")))
+    return table
+
+
+def multilabel_table(metrics: dict, title: str) -> Table:
+    """Rich table of a multilabel run: per mood precision/recall/F1/AP/support of the windows, then micro and
+    macro F1 and mAP of windows and tracks (and of the test split)."""
+    table = Table(title=f"{title} — threshold {metrics['threshold']}", title_justify="left")
+    for column in ("mood", "precision", "recall", "F1", "AP", "support"):
+        table.add_column(column, justify="left" if column == "mood" else "right")
+    for name, scores in metrics["per_label"].items():
+        cells = (_cell(scores[key]) for key in ("precision", "recall", "f1", "ap"))
+        table.add_row(name, *cells, str(scores["support"]))
+    blocks = [("", metrics), *([("test ", metrics["test"])] if metrics.get("test") else [])]
+    for prefix, block in blocks:
+        table.add_section()
+        for level, scores, count in ((f"{prefix}windows", block, block["n_windows"]),
+                                     (f"{prefix}tracks", block["track"], block["n_tracks"])):  # fmt: skip
+            for key, name in (("micro_f1", "micro F1"), ("macro_f1", "macro F1"), ("map", "mAP")):
+                table.add_row(f"[bold]{level} {name}", "", "", f"[bold]{_cell(scores[key])}", "", str(count))
+    return table
+
+
+def plot_label_bars(path: Path, per_label: dict, title: str) -> Path:
+    """Grouped bars of precision, recall, F1 and AP per mood."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    moods, keys = list(per_label), ("precision", "recall", "f1", "ap")
+    positions = np.arange(len(moods))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(moods) + 2), 4))
+    for i, key in enumerate(keys):
+        values = [per_label[mood][key] or 0.0 for mood in moods]
+        ax.bar(positions + (i - 1.5) * 0.2, values, width=0.2, label=key)
+    ax.set_xticks(positions, moods, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.set_title(title, fontsize=9)
+    ax.legend(ncol=4, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _score_rows(table: Table, metrics: dict, prefix: str) -> None:

@@ -12,12 +12,16 @@ from .errors import MerError
 SPLIT_METHOD = "hashed-greedy-stratified-groups-1"  # recorded in dataset.json: another method is another data set
 
 
-def split_groups(labels: list[str], groups: list[str], valid_pct: float, seed: int, test_pct: float = 0.0) -> list[str]:
+Labels = list[str] | list[tuple[str, ...]]  # a class per clip, or (multilabel) the moods of each clip
+
+
+def split_groups(labels: Labels, groups: list[str], valid_pct: float, seed: int, test_pct: float = 0.0) -> list[str]:
     """`"train"`, `"valid"` or (with `test_pct`) `"test"` for each clip; clips of one group stay on one side.
 
     The test side is chosen first, from all clips, holding `test_pct` of every class's clips; validation is
     then chosen from the rest so that it holds `valid_pct` of all clips (`valid_pct / (1 - test_pct)` of
     the rest). Each side is chosen by `held_out_groups`. Without `test_pct` the split is as before.
+    A clip labelled with a tuple of moods counts toward each of them, so each mood is stratified.
     """
     if not 0 < valid_pct < 1:
         raise MerError(f"--valid-pct must lie between 0 and 1 (got {valid_pct})")
@@ -35,8 +39,9 @@ def split_groups(labels: list[str], groups: list[str], valid_pct: float, seed: i
     return ["test" if group in test else "valid" if group in valid else "train" for group in groups]
 
 
-def held_out_groups(labels: list[str], groups: list[str], pct: float, salt: str, side: str) -> set[str]:
-    """The groups held out so that they hold `pct` of every class's clips (stratified by class).
+def held_out_groups(labels: Labels, groups: list[str], pct: float, salt: str, side: str) -> set[str]:
+    """The groups held out so that they hold `pct` of every class's clips (stratified by class; a clip with a
+    tuple of moods counts toward each).
 
     Groups are taken in a seeded pseudo-random order that depends on each group's own name only (so adding
     clips later moves few existing ones), each held out when that brings the classes' held-out shares
@@ -46,12 +51,15 @@ def held_out_groups(labels: list[str], groups: list[str], pct: float, salt: str,
     names = sorted(set(groups))
     if len(names) < 2:
         raise MerError(f"cannot split fewer than two clips (or groups) into training and {side}; add audio")
-    classes = sorted(set(labels))
+    each = [label if isinstance(label, tuple) else (label,) for label in labels]
+    tally = Counter(name for names_of_clip in each for name in names_of_clip)
+    classes = sorted(tally)
     column = {name: i for i, name in enumerate(classes)}
     counts = {name: np.zeros(len(classes)) for name in names}
-    for label, group in zip(labels, groups, strict=True):
-        counts[group][column[label]] += 1
-    totals = np.array([Counter(labels)[name] for name in classes], dtype=float)
+    for label, group in zip(each, groups, strict=True):
+        for name in label:
+            counts[group][column[name]] += 1
+    totals = np.array([tally[name] for name in classes], dtype=float)
 
     def error(held: np.ndarray) -> float:
         return float(np.sum((held / totals - pct) ** 2))

@@ -18,7 +18,7 @@ from fastai.data.transforms import CategoryMap, IntToFloatTensor, Normalize, par
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import TensorCategory, TensorImage, default_device
 
-from .data import AUGMENTS, IMAGE_ERRORS, SpecMask, damage_reason, split_indices, training_items
+from .data import AUGMENTS, IMAGE_ERRORS, SpecMask, damage_reason, split_indices, target_values, training_items
 from .dataset import REPAIR, read_info
 from .errors import MerError
 from .images import resize
@@ -27,7 +27,8 @@ IN_MEMORY_AUGMENTS = ("none", "specaugment")
 
 
 class TensorImages:
-    """Images (N, C, H, W) uint8 and their class indices, as items of a fastai `TfmdDL`."""
+    """Images (N, C, H, W) uint8 and their class indices (or, for regression, float target rows), as items of a
+    fastai `TfmdDL`."""
 
     loss_func = CrossEntropyLossFlat()
 
@@ -37,9 +38,14 @@ class TensorImages:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, index: int) -> tuple[TensorImage, TensorCategory]:
+    def __getitem__(self, index: int) -> tuple[TensorImage, torch.Tensor]:
         image = self.images[index]
-        return TensorImage(image.expand(3, -1, -1)), TensorCategory(self.targets[index])
+        return TensorImage(image.expand(3, -1, -1)), as_target(self.targets[index])
+
+
+def as_target(value: torch.Tensor) -> torch.Tensor:
+    """A class index as fastai's `TensorCategory`; regression values as they are."""
+    return value if value.is_floating_point() else TensorCategory(value)
 
 
 def decode_images(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
@@ -82,7 +88,8 @@ def load_tensor_dataloaders(
 ) -> DataLoaders:
     """`load_dataloaders` with the images decoded once into memory (augment "none" or "specaugment")."""
     data_dir = Path(data_dir)
-    classes = read_info(data_dir).classes
+    info = read_info(data_dir)
+    classes = info.classes
     if augment not in IN_MEMORY_AUGMENTS:
         known = ", ".join(AUGMENTS)
         raise MerError(f"augmentation {augment!r} needs the per-image pipeline (--no-cache); in memory: {known}")
@@ -93,9 +100,14 @@ def load_tensor_dataloaders(
     unknown = sorted({parent_label(p) for p in items} - set(lookup))
     if unknown:
         raise MerError(f"{data_dir}: image folder(s) {', '.join(unknown)} are not classes of the data set {classes}")
-    targets = torch.tensor([lookup[parent_label(p)] for p in items])
+    if info.targets:  # regression or multilabel: float rows
+        values = target_values(data_dir, info, balanced, extra_train_dirs)
+        targets = torch.tensor([values[p] for p in items], dtype=torch.float32)
+        vocab = list(info.targets)
+    else:
+        targets = torch.tensor([lookup[parent_label(p)] for p in items])
+        vocab = CategoryMap(classes, sort=False)
     images = decode_images(items, (size, size) if isinstance(size, int) else tuple(size))
-    vocab = CategoryMap(classes, sort=False)
     after_batch = [IntToFloatTensor()]
     if stats:
         after_batch.append(Normalize.from_stats(*stats))

@@ -17,31 +17,52 @@ import torch
 from . import __version__
 from .archs import get_arch
 from .callbacks import EpochTimer
+from .choices import TASK_MONITORS
 from .config import TrainConfig
 from .data import check_dataset, classes_without_validation, load_dataloaders
-from .dataset import REPAIR, DatasetInfo, ManifestRow, read_spec
+from .dataset import REPAIR, DatasetInfo, ManifestRow, read_info, read_spec
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .errors import MerError
 from .feature_cache import can_cache, head_learner
 from .files import atomic_write, output_folder
-from .learner import build_learner, set_mode
+from .learner import MOOD_DECISION, build_learner, set_mode
 from .modelfile import MODEL_FILE, save_model_file
 from .modelmeta import RUN_CONFIG, ModelMeta, resize_policy
 from .progress import console
 from .report import (
+    CIRCUMPLEX_FILE,
     CONFUSION_FILE,
     CURVES_FILE,
+    LABELS_FILE,
     METRICS_FILE,
     REPORT_FILE,
     TRACK_CONFUSION_FILE,
+    circumplex_axes,
+    multilabel_table,
+    plot_circumplex,
     plot_confusion,
     plot_curves,
+    plot_label_bars,
+    plot_scatter,
+    regression_table,
     save_figure,
+    scatter_file,
     summary_table,
     text_report,
     write_json,
 )
-from .scores import Tracks, score_windows, write_track_predictions, write_window_predictions
+from .scores import (
+    Tracks,
+    ValueTracks,
+    score_multilabel,
+    score_regression,
+    score_windows,
+    write_mood_predictions,
+    write_track_predictions,
+    write_value_predictions,
+    write_value_tracks,
+    write_window_predictions,
+)
 from .tensor_data import IN_MEMORY_AUGMENTS, load_tensor_dataloaders
 from .tracking import epoch_callbacks, tracked
 
@@ -55,7 +76,8 @@ PREDICTION_FILES = (VALID_PREDICTIONS, TRACK_PREDICTIONS, TEST_PREDICTIONS, TEST
 CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CONFUSION_FILE)
 HTML_REPORT = "report.html"  # written after the run folder is published (html_report.REPORT_HTML)
 RUN_FILES = (METRICS_FILE, RUN_CONFIG, "history.json", REPORT_FILE, *CONFUSION_FILES, CURVES_FILE, MODEL_FILE)
-RUN_FILES += (*PREDICTION_FILES, HTML_REPORT)
+RUN_FILES += (*PREDICTION_FILES, HTML_REPORT, CIRCUMPLEX_FILE, TEST_PREFIX + CIRCUMPLEX_FILE, LABELS_FILE)
+RUN_FILES += (TEST_PREFIX + LABELS_FILE,)
 STAGING = ".partial"  # a run writes here; its files move into the run folder once it has finished
 
 
@@ -98,10 +120,31 @@ class Splits:
     test: Split | None
 
 
+def task_monitor(config: TrainConfig, info: DatasetInfo) -> str:
+    """The score that picks the kept epoch (`auto`: the task's main score), the task's options checked:
+    `--loss` and `--monitor ccc` are for regression, `--track` for classification only in this version."""
+    monitor = config.monitor if config.monitor != "auto" else TASK_MONITORS[info.task][0]
+    if monitor not in TASK_MONITORS[info.task]:
+        raise MerError(
+            f"--monitor {monitor}: not a score of a {info.task} data set; choose auto or "
+            f"{' or '.join(TASK_MONITORS[info.task])}"
+        )
+    if not info.is_regression and config.loss != "auto":
+        raise MerError(
+            f"--loss {config.loss}: is a regression loss (classification uses cross-entropy, multilabel BCE); drop it"
+        )
+    if info.targets and config.track:
+        raise MerError(f"--track: logs classification scores only in this version; drop it for a {info.task} data set")
+    return monitor
+
+
 def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
     """DataLoaders + learner in the requested mode, seeded."""
     from fastai.torch_core import set_seed
 
+    info = read_info(data_dir)
+    scale = [info.scale[name] for name in info.targets] if info.is_regression else None
+    moods = info.targets if info.is_multilabel else None
     set_seed(config.seed, reproducible=True)
     spec = get_arch(config.arch)
     common = {
@@ -118,7 +161,7 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
         dls = load_dataloaders(data_dir, num_workers=config.num_workers, seed=config.seed, **common)
     if len(dls.train) == 0:
         raise MerError(f"{data_dir}: fewer training images than one batch; lower --bs (now {config.bs})")
-    learn = build_learner(dls, spec, config.weights, run_dir, config.train_bn)
+    learn = build_learner(dls, spec, config.weights, run_dir, config.train_bn, scale, config.loss, moods)
     set_mode(learn, config.mode, config.train_bn)
     if config.channels_last:
         learn.model.to(memory_format=torch.channels_last)
@@ -205,7 +248,7 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
     """Run the LR range test for `config` and save `lr_find.png` and `lr_find.json` in `out`."""
     data_dir, out = Path(data_dir), Path(out)
     config.check()
-    check_dataset(data_dir)
+    task_monitor(config, check_dataset(data_dir)[0])
     with results_folder(out, LR_FILES) as stage:
         learn = _learner(data_dir, config, stage)
         try:
@@ -231,19 +274,23 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
     data_dir, run_dir = Path(data_dir), Path(out)
     config.check()
     info, rows = check_dataset(data_dir)
+    task_monitor(config, info)
     test = held_out_split(data_dir, info, rows, config.test_dir)
     init_distributed()
-    if is_main_process():
+    if is_main_process() and not info.targets:
         _warn_unvalidated(classes_without_validation(rows, info.classes))
     splits = Splits(info, Split(data_dir, [row for row in rows if row.split == "valid"]), test)
-    with results_folder(run_dir, RUN_FILES + LR_FILES) as stage:
+    scatters = tuple(prefix + scatter_file(name) for name in info.scale for prefix in ("", TEST_PREFIX))
+    with results_folder(run_dir, RUN_FILES + LR_FILES + scatters) as stage:
         result = _fit(data_dir, config, splits, stage)
     if is_main_process():
         if show:
             title = f"{_title(config, info)} — best epoch {result.metrics['best_epoch'] + 1}, lr {result.lr:.2e}"
-            console.print(summary_table(result.metrics, title))
+            table = {"regression": regression_table, "multilabel": multilabel_table}.get(info.task, summary_table)
+            console.print(table(result.metrics, title))
             console.print(f"run folder: [bold]{run_dir}")
-        write_html_report(run_dir, show)
+        if not info.targets:  # the HTML report reads classification predictions only in this version
+            write_html_report(run_dir, show)
     return TrainResult(run_dir, result.lr, result.metrics)
 
 
@@ -274,7 +321,13 @@ def held_out_split(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], t
     if other.resolve() == data_dir.resolve():
         raise MerError(f"--test {other}: is the training data set itself; pass another prepared data set")
     other_info, other_rows = check_dataset(other)
-    if other_info.classes != info.classes:
+    if info.targets and (other_info.targets, other_info.scale) != (info.targets, info.scale):
+        raise MerError(
+            f"--test {other}: its targets ({', '.join(other_info.targets) or 'none'}, scale {other_info.scale}) "
+            f"differ from the training data set's ({', '.join(info.targets)}, {info.scale}); prepare it with the same "
+            "--target and labels"
+        )
+    if not info.targets and other_info.classes != info.classes:
         raise MerError(
             f"--test {other}: its classes ({', '.join(other_info.classes)}) differ from the training data set's "
             f"({', '.join(info.classes)}); prepare it with the same --feature and labels"
@@ -310,15 +363,16 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
 
     started = time.time()
     info, valid, test = splits.info, splits.valid, splits.test
+    monitor = task_monitor(config, info)
     learn = _learner(data_dir, config, run_dir)
     fitter = _fitter(learn, config)
     auto = config.lr == "auto"
     lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if auto else float(config.lr)
     timer = EpochTimer()
-    callbacks = [SaveModelCallback(monitor=config.monitor, fname="best", with_opt=False), timer]
+    callbacks = [SaveModelCallback(monitor=monitor, fname="best", with_opt=False), timer]
     callbacks += epoch_callbacks()
     if config.patience:
-        callbacks.append(EarlyStoppingCallback(monitor=config.monitor, patience=config.patience))
+        callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=config.patience))
     try:
         with distributed_fit(fitter):
             fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
@@ -326,17 +380,23 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
         probs, targets = fitter.get_preds(ds_idx=1)
     finally:
         shutil.rmtree(run_dir / "models", ignore_errors=True)
-    classes = list(learn.dls.vocab)
     if len(probs) != len(valid.rows):
         raise MerError(f"{data_dir}: {len(probs)} validation predictions for {len(valid.rows)} manifest rows; {REPAIR}")
     probs = probs.float().numpy()
-    scores, tracks = score_windows(probs, targets.numpy(), valid.clip_ids, classes, config.aggregate)
+    if info.targets:
+        classes = list(info.targets)
+        scores, tracks = _score_values(info, probs, targets.numpy(), valid.clip_ids)
+    else:
+        classes = list(learn.dls.vocab)
+        scores, tracks = score_windows(probs, targets.numpy(), valid.clip_ids, classes, config.aggregate)
     metrics = {**scores, "valid": scores, "test": None}
-    best = _best_epoch(history, config.monitor)
+    best = _best_epoch(history, monitor)
     metrics.update(
         arch=config.arch,
         mode=config.mode,
         feature=info.feature,
+        task=info.task,
+        monitor=monitor,
         weights=config.weights,
         epochs=config.epochs,
         epochs_run=len(history),
@@ -351,7 +411,9 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
         seconds=round(time.time() - started, 2),
         versions=_versions(),
     )
-    if is_main_process():  # one process of a distributed training: rank 0 writes
+    if is_main_process() and info.targets:
+        _finish_values(run_dir, learn, config, info, splits, (probs, tracks), history, lr, metrics, started)
+    elif is_main_process():  # one process of a distributed training: rank 0 writes
         title = _title(config, info)
         meta = model_metadata(learn, config, info, data_dir, metrics)
         save_model_file(run_dir / MODEL_FILE, learn.model, meta)
@@ -373,6 +435,74 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
     return TrainResult(run_dir, lr, metrics)
 
 
+def _score_values(info: DatasetInfo, outputs: np.ndarray, truth: np.ndarray, clip_ids: list[str]):
+    """Scores and tracks of a regression (values) or multilabel (mood probabilities) split."""
+    if info.is_multilabel:
+        return score_multilabel(outputs, truth, clip_ids, list(info.targets), MOOD_DECISION)
+    return score_regression(outputs, truth, clip_ids, list(info.targets))
+
+
+def _finish_values(
+    run_dir: Path,
+    learn,
+    config: TrainConfig,
+    info: DatasetInfo,
+    splits: Splits,
+    scored: tuple[np.ndarray, ValueTracks],
+    history: list[dict],
+    lr: float,
+    metrics: dict,
+    started: float,
+) -> None:
+    """A regression or multilabel run's files: model, predictions and plots of validation (and test), config,
+    history, metrics.json last."""
+    title = _title(config, info)
+    meta = model_metadata(learn, config, info, splits.valid.data_dir, metrics)
+    save_model_file(run_dir / MODEL_FILE, learn.model, meta)
+    _write_values(run_dir, "", splits.valid, *scored, info, title)
+    test = splits.test
+    if test is not None:  # scored once, with the final model
+        outputs = window_outputs(learn.model, meta, test)
+        if info.is_multilabel:
+            outputs = 1 / (1 + np.exp(-outputs))  # mood probabilities, as get_preds gives them
+        truth = np.array([row.values for row in test.rows], dtype=np.float64)
+        metrics["test"], test_tracks = _score_values(info, outputs, truth, test.clip_ids)
+        metrics["test"].update(data_dir=str(test.data_dir))
+        _write_values(run_dir, TEST_PREFIX, test, outputs, test_tracks, info, f"{title} — test")
+    metrics["seconds"] = round(time.time() - started, 2)
+    write_json(run_dir / RUN_CONFIG, {"data_dir": str(splits.valid.data_dir), **config.to_dict(), "lr": lr})
+    write_json(run_dir / "history.json", {"history": history})
+    plot_curves(run_dir / CURVES_FILE, history, title)
+    write_json(run_dir / METRICS_FILE, metrics)
+
+
+def _write_values(
+    run_dir: Path, prefix: str, split: Split, outputs: np.ndarray, tracks: ValueTracks, info: DatasetInfo, title: str
+) -> None:
+    """A regression split's window and track predictions, a scatter per target and (valence with arousal or
+    energy) the circumplex, all of tracks; a multilabel split's predictions and per-mood bar chart (windows);
+    `prefix` "" or "test_"."""
+    targets = list(info.targets)
+    if info.is_multilabel:
+        scores = _score_values(info, outputs, np.array([row.values for row in split.rows]), split.clip_ids)[0]
+        windows = run_dir / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS)
+        write_mood_predictions(windows, split.rows, outputs, targets, MOOD_DECISION)
+        write_mood_predictions(run_dir / (prefix + TRACK_PREDICTIONS), split.rows, outputs, targets, MOOD_DECISION,
+                               tracks)  # fmt: skip
+        plot_label_bars(run_dir / (prefix + LABELS_FILE), scores["per_label"], f"{title} — windows")
+        return
+    write_value_predictions(run_dir / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS), split.rows, outputs, targets)
+    write_value_tracks(run_dir / (prefix + TRACK_PREDICTIONS), split.rows, tracks, targets)
+    what = f"{title} — {len(tracks.ids)} tracks (mean of windows)"
+    for i, name in enumerate(targets):
+        path = run_dir / (prefix + scatter_file(name))
+        plot_scatter(path, tracks.predicted[:, i], tracks.targets[:, i], info.scale[name], name, what)
+    axes = circumplex_axes(targets)
+    if axes:
+        plot_circumplex(run_dir / (prefix + CIRCUMPLEX_FILE), tracks.predicted, tracks.targets, axes, targets,
+                        info.scale, what)  # fmt: skip
+
+
 def _text_reports(targets: np.ndarray, probs: np.ndarray, tracks: Tracks, classes: list[str]) -> str:
     """classification_report.txt: the validation windows' report, then the tracks'."""
     windows = text_report(targets, probs.argmax(axis=1), classes)
@@ -390,8 +520,13 @@ def _targets(split: Split, classes: list[str]) -> np.ndarray:
     return np.array([index[row.label] for row in split.rows], dtype=np.int64)
 
 
-def window_probabilities(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np.ndarray:
-    """Class probabilities (n_windows, n_classes) of a split's images, fed exactly as `predict` feeds windows
+def window_probabilities(model, meta: ModelMeta, split: Split) -> np.ndarray:
+    """Class probabilities (n_windows, n_classes) of a split's images (see `window_outputs`)."""
+    return torch.softmax(torch.from_numpy(window_outputs(model, meta, split)), dim=1).numpy().astype(np.float64)
+
+
+def window_outputs(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np.ndarray:
+    """Raw model outputs (n_windows, n_outputs) of a split's images, fed exactly as `predict` feeds windows
     (the validation transform of training)."""
     from PIL import Image
 
@@ -405,7 +540,7 @@ def window_probabilities(model, meta: ModelMeta, split: Split, chunk: int = 512)
         for row in split.rows[start : start + chunk]:
             with Image.open(row.path(split.data_dir)) as image:
                 images.append(np.asarray(image if image.mode == "L" else image.convert("RGB")))
-        outputs.append(torch.softmax(predictor.logits(images), dim=1).numpy())
+        outputs.append(predictor.logits(images).numpy())
     return np.concatenate(outputs).astype(np.float64)
 
 
@@ -424,6 +559,21 @@ def _write_scores(
 def model_metadata(learn, config: TrainConfig, info: DatasetInfo, data_dir: Path, metrics: dict) -> ModelMeta:
     """What a model file must say to be rebuilt and fed exactly like in training."""
     spec = get_arch(config.arch)
+    if info.targets:
+        return ModelMeta(
+            arch=config.arch,
+            classes=tuple(info.targets),
+            feature=info.feature,
+            spec=read_spec(data_dir),
+            stats=(tuple(spec.stats[0]), tuple(spec.stats[1])),
+            input_size=config.input_size(spec),
+            mode=config.mode,
+            resize=resize_policy(config.augment),
+            package_version=__version__,
+            metrics={key: metrics[key] for key in ("ccc", "rmse", "macro_f1", "map") if key in metrics},
+            task=info.task,
+            scale=tuple(tuple(info.scale[name]) for name in info.targets) if info.is_regression else (),
+        )
     cuts = info.settings.get("cuts")  # rating cut points of 3-level features
     return ModelMeta(
         arch=config.arch,

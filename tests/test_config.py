@@ -62,7 +62,7 @@ def test_the_decorator_makes_one_option_per_setting_and_passes_the_config():
     [
         ({"epochs": 0}, "--epochs must be at least 1 (got 0)"),
         ({"bs": 0}, "--bs must be at least 1"),
-        ({"monitor": "speed"}, "unknown --monitor 'speed'; choose accuracy, macro_f1 or valid_loss"),
+        ({"monitor": "speed"}, "unknown --monitor 'speed'; choose auto, accuracy, macro_f1, ccc or valid_loss"),
         ({"augment": "zoom"}, "unknown --augment 'zoom'"),
         ({"lr": "fast"}, "--lr must be a number or 'auto'"),
     ],

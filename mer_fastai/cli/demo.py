@@ -16,11 +16,17 @@ def command(
     size: int = typer.Option(128, "--size", help="Training resolution in pixels."),
     clips: int = typer.Option(20, "--clips", help="Synthetic clips per class."),
     weights: str = typer.Option("none", "--weights", help="Starting weights (none needs no download)."),
+    task: str = typer.Option(
+        "classification",
+        "--task",
+        help="classification (the 5 emotions) or regression (continuous valence and energy, with scatter and "
+        "circumplex plots).",
+    ),
 ) -> None:
     """Synthesise a small emotion data set, prepare it, train a model and show the report."""
     from ..demo import run_demo
 
-    run_demo(out, arch=arch, epochs=epochs, size=size, clips_per_class=clips, weights=weights)
+    run_demo(out, arch=arch, epochs=epochs, size=size, clips_per_class=clips, weights=weights, task=task)
 
 
 def register(app: typer.Typer) -> None:

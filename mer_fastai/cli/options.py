@@ -42,10 +42,14 @@ SkipUnlabeled = typer.Option(
 
 
 def feature_option(required: bool) -> str:
-    """--feature: required by `prepare`; `evaluate` defaults to the model's task."""
+    """--feature: needed by `prepare` (but for regression); `evaluate` defaults to the model's task."""
     if required:
         return typer.Option(
-            ..., "--feature", "-f", help=f"Task: {', '.join(FEATURES)} (or any name with --label-column)."
+            None,
+            "--feature",
+            "-f",
+            help=f"Task: {', '.join(FEATURES)} (or any name with --label-column); with --target optional "
+            "(default: the targets joined by '+', e.g. valence+energy).",
         )
     return typer.Option(
         None, "--feature", "-f", help=f"Task: {', '.join(FEATURES)} or a --label-column name (default: the model's)."

@@ -15,6 +15,26 @@ def command(
     audio_dir: Path = typer.Argument(..., help="Folder of audio clips (searched recursively)."),
     labels: Path = options.Labels,
     feature: str = options.feature_option(required=True),
+    task: str = typer.Option(
+        None,
+        "--task",
+        help="classification (classes, the default), regression (numeric --target columns; implied by --target) "
+        "or multilabel (a set of moods per clip: --label-column of ';'-separated moods, or one --target per mood "
+        "with 0/1 flags or vote shares).",
+    ),
+    target: list[str] = typer.Option(
+        None,
+        "--target",
+        help="Regression: a numeric labels column to learn (repeatable, e.g. --target valence --target energy); "
+        "multilabel: a mood column (0/1 or vote share). Blank/NaN cells are refused like labels.",
+    ),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        help="Multilabel from --target mood columns: a mood holds for a clip when its value is above 0 and at "
+        "least this fraction of the clip's largest value (default 0.5: vote shares keep the moods chosen by at "
+        "least half as many listeners as the top one; 0/1 flags are read as they are).",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Folder for the data set (train/, valid/, test/ with --test-pct, manifest.csv)."
     ),
@@ -70,6 +90,9 @@ def command(
         skip_unlabeled=skip_unlabeled,
         workers=workers,
         overwrite=overwrite,
+        task=task,
+        targets=list(target or []) or None,
+        threshold=threshold,
     )
     print_summary(result)
 

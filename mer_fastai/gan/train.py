@@ -78,6 +78,7 @@ def train_gan(
     parse_policy(policy)
     folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
     info = read_info(data_dir)
+    info.require_classification(data_dir, "gan train")
     chosen = pick_classes(data_dir, classes)
     shape = GanShape(n_classes=len(chosen), size=size, latent_dim=latent_dim)
     images, labels = load_real(data_dir, chosen, size)
