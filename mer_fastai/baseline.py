@@ -8,6 +8,8 @@ SVM, k-NN, a random forest and extra trees, evaluated on the validation split (a
 when the data set has one): the reference that the CNNs of the study are compared with. Windows and
 tracks are scored exactly as a training run scores them (`scores.score_windows`: a window's label is its
 most probable class, a track's comes from its windows' `predict_proba` combined by `scores.aggregate`).
+A regression data set gets the regressors of the same families (RBF SVR, k-NN, random forest, extra trees
+regression) on its targets, scored by `scores.score_regression` (a track's prediction: its windows' mean).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .files import atomic_path
 from .progress import console, progress_bar
 from .report import METRICS_FILE, write_json
 from .results import RESULT_COLUMNS, score_columns, write_csv_rows
-from .scores import check_aggregate, score_windows
+from .scores import REGRESSION_SCORES, check_aggregate, score_regression, score_windows
 from .spectrogram import SpecConfig
 
 FEATURES_FILE = "features.npz"
@@ -43,6 +45,10 @@ FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so ca
 CSV_FILE = "baseline.csv"
 # the results table's columns without stage and run_dir, then the track and test scores
 CSV_COLUMNS = [*RESULT_COLUMNS[:12], *score_columns({})]
+# a regression data set's: identity, seconds, then each score of windows, tracks, test windows and test tracks
+REGRESSION_COLUMNS = [*RESULT_COLUMNS[:9], "seconds"] + [
+    prefix + key for prefix in ("", "track_", "test_", "test_track_") for key in REGRESSION_SCORES
+]
 SPLITS = ("train", "valid", "test")
 N_MFCC = 20
 CONTRAST_BANDS = 6
@@ -236,6 +242,25 @@ def make_classifier(name: str, seed: int, n_train: int, workers: int | None = No
     return make_pipeline(StandardScaler(), models[name]())
 
 
+def make_regressor(name: str, seed: int, n_train: int, workers: int | None = None) -> Pipeline:
+    """A standardise-then-regress pipeline of the family `name` (one of `CLASSIFIERS`), predicting every target."""
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    jobs = workers or os.cpu_count() or 1
+    models = {
+        "svm": lambda: MultiOutputRegressor(SVR(kernel="rbf", C=1.0, gamma="scale")),
+        "knn": lambda: KNeighborsRegressor(n_neighbors=min(5, n_train)),
+        "random_forest": lambda: RandomForestRegressor(n_estimators=300, random_state=seed, n_jobs=jobs),
+        "extra_trees": lambda: ExtraTreesRegressor(n_estimators=300, random_state=seed, n_jobs=jobs),
+    }
+    return make_pipeline(StandardScaler(), models[name]())
+
+
 def run_baseline(
     data_dir: str | Path,
     out: str | Path,
@@ -258,25 +283,30 @@ def run_baseline(
     if unknown:
         raise MerError(f"unknown --classifier {unknown[0]!r}; choose from {', '.join(CLASSIFIERS)}")
     info = read_info(data_dir)
-    info.require_classification(data_dir, "baseline")
+    if info.is_multilabel:
+        info.require_classification(data_dir, "baseline")
     classes = info.classes
     started = time.time()
     found, skipped = extract_features(data_dir, workers, progress)
     feature_seconds = round(time.time() - started, 2)
     for item in skipped:
         console.print(f"[yellow]skipped[/] {item['reason']}", soft_wrap=True, highlight=False)
-    splits = _split(read_manifest(data_dir), found, classes)
+    splits = _split(read_manifest(data_dir), found, classes, info.is_regression)
     (x_train, y_train, _), (_, y_valid, _) = splits["train"], splits["valid"]
     if len(y_valid) == 0:
         raise MerError(f"{data_dir}: no validation window has features; prepare with a larger --valid-pct")
-    if len(set(y_train.tolist())) < 2:
+    if not info.is_regression and len(set(y_train.tolist())) < 2:
         raise MerError(f"{data_dir}: the training windows hold fewer than two classes; check the data set")
     dataset = data_dir.resolve().name
+    make = make_regressor if info.is_regression else make_classifier
     results = []
     for name in chosen:
         begun = time.time()
-        model = make_classifier(name, seed, len(y_train), workers).fit(x_train, y_train)
-        scores = {split: _score(model, splits[split], classes, aggregate) for split in ("valid", "test")}
+        model = make(name, seed, len(y_train), workers).fit(x_train, y_train)
+        if info.is_regression:
+            scores = {split: _score_values(model, splits[split], list(info.targets)) for split in ("valid", "test")}
+        else:
+            scores = {split: _score(model, splits[split], classes, aggregate) for split in ("valid", "test")}
         seconds = round(time.time() - begun, 3)
         metrics = {**scores["valid"], "valid": scores["valid"], "test": scores["test"]}
         metrics.update(
@@ -296,25 +326,30 @@ def run_baseline(
         )
         (out / name).mkdir(parents=True, exist_ok=True)
         write_json(out / name / METRICS_FILE, metrics)
-        results.append(
-            {
-                "experiment": "baseline",
-                "dataset": dataset,
-                "feature": info.feature,
-                "arch": name,
-                "mode": "features",
-                "weights": "",
-                "augmentation": "none",
-                "epochs": "",
-                "lr": "",
-                "accuracy": metrics["accuracy"],
-                "macro_f1": metrics["macro_f1"],
-                "seconds": seconds,
-                **score_columns(metrics),
-            }
-        )
-    write_csv(out / CSV_FILE, results)
+        identity = {"experiment": "baseline", "dataset": dataset, "feature": info.feature, "arch": name,
+                    "mode": "features", "weights": "", "augmentation": "none", "epochs": "", "lr": ""}  # fmt: skip
+        results.append({**identity, "seconds": seconds, **_score_columns(metrics)})
+    write_csv(out / CSV_FILE, results, REGRESSION_COLUMNS if info.is_regression else CSV_COLUMNS)
     return results
+
+
+def _score_columns(metrics: dict) -> dict:
+    """A result row's scores: classification's accuracy, macro-F1 and `score_columns`; a regression's
+    `REGRESSION_COLUMNS` (empty strings where undefined or without a test split)."""
+    if metrics.get("task") != "regression":
+        return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], **score_columns(metrics)}
+    from .tracking import final_scores
+
+    values = final_scores(metrics, windows_prefix="")
+    return {key: round(values[key], 4) if key in values else "" for key in REGRESSION_COLUMNS[10:]}
+
+
+def _score_values(model: Pipeline, split: tuple[np.ndarray, np.ndarray, list[str]], targets: list[str]):
+    """Window and track scores of a regression split (None when it has no window): `scores.score_regression`."""
+    x, y, clip_ids = split
+    if not len(y):
+        return None
+    return score_regression(model.predict(x), y, clip_ids, targets)[0]
 
 
 def _score(model: Pipeline, split: tuple[np.ndarray, np.ndarray, list[str]], classes: list[str], aggregate: str):
@@ -329,38 +364,51 @@ def _score(model: Pipeline, split: tuple[np.ndarray, np.ndarray, list[str]], cla
 
 
 def _split(
-    rows: list[ManifestRow], found: dict[str, np.ndarray], classes: list[str]
+    rows: list[ManifestRow], found: dict[str, np.ndarray], classes: list[str], values: bool = False
 ) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
-    """(features, class indices, clip ids) of the train, valid and test windows that have features."""
+    """(features, class indices or, with `values`, the regression targets, clip ids) of the train, valid and
+    test windows that have features."""
     width = len(feature_names())
     parts: dict[str, tuple[list, list, list]] = {split: ([], [], []) for split in SPLITS}
     for row in rows:
         if row.image in found and row.split in parts:
             parts[row.split][0].append(found[row.image])
-            parts[row.split][1].append(classes.index(row.label))
+            parts[row.split][1].append(list(row.values) if values else classes.index(row.label))
             parts[row.split][2].append(row.clip_id)
     return {
-        split: (np.array(x, dtype=np.float32).reshape(-1, width), np.array(y, dtype=np.int64), ids)
+        split: (
+            np.array(x, dtype=np.float32).reshape(-1, width),
+            np.array(y, dtype=np.float64 if values else np.int64),
+            ids,
+        )
         for split, (x, y, ids) in parts.items()
     }
 
 
-def write_csv(path: Path, rows: list[dict]) -> Path:
-    """Write the rows, keeping earlier rows of other (dataset, classifier) pairs already in the file."""
+def write_csv(path: Path, rows: list[dict], columns: list[str] = CSV_COLUMNS) -> Path:
+    """Write the rows, keeping earlier rows of other (dataset, classifier) pairs already in the file (and its
+    columns: a file holding classification and regression rows has both tasks' score columns)."""
     fresh = {(row["dataset"], row["arch"]) for row in rows}
-    kept = []
+    kept, header = [], []
     if path.is_file():
         with path.open(newline="") as handle:
-            kept = [row for row in csv.DictReader(handle) if (row.get("dataset"), row.get("arch")) not in fresh]
-    return write_csv_rows(path, CSV_COLUMNS, kept + rows)
+            reader = csv.DictReader(handle)
+            kept = [row for row in reader if (row.get("dataset"), row.get("arch")) not in fresh]
+            header = list(reader.fieldnames or [])
+    return write_csv_rows(path, list(dict.fromkeys([*header, *columns])), kept + rows)
 
 
 def baseline_table(rows: list[dict]) -> Table:
-    """Rich table of one baseline run: one row per classifier."""
+    """Rich table of one baseline run: one row per classifier (a regression data set: per regressor, the mean
+    over its targets of CCC and RMSE, windows and tracks)."""
+    regression = "ccc" in rows[0]
+    keys = ("ccc", "rmse", "track_ccc", "track_rmse") if regression else ("accuracy", "macro_f1", "track_accuracy",
+                                                                          "track_macro_f1")  # fmt: skip
     table = Table(title=f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']})", title_justify="left")
-    for column in ("classifier", "accuracy", "macro F1", "track accuracy", "track macro F1", "seconds"):
-        table.add_column(column, justify="left" if column == "classifier" else "right")
+    for column in ("regressor" if regression else "classifier", *keys, "seconds"):
+        table.add_column(column.replace("_", " ").replace("ccc", "CCC").replace("rmse", "RMSE"),
+                         justify="left" if column in ("classifier", "regressor") else "right")  # fmt: skip
     for row in rows:
-        scores = [f"{row[key]:.3f}" for key in ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")]
+        scores = ["–" if row[key] == "" else f"{row[key]:.3f}" for key in keys]
         table.add_row(row["arch"], *scores, f"{row['seconds']:.2f}")
     return table

@@ -2,7 +2,9 @@
 
 The features are the model's penultimate layer: the input of the head's final `Linear` (fastai's model
 is `nn.Sequential(body, head)`; the head pools and flattens the body's output), taken with a forward
-hook. Every window of a file gives one vector; a track's vector is the mean of its windows.
+hook. Every window of a file gives one vector; a track's vector is the mean of its windows. The features do
+not depend on the task; the `predicted` columns do (`Predictor.describe`): a class, the moods joined by ";",
+or `target=value` pairs joined by ";" (a track's from the mean of its windows' outputs).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Embeddings:
     hop: float
     model: str | None = None
     feature: str | None = None
+    task: str = "classification"
     window_features: list[np.ndarray] = field(default_factory=list)
     window_file: list[str] = field(default_factory=list)
     window_clip_id: list[str] = field(default_factory=list)
@@ -49,6 +52,7 @@ class Embeddings:
     track_windows: list[int] = field(default_factory=list)
     track_predicted: list[str] = field(default_factory=list)
     track_label: list[str] = field(default_factory=list)
+    track_outputs: list[np.ndarray] = field(default_factory=list)  # mean window outputs (probabilities or values)
     skipped: list[SkippedFile] = field(default_factory=list)
 
     @property
@@ -110,7 +114,8 @@ def embed_audio(
     files = _files_by_root(paths)
     feature = feature or predictor.feature or "emotions"
     truth, skipped = _labels(predictor, files, labels, feature, id_column, label_column, cuts, skip_unlabeled)
-    result = Embeddings(predictor.classes, seconds, step, str(predictor.source) if predictor.source else None, feature)
+    source = str(predictor.source) if predictor.source else None
+    result = Embeddings(predictor.classes, seconds, step, source, feature, predictor.task)
     result.skipped = skipped
     todo = [(file, name) for file, name, _ in files if labels is None or file in truth]
     with progress_bar("embedding", total=len(todo), enabled=progress) as advance:
@@ -177,24 +182,23 @@ def _labels(
 def _add_track(
     result: Embeddings, predictor: Predictor, file: Path, name: str, label: str, seconds: float, step: float
 ) -> None:
-    import torch
-
     _, starts, images = predictor.window_images(file, seconds, step)
     features, logits = predictor.features(images)
-    probs = torch.softmax(logits, dim=1).numpy()
+    probs = predictor.outputs(logits)
     vectors = features.numpy().astype(np.float32)
     for start, vector, p in zip(starts, vectors, probs, strict=True):
         result.window_features.append(vector)
         result.window_file.append(str(file))
         result.window_clip_id.append(name)
         result.window_start.append(float(start))
-        result.window_predicted.append(predictor.classes[int(p.argmax())])
+        result.window_predicted.append(predictor.describe(p))
         result.window_label.append(label)
     result.track_features.append(vectors.mean(axis=0))
     result.track_file.append(str(file))
     result.track_clip_id.append(name)
     result.track_windows.append(len(starts))
-    result.track_predicted.append(predictor.classes[int(probs.mean(axis=0).argmax())])
+    result.track_predicted.append(predictor.describe(probs.mean(axis=0)))
+    result.track_outputs.append(probs.mean(axis=0))
     result.track_label.append(label)
 
 
@@ -283,7 +287,8 @@ def write_map(embeddings: Embeddings, out: str | Path) -> tuple[Path, Path, str]
 
 
 def plot_map(path: Path, xy: np.ndarray, embeddings: Embeddings, method: str) -> Path:
-    """One panel coloured by label (when labels were given) and one by the model's prediction."""
+    """One panel coloured by label (when labels were given) and one by the model's prediction (a regression
+    model's: its first target's value, on a colour scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -297,6 +302,9 @@ def plot_map(path: Path, xy: np.ndarray, embeddings: Embeddings, method: str) ->
     colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(n for n in names if n)}
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, (what, values) in zip(axes[0], panels):
+        if what == "prediction" and embeddings.task == "regression":
+            _value_panel(fig, ax, xy, embeddings)
+            continue
         for name in dict.fromkeys(values):
             where = [i for i, v in enumerate(values) if v == name]
             ax.scatter(xy[where, 0], xy[where, 1], s=36, color=colours.get(name, "grey"), label=name or "unlabelled")
@@ -307,6 +315,16 @@ def plot_map(path: Path, xy: np.ndarray, embeddings: Embeddings, method: str) ->
     fig.suptitle(f"{len(xy)} tracks · {method} of the penultimate-layer features", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
+
+
+def _value_panel(fig, ax, xy: np.ndarray, embeddings: Embeddings) -> None:
+    """The tracks coloured by the first target's predicted value."""
+    values = [outputs[0] for outputs in embeddings.track_outputs]
+    points = ax.scatter(xy[:, 0], xy[:, 1], s=36, c=values, cmap="viridis")
+    fig.colorbar(points, ax=ax, label=f"predicted {embeddings.classes[0]}")
+    ax.set_title("coloured by prediction", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def map_page(embeddings: Embeddings, xy: np.ndarray, method: str, png: Path) -> str:

@@ -1,11 +1,13 @@
-"""`ensemble`: several trained runs as ONE model file whose probabilities are the mean of its members'.
+"""`ensemble`: several trained runs as ONE model file whose predictions are the mean of its members'
+(class or mood probabilities, or regression values).
 
 The file is an ordinary checksummed model file (`modelfile`): the members' tensors are stored as
 `members.<i>.<name>` and its `ModelMeta` lists the members (`members`), so `predict`, `evaluate` and
-`export` load it like any other model (`modelfile.EnsembleModel` outputs the log of the mean member
-probabilities, so the usual softmax gives the mean itself). Members must agree on everything that feeds
-and names their outputs: classes, feature, spectrogram settings, architecture, input size, normalisation,
-resize policy and rating cuts. An ensemble given as a member is flattened into its own members.
+`export` load it like any other model (`modelfile.EnsembleModel` combines the outputs so that the usual
+softmax, sigmoid or identity gives the mean itself). Members must agree on everything that feeds and names
+their outputs: task, classes (targets, moods), target scales, feature, spectrogram settings, architecture,
+input size, normalisation, resize policy and rating cuts. An ensemble given as a member is flattened into
+its own members.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .modelmeta import ModelMeta
 
 # what every member must share, and how a refusal names it
 SHARED = {
+    "task": "task",
     "classes": "classes",
     "feature": "feature",
     "spec": "spectrogram settings",
@@ -38,8 +41,9 @@ SHARED = {
     "stats": "normalisation statistics",
     "resize": "resize policy",
     "cuts": "rating cut points",
+    "scale": "target scales",
 }
-MEMBER_METRICS = ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")
+MEMBER_METRICS = ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1", "ccc", "rmse", "map")
 
 
 @dataclass
@@ -118,7 +122,7 @@ def _check_members(members: list[_Member]) -> None:
             if mine != theirs:
                 raise MerError(
                     f"{member.source}: does not match {first.source} in its {what} ({_difference(theirs, mine)}); "
-                    "an ensemble's members must share classes, spectrogram settings, architecture, input size "
+                    "an ensemble's members must share task, classes, spectrogram settings, architecture, input size "
                     "and normalisation"
                 )
 

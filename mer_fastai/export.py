@@ -37,7 +37,9 @@ def export_model(
 
     `out` may be a folder (the file is then `model.safetensors` inside it). With `onnx`, also write the
     network as `<out>.onnx`: input `image` (N, 3, size, size) normalised like in training, output
-    `logits`, and the same metadata as JSON under the ONNX metadata key `mer_fastai`.
+    `logits` (the raw head outputs: class logits — softmax gives probabilities —, mood logits — sigmoid gives
+    each mood's probability —, or a regression model's values already in their scale), and the same metadata
+    as JSON under the ONNX metadata key `mer_fastai`. Every task exports.
     The written file carries a checksum; `accept_unverified` lets a source without one (written by an
     older version) through, so that exporting it adds the checksum — only when the user vouches for it.
     """
@@ -75,6 +77,19 @@ def _require_onnx() -> None:
         raise MerError(f"ONNX export needs the onnx package: {ONNX_INSTALL}") from exc
 
 
+def _onnx_outputs(meta: ModelMeta) -> str:
+    """What the ONNX output holds, by task."""
+    if meta.task == "regression":
+        return f"each target's value in its scale {[list(pair) for pair in meta.scale]}" + (
+            " (mean of the members')" if meta.is_ensemble else ""
+        )
+    if meta.task == "multilabel":
+        return "mood logits (sigmoid gives each mood's probability" + (
+            ", the mean of the members')" if meta.is_ensemble else "; a mood holds at 0.5)"
+        )
+    return "log mean member probabilities (softmax gives the mean)" if meta.is_ensemble else "logits"
+
+
 def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
     """The network as ONNX with a dynamic batch axis, its metadata stored in the file."""
     import onnx
@@ -98,9 +113,9 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
         entry = graph.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(meta.to_dict())
         kind = f"ensemble of {len(meta.members)} {meta.arch}" if meta.is_ensemble else meta.arch
-        outputs = "log mean member probabilities (softmax gives the mean)" if meta.is_ensemble else "logits"
         graph.doc_string = (
-            f"mer-fastai {kind} ({meta.feature}): classes {list(meta.classes)}; output 'logits': {outputs}; input "
+            f"mer-fastai {meta.task} {kind} ({meta.feature}): outputs {list(meta.classes)}; output 'logits': "
+            f"{_onnx_outputs(meta)}; input "
             f"(N, 3, {size}, {size}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
             f"{[list(s) for s in meta.stats]}"
         )

@@ -8,6 +8,9 @@ a small inline script, and everything reads the same with JavaScript off.
 Folder kinds (see /work/notes/H8-contract.md for the cross-validation layout):
 - run: `metrics.json`, `config.json`, `history.json`, `curves.png`, `lr_find.png`, and optionally
   `valid_predictions.csv` / `track_predictions.csv` (per window / per clip, with `prob_<class>` columns);
+  a regression run (`task` in metrics.json) shows per-target scores, `scatter_<target>.png`, `circumplex.png`
+  and the tracks with the largest error (`true_<t>`/`pred_<t>` columns); a multilabel run micro/macro-F1,
+  mAP, per-mood scores, `per_label.png` and the tracks with the most wrong moods;
 - grid: `results.csv`, `results_heatmap.png`, `state.json`, `runs/<cell>/` run folders;
 - cross-validation: `cv.json`, `folds/<k>/` run folders, `oof_predictions.csv`.
 """
@@ -300,17 +303,13 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
     """Everything the page shows about one run folder; its data set is added to `datasets` once."""
     metrics = read_json(folder / "metrics.json")
     task = metrics.get("task", "classification")
-    if task != "classification":
-        raise MerError(
-            f"{folder}: is a {task} run; the HTML report shows classification runs only in this version "
-            "(its scores are in metrics.json, its plots beside it)"
-        )
     config = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
     history = read_json(folder / "history.json").get("history", []) if (folder / "history.json").is_file() else []
     data_dir = _data_dir(config.get("data_dir") or metrics.get("data_dir"), grid)
     dataset = dataset_section(data_dir, config.get("data_dir") or metrics.get("data_dir"), datasets)
     title = " · ".join(str(v) for v in (metrics.get("arch"), metrics.get("mode"), metrics.get("feature")) if v)
     figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in FIGURES]
+    task_figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in task_plots(metrics)]
     return {
         "anchor": anchor,
         "title": f"{folder.name}: {title}" if grid or anchor != "run" else title,
@@ -320,10 +319,17 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
         "dataset_name": dataset["name"] if dataset else None,
         "settings": run_settings(metrics, config, data_dir),
         "times": run_times(folder, metrics, history),
-        "score_sets": score_sets(metrics),
+        "task": task,
+        "score_sets": task_score_sets(task, metrics),
+        "task_figures": [f for f in task_figures if f["src"]],
         "figures": [f for f in figures if f["src"]],
-        "missing_figures": [f"No {name} in the run folder." for name, _ in FIGURES if not (folder / name).is_file()],
-        "mistakes": run_mistakes(folder, data_dir, here),
+        "missing_figures": [
+            f"No {name} in the run folder."
+            for name, _ in (*FIGURES, *task_plots(metrics))
+            if not (folder / name).is_file()
+        ],
+        "mistakes": run_mistakes(folder, data_dir, here) if task == "classification" else None,
+        "worst": worst_tracks(folder, task, metrics, data_dir, here) if task != "classification" else None,
     }
 
 
@@ -377,26 +383,111 @@ def score_sets(metrics: dict) -> list[dict]:
     """The score tables of a run: validation windows, then (when recorded) validation tracks, test windows
     and test tracks, each with its confusion matrix."""
     classes = metrics.get("classes", [])
-    how = f"{metrics.get('aggregate', 'mean')} of each clip's window probabilities"
-    blocks = [("Validation scores (windows)", "windows", metrics, None)]
-    if metrics.get("track"):
-        blocks.append(("Validation scores (tracks)", "tracks", metrics["track"], f"A track's label: the {how}."))
-    test = metrics.get("test")
-    if test:
-        note = f"Held-out test set {test.get('data_dir', '')}: scored once, with the final model."
-        blocks.append(("Test scores (windows)", "windows", test, note))
-        if test.get("track"):
-            blocks.append(("Test scores (tracks)", "tracks", test["track"], f"A track's label: the {how}."))
+    how = f"A track's label: the {metrics.get('aggregate', 'mean')} of each clip's window probabilities."
     return [
         {
             "title": title,
             "unit": unit,
             "note": note,
+            "kind": "classification",
             "scores": scores(values),
             "confusion": confusion_tables(values.get("confusion_matrix", []), classes),
         }
-        for title, unit, values, note in blocks
+        for title, unit, values, note in _blocks(metrics, how)
     ]
+
+
+def _blocks(metrics: dict, how: str) -> list[tuple[str, str, dict, str | None]]:
+    """(title, unit, scores, note) of the validation windows and tracks and, when recorded, the test split's."""
+    blocks = [("Validation scores (windows)", "windows", metrics, None)]
+    if metrics.get("track"):
+        blocks.append(("Validation scores (tracks)", "tracks", metrics["track"], how))
+    test = metrics.get("test")
+    if test:
+        note = f"Held-out test set {test.get('data_dir', '')}: scored once, with the final model."
+        blocks.append(("Test scores (windows)", "windows", test, note))
+        if test.get("track"):
+            blocks.append(("Test scores (tracks)", "tracks", test["track"], how))
+    return blocks
+
+
+def regression_score_sets(metrics: dict) -> list[dict]:
+    """Per target (and their mean) CCC, Pearson r, R², RMSE and MAE of windows, tracks and the test split."""
+    from .scores import REGRESSION_SCORES
+
+    how = "A track's prediction: the mean of its windows' predictions."
+    sets = []
+    for title, unit, values, note in _blocks(metrics, how):
+        rows = [{"name": name, "values": scores} for name, scores in values.get("per_target", {}).items()]
+        rows.append({"name": "mean", "values": values, "total": True})
+        cells = [
+            {
+                "name": row["name"],
+                "total": row.get("total", False),
+                "cells": [_score(row["values"].get(k)) for k in REGRESSION_SCORES],
+            }
+            for row in rows
+        ]
+        sets.append({"title": title, "unit": unit, "note": note, "kind": "regression", "rows": cells})
+    return sets
+
+
+def multilabel_score_sets(metrics: dict) -> list[dict]:
+    """Per mood precision, recall, F1, AP and support, then micro/macro F1 and mAP, of windows, tracks and test."""
+    threshold = metrics.get("threshold")
+    how = "A track's mood probabilities: the mean of its windows'."
+    sets = []
+    for title, unit, values, note in _blocks(metrics, how):
+        rows = [
+            {
+                "name": mood,
+                "cells": [_score(s.get(k)) for k in ("precision", "recall", "f1", "ap")],
+                "support": s.get("support", 0),
+            }
+            for mood, s in values.get("per_label", {}).items()
+        ]
+        totals = [
+            (name, _score(values.get(key)))
+            for key, name in (("micro_f1", "micro F1"), ("macro_f1", "macro F1"), ("map", "mAP"))
+        ]
+        note = " ".join(
+            n
+            for n in (note, f"A mood is predicted at probability ≥ {threshold}." if threshold is not None else None)
+            if n
+        )
+        sets.append({"title": title, "unit": unit, "note": note, "kind": "multilabel", "rows": rows, "totals": totals})
+    return sets
+
+
+def task_score_sets(task: str, metrics: dict) -> list[dict]:
+    """The score tables of a run of `task`."""
+    builders = {"regression": regression_score_sets, "multilabel": multilabel_score_sets}
+    return builders.get(task, score_sets)(metrics)
+
+
+def task_plots(metrics: dict) -> list[tuple[str, str]]:
+    """The task's own plots (file, caption): scatters and circumplex of a regression, per-mood bars of a
+    multilabel run, of validation and (with a test split) test."""
+    from .report import CIRCUMPLEX_FILE, LABELS_FILE, circumplex_axes, scatter_file
+
+    task = metrics.get("task", "classification")
+    targets = list(metrics.get("targets") or metrics.get("moods") or [])
+    if task == "regression":
+        plots = [(scatter_file(t), f"predicted against true {t} (tracks)") for t in targets]
+        if circumplex_axes(targets):
+            plots.append((CIRCUMPLEX_FILE, "valence–arousal plane: each track's true point joined to its prediction"))
+    elif task == "multilabel":
+        plots = [(LABELS_FILE, "precision, recall, F1 and AP per mood (windows)")]
+    else:
+        return []
+    if metrics.get("test"):
+        plots += [("test_" + name, f"test split: {caption}") for name, caption in plots]
+    return plots
+
+
+def _score(value) -> str:
+    number = _number(value)
+    return "–" if number is None else f"{number:.3f}"
 
 
 def scores(metrics: dict) -> dict:
@@ -433,13 +524,7 @@ def confusion_tables(matrix: list[list[int]], classes: list[str]) -> dict:
 
 def read_predictions(path: Path) -> tuple[list[str], list[dict]]:
     """Classes (from the `prob_<class>` columns, in order) and rows of a predictions CSV."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise MerError(f"{path}: cannot be read ({exc}); rerun the training that wrote it") from exc
+    columns, rows = read_csv(path)
     classes = [c.removeprefix("prob_") for c in columns if c.startswith("prob_")]
     missing = [c for c in ("clip_id", "source", "true", "predicted") if c not in columns]
     if missing or not classes:
@@ -449,6 +534,16 @@ def read_predictions(path: Path) -> tuple[list[str], list[dict]]:
         row["probs"] = {name: _number(row[f"prob_{name}"]) or 0.0 for name in classes}
         row["wrong_p"] = max((p for name, p in row["probs"].items() if name != row["true"]), default=0.0)
     return classes, rows
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    """Column names and rows of a predictions CSV; an unreadable one is one clear error."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            return list(reader.fieldnames or []), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MerError(f"{path}: cannot be read ({exc}); rerun the training that wrote it") from exc
 
 
 def run_mistakes(folder: Path, data_dir: Path | None, here: Path) -> dict:
@@ -465,6 +560,89 @@ def run_mistakes(folder: Path, data_dir: Path | None, here: Path) -> dict:
     if tracks.is_file():
         result.update(track_mistakes(*read_predictions(tracks), here))
     return result
+
+
+def worst_tracks(folder: Path, task: str, metrics: dict, data_dir: Path | None, here: Path) -> dict:
+    """The validation tracks a regression or multilabel run got most wrong, each with the spectrogram of its
+    first window and a link to its audio; a plain note when the prediction files are absent."""
+    tracks = folder / TRACK_PREDICTIONS
+    if not tracks.is_file():
+        return {"message": f"This run folder has no {TRACK_PREDICTIONS}, so its worst tracks cannot be shown.",
+                "rows": []}  # fmt: skip
+    columns, rows = read_csv(tracks)
+    targets = list(metrics.get("targets") or metrics.get("moods") or [])
+    ranked = (regression_errors if task == "regression" else mood_errors)(tracks, columns, rows, targets)
+    thumbs = first_windows(folder / VALID_PREDICTIONS, data_dir)
+    shown = [
+        {
+            "clip_id": row["clip_id"],
+            "windows": row.get("windows", ""),
+            "cells": cells,
+            "thumb": thumbs.get(row["clip_id"]),
+            "audio": audio_link(row.get("source", ""), here),
+        }
+        for row, cells in ranked[:WORST]
+    ]
+    heads = [f"{kind} {t}" for t in targets for kind in ("true", "predicted")] + ["mean |error|"]
+    if task == "regression":
+        intro = (f"The {len(shown)} of {len(rows)} validation tracks with the largest mean absolute error "
+                 "over the targets (a track's prediction: the mean of its windows'):")  # fmt: skip
+    else:
+        heads = ["true moods", "predicted moods", "wrong moods", "probabilities"]
+        wrong = sum(1 for _, cells in ranked if cells[2] != "0")
+        intro = (f"{wrong} of {len(rows)} validation tracks have at least one mood wrong"
+                 + (f"; the {min(wrong, WORST)} with the most wrong moods:" if wrong else "."))  # fmt: skip
+        shown = shown[:wrong]
+    return {"message": None, "intro": intro, "heads": heads, "rows": shown}
+
+
+def regression_errors(path: Path, columns: list[str], rows: list[dict], targets: list[str]) -> list[tuple]:
+    """(row, cells) of a regression track_predictions.csv, largest mean absolute error first."""
+    missing = [c for t in targets for c in (f"true_{t}", f"pred_{t}") if c not in columns]
+    if missing or "clip_id" not in columns:
+        raise MerError(
+            f"{path}: lacks the column(s) {', '.join(missing) or 'clip_id'}; rerun the training that wrote it"
+        )
+    ranked = []
+    for row in rows:
+        pairs = [(_number(row[f"true_{t}"]) or 0.0, _number(row[f"pred_{t}"]) or 0.0) for t in targets]
+        error = statistics.mean(abs(p - t) for t, p in pairs) if pairs else 0.0
+        ranked.append((error, row, [f"{v:.3f}" for pair in pairs for v in pair] + [f"{error:.3f}"]))
+    ranked.sort(key=lambda item: -item[0])
+    return [(row, cells) for _, row, cells in ranked]
+
+
+def mood_errors(path: Path, columns: list[str], rows: list[dict], moods: list[str]) -> list[tuple]:
+    """(row, cells) of a multilabel track_predictions.csv: most wrong moods first, then the largest distance of
+    the probabilities from the truth."""
+    missing = [c for c in ("clip_id", "true", "predicted", *(f"prob_{m}" for m in moods)) if c not in columns]
+    if missing:
+        raise MerError(f"{path}: lacks the column(s) {', '.join(missing)}; rerun the training that wrote it")
+    ranked = []
+    for row in rows:
+        true, chosen = _moods(row["true"]), _moods(row["predicted"])
+        probs = {m: _number(row[f"prob_{m}"]) or 0.0 for m in moods}
+        distance = sum(abs(p - (m in true)) for m, p in probs.items())
+        text = " · ".join(f"{m} {p:.2f}" for m, p in probs.items())
+        cells = [", ".join(sorted(true)) or "none", ", ".join(sorted(chosen)) or "none", str(len(true ^ chosen)), text]
+        ranked.append((len(true ^ chosen), distance, row, cells))
+    ranked.sort(key=lambda item: (-item[0], -item[1]))
+    return [(row, cells) for _, _, row, cells in ranked]
+
+
+def _moods(text: str) -> set[str]:
+    return {m for m in text.split(";") if m}
+
+
+def first_windows(path: Path, data_dir: Path | None) -> dict[str, str | None]:
+    """Each clip's first validation window's spectrogram as a data URI (valid_predictions.csv's `image`)."""
+    if data_dir is None or not path.is_file():
+        return {}
+    thumbs: dict[str, str | None] = {}
+    for row in read_csv(path)[1]:
+        if row.get("clip_id") and row["clip_id"] not in thumbs and row.get("image"):
+            thumbs[row["clip_id"]] = data_uri(data_dir / row["image"])
+    return thumbs
 
 
 def _no_predictions(message: str | None) -> dict:
@@ -563,7 +741,11 @@ def dataset_facts(data_dir: Path | None) -> dict:
     table = [_class_row(name, info.counts, clips, splits) for name in info.classes]
     columns = [f"{split}_{what}" for split in splits for what in ("clips", "windows")]
     table.append({"name": "all", "total": True, **{k: sum(r[k] for r in table) for k in columns}})
-    facts = [("feature", info.feature), ("classes", ", ".join(info.classes)), ("audio folder", info.audio_dir or "–")]
+    facts = [("feature", info.feature), ("task", info.task)]
+    if info.targets:
+        facts.append(("targets" if info.is_regression else "moods", ", ".join(info.targets)))
+    facts.append(("folders (what the split is stratified by)" if info.targets else "classes", ", ".join(info.classes)))
+    facts.append(("audio folder", info.audio_dir or "–"))
     facts += [("clips", str(info.clips)), ("windows", str(info.segments))]
     if info.excluded_by_feature:
         facts.append(("clips left out by the feature", str(info.excluded_by_feature)))

@@ -16,31 +16,14 @@ from fastai.learner import Learner
 from fastai.losses import BCEWithLogitsLossFlat, MSELossFlat
 from fastai.metrics import AccumMetric, F1Score, F1ScoreMulti, accuracy
 from fastai.vision.learner import default_split, model_meta, vision_learner
-from torch import nn
 
 from .archs import ArchSpec
 from .callbacks import use_rich_progress
 from .choices import MODES
 from .errors import MerError
+from .modelfile import TargetRange
+from .modelmeta import MOOD_DECISION
 from .weights import IMAGENET, NONE, model_factory, transfer_weights
-
-MOOD_DECISION = 0.5  # multilabel: a mood is predicted when its sigmoid probability reaches this
-
-
-class TargetRange(nn.Module):
-    """fastai's `sigmoid_range` per target: output j is squeezed into (low_j, high_j), its recorded scale.
-
-    The bounds are buffers, so they move with the model and are saved in its state dict.
-    """
-
-    def __init__(self, scale: list[list[float]]):
-        super().__init__()
-        bounds = torch.tensor(scale, dtype=torch.float32).reshape(-1, 2)
-        self.register_buffer("low", bounds[:, 0].clone())
-        self.register_buffer("high", bounds[:, 1].clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(x) * (self.high - self.low) + self.low
 
 
 def ccc(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .archs import ArchSpec, build_full_model, get_arch
+from .choices import TASKS
 from .errors import MerError
 from .files import atomic_path
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
@@ -188,29 +189,60 @@ def create_model(spec: ArchSpec, n_out: int) -> nn.Module:
     return create_vision_model(full_model, n_out, pretrained=False, cut=spec.cut)
 
 
-class EnsembleModel(nn.Module):
-    """Several networks with the same classes and input: its output is the log of their mean probabilities.
+class TargetRange(nn.Module):
+    """fastai's `sigmoid_range` per target: output j is squeezed into (low_j, high_j), its recorded scale.
 
-    So `softmax(output)` — what every reader applies to a model's outputs — is exactly the mean of the
-    members' softmax probabilities. The members' tensors are named `members.<i>.<name>`.
+    The last layer of a regression head (training appends it, `learner.build_learner`). The bounds are
+    buffers, so they move with the model and are saved in its state dict.
     """
 
-    def __init__(self, members: list[nn.Module]):
+    def __init__(self, scale: list[list[float]]):
         super().__init__()
-        self.members = nn.ModuleList(members)
+        bounds = torch.tensor(scale, dtype=torch.float32).reshape(-1, 2)
+        self.register_buffer("low", bounds[:, 0].clone())
+        self.register_buffer("high", bounds[:, 1].clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        log_probs = torch.stack([torch.log_softmax(member(x).float(), dim=1) for member in self.members])
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+        return torch.sigmoid(x) * (self.high - self.low) + self.low
+
+
+class EnsembleModel(nn.Module):
+    """Several networks with the same outputs and input, combined so that every reader's usual step on a
+    model's outputs gives the mean of the members':
+
+    classification: the log of their mean softmax probabilities (softmax of it is the mean); multilabel: the
+    logit of their mean sigmoid probabilities (sigmoid of it is the mean); regression: the mean of their
+    values. The members' tensors are named `members.<i>.<name>`.
+    """
+
+    def __init__(self, members: list[nn.Module], task: str = TASKS[0]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.task = task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = torch.stack([member(x).float() for member in self.members])
+        if self.task == "regression":
+            return outputs.mean(dim=0)
+        if self.task == "multilabel":
+            return torch.logit(torch.sigmoid(outputs).mean(dim=0), eps=1e-7)
+        return torch.logsumexp(torch.log_softmax(outputs, dim=2), dim=0) - math.log(len(self.members))
 
 
 def build_network(meta: ModelMeta) -> nn.Module:
-    """The untrained network a model file with `meta` holds: one body + head, or an ensemble of them."""
-    meta.require_classification(f"{meta.arch} model")
+    """The untrained network a model file with `meta` holds: one body + head (a regression head ending in
+    `TargetRange` with the recorded scale, as training builds it), or an ensemble of them."""
     spec = get_arch(meta.arch)
     if meta.is_ensemble:
-        return EnsembleModel([create_model(spec, len(meta.classes)) for _ in meta.members])
-    return create_model(spec, len(meta.classes))
+        return EnsembleModel([_network(spec, meta) for _ in meta.members], meta.task)
+    return _network(spec, meta)
+
+
+def _network(spec: ArchSpec, meta: ModelMeta) -> nn.Module:
+    model = create_model(spec, len(meta.classes))
+    if meta.task == "regression":
+        model[1].append(TargetRange([list(pair) for pair in meta.scale]))
+    return model
 
 
 def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn.Module, ModelMeta]:
@@ -221,7 +253,6 @@ def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn
     """
     state, meta = read_model(path, accept_unverified=accept_unverified)
     path = model_file_path(path)
-    meta.require_classification(path)
     model = build_network(meta)
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]

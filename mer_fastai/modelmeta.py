@@ -22,6 +22,7 @@ from .spectrogram import SpecConfig
 RUN_CONFIG = "config.json"
 RESIZE_METHODS = ("squish", "crop")  # how training fed validation images: Resize(Squish) or a centre crop
 RETRAIN = "retrain the model with this version of mer-fastai"
+MOOD_DECISION = 0.5  # multilabel: a mood is predicted when its sigmoid probability reaches this
 FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
 MEMBER_FIELDS = ("source", "checksum", "mode", "metrics")  # what an ensemble records about each member
@@ -50,11 +51,12 @@ class ModelMeta:
     package_version: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     # An ensemble: one description per member network (source, checksum, mode, metrics), in the order of
-    # the file's `members.<i>.` tensors; its outputs are log mean probabilities. Empty: a single network.
+    # the file's `members.<i>.` tensors; its outputs combine the members' (modelfile.EnsembleModel): log mean
+    # probabilities, mean values (regression) or logits of mean mood probabilities. Empty: a single network.
     members: tuple[Mapping[str, Any], ...] = ()
     # What the outputs are: "classification" (class logits), "regression" (one value per target, in
     # `classes` order, squeezed into its `scale` [low, high] by the head's last layer) or "multilabel" (one
-    # logit per mood, in `classes` order; a mood holds when its sigmoid reaches 0.5).
+    # logit per mood, in `classes` order; a mood holds when its sigmoid reaches 0.5). Every verb serves all three.
     task: str = "classification"
     scale: tuple[tuple[float, float], ...] = ()
 
@@ -80,15 +82,6 @@ class ModelMeta:
             **({"members": [dict(member) for member in self.members]} if self.members else {}),
             **({"task": self.task, "scale": [list(pair) for pair in self.scale]} if self.task != TASKS[0] else {}),
         }
-
-    def require_classification(self, path: str | Path) -> None:
-        """Refuse a model of another task where only classifiers are served yet (predict, evaluate, export,
-        ensembles)."""
-        if self.task != TASKS[0]:
-            raise MerError(
-                f"{path}: is a {self.task} model (targets {', '.join(self.classes)}); predict, evaluate, export "
-                "and ensembles serve classification models only in this version: use its run folder's metrics.json"
-            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], path: str | Path) -> ModelMeta:

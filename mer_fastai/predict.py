@@ -1,5 +1,10 @@
 """`predict`: label audio files of any length with a saved model, window by window.
 
+A classifier gives each window and track a class and class probabilities; a multilabel model the moods
+whose sigmoid probability reaches its threshold (0.5, as training scores it) with every mood's probability;
+a regression model a value per target. A track's probabilities or values are the mean of its windows'
+(`scores.aggregate`, the function training uses; classifiers may also vote or take the maximum).
+
 Every window goes through exactly the steps of training: the model's spectrogram settings, the uint8
 image opened as RGB, resized by fastai's own validation item transform (`Resize` squish, or the centre
 crop `RandomResizedCrop` makes at validation for the "study" augmentation), scaled to [0, 1] and
@@ -27,7 +32,7 @@ from .data import resize_transform
 from .errors import AudioError, MerError
 from .files import atomic_write
 from .modelfile import load_model, model_file_path
-from .modelmeta import ModelMeta
+from .modelmeta import MOOD_DECISION, ModelMeta
 from .progress import progress_bar
 from .scores import aggregate as aggregate_windows
 from .scores import check_aggregate
@@ -40,40 +45,62 @@ VALIDATION = 1  # fastai's split_idx of the validation set: random transforms ta
 
 
 class WindowPrediction(NamedTuple):
-    """One window of a track: where it starts, its most likely class and every class's probability."""
+    """One window of a classifier's track: where it starts, its most likely class and every class's probability."""
 
     start: float
     label: str
     probabilities: dict[str, float]
 
 
+class TaskWindowPrediction(NamedTuple):
+    """One window of a multilabel model's track (`moods` at or above the threshold, `label` them joined by ";",
+    `probabilities` per mood) or of a regression model's (`values` per target, `label` "", no probabilities)."""
+
+    start: float
+    label: str
+    probabilities: dict[str, float]
+    moods: tuple[str, ...] = ()
+    values: dict[str, float] | None = None
+
+
 @dataclass(frozen=True)
 class TrackPrediction:
-    """The label of one audio file, aggregated over its windows."""
+    """The label of one audio file, aggregated over its windows (fields by task as in `TaskWindowPrediction`)."""
 
     file: str
     label: str
     probabilities: dict[str, float]
-    windows: list[WindowPrediction]
+    windows: list[WindowPrediction] | list[TaskWindowPrediction]
     duration: float
+    task: str = "classification"
+    moods: tuple[str, ...] = ()
+    values: dict[str, float] | None = None
 
     def to_dict(self, window_seconds: float) -> dict:
-        """JSON-ready form; each window also says where it ends."""
+        """JSON-ready form (a classifier's `label` and `probabilities`, a multilabel model's `moods` and
+        `probabilities`, a regression model's `values`); each window also says where it ends."""
         return {
             "file": self.file,
-            "label": self.label,
-            "probabilities": self.probabilities,
+            **_outputs(self, self.task),
             "duration": round(self.duration, 3),
             "windows": [
                 {
                     "start": round(w.start, 3),
                     "end": round(min(w.start + window_seconds, self.duration), 3),
-                    "label": w.label,
-                    "probabilities": w.probabilities,
+                    **_outputs(w, self.task),
                 }
                 for w in self.windows
             ],
         }
+
+
+def _outputs(item: TrackPrediction | WindowPrediction | TaskWindowPrediction, task: str) -> dict:
+    """What a track or window predicts, by task, for its JSON form."""
+    if task == "regression":
+        return {"values": item.values}
+    if task == "multilabel":
+        return {"moods": list(item.moods), "probabilities": item.probabilities}
+    return {"label": item.label, "probabilities": item.probabilities}
 
 
 @dataclass
@@ -139,6 +166,16 @@ class Predictor:
         return list(self.meta.classes)
 
     @property
+    def task(self) -> str:
+        """classification, regression or multilabel: what the model's outputs are."""
+        return self.meta.task
+
+    @property
+    def threshold(self) -> float | None:
+        """The probability at which a multilabel model predicts a mood (None for other tasks)."""
+        return MOOD_DECISION if self.task == "multilabel" else None
+
+    @property
     def feature(self) -> str | None:
         """What the model labels (e.g. emotions), as its training data set said."""
         return self.meta.feature
@@ -173,6 +210,34 @@ class Predictor:
                 outputs.append(self.model(self.preprocess(images[start : start + self.bs])).float().cpu())
         return torch.cat(outputs) if outputs else torch.empty(0, len(self.classes))
 
+    def outputs(self, logits: torch.Tensor) -> np.ndarray:
+        """Raw outputs as the task reads them: class probabilities (softmax), mood probabilities (sigmoid) or
+        regression values (as they are), float64 (N, outputs)."""
+        if self.task == "regression":
+            values = logits
+        elif self.task == "multilabel":
+            values = torch.sigmoid(logits)
+        else:
+            values = torch.softmax(logits, dim=1)
+        return values.numpy().astype(np.float64)
+
+    def describe(self, outputs: np.ndarray) -> str:
+        """One window's or track's prediction as text: its class, its moods joined by ";", or
+        `target=value` pairs joined by ";"."""
+        if self.task == "regression":
+            return ";".join(f"{name}={value:.3f}" for name, value in zip(self.classes, outputs, strict=True))
+        if self.task == "multilabel":
+            return ";".join(self._moods(outputs))
+        return self.classes[int(np.argmax(outputs))]
+
+    def check_aggregate(self, method: str) -> None:
+        """A clear error for an unknown --aggregate, or for vote/max with a model whose tracks are means."""
+        check_aggregate(method)
+        if self.task != "classification" and method != "mean":
+            raise MerError(
+                f"--aggregate {method}: a {self.task} model's tracks are the mean of their windows; drop --aggregate"
+            )
+
     def window_settings(self, window: float | None = None, hop: float | None = None) -> tuple[float, float]:
         """Window and hop in seconds: the training window and hop by default; a new window hops by itself."""
         seconds = window if window is not None else self.spec.segment_seconds
@@ -190,11 +255,14 @@ class Predictor:
         aggregate: str = "mean",
     ) -> TrackPrediction:
         """Label one audio file of any length and format; an undecodable file raises `AudioError`."""
-        check_aggregate(aggregate)
+        self.check_aggregate(aggregate)
         seconds, step = self.window_settings(window, hop)
         signal, starts, images = self.window_images(audio, seconds, step)
-        probs = torch.softmax(self.logits(images), dim=1).numpy().astype(np.float64)
+        probs = self.outputs(self.logits(images))
         track, best = aggregate_windows(probs, aggregate)  # the aggregation train and evaluate use
+        duration = len(signal) / self.spec.sample_rate
+        if self.task != "classification":
+            return self._track(str(audio), track, [self._window(float(s), p) for s, p in zip(starts, probs)], duration)
         return TrackPrediction(
             file=str(audio),
             label=self.classes[best],
@@ -245,7 +313,7 @@ class Predictor:
         progress: bool = False,
     ) -> Predictions:
         """Label files and folders (searched recursively); undecodable files are skipped with their reason."""
-        check_aggregate(aggregate)
+        self.check_aggregate(aggregate)
         seconds, step = self.window_settings(window, hop)
         files = find_audio_files(*paths)
         result = Predictions([], [], seconds, step, aggregate)
@@ -260,6 +328,22 @@ class Predictor:
 
     def _named(self, probabilities: np.ndarray) -> dict[str, float]:
         return {name: round(float(p), 6) for name, p in zip(self.classes, probabilities, strict=True)}
+
+    def _moods(self, probabilities: np.ndarray) -> tuple[str, ...]:
+        return tuple(name for name, p in zip(self.classes, probabilities, strict=True) if p >= MOOD_DECISION)
+
+    def _window(self, start: float, outputs: np.ndarray) -> TaskWindowPrediction:
+        """A regression or multilabel window's prediction."""
+        if self.task == "regression":
+            return TaskWindowPrediction(start, "", {}, values=self._named(outputs))
+        moods = self._moods(outputs)
+        return TaskWindowPrediction(start, ";".join(moods), self._named(outputs), moods)
+
+    def _track(self, file: str, outputs: np.ndarray, windows: list[TaskWindowPrediction], duration: float):
+        """A regression or multilabel track's prediction from its mean window outputs."""
+        summary = self._window(0.0, outputs)
+        return TrackPrediction(file, summary.label, summary.probabilities, windows, duration, self.task,
+                               summary.moods, summary.values)  # fmt: skip
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -301,13 +385,19 @@ def output_format(out: Path | None, fmt: str | None) -> str:
 
 
 def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str) -> str:
-    """JSON (every track with its windows) or CSV (one row per track) text of `predictions`."""
+    """JSON (every track with its windows) or CSV (one row per track) text of `predictions`.
+
+    CSV columns: file, then a classifier's label, a multilabel model's `moods` (";"-joined), nothing for
+    regression; duration, windows; then `prob_<class or mood>`, or a regression model's `pred_<target>`."""
     classes = predictor.classes
     if fmt == "json":
         document = {
             "model": str(predictor.source) if predictor.source else None,
             "feature": predictor.feature,
+            "task": predictor.task,
             "classes": classes,
+            **({"threshold": predictor.threshold} if predictor.threshold is not None else {}),
+            **({"scale": [list(pair) for pair in predictor.meta.scale]} if predictor.meta.scale else {}),
             "window": predictions.window,
             "hop": predictions.hop,
             "aggregate": predictions.aggregate,
@@ -317,10 +407,14 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
         return json.dumps(document, indent=2) + "\n"
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "label", "duration", "windows", *(f"prob_{name}" for name in classes)])
+    label = {"classification": ["label"], "multilabel": ["moods"]}.get(predictor.task, [])
+    prefix = "pred" if predictor.task == "regression" else "prob"
+    writer.writerow(["file", *label, "duration", "windows", *(f"{prefix}_{name}" for name in classes)])
     for track in predictions:
-        probs = [f"{track.probabilities[name]:.6f}" for name in classes]
-        writer.writerow([track.file, track.label, f"{track.duration:.3f}", len(track.windows), *probs])
+        numbers = track.values if predictor.task == "regression" else track.probabilities
+        cells = [f"{numbers[name]:.6f}" for name in classes]  # type: ignore[index]
+        writer.writerow([track.file, *([track.label] if label else []), f"{track.duration:.3f}", len(track.windows),
+                         *cells])  # fmt: skip
     return buffer.getvalue()
 
 

@@ -1,8 +1,10 @@
 """Runs tracked in MLflow (`--track mlflow`): settings, per-epoch scores, plots and the model file.
 
 One MLflow run per `train`, `lrfind` or grid cell (a cross-validated cell: one per fold), in the
-experiment named after the data set's feature (a grid: the recipe's experiment). A finished run logs
-`final_accuracy`, `final_macro_f1`, `track_accuracy`, `track_macro_f1` and, with a test split, `test_*`.
+experiment named after the data set's feature (a grid: the recipe's experiment). A finished run logs its
+task's scores (`TASK_SCORES`) of the validation windows as `final_<score>`, of its tracks as `track_<score>`
+and, with a test split, `test_<score>` and `test_track_<score>`: e.g. `final_accuracy`, `track_macro_f1`,
+`final_ccc`, `test_track_map`.
 The default store is `./mlruns`: the SQLite database
 `mlruns/mlflow.db` with the files under `mlruns/artifacts` (MLflow 3 refuses its plain-folder store).
 `--tracking-uri` (or MLFLOW_TRACKING_URI) points elsewhere, e.g. `http://HOST:5000`.
@@ -26,11 +28,17 @@ from .dataset import DatasetInfo, read_info
 from .distributed import is_main_process
 from .errors import MerError
 from .report import METRICS_FILE
+from .scores import REGRESSION_SCORES
 
 TRACKERS = ("mlflow",)
 STORE_DIR = "mlruns"
 TRACKING_FIELDS = ("track", "tracking_uri", "tracking_experiment")
 LR_FIND_FILE = "lr_find.json"
+TASK_SCORES = {
+    "classification": ("accuracy", "macro_f1"),
+    "regression": REGRESSION_SCORES,  # ccc, pearson_r, r2, rmse, mae
+    "multilabel": ("micro_f1", "macro_f1", "map"),
+}
 INSTALL_HINT = "MLflow is not installed; pip install 'mer-fastai[mlflow]'"
 
 
@@ -112,6 +120,8 @@ def run_params(config: TrackedSettings, data_dir: Path, info: DatasetInfo) -> di
         "data.dir": str(data_dir.resolve()),
         "data.feature": info.feature,
         "data.classes": info.classes,
+        "data.task": info.task,
+        "data.targets": info.targets,
         "data.clips": info.clips,
         "data.train_images": sum(counts.get("train", {}).values()),
         "data.valid_images": sum(counts.get("valid", {}).values()),
@@ -152,7 +162,6 @@ def log_run_folder(client, run_id: str, run_dir: Path) -> None:
     values: dict[str, float] = {}
     if (run_dir / METRICS_FILE).exists():
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
-        values.update({f"final_{key}": metrics[key] for key in ("accuracy", "macro_f1")})
         values.update({key: metrics[key] for key in ("lr", "best_epoch", "seconds")})
         values.update(final_scores(metrics))
     if (run_dir / LR_FIND_FILE).exists():
@@ -164,13 +173,16 @@ def log_run_folder(client, run_id: str, run_dir: Path) -> None:
             client.log_artifact(run_id, str(path))
 
 
-def final_scores(metrics: dict) -> dict[str, float]:
-    """The kept model's track scores and, when the run has a test split, its test scores (results.csv's names)."""
+def final_scores(metrics: dict, windows_prefix: str = "final_") -> dict[str, float]:
+    """The kept model's window (`windows_prefix`) and track scores and, when the run has a test split, its test
+    scores (results.csv's names: `track_macro_f1`, `test_accuracy`, `test_track_ccc`, ...); undefined ones are
+    left out."""
+    keys = TASK_SCORES[metrics.get("task", "classification")]
     test = metrics.get("test") or {}
-    values = {key: metrics.get(key) for key in ("track_accuracy", "track_macro_f1")}
-    values.update(
-        {f"test_{key}": test.get(key) for key in ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")}
-    )
+    values = {}
+    for windows, tracks, block in ((windows_prefix, "track_", metrics), ("test_", "test_track_", test)):
+        values.update({windows + key: block.get(key) for key in keys})
+        values.update({tracks + key: (block.get("track") or {}).get(key) for key in keys})
     return {key: value for key, value in values.items() if value is not None}
 
 

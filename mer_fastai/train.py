@@ -25,9 +25,9 @@ from .distributed import distributed_fit, init_distributed, is_main_process, mai
 from .errors import MerError
 from .feature_cache import can_cache, head_learner
 from .files import atomic_write, output_folder
-from .learner import MOOD_DECISION, build_learner, set_mode
+from .learner import build_learner, set_mode
 from .modelfile import MODEL_FILE, save_model_file
-from .modelmeta import RUN_CONFIG, ModelMeta, resize_policy
+from .modelmeta import MOOD_DECISION, RUN_CONFIG, ModelMeta, resize_policy
 from .progress import console
 from .report import (
     CIRCUMPLEX_FILE,
@@ -122,7 +122,7 @@ class Splits:
 
 def task_monitor(config: TrainConfig, info: DatasetInfo) -> str:
     """The score that picks the kept epoch (`auto`: the task's main score), the task's options checked:
-    `--loss` and `--monitor ccc` are for regression, `--track` for classification only in this version."""
+    `--loss` and `--monitor ccc` are for regression."""
     monitor = config.monitor if config.monitor != "auto" else TASK_MONITORS[info.task][0]
     if monitor not in TASK_MONITORS[info.task]:
         raise MerError(
@@ -133,8 +133,6 @@ def task_monitor(config: TrainConfig, info: DatasetInfo) -> str:
         raise MerError(
             f"--loss {config.loss}: is a regression loss (classification uses cross-entropy, multilabel BCE); drop it"
         )
-    if info.targets and config.track:
-        raise MerError(f"--track: logs classification scores only in this version; drop it for a {info.task} data set")
     return monitor
 
 
@@ -289,8 +287,7 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
             table = {"regression": regression_table, "multilabel": multilabel_table}.get(info.task, summary_table)
             console.print(table(result.metrics, title))
             console.print(f"run folder: [bold]{run_dir}")
-        if not info.targets:  # the HTML report reads classification predictions only in this version
-            write_html_report(run_dir, show)
+        write_html_report(run_dir, show)
     return TrainResult(run_dir, result.lr, result.metrics)
 
 

@@ -158,3 +158,60 @@ def test_tracks_and_the_test_split_are_scored_like_a_training_run(tmp_path):
     assert row["test_track_macro_f1"] == round(metrics["test"]["track_macro_f1"], 4)
     columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
     assert columns == CSV_COLUMNS and "track_accuracy" in columns and saved[0]["test_track_accuracy"] != ""
+
+
+def _ccc(x: np.ndarray, y: np.ndarray) -> float:
+    return 2 * np.cov(x, y, bias=True)[0, 1] / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
+
+
+def test_regression_data_sets_get_regressors_scored_like_a_training_run(tmp_path):
+    from mer_fastai.synth import make_study_style_set
+
+    audio, ratings = make_study_style_set(tmp_path / "study", clips_per_class=3, seconds=2.0, seed=3)
+    data, targets = tmp_path / "data", ["valence", "energy"]
+    prepare_dataset(audio, data, None, ratings, spec=SPEC, valid_pct=0.25, test_pct=0.25, targets=targets,
+                    workers=1, progress=False)  # fmt: skip
+    result = CliRunner().invoke(app, ["baseline", str(data), "--out", str(tmp_path / "out"), "--classifier", "svm",
+                                      "--classifier", "knn", "--seed", "0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "regressor" in result.output and "CCC" in result.output
+    metrics = json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text())
+    assert metrics["task"] == "regression" and metrics["targets"] == targets
+    features, _ = baseline.extract_features(data, 1, progress=False)
+    windows = {split: [r for r in manifest(data) if r["split"] == split] for split in ("train", "valid", "test")}
+
+    def x_y(split: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = windows[split]
+        truth = [[float(r[f"target_{t}"]) for t in targets] for r in rows]
+        return np.stack([features[r["image"]] for r in rows]), np.array(truth)
+
+    model = baseline.make_regressor("knn", 0, len(windows["train"]), 1).fit(*x_y("train"))
+    for split, block in (("valid", metrics), ("test", metrics["test"])):
+        x, truth = x_y(split)
+        predicted = model.predict(x)
+        for i, target in enumerate(targets):
+            rmse = float(np.sqrt(np.mean((predicted[:, i] - truth[:, i]) ** 2)))
+            assert block["per_target"][target]["rmse"] == pytest.approx(rmse), (split, target)
+        clips: dict[str, list[int]] = {}
+        for index, window in enumerate(windows[split]):
+            clips.setdefault(window["clip_id"], []).append(index)
+        track_pred = np.array([predicted[i].mean(axis=0) for i in clips.values()])
+        track_true = np.array([truth[i[0]] for i in clips.values()])
+        expected = _ccc(track_pred[:, 0], track_true[:, 0])
+        assert block["track"]["per_target"]["valence"]["ccc"] == pytest.approx(expected), split  # mean of windows
+    columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
+    assert columns == baseline.REGRESSION_COLUMNS and [row["arch"] for row in saved] == ["svm", "knn"]
+    assert float(saved[1]["track_rmse"]) == pytest.approx(metrics["track"]["rmse"], abs=1e-4)
+    assert saved[1]["test_track_ccc"] != "" and "accuracy" not in columns
+
+
+def test_a_multilabel_data_set_is_refused_in_one_line(demo_data, tmp_path, monkeypatch):
+    import dataclasses
+
+    from mer_fastai.dataset import read_info
+
+    info = dataclasses.replace(read_info(demo_data), task="multilabel")
+    monkeypatch.setattr(baseline, "read_info", lambda _: info)
+    with pytest.raises(MerError, match="is a multilabel data set; `mer-fastai baseline` handles classification"):
+        run_baseline(demo_data, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -135,8 +135,7 @@ def test_train_writes_multilabel_scores_predictions_and_chart(mood_run):
         assert row["predicted"] == ";".join(m for m, v in zip(MOODS, p) if v >= 0.5)
     _, meta = read_model(mood_run.run_dir)
     assert meta.task == "multilabel" and meta.classes == tuple(MOODS) and meta.scale == ()
-    with pytest.raises(MerError, match="is a multilabel model"):
-        load_model(mood_run.run_dir)
+    assert load_model(mood_run.run_dir)[1] == meta  # predict, evaluate, export serve it (test_task_inference.py)
 
 
 def test_multilabel_scores_match_sklearn():

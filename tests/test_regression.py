@@ -178,28 +178,25 @@ def test_predictions_lie_within_the_scale_and_tracks_are_window_means(va_run):
     assert metrics["ccc"] == pytest.approx(regression_metrics(predicted, truth, TARGETS)["ccc"], abs=1e-4)
 
 
-def test_the_model_file_records_the_task_and_other_verbs_refuse_it(va_run):
+def test_the_model_file_records_the_task_and_loads_with_its_scale(va_run):
     _, meta = read_model(va_run.run_dir)
     assert meta.task == "regression" and meta.classes == tuple(TARGETS) and meta.scale == ((1, 9), (1, 9))
-    with pytest.raises(MerError, match="is a regression model .*classification models only"):
-        load_model(va_run.run_dir)
+    model, loaded = load_model(va_run.run_dir)  # predict, evaluate, export serve it (tests/test_task_inference.py)
+    with torch.inference_mode():
+        values = model(torch.randn(2, 3, 64, 64))
+    assert loaded == meta and values.shape == (2, 2) and ((values > 1) & (values < 9)).all()
 
 
 def test_classification_only_commands_refuse_a_regression_data_set_or_run(va_data, va_run, tmp_path):
-    from mer_fastai.baseline import run_baseline
     from mer_fastai.cv import run_cv
     from mer_fastai.gan import train_gan
-    from mer_fastai.html_report import write_report
 
     with pytest.raises(MerError, match="is a regression data set; `mer-fastai cv` handles classification"):
         run_cv(va_data, tiny(), tmp_path / "cv", folds=2)
-    with pytest.raises(MerError, match="is a regression data set; `mer-fastai baseline`"):
-        run_baseline(va_data, tmp_path / "baseline", ["knn"], 0)
     with pytest.raises(MerError, match="is a regression data set; `mer-fastai gan train`"):
         train_gan(va_data, tmp_path / "gan", steps=1, size=16)
-    with pytest.raises(MerError, match="is a regression run; the HTML report shows classification runs only"):
-        write_report(va_run.run_dir)
-    assert not any((tmp_path / name).exists() for name in ("cv", "baseline", "gan"))
+    assert (va_run.run_dir / "report.html").is_file()  # train writes the report for every task
+    assert not any((tmp_path / name).exists() for name in ("cv", "gan"))
 
 
 def test_ccc_loss_on_the_per_image_pipeline_in_whole_mode(va_data, tmp_path):
@@ -219,7 +216,6 @@ def test_lr_find_on_a_regression_data_set(va_data, tmp_path):
     [
         ({"monitor": "accuracy"}, "--monitor accuracy: not a score of a regression data set; choose auto or ccc"),
         ({"balanced": True}, "--balanced weights classes"),
-        ({"track": "mlflow"}, "--track: logs classification scores only"),
     ],
 )
 def test_class_only_options_are_refused_for_regression(va_data, tmp_path, overrides, message):

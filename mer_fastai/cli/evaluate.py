@@ -28,15 +28,28 @@ def command(
     label_column: str = options.LabelColumn,
     cuts: str = options.Cuts,
     skip_unlabeled: bool = options.SkipUnlabeled,
+    target: list[str] = typer.Option(
+        None,
+        "--target",
+        help="Regression or multilabel model: the labels column of each of its targets or moods, in the model's "
+        "order (repeatable; default: the columns named as the model's targets). A multilabel model may take "
+        "--label-column (';'-separated moods) instead.",
+    ),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        help="Multilabel model with vote-share --target columns: a mood holds when its share is at least this "
+        "times the clip's top share (default 0.5, as prepare).",
+    ),
     window: float = Window,
     hop: float = Hop,
     aggregate: str = Aggregate,
     bs: int = Bs,
     device: str = Device,
 ) -> None:
-    """Score a model's track labels against known labels: accuracy, macro-F1, report, confusion matrix."""
+    """Score a model's tracks against known labels: accuracy, macro-F1, report, confusion matrix; a regression
+    model's CCC, r, R², RMSE, MAE with scatter and circumplex plots; a multilabel model's F1, mAP, per mood."""
     from ..evaluate import evaluate
-    from ..report import summary_table
 
     result = evaluate(
         model,
@@ -52,14 +65,17 @@ def command(
         hop=hop,
         aggregate=aggregate,
         skip_unlabeled=skip_unlabeled,
+        targets=list(target or []) or None,
+        threshold=threshold,
         bs=bs,
         device=device,
     )
     metrics = result.metrics
     console.print(
-        summary_table(metrics, f"{metrics['feature']} · {metrics['n_tracks']} tracks ({aggregate} of windows)")
+        scores_table(metrics, f"{metrics['feature']} · {metrics['n_tracks']} tracks ({aggregate} of windows)")
     )
-    console.print(f"window accuracy {metrics['window_accuracy']:.3f} over {metrics['n_windows']} windows")
+    if "window_accuracy" in metrics:
+        console.print(f"window accuracy {metrics['window_accuracy']:.3f} over {metrics['n_windows']} windows")
     if result.skipped:
         console.print(f"[yellow]skipped {len(result.skipped)} file(s):")
         for item in result.skipped:
@@ -67,6 +83,18 @@ def command(
     for note in metrics["notes"]:
         console.print(f"  [yellow]{escape(note)}", soft_wrap=True, highlight=False)
     console.print(f"report folder: [bold]{result.out_dir}")
+
+
+def scores_table(metrics: dict, title: str):
+    """The terminal table of an evaluation, by task (a regression or multilabel one shows windows and tracks)."""
+    from ..report import multilabel_table, regression_table, summary_table
+
+    if metrics.get("task") == "regression":
+        return regression_table({**metrics["window_scores"], "track": metrics}, title)
+    if metrics.get("task") == "multilabel":
+        block = {**metrics["window_scores"], "n_windows": metrics["n_windows"], "n_tracks": metrics["n_tracks"]}
+        return multilabel_table({**block, "track": metrics}, title)
+    return summary_table(metrics, title)
 
 
 def register(app: typer.Typer) -> None:

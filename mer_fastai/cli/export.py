@@ -17,7 +17,8 @@ def command(
     onnx: bool = typer.Option(
         False,
         "--onnx",
-        help="Also write <out>.onnx (input 'image' N×3×size×size, output 'logits'); needs onnx.",
+        help="Also write <out>.onnx (input 'image' N×3×size×size, output 'logits': the raw head outputs — class "
+        "logits, mood logits, or a regression model's values); needs onnx.",
     ),
     accept_unverified: bool = typer.Option(
         False,
@@ -32,7 +33,8 @@ def command(
     result = export_model(run_dir, out, onnx=onnx, accept_unverified=accept_unverified)
     meta = result.meta
     kind = f"ensemble of {len(meta.members)} × {meta.arch}" if meta.is_ensemble else meta.arch
-    console.print(f"model file: [bold]{result.model_file}[/] ({kind}, classes {', '.join(meta.classes)})")
+    what = {"regression": "targets", "multilabel": "moods"}.get(meta.task, "classes")
+    console.print(f"model file: [bold]{result.model_file}[/] ({kind}, {meta.task}, {what} {', '.join(meta.classes)})")
     if result.onnx_file:
         size = meta.input_size
         console.print(f"ONNX: [bold]{result.onnx_file}[/] (input 'image' N×3×{size}×{size}, output 'logits')")

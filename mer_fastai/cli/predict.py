@@ -63,7 +63,8 @@ def command(
     ),
     device: str = Device,
 ) -> None:
-    """Predict the emotion class of each track, window by window, and aggregate per track."""
+    """Predict each track's emotion class (or its moods, or its target values), window by window, and aggregate
+    per track."""
     from ..predict import Predictor, output_format, render_predictions, write_predictions
 
     chosen = output_format(out, fmt) if out or fmt else None
@@ -72,7 +73,7 @@ def command(
     if chosen and out is None:
         sys.stdout.write(render_predictions(predictions, predictor, chosen))
     else:
-        Console().print(predictions_table(predictions, predictor.classes))
+        Console().print(predictions_table(predictions, predictor.classes, predictor.task))
     if chosen and out is not None:
         write_predictions(predictions, predictor, out, chosen)
         console.print(f"{len(predictions)} track(s) written to [bold]{out}")
@@ -83,14 +84,17 @@ def command(
         console.print(f"[yellow]skipped {len(predictions.skipped)} of {total} file(s)")
 
 
-def predictions_table(predictions: Predictions, classes: list[str]) -> Table:
-    """One row per track: its label, the label's probability, its windows and every class's probability."""
+def predictions_table(predictions: Predictions, classes: list[str], task: str = "classification") -> Table:
+    """One row per track: its label, the label's probability, its windows and every class's probability;
+    a multilabel model's moods, windows and every mood's probability; a regression model's windows and values."""
     table = Table(
         title=f"{len(predictions)} track(s) · {predictions.window:g} s windows, hop {predictions.hop:g} s · "
         f"{predictions.aggregate}",
         title_justify="left",
     )
     table.add_column("file", overflow="fold")
+    if task != "classification":
+        return _value_rows(table, predictions, classes, task)
     table.add_column("label", style="bold")
     for name in ("p(label)", "windows", *classes):
         table.add_column(name, justify="right")
@@ -102,6 +106,20 @@ def predictions_table(predictions: Predictions, classes: list[str]) -> Table:
             str(len(track.windows)),
             *(f"{track.probabilities[name]:.3f}" for name in classes),
         )
+    return table
+
+
+def _value_rows(table: Table, predictions: Predictions, classes: list[str], task: str) -> Table:
+    """The rows of a regression (values per target) or multilabel (moods, probability per mood) model."""
+    if task == "multilabel":
+        table.add_column("moods", style="bold")
+    for name in ("windows", *classes):
+        table.add_column(name, justify="right")
+    for track in predictions:
+        numbers = track.values if task == "regression" else track.probabilities
+        moods = [";".join(track.moods) or "–"] if task == "multilabel" else []
+        cells = (f"{numbers[name]:.3f}" for name in classes)  # type: ignore[index]
+        table.add_row(Path(track.file).name, *moods, str(len(track.windows)), *cells)
     return table
 
 
