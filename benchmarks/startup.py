@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-BEGIN, END = "<!-- startup: begin -->", "<!-- startup: end -->"  # the section `--write` replaces
 COMMANDS = {
     "`mer-fastai --help`": [str(BIN / "mer-fastai"), "--help"],
     "`mer-fastai train --help`": [str(BIN / "mer-fastai"), "train", "--help"],
@@ -52,29 +51,28 @@ def startup_table(runs: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, table: str, load: float) -> None:
-    """Replace (or append) the start-up section of a report; the rest of the file is kept as it is."""
-    section = "\n".join(
-        [
-            BEGIN,
-            "## CLI start-up",
-            "",
-            f"`python benchmarks/startup.py --write {path.name}` on {platform.node() or 'this machine'}, "
-            f"{os.cpu_count()} cores, load average {load:.2f} before the run. Target: ≤ 1 s for `--help`, "
-            "every subcommand's `--help`, `recipes` and an argument error; the reference is what the CLI "
-            "imported eagerly before it became lazy.",
-            "",
-            table,
-            END,
-        ]
-    )
+def write_marked_section(path: Path, key: str, title: str, intro: str, table: str) -> None:
+    """Replace (or append) the section marked `key` of a report; the rest of the file is kept as it is."""
+    begin, end = f"<!-- {key}: begin -->", f"<!-- {key}: end -->"
+    section = "\n".join([begin, f"## {title}", "", intro, "", table, end])
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+def write_section(path: Path, table: str, load: float) -> None:
+    """The start-up section of a report."""
+    intro = (
+        f"`python benchmarks/startup.py --write {path.name}` on {platform.node() or 'this machine'}, "
+        f"{os.cpu_count()} cores, load average {load:.2f} before the run. Target: ≤ 1 s for `--help`, "
+        "every subcommand's `--help`, `recipes` and an argument error; the reference is what the CLI "
+        "imported eagerly before it became lazy."
+    )
+    write_marked_section(path, "startup", "CLI start-up", intro, table)
 
 
 def main() -> None:

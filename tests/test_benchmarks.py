@@ -90,13 +90,13 @@ def test_journal_replays_finished_tasks_after_an_interruption(tmp_path):
 
 
 def test_startup_section_is_replaced_and_the_rest_kept(tmp_path):
-    from benchmarks.startup import BEGIN, END, write_section
+    from benchmarks.startup import write_section
 
     report = tmp_path / "BENCHMARKS.md"
     report.write_text(f"# Benchmarks\n\n{ANALYSIS_MARK}\nhand-written analysis\n")
     write_section(report, "| first |", 0.5)
     write_section(report, "| second |", 0.7)
     text = report.read_text()
-    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    assert text.count("<!-- startup: begin -->") == 1 and text.count("<!-- startup: end -->") == 1
     assert "| second |" in text and "| first |" not in text and "load average 0.70" in text
     assert text.startswith(f"# Benchmarks\n\n{ANALYSIS_MARK}\nhand-written analysis\n")
