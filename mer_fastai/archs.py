@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch is imported where a network is built, so the CLI star
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 INCEPTION_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # Google's weights expect inputs in [-1, 1]
 MAX_SIZE = 1024  # larger inputs need tens of GB per batch; no table network was trained beyond 600 px
+LOCAL = "local"  # an architecture of this package, trained from scratch
 HUB_PROBE_SECONDS = 1.5  # how long to wait for the Hugging Face Hub before treating it as unreachable
 
 
@@ -28,7 +29,7 @@ class ArchSpec:
     """How one architecture is made and fine-tuned."""
 
     name: str
-    source: str  # "torchvision" or "timm": where `model_name` and its weights come from
+    source: str  # "torchvision", "timm" or "local" (mer_fastai.<model_name>.<model_name>(), no pretrained weights)
     model_name: str
     cut: int | Callable[[nn.Module], nn.Module]  # what of the full model is kept as the body
     input_size: int = 224
@@ -77,6 +78,7 @@ ARCHS: dict[str, ArchSpec] = {
         ArchSpec("vgg16_bn", "torchvision", "vgg16_bn", cut=-2),
         ArchSpec("squeezenet1_0", "torchvision", "squeezenet1_0", cut=-1),
         ArchSpec("densenet121", "torchvision", "densenet121", cut=_densenet_body),
+        ArchSpec("melcnn", LOCAL, "melcnn", cut=-2, input_size=128, min_size=16),
         ArchSpec(
             "inception_v3",
             "torchvision",
@@ -88,7 +90,7 @@ ARCHS: dict[str, ArchSpec] = {
         ),
     )
 }
-STUDY_ARCHS = tuple(ARCHS)
+STUDY_ARCHS = tuple(name for name, spec in ARCHS.items() if spec.source != LOCAL)
 TIMM_PREFIX = "timm/"
 
 
@@ -114,6 +116,12 @@ def get_arch(name: str) -> ArchSpec:
 
 def build_full_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
     """The complete network from its library, with ImageNet weights when `pretrained`."""
+    if spec.source == LOCAL:
+        import importlib
+
+        if pretrained:
+            raise MerError(f"{spec.name} has no ImageNet weights; pass --weights none or an earlier run's model")
+        return getattr(importlib.import_module(f"{__package__}.{spec.model_name}"), spec.model_name)()
     if spec.source == "timm":
         import timm
 

@@ -9,7 +9,11 @@ when the data set has one): the reference that the CNNs of the study are compare
 tracks are scored exactly as a training run scores them (`scores.score_windows`: a window's label is its
 most probable class, a track's comes from its windows' `predict_proba` combined by `scores.aggregate`).
 A regression data set gets the regressors of the same families (RBF SVR, k-NN, random forest, extra trees
-regression) on its targets, scored by `scores.score_regression` (a track's prediction: its windows' mean).
+regression) on its targets, scored by `scores.score_regression` (a track's prediction: its windows' mean); a
+multilabel data set the same classifiers giving each mood a probability (the SVM one-vs-rest, the others
+natively multilabel), a mood predicted at `MOOD_DECISION` as a CNN predicts it, scored by
+`scores.score_multilabel` (a track's probabilities: its windows' mean). Each classifier's folder also gets
+the prediction files of a training run (`scores.write_predictions`: windows and tracks of validation and test).
 """
 
 from __future__ import annotations
@@ -31,13 +35,27 @@ if TYPE_CHECKING:
 
 from .audio import load_audio, window_at
 from .choices import CLASSIFIERS
-from .dataset import ManifestRow, read_info, read_manifest, read_spec
+from .dataset import DatasetInfo, ManifestRow, read_info, read_manifest, read_spec
 from .errors import AudioError, MerError
 from .files import atomic_path
+from .modelmeta import MOOD_DECISION
 from .progress import console, progress_bar
 from .report import METRICS_FILE, write_json
 from .results import RESULT_COLUMNS, score_columns, write_csv_rows
-from .scores import REGRESSION_SCORES, check_aggregate, score_regression, score_windows
+from .scores import (
+    MULTILABEL_SCORES,
+    REGRESSION_SCORES,
+    TEST_PREDICTIONS,
+    TEST_PREFIX,
+    TEST_TRACK_PREDICTIONS,
+    Tracks,
+    ValueTracks,
+    check_aggregate,
+    score_multilabel,
+    score_regression,
+    score_windows,
+    write_predictions,
+)
 from .spectrogram import SpecConfig
 
 FEATURES_FILE = "features.npz"
@@ -45,11 +63,26 @@ FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so ca
 CSV_FILE = "baseline.csv"
 # the results table's columns without stage and run_dir, then the track and test scores
 CSV_COLUMNS = [*RESULT_COLUMNS[:12], *score_columns({})]
-# a regression data set's: identity, seconds, then each score of windows, tracks, test windows and test tracks
-REGRESSION_COLUMNS = [*RESULT_COLUMNS[:9], "seconds"] + [
-    prefix + key for prefix in ("", "track_", "test_", "test_track_") for key in REGRESSION_SCORES
-]
+
+
+def task_columns(scores: tuple[str, ...]) -> list[str]:
+    """A regression or multilabel data set's columns: identity, seconds, then each of `scores` of windows,
+    tracks, test windows and test tracks."""
+    return [*RESULT_COLUMNS[:9], "seconds"] + [
+        prefix + key for prefix in ("", "track_", "test_", "test_track_") for key in scores
+    ]
+
+
+REGRESSION_COLUMNS = task_columns(REGRESSION_SCORES)
+MULTILABEL_COLUMNS = task_columns(MULTILABEL_SCORES)
+TASK_COLUMNS = {"classification": CSV_COLUMNS, "regression": REGRESSION_COLUMNS, "multilabel": MULTILABEL_COLUMNS}
+TABLE_KEYS = {  # the terminal table's scores (a regression's: the means over its targets)
+    "classification": ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1"),
+    "regression": ("ccc", "rmse", "track_ccc", "track_rmse"),
+    "multilabel": ("macro_f1", "map", "track_macro_f1", "track_map"),
+}
 SPLITS = ("train", "valid", "test")
+PREFIXES = (("valid", ""), ("test", TEST_PREFIX))  # the scored splits and the prefix of their prediction files
 N_MFCC = 20
 CONTRAST_BANDS = 6
 
@@ -261,6 +294,20 @@ def make_regressor(name: str, seed: int, n_train: int, workers: int | None = Non
     return make_pipeline(StandardScaler(), models[name]())
 
 
+def make_mood_classifier(name: str, seed: int, n_train: int, workers: int | None = None) -> Pipeline:
+    """A standardise-then-classify pipeline of the family `name` (one of `CLASSIFIERS`) giving every mood a
+    probability: the SVM one per mood (one-vs-rest), k-NN and the forests natively multilabel."""
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_classifier(name, seed, n_train, workers)[-1]
+    return make_pipeline(StandardScaler(), OneVsRestClassifier(model) if name == "svm" else model)
+
+
+MAKERS = {"classification": make_classifier, "regression": make_regressor, "multilabel": make_mood_classifier}
+
+
 def run_baseline(
     data_dir: str | Path,
     out: str | Path,
@@ -274,7 +321,8 @@ def run_baseline(
     """Fit each classifier on the training windows, score it on the validation (and test) windows and tracks.
 
     Writes `out/<classifier>/metrics.json` (laid out as a training run's: window scores, the `track` block,
-    `valid` and `test`) and `out/baseline.csv`; returns the CSV rows of this run.
+    `valid` and `test`), the classifier's prediction files (those of a training run) and `out/baseline.csv`;
+    returns the CSV rows of this run.
     """
     check_aggregate(aggregate)
     data_dir, out = Path(data_dir), Path(out)
@@ -283,30 +331,25 @@ def run_baseline(
     if unknown:
         raise MerError(f"unknown --classifier {unknown[0]!r}; choose from {', '.join(CLASSIFIERS)}")
     info = read_info(data_dir)
-    if info.is_multilabel:
-        info.require_classification(data_dir, "baseline")
     classes = info.classes
     started = time.time()
     found, skipped = extract_features(data_dir, workers, progress)
     feature_seconds = round(time.time() - started, 2)
     for item in skipped:
         console.print(f"[yellow]skipped[/] {item['reason']}", soft_wrap=True, highlight=False)
-    splits = _split(read_manifest(data_dir), found, classes, info.is_regression)
+    splits = _split(read_manifest(data_dir), found, classes, info.task != "classification")
     (x_train, y_train, _), (_, y_valid, _) = splits["train"], splits["valid"]
     if len(y_valid) == 0:
         raise MerError(f"{data_dir}: no validation window has features; prepare with a larger --valid-pct")
-    if not info.is_regression and len(set(y_train.tolist())) < 2:
+    if info.task == "classification" and len(set(y_train.tolist())) < 2:
         raise MerError(f"{data_dir}: the training windows hold fewer than two classes; check the data set")
     dataset = data_dir.resolve().name
-    make = make_regressor if info.is_regression else make_classifier
     results = []
     for name in chosen:
-        begun = time.time()
-        model = make(name, seed, len(y_train), workers).fit(x_train, y_train)
-        if info.is_regression:
-            scores = {split: _score_values(model, splits[split], list(info.targets)) for split in ("valid", "test")}
-        else:
-            scores = {split: _score(model, splits[split], classes, aggregate) for split in ("valid", "test")}
+        begun, folder = time.time(), out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        model = MAKERS[info.task](name, seed, len(y_train), workers).fit(x_train, y_train)
+        scores = {split: _evaluate(model, splits[split], info, aggregate, folder, prefix) for split, prefix in PREFIXES}
         seconds = round(time.time() - begun, 3)
         metrics = {**scores["valid"], "valid": scores["valid"], "test": scores["test"]}
         metrics.update(
@@ -324,64 +367,104 @@ def run_baseline(
             seed=seed,
             skipped=skipped,
         )
-        (out / name).mkdir(parents=True, exist_ok=True)
-        write_json(out / name / METRICS_FILE, metrics)
+        write_json(folder / METRICS_FILE, metrics)
         identity = {"experiment": "baseline", "dataset": dataset, "feature": info.feature, "arch": name,
                     "mode": "features", "weights": "", "augmentation": "none", "epochs": "", "lr": ""}  # fmt: skip
         results.append({**identity, "seconds": seconds, **_score_columns(metrics)})
-    write_csv(out / CSV_FILE, results, REGRESSION_COLUMNS if info.is_regression else CSV_COLUMNS)
+    write_csv(out / CSV_FILE, results, TASK_COLUMNS[info.task])
     return results
 
 
 def _score_columns(metrics: dict) -> dict:
-    """A result row's scores: classification's accuracy, macro-F1 and `score_columns`; a regression's
-    `REGRESSION_COLUMNS` (empty strings where undefined or without a test split)."""
-    if metrics.get("task") != "regression":
+    """A result row's scores: classification's accuracy, macro-F1 and `score_columns`; a regression's or
+    multilabel's `TASK_COLUMNS` (empty strings where undefined or without a test split)."""
+    task = metrics.get("task", "classification")
+    if task == "classification":
         return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], **score_columns(metrics)}
     from .tracking import final_scores
 
     values = final_scores(metrics, windows_prefix="")
-    return {key: round(values[key], 4) if key in values else "" for key in REGRESSION_COLUMNS[10:]}
+    return {key: round(values[key], 4) if key in values else "" for key in TASK_COLUMNS[task][10:]}
 
 
-def _score_values(model: Pipeline, split: tuple[np.ndarray, np.ndarray, list[str]], targets: list[str]):
-    """Window and track scores of a regression split (None when it has no window): `scores.score_regression`."""
-    x, y, clip_ids = split
+def _evaluate(
+    model: Pipeline,
+    split: tuple[np.ndarray, np.ndarray, list[ManifestRow]],
+    info: DatasetInfo,
+    aggregate: str,
+    folder: Path,
+    prefix: str,
+) -> dict | None:
+    """Window and track scores of one split, its window and track predictions written to `folder` as a training
+    run writes them (`prefix` "" or `TEST_PREFIX`); None, and no (stale) test files, when it has no window."""
+    x, y, rows = split
     if not len(y):
+        for stale in (TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS):
+            (folder / stale).unlink(missing_ok=True)
         return None
-    return score_regression(model.predict(x), y, clip_ids, targets)[0]
+    outputs = _outputs(model, x, info)
+    scores, tracks = _score(outputs, y, [row.clip_id for row in rows], info, aggregate)
+    names = list(info.targets) if info.targets else info.classes
+    write_predictions(folder, prefix, rows, outputs, tracks, names, info.task)
+    return scores
 
 
-def _score(model: Pipeline, split: tuple[np.ndarray, np.ndarray, list[str]], classes: list[str], aggregate: str):
-    """Window and track scores of one split (None when it has no window): `scores.score_windows` of the
-    classifier's probabilities, one column per data-set class (a class it never saw trained gets 0)."""
-    x, y, clip_ids = split
-    if not len(y):
-        return None
-    probs = np.zeros((len(y), len(classes)))
+def _outputs(model: Pipeline, x: np.ndarray, info: DatasetInfo) -> np.ndarray:
+    """The windows' predicted values (regression), mood probabilities (multilabel) or class probabilities: one
+    column per data-set class, 0 for a class the classifier never saw trained."""
+    if info.is_regression:
+        return model.predict(x)
+    if info.is_multilabel:
+        return _mood_probs(model, x, len(info.targets))
+    probs = np.zeros((len(x), len(info.classes)))
     probs[:, model.classes_] = model.predict_proba(x)
-    return score_windows(probs, y, clip_ids, classes, aggregate)[0]
+    return probs
+
+
+def _score(
+    outputs: np.ndarray, y: np.ndarray, clip_ids: list[str], info: DatasetInfo, aggregate: str
+) -> tuple[dict, Tracks | ValueTracks]:
+    """Window and track scores and the tracks of one split, by the function training scores the task with:
+    `scores.score_windows` of class probabilities, `scores.score_regression` of predicted values,
+    `scores.score_multilabel` of mood probabilities at `MOOD_DECISION`."""
+    if info.is_regression:
+        return score_regression(outputs, y, clip_ids, list(info.targets))
+    if info.is_multilabel:
+        return score_multilabel(outputs, y, clip_ids, list(info.targets), MOOD_DECISION)
+    return score_windows(outputs, y, clip_ids, info.classes, aggregate)
+
+
+def _mood_probs(model: Pipeline, x: np.ndarray, n_moods: int) -> np.ndarray:
+    """(windows, moods) probabilities. One-vs-rest of several moods gives them as they are; a natively
+    multilabel estimator one (windows, classes seen) array per mood, and any estimator of one mood (a binary
+    classifier) one such array, whose class-1 column is taken (a mood always or never present in the training
+    windows: all 1 or all 0)."""
+    probs, seen = model.predict_proba(x), model[-1].classes_
+    if n_moods > 1 and not isinstance(probs, list):
+        return probs
+    pairs = zip(probs, seen) if n_moods > 1 else [(probs, seen)]
+    return np.column_stack([p[:, list(c).index(1)] if 1 in c else np.zeros(len(x)) for p, c in pairs])
 
 
 def _split(
     rows: list[ManifestRow], found: dict[str, np.ndarray], classes: list[str], values: bool = False
-) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
-    """(features, class indices or, with `values`, the regression targets, clip ids) of the train, valid and
-    test windows that have features."""
+) -> dict[str, tuple[np.ndarray, np.ndarray, list[ManifestRow]]]:
+    """(features, class indices or, with `values`, the regression targets or 1/0 per mood, manifest rows) of
+    the train, valid and test windows that have features."""
     width = len(feature_names())
     parts: dict[str, tuple[list, list, list]] = {split: ([], [], []) for split in SPLITS}
     for row in rows:
         if row.image in found and row.split in parts:
             parts[row.split][0].append(found[row.image])
             parts[row.split][1].append(list(row.values) if values else classes.index(row.label))
-            parts[row.split][2].append(row.clip_id)
+            parts[row.split][2].append(row)
     return {
         split: (
             np.array(x, dtype=np.float32).reshape(-1, width),
             np.array(y, dtype=np.float64 if values else np.int64),
-            ids,
+            kept,
         )
-        for split, (x, y, ids) in parts.items()
+        for split, (x, y, kept) in parts.items()
     }
 
 
@@ -399,15 +482,15 @@ def write_csv(path: Path, rows: list[dict], columns: list[str] = CSV_COLUMNS) ->
 
 
 def baseline_table(rows: list[dict]) -> Table:
-    """Rich table of one baseline run: one row per classifier (a regression data set: per regressor, the mean
-    over its targets of CCC and RMSE, windows and tracks)."""
-    regression = "ccc" in rows[0]
-    keys = ("ccc", "rmse", "track_ccc", "track_rmse") if regression else ("accuracy", "macro_f1", "track_accuracy",
-                                                                          "track_macro_f1")  # fmt: skip
+    """Rich table of one baseline run: one row per classifier, its `TABLE_KEYS` scores (a regression data set:
+    per regressor, the mean over its targets of CCC and RMSE; a multilabel one: macro-F1 and mAP), windows
+    and tracks."""
+    task = "regression" if "ccc" in rows[0] else "multilabel" if "map" in rows[0] else "classification"
+    keys, first = TABLE_KEYS[task], "regressor" if task == "regression" else "classifier"
     table = Table(title=f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']})", title_justify="left")
-    for column in ("regressor" if regression else "classifier", *keys, "seconds"):
-        table.add_column(column.replace("_", " ").replace("ccc", "CCC").replace("rmse", "RMSE"),
-                         justify="left" if column in ("classifier", "regressor") else "right")  # fmt: skip
+    for column in (first, *keys, "seconds"):
+        name = column.replace("_", " ").replace("ccc", "CCC").replace("rmse", "RMSE").replace("map", "mAP")
+        table.add_column(name, justify="left" if column == first else "right")
     for row in rows:
         scores = ["–" if row[key] == "" else f"{row[key]:.3f}" for key in keys]
         table.add_row(row["arch"], *scores, f"{row['seconds']:.2f}")

@@ -17,6 +17,7 @@ TASK_MONITORS = {
     "regression": ("ccc", "valid_loss"),
     "multilabel": ("macro_f1", "valid_loss"),
 }
+NORMS = ("arch", "dataset")  # data: input normalisation statistics (the architecture's, or the training images')
 LOSSES = ("auto", "mse", "ccc")  # train: regression loss (auto = mse); classification always uses cross-entropy
 AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from its windows (scores.aggregate)
 FORMATS = ("json", "csv")  # predict: output formats

@@ -15,10 +15,10 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .archs import ARCHS, ArchSpec, get_arch
-from .choices import AGGREGATES, AUGMENTS, LOSSES, MODES, MONITORS
+from .archs import ARCHS, LOCAL, ArchSpec, get_arch
+from .choices import AGGREGATES, AUGMENTS, LOSSES, MODES, MONITORS, NORMS
 from .errors import MerError
-from .weights import check_weights
+from .weights import IMAGENET, check_weights
 
 TRAIN, LRFIND = "train", "lrfind"
 BOTH = (TRAIN, LRFIND)
@@ -86,6 +86,31 @@ class TrainConfig:
         commands=(TRAIN,),
         recipe=True,
         choices=AUGMENTS,
+    )
+    mixup: float = setting(
+        0.0,
+        flags=("--mixup",),
+        help="MixUp: train on blends of two images and their labels, blend weights drawn from Beta(α, α); "
+        "α (e.g. 0.4), 0 = off. Classification only.",
+        commands=(TRAIN,),
+        recipe=True,
+        minimum=0,
+    )
+    label_smoothing: float = setting(
+        0.0,
+        flags=("--label-smoothing",),
+        help="Label-smoothing cross-entropy: ε of the target mass spread over all classes (e.g. 0.1), 0 = plain "
+        "cross-entropy. Classification only.",
+        recipe=True,
+        minimum=0,
+    )
+    norm: str = setting(
+        NORMS[0],
+        flags=("--norm",),
+        help="Input normalisation: arch (the architecture's statistics, ImageNet's for the study's CNNs) or "
+        "dataset (mean and std of the training spectrograms; suits --weights none).",
+        recipe=True,
+        choices=NORMS,
     )
     balanced: bool = setting(
         False,
@@ -179,6 +204,10 @@ class TrainConfig:
             _check_field(item, getattr(self, item.name), name(item.name))
         spec.check_size(self.size)
         check_weights(self.weights)
+        if self.weights == IMAGENET and spec.source == LOCAL:
+            raise MerError(f"{name('arch')} {self.arch} has no ImageNet weights; pass {name('weights')} none")
+        if self.label_smoothing >= 1:
+            raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
         if isinstance(self.lr, str) and self.lr != "auto":
             try:
                 self.lr = float(self.lr)
@@ -224,8 +253,8 @@ def command_fields(command: str) -> list[Field]:
     return [item for item in fields(TrainConfig) if command in item.metadata["commands"]]
 
 
-_CLI_TYPES = {"str": str, "str | None": str, "float | str": str, "int": int, "int | None": int, "bool": bool,
-              "list[str]": list[Path]}  # fmt: skip
+_CLI_TYPES = {"str": str, "str | None": str, "float | str": str, "float": float, "int": int, "int | None": int,
+              "bool": bool, "list[str]": list[Path]}  # fmt: skip
 
 
 def cli_option(name: str) -> Any:

@@ -1,13 +1,16 @@
 """`cv`: K-fold cross-validation over the clips of a prepared data set, one ordinary run per fold.
 
 The clips (the test split, if any, stays out) are dealt into K folds, grouped (a split group — e.g. an
-artist — never lies on two sides) and stratified by class; each fold's data set is the original images
-hard-linked into `OUT/folds/<k>/data`, with fold `k` validating and the others training, and each fold
-is trained by `train` into `OUT/folds/<k>/`. Every clip is thus predicted exactly once out of fold (per
-repeat); the folds' `valid_predictions.csv`/`track_predictions.csv` are pooled into `oof_predictions.csv`
-and `oof_track_predictions.csv`. `cv.json` holds the per-fold scores, their mean, standard deviation and
-95 % t-interval, the pooled (out-of-fold) scores and confusion matrices. A finished fold whose settings
-match is skipped on rerun. Layout: /work/notes/H8-contract.md.
+artist — never lies on two sides) and stratified as prepare's split is: by class, by the first target's
+bin (regression) or per mood (multilabel); each fold's data set is the original images hard-linked into
+`OUT/folds/<k>/data`, with fold `k` validating and the others training, and each fold is trained by
+`train` into `OUT/folds/<k>/`. Every clip is thus predicted exactly once out of fold (per repeat); the
+folds' `valid_predictions.csv`/`track_predictions.csv` are pooled into `oof_predictions.csv` and
+`oof_track_predictions.csv`. `cv.json` holds the per-fold scores (the task's own, scored by the functions
+training scores with), their mean, standard deviation and 95 % t-interval, the pooled (out-of-fold)
+scores and the pooled confusion matrices (classification) or metrics (regression, multilabel), beside
+the task's pooled plots. A finished fold whose settings match is skipped on rerun.
+Layout: /work/notes/H8-contract.md.
 """
 
 from __future__ import annotations
@@ -36,9 +39,21 @@ from .dataset import (
 from .errors import MerError
 from .files import atomic_path, output_folder
 from .modelfile import ENSEMBLE_FILE
+from .modelmeta import MOOD_DECISION
 from .progress import console
-from .report import CONFUSION_FILE, METRICS_FILE, classification_metrics, plot_confusion, write_json
-from .train import TRACK_PREDICTIONS, VALID_PREDICTIONS, train
+from .report import (
+    CONFUSION_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    classification_metrics,
+    plot_confusion,
+    plot_label_bars,
+    plot_value_tracks,
+    write_json,
+)
+from .scores import REGRESSION_SCORES, TASK_SCORES, ValueTracks, score_multilabel, score_regression
+from .split import Labels, group_counts, mood_stratum, strata
+from .train import TRACK_PREDICTIONS, VALID_PREDICTIONS, task_monitor, train
 
 CV_FILE = "cv.json"
 FOLDS_DIR = "folds"
@@ -48,7 +63,6 @@ OOF_PREDICTIONS = "oof_predictions.csv"
 OOF_TRACKS = "oof_track_predictions.csv"
 TRACK_CONFUSION_FILE = "track_confusion_matrix.png"
 CV_SPLITS = ("train", "valid")  # the clips cross-validated; a held-out test split stays out
-SCORES = ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")
 INTERVAL = "95 % t-interval over the fold values: mean ± t(0.975, n−1) · sd / √n (sd with n−1)"
 
 
@@ -73,18 +87,21 @@ class CVResult:
     out: Path
     fold_dirs: list[Path]
     summary: dict[str, dict]  # score → mean, sd, values (one per fold), ci95
-    pooled: dict[str, float]  # score of all out-of-fold predictions together (mean over repeats)
-    per_fold: list[dict[str, float]]
-    per_repeat: list[dict[str, float]]  # pooled scores of each repeat
-    classes: list[str]
-    confusion: dict[str, list[list[int]]]  # "windows"/"tracks" → pooled confusion matrix (rows: true)
+    pooled: dict[str, float | None]  # score of all out-of-fold predictions together (mean over repeats)
+    per_fold: list[dict[str, float | None]]
+    per_repeat: list[dict[str, float | None]]  # pooled scores of each repeat
+    classes: list[str]  # the classes, or a regression's targets, or the moods
+    confusion: dict[str, list[list[int]]]  # classification: "windows"/"tracks" → pooled confusion matrix (rows: true)
+    task: str = "classification"
+    pooled_metrics: dict = field(default_factory=dict)  # regression/multilabel: the task's metrics of all rows
     ensemble: Path | None = None
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
 
-def k_fold_groups(labels: list[str], groups: list[str], k: int, seed: int) -> list[int]:
-    """The fold (0..k-1) of each clip: clips of one group share a fold; each fold gets ~1/k of every class.
+def k_fold_groups(labels: Labels, groups: list[str], k: int, seed: int) -> list[int]:
+    """The fold (0..k-1) of each clip: clips of one group share a fold; each fold gets ~1/k of every class
+    (a clip labelled with a tuple of moods counts toward each, as in `split.split_groups`).
 
     Groups are placed largest first (ties in a seeded order that depends on each group's name only), each
     into the fold where it brings the classes' shares closest to 1/k (least squares, as `split_groups`);
@@ -95,12 +112,7 @@ def k_fold_groups(labels: list[str], groups: list[str], k: int, seed: int) -> li
         raise MerError(f"--folds must be at least 2 (got {k})")
     if len(names) < k:
         raise MerError(f"--folds {k}: the data set has only {len(names)} clips or groups to deal out; lower --folds")
-    classes = sorted(set(labels))
-    column = {name: i for i, name in enumerate(classes)}
-    counts = {name: np.zeros(len(classes)) for name in names}
-    for label, group in zip(labels, groups, strict=True):
-        counts[group][column[label]] += 1
-    totals = sum(counts.values())
+    classes, counts, totals = group_counts(labels, groups)
     order = sorted(names, key=lambda n: (-counts[n].sum(), hashlib.sha1(f"{seed}:{n}".encode()).hexdigest()))
     folds = np.zeros((k, len(classes)))
     fold_of: dict[str, int] = {}
@@ -160,8 +172,19 @@ def _groups_from_labels(data_dir: Path, info: DatasetInfo, rows: list[ManifestRo
     return groups
 
 
-def plan_folds(clips: dict[str, tuple[str, str]], folds: int, repeats: int, seed: int) -> list[Fold]:
-    """The K·R trainings: for repeat r the clips (id → (label, group)) are dealt with seed `seed + r`."""
+Clips = dict[str, tuple[str | tuple[str, ...], str]]  # clip id → (what it is stratified by, its group)
+
+
+def clip_strata(info: DatasetInfo, row: ManifestRow) -> str | tuple[str, ...]:
+    """What a clip's fold is stratified by, as prepare's split: its class (a regression's: the first target's
+    bin, its folder), or each of its moods."""
+    return mood_stratum(info.targets, row.values) if info.is_multilabel else row.label
+
+
+def plan_folds(clips: Clips, folds: int, repeats: int, seed: int, learned: str | None = "class") -> list[Fold]:
+    """The K·R trainings: for repeat r the clips (id → (label, group)) are dealt with seed `seed + r`.
+
+    `learned` ("class", "mood", or None for a regression) is what every fold's training must hold each of."""
     if repeats < 1:
         raise MerError(f"--repeats must be at least 1 (got {repeats})")
     ids = sorted(clips)
@@ -173,18 +196,21 @@ def plan_folds(clips: dict[str, tuple[str, str]], folds: int, repeats: int, seed
         for fold in range(folds):
             valid = frozenset(clip for clip, f in zip(ids, assigned, strict=True) if f == fold)
             plan.append(Fold(len(plan), repeat, fold, valid))
-    _check_training_classes(clips, plan)
+    if learned:
+        _check_training_classes(clips, plan, learned)
     return plan
 
 
-def _check_training_classes(clips: dict[str, tuple[str, str]], plan: list[Fold]) -> None:
-    """Every class must keep training clips in every fold (one group holding a whole class cannot be validated)."""
+def _check_training_classes(clips: Clips, plan: list[Fold], what: str) -> None:
+    """Every class (mood) must keep training clips in every fold (one group holding a whole class cannot be
+    validated)."""
+    everything = {name for label, _ in clips.values() for name in strata(label)}
     for fold in plan:
-        trained = {label for clip, (label, _) in clips.items() if clip not in fold.valid_clips}
-        missing = sorted({label for label, _ in clips.values()} - trained)
+        trained = {name for clip, (label, _) in clips.items() if clip not in fold.valid_clips for name in strata(label)}
+        missing = sorted(everything - trained)
         if missing:
             raise MerError(
-                f"fold {fold.name}: class {missing[0]!r} has all its clips in this fold's validation (its clips share "
+                f"fold {fold.name}: {what} {missing[0]!r} has all its clips in this fold's validation (its clips share "
                 "one group), so no model could learn it; add clips of other groups, or prepare without --group-by"
             )
 
@@ -274,11 +300,12 @@ def run_cv(
     data_dir, out = Path(data_dir), Path(out)
     config.check()
     info, all_rows = check_dataset(data_dir)
-    info.require_classification(data_dir, "cv")
+    task_monitor(config, info)  # --loss/--monitor of another task: refused before any fold trains
     rows = [row for row in all_rows if row.split in CV_SPLITS]
     groups, group_source = clip_groups(data_dir, info, rows)
-    clips = {row.clip_id: (row.label, groups[row.clip_id]) for row in rows}
-    plan = plan_folds(clips, folds, repeats, config.seed if seed is None else seed)
+    clips = {row.clip_id: (clip_strata(info, row), groups[row.clip_id]) for row in rows}
+    learned = {"classification": "class", "multilabel": "mood"}.get(info.task)
+    plan = plan_folds(clips, folds, repeats, config.seed if seed is None else seed, learned)
     with output_folder(out, "--out"):
         _check_other_folds(out, plan, folds, repeats)
         ran, skipped = [], []
@@ -296,7 +323,7 @@ def run_cv(
             record = {"fingerprint": fingerprint, "folds": folds, "repeats": repeats, "repeat": fold.repeat}
             write_json(run_dir / FOLD_FILE, {**record, "fold": fold.fold})
             ran.append(fold.name)
-        result = _pool(out, plan, rows)
+        result = _pool(out, plan, rows, info)
         result.ran, result.skipped = ran, skipped
         if ensemble:
             from .ensemble import ensemble_models
@@ -344,11 +371,13 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
-def _classes(columns: list[str], path: Path) -> list[str]:
-    classes = [name.removeprefix("prob_") for name in columns if name.startswith("prob_")]
-    if not classes:
-        raise MerError(f"{path}: has no prob_<class> columns; delete {path.parent} and rerun the same command")
-    return classes
+def _names(task: str, columns: list[str], path: Path) -> list[str]:
+    """The classes or moods (`prob_<name>` columns), or a regression's targets (`pred_<name>`), in order."""
+    prefix = "pred_" if task == "regression" else "prob_"
+    names = [name.removeprefix(prefix) for name in columns if name.startswith(prefix)]
+    if not names:
+        raise MerError(f"{path}: has no {prefix}<name> columns; delete {path.parent} and rerun the same command")
+    return names
 
 
 def _scores(rows: list[dict[str, str]], classes: list[str]) -> dict:
@@ -359,8 +388,51 @@ def _scores(rows: list[dict[str, str]], classes: list[str]) -> dict:
     return classification_metrics(targets, predicted, classes)
 
 
-def _pool(out: Path, plan: list[Fold], rows: list[ManifestRow]) -> CVResult:
-    """Per-fold scores, the out-of-fold prediction files, pooled scores and confusion matrices."""
+@dataclass
+class _Scored:
+    """The task's metrics of some out-of-fold prediction rows: windows, tracks and (regression, multilabel)
+    the tracks' values."""
+
+    window: dict
+    track: dict
+    values: ValueTracks | None = None
+
+
+def _score_rows(task: str, names: list[str], windows: list[dict], tracks: list[dict]) -> _Scored:
+    """Score prediction rows with the function training scores the task with: `classification_metrics` of the
+    window and track rows, `score_regression` or `score_multilabel` of the window rows (a track: the mean of
+    its windows, as in training; a clip of several repeats counts once per repeat)."""
+    if task == "classification":
+        return _Scored(_scores(windows, names), _scores(tracks, names))
+    clips = [f"{row['repeat']}/{row['clip_id']}" for row in windows]
+    if task == "regression":
+        metrics, values = score_regression(_matrix(windows, "pred_", names), _matrix(windows, "true_", names), clips,
+                                           names)  # fmt: skip
+    else:
+        truth = np.array([[float(mood in row["true"].split(";")) for mood in names] for row in windows])
+        metrics, values = score_multilabel(_matrix(windows, "prob_", names), truth, clips, names, MOOD_DECISION)
+    return _Scored(metrics, metrics["track"], values)
+
+
+def _matrix(rows: list[dict], prefix: str, names: list[str]) -> np.ndarray:
+    """The `<prefix><name>` columns of prediction rows as a (rows, names) array."""
+    return np.array([[float(row[prefix + name]) for name in names] for row in rows]).reshape(len(rows), len(names))
+
+
+def _fold_scores(task: str, names: list[str], scored: _Scored) -> dict[str, float | None]:
+    """The scores cv.json summarises: the task's scores (`TASK_SCORES`) of windows, then of tracks (`track_`);
+    a regression's also per target (`ccc_valence`, `track_rmse_energy`, ...)."""
+    values: dict[str, float | None] = {}
+    for prefix, block in (("", scored.window), ("track_", scored.track)):
+        values.update({prefix + key: block[key] for key in TASK_SCORES[task]})
+        if task == "regression":
+            per_target = block["per_target"]
+            values.update({f"{prefix}{key}_{t}": per_target[t][key] for t in names for key in REGRESSION_SCORES})
+    return values
+
+
+def _pool(out: Path, plan: list[Fold], rows: list[ManifestRow], info: DatasetInfo) -> CVResult:
+    """Per-fold scores, the out-of-fold prediction files, pooled scores and the task's pooled plots."""
     windows, tracks = [], []
     columns: dict[str, list[str]] = {}
     for fold in plan:
@@ -370,22 +442,26 @@ def _pool(out: Path, plan: list[Fold], rows: list[ManifestRow]) -> CVResult:
             if columns.setdefault(name, names) != names:
                 raise MerError(f"{run_dir / name}: its columns differ from fold 0's; delete {run_dir} and rerun")
             pooled += [{**row, "repeat": str(fold.repeat), "fold": fold.name} for row in found]
-    originals = {(row.label, Path(row.image).name): row.image for row in rows}
+    originals = {f"valid/{row.label}/{Path(row.image).name}": row.image for row in rows}
     for row in windows:  # name each image as the cross-validated data set does (the report shows it from there)
-        row["image"] = originals.get((row["true"], Path(row["image"]).name), row["image"])
-    classes = _classes(columns[VALID_PREDICTIONS], out / FOLDS_DIR / plan[0].name / VALID_PREDICTIONS)
+        row["image"] = originals.get(row["image"], row["image"])
+    names = _names(info.task, columns[VALID_PREDICTIONS], out / FOLDS_DIR / plan[0].name / VALID_PREDICTIONS)
     _check_coverage(plan, rows, windows, tracks)
     _write_oof(out / OOF_PREDICTIONS, columns[VALID_PREDICTIONS], windows)
     _write_oof(out / OOF_TRACKS, columns[TRACK_PREDICTIONS], tracks)
-    per_fold = [_subset_scores(windows, tracks, classes, "fold", fold.name) for fold in plan]
-    repeats = sorted({str(fold.repeat) for fold in plan})
-    per_repeat = [_subset_scores(windows, tracks, classes, "repeat", repeat) for repeat in repeats]
-    pooled = {name: float(np.mean([scores[name] for scores in per_repeat])) for name in SCORES}
-    summary = {name: describe([scores[name] for scores in per_fold]) for name in SCORES}
-    all_windows, all_tracks = _scores(windows, classes), _scores(tracks, classes)
-    title = f"{len(plan)} folds, out of fold"
-    plot_confusion(out / CONFUSION_FILE, all_windows["confusion_matrix"], classes, f"windows · {title}")
-    plot_confusion(out / TRACK_CONFUSION_FILE, all_tracks["confusion_matrix"], classes, f"tracks · {title}")
+
+    def scores_of(key: str, value: str) -> dict[str, float | None]:
+        subset = (_where(windows, key, value), _where(tracks, key, value))
+        return _fold_scores(info.task, names, _score_rows(info.task, names, *subset))
+
+    per_fold = [scores_of("fold", fold.name) for fold in plan]
+    per_repeat = [scores_of("repeat", repeat) for repeat in sorted({str(fold.repeat) for fold in plan})]
+    pooled = {name: describe([scores[name] for scores in per_repeat])["mean"] for name in per_fold[0]}
+    summary = {name: describe([scores[name] for scores in per_fold]) for name in per_fold[0]}
+    scored = _score_rows(info.task, names, windows, tracks)
+    _plot_pooled(out, info, names, scored, f"{len(plan)} folds, out of fold")
+    classification = info.task == "classification"
+    levels = (("windows", scored.window), ("tracks", scored.track)) if classification else ()
     return CVResult(
         out,
         [out / FOLDS_DIR / fold.name for fold in plan],
@@ -393,20 +469,29 @@ def _pool(out: Path, plan: list[Fold], rows: list[ManifestRow]) -> CVResult:
         pooled,
         per_fold,
         per_repeat,
-        classes,
-        {"windows": all_windows["confusion_matrix"], "tracks": all_tracks["confusion_matrix"]},
+        names,
+        {level: block["confusion_matrix"] for level, block in levels},
+        info.task,
+        {} if classification else scored.window,
     )
 
 
-def _subset_scores(windows: list[dict], tracks: list[dict], classes: list[str], key: str, value: str) -> dict:
-    """Window and track accuracy and macro-F1 of the prediction rows whose `key` column is `value`."""
-    window, track = (_scores([row for row in found if row[key] == value], classes) for found in (windows, tracks))
-    return {
-        "accuracy": window["accuracy"],
-        "macro_f1": window["macro_f1"],
-        "track_accuracy": track["accuracy"],
-        "track_macro_f1": track["macro_f1"],
-    }
+def _where(rows: list[dict], key: str, value: str) -> list[dict]:
+    return [row for row in rows if row[key] == value]
+
+
+def _plot_pooled(out: Path, info: DatasetInfo, names: list[str], scored: _Scored, title: str) -> None:
+    """The pooled pictures of the task, drawn by the functions a training run draws them with: confusion
+    matrices (windows, tracks), a regression's scatters and circumplex of the tracks, a multilabel's per-mood
+    bars of the windows."""
+    if info.task == "classification":
+        plot_confusion(out / CONFUSION_FILE, scored.window["confusion_matrix"], names, f"windows · {title}")
+        plot_confusion(out / TRACK_CONFUSION_FILE, scored.track["confusion_matrix"], names, f"tracks · {title}")
+    elif info.is_regression and scored.values is not None:
+        plot_value_tracks(out, "", scored.values.predicted, scored.values.targets, names, info.scale,
+                          f"{len(scored.values.ids)} tracks · {title}")  # fmt: skip
+    else:
+        plot_label_bars(out / LABELS_FILE, scored.window["per_label"], f"windows · {title}")
 
 
 def _check_coverage(plan: list[Fold], rows: list[ManifestRow], windows: list[dict], tracks: list[dict]) -> None:
@@ -436,29 +521,35 @@ def _write_oof(path: Path, columns: list[str], rows: list[dict[str, str]]) -> No
         writer.writerows(rows)
 
 
-def describe(values: list[float]) -> dict:
-    """mean, standard deviation (n−1), the values and a 95 % t-interval of the mean."""
+def describe(values: list[float | None]) -> dict:
+    """mean, standard deviation (n−1), the values and a 95 % t-interval of the mean, over the values that are
+    defined (a score undefined in a fold, e.g. Pearson r of constant predictions, is null and left out)."""
     from scipy import stats
 
-    n = len(values)
-    mean = float(np.mean(values))
-    sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    present = [float(v) for v in values if v is not None]
+    n = len(present)
+    shown = [None if v is None else float(v) for v in values]
+    if not n:
+        return {"mean": None, "sd": None, "values": shown, "ci95": [None, None]}
+    mean = float(np.mean(present))
+    sd = float(np.std(present, ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else 0.0
-    return {"mean": mean, "sd": sd, "values": [float(v) for v in values], "ci95": [mean - half, mean + half]}
+    return {"mean": mean, "sd": sd, "values": shown, "ci95": [mean - half, mean + half]}
 
 
 def _cv_document(
     data_dir: Path, config: TrainConfig, plan: list[Fold], result: CVResult, info: DatasetInfo, group_source: str
 ) -> dict:
     folds = max(fold.fold for fold in plan) + 1
-    return {
+    document = {
         "folds": folds,
         "repeats": len(plan) // folds,
         "data_dir": str(data_dir),
         "feature": info.feature,
+        "task": info.task,
         "groups": {"group_by": info.settings.get("group_by"), "from": group_source},
         "config": config.to_dict(),
-        "classes": result.classes,
+        "classes" if info.task == "classification" else "targets": result.classes,
         "runs": [
             {
                 "name": fold.name,
@@ -473,29 +564,38 @@ def _cv_document(
         "interval": INTERVAL,
         "pooled": result.pooled,
         "pooled_per_repeat": result.per_repeat,
-        "confusion_matrix": result.confusion["windows"],
-        "track_confusion_matrix": result.confusion["tracks"],
         "ensemble": result.ensemble.name if result.ensemble else None,
     }
+    if info.task == "classification":
+        document.update(confusion_matrix=result.confusion["windows"], track_confusion_matrix=result.confusion["tracks"])
+    else:
+        document.update(pooled_metrics=result.pooled_metrics)
+    return document
 
 
 def summary_table(result: CVResult):
-    """The terminal table: each score's mean ± sd, 95 % interval, pooled value and per-fold values."""
+    """The terminal table: each of the task's scores (windows, then tracks; a regression's means over its
+    targets, the per-target ones are in cv.json) with mean ± sd, 95 % interval, pooled and per-fold values."""
     from rich.table import Table
 
-    table = Table(title=f"cross-validation: {len(result.fold_dirs)} folds — {result.out}")
+    table = Table(title=f"cross-validation ({result.task}): {len(result.fold_dirs)} folds — {result.out}")
     for column in ("score", "mean ± sd", "95 % interval", "pooled (out of fold)", "per fold"):
         table.add_column(column)
-    for name, values in result.summary.items():
+    for name in (prefix + key for prefix in ("", "track_") for key in TASK_SCORES[result.task]):
+        values = result.summary[name]
         low, high = values["ci95"]
         table.add_row(
             name,
-            f"{values['mean']:.3f} ± {values['sd']:.3f}",
-            f"{low:.3f} – {high:.3f}",
-            f"{result.pooled[name]:.3f}",
-            " ".join(f"{v:.3f}" for v in values["values"]),
+            f"{_cell(values['mean'])} ± {_cell(values['sd'])}",
+            f"{_cell(low)} – {_cell(high)}",
+            _cell(result.pooled[name]),
+            " ".join(_cell(v) for v in values["values"]),
         )
     return table
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _write_report(out: Path, show: bool) -> None:

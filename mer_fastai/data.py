@@ -168,6 +168,21 @@ def training_items(data_dir: Path, extra_train_dirs: list[str | Path] | None) ->
     return train + extras, valid
 
 
+def training_stats(data_dir: Path, extra_train_dirs: list[str | Path] | None = None) -> tuple[list[float], list[float]]:
+    """(mean, std) of the training images' pixels scaled to [0, 1], the same for the three channels of the
+    greyscale spectrograms: what `--norm dataset` normalises with."""
+    from PIL import Image
+
+    total = total_sq = count = 0.0
+    for path in training_items(data_dir, extra_train_dirs)[0]:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"), dtype=np.float64) / 255
+        total, total_sq, count = total + pixels.sum(), total_sq + np.square(pixels).sum(), count + pixels.size
+    mean = total / count
+    std = max(float(np.sqrt(max(total_sq / count - mean**2, 0.0))), 1e-3)
+    return [float(mean)] * 3, [std] * 3
+
+
 def check_dataset(data_dir: Path) -> tuple[DatasetInfo, list[ManifestRow]]:
     """`dataset.json` and the manifest rows of a data set whose folders hold exactly its manifest's images.
 

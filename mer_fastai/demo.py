@@ -9,12 +9,12 @@ from .errors import MerError
 from .prepare import PrepareResult, prepare_dataset
 from .progress import console
 from .spectrogram import SpecConfig
-from .synth import RATINGS_FILE, make_study_style_set
+from .synth import MOOD_CUES, RATINGS_FILE, VOTES_FILE, make_mood_set, make_study_style_set
 from .train import TrainConfig, TrainResult, train
 
 DEMO_SPEC = SpecConfig(segment_seconds=3.0, n_mels=64, hop_length=256)
 DEMO_TARGETS = ["valence", "energy"]  # `demo --task regression`: the circumplex's two axes
-DEMO_TASKS = ("classification", "regression")
+DEMO_TASKS = ("classification", "regression", "multilabel")
 
 
 @dataclass
@@ -24,12 +24,17 @@ class DemoResult:
     run: TrainResult
 
 
-def demo_audio(folder: str | Path, clips_per_class: int = 20, seconds: float = 6.0, seed: int = 0) -> tuple[Path, Path]:
-    """The demo's synthetic study-style set (made once, reused afterwards): (audio dir, ratings file)."""
+def demo_audio(
+    folder: str | Path, clips_per_class: int = 20, seconds: float = 6.0, seed: int = 0, moods: bool = False
+) -> tuple[Path, Path]:
+    """The demo's synthetic study-style set, or with `moods` its mood set of as many clips (`synth.make_mood_set`),
+    made once and reused afterwards: (audio dir, ratings or votes file)."""
     folder = Path(folder)
-    audio_dir, ratings = folder / "audio", folder / RATINGS_FILE
-    if ratings.exists() and len(list(audio_dir.glob("*.wav"))) == 5 * clips_per_class:
-        return audio_dir, ratings
+    audio_dir, labels = folder / "audio", folder / (VOTES_FILE if moods else RATINGS_FILE)
+    if labels.exists() and len(list(audio_dir.glob("*.wav"))) == 5 * clips_per_class:
+        return audio_dir, labels
+    if moods:
+        return make_mood_set(folder, clips=5 * clips_per_class, seconds=seconds, seed=seed)
     return make_study_style_set(folder, clips_per_class=clips_per_class, seconds=seconds, seed=seed)
 
 
@@ -46,20 +51,21 @@ def run_demo(
 
     `task` "regression" learns the ratings file's continuous valence and energy (drawn around each emotion's
     cue-driven values, `synth.STUDY_RATINGS`) instead of the emotion classes; the run folder then holds the
-    predicted-vs-true scatters and the circumplex plot.
+    predicted-vs-true scatters and the circumplex plot. `task` "multilabel" learns the moods of clips of random
+    tempo, mode and loudness from their listeners' vote shares (`synth.make_mood_set`, read as `prepare --task
+    multilabel --threshold 0.5` reads them); the run folder then holds the per-mood chart `per_label.png`.
     """
     if task not in DEMO_TASKS:
-        raise MerError(f"--task {task}: the demo shows {' or '.join(DEMO_TASKS)}; choose one of them")
+        raise MerError(f"--task {task}: the demo shows {', '.join(DEMO_TASKS)}; choose one of them")
     out = Path(out)
     console.rule("[bold]1/3 synthesising demo music")
-    audio_dir, ratings = demo_audio(out / "demo-audio", clips_per_class)
-    console.print(f"{5 * clips_per_class} clips in {audio_dir}, ratings in {ratings} (the study's format)")
+    audio_dir, labels = _demo_set(out, task, clips_per_class)
     console.rule("[bold]2/3 preparing mel-spectrograms")
-    targets = DEMO_TARGETS if task == "regression" else None
-    feature, suffix = (None, "-regression") if targets else ("emotions", "")  # one data set and run per task
-    data = prepare_dataset(
-        audio_dir, out / f"data{suffix}", feature, ratings, spec=DEMO_SPEC, valid_pct=0.25, task=task, targets=targets
-    )
+    targets = {"regression": DEMO_TARGETS, "multilabel": list(MOOD_CUES)}.get(task)
+    feature, suffix = (None, f"-{task}") if targets else ("emotions", "")  # one data set and run per task
+    id_column = "clip" if task == "multilabel" else None  # the ratings file's ids are its `number` column
+    data = prepare_dataset(audio_dir, out / f"data{suffix}", feature, labels, spec=DEMO_SPEC, valid_pct=0.25,
+                           task=task, targets=targets, id_column=id_column)  # fmt: skip
     console.rule(f"[bold]3/3 training {arch} (whole mode, {epochs} epochs, LR from lr_find)")
     config = TrainConfig(arch=arch, mode="whole", epochs=epochs, bs=16, size=size, weights=weights)
     run = train(out / f"data{suffix}", config, out / f"run{suffix}")
@@ -67,3 +73,12 @@ def run_demo(
         plots = ", ".join(sorted(p.name for p in run.run_dir.glob("*.png") if p.name != "curves.png"))
         console.print(f"plots: {plots} in [bold]{run.run_dir}")
     return DemoResult(audio_dir, data, run)
+
+
+def _demo_set(out: Path, task: str, clips_per_class: int) -> tuple[Path, Path]:
+    """The task's synthetic audio and labels file (`demo_audio`), announced: (audio dir, labels file)."""
+    moods = task == "multilabel"
+    audio_dir, labels = demo_audio(out / ("demo-moods" if moods else "demo-audio"), clips_per_class, moods=moods)
+    what = "mood vote shares in {} (one column per mood)" if moods else "ratings in {} (the study's format)"
+    console.print(f"{5 * clips_per_class} clips in {audio_dir}, {what.format(labels)}")
+    return audio_dir, labels

@@ -20,7 +20,7 @@ import numpy as np
 from .audio import SkippedFile, find_audio_files
 from .errors import AudioError, MerError
 from .files import atomic_path, atomic_write, check_output_file
-from .labels import clip_id, label_table, match_clips, unlabeled_error
+from .labels import clip_id, label_table, labelled_files
 from .progress import progress_bar
 
 if TYPE_CHECKING:
@@ -168,12 +168,9 @@ def _labels(
             base, group, labels, feature, id_column=id_column, label_column=label_column, cuts=cuts,
             skip_unlabeled=skip_unlabeled,
         )  # fmt: skip
-        matched, excluded, unlabeled = match_clips(base, group, table)
-        if unlabeled and not skip_unlabeled:
-            raise unlabeled_error(base, unlabeled, table)
+        matched, left_out = labelled_files(base, group, table, skip_unlabeled)
         truth.update({file: clip.label for file, _, clip in matched})
-        skipped += [SkippedFile(str(file), f"{reason} ({table.source})") for file, reason in excluded]
-        skipped += [SkippedFile(str(file), f"no row in {table.source}") for file in unlabeled]
+        skipped += left_out
     if not truth:
         raise MerError(f"{labels}: no audio file matches a labelled id; check ids and --feature")
     return truth, skipped

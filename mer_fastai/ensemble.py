@@ -6,8 +6,10 @@ The file is an ordinary checksummed model file (`modelfile`): the members' tenso
 `export` load it like any other model (`modelfile.EnsembleModel` combines the outputs so that the usual
 softmax, sigmoid or identity gives the mean itself). Members must agree on everything that feeds and names
 their outputs: task, classes (targets, moods), target scales, feature, spectrogram settings, architecture,
-input size, normalisation, resize policy and rating cuts. An ensemble given as a member is flattened into
-its own members.
+input size, resize policy and rating cuts. Members normalised differently (`--norm dataset` runs on other
+training images) keep their own statistics: the file's are the first member's and each other member
+re-normalises its input (`modelfile.EnsembleModel`). An ensemble given as a member is flattened into its
+own members.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .modelfile import (
     CHECKSUM,
     build_network,
     load_model,
+    member_stats,
     model_file_path,
     model_target,
     read_model_file,
@@ -38,7 +41,6 @@ SHARED = {
     "spec": "spectrogram settings",
     "arch": "architecture",
     "input_size": "input size",
-    "stats": "normalisation statistics",
     "resize": "resize policy",
     "cuts": "rating cut points",
     "scale": "target scales",
@@ -92,7 +94,12 @@ def _read(run: str | Path) -> list[_Member]:
         _Member(
             Path(described["source"]),
             {name.split(".", 2)[2]: t for name, t in state.items() if name.startswith(f"members.{i}.")},
-            dataclasses.replace(single, mode=described.get("mode"), metrics=described.get("metrics", {})),
+            dataclasses.replace(
+                single,
+                mode=described.get("mode"),
+                metrics=described.get("metrics", {}),
+                stats=member_stats(meta, described),
+            ),
             described.get("checksum"),
         )
         for i, described in enumerate(meta.members)
@@ -122,8 +129,7 @@ def _check_members(members: list[_Member]) -> None:
             if mine != theirs:
                 raise MerError(
                     f"{member.source}: does not match {first.source} in its {what} ({_difference(theirs, mine)}); "
-                    "an ensemble's members must share task, classes, spectrogram settings, architecture, input size "
-                    "and normalisation"
+                    "an ensemble's members must share task, classes, spectrogram settings, architecture and input size"
                 )
 
 
@@ -149,6 +155,11 @@ def _ensemble_meta(members: list[_Member]) -> ModelMeta:
                 "checksum": member.checksum,
                 "mode": member.meta.mode,
                 "metrics": {k: member.meta.metrics[k] for k in MEMBER_METRICS if k in member.meta.metrics},
+                **(
+                    {"stats": [list(s) for s in member.meta.stats]}
+                    if member.meta.stats != members[0].meta.stats
+                    else {}
+                ),
             }
             for member in members
         ),

@@ -17,7 +17,7 @@ import numpy as np
 from .audio import audio_files
 from .errors import MerError
 from .files import atomic_path, atomic_write, output_folder
-from .labels import ClipLabel, LabelTable, label_table, match_clips, read_moods, read_targets, unlabeled_error
+from .labels import ClipLabel, LabelTable, label_table, labelled_files, read_moods, read_targets
 from .predict import Predictions, Predictor, SkippedFile
 from .report import (
     CIRCUMPLEX_FILE,
@@ -139,13 +139,9 @@ def _match(
     audio_dir: Path, files: list[Path], table: LabelTable, skip_unlabeled: bool
 ) -> tuple[dict[str, ClipLabel], dict[str, str], list[SkippedFile]]:
     """Each labelled file's truth and clip id, and the files left out (with why); none labelled is an error."""
-    matched, excluded, unlabeled = match_clips(audio_dir, files, table)
-    if unlabeled and not skip_unlabeled:
-        raise unlabeled_error(audio_dir, unlabeled, table)
+    matched, skipped = labelled_files(audio_dir, files, table, skip_unlabeled)
     if not matched:
         raise MerError(f"{audio_dir}: no audio file matches a labelled id in {table.source}; check ids and --feature")
-    skipped = [SkippedFile(str(file), f"{reason} ({table.source})") for file, reason in excluded]
-    skipped += [SkippedFile(str(file), f"no row in {table.source}") for file in unlabeled]
     return {str(file): clip for file, _, clip in matched}, {str(file): name for file, name, _ in matched}, skipped
 
 

@@ -18,7 +18,8 @@ from .errors import MerError
 from .modelfile import MODEL_FILE
 from .progress import console
 from .report import METRICS_FILE
-from .results import SD_SUFFIX, score_columns
+from .results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
+from .scores import TASK_SCORES
 from .tracking import TRACKING_FIELDS
 from .train import train
 
@@ -74,21 +75,20 @@ class Cell:
 
 
 def cell_row(cell: Cell, metrics: dict) -> dict:
-    """The results.csv row of a finished cell."""
+    """The results.csv row of a finished cell: its task's scores of every score set it has."""
     return {
         **_identity(cell),
         "epochs": metrics["epochs"],
         "lr": f"{metrics['lr']:.3g}",
-        "accuracy": round(metrics["accuracy"], 4),
-        "macro_f1": round(metrics["macro_f1"], 4),
         "seconds": metrics["seconds"],
-        **score_columns(metrics),
+        "task": metrics.get("task", "classification"),
+        **score_columns(metrics, SCORE_SETS),
     }
 
 
 def cv_row(cell: Cell, result: CVResult) -> dict:
-    """The results.csv row of a cross-validated cell: each score's mean over the folds, its sd in `<score>_sd`
-    (no test scores: the folds never see the test split)."""
+    """The results.csv row of a cross-validated cell: each of its task's window and track scores' mean over
+    the folds, its sd in `<score>_sd` (no test scores: the folds never see the test split)."""
     runs = [json.loads((run_dir / METRICS_FILE).read_text()) for run_dir in result.fold_dirs]
     low, high = (f"{value:.3g}" for value in (min(r["lr"] for r in runs), max(r["lr"] for r in runs)))
     row = {
@@ -97,9 +97,11 @@ def cv_row(cell: Cell, result: CVResult) -> dict:
         "lr": low if low == high else f"{low}–{high}",  # lr: auto finds one per fold
         "seconds": round(sum(run["seconds"] for run in runs), 2),  # the cell's whole training time
         "folds": len(result.fold_dirs),
+        "task": result.task,
     }
-    for score, values in result.summary.items():
-        row[score], row[f"{score}{SD_SUFFIX}"] = round(values["mean"], 4), round(values["sd"], 4)
+    for score in (prefix + key for prefix in SPREAD_SETS for key in TASK_SCORES[result.task]):
+        values = result.summary[score]
+        row[score], row[f"{score}{SD_SUFFIX}"] = csv_score(values["mean"]), csv_score(values["sd"])
     return row
 
 

@@ -12,7 +12,9 @@ Folder kinds (see /work/notes/H8-contract.md for the cross-validation layout):
   and the tracks with the largest error (`true_<t>`/`pred_<t>` columns); a multilabel run micro/macro-F1,
   mAP, per-mood scores, `per_label.png` and the tracks with the most wrong moods;
 - grid: `results.csv`, `results_heatmap.png`, `state.json`, `runs/<cell>/` run folders;
-- cross-validation: `cv.json`, `folds/<k>/` run folders, `oof_predictions.csv`.
+- cross-validation: `cv.json`, `folds/<k>/` run folders, `oof_predictions.csv` (a classification's pooled
+  confusion matrix and worst windows), `oof_track_predictions.csv` and the pooled plots (a regression's or
+  multilabel's worst tracks, scatters and circumplex, or per-mood bars).
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from urllib.parse import quote
 from . import __version__
 from .errors import MerError
 from .files import atomic_write, check_output_file
-from .results import SD_SUFFIX
+from .results import SCORE_LABELS, SD_SUFFIX, is_score_column, main_score, row_task
 
 REPORT_HTML = "report.html"
 VALID_PREDICTIONS = "valid_predictions.csv"
 TRACK_PREDICTIONS = "track_predictions.csv"
 OOF_PREDICTIONS = "oof_predictions.csv"
+OOF_TRACKS = "oof_track_predictions.csv"
 CV_FILE = "cv.json"
 WORST = 12  # mistakes shown per table
 IDENTITY_COLUMNS = ("experiment", "stage", "dataset", "feature", "arch", "mode", "weights", "augmentation")
@@ -139,10 +142,16 @@ def grid_page(folder: Path, here: Path) -> dict:
     heatmap = data_uri(folder / "results_heatmap.png")
     grid = {
         **results_table(rows, lambda row: anchors.get(str(_run_folder(folder, row.get("run_dir", ""))))),
-        "heatmap": {"src": heatmap, "caption": "validation accuracy per cell"} if heatmap else None,
+        "heatmap": {"src": heatmap, "caption": f"validation {_heatmap_score(rows)} per cell"} if heatmap else None,
         "failed": _failed_cells(folder),
     }
     return _page(f"Grid {folder.resolve().name}", folder, runs, datasets, grid=grid, cv=None)
+
+
+def _heatmap_score(rows: list[dict]) -> str:
+    """What the grid's heatmap shows: its task's main score (accuracy, CCC, macro-F1)."""
+    tasks = {row_task(row) for row in rows}
+    return SCORE_LABELS[main_score(tasks.pop())] if len(tasks) == 1 else "main score (accuracy, CCC or macro-F1)"
 
 
 def cv_page(folder: Path, here: Path) -> dict:
@@ -153,12 +162,15 @@ def cv_page(folder: Path, here: Path) -> dict:
     runs = [run_section(p, here, f"fold-{_slug(p.name)}", datasets) for p in fold_dirs]
     folds = [{"name": p.name, "anchor": run["anchor"]} for p, run in zip(fold_dirs, runs)]
     data_dir = _data_dir(summary.get("data_dir"), folder)
+    task = summary.get("task", "classification")
     cv = {
         "folds": folds,
+        "task": task,
         "summary": _cv_summary(summary.get("summary", {}), len(folds)),
         "settings": [(k, _text(v)) for k, v in summary.get("config", {}).items()],
-        **_oof(folder / OOF_PREDICTIONS, data_dir, here),
-    }
+        **(_oof(folder / OOF_PREDICTIONS, data_dir, here) if task == "classification" else
+           _oof_values(folder, task, summary.get("targets", []), data_dir, here)),
+    }  # fmt: skip
     return _page(f"Cross-validation {folder.resolve().name}", folder, runs, datasets, grid=None, cv=cv)
 
 
@@ -197,7 +209,7 @@ def results_table(rows: list[dict], anchor_of) -> dict:
     present = [c for c in IDENTITY_COLUMNS if c in names and any(r.get(c) for r in rows)]
     shared = [c for c in present if len(rows) > 1 and len({r.get(c) for r in rows}) == 1]
     identity = [c for c in present if c not in shared]
-    scores = [c for c in names if _is_score(c) and not c.endswith(SD_SUFFIX)]
+    scores = [c for c in names if is_score_column(c) and not c.endswith(SD_SUFFIX)]
     numbers = [c for c in NUMBER_COLUMNS if c in names]
     columns = [{"name": "cell", "numeric": False}]
     columns += [{"name": c, "numeric": False} for c in identity]
@@ -215,11 +227,6 @@ def results_table(rows: list[dict], anchor_of) -> dict:
         "sd_columns": [c for c in scores if c + SD_SUFFIX in names],
         "shared": [(c, rows[0][c]) for c in shared],
     }
-
-
-def _is_score(column: str) -> bool:
-    base = column.removesuffix(SD_SUFFIX)
-    return base.endswith(("accuracy", "f1"))
 
 
 def _cell(text: str, number: float | None) -> dict:
@@ -269,15 +276,24 @@ def _cv_summary(summary: dict, n_folds: int) -> list[dict]:
     for name, values in summary.items():
         if not isinstance(values, dict) or "mean" not in values:
             continue
-        folds = [f"{v:.3f}" for v in values.get("values", [])]
+        folds = [_score(v) for v in values.get("values", [])]
         rows.append(
             {
                 "name": name.replace("_", " "),
-                "mean_sd": f"{values['mean']:.3f} ± {values.get('sd', float('nan')):.3f}",
+                "mean_sd": f"{_score(values['mean'])} ± {_score(values.get('sd'))}",
                 "per_fold": (folds + [""] * n_folds)[:n_folds],
             }
         )
     return rows
+
+
+def _oof_values(folder: Path, task: str, targets: list[str], data_dir: Path | None, here: Path) -> dict:
+    """A regression's or multilabel's pooled plots and its worst out-of-fold tracks."""
+    metrics = {"task": task, "targets": targets}
+    plots = [{"src": data_uri(folder / name), "caption": f"out of fold: {caption}"} for name, caption in
+             task_plots(metrics)]  # fmt: skip
+    worst = worst_tracks(folder, task, metrics, data_dir, here, (OOF_TRACKS, OOF_PREDICTIONS))
+    return {"figures": [plot for plot in plots if plot["src"]], "worst": worst}
 
 
 def _oof(path: Path, data_dir: Path | None, here: Path) -> dict:
@@ -562,17 +578,24 @@ def run_mistakes(folder: Path, data_dir: Path | None, here: Path) -> dict:
     return result
 
 
-def worst_tracks(folder: Path, task: str, metrics: dict, data_dir: Path | None, here: Path) -> dict:
-    """The validation tracks a regression or multilabel run got most wrong, each with the spectrogram of its
-    first window and a link to its audio; a plain note when the prediction files are absent."""
-    tracks = folder / TRACK_PREDICTIONS
+def worst_tracks(
+    folder: Path,
+    task: str,
+    metrics: dict,
+    data_dir: Path | None,
+    here: Path,
+    files: tuple[str, str] = (TRACK_PREDICTIONS, VALID_PREDICTIONS),
+) -> dict:
+    """The validation tracks a regression or multilabel run (or cross-validation) got most wrong, each with the
+    spectrogram of its first window and a link to its audio; a plain note when the prediction files
+    (`files`: tracks, windows) are absent."""
+    tracks = folder / files[0]
     if not tracks.is_file():
-        return {"message": f"This run folder has no {TRACK_PREDICTIONS}, so its worst tracks cannot be shown.",
-                "rows": []}  # fmt: skip
+        return {"message": f"This folder has no {files[0]}, so its worst tracks cannot be shown.", "rows": []}
     columns, rows = read_csv(tracks)
     targets = list(metrics.get("targets") or metrics.get("moods") or [])
     ranked = (regression_errors if task == "regression" else mood_errors)(tracks, columns, rows, targets)
-    thumbs = first_windows(folder / VALID_PREDICTIONS, data_dir)
+    thumbs = first_windows(folder / files[1], data_dir)
     shown = [
         {
             "clip_id": row["clip_id"],

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import AUDIO_EXTENSIONS, SkippedFile
 from .errors import MerError
 
 FEATURES = ("emotions", "energy", "valence", "tension")
@@ -560,3 +560,16 @@ def unlabeled_error(audio_dir: str | Path, unlabeled: list[Path], table: LabelTa
         f"{first}: id {clip_id(audio_dir, first)!r} has no row in {table.source} ({len(unlabeled)} file(s) "
         "unlabeled); add the rows or pass --skip-unlabeled"
     )
+
+
+def labelled_files(
+    audio_dir: str | Path, files: list[Path], table: LabelTable, skip_unlabeled: bool
+) -> tuple[list[tuple[Path, str, ClipLabel]], list[SkippedFile]]:
+    """`match_clips` for the inference verbs (evaluate, embed): the matched files, and those left out with
+    why (left out by the feature, or with --skip-unlabeled no row); unlabeled files are otherwise an error."""
+    matched, excluded, unlabeled = match_clips(audio_dir, files, table)
+    if unlabeled and not skip_unlabeled:
+        raise unlabeled_error(audio_dir, unlabeled, table)
+    skipped = [SkippedFile(str(file), f"{reason} ({table.source})") for file, reason in excluded]
+    skipped += [SkippedFile(str(file), f"no row in {table.source}") for file in unlabeled]
+    return matched, skipped

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from fastai.callback.training import BnFreeze
 from fastai.learner import Learner
-from fastai.losses import BCEWithLogitsLossFlat, MSELossFlat
+from fastai.losses import BCEWithLogitsLossFlat, LabelSmoothingCrossEntropyFlat, MSELossFlat
 from fastai.metrics import AccumMetric, F1Score, F1ScoreMulti, accuracy
 from fastai.vision.learner import default_split, model_meta, vision_learner
 
@@ -57,10 +57,11 @@ def build_learner(
     scale: list[list[float]] | None = None,
     loss: str = "auto",
     moods: list[str] | None = None,
+    label_smoothing: float = 0.0,
 ) -> Learner:
-    """Body from the table's cut, a fastai head for the data's classes (or, given the targets' `scale`, one
-    output per target ending in `TargetRange`, trained with `loss`; or, given `moods`, one logit per mood),
-    starting weights applied."""
+    """Body from the table's cut, a fastai head for the data's classes (cross-entropy, label-smoothed by
+    `label_smoothing` when above 0; or, given the targets' `scale`, one output per target ending in
+    `TargetRange`, trained with `loss`; or, given `moods`, one logit per mood), starting weights applied."""
     if moods:
         macro_f1 = F1ScoreMulti(thresh=MOOD_DECISION, sigmoid=True, average="macro")
         macro_f1.name = "macro_f1"
@@ -71,6 +72,8 @@ def build_learner(
         macro_f1 = F1Score(average="macro")
         macro_f1.name = "macro_f1"
         metrics, extra = [accuracy, macro_f1], {"n_out": len(dls.vocab)}
+        if label_smoothing:
+            extra["loss_func"] = LabelSmoothingCrossEntropyFlat(eps=label_smoothing)
     create = model_factory(spec, weights)
     # vision_learner reads cut/split from fastai's model_meta (it drops its own `cut` argument for
     # archs it does not know), so the table entry is lent to model_meta while the learner is built.

@@ -212,16 +212,23 @@ class EnsembleModel(nn.Module):
 
     classification: the log of their mean softmax probabilities (softmax of it is the mean); multilabel: the
     logit of their mean sigmoid probabilities (sigmoid of it is the mean); regression: the mean of their
-    values. The members' tensors are named `members.<i>.<name>`.
+    values. The members' tensors are named `members.<i>.<name>`. The input is normalised with the first
+    member's statistics; `renorm[i]` = (scale, shift) turns it into member i's own (x · scale + shift,
+    per channel), for members trained with other statistics.
     """
 
-    def __init__(self, members: list[nn.Module], task: str = TASKS[0]):
+    def __init__(self, members: list[nn.Module], task: str = TASKS[0], renorm: list[tuple] | None = None):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.task = task
+        self.renorm = [
+            None if pair is None else tuple(torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in pair)
+            for pair in (renorm or [None] * len(members))
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = torch.stack([member(x).float() for member in self.members])
+        inputs = [x if pair is None else x * pair[0] + pair[1] for pair in self.renorm]
+        outputs = torch.stack([member(xi).float() for member, xi in zip(self.members, inputs, strict=True)])
         if self.task == "regression":
             return outputs.mean(dim=0)
         if self.task == "multilabel":
@@ -234,8 +241,23 @@ def build_network(meta: ModelMeta) -> nn.Module:
     `TargetRange` with the recorded scale, as training builds it), or an ensemble of them."""
     spec = get_arch(meta.arch)
     if meta.is_ensemble:
-        return EnsembleModel([_network(spec, meta) for _ in meta.members], meta.task)
+        renorm = [_renorm(meta.stats, member_stats(meta, member)) for member in meta.members]
+        return EnsembleModel([_network(spec, meta) for _ in meta.members], meta.task, renorm)
     return _network(spec, meta)
+
+
+def member_stats(meta: ModelMeta, member: Mapping) -> tuple:
+    """An ensemble member's normalisation statistics: its own if recorded, else the ensemble's."""
+    stats = member.get("stats")
+    return (tuple(stats[0]), tuple(stats[1])) if stats else meta.stats
+
+
+def _renorm(ensemble: tuple, own: tuple) -> tuple[list[float], list[float]] | None:
+    """(scale, shift) taking an input normalised with `ensemble` statistics to one normalised with `own`."""
+    if own == ensemble:
+        return None
+    (m0, s0), (m1, s1) = ensemble, own
+    return [a / b for a, b in zip(s0, s1, strict=True)], [(a - b) / c for a, b, c in zip(m0, m1, s1, strict=True)]
 
 
 def _network(spec: ArchSpec, meta: ModelMeta) -> nn.Module:

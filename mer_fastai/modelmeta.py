@@ -25,7 +25,8 @@ RETRAIN = "retrain the model with this version of mer-fastai"
 MOOD_DECISION = 0.5  # multilabel: a mood is predicted when its sigmoid probability reaches this
 FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
-MEMBER_FIELDS = ("source", "checksum", "mode", "metrics")  # what an ensemble records about each member
+# what an ensemble records about each member (`stats`: its own normalisation, when not the ensemble's)
+MEMBER_FIELDS = ("source", "checksum", "mode", "metrics", "stats")
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -232,6 +233,8 @@ def _members(value: Any, path: Path) -> tuple[dict, ...]:
         _optional_text(member.get("checksum"), "checksum", path)
         _optional_text(member.get("mode"), "mode", path)
         _metrics(member.get("metrics"), path)
+        if "stats" in member:
+            _stats(member["stats"], path)
     return tuple(dict(member) for member in value)
 
 

@@ -36,7 +36,7 @@ from .labels import ClipLabel, LabelTable, label_table, match_clips, read_moods,
 from .png import save_png
 from .progress import progress_bar
 from .spectrogram import SpecConfig, mel_image
-from .split import SPLIT_METHOD, split_groups
+from .split import SPLIT_METHOD, mood_stratum, split_groups
 
 JOURNAL_FILE = ".progress.jsonl"  # one line per finished clip: what a rerun reuses
 # Recorded in the settings: a folder made by an older format (clip ids were file stems) is refused.
@@ -212,7 +212,7 @@ def _stratum(table: LabelTable, clip: ClipLabel) -> str | tuple[str, ...]:
     """What the split stratifies a clip by: its class (or bin), or each of its moods ("none" without any)."""
     if table.task != "multilabel":
         return clip.label
-    return tuple(mood for mood, on in zip(table.targets, clip.values or ()) if on) or ("none",)
+    return mood_stratum(table.targets, clip.values or ())
 
 
 def _targets(table: LabelTable, clip: ClipLabel) -> dict[str, float]:
@@ -344,7 +344,7 @@ def prepare_dataset(
     """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     task = check_task(task, targets, feature, labels, label_column, cuts)
-    feature = feature or ("moods" if task == "multilabel" else "+".join(targets or []))
+    feature = feature or task_feature(task, targets)
     spec = spec or SpecConfig()
     files = audio_files(audio_dir)
     if task == "multilabel":
@@ -388,6 +388,12 @@ def prepare_dataset(
             if fresh:  # nothing came of it (e.g. no file could be decoded): leave no half-made folder
                 _clear(out_dir)
             raise
+
+
+def task_feature(task: str, targets: list[str] | None) -> str:
+    """The name a regression or multilabel data set goes by without `feature`: its targets joined by "+"
+    (`valence+energy`), or "moods"."""
+    return "moods" if task == "multilabel" else "+".join(targets or [])
 
 
 def check_task(

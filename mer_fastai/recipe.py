@@ -6,16 +6,18 @@ import copy
 import difflib
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from importlib import resources
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .archs import get_arch
-from .choices import MODES
+from .choices import MODES, TASK_MONITORS, TASKS
 from .config import TrainConfig, recipe_fields
 from .errors import MerError
 from .labels import FEATURES
+from .prepare import prepare_dataset, task_feature
 from .spectrogram import SpecConfig
 
 RECIPES_PACKAGE = "mer_fastai.recipes"
@@ -27,6 +29,14 @@ RecipeSettings = make_dataclass(
     [(f.name, f.type, field(default=f.default, default_factory=f.default_factory)) for f in recipe_fields()],
     kw_only=True,
 )
+TASK_KEYS = ("task", "targets", "threshold")  # what the data sets learn: prepare's --task, --target, --threshold
+# ... set at a recipe's top level: `prepare_dataset`'s own keywords, same types and defaults (no task: classification).
+RecipeTask = make_dataclass(
+    "RecipeTask",
+    [(p.name, p.annotation, field(default=p.default)) for p in signature(prepare_dataset).parameters.values()
+     if p.name in TASK_KEYS],
+    kw_only=True,
+)  # fmt: skip
 
 
 @dataclass
@@ -62,7 +72,7 @@ class Stage:
 
     name: str
     dataset: str
-    features: list[str]
+    features: list[str] = field(default_factory=list)  # classification; regression, multilabel: from `targets`
     modes: list[str] = field(default_factory=lambda: list(MODES))
     augmentations: list[str] = field(default_factory=lambda: ["none"])
     weights_from: str | None = None  # a previous stage whose models start this one (Experiment B)
@@ -80,8 +90,9 @@ class GanSpec:
 
 
 @dataclass
-class Recipe(RecipeSettings):
-    """A whole experiment; every key of a recipe file is a field here (the training settings: RecipeSettings)."""
+class Recipe(RecipeSettings, RecipeTask):
+    """A whole experiment; every key of a recipe file is a field here (the training settings: RecipeSettings;
+    the task: RecipeTask)."""
 
     experiment: str
     description: str
@@ -314,6 +325,7 @@ def _validate(recipe: Recipe) -> None:
             TrainConfig(arch=arch, **settings).check(name=repr)  # the settings' own checks, naming recipe keys
         except MerError as exc:
             raise MerError(f"{src}: {exc}") from exc
+    _validate_task(recipe)
     names = [stage.name for stage in recipe.stages]
     for i, stage in enumerate(recipe.stages):
         where = f"{src}: stages[{i}] ({stage.name})"
@@ -361,6 +373,70 @@ def _validate_folds(recipe: Recipe) -> None:
                 f"{where}: augmentation 'gan' with 'folds': the GAN learns from clips the folds validate on; "
                 "drop 'gan' from augmentations or run without 'folds'"
             )
+
+
+def _validate_task(recipe: Recipe) -> None:
+    """`task`, `targets`, `threshold` and the keys that depend on the task; then each stage of a regression or
+    multilabel recipe learns one data set, named as prepare names it (`valence+energy`, `moods`)."""
+    src, task = recipe.source, recipe.task or TASKS[0]
+    if task not in TASKS:
+        raise MerError(f"{src}: 'task' must be one of {', '.join(TASKS)} (got {task!r})")
+    recipe.task = task
+    settings = recipe_settings(recipe)
+    if settings["loss"] != "auto" and task != "regression":
+        raise MerError(f"{src}: 'loss: {settings['loss']}' is a regression loss; remove it or set 'task: regression'")
+    if settings["monitor"] not in ("auto", *TASK_MONITORS[task]):
+        raise MerError(
+            f"{src}: 'monitor: {settings['monitor']}' is not a score of a {task} recipe; choose auto or "
+            f"{' or '.join(TASK_MONITORS[task])}"
+        )
+    if task == "classification":
+        for key in ("targets", "threshold"):
+            if getattr(recipe, key) is not None:
+                raise MerError(
+                    f"{src}: {key!r} is for 'task: regression' or 'task: multilabel'; add 'task' or remove it"
+                )
+        return
+    _check_task_keys(recipe, task, settings)
+    for stage in recipe.stages:
+        stage.features = [task_feature(task, recipe.targets)]
+
+
+def _check_task_keys(recipe: Recipe, task: str, settings: dict) -> None:
+    """A regression or multilabel recipe: its own keys given, and none of classification's."""
+    src = recipe.source
+    if task == "regression" and not recipe.targets:
+        raise MerError(f"{src}: 'task: regression' needs 'targets', the numeric labels columns to learn (e.g. "
+                       "targets: [valence, energy])")  # fmt: skip
+    if recipe.threshold is not None and (task == "regression" or not recipe.targets):
+        raise MerError(f"{src}: 'threshold' reads mood columns ('task: multilabel' with 'targets'); remove 'threshold'")
+    if recipe.threshold is not None and not 0 < recipe.threshold <= 1:
+        raise MerError(f"{src}: 'threshold' must lie in (0, 1]: a mood holds at that share of the clip's top value")
+    if settings["balanced"]:
+        raise MerError(f"{src}: 'balanced' balances classes, which a {task} recipe has not; set 'balanced: false'")
+    for key in ("mixup", "label_smoothing"):
+        if settings[key]:
+            raise MerError(f"{src}: '{key}' is for classification; a {task} recipe trains without it: set '{key}: 0'")
+    for name, spec in recipe.datasets.items():
+        where = f"{src}: 'datasets.{name}"
+        if spec.cuts:
+            raise MerError(f"{where}.cuts' bins ratings into classes; a {task} recipe keeps the values: remove it")
+        if task == "regression" and spec.label_column:
+            raise MerError(f"{where}.label_column' names classes; a regression recipe learns 'targets': remove it")
+        if task == "multilabel" and bool(recipe.targets) == bool(spec.label_column):
+            raise MerError(
+                f"{where}': a multilabel recipe reads the moods from 'targets' (one column per mood) or from "
+                f"'datasets.{name}.label_column' (';'-separated moods): set one of them, not both"
+            )
+    for i, stage in enumerate(recipe.stages):
+        where = f"{src}: stages[{i}] ({stage.name})"
+        if stage.features:
+            raise MerError(f"{where}: 'features' are classification labels; a {task} recipe learns its 'targets' "
+                           "(or moods) together: remove 'features' (and --feature)")  # fmt: skip
+        extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]
+        if extra:
+            raise MerError(f"{where}: augmentation {extra[0]!r} adds images per class, which a {task} recipe has not; "
+                           "use 'none'")  # fmt: skip
 
 
 def recipe_settings(recipe: Recipe) -> dict:

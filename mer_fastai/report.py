@@ -193,6 +193,18 @@ def plot_circumplex(
     return save_figure(fig, path, dpi=120)
 
 
+def plot_value_tracks(
+    folder: Path, prefix: str, predicted: np.ndarray, true: np.ndarray, targets: list[str], scale: dict, title: str
+) -> None:
+    """A regression's pictures of its tracks' (n_tracks, n_targets) values: `<prefix>scatter_<target>.png` per
+    target and, with valence plus arousal or energy, `<prefix>circumplex.png`."""
+    for i, name in enumerate(targets):
+        plot_scatter(folder / (prefix + scatter_file(name)), predicted[:, i], true[:, i], scale[name], name, title)
+    axes = circumplex_axes(targets)
+    if axes:
+        plot_circumplex(folder / (prefix + CIRCUMPLEX_FILE), predicted, true, axes, targets, scale, title)
+
+
 def write_json(path: Path, values: dict) -> Path:
     """Write JSON atomically, so an interrupted run never leaves half a file."""
     return atomic_write(path, json.dumps(values, indent=2) + "\n")

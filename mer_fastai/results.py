@@ -4,68 +4,89 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from rich.table import Table
 
+from .choices import TASKS
 from .errors import MerError
 from .files import atomic_path, atomic_write
 from .report import save_figure
+from .scores import TASK_SCORES
 
-RESULT_COLUMNS = [
-    "experiment",
-    "dataset",
-    "feature",
-    "arch",
-    "mode",
-    "weights",
-    "augmentation",
-    "epochs",
-    "lr",
-    "accuracy",
-    "macro_f1",
-    "seconds",
-    "stage",
-    "run_dir",
-    # appended (baseline.py writes the first 12 columns): track scores and the held-out test split's scores
-    "track_accuracy",
-    "track_macro_f1",
-    "test_accuracy",
-    "test_macro_f1",
-    "test_track_accuracy",
-    "test_track_macro_f1",
-    # cross-validated cells (recipe `folds`): the score columns hold the mean over folds, these the sd
-    "accuracy_sd",
-    "macro_f1_sd",
-    "track_accuracy_sd",
-    "track_macro_f1_sd",
-    "folds",  # how many fold trainings (K·R)
-]
+IDENTITY_COLUMNS = ["experiment", "dataset", "feature", "arch", "mode", "weights", "augmentation", "epochs", "lr"]
 SD_SUFFIX = "_sd"
-# The score pairs a table can show (prefix of accuracy/macro_f1) and what they are, in table order.
+# The score sets a row can hold (prefix of each score's column) and what they are, in table order.
 SCORE_SETS = {
     "": "validation windows",
     "track_": "validation tracks",
     "test_": "test windows",
     "test_track_": "test tracks",
 }
+SPREAD_SETS = ("", "track_")  # cross-validated cells (recipe `folds`): the sd over folds of these, in `<score>_sd`
+# What results.md and the terminal tables show per cell (the first: the heatmap's and the gains' score).
+TABLE_SCORES = {
+    "classification": ("accuracy", "macro_f1"),
+    "regression": ("ccc", "r2", "rmse"),
+    "multilabel": ("macro_f1", "micro_f1", "map"),
+}
+SCORE_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "micro-F1", "map": "mAP", "ccc": "CCC",
+                "pearson_r": "r", "r2": "R²", "rmse": "RMSE", "mae": "MAE"}  # fmt: skip
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 HEATMAP = "results_heatmap.png"
 
 
-def score_columns(metrics: dict) -> dict:
-    """The track and test score columns of a run's metrics (empty strings where the run has none)."""
+def result_columns(tasks: Iterable[str] = ("classification",)) -> list[str]:
+    """results.csv's columns for rows of `tasks`: identity, the tasks' scores (`TASK_SCORES`) of validation
+    windows, seconds, stage, run_dir, the same scores of validation tracks, test windows and test tracks, the
+    folds' sd of window and track scores, `folds`, and beside classification `task`."""
+    present = set(tasks)
+    scores = list(dict.fromkeys(key for task in TASKS if task in present for key in TASK_SCORES[task]))
+    columns = [*IDENTITY_COLUMNS, *scores, "seconds", "stage", "run_dir"]
+    columns += [prefix + key for prefix in SCORE_SETS if prefix for key in scores]
+    columns += [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in scores]
+    return [*columns, "folds", *(["task"] if present - {"classification"} else [])]
+
+
+RESULT_COLUMNS = result_columns()  # a classification grid's columns (baseline.py writes the first 12)
+SCORE_NAMES = frozenset(key for keys in TASK_SCORES.values() for key in keys)
+
+
+def is_score_column(column: str) -> bool:
+    """Whether a results.csv column holds a score (or its sd): `<set prefix><task score>[_sd]`."""
+    base = column.removesuffix(SD_SUFFIX)
+    return any(base.startswith(prefix) and base.removeprefix(prefix) in SCORE_NAMES for prefix in SCORE_SETS)
+
+
+def row_task(row: dict) -> str:
+    """The task of a results row (rows written before tasks existed are classification)."""
+    return row.get("task") or "classification"
+
+
+def score_columns(metrics: dict, prefixes: Iterable[str] = ("track_", "test_", "test_track_")) -> dict:
+    """The score columns of a run's metrics for the score sets `prefixes` (default: validation tracks, test
+    windows and test tracks; "" adds validation windows): the task's scores, empty strings where undefined."""
     test = metrics.get("test") or {}
-    values = {
-        "track_accuracy": metrics.get("track_accuracy"),
-        "track_macro_f1": metrics.get("track_macro_f1"),
-        "test_accuracy": test.get("accuracy"),
-        "test_macro_f1": test.get("macro_f1"),
-        "test_track_accuracy": test.get("track_accuracy"),
-        "test_track_macro_f1": test.get("track_macro_f1"),
-    }
-    return {name: "" if value is None else round(value, 4) for name, value in values.items()}
+    blocks = {"": metrics, "track_": metrics.get("track") or {}, "test_": test, "test_track_": test.get("track") or {}}
+    keys = TASK_SCORES[metrics.get("task", "classification")]
+    return {prefix + key: csv_score(blocks[prefix].get(key)) for prefix in prefixes for key in keys}
+
+
+def csv_score(value: float | None) -> float | str:
+    """A score as results.csv holds it: 4 decimals, or empty where undefined."""
+    return "" if value is None else round(value, 4)
+
+
+def main_score(task: str) -> str:
+    """The score a heatmap and a gain compare: accuracy, CCC, macro-F1."""
+    return TABLE_SCORES[task][0]
+
+
+def legend(task: str) -> str:
+    """What a table cell shows, e.g. `accuracy / macro-F1`."""
+    return " / ".join(SCORE_LABELS[key] for key in TABLE_SCORES[task])
 
 
 def _column(row: dict) -> str:
@@ -77,11 +98,16 @@ def _column(row: dict) -> str:
 
 
 def _score(row: dict, prefix: str = "") -> str:
-    """`accuracy / macro-F1` of one score set; `mean ± sd` each where the row is cross-validated."""
-    names = (f"{prefix}accuracy", f"{prefix}macro_f1")
-    if any(row.get(name) in (None, "") for name in names):
+    """The task's table scores of one score set (`accuracy / macro-F1`, `CCC / R² / RMSE`, ...); `mean ± sd`
+    each where the row is cross-validated; "–" without the main score (a score undefined alone: "–" there)."""
+    names = [prefix + key for key in TABLE_SCORES[row_task(row)]]
+    if _missing(row, names[0]):
         return "–"
-    return " / ".join(_value(row, name) for name in names)
+    return " / ".join("–" if _missing(row, name) else _value(row, name) for name in names)
+
+
+def _missing(row: dict, name: str) -> bool:
+    return row.get(name) in (None, "")
 
 
 def _value(row: dict, name: str) -> str:
@@ -91,15 +117,20 @@ def _value(row: dict, name: str) -> str:
 
 def _score_sets(rows: list[dict]) -> list[str]:
     """The score prefixes some row of `rows` holds (validation windows always)."""
-    return [p for p in SCORE_SETS if not p or any(row.get(f"{p}accuracy") not in (None, "") for row in rows)]
+    return [p for p in SCORE_SETS if not p or any(not _missing(row, p + main_score(row_task(row))) for row in rows)]
 
 
-def _tables(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
-    """Rows grouped by (experiment, stage, dataset), in order of appearance."""
-    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+def _tables(rows: list[dict]) -> dict[tuple[str, str, str, str], list[dict]]:
+    """Rows grouped by (experiment, stage, dataset, task), in order of appearance."""
+    groups: dict[tuple[str, str, str, str], list[dict]] = defaultdict(list)
     for row in rows:
-        groups[(row["experiment"], row.get("stage", ""), row["dataset"])].append(row)
+        groups[(row["experiment"], row.get("stage", ""), row["dataset"], row_task(row))].append(row)
     return groups
+
+
+def _task_note(task: str) -> str:
+    """What a table's title adds for its task: nothing for classification, else ` (regression)` etc."""
+    return "" if task == "classification" else f" ({task})"
 
 
 def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
@@ -110,11 +141,14 @@ def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str],
 
 
 def results_markdown(rows: list[dict]) -> str:
-    """Markdown tables: rows = architectures, columns = feature × mode; cells = accuracy / macro-F1.
+    """Markdown tables: rows = architectures, columns = feature × mode; cells = the task's table scores
+    (accuracy / macro-F1; CCC / R² / RMSE; macro-F1 / micro-F1 / mAP).
 
     One table per score set present: validation windows, then validation tracks, test windows and test
     tracks when the runs recorded them."""
-    lines = ["# Results", "", "Cells: accuracy / macro-F1 (validation windows unless the table says otherwise).", ""]
+    tasks = list(dict.fromkeys(row_task(row) for row in rows))
+    cells_are = legend(tasks[0]) if len(tasks) == 1 else "; ".join(f"{task}: {legend(task)}" for task in tasks)
+    lines = ["# Results", "", f"Cells: {cells_are} (validation windows unless the table says otherwise).", ""]
     folds = sorted({str(row["folds"]) for row in rows if row.get("folds") not in (None, "")})
     if folds:
         lines[-1:] = [
@@ -122,9 +156,9 @@ def results_markdown(rows: list[dict]) -> str:
             "each fold scored on the clips it held out.",
             "",
         ]
-    for (experiment, stage, dataset), group in _tables(rows).items():
+    for (experiment, stage, dataset, task), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
-        title = f"{experiment} — {stage} on {dataset}" if stage else f"{experiment} on {dataset}"
+        title = (f"{experiment} — {stage} on {dataset}" if stage else f"{experiment} on {dataset}") + _task_note(task)
         for prefix in _score_sets(group):
             lines += [
                 f"## {title}" + (f" — {SCORE_SETS[prefix]}" if prefix else ""),
@@ -141,22 +175,27 @@ def results_markdown(rows: list[dict]) -> str:
 
 
 def _paired_table(title: str, pairs: list[tuple[dict, dict]], describe) -> list[str]:
-    """Markdown rows comparing each cell's accuracy with its reference cell's."""
+    """Markdown rows comparing each cell's main score (`main_score`) with its reference cell's."""
+    pairs = [(row, ref) for row, ref in pairs if row_task(row) == row_task(ref)]
     if not pairs:
         return []
-    lines = [title, "", "| arch | feature · mode | reference | this | gain |", "|---|---|---|---|---|"]
+    key = main_score(row_task(pairs[0][0]))
+    lines = [f"{title} ({SCORE_LABELS[key]}):", "", "| arch | feature · mode | reference | this | gain |"]
+    lines.append("|---|---|---|---|---|")
     for row, ref in pairs:
-        gain = float(row["accuracy"]) - float(ref["accuracy"])
+        if _missing(row, key) or _missing(ref, key):
+            continue
+        gain = float(row[key]) - float(ref[key])
         lines.append(
             f"| {row['arch']} | {row['feature']} · {row['mode']} | "
-            f"{float(ref['accuracy']):.3f} ({describe(ref)}) | "
-            f"{float(row['accuracy']):.3f} ({describe(row)}) | {gain:+.3f} |"
+            f"{float(ref[key]):.3f} ({describe(ref)}) | "
+            f"{float(row[key]):.3f} ({describe(row)}) | {gain:+.3f} |"
         )
     return [*lines, ""]
 
 
 def _augmentation_gain(group: list[dict]) -> list[str]:
-    """Experiment C: accuracy with augmentation against without, per arch, feature and mode."""
+    """Experiment C: the main score with augmentation against without, per arch, feature and mode."""
     plain = {(r["arch"], r["feature"], r["mode"]): r for r in group if r.get("augmentation") == "none"}
     augmented = [r for r in group if r.get("augmentation") not in ("none", "")]
     pairs = [
@@ -164,7 +203,7 @@ def _augmentation_gain(group: list[dict]) -> list[str]:
         for r in augmented
         if (r["arch"], r["feature"], r["mode"]) in plain
     ]
-    return _paired_table("Augmentation gain (accuracy):", pairs, lambda r: f"augmentation {r['augmentation']}")
+    return _paired_table("Augmentation gain", pairs, lambda r: f"augmentation {r['augmentation']}")
 
 
 def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
@@ -179,12 +218,12 @@ def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
     }
     keys = [(r, (r["dataset"], r["feature"], r["arch"], r["mode"])) for r in transferred]
     pairs = [(r, reference[key]) for r, key in keys if key in reference]
-    title = "Transfer vs. the other experiment's weights on the same data (accuracy):"
+    title = "Transfer vs. the other experiment's weights on the same data"
     return _paired_table(title, pairs, lambda r: f"{r['experiment']}, weights {r['weights']}")
 
 
 def plot_heatmap(path: Path, rows: list[dict]) -> Path:
-    """One accuracy heatmap per (experiment, stage, data set) table."""
+    """One heatmap per (experiment, stage, data set) table of its main score (accuracy, CCC, macro-F1)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,10 +240,11 @@ def plot_heatmap(path: Path, rows: list[dict]) -> Path:
         squeeze=False,
         gridspec_kw={"height_ratios": heights},
     )
-    for ax, ((experiment, stage, dataset), group) in zip(axes[:, 0], groups):
+    for ax, ((experiment, stage, dataset, task), group) in zip(axes[:, 0], groups):
         archs, columns, cells = _grid(group)
+        key = main_score(task)
         values = np.array(
-            [[float(cells[(a, c)]["accuracy"]) if (a, c) in cells else np.nan for c in columns] for a in archs]
+            [[_number(cells[(a, c)], key) if (a, c) in cells else np.nan for c in columns] for a in archs]
         )
         ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
@@ -221,17 +261,23 @@ def plot_heatmap(path: Path, rows: list[dict]) -> Path:
                     fontsize=8,
                 )
         ax.set_title(
-            f"{experiment} · {stage} · {dataset} — accuracy" if stage else f"{experiment} · {dataset}",
+            (f"{experiment} · {stage} · {dataset}" if stage else f"{experiment} · {dataset}")
+            + f"{_task_note(task)} — {SCORE_LABELS[key]}",
             fontsize=9,
         )
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
 
+def _number(row: dict, key: str) -> float:
+    """A row's score as a number (NaN where it is undefined)."""
+    return float("nan") if _missing(row, key) else float(row[key])
+
+
 def write_results(out: str | Path, rows: list[dict]) -> None:
     """results.csv, results.md and the heatmap, each replaced atomically."""
     out = Path(out)
-    write_csv_rows(out / RESULTS_CSV, RESULT_COLUMNS, rows)
+    write_csv_rows(out / RESULTS_CSV, result_columns(row_task(row) for row in rows), rows)
     if rows:
         atomic_write(out / RESULTS_MD, results_markdown(rows) + "\n")
         plot_heatmap(out / HEATMAP, rows)
@@ -258,13 +304,11 @@ def load_results(out: str | Path) -> list[dict]:
 def results_tables(rows: list[dict]) -> list[Table]:
     """Rich tables in the same shape as results.md."""
     tables = []
-    for (experiment, stage, dataset), group in _tables(rows).items():
+    for (experiment, stage, dataset, task), group in _tables(rows).items():
         archs, columns, cells = _grid(group)
         for prefix in _score_sets(group):
-            what = SCORE_SETS[prefix]
-            table = Table(
-                title=f"{experiment} · {stage} · {dataset}  ({what}: accuracy / macro-F1)", title_justify="left"
-            )
+            what = f"{experiment} · {stage} · {dataset}{_task_note(task)}  ({SCORE_SETS[prefix]}: {legend(task)})"
+            table = Table(title=what, title_justify="left")
             table.add_column("arch")
             for column in columns:
                 table.add_column(column, justify="right")

@@ -1,7 +1,9 @@
 """Run a recipe: expand its grid into cells, prepare data once, train each cell, keep results safe.
 
 A cell trains once on the data set's split, or, when the recipe sets `folds`, cross-validates
-(`cv.run_cv`: its row holds each score's mean over the folds and the spread in `<score>_sd`).
+(`cv.run_cv`: its row holds each score's mean over the folds and the spread in `<score>_sd`). The data sets
+are prepared for the recipe's `task` (classification of each stage's features, or regression / multilabel
+of its `targets`), and each row holds that task's scores.
 
 Every finished cell is written to `state.json` and `results.csv` at once (atomically), so a failure
 or Ctrl-C never loses finished cells; rerunning skips cells already done with the same settings and
@@ -27,7 +29,7 @@ from .files import output_folder
 from .prepare import prepare_dataset
 from .progress import console
 from .ray_executor import execute_ray
-from .recipe import DatasetSpec, Recipe, Stage, load_recipe, recipe_settings
+from .recipe import TASK_KEYS, DatasetSpec, Recipe, Stage, load_recipe, recipe_settings
 from .report import write_json
 from .results import RESULTS_CSV, load_results, results_tables, write_results
 from .spectrogram import SpecConfig
@@ -185,6 +187,7 @@ class RecipeRun:
             label_column=spec.label_column,
             cuts=spec.cuts,
             skip_unlabeled=spec.skip_unlabeled,
+            **{key: getattr(self.recipe, key) for key in TASK_KEYS},
         )
         if self.recipe.baseline:
             self._baseline(name, feature, data_dir)
@@ -203,7 +206,7 @@ class RecipeRun:
         console.rule(f"[bold]classic-ML reference for {name} · {feature}")
         out = self.out / "baseline" / f"{name}-{feature}"
         for row in run_baseline(data_dir, out, seed=self.recipe.seed, aggregate=aggregate):
-            row.update(experiment=self.recipe.experiment, dataset=name, stage="baseline")
+            row.update(experiment=self.recipe.experiment, dataset=name, stage="baseline", task=self.recipe.task)
             self.state.record(f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row})
         self.state.record(marker, {"status": "marker", "fingerprint": fingerprint})
 

@@ -15,7 +15,12 @@ import numpy as np
 from .choices import AGGREGATES
 from .errors import MerError
 from .files import atomic_path
+from .modelmeta import MOOD_DECISION
 from .report import classification_metrics
+
+VALID_PREDICTIONS, TRACK_PREDICTIONS = "valid_predictions.csv", "track_predictions.csv"
+TEST_PREFIX = "test_"  # the test split's files: test_predictions.csv, test_track_predictions.csv, ...
+TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS = "test_predictions.csv", TEST_PREFIX + TRACK_PREDICTIONS
 
 
 def check_aggregate(method: str) -> None:
@@ -248,6 +253,14 @@ def _values(true, predicted) -> list[str]:
 
 # Multilabel: a track's mood probabilities are the mean of its windows'; a mood is predicted at `threshold`.
 
+MULTILABEL_SCORES = ("micro_f1", "macro_f1", "map")  # the summary scores of `multilabel_metrics`
+# Each task's summary scores, as metrics.json (and each of its `track`/`test` blocks) holds them.
+TASK_SCORES = {
+    "classification": ("accuracy", "macro_f1"),
+    "regression": REGRESSION_SCORES,  # ccc, pearson_r, r2, rmse, mae
+    "multilabel": MULTILABEL_SCORES,  # micro_f1, macro_f1, map
+}
+
 
 def multilabel_metrics(probs: np.ndarray, true: np.ndarray, moods: list[str], threshold: float) -> dict:
     """Micro and macro F1 and mean average precision (`map`, over the moods that occur) at `threshold`, and
@@ -317,3 +330,29 @@ def write_mood_predictions(
             chosen = ";".join(m for m, v in zip(moods, values) if v >= threshold)
             writer.writerow([*cells, ";".join(m for m, t in zip(moods, true) if t), chosen, *_probs(values)])
     return path
+
+
+def write_predictions(
+    folder: Path,
+    prefix: str,
+    rows: list,
+    outputs: np.ndarray,
+    tracks: Tracks | ValueTracks,
+    names: list[str],
+    task: str,
+) -> tuple[Path, Path]:
+    """A split's window and track prediction files, as a training run writes them for `task`: `prefix` "" (the
+    validation split) or `TEST_PREFIX`; `names` the classes, targets or moods; `outputs` the windows' class
+    probabilities, predicted values or mood probabilities; `tracks` their tracks (aggregated outputs)."""
+    windows = folder / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS)
+    track_file = folder / (prefix + TRACK_PREDICTIONS)
+    if task == "multilabel":
+        write_mood_predictions(windows, rows, outputs, names, MOOD_DECISION)
+        write_mood_predictions(track_file, rows, outputs, names, MOOD_DECISION, tracks)
+    elif task == "regression":
+        write_value_predictions(windows, rows, outputs, names)
+        write_value_tracks(track_file, rows, tracks, names)
+    else:
+        write_window_predictions(windows, rows, outputs, names)
+        write_track_predictions(track_file, rows, tracks, names)
+    return windows, track_file

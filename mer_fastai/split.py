@@ -39,6 +39,29 @@ def split_groups(labels: Labels, groups: list[str], valid_pct: float, seed: int,
     return ["test" if group in test else "valid" if group in valid else "train" for group in groups]
 
 
+def strata(label: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The classes a clip counts toward: its class, or each of its moods."""
+    return label if isinstance(label, tuple) else (label,)
+
+
+def mood_stratum(moods: list[str], values: tuple[float, ...]) -> tuple[str, ...]:
+    """What a multilabel clip is stratified by: each mood it holds (values 1/0 per mood), or ("none",)."""
+    return tuple(mood for mood, on in zip(moods, values) if on) or ("none",)
+
+
+def group_counts(labels: Labels, groups: list[str]) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
+    """(classes, clips per class of each group, clips per class): what stratifying by class balances; a clip
+    labelled with a tuple of moods counts toward each."""
+    tally = Counter(name for label in labels for name in strata(label))
+    classes = sorted(tally)
+    column = {name: i for i, name in enumerate(classes)}
+    counts = {name: np.zeros(len(classes)) for name in sorted(set(groups))}
+    for label, group in zip(labels, groups, strict=True):
+        for name in strata(label):
+            counts[group][column[name]] += 1
+    return classes, counts, np.array([tally[name] for name in classes], dtype=float)
+
+
 def held_out_groups(labels: Labels, groups: list[str], pct: float, salt: str, side: str) -> set[str]:
     """The groups held out so that they hold `pct` of every class's clips (stratified by class; a clip with a
     tuple of moods counts toward each).
@@ -51,15 +74,7 @@ def held_out_groups(labels: Labels, groups: list[str], pct: float, salt: str, si
     names = sorted(set(groups))
     if len(names) < 2:
         raise MerError(f"cannot split fewer than two clips (or groups) into training and {side}; add audio")
-    each = [label if isinstance(label, tuple) else (label,) for label in labels]
-    tally = Counter(name for names_of_clip in each for name in names_of_clip)
-    classes = sorted(tally)
-    column = {name: i for i, name in enumerate(classes)}
-    counts = {name: np.zeros(len(classes)) for name in names}
-    for label, group in zip(each, groups, strict=True):
-        for name in label:
-            counts[group][column[name]] += 1
-    totals = np.array([tally[name] for name in classes], dtype=float)
+    classes, counts, totals = group_counts(labels, groups)
 
     def error(held: np.ndarray) -> float:
         return float(np.sum((held / totals - pct) ** 2))

@@ -3,7 +3,8 @@
 Mode, tempo, register, loudness, articulation, dissonance and timbre follow the classic findings of
 music-emotion research (e.g. Juslin & Laukka 2003): happy = major, fast, high, loud-ish, staccato;
 angry = dissonant, fast, low, loud, bright; sad = minor, slow, low, soft, legato;
-tender = major, slow, mid-high, soft, legato, dark timbre.
+tender = major, slow, mid-high, soft, legato, dark timbre. `make_mood_set` (the multilabel demo) gives clips
+of random tempo, mode and loudness the vote shares of moods that follow those cues.
 """
 
 from __future__ import annotations
@@ -159,3 +160,66 @@ def make_study_style_set(
     ratings = out_dir / RATINGS_FILE
     ratings.write_text("\n".join(lines) + "\n")
     return audio_dir, ratings
+
+
+# `demo --task multilabel`: each clip draws its own tempo, mode and loudness, and a simulated listener panel
+# chooses among moods that follow one or two of those cues, so several moods can hold for one clip.
+MOOD_CUES = {  # mood: the cue values (tempo, major, loudness; each 0..1, None: any) its listeners react to
+    "joyful": (None, 1.0, None),
+    "energetic": (1.0, None, None),
+    "tense": (None, 0.0, 1.0),
+    "sad": (0.0, 0.0, None),
+    "calm": (0.0, None, 0.0),
+}
+VOTES_FILE = "mood_votes.csv"
+PANEL = 40  # listeners voting on each clip
+
+
+def mood_clip_cues(tempo: float, major: bool, loudness: float) -> Cues:
+    """The synthesis cues of a clip from its tempo, mode and loudness (0..1). As in the study's classes, the
+    major mode sits higher and consonant, the minor lower with some clusters; louder playing is also brighter
+    and more detached, as on real instruments, so it shows in a spectrogram normalised to its peak."""
+    return Cues(
+        scale="major" if major else "minor",
+        bpm=55 + 110 * tempo,
+        register=70 if major else 52,
+        loudness=0.3 + 0.65 * loudness,
+        articulation=1.0 - 0.6 * loudness,
+        dissonance=0.0 if major else 0.5,
+        brightness=2 + round(10 * loudness),
+    )
+
+
+def mood_appeal(tempo: float, major: bool, loudness: float) -> np.ndarray:
+    """How strongly each mood of `MOOD_CUES` fits a clip: the product of its cues' closeness, in 0..1."""
+    cues = (tempo, float(major), loudness)
+    closeness = [
+        [1 - abs(c - want) for c, want in zip(cues, wanted) if want is not None] for wanted in MOOD_CUES.values()
+    ]
+    return np.array([np.prod(values) for values in closeness])
+
+
+def make_mood_set(
+    out_dir: str | Path, clips: int = 100, seconds: float = 6.0, sample_rate: int = 22050, seed: int = 0
+) -> tuple[Path, Path]:
+    """Numbered clips `audio/NNN.wav` of random tempo, mode and loudness (tempo and loudness leaning to either
+    end: Beta(0.5, 0.5)), and `mood_votes.csv`: per clip the share of `PANEL` simulated listeners choosing each
+    mood (`clip` column, one column per mood of `MOOD_CUES`; a listener picks a mood with a probability that
+    grows with its squared appeal). Returns (audio dir, votes file)."""
+    import soundfile
+
+    out_dir = Path(out_dir)
+    audio_dir = out_dir / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = [",".join(["clip", *MOOD_CUES])]
+    for number in range(1, clips + 1):
+        tempo, major, loudness = rng.beta(0.5, 0.5), bool(rng.random() < 0.5), rng.beta(0.5, 0.5)
+        clip = synthesize_clip(mood_clip_cues(tempo, major, loudness), seconds, sample_rate, rng)
+        soundfile.write(audio_dir / f"{number:03d}.wav", clip, sample_rate)
+        appeal = mood_appeal(tempo, major, loudness) ** 2 + 0.01  # a few listeners pick at random
+        votes = rng.multinomial(PANEL, appeal / appeal.sum())
+        lines.append(",".join([f"{number:03d}", *(f"{v / PANEL:.3f}" for v in votes)]))
+    votes_file = out_dir / VOTES_FILE
+    votes_file.write_text("\n".join(lines) + "\n")
+    return audio_dir, votes_file

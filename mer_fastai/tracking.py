@@ -28,17 +28,12 @@ from .dataset import DatasetInfo, read_info
 from .distributed import is_main_process
 from .errors import MerError
 from .report import METRICS_FILE
-from .scores import REGRESSION_SCORES
+from .scores import TASK_SCORES
 
 TRACKERS = ("mlflow",)
 STORE_DIR = "mlruns"
 TRACKING_FIELDS = ("track", "tracking_uri", "tracking_experiment")
 LR_FIND_FILE = "lr_find.json"
-TASK_SCORES = {
-    "classification": ("accuracy", "macro_f1"),
-    "regression": REGRESSION_SCORES,  # ccc, pearson_r, r2, rmse, mae
-    "multilabel": ("micro_f1", "macro_f1", "map"),
-}
 INSTALL_HINT = "MLflow is not installed; pip install 'mer-fastai[mlflow]'"
 
 

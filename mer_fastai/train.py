@@ -18,8 +18,8 @@ from . import __version__
 from .archs import get_arch
 from .callbacks import EpochTimer
 from .choices import TASK_MONITORS
-from .config import TrainConfig
-from .data import check_dataset, classes_without_validation, load_dataloaders
+from .config import TrainConfig, flag
+from .data import check_dataset, classes_without_validation, load_dataloaders, training_stats
 from .dataset import REPAIR, DatasetInfo, ManifestRow, read_info, read_spec
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .errors import MerError
@@ -37,13 +37,11 @@ from .report import (
     METRICS_FILE,
     REPORT_FILE,
     TRACK_CONFUSION_FILE,
-    circumplex_axes,
     multilabel_table,
-    plot_circumplex,
     plot_confusion,
     plot_curves,
     plot_label_bars,
-    plot_scatter,
+    plot_value_tracks,
     regression_table,
     save_figure,
     scatter_file,
@@ -52,16 +50,17 @@ from .report import (
     write_json,
 )
 from .scores import (
+    TEST_PREDICTIONS,
+    TEST_PREFIX,
+    TEST_TRACK_PREDICTIONS,
+    TRACK_PREDICTIONS,
+    VALID_PREDICTIONS,
     Tracks,
     ValueTracks,
     score_multilabel,
     score_regression,
     score_windows,
-    write_mood_predictions,
-    write_track_predictions,
-    write_value_predictions,
-    write_value_tracks,
-    write_window_predictions,
+    write_predictions,
 )
 from .tensor_data import IN_MEMORY_AUGMENTS, load_tensor_dataloaders
 from .tracking import epoch_callbacks, tracked
@@ -69,9 +68,6 @@ from .tracking import epoch_callbacks, tracked
 LR_PLOT = "lr_find.png"
 LR_JSON = "lr_find.json"
 LR_FILES = (LR_PLOT, LR_JSON)
-VALID_PREDICTIONS, TRACK_PREDICTIONS = "valid_predictions.csv", "track_predictions.csv"
-TEST_PREFIX = "test_"  # the test split's files: test_predictions.csv, test_track_predictions.csv, ...
-TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS = "test_predictions.csv", TEST_PREFIX + TRACK_PREDICTIONS
 PREDICTION_FILES = (VALID_PREDICTIONS, TRACK_PREDICTIONS, TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS)
 CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CONFUSION_FILE)
 HTML_REPORT = "report.html"  # written after the run folder is published (html_report.REPORT_HTML)
@@ -133,6 +129,9 @@ def task_monitor(config: TrainConfig, info: DatasetInfo) -> str:
         raise MerError(
             f"--loss {config.loss}: is a regression loss (classification uses cross-entropy, multilabel BCE); drop it"
         )
+    for name in ("mixup", "label_smoothing"):
+        if info.targets and getattr(config, name):
+            raise MerError(f"{flag(name)} is for classification data sets (this one is {info.task}); drop it")
     return monitor
 
 
@@ -148,7 +147,7 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
     common = {
         "size": config.input_size(spec),
         "bs": config.bs,
-        "stats": spec.stats,
+        "stats": training_stats(data_dir, config.extra_train_dirs) if config.norm == "dataset" else spec.stats,
         "augment": config.augment,
         "balanced": config.balanced,
         "extra_train_dirs": config.extra_train_dirs,
@@ -159,7 +158,9 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
         dls = load_dataloaders(data_dir, num_workers=config.num_workers, seed=config.seed, **common)
     if len(dls.train) == 0:
         raise MerError(f"{data_dir}: fewer training images than one batch; lower --bs (now {config.bs})")
-    learn = build_learner(dls, spec, config.weights, run_dir, config.train_bn, scale, config.loss, moods)
+    learn = build_learner(
+        dls, spec, config.weights, run_dir, config.train_bn, scale, config.loss, moods, config.label_smoothing
+    )
     set_mode(learn, config.mode, config.train_bn)
     if config.channels_last:
         learn.model.to(memory_format=torch.channels_last)
@@ -168,7 +169,7 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
 
 def _fitter(learn, config: TrainConfig):
     """The learner to run lr_find and fit on: a head learner on cached features where that is exact."""
-    if config.feature_cache and can_cache(learn, config.mode, config.train_bn, config.augment):
+    if config.feature_cache and not config.mixup and can_cache(learn, config.mode, config.train_bn, config.augment):
         return head_learner(learn)
     return learn
 
@@ -370,6 +371,10 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
     callbacks += epoch_callbacks()
     if config.patience:
         callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=config.patience))
+    if config.mixup:
+        from fastai.callback.mixup import MixUp
+
+        callbacks.append(MixUp(config.mixup))
     try:
         with distributed_fit(fitter):
             fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
@@ -480,24 +485,13 @@ def _write_values(
     energy) the circumplex, all of tracks; a multilabel split's predictions and per-mood bar chart (windows);
     `prefix` "" or "test_"."""
     targets = list(info.targets)
+    write_predictions(run_dir, prefix, split.rows, outputs, tracks, targets, info.task)
     if info.is_multilabel:
         scores = _score_values(info, outputs, np.array([row.values for row in split.rows]), split.clip_ids)[0]
-        windows = run_dir / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS)
-        write_mood_predictions(windows, split.rows, outputs, targets, MOOD_DECISION)
-        write_mood_predictions(run_dir / (prefix + TRACK_PREDICTIONS), split.rows, outputs, targets, MOOD_DECISION,
-                               tracks)  # fmt: skip
         plot_label_bars(run_dir / (prefix + LABELS_FILE), scores["per_label"], f"{title} — windows")
         return
-    write_value_predictions(run_dir / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS), split.rows, outputs, targets)
-    write_value_tracks(run_dir / (prefix + TRACK_PREDICTIONS), split.rows, tracks, targets)
     what = f"{title} — {len(tracks.ids)} tracks (mean of windows)"
-    for i, name in enumerate(targets):
-        path = run_dir / (prefix + scatter_file(name))
-        plot_scatter(path, tracks.predicted[:, i], tracks.targets[:, i], info.scale[name], name, what)
-    axes = circumplex_axes(targets)
-    if axes:
-        plot_circumplex(run_dir / (prefix + CIRCUMPLEX_FILE), tracks.predicted, tracks.targets, axes, targets,
-                        info.scale, what)  # fmt: skip
+    plot_value_tracks(run_dir, prefix, tracks.predicted, tracks.targets, targets, info.scale, what)
 
 
 def _text_reports(targets: np.ndarray, probs: np.ndarray, tracks: Tracks, classes: list[str]) -> str:
@@ -546,8 +540,7 @@ def _write_scores(
 ) -> None:
     """A split's window and track predictions and its track confusion matrix (`prefix` "" or "test_")."""
     classes = scores["classes"]
-    write_window_predictions(run_dir / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS), split.rows, probs, classes)
-    write_track_predictions(run_dir / (prefix + TRACK_PREDICTIONS), split.rows, tracks, classes)
+    write_predictions(run_dir, prefix, split.rows, probs, tracks, classes, "classification")
     what = f"{scores['n_tracks']} tracks ({scores['aggregate']} of windows)"
     plot_confusion(run_dir / (prefix + TRACK_CONFUSION_FILE), scores["track"]["confusion_matrix"], classes,
                    f"{title} — {what}")  # fmt: skip
@@ -562,7 +555,7 @@ def model_metadata(learn, config: TrainConfig, info: DatasetInfo, data_dir: Path
             classes=tuple(info.targets),
             feature=info.feature,
             spec=read_spec(data_dir),
-            stats=(tuple(spec.stats[0]), tuple(spec.stats[1])),
+            stats=input_stats(learn.dls),
             input_size=config.input_size(spec),
             mode=config.mode,
             resize=resize_policy(config.augment),
@@ -577,7 +570,7 @@ def model_metadata(learn, config: TrainConfig, info: DatasetInfo, data_dir: Path
         classes=tuple(learn.dls.vocab),
         feature=info.feature,
         spec=read_spec(data_dir),
-        stats=(tuple(spec.stats[0]), tuple(spec.stats[1])),
+        stats=input_stats(learn.dls),
         input_size=config.input_size(spec),
         mode=config.mode,
         resize=resize_policy(config.augment),  # fastai's validation transform
@@ -585,6 +578,12 @@ def model_metadata(learn, config: TrainConfig, info: DatasetInfo, data_dir: Path
         package_version=__version__,
         metrics={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
     )
+
+
+def input_stats(dls) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) per channel that the loaders' `Normalize` applies: what the model was trained on."""
+    normalize = next(t for t in dls.after_batch.fs if type(t).__name__ == "Normalize")
+    return tuple(normalize.mean.flatten().tolist()), tuple(normalize.std.flatten().tolist())
 
 
 def _history(learn) -> list[dict]:

@@ -397,11 +397,56 @@ CASES = [
     Case("unknown recipe", ["run", "expZ"], "expZ"),
     Case("invalid YAML", ["run", f"{W}/bad.yaml", "--out", f"{W}/g"], "bad.yaml", setup=_invalid_yaml),
     Case("misspelt recipe key", ["run", "demo", "--set", "epoch=1", "--out", f"{W}/g"], "did you mean"),
+    Case("unknown demo task", ["demo", "--task", "moods", "--out", f"{W}/demo"], "--task moods"),
     Case("results of a folder without results", ["results", f"{W}/data"], "results"),
+    Case(
+        "recipe targets without a task",
+        ["run", "demo", "--set", "targets=[valence]", "--out", f"{W}/g"],
+        "'targets' is for 'task: regression'",
+    ),  # fmt: skip
+    Case("recipe with an unknown task", ["run", "dimensional", "--set", "task=ordinal", "--out", f"{W}/g"], "'task'"),
+    Case(
+        "regression recipe with features",
+        [
+            "run",
+            "dimensional",
+            "--set",
+            "stages=[{name: a, dataset: soundtracks, features: [valence]}]",
+            "--out",
+            f"{W}/g",
+        ],
+        "'features' are classification labels",
+    ),  # fmt: skip
+    Case(
+        "multilabel recipe with the ccc loss",
+        ["run", "dimensional", "--set", "task=multilabel", "--out", f"{W}/g"],
+        "'loss: ccc'",
+    ),  # fmt: skip
+    Case(
+        "multilabel recipe without moods",
+        [
+            "run",
+            "dimensional",
+            "--set",
+            "task=multilabel",
+            "--set",
+            "loss=auto",
+            "--set",
+            "targets=null",
+            "--out",
+            f"{W}/g",
+        ],
+        "a multilabel recipe reads the moods",
+    ),  # fmt: skip
     # --- held-out test, cross-validation, ensembles, reports, embeddings ------------------------------
     Case("--test-pct out of range", [*PREPARE, "--test-pct", "1.2", "--out", f"{W}/d2"], "--test-pct"),
     Case("unknown --aggregate", [*TRAIN, "--aggregate", "median", "--out", f"{W}/r2"], "median"),
     Case("cv with one fold", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "1", "--out", f"{W}/cv"], "--folds"),
+    Case(
+        "cv with a regression loss on classes",
+        ["cv", f"{W}/data", *TRAIN_FAST[2:], "--loss", "ccc", "--folds", "2", "--out", f"{W}/cv"],
+        "--loss ccc",
+    ),
     Case(
         "cv with more folds than clips", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "99", "--out", f"{W}/cv"], "99"
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from mer_fastai.spectrogram import SpecConfig
 from mer_fastai.synth import make_demo_audio
 
 SPEC = SpecConfig(segment_seconds=1.0, n_mels=32)
+WINDOW_IDS = ["image", "clip_id", "source", "segment_start"]  # a training run's prediction files begin so
+TRACK_IDS = ["clip_id", "source", "windows"]
 
 
 def manifest(data: Path) -> list[dict]:
@@ -40,6 +43,16 @@ def demo_data(tmp_path_factory) -> Path:
     audio = make_demo_audio(root / "audio", clips_per_class=5, seconds=3.0, seed=3)
     prepare_dataset(audio, root / "data", "emotions", spec=SPEC, valid_pct=0.4, workers=1, progress=False)
     return root / "data"
+
+
+@pytest.fixture(scope="module")
+def tested_data(tmp_path_factory) -> Path:
+    """4 demo classes × 5 clips of 3 s → 1 s windows; a quarter of the clips validate, a quarter test."""
+    root = tmp_path_factory.mktemp("tested")
+    audio = make_demo_audio(root / "audio", clips_per_class=5, seconds=3.0, seed=4)
+    data = root / "data"
+    prepare_dataset(audio, data, "emotions", spec=SPEC, valid_pct=0.25, test_pct=0.25, workers=1, progress=False)
+    return data
 
 
 def test_demo_classes_are_separated_and_results_written(demo_data, tmp_path):
@@ -130,10 +143,8 @@ def test_baseline_on_real_4q_clips(shared_data, tmp_path):
     assert metrics["n_train"] + metrics["n_valid"] == len(manifest(data))
 
 
-def test_tracks_and_the_test_split_are_scored_like_a_training_run(tmp_path):
-    audio = make_demo_audio(tmp_path / "audio", clips_per_class=5, seconds=3.0, seed=4)
-    data = tmp_path / "data"
-    prepare_dataset(audio, data, "emotions", spec=SPEC, valid_pct=0.25, test_pct=0.25, workers=1, progress=False)
+def test_tracks_and_the_test_split_are_scored_like_a_training_run(tested_data, tmp_path):
+    data = tested_data
     [row] = run_baseline(data, tmp_path / "out", ["knn"], seed=0, workers=1, progress=False)
     metrics = json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text())
     classes = metrics["classes"]
@@ -160,41 +171,78 @@ def test_tracks_and_the_test_split_are_scored_like_a_training_run(tmp_path):
     assert columns == CSV_COLUMNS and "track_accuracy" in columns and saved[0]["test_track_accuracy"] != ""
 
 
+def test_classifiers_write_a_training_runs_prediction_files(tested_data, demo_data, tmp_path):
+    out = tmp_path / "out"
+    run_baseline(tested_data, out, ["knn", "svm"], seed=0, workers=1, progress=False)
+    windows = {split: [r for r in manifest(tested_data) if r["split"] == split] for split in ("valid", "test")}
+    for name in ("knn", "svm"):
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        heads = [f"prob_{c}" for c in metrics["classes"]]
+        for split, block, prefix in (("valid", metrics, ""), ("test", metrics["test"], "test_")):
+            window_file = out / name / ("test_predictions.csv" if prefix else "valid_predictions.csv")
+            columns, window_rows = read_csv(window_file)
+            assert columns == [*WINDOW_IDS, "true", "predicted", *heads]
+            assert [r["image"] for r in window_rows] == [r["image"] for r in windows[split]]
+            columns, tracks = read_csv(out / name / f"{prefix}track_predictions.csv")
+            assert columns == [*TRACK_IDS, "true", "predicted", *heads]
+            assert sorted(r["clip_id"] for r in tracks) == sorted({r["clip_id"] for r in windows[split]})
+            right = [r["true"] == r["predicted"] for r in tracks]
+            assert np.mean(right) == pytest.approx(block["track_accuracy"]), (name, split)
+            for rows in (window_rows, tracks):
+                sums = [sum(float(r[h]) for h in heads) for r in rows]
+                assert sums == pytest.approx([1.0] * len(rows), abs=1e-5), (name, split)
+            for track in tracks:  # the track's probabilities: the mean of its windows' (the scores' aggregate)
+                own = [[float(r[h]) for h in heads] for r in window_rows if r["clip_id"] == track["clip_id"]]
+                assert int(track["windows"]) == len(own)
+                assert [float(track[h]) for h in heads] == pytest.approx(np.mean(own, axis=0), abs=1e-5)
+    run_baseline(demo_data, out, ["knn"], seed=0, workers=1, progress=False)  # no test split: no stale test files
+    assert (out / "knn" / "track_predictions.csv").is_file()
+    assert not (out / "knn" / "test_predictions.csv").exists()
+    assert not (out / "knn" / "test_track_predictions.csv").exists()
+
+
 def _ccc(x: np.ndarray, y: np.ndarray) -> float:
     return 2 * np.cov(x, y, bias=True)[0, 1] / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
+
+
+def _task_baseline(tmp_path: Path, audio: Path, labels: Path, targets: list[str], **task) -> tuple[str, dict, Callable]:
+    """Prepare a regression or multilabel data set with a test split and run `baseline --classifier svm
+    --classifier knn` on it: the terminal output, the knn metrics and `x_y(split)`, the split's (features,
+    `target_<t>` values) as the manifest and feature cache hold them."""
+    data = tmp_path / "data"
+    prepare_dataset(audio, data, None, labels, spec=SPEC, valid_pct=0.25, test_pct=0.25, targets=targets,
+                    workers=1, progress=False, **task)  # fmt: skip
+    result = CliRunner().invoke(app, ["baseline", str(data), "--out", str(tmp_path / "out"), "--classifier", "svm",
+                                      "--classifier", "knn", "--seed", "0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    features, _ = baseline.extract_features(data, 1, progress=False)  # the cache the baseline filled
+
+    def x_y(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        rows = [r for r in manifest(data) if r["split"] == split]
+        truth = [[float(r[f"target_{t}"]) for t in targets] for r in rows]
+        return np.stack([features[r["image"]] for r in rows]), np.array(truth), [r["clip_id"] for r in rows]
+
+    return result.output, json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text()), x_y
 
 
 def test_regression_data_sets_get_regressors_scored_like_a_training_run(tmp_path):
     from mer_fastai.synth import make_study_style_set
 
     audio, ratings = make_study_style_set(tmp_path / "study", clips_per_class=3, seconds=2.0, seed=3)
-    data, targets = tmp_path / "data", ["valence", "energy"]
-    prepare_dataset(audio, data, None, ratings, spec=SPEC, valid_pct=0.25, test_pct=0.25, targets=targets,
-                    workers=1, progress=False)  # fmt: skip
-    result = CliRunner().invoke(app, ["baseline", str(data), "--out", str(tmp_path / "out"), "--classifier", "svm",
-                                      "--classifier", "knn", "--seed", "0"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "regressor" in result.output and "CCC" in result.output
-    metrics = json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text())
+    targets = ["valence", "energy"]
+    output, metrics, x_y = _task_baseline(tmp_path, audio, ratings, targets)
+    assert "regressor" in output and "CCC" in output
     assert metrics["task"] == "regression" and metrics["targets"] == targets
-    features, _ = baseline.extract_features(data, 1, progress=False)
-    windows = {split: [r for r in manifest(data) if r["split"] == split] for split in ("train", "valid", "test")}
-
-    def x_y(split: str) -> tuple[np.ndarray, np.ndarray]:
-        rows = windows[split]
-        truth = [[float(r[f"target_{t}"]) for t in targets] for r in rows]
-        return np.stack([features[r["image"]] for r in rows]), np.array(truth)
-
-    model = baseline.make_regressor("knn", 0, len(windows["train"]), 1).fit(*x_y("train"))
+    model = baseline.make_regressor("knn", 0, metrics["n_train"], 1).fit(*x_y("train")[:2])
     for split, block in (("valid", metrics), ("test", metrics["test"])):
-        x, truth = x_y(split)
+        x, truth, clip_ids = x_y(split)
         predicted = model.predict(x)
         for i, target in enumerate(targets):
             rmse = float(np.sqrt(np.mean((predicted[:, i] - truth[:, i]) ** 2)))
             assert block["per_target"][target]["rmse"] == pytest.approx(rmse), (split, target)
         clips: dict[str, list[int]] = {}
-        for index, window in enumerate(windows[split]):
-            clips.setdefault(window["clip_id"], []).append(index)
+        for index, clip in enumerate(clip_ids):
+            clips.setdefault(clip, []).append(index)
         track_pred = np.array([predicted[i].mean(axis=0) for i in clips.values()])
         track_true = np.array([truth[i[0]] for i in clips.values()])
         expected = _ccc(track_pred[:, 0], track_true[:, 0])
@@ -203,15 +251,47 @@ def test_regression_data_sets_get_regressors_scored_like_a_training_run(tmp_path
     assert columns == baseline.REGRESSION_COLUMNS and [row["arch"] for row in saved] == ["svm", "knn"]
     assert float(saved[1]["track_rmse"]) == pytest.approx(metrics["track"]["rmse"], abs=1e-4)
     assert saved[1]["test_track_ccc"] != "" and "accuracy" not in columns
+    values = [f"{kind}_{t}" for t in targets for kind in ("true", "pred")]
+    for prefix, split in (("", "valid"), ("test_", "test")):
+        windows = read_csv(tmp_path / "out" / "knn" / ("test_predictions.csv" if prefix else "valid_predictions.csv"))
+        assert windows[0] == [*WINDOW_IDS, *values] and len(windows[1]) == len(x_y(split)[1])
+        columns, tracks = read_csv(tmp_path / "out" / "knn" / f"{prefix}track_predictions.csv")
+        assert columns == [*TRACK_IDS, *values] and sorted(r["clip_id"] for r in tracks) == sorted(set(x_y(split)[2]))
+        rmse = np.sqrt(np.mean([(float(r["pred_energy"]) - float(r["true_energy"])) ** 2 for r in tracks]))
+        block = metrics if split == "valid" else metrics["test"]
+        assert rmse == pytest.approx(block["track"]["per_target"]["energy"]["rmse"], abs=1e-5), split
 
 
-def test_a_multilabel_data_set_is_refused_in_one_line(demo_data, tmp_path, monkeypatch):
-    import dataclasses
+def test_multilabel_data_sets_get_mood_classifiers_scored_like_a_training_run(tmp_path):
+    from mer_fastai.modelmeta import MOOD_DECISION
+    from mer_fastai.scores import score_multilabel
+    from mer_fastai.synth import MOOD_CUES, make_mood_set
 
-    from mer_fastai.dataset import read_info
+    audio, votes = make_mood_set(tmp_path / "moods", clips=16, seconds=2.0, seed=3)
+    moods = list(MOOD_CUES)
+    output, metrics, x_y = _task_baseline(tmp_path, audio, votes, moods, task="multilabel", id_column="clip")
+    assert "classifier" in output and "mAP" in output
+    assert metrics["task"] == "multilabel" and metrics["moods"] == moods and metrics["threshold"] == MOOD_DECISION
+    model = baseline.make_mood_classifier("knn", 0, metrics["n_train"], 1).fit(*x_y("train")[:2])
+    for split, block in (("valid", metrics), ("test", metrics["test"])):
+        x, truth, clip_ids = x_y(split)
+        probs = np.column_stack([p[:, 1] for p in model.predict_proba(x)])  # every mood occurs in training
+        expected = score_multilabel(probs, truth, clip_ids, moods, MOOD_DECISION)[0]
+        assert {key: block[key] for key in expected} == expected, split  # tracks too: the mean of their windows
+    assert metrics["valid"]["macro_f1"] == metrics["macro_f1"] and metrics["n_test"] == len(x_y("test")[1])
+    columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
+    assert columns == baseline.MULTILABEL_COLUMNS and [row["arch"] for row in saved] == ["svm", "knn"]
+    assert float(saved[1]["track_map"]) == pytest.approx(metrics["track"]["map"], abs=1e-4)
+    assert float(saved[1]["test_track_macro_f1"]) == pytest.approx(metrics["test"]["track_macro_f1"], abs=1e-4)
+    assert "accuracy" not in columns
 
-    info = dataclasses.replace(read_info(demo_data), task="multilabel")
-    monkeypatch.setattr(baseline, "read_info", lambda _: info)
-    with pytest.raises(MerError, match="is a multilabel data set; `mer-fastai baseline` handles classification"):
-        run_baseline(demo_data, tmp_path / "out", progress=False)
-    assert not (tmp_path / "out").exists()
+
+def test_mood_probabilities_of_constant_and_single_moods():
+    x = np.random.default_rng(0).normal(size=(12, 3))
+    y = np.array([[i % 2, 0, 1] for i in range(12)])  # mood 2 never holds, mood 3 always
+    for name in ("svm", "knn"):
+        model = baseline.make_mood_classifier(name, 0, len(y), 1).fit(x, y)
+        probs = baseline._mood_probs(model, x[:4], 3)
+        assert probs.shape == (4, 3) and (probs[:, 1] == 0).all() and (probs[:, 2] == 1).all(), name
+        single = baseline.make_mood_classifier(name, 0, len(y), 1).fit(x, y[:, :1])  # one mood: binary
+        assert np.array_equal(baseline._mood_probs(single, x[:4], 1)[:, 0], single.predict_proba(x[:4])[:, 1]), name

@@ -100,3 +100,39 @@ def test_startup_section_is_replaced_and_the_rest_kept(tmp_path):
     assert text.count("<!-- startup: begin -->") == 1 and text.count("<!-- startup: end -->") == 1
     assert "| second |" in text and "| first |" not in text and "load average 0.70" in text
     assert text.startswith(f"# Benchmarks\n\n{ANALYSIS_MARK}\nhand-written analysis\n")
+
+
+def _track_file(path: Path, rows: list[tuple[str, str, list[float]]], classes: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(["clip_id", "source", "windows", "true", "predicted", *[f"prob_{c}" for c in classes]])]
+    for clip, true, probs in rows:
+        predicted = classes[max(range(len(probs)), key=probs.__getitem__)]
+        lines.append(",".join([clip, f"{clip}.mp3", "3", true, predicted, *map(str, probs)]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_accuracy_fusion_averages_each_held_out_clips_probabilities(tmp_path):
+    """Late fusion per fold: the mean of the CNN's and the baseline's track probabilities, scored per fold."""
+    from benchmarks.accuracy import fusion_row, row_folder, table
+
+    classes = ["Q1", "Q2"]
+    folds = {  # clip → (truth, CNN probabilities, baseline probabilities)
+        0: {"a": ("Q1", [0.6, 0.4], [0.3, 0.7]), "b": ("Q2", [0.45, 0.55], [0.8, 0.2])},
+        1: {"c": ("Q2", [0.2, 0.8], [0.9, 0.1]), "d": ("Q1", [0.4, 0.6], [0.9, 0.1])},
+    }
+    for k, clips in folds.items():
+        for where, pick in (
+            (row_folder(tmp_path, "scratch") / "folds" / str(k), 1),
+            (tmp_path / "baseline" / str(k) / "svm", 2),
+        ):
+            _track_file(where / "track_predictions.csv", [(c, v[0], v[pick]) for c, v in clips.items()], classes)
+    row = fusion_row(tmp_path, 2, "svm")
+    expected = []
+    for clips in folds.values():
+        right = [truth == classes[int(sum(p[1] for p in (cnn, base)) > sum(p[0] for p in (cnn, base)))]
+                 for truth, cnn, base in clips.values()]  # fmt: skip
+        expected.append(sum(right) / len(right))
+    assert row["summary"]["track_accuracy"]["values"] == expected
+    assert row["summary"]["track_accuracy"]["mean"] == sum(expected) / 2
+    text = table({"scratch + svm": row}, 2)
+    assert f"| scratch + svm | {row['settings']} | {sum(expected) / 2:.3f} ± " in text and "| – |" in text

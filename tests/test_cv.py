@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import mer_fastai.cv as cv_module
 from mer_fastai.cli.main import app
+from mer_fastai.config import TrainConfig
 from mer_fastai.cv import (
     CV_FILE,
     OOF_PREDICTIONS,
@@ -194,3 +195,144 @@ def test_groups_of_a_data_set_prepared_with_group_by_are_recovered(tiny_audio, t
     plan = plan_folds({row.clip_id: (row.label, groups[row.clip_id]) for row in rows}, 2, 1, seed=0)
     for fold in plan:
         assert {artist[c] for c in fold.valid_clips}.isdisjoint(artist[c] for c in clips if c not in fold.valid_clips)
+
+
+def test_folds_stratify_each_mood_of_a_multilabel_clip():
+    moods = [("calm",), ("calm", "sad"), ("happy",), ("happy", "sad")] * 4  # 16 clips, each mood on 8
+    folds = k_fold_groups(moods, [f"c{i}" for i in range(len(moods))], 2, seed=3)
+    for mood in ("calm", "happy", "sad"):
+        held = Counter(f for f, label in zip(folds, moods) if mood in label)
+        assert held == Counter({0: 4, 1: 4}), mood
+    clips = {f"c{i}": (label, f"c{i}") for i, label in enumerate([("a",), ("a", "b"), ("a",), ("a",)])}
+    with pytest.raises(MerError, match="mood 'b' has all its clips in this fold's validation"):
+        plan_folds(clips, 2, 1, seed=0, learned="mood")
+
+
+@pytest.fixture(scope="module")
+def study_set(tmp_path_factory):
+    """5 emotions × 3 synthetic 2 s clips and a study-style ratings file (valence, energy, one rating per emotion)."""
+    from mer_fastai.synth import make_study_style_set
+
+    return make_study_style_set(tmp_path_factory.mktemp("study"), clips_per_class=3, seconds=2.0, seed=3)
+
+
+def _task_cv(study_set, tmp_path_factory, name: str, **task) -> Path:
+    """A data set of `study_set` prepared for `task`, cross-validated with 2 folds by `mer-fastai cv`."""
+    from mer_fastai.prepare import prepare_dataset
+
+    from .conftest import TINY_SPEC
+
+    audio, ratings = study_set
+    data = tmp_path_factory.mktemp(name) / "data"
+    prepare_dataset(audio, data, None, ratings, spec=TINY_SPEC, valid_pct=0.25, workers=1, progress=False, **task)
+    out = data.parent / "cv"
+    result = runner.invoke(app, ["cv", str(data), *CLI_OPTIONS, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def regression_cv(study_set, tmp_path_factory) -> Path:
+    return _task_cv(study_set, tmp_path_factory, "va", targets=["valence", "energy"])
+
+
+@pytest.fixture(scope="module")
+def multilabel_cv(study_set, tmp_path_factory) -> Path:
+    from mer_fastai.synth import STUDY_CLASSES
+
+    return _task_cv(study_set, tmp_path_factory, "moods", task="multilabel", targets=list(STUDY_CLASSES))
+
+
+def _check_out_of_fold(cv_dir: Path) -> tuple[dict, list[dict], list[dict]]:
+    """Every clip and window of the data set predicted exactly once, by the fold that held it out; (cv.json,
+    window rows, track rows)."""
+    document = json.loads((cv_dir / CV_FILE).read_text())
+    rows = read_manifest(document["data_dir"])
+    windows, tracks = _csv(cv_dir / OOF_PREDICTIONS), _csv(cv_dir / OOF_TRACKS)
+    assert sorted(r["image"] for r in windows) == sorted(row.image for row in rows)
+    assert Counter(r["clip_id"] for r in tracks) == Counter({row.clip_id: 1 for row in rows})
+    for fold in ("0", "1"):
+        held = {row.clip_id for row in read_manifest(cv_dir / "folds" / fold / "data") if row.split == "valid"}
+        assert {r["clip_id"] for r in tracks if r["fold"] == fold} == held
+    return document, windows, tracks
+
+
+def _values(rows: list[dict], prefix: str, names: list[str]) -> np.ndarray:
+    return np.array([[float(row[prefix + name]) for name in names] for row in rows])
+
+
+def _regression_scores(rows: list[dict], targets: list[str]) -> dict:
+    from mer_fastai.scores import score_regression
+
+    clips = [row["clip_id"] for row in rows]
+    return score_regression(_values(rows, "pred_", targets), _values(rows, "true_", targets), clips, targets)[0]
+
+
+def test_cv_of_a_regression_data_set_scores_the_out_of_fold_values(regression_cv):
+    document, windows, tracks = _check_out_of_fold(regression_cv)
+    targets = ["valence", "energy"]
+    assert document["task"] == "regression" and document["targets"] == targets
+    assert {"true_valence", "pred_valence", "true_energy", "pred_energy"} <= set(tracks[0])
+    for run in document["runs"]:  # each fold's scores: score_regression of its out-of-fold windows
+        expected = _regression_scores([r for r in windows if r["fold"] == run["name"]], targets)
+        for name in ("ccc", "pearson_r", "r2", "rmse", "mae"):
+            assert run["scores"][name] == pytest.approx(expected[name], abs=1e-9), name
+            assert run["scores"][f"track_{name}"] == pytest.approx(expected["track"][name], abs=1e-9), name
+            assert run["scores"][f"{name}_energy"] == pytest.approx(expected["per_target"]["energy"][name], abs=1e-9)
+        metrics = json.loads((regression_cv / "folds" / run["name"] / "metrics.json").read_text())
+        assert run["scores"]["ccc"] == pytest.approx(metrics["ccc"], abs=1e-4)  # the fold's own numbers
+    pooled = _regression_scores(windows, targets)
+    assert document["pooled"]["ccc"] == pytest.approx(pooled["ccc"]) and "confusion_matrix" not in document
+    assert document["pooled"]["track_rmse"] == pytest.approx(pooled["track"]["rmse"])
+    summary = document["summary"]["rmse"]
+    assert summary["values"] == [run["scores"]["rmse"] for run in document["runs"]]
+    assert summary["mean"] == pytest.approx(np.mean(summary["values"])) and summary["ci95"][0] <= summary["mean"]
+    for name in ("scatter_valence.png", "scatter_energy.png", "circumplex.png"):
+        assert (regression_cv / name).read_bytes().startswith(b"\x89PNG")
+    assert not (regression_cv / "confusion_matrix.png").exists()
+    page = (regression_cv / "report.html").read_text()
+    assert "Cross-validation: 2 folds (regression)" in page and "out of fold: predicted against true valence" in page
+
+
+def test_cv_of_a_multilabel_data_set_scores_the_out_of_fold_moods(multilabel_cv):
+    from mer_fastai.modelmeta import MOOD_DECISION
+    from mer_fastai.scores import score_multilabel
+
+    document, windows, tracks = _check_out_of_fold(multilabel_cv)
+    moods = document["targets"]
+    assert document["task"] == "multilabel" and {"true", "predicted", *(f"prob_{m}" for m in moods)} <= set(tracks[0])
+    for run in document["runs"]:
+        rows = [r for r in windows if r["fold"] == run["name"]]
+        truth = np.array([[float(m in r["true"].split(";")) for m in moods] for r in rows])
+        clips = [r["clip_id"] for r in rows]
+        expected = score_multilabel(_values(rows, "prob_", moods), truth, clips, moods, MOOD_DECISION)[0]
+        for name in ("micro_f1", "macro_f1", "map"):
+            assert run["scores"][name] == pytest.approx(expected[name]), name
+            assert run["scores"][f"track_{name}"] == pytest.approx(expected["track"][name]), name
+        metrics = json.loads((multilabel_cv / "folds" / run["name"] / "metrics.json").read_text())
+        assert run["scores"]["macro_f1"] == pytest.approx(metrics["macro_f1"], abs=1e-4)
+    assert set(document["summary"]) == {f"{p}{s}" for p in ("", "track_") for s in ("micro_f1", "macro_f1", "map")}
+    assert document["pooled_metrics"]["per_label"].keys() == set(moods)
+    assert (multilabel_cv / "per_label.png").read_bytes().startswith(b"\x89PNG")
+    assert "Worst tracks" in (multilabel_cv / "report.html").read_text()
+
+
+@pytest.mark.parametrize("fixture", ["regression_cv", "multilabel_cv"])
+def test_a_task_fold_ensemble_gives_the_mean_output_and_a_rerun_skips_the_folds(fixture, request, monkeypatch):
+    cv_dir = request.getfixturevalue(fixture)
+    ensemble = Predictor.load(cv_dir, device="cpu")
+    members = [Predictor.load(cv_dir / "folds" / fold, device="cpu") for fold in ("0", "1")]
+    assert ensemble.task == members[0].task != "classification" and len(ensemble.meta.members) == 2
+    images = [np.random.default_rng(1).integers(0, 255, (32, 44), dtype=np.uint8) for _ in range(3)]
+    expected = sum(m.outputs(m.logits(images)) for m in members) / 2
+    assert np.allclose(ensemble.outputs(ensemble.logits(images)), expected, atol=1e-5)
+
+    def no_training(*_args, **_kwargs):
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(cv_module, "train", no_training)
+    document = json.loads((cv_dir / CV_FILE).read_text())
+    config = TrainConfig(**document["config"])  # the settings the CLI trained the folds with
+    result = run_cv(document["data_dir"], config, cv_dir, folds=2, show=False, report=False)
+    assert result.skipped == ["0", "1"] and result.ran == [] and result.task == document["task"]
+    assert result.summary == document["summary"]  # the same scores again, from the same predictions

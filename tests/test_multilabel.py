@@ -151,3 +151,19 @@ def test_multilabel_scores_match_sklearn():
     assert metrics["map"] == pytest.approx(np.mean(aps)) and metrics["per_label"]["b"]["ap"] == pytest.approx(aps[1])
     scores, tracks = score_multilabel(probs[:2], true[:1].repeat(2, axis=0), ["x", "x"], ["a", "b", "c"], 0.5)
     assert tracks.predicted[0] == pytest.approx(probs[:2].mean(axis=0)) and scores["n_tracks"] == 1
+
+
+def test_demo_multilabel_learns_moods_from_vote_shares(tmp_path):
+    from mer_fastai.demo import run_demo
+    from mer_fastai.synth import MOOD_CUES, VOTES_FILE
+
+    result = run_demo(tmp_path, epochs=1, size=64, clips_per_class=3, task="multilabel")
+    moods, data = list(MOOD_CUES), tmp_path / "data-multilabel"
+    assert result.run.metrics["task"] == "multilabel" and read_info(data).targets == moods
+    assert set(result.run.metrics["per_label"]) == set(moods)
+    with (tmp_path / "demo-moods" / VOTES_FILE).open() as handle:
+        votes = list(csv.DictReader(handle))
+    assert len(votes) == 15 and all(sum(float(row[m]) for m in moods) == pytest.approx(1, abs=0.01) for row in votes)
+    assert any(sum(row.values) > 1 for row in read_manifest(data))  # several moods hold for some clips
+    for name in ("per_label.png", "report.html", "track_predictions.csv"):
+        assert (result.run.run_dir / name).is_file()

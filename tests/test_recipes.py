@@ -52,8 +52,24 @@ def tiny_recipe(tmp_path) -> Path:
     return path
 
 
+def _check_refused(recipe: Path, cases: list[tuple[list[str], str]]) -> None:
+    """Each list of overrides is refused in one line holding its message."""
+    for overrides, message in cases:
+        with pytest.raises(MerError) as error:
+            load_recipe(recipe, overrides)
+        assert message in str(error.value) and "\n" not in str(error.value), overrides
+
+
 def test_builtin_recipes_load_and_describe_the_study():
-    assert {"expA", "expB", "expC", "demo"} <= set(builtin_names())
+    assert {"expA", "expB", "expC", "demo", "dimensional", "scratch"} <= set(builtin_names())
+    from typer.testing import CliRunner
+
+    from mer_fastai.cli.main import app
+
+    listing = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
+    assert (
+        listing.exit_code == 0 and "dimensional" in listing.output and "valence + energy regression" in listing.output
+    )
     exp_a = load_recipe("expA")
     assert exp_a.archs == [
         "resnext101_32x8d",
@@ -67,6 +83,14 @@ def test_builtin_recipes_load_and_describe_the_study():
     exp_b = load_recipe("expB")
     assert [s.name for s in exp_b.stages] == ["bigset", "transfer"] and exp_b.stages[1].weights_from == "bigset"
     assert load_recipe("expC").stages[0].augmentations == ["none", "gan"]
+    dimensional = load_recipe("dimensional")
+    assert (dimensional.task, dimensional.targets, dimensional.loss) == ("regression", ["valence", "energy"], "ccc")
+    assert dimensional.stages[0].features == ["valence+energy"] and all(
+        s.is_demo for s in dimensional.datasets.values()
+    )
+    scratch = load_recipe("scratch")
+    assert (scratch.archs, scratch.weights, scratch.norm, scratch.folds) == (["melcnn"], "none", "dataset", 5)
+    assert (scratch.augment, scratch.mixup, scratch.label_smoothing) == ("specaugment", 0.4, 0.1)
     for name in builtin_names():
         text = (Path(__file__).parents[1] / "recipes" / f"{name}.yaml").read_text()
         assert text.startswith("#") and f"mer-fastai run {name}" in text  # headed by how to run it
@@ -90,10 +114,7 @@ def test_overrides_filters_and_validation_errors(tiny_recipe):
         (["stages=[{name: a, dataset: nowhere, features: [valence]}]"], "data set 'nowhere'"),
         (["spectrogram.colour=1"], "colour"),
     ]
-    for overrides, message in cases:
-        with pytest.raises(MerError) as error:
-            load_recipe(tiny_recipe, overrides)
-        assert message in str(error.value) and "\n" not in str(error.value)
+    _check_refused(tiny_recipe, cases)
     with pytest.raises(MerError, match="unknown architecture"):
         load_recipe(tiny_recipe, archs=["resnet9000"])
     with pytest.raises(MerError, match="unknown recipe 'expZ'"):
@@ -206,7 +227,8 @@ def test_recipes_ship_inside_the_wheel(tmp_path):
     )
     wheel = next(tmp_path.glob("mer_fastai-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert {f"mer_fastai/recipes/{n}.yaml" for n in ("expA", "expB", "expC", "demo")} <= set(names)
+    shipped = ("expA", "expB", "expC", "demo", "dimensional", "scratch")
+    assert {f"mer_fastai/recipes/{n}.yaml" for n in shipped} <= set(names)
 
 
 def test_results_tables_compare_transfer_and_augmentation():
@@ -343,10 +365,7 @@ def test_folds_and_repeats_are_checked(tiny_recipe):
         (["folds=2", "stages=[{name: a, dataset: small, features: [valence], augmentations: [none, gan]}]"],
          "augmentation 'gan' with 'folds'"),
     ]  # fmt: skip
-    for overrides, message in cases:
-        with pytest.raises(MerError) as error:
-            load_recipe(tiny_recipe, overrides)
-        assert message in str(error.value) and "\n" not in str(error.value)
+    _check_refused(tiny_recipe, cases)
 
 
 def test_a_grid_with_folds_cross_validates_each_cell(tiny_recipe, tmp_path):
@@ -378,3 +397,79 @@ def test_a_grid_with_folds_cross_validates_each_cell(tiny_recipe, tmp_path):
     assert plain.ran == summary.ran and (run_dir / "cv.json").is_file()  # without folds: retrained in its own folder
     [row] = load_results(out)
     assert row["folds"] == row["accuracy_sd"] == "" and not row["run_dir"].endswith("-cv2")
+
+
+TINY_DEMO = "{clips_per_class: 3, seconds: 2.0, seed: 0}"
+MOODS = "[anger, fear, happy, sad, tender]"  # the demo ratings file's emotion columns, read as mood shares
+
+
+def test_task_keys_are_checked_in_one_line_naming_the_key(tiny_recipe):
+    regression = ["task=regression", "targets=[valence, energy]", "stages=[{name: va, dataset: small}]"]
+    recipe = load_recipe(tiny_recipe, [*regression, "loss=ccc"])
+    assert (recipe.task, recipe.targets, recipe.stages[0].features) == ("regression", ["valence", "energy"],
+                                                                        ["valence+energy"])  # fmt: skip
+    moods = load_recipe(tiny_recipe, ["task=multilabel", f"targets={MOODS}", "stages=[{name: m, dataset: small}]"])
+    assert moods.stages[0].features == ["moods"] and moods.threshold is None
+    assert load_recipe(tiny_recipe).task == "classification"
+    cases = [
+        (["targets=[valence]"], "'targets' is for 'task: regression' or 'task: multilabel'"),
+        (["threshold=0.3"], "'threshold' is for 'task: regression' or 'task: multilabel'"),
+        (["task=ordinal"], "'task' must be one of classification, regression, multilabel"),
+        (["loss=ccc"], "'loss: ccc' is a regression loss"),
+        (["monitor=ccc"], "'monitor: ccc' is not a score of a classification recipe"),
+        (["task=regression", "stages=[{name: va, dataset: small}]"], "'task: regression' needs 'targets'"),
+        (regression[:2], "stages[0] (first): 'features' are classification labels"),
+        ([*regression, "monitor=macro_f1"], "'monitor: macro_f1' is not a score of a regression recipe"),
+        ([*regression, "threshold=0.5"], "'threshold' reads mood columns"),
+        ([*regression, "balanced=true"], "'balanced' balances classes"),
+        ([*regression, "mixup=0.4"], "'mixup' is for classification"),
+        ([*regression, "label_smoothing=0.1"], "'label_smoothing' is for classification"),
+        ([*regression, "datasets.small.cuts=[3, 6]"], "'datasets.small.cuts' bins ratings into classes"),
+        ([*regression, "datasets.small.label_column=mood"], "'datasets.small.label_column' names classes"),
+        ([*regression, "stages=[{name: va, dataset: small, augmentations: [gan]}]"], "augmentation 'gan' adds"),
+        (["task=multilabel", "stages=[{name: m, dataset: small}]"], "'datasets.small': a multilabel recipe reads"),
+        (["task=multilabel", f"targets={MOODS}", "threshold=1.5", "stages=[{name: m, dataset: small}]"],
+         "'threshold' must lie in (0, 1]"),
+    ]  # fmt: skip
+    _check_refused(tiny_recipe, cases)
+
+
+def test_the_dimensional_recipe_runs_a_regression_grid_on_the_demo_data(tmp_path):
+    out = tmp_path / "out"
+    tiny = [f"datasets.soundtracks.demo={TINY_DEMO}", "spectrogram={segment_seconds: 1.0, n_mels: 32}",
+            "demo_settings={epochs: 1, size: 64, bs: 4, lr: 0.001, weights: none}", "num_workers=0"]  # fmt: skip
+    summary = run_recipe("dimensional", out, archs=["squeezenet1_0"], modes=["whole"], overrides=tiny, show=False)
+    assert len(summary.ran) == 1 and not summary.failed
+    header = next(csv.reader((out / "results.csv").open()))
+    assert {"ccc", "r2", "rmse", "track_ccc", "test_track_mae", "ccc_sd", "task"} <= set(header)
+    assert "accuracy" not in header
+    [row] = load_results(out)
+    metrics = json.loads((Path(row["run_dir"]) / "metrics.json").read_text())
+    assert row["task"] == "regression" and row["feature"] == "valence+energy" and metrics["monitor"] == "ccc"
+    for name in ("ccc", "r2", "rmse", "mae"):
+        assert float(row[name]) == pytest.approx(metrics[name], abs=1e-4), name
+        assert float(row[f"track_{name}"]) == pytest.approx(metrics["track"][name], abs=1e-4), name
+    markdown = (out / "results.md").read_text()
+    cell = f"| squeezenet1_0 | {float(row['ccc']):.3f} / {float(row['r2']):.3f} / {float(row['rmse']):.3f} |"
+    assert "Cells: CCC / R² / RMSE" in markdown and "(regression)" in markdown and cell in markdown
+    assert (out / "results_heatmap.png").stat().st_size > 1000
+    assert "validation CCC per cell" in (out / "report.html").read_text()
+
+
+def test_a_multilabel_grid_with_folds_gives_the_mean_and_sd_of_the_fold_moods(tiny_recipe, tmp_path):
+    out = tmp_path / "out"
+    moods = ["task=multilabel", f"targets={MOODS}", "stages=[{name: moods, dataset: small}]", "folds=2"]
+    summary = run_recipe(tiny_recipe, out, archs=["squeezenet1_0"], modes=["whole"], overrides=moods, show=False)
+    assert len(summary.ran) == 1 and not summary.failed
+    [row] = load_results(out)
+    assert row["task"] == "multilabel" and row["feature"] == "moods" and row["folds"] == "2"
+    cv = json.loads((Path(row["run_dir"]) / "cv.json").read_text())
+    assert cv["task"] == "multilabel" and cv["targets"] == re.findall(r"\w+", MOODS)
+    for score in ("macro_f1", "micro_f1", "map", "track_macro_f1", "track_map"):
+        folds = [run["scores"][score] for run in cv["runs"]]
+        sd = float(torch.tensor(folds, dtype=torch.float64).std())
+        assert float(row[score]) == pytest.approx(sum(folds) / 2, abs=1e-4), score
+        assert float(row[f"{score}_sd"]) == pytest.approx(sd, abs=1e-4), score
+    markdown = (out / "results.md").read_text()
+    assert "Cells: macro-F1 / micro-F1 / mAP" in markdown
+    assert f"{float(row['macro_f1']):.3f} ± {float(row['macro_f1_sd']):.3f} / " in markdown

@@ -14,7 +14,7 @@ from .predict import Aggregate
 
 def command(
     data_dir: Path = options.DataDir,
-    out: Path = options.out_option("baseline", "<classifier>/metrics.json and baseline.csv"),
+    out: Path = options.out_option("baseline", "<classifier>/metrics.json, its prediction CSVs and baseline.csv"),
     classifiers: list[str] = typer.Option(
         None, "--classifier", help=f"{', '.join(CLASSIFIERS)} (repeatable; default: all four)."
     ),

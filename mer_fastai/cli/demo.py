@@ -19,8 +19,9 @@ def command(
     task: str = typer.Option(
         "classification",
         "--task",
-        help="classification (the 5 emotions) or regression (continuous valence and energy, with scatter and "
-        "circumplex plots).",
+        help="classification (the 5 emotions), regression (continuous valence and energy, with scatter and "
+        "circumplex plots) or multilabel (5 moods from listeners' vote shares, several per clip, with the per-mood "
+        "chart).",
     ),
 ) -> None:
     """Synthesise a small emotion data set, prepare it, train a model and show the report."""

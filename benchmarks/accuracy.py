@@ -1,0 +1,230 @@
+"""Accuracy on unseen artists: K-fold artist-grouped cross-validation of the classic baseline, the study's
+squeezenet1_0 and the from-scratch levers, on the real 4Q clips.
+
+    python benchmarks/accuracy.py                          # every row, 5 folds, resumable
+    python benchmarks/accuracy.py --rows baseline,scratch  # some rows only
+    python benchmarks/accuracy.py --write BENCHMARKS.md    # also puts the table in its section of the report
+
+`AUDIO` (default `../shared/data/4q-dev`) is prepared by `mer-fastai prepare --group-by Artist` once per
+window layout into `--work` (10 s windows; 10 s every 5 s for the overlap lever). Every row is one
+`mer-fastai cv` (the same folds for all: they depend on the clips, their artists and the seed only) or, for
+the baseline, `mer-fastai baseline` on each fold's data set, so every number is computed by the code the
+commands use. A row's CPU minutes per model are the process CPU time (all threads) of its folds divided by
+the folds trained. Finished rows are journalled (`accuracy.jsonl` in `--work`) and skipped on rerun; a cv
+interrupted half-way resumes at its next fold. Target (issue 13): ≥ 0.72 mean out-of-fold track accuracy
+with no pretrained weights at ≤ 20 CPU-minutes per model, and the best recipe ahead of the classic
+baseline by more than one standard deviation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a script: make `benchmarks` and `mer_fastai` importable
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.startup import write_marked_section  # noqa: E402
+
+TARGET_ACCURACY, TARGET_CPU_MINUTES = 0.72, 20.0
+BASELINE_CLASSIFIERS = ("svm", "random_forest")
+# the study's squeezenet1_0 from scratch (its recipe: class-balanced sampling, lr_find, one-cycle)
+STUDY = {"arch": "squeezenet1_0", "mode": "whole", "weights": "none", "size": 128, "balanced": True, "epochs": 10}
+# the from-scratch recipe (recipes/scratch.yaml) and the levers measured one at a time against it
+SCRATCH = {"arch": "melcnn", "mode": "whole", "weights": "none", "size": 128, "norm": "dataset", "epochs": 20,
+           "augment": "specaugment", "mixup": 0.4, "label_smoothing": 0.1}  # fmt: skip
+# name → (window layout, settings); "baseline" (the classic rows) and "fusion" (scratch + classic) are apart
+ROWS: dict[str, tuple[str, dict]] = {
+    "scratch": ("10s", SCRATCH),
+    "study": ("10s", STUDY),
+    "scratch without mixup": ("10s", {**SCRATCH, "mixup": 0.0}),
+    "scratch without SpecAugment": ("10s", {**SCRATCH, "augment": "none"}),
+    "scratch with overlapping windows": ("10s/5s", SCRATCH),
+    "scratch without label smoothing": ("10s", {**SCRATCH, "label_smoothing": 0.0}),
+    "scratch with ImageNet statistics": ("10s", {**SCRATCH, "norm": "arch"}),
+}
+LAYOUTS = {"10s": None, "10s/5s": 5.0}  # window layout → --hop-seconds
+
+
+def prepare(audio: Path, work: Path, layout: str) -> Path:
+    """The data set of one window layout (prepare resumes and reuses a finished one)."""
+    from mer_fastai.prepare import prepare_dataset
+    from mer_fastai.spectrogram import SpecConfig
+
+    out = work / ("data-" + layout.replace("/", "-hop"))
+    spec = SpecConfig(segment_seconds=10.0, segment_hop_seconds=LAYOUTS[layout])
+    prepare_dataset(audio, out, "emotions", audio / "annotations.csv", spec=spec, group_by="Artist", progress=False)
+    return out
+
+
+def cross_validate(data_dir: Path, out: Path, settings: dict, folds: int) -> dict:
+    """`mer-fastai cv` of one row: its summary (mean, sd, 95 % interval per score) and CPU minutes per model."""
+    from mer_fastai.config import TrainConfig
+    from mer_fastai.cv import run_cv
+
+    config = TrainConfig(**settings).check()
+    started = time.process_time()
+    result = run_cv(data_dir, config, out, folds=folds, report=False, show=False)
+    minutes = (time.process_time() - started) / 60
+    return {"summary": result.summary, "pooled": result.pooled, "cpu_minutes": minutes / max(len(result.ran), 1)}
+
+
+def baseline_rows(fold_data: list[Path], out: Path) -> dict[str, dict]:
+    """`mer-fastai baseline` on each fold's data set: per classifier, the fold scores summarised like cv's."""
+    from mer_fastai.baseline import run_baseline
+    from mer_fastai.cv import describe
+
+    scores: dict[str, list[dict]] = {name: [] for name in BASELINE_CLASSIFIERS}
+    seconds = {name: 0.0 for name in BASELINE_CLASSIFIERS}
+    for k, data_dir in enumerate(fold_data):
+        started = time.process_time()
+        rows = run_baseline(data_dir, out / str(k), list(BASELINE_CLASSIFIERS), progress=False)
+        spent = time.process_time() - started
+        for row in rows:
+            scores[row["arch"]].append(row)
+            seconds[row["arch"]] += spent / len(rows)
+    keys = ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")
+    return {
+        name: {
+            "summary": {key: describe([float(row[key]) for row in rows]) for key in keys},
+            "cpu_minutes": seconds[name] / 60 / len(fold_data),
+        }
+        for name, rows in scores.items()
+    }
+
+
+def row_folder(work: Path, row: str) -> Path:
+    return work / "cv" / row.replace(" ", "_")
+
+
+def shared_folds(work: Path, folds: int) -> list[Path]:
+    """The fold data sets of the scratch row, which every 10 s row shares (folds depend on clips and seed)."""
+    fold_data = [row_folder(work, "scratch") / "folds" / str(k) / "data" for k in range(folds)]
+    if not all(path.is_dir() for path in fold_data):
+        raise SystemExit("the baseline row scores the folds of the scratch row: run that row first")
+    return fold_data
+
+
+def read_tracks(path: Path) -> dict[str, dict[str, str]]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["clip_id"]: row for row in csv.DictReader(handle)}
+
+
+def fusion_row(work: Path, folds: int, classifier: str) -> dict:
+    """Late fusion, fold by fold: each held-out clip's track probabilities of the scratch CNN and of the
+    baseline `classifier` averaged (equal weights, nothing tuned), scored by `classification_metrics`."""
+    import numpy as np
+
+    from mer_fastai.cv import describe
+    from mer_fastai.report import classification_metrics
+    from mer_fastai.scores import TRACK_PREDICTIONS
+
+    scores = []
+    for k in range(folds):
+        cnn = read_tracks(row_folder(work, "scratch") / "folds" / str(k) / TRACK_PREDICTIONS)
+        classic = read_tracks(work / "baseline" / str(k) / classifier / TRACK_PREDICTIONS)
+        if set(cnn) != set(classic):
+            raise SystemExit(f"fold {k}: the scratch and baseline track files hold different clips")
+        heads = [name for name in next(iter(cnn.values())) if name.startswith("prob_")]
+        classes = [name.removeprefix("prob_") for name in heads]
+        clips = sorted(cnn)
+        probs = np.array([[float(cnn[c][h]) + float(classic[c][h]) for h in heads] for c in clips]) / 2
+        truth = np.array([classes.index(cnn[c]["true"]) for c in clips])
+        scores.append(classification_metrics(truth, probs.argmax(1), classes))
+    summary = {f"track_{key}": describe([fold[key] for fold in scores]) for key in ("accuracy", "macro_f1")}
+    summary["accuracy"] = None  # fused per track only
+    return {"summary": summary, "cpu_minutes": 0.0, "settings": f"mean of scratch and {classifier} track probabilities"}
+
+
+def journal(path: Path) -> dict[str, dict]:
+    """The finished rows: row name → result."""
+    from mer_fastai.jsonlines import read_entries
+
+    return {entry["row"]: entry for entry in read_entries(path)}
+
+
+def record(path: Path, row: str, result: dict) -> None:
+    from mer_fastai.jsonlines import append_entry, open_to_append
+
+    with open_to_append(path) as handle:
+        append_entry(handle, {"row": row, **result})
+
+
+def fmt(values: dict | None) -> str:
+    if values is None:  # not measured for this row
+        return "–"
+    return f"{values['mean']:.3f} ± {values['sd']:.3f}"
+
+
+def table(done: dict[str, dict], folds: int) -> str:
+    lines = [
+        f"| row | settings | track accuracy (mean ± sd, {folds} folds) | track macro-F1 | window accuracy "
+        "| CPU-min / model |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, result in done.items():
+        summary = result["summary"]
+        lines.append(
+            f"| {row} | {result.get('settings', '')} | {fmt(summary['track_accuracy'])} "
+            f"| {fmt(summary['track_macro_f1'])} | {fmt(summary['accuracy'])} | {result['cpu_minutes'] or 0:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def describe_settings(layout: str, settings: dict) -> str:
+    shown = {k: v for k, v in settings.items() if k not in ("mode", "weights")}
+    return f"{layout} windows; " + ", ".join(f"{k} {v}" for k, v in shown.items())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audio", type=Path, default=REPO.parent / "shared" / "data" / "4q-dev")
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "mer-fastai-benchmarks" / "accuracy")
+    parser.add_argument("--folds", type=int, default=5)
+    order = ["scratch", "baseline", "fusion", *[row for row in ROWS if row != "scratch"]]
+    parser.add_argument("--rows", default=",".join(order), help="Comma-separated rows to run, in this order.")
+    parser.add_argument("--write", type=Path, help="Report file whose accuracy section to replace.")
+    args = parser.parse_args()
+    wanted = [row.strip() for row in args.rows.split(",") if row.strip()]
+    unknown = [row for row in wanted if row not in ("baseline", "fusion") and row not in ROWS]
+    if unknown:
+        parser.error(f"unknown row {unknown[0]!r}; choose from baseline, fusion, {', '.join(ROWS)}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    log = args.work / "accuracy.jsonl"
+    done = journal(log)
+    for row in wanted:
+        if row == "baseline" and not any(name.startswith("baseline") for name in done):
+            for name, result in baseline_rows(shared_folds(args.work, args.folds), args.work / "baseline").items():
+                record(log, f"baseline {name}", {**result, "settings": "10s windows; hand-crafted features (83)"})
+        elif row == "fusion":
+            for name in BASELINE_CLASSIFIERS:
+                if f"scratch + {name}" not in done:
+                    record(log, f"scratch + {name}", fusion_row(args.work, args.folds, name))
+        elif row not in ("baseline", "fusion") and row not in done:
+            layout, settings = ROWS[row]
+            data_dir = prepare(args.audio, args.work, layout)
+            print(f"{row}: cross-validating ({args.folds} folds)", flush=True)
+            result = cross_validate(data_dir, row_folder(args.work, row), settings, args.folds)
+            record(log, row, {**result, "settings": describe_settings(layout, settings)})
+        done = journal(log)
+    text = table(done, args.folds)
+    print(text)
+    if args.write:
+        intro = (
+            f"`python benchmarks/accuracy.py --write {args.write.name}` ({os.cpu_count()} cores): "
+            f"{args.folds}-fold cross-validation on `{args.audio.name}`, folds grouped by artist (no artist on "
+            "both sides) and stratified by quadrant, identical for every row; track = the mean of a clip's "
+            "window probabilities. No pretrained weights anywhere. Target: ≥ "
+            f"{TARGET_ACCURACY:.2f} mean track accuracy at ≤ {TARGET_CPU_MINUTES:.0f} CPU-minutes per model."
+        )
+        write_marked_section(args.write, "accuracy", "Accuracy on unseen artists", intro, text)
+
+
+if __name__ == "__main__":
+    main()
