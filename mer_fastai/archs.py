@@ -90,7 +90,6 @@ ARCHS: dict[str, ArchSpec] = {
         ),
     )
 }
-STUDY_ARCHS = tuple(name for name, spec in ARCHS.items() if spec.source != LOCAL)
 TIMM_PREFIX = "timm/"
 
 

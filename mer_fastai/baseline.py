@@ -41,7 +41,7 @@ from .files import atomic_path
 from .modelmeta import MOOD_DECISION
 from .progress import console, progress_bar
 from .report import METRICS_FILE, write_json
-from .results import RESULT_COLUMNS, score_columns, write_csv_rows
+from .results import RESULT_COLUMNS, SCORE_SETS, score_columns, write_csv_rows
 from .scores import (
     MULTILABEL_SCORES,
     REGRESSION_SCORES,
@@ -370,21 +370,9 @@ def run_baseline(
         write_json(folder / METRICS_FILE, metrics)
         identity = {"experiment": "baseline", "dataset": dataset, "feature": info.feature, "arch": name,
                     "mode": "features", "weights": "", "augmentation": "none", "epochs": "", "lr": ""}  # fmt: skip
-        results.append({**identity, "seconds": seconds, **_score_columns(metrics)})
+        results.append({**identity, "seconds": seconds, **score_columns(metrics, SCORE_SETS)})
     write_csv(out / CSV_FILE, results, TASK_COLUMNS[info.task])
     return results
-
-
-def _score_columns(metrics: dict) -> dict:
-    """A result row's scores: classification's accuracy, macro-F1 and `score_columns`; a regression's or
-    multilabel's `TASK_COLUMNS` (empty strings where undefined or without a test split)."""
-    task = metrics.get("task", "classification")
-    if task == "classification":
-        return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], **score_columns(metrics)}
-    from .tracking import final_scores
-
-    values = final_scores(metrics, windows_prefix="")
-    return {key: round(values[key], 4) if key in values else "" for key in TASK_COLUMNS[task][10:]}
 
 
 def _evaluate(

@@ -21,6 +21,7 @@ from .errors import MerError
 from .weights import IMAGENET, check_weights
 
 TRAIN, LRFIND = "train", "lrfind"
+LATER_SETTINGS = ("mixup", "label_smoothing", "norm")  # added after grids and cv folds were first fingerprinted
 BOTH = (TRAIN, LRFIND)
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
 
@@ -222,6 +223,16 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (what config.json and MLflow parameters hold)."""
         return asdict(self)
+
+    def fingerprint_settings(self) -> dict[str, Any]:
+        """The settings a finished cell or fold was trained with, for telling whether it is still valid: no
+        tracking settings (tracking retrains nothing), and settings added later left out while at their
+        default, so that cells and folds trained before they existed keep their fingerprints."""
+        return {
+            key: value
+            for key, value in self.to_dict().items()
+            if not key.startswith("track") and not (key in LATER_SETTINGS and value == _field(key).default)
+        }
 
 
 def _check_field(item: Field, value: Any, name: str) -> None:

@@ -52,7 +52,7 @@ from .report import (
     write_json,
 )
 from .scores import REGRESSION_SCORES, TASK_SCORES, ValueTracks, score_multilabel, score_regression
-from .split import Labels, group_counts, mood_stratum, strata
+from .split import NO_MOOD, Labels, group_counts, mood_stratum, strata
 from .train import TRACK_PREDICTIONS, VALID_PREDICTIONS, task_monitor, train
 
 CV_FILE = "cv.json"
@@ -203,8 +203,9 @@ def plan_folds(clips: Clips, folds: int, repeats: int, seed: int, learned: str |
 
 def _check_training_classes(clips: Clips, plan: list[Fold], what: str) -> None:
     """Every class (mood) must keep training clips in every fold (one group holding a whole class cannot be
-    validated)."""
-    everything = {name for label, _ in clips.values() for name in strata(label)}
+    validated); clips without any mood are no mood to learn."""
+    unlearned = {NO_MOOD} if what == "mood" else set()
+    everything = {name for label, _ in clips.values() for name in strata(label)} - unlearned
     for fold in plan:
         trained = {name for clip, (label, _) in clips.items() if clip not in fold.valid_clips for name in strata(label)}
         missing = sorted(everything - trained)
@@ -263,11 +264,10 @@ def _link(source: Path, target: Path) -> None:
 
 def fold_fingerprint(data_dir: Path, info: DatasetInfo, config: TrainConfig, fold: Fold) -> str:
     """What a fold's training depends on: the data set, every training setting and its validation clips."""
-    settings = {key: value for key, value in config.to_dict().items() if not key.startswith("track")}
     body = {
         "data_dir": str(data_dir.resolve()),
         "dataset": info.settings,
-        "config": settings,
+        "config": config.fingerprint_settings(),
         "valid": sorted(fold.valid_clips),
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()

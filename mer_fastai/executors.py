@@ -20,7 +20,6 @@ from .progress import console
 from .report import METRICS_FILE
 from .results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
 from .scores import TASK_SCORES
-from .tracking import TRACKING_FIELDS
 from .train import train
 
 OnResult = Callable[["Cell", dict | None, str | None], None]  # (cell, results row or None, error or None)
@@ -66,8 +65,7 @@ class Cell:
         data = read_info(self.data_dir).settings
         start = Path(self.config.weights) / MODEL_FILE
         start_version = start.stat().st_mtime if start.exists() else None  # Experiment B: stage-1 model changed?
-        config = {k: v for k, v in self.config.to_dict().items() if k not in TRACKING_FIELDS}  # tracking reruns nothing
-        body = {"config": config, "data": data, "start": start_version}
+        body = {"config": self.config.fingerprint_settings(), "data": data, "start": start_version}
         if self.folds:  # only then, so that the cells of grids without folds keep their fingerprints
             body["cv"] = {"folds": self.folds, "repeats": self.repeats}
         blob = json.dumps(body, sort_keys=True)

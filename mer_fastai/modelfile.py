@@ -221,13 +221,18 @@ class EnsembleModel(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.task = task
-        self.renorm = [
-            None if pair is None else tuple(torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in pair)
-            for pair in (renorm or [None] * len(members))
-        ]
+        self.renorm = [pair is not None for pair in (renorm or [None] * len(members))]
+        for i, pair in enumerate(renorm or []):
+            if pair is not None:  # buffers, not saved: they move with the model to the device it predicts on
+                for name, values in zip(("scale", "shift"), pair, strict=True):
+                    tensor = torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
+                    self.register_buffer(f"renorm_{name}_{i}", tensor, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inputs = [x if pair is None else x * pair[0] + pair[1] for pair in self.renorm]
+        inputs = [
+            x * getattr(self, f"renorm_scale_{i}") + getattr(self, f"renorm_shift_{i}") if renormed else x
+            for i, renormed in enumerate(self.renorm)
+        ]
         outputs = torch.stack([member(xi).float() for member, xi in zip(self.members, inputs, strict=True)])
         if self.task == "regression":
             return outputs.mean(dim=0)

@@ -13,6 +13,7 @@ SPLIT_METHOD = "hashed-greedy-stratified-groups-1"  # recorded in dataset.json: 
 
 
 Labels = list[str] | list[tuple[str, ...]]  # a class per clip, or (multilabel) the moods of each clip
+NO_MOOD = "none"  # the stratum of a multilabel clip that holds no mood (balanced, but nothing a model learns)
 
 
 def split_groups(labels: Labels, groups: list[str], valid_pct: float, seed: int, test_pct: float = 0.0) -> list[str]:
@@ -45,8 +46,8 @@ def strata(label: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def mood_stratum(moods: list[str], values: tuple[float, ...]) -> tuple[str, ...]:
-    """What a multilabel clip is stratified by: each mood it holds (values 1/0 per mood), or ("none",)."""
-    return tuple(mood for mood, on in zip(moods, values) if on) or ("none",)
+    """What a multilabel clip is stratified by: each mood it holds (values 1/0 per mood), or (`NO_MOOD`,)."""
+    return tuple(mood for mood, on in zip(moods, values) if on) or (NO_MOOD,)
 
 
 def group_counts(labels: Labels, groups: list[str]) -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:

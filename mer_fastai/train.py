@@ -583,7 +583,8 @@ def model_metadata(learn, config: TrainConfig, info: DatasetInfo, data_dir: Path
 def input_stats(dls) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The (mean, std) per channel that the loaders' `Normalize` applies: what the model was trained on."""
     normalize = next(t for t in dls.after_batch.fs if type(t).__name__ == "Normalize")
-    return tuple(normalize.mean.flatten().tolist()), tuple(normalize.std.flatten().tolist())
+    # rounded to float32's precision, so that the table's statistics read back as written (0.485, not 0.48500001)
+    return tuple(tuple(round(v, 7) for v in t.flatten().tolist()) for t in (normalize.mean, normalize.std))
 
 
 def _history(learn) -> list[dict]:

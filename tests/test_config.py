@@ -78,3 +78,16 @@ def test_one_check_names_the_option(values, message):
 def test_check_makes_lr_a_number_and_input_size_defaults_to_the_archs():
     config = TrainConfig(arch="inception_v3", weights="none", lr="1e-3").check()
     assert config.lr == 1e-3 and config.input_size() == 299 and TrainConfig(arch="alexnet", size=64).input_size() == 64
+
+
+def test_settings_added_later_leave_old_fingerprints_alone_until_used():
+    """Grids and cv folds trained before mixup/label smoothing/norm existed stay finished at their defaults."""
+    from mer_fastai.config import LATER_SETTINGS
+
+    config = TrainConfig(arch="squeezenet1_0", weights="none", track="mlflow")
+    left_out = (*LATER_SETTINGS, "track", "tracking_uri", "tracking_experiment")
+    settings = config.fingerprint_settings()
+    assert settings == {k: v for k, v in config.to_dict().items() if k not in left_out}
+    for key, value in (("mixup", 0.4), ("label_smoothing", 0.1), ("norm", "dataset")):
+        changed = dataclasses.replace(config, **{key: value}).fingerprint_settings()
+        assert changed == {**settings, key: value}

@@ -206,6 +206,9 @@ def test_folds_stratify_each_mood_of_a_multilabel_clip():
     clips = {f"c{i}": (label, f"c{i}") for i, label in enumerate([("a",), ("a", "b"), ("a",), ("a",)])}
     with pytest.raises(MerError, match="mood 'b' has all its clips in this fold's validation"):
         plan_folds(clips, 2, 1, seed=0, learned="mood")
+    # a clip without any mood is balanced over the folds, but it is no mood that a fold must learn
+    clips = {f"c{i}": (label, f"c{i}") for i, label in enumerate([("a",), ("a",), ("a",), ("none",)])}
+    assert len(plan_folds(clips, 2, 1, seed=0, learned="mood")) == 2
 
 
 @pytest.fixture(scope="module")

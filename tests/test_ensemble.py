@@ -128,7 +128,7 @@ def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
 
 def test_cli_ensemble_and_embed_refusal(tiny_run, second_run, tmp_path):  # noqa: F811
     out = tmp_path / "cli.safetensors"
-    result = runner.invoke(app, ["ensemble", str(tiny_run), str(second_run), "--out", str(out)])
+    result = runner.invoke(app, ["ensemble", str(tiny_run), str(second_run), "--out", str(out)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert "2 × squeezenet1_0" in result.output and read_model(out)[1].is_ensemble
     predictor = Predictor.load(out, device="cpu")

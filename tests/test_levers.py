@@ -134,3 +134,16 @@ def test_an_ensemble_of_differently_normalised_members_feeds_each_its_own(datase
     metadata["members"][1]["stats"] = [[0.5], [0.2]]
     with pytest.raises(MerError, match="'stats' must be"):
         ModelMeta.from_dict(metadata, target)
+
+
+def test_an_ensembles_renormalisation_moves_with_it_to_the_predicting_device():
+    """The per-member (scale, shift) go where the model goes (a GPU), and are not part of the saved weights."""
+    members = [torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten()) for _ in range(2)]
+    model = EnsembleModel(members, renorm=[None, ([2.0] * 3, [0.5] * 3)])
+    assert not any("renorm" in name for name in model.state_dict())
+    x = torch.ones(1, 3, 1, 1)
+    with torch.no_grad():
+        inside = model.members[1](x * 2.0 + 0.5)
+        expected = torch.log((torch.softmax(model.members[0](x), 1) + torch.softmax(inside, 1)) / 2)
+        assert torch.allclose(model(x), expected, atol=1e-6)
+        assert model.to("meta")(x.to("meta")).device.type == "meta"  # no tensor left behind on the CPU
