@@ -126,7 +126,7 @@ def test_accuracy_fusion_averages_each_held_out_clips_probabilities(tmp_path):
             (tmp_path / "baseline" / str(k) / "svm", 2),
         ):
             _track_file(where / "track_predictions.csv", [(c, v[0], v[pick]) for c, v in clips.items()], classes)
-    row = fusion_row(tmp_path, 2, "svm")
+    row = fusion_row(tmp_path, 2, "svm", 3.5)
     expected = []
     for clips in folds.values():
         right = [truth == classes[int(sum(p[1] for p in (cnn, base)) > sum(p[0] for p in (cnn, base)))]
@@ -135,4 +135,4 @@ def test_accuracy_fusion_averages_each_held_out_clips_probabilities(tmp_path):
     assert row["summary"]["track_accuracy"]["values"] == expected
     assert row["summary"]["track_accuracy"]["mean"] == sum(expected) / 2
     text = table({"scratch + svm": row}, 2)
-    assert f"| scratch + svm | {row['settings']} | {sum(expected) / 2:.3f} ± " in text and "| – |" in text
+    assert f"| scratch + svm | {row['settings']} | {sum(expected) / 2:.3f} ± " in text and text.endswith("| – | 3.5 |")

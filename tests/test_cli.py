@@ -181,6 +181,13 @@ def test_usage_errors_keep_exit_2(capsys, monkeypatch):
     assert code == 2 and "No such option" in err and "Traceback" not in err
 
 
+def _as_from_a_shell() -> None:
+    """In the child before it starts: SIGINT neither ignored nor blocked, as a shell starts a command, whatever
+    the test process inherited from the libraries of earlier tests (a blocked mask outlives exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_is_one_line_saying_what_is_kept_and_exit_130(tmp_path):
     code = (
         "import sys, time\n"
@@ -194,8 +201,9 @@ def test_ctrl_c_is_one_line_saying_what_is_kept_and_exit_130(tmp_path):
         "main()\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_as_from_a_shell,
+    )  # fmt: skip
     assert process.stdout.readline().strip() == "started"
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
