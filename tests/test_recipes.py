@@ -90,7 +90,7 @@ def test_builtin_recipes_load_and_describe_the_study():
     )
     scratch = load_recipe("scratch")
     assert (scratch.archs, scratch.weights, scratch.norm, scratch.folds) == (["melcnn"], "none", "dataset", 5)
-    assert (scratch.augment, scratch.mixup, scratch.label_smoothing) == ("specaugment", 0.4, 0.1)
+    assert (scratch.augment, scratch.mixup, scratch.label_smoothing) == ("specaugment", 0.0, 0.1)
     for name in builtin_names():
         text = (Path(__file__).parents[1] / "recipes" / f"{name}.yaml").read_text()
         assert text.startswith("#") and f"mer-fastai run {name}" in text  # headed by how to run it
@@ -473,3 +473,25 @@ def test_a_multilabel_grid_with_folds_gives_the_mean_and_sd_of_the_fold_moods(ti
     markdown = (out / "results.md").read_text()
     assert "Cells: macro-F1 / micro-F1 / mAP" in markdown
     assert f"{float(row['macro_f1']):.3f} ± {float(row['macro_f1_sd']):.3f} / " in markdown
+
+
+def test_the_scratch_recipe_cross_validates_melcnn_with_its_levers_out_of_the_box(tmp_path):
+    """`mer-fastai run scratch` on the built-in demo: one cross-validated melcnn cell trained with the recipe's
+    levers (demo_settings shrink epochs and size only), its row the mean ± sd of cv.json's folds."""
+    summary = run_recipe("scratch", tmp_path / "out", show=False)
+    assert len(summary.ran) == 1 and not summary.failed
+    [row] = load_results(tmp_path / "out")
+    cv = json.loads((Path(row["run_dir"]) / "cv.json").read_text())
+    assert cv["folds"] == 5 and row["folds"] == "5" and row["arch"] == "melcnn"
+    levers = {key: cv["config"][key] for key in ("norm", "augment", "mixup", "label_smoothing", "weights")}
+    assert levers == {
+        "norm": "dataset",
+        "augment": "specaugment",
+        "mixup": 0.0,
+        "label_smoothing": 0.1,
+        "weights": "none",
+    }
+    assert float(row["track_accuracy"]) == pytest.approx(cv["summary"]["track_accuracy"]["mean"], abs=1e-4)
+    assert float(row["track_accuracy_sd"]) == pytest.approx(cv["summary"]["track_accuracy"]["sd"], abs=1e-4)
+    stats = read_model_file(Path(row["run_dir"]) / "folds" / "0")[1]["stats"]
+    assert stats[0][0] != pytest.approx(0.485)  # the fold's own training statistics, not ImageNet's
