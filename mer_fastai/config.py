@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .archs import ARCHS, LOCAL, ArchSpec, get_arch
-from .choices import AGGREGATES, AUGMENTS, LOSSES, MODES, MONITORS, NORMS
+from .choices import AGGREGATES, AUGMENTS, KEEPS, LOSSES, MODES, MONITORS, NORMS
 from .errors import MerError
 from .weights import IMAGENET, check_weights
 
 TRAIN, LRFIND = "train", "lrfind"
-LATER_SETTINGS = ("mixup", "label_smoothing", "norm")  # added after grids and cv folds were first fingerprinted
+LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep")  # added after grids and cv folds were first fingerprinted
 BOTH = (TRAIN, LRFIND)
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
 
@@ -126,11 +126,22 @@ class TrainConfig:
         commands=(TRAIN,),
         factory=list,
     )
+    keep: str = setting(
+        KEEPS[0],
+        flags=("--keep",),
+        help="Which epoch's weights the run keeps: best (the best --monitor score on validation, which then "
+        "flatters the model: score it on a test split) or last (the end of the one-cycle schedule; validation "
+        "stays an unbiased score). cv always keeps the last.",
+        commands=(TRAIN,),
+        recipe=True,
+        choices=KEEPS,
+    )
     monitor: str = setting(
         MONITORS[0],
         flags=("--monitor",),
-        help=f"Score that picks the kept epoch: {', '.join(MONITORS)} (auto: accuracy; the mean CCC of a "
-        "regression data set; the macro-F1 over the moods of a multilabel one).",
+        help="Score that picks the kept epoch (--keep best) and stops early (--patience): "
+        f"{', '.join(MONITORS)} (auto: accuracy; the mean CCC of a regression data set; the macro-F1 over the "
+        "moods of a multilabel one).",
         commands=(TRAIN,),
         recipe=True,
         choices=MONITORS,

@@ -277,6 +277,18 @@ def _is_done(run_dir: Path, fingerprint: str) -> bool:
     return _fold_record(run_dir).get("fingerprint") == fingerprint and (run_dir / METRICS_FILE).is_file()
 
 
+def fold_config(config: TrainConfig) -> TrainConfig:
+    """The settings each fold trains with: `config` checked, keeping its last epoch. A fold's validation clips
+    are its out-of-fold score, so nothing may be chosen on them: neither the kept epoch nor an early stop."""
+    config.check()
+    if config.patience:
+        raise MerError(
+            f"--patience {config.patience}: cv scores each fold on its validation clips, so it cannot stop early on "
+            "them (that would flatter the score); drop --patience, or set --epochs lower"
+        )
+    return replace(config, keep="last")
+
+
 def run_cv(
     data_dir: str | Path,
     config: TrainConfig,
@@ -298,7 +310,7 @@ def run_cv(
     from .data import check_dataset
 
     data_dir, out = Path(data_dir), Path(out)
-    config.check()
+    config = fold_config(config)
     info, all_rows = check_dataset(data_dir)
     task_monitor(config, info)  # --loss/--monitor of another task: refused before any fold trains
     rows = [row for row in all_rows if row.split in CV_SPLITS]

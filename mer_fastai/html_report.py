@@ -351,15 +351,17 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
 
 def run_settings(metrics: dict, config: dict, data_dir: Path | None) -> list[tuple[str, str]]:
     """Data set, spectrogram, architecture, mode, weights, epochs, LR and the other training settings."""
-    merged = {**config, **{k: metrics[k] for k in ("feature", "epochs_run", "best_epoch") if k in metrics}}
+    shown = ("feature", "epochs_run", "keep", "kept_epoch", "best_epoch")
+    merged = {**config, **{k: metrics[k] for k in shown if k in metrics}}
     pairs = [("data set", str(config.get("data_dir") or metrics.get("data_dir", "–")))]
     pairs.append(("spectrogram", spectrogram_text(data_dir)))
-    order = ("feature", "arch", "mode", "weights", "epochs", "epochs_run", "best_epoch", "lr", "bs", "size")
+    order = ("feature", "arch", "mode", "weights", "epochs", "epochs_run", "keep", "kept_epoch", "best_epoch", "lr")
+    order += ("bs", "size")
     order += ("augment", "balanced", "seed", "monitor", "patience")
     for key in order:
         if key in merged or key in metrics:
             value = merged.get(key, metrics.get(key))
-            if key == "best_epoch" and isinstance(value, int):
+            if key in ("kept_epoch", "best_epoch") and isinstance(value, int):
                 value += 1  # shown 1-based, as the console does
             pairs.append((key.replace("_", " "), _text(value)))
     return pairs

@@ -361,6 +361,11 @@ def _validate_folds(recipe: Recipe) -> None:
         raise MerError(f"{src}: 'folds' must be at least 2 (got {recipe.folds}); or leave it out for one split")
     if recipe.repeats < 1:
         raise MerError(f"{src}: 'repeats' must be at least 1 (got {recipe.repeats})")
+    if recipe_settings(recipe)["patience"]:
+        raise MerError(
+            f"{src}: 'patience' with 'folds': each fold is scored on its validation clips, so it cannot stop early on "
+            "them (cv keeps every fold's last epoch); remove 'patience' or 'folds'"
+        )
     for i, stage in enumerate(recipe.stages):
         where = f"{src}: stages[{i}] ({stage.name})"
         if stage.weights_from is not None:

@@ -157,7 +157,7 @@ def log_run_folder(client, run_id: str, run_dir: Path) -> None:
     values: dict[str, float] = {}
     if (run_dir / METRICS_FILE).exists():
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
-        values.update({key: metrics[key] for key in ("lr", "best_epoch", "seconds")})
+        values.update({key: metrics[key] for key in ("lr", "best_epoch", "kept_epoch", "seconds") if key in metrics})
         values.update(final_scores(metrics))
     if (run_dir / LR_FIND_FILE).exists():
         suggestions = json.loads((run_dir / LR_FIND_FILE).read_text())["suggestions"]

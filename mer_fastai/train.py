@@ -259,7 +259,8 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
 
 @tracked
 def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool = True) -> TrainResult:
-    """Check the data set, find the LR if asked, fit one cycle, keep the best epoch, write the report and model.
+    """Check the data set, find the LR if asked, fit one cycle, keep the best or last epoch (`config.keep`),
+    write the report and model.
 
     Nothing is written unless the data set matches its manifest; the run folder receives its files only
     when the run has finished (see `results_folder`); then `report.html` is written beside them.
@@ -284,7 +285,8 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
         result = _fit(data_dir, config, splits, stage)
     if is_main_process():
         if show:
-            title = f"{_title(config, info)} — best epoch {result.metrics['best_epoch'] + 1}, lr {result.lr:.2e}"
+            kept = f"{config.keep} epoch {result.metrics['kept_epoch'] + 1}"
+            title = f"{_title(config, info)} — {kept}, lr {result.lr:.2e}"
             table = {"regression": regression_table, "multilabel": multilabel_table}.get(info.task, summary_table)
             console.print(table(result.metrics, title))
             console.print(f"run folder: [bold]{run_dir}")
@@ -367,8 +369,9 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
     auto = config.lr == "auto"
     lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if auto else float(config.lr)
     timer = EpochTimer()
-    callbacks = [SaveModelCallback(monitor=monitor, fname="best", with_opt=False), timer]
-    callbacks += epoch_callbacks()
+    callbacks = [timer, *epoch_callbacks()]
+    if config.keep == "best":  # else the weights of the last epoch stay
+        callbacks.insert(0, SaveModelCallback(monitor=monitor, fname="best", with_opt=False))
     if config.patience:
         callbacks.append(EarlyStoppingCallback(monitor=monitor, patience=config.patience))
     if config.mixup:
@@ -403,6 +406,8 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
         epochs=config.epochs,
         epochs_run=len(history),
         best_epoch=best,
+        keep=config.keep,
+        kept_epoch=best if config.keep == "best" else len(history) - 1,
         lr=lr,
         bs=config.bs,
         processes=world_size(),  # a distributed training's batch is bs × processes

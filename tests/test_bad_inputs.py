@@ -448,6 +448,11 @@ CASES = [
         "--loss ccc",
     ),
     Case(
+        "cv stopping early on its held-out folds",
+        ["cv", f"{W}/data", *TRAIN_FAST[2:], "--patience", "2", "--folds", "2", "--out", f"{W}/cv"],
+        "--patience 2",
+    ),
+    Case(
         "cv with more folds than clips", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "99", "--out", f"{W}/cv"], "99"
     ),
     Case("an ensemble of one model", ["ensemble", f"{W}/run", "--out", f"{W}/e.safetensors"], "two"),

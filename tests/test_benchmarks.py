@@ -136,3 +136,15 @@ def test_accuracy_fusion_averages_each_held_out_clips_probabilities(tmp_path):
     assert row["summary"]["track_accuracy"]["mean"] == sum(expected) / 2
     text = table({"scratch + svm": row}, 2)
     assert f"| scratch + svm | {row['settings']} | {sum(expected) / 2:.3f} ± " in text and text.endswith("| – | 3.5 |")
+
+
+def test_accuracy_reports_what_choosing_the_epoch_on_the_held_out_fold_would_have_added(tmp_path):
+    """cv keeps each fold's last epoch; the benchmark shows beside it the best epoch's window accuracy."""
+    from benchmarks.accuracy import best_epoch_accuracy
+
+    folds = {"0": [0.5, 0.7, 0.6], "1": [0.4, 0.45, 0.65]}
+    for name, values in folds.items():
+        (tmp_path / name).mkdir()
+        history = [{"epoch": i, "accuracy": value, "valid_loss": 1.0} for i, value in enumerate(values)]
+        (tmp_path / name / "history.json").write_text(json.dumps({"history": history}))
+    assert best_epoch_accuracy([tmp_path / "0", tmp_path / "1"]) == [0.7, 0.65]

@@ -155,6 +155,23 @@ def test_a_rerun_skips_finished_folds_and_another_fold_count_is_refused(cv_dir, 
         run_cv(tiny_data, TINY_CONFIG, cv_dir, folds=3, show=False)
 
 
+def test_folds_keep_their_last_epoch_and_cannot_stop_early(cv_dir, tiny_data, monkeypatch):
+    """A fold's validation clips are its out-of-fold score: neither the kept epoch nor an early stop is chosen on
+    them, whatever --keep says."""
+    assert json.loads((cv_dir / CV_FILE).read_text())["config"]["keep"] == "last"
+    for fold in ("0", "1"):
+        metrics = json.loads((cv_dir / "folds" / fold / "metrics.json").read_text())
+        assert metrics["keep"] == "last" and metrics["kept_epoch"] == metrics["epochs_run"] - 1
+    kept = []
+    monkeypatch.setattr(cv_module, "train", lambda data, config, run_dir, show: kept.append(config.keep))
+    monkeypatch.setattr(cv_module, "_pool", lambda *_args: (_ for _ in ()).throw(MerError("stop")))
+    with pytest.raises(MerError, match="stop"):
+        run_cv(tiny_data, dataclasses.replace(TINY_CONFIG, keep="best", epochs=3), cv_dir, folds=2, show=False)
+    assert kept == ["last", "last"]
+    with pytest.raises(MerError, match="--patience 2: cv scores each fold on its validation clips"):
+        run_cv(tiny_data, dataclasses.replace(TINY_CONFIG, patience=2), cv_dir, folds=2, show=False)
+
+
 def test_a_changed_setting_retrains_the_folds(cv_dir, tiny_data, monkeypatch):
     class Stop(Exception):
         pass

@@ -362,6 +362,7 @@ def test_folds_and_repeats_are_checked(tiny_recipe):
         (["folds=two"], "'folds' must be a whole number"),
         (["folds=2", "repeats=0"], "'repeats' must be at least 1"),
         (["repeats=2"], "'repeats' needs 'folds'"),
+        (["folds=2", "patience=2"], "'patience' with 'folds'"),
         (["folds=2", "stages=[{name: a, dataset: small, features: [valence], augmentations: [none, gan]}]"],
          "augmentation 'gan' with 'folds'"),
     ]  # fmt: skip

@@ -63,6 +63,20 @@ def test_train_writes_the_report(whole_run):
     assert metrics["test"] is None and not (run / "test_predictions.csv").exists()  # no test split here
 
 
+def test_the_kept_epoch_is_the_best_or_the_last(whole_run, tiny_data, tmp_path):
+    """--keep best keeps the epoch with the best validation score, --keep last the final one: the run's scores
+    are those the kept epoch reached in training."""
+    history = json.loads((whole_run.run_dir / "history.json").read_text())["history"]
+    best = whole_run.metrics
+    assert best["keep"] == "best" and best["kept_epoch"] == best["best_epoch"]
+    assert best["accuracy"] == pytest.approx(max(row["accuracy"] for row in history))
+    last = train(tiny_data, tiny(mode="whole", epochs=3, keep="last"), tmp_path / "last", show=False).metrics
+    history = json.loads((tmp_path / "last" / "history.json").read_text())["history"]
+    assert last["keep"] == "last" and last["kept_epoch"] == last["epochs_run"] - 1 == 2
+    assert last["accuracy"] == pytest.approx(history[-1]["accuracy"])
+    assert last["best_epoch"] == max(range(3), key=lambda i: (history[i]["accuracy"], -i))  # still reported
+
+
 def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):
     from mer_fastai.data import load_dataloaders
 
