@@ -23,6 +23,7 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -263,16 +264,53 @@ def make_classifier(name: str, seed: int, n_train: int, workers: int | None = No
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
     jobs = workers or os.cpu_count() or 1
     models = {
-        "svm": lambda: SVC(kernel="rbf", C=1.0, gamma="scale", probability=True, random_state=seed),
+        "svm": lambda: calibrated_svc(seed),
         "knn": lambda: KNeighborsClassifier(n_neighbors=min(5, n_train)),
         "random_forest": lambda: RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
         "extra_trees": lambda: ExtraTreesClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
     }
     return make_pipeline(StandardScaler(), models[name]())
+
+
+def calibrated_svc(seed: int):
+    """An RBF SVM with class probabilities by Platt scaling of its decisions, out of fold over the training
+    windows (`CalibrationFolds`): scikit-learn's replacement for the deprecated `SVC(probability=True)`, which
+    did the same inside libsvm."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    svc = SVC(kernel="rbf", C=1.0, gamma="scale", random_state=seed)
+    return CalibratedClassifierCV(svc, cv=CalibrationFolds(seed), ensemble=False)
+
+
+@dataclass(frozen=True)
+class CalibrationFolds:
+    """Shuffled stratified folds for calibrating probabilities: 5, or fewer when a class has fewer windows."""
+
+    seed: int
+    most: int = 5
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:  # noqa: N803 (scikit-learn's names)
+        return self.most if y is None else min(self.most, self._smallest(y))
+
+    def split(self, X, y, groups=None):  # noqa: N803
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = StratifiedKFold(self.get_n_splits(X, y), shuffle=True, random_state=self.seed)
+        return folds.split(X, y)
+
+    @staticmethod
+    def _smallest(y) -> int:
+        smallest = int(np.unique(y, return_counts=True)[1].min())
+        if smallest < 2:
+            raise MerError(
+                "svm: a class (or a mood's presence or absence) has a single training window, too few to "
+                "calibrate the SVM's probabilities; add clips of it, or leave svm out (--classifier knn ...)"
+            )
+        return smallest
 
 
 def make_regressor(name: str, seed: int, n_train: int, workers: int | None = None) -> Pipeline:
