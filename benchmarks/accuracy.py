@@ -8,12 +8,12 @@ squeezenet1_0 and the from-scratch levers, on the real 4Q clips.
 `AUDIO` (default `../shared/data/4q-dev`) is prepared by `mer-fastai prepare --group-by Artist` once per window
 layout into `--work` (10 s windows; 10 s every 5 s for the overlap lever). Every row is one `mer-fastai cv` (the
 same folds for all: they depend on the clips, their artists and the seed only) or, for the baseline, `mer-fastai
-baseline` on each fold's data set, so every number is computed by the code the commands use; each fold keeps its
-last epoch, as `cv` does. A row's CPU minutes per model are the process CPU time (all threads) of its folds divided
-by the folds trained. Finished rows are journalled (`accuracy.jsonl` in `--work`) and skipped on rerun; a cv
-interrupted half-way resumes at its next fold. Target (issue 13): ≥ 0.72 mean out-of-fold track accuracy with no
-pretrained weights at ≤ 20 CPU-minutes per model, and the best recipe ahead of the classic baseline by more than one
-standard deviation.
+baseline --folds` on the same folds (features extracted once), so every number is computed by the code the commands
+use; each fold keeps its last epoch, as `cv` does. A row's CPU minutes per model are the process CPU time (all
+threads) of its folds divided by the folds trained. Finished rows are journalled (`accuracy.jsonl` in `--work`) and
+skipped on rerun; a cv interrupted half-way resumes at its next fold. Target (issue 13): ≥ 0.72 mean out-of-fold
+track accuracy with no pretrained weights at ≤ 20 CPU-minutes per model, and the best recipe ahead of the classic
+baseline by more than one standard deviation.
 """
 
 from __future__ import annotations
@@ -89,38 +89,28 @@ def best_epoch_accuracy(fold_dirs: list[Path]) -> list[float]:
     return [max(row["accuracy"] for row in history) for history in histories]
 
 
-def baseline_rows(fold_data: list[Path], out: Path) -> dict[str, dict]:
-    """`mer-fastai baseline` on each fold's data set: per classifier, the fold scores summarised like cv's, and
-    the CPU minutes of a fold's whole baseline run (feature extraction, which dominates, plus every classifier)."""
-    from mer_fastai.baseline import run_baseline
+def baseline_rows(data_dir: Path, out: Path, folds: int) -> dict[str, dict]:
+    """`mer-fastai baseline --folds` on the 10 s data set (the folds the CNN rows train on: same clips, same
+    seed): per classifier, the fold scores summarised like cv's, and the CPU minutes of the whole baseline
+    run (feature extraction once, which dominates, plus every classifier on every fold) per fold."""
+    from mer_fastai.baseline_cv import cross_validate_baseline
     from mer_fastai.cv import describe
 
-    scores: dict[str, list[dict]] = {name: [] for name in BASELINE_CLASSIFIERS}
     started = cpu_seconds()
-    for k, data_dir in enumerate(fold_data):
-        for row in run_baseline(data_dir, out / str(k), list(BASELINE_CLASSIFIERS), progress=False):
-            scores[row["arch"]].append(row)
-    minutes = (cpu_seconds() - started) / 60 / len(fold_data)
+    result = cross_validate_baseline(data_dir, out, folds, classifiers=list(BASELINE_CLASSIFIERS), progress=False)
+    minutes = (cpu_seconds() - started) / 60 / folds
     keys = ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")
     return {
         name: {
             "summary": {key: describe([float(row[key]) for row in rows]) for key in keys},
             "cpu_minutes": minutes,
         }
-        for name, rows in scores.items()
+        for name, rows in result.per_fold.items()
     }
 
 
 def row_folder(work: Path, row: str) -> Path:
     return work / "cv" / row.replace(" ", "_")
-
-
-def shared_folds(work: Path, folds: int) -> list[Path]:
-    """The fold data sets of the scratch row, which every 10 s row shares (folds depend on clips and seed)."""
-    fold_data = [row_folder(work, "scratch") / "folds" / str(k) / "data" for k in range(folds)]
-    if not all(path.is_dir() for path in fold_data):
-        raise SystemExit("the baseline row scores the folds of the scratch row: run that row first")
-    return fold_data
 
 
 def read_tracks(path: Path) -> dict[str, dict[str, str]]:
@@ -143,7 +133,7 @@ def fusion_row(work: Path, folds: int, classifier: str, cpu_minutes: float) -> d
     scores = []
     for k in range(folds):
         cnn = read_tracks(row_folder(work, "scratch") / "folds" / str(k) / TRACK_PREDICTIONS)
-        classic = read_tracks(work / "baseline" / str(k) / classifier / TRACK_PREDICTIONS)
+        classic = read_tracks(work / "baseline" / "folds" / str(k) / classifier / TRACK_PREDICTIONS)
         if set(cnn) != set(classic):
             raise SystemExit(f"fold {k}: the scratch and baseline track files hold different clips")
         heads = [name for name in next(iter(cnn.values())) if name.startswith("prob_")]
@@ -230,7 +220,8 @@ def main() -> None:
     done = journal(log)
     for row in wanted:
         if row == "baseline" and not any(name.startswith("baseline") for name in done):
-            for name, result in baseline_rows(shared_folds(args.work, args.folds), args.work / "baseline").items():
+            data_dir = prepare(args.audio, args.work, "10s")
+            for name, result in baseline_rows(data_dir, args.work / "baseline", args.folds).items():
                 record(log, f"baseline {name}", {**result, "settings": "10s windows; hand-crafted features (83)"})
         elif row == "fusion":
             for name in BASELINE_CLASSIFIERS:

@@ -42,7 +42,7 @@ from .files import atomic_path
 from .modelmeta import MOOD_DECISION
 from .progress import console, progress_bar
 from .report import METRICS_FILE, write_json
-from .results import RESULT_COLUMNS, SCORE_SETS, score_columns, write_csv_rows
+from .results import RESULT_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
 from .scores import (
     MULTILABEL_SCORES,
     REGRESSION_SCORES,
@@ -188,7 +188,7 @@ def extract_features(
     data_dir = Path(data_dir)
     rows = read_manifest(data_dir)
     spec = read_spec(data_dir)
-    cache_key = f"{FEATURE_VERSION}:{spec.digest()}"
+    cache_key = _cache_key(spec)
     cached = _read_cache(data_dir / FEATURES_FILE, cache_key)
     todo: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for row in rows:
@@ -218,6 +218,22 @@ def extract_features(
     known = [row.image for row in rows if row.image in found]
     _write_cache(data_dir / FEATURES_FILE, cache_key, {image: found[image] for image in known})
     return found, skipped
+
+
+def share_features(source_dir: Path, found: dict[str, np.ndarray], data_dir: Path) -> None:
+    """Cache in `data_dir` (a data set made of `source_dir`'s images, e.g. a cv fold) the features `found` of
+    `source_dir`'s windows, matched by source file and window start, so that they are not extracted again."""
+    image_of = {(row.source, row.segment_start): row.image for row in read_manifest(source_dir)}
+    shared = {}
+    for row in read_manifest(data_dir):
+        image = image_of.get((row.source, row.segment_start))
+        if image in found:
+            shared[row.image] = found[image]
+    _write_cache(data_dir / FEATURES_FILE, _cache_key(read_spec(data_dir)), shared)
+
+
+def _cache_key(spec: SpecConfig) -> str:
+    return f"{FEATURE_VERSION}:{spec.digest()}"
 
 
 def _collect(
@@ -513,11 +529,20 @@ def baseline_table(rows: list[dict]) -> Table:
     and tracks."""
     task = "regression" if "ccc" in rows[0] else "multilabel" if "map" in rows[0] else "classification"
     keys, first = TABLE_KEYS[task], "regressor" if task == "regression" else "classifier"
-    table = Table(title=f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']})", title_justify="left")
+    folds = f", mean ± sd over {rows[0]['folds']} folds" if rows[0].get("folds") else ""
+    title = f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']}){folds}"
+    table = Table(title=title, title_justify="left")
     for column in (first, *keys, "seconds"):
         name = column.replace("_", " ").replace("ccc", "CCC").replace("rmse", "RMSE").replace("map", "mAP")
         table.add_column(name, justify="left" if column == first else "right")
     for row in rows:
-        scores = ["–" if row[key] == "" else f"{row[key]:.3f}" for key in keys]
+        scores = [_cell(row[key], row.get(key + SD_SUFFIX)) for key in keys]
         table.add_row(row["arch"], *scores, f"{row['seconds']:.2f}")
     return table
+
+
+def _cell(value: float | str, sd: float | str | None = None) -> str:
+    """A score of the terminal table (with ± its sd over folds, when it has one); – where undefined."""
+    if value == "":
+        return "–"
+    return f"{value:.3f}" if sd in (None, "") else f"{value:.3f} ± {sd:.3f}"

@@ -277,6 +277,22 @@ def _is_done(run_dir: Path, fingerprint: str) -> bool:
     return _fold_record(run_dir).get("fingerprint") == fingerprint and (run_dir / METRICS_FILE).is_file()
 
 
+def dataset_folds(
+    data_dir: Path, folds: int, repeats: int, seed: int
+) -> tuple[DatasetInfo, list[ManifestRow], list[Fold], str]:
+    """The checked data set's info, the rows cross-validated (train and valid: a test split stays out), the
+    K·R folds dealt with `seed` and where the groups came from: the folds `run_cv` trains and
+    `cross_validate_baseline` scores, the same for both at the same seed."""
+    from .data import check_dataset
+
+    info, all_rows = check_dataset(data_dir)
+    rows = [row for row in all_rows if row.split in CV_SPLITS]
+    groups, group_source = clip_groups(data_dir, info, rows)
+    clips = {row.clip_id: (clip_strata(info, row), groups[row.clip_id]) for row in rows}
+    learned = {"classification": "class", "multilabel": "mood"}.get(info.task)
+    return info, rows, plan_folds(clips, folds, repeats, seed, learned), group_source
+
+
 def fold_config(config: TrainConfig) -> TrainConfig:
     """The settings each fold trains with: `config` checked, keeping its last epoch. A fold's validation clips
     are its out-of-fold score, so nothing may be chosen on them: neither the kept epoch nor an early stop."""
@@ -307,17 +323,10 @@ def run_cv(
     models are also written as one ensemble model file `out/ensemble.safetensors`; with `report`, the
     HTML report `out/report.html`.
     """
-    from .data import check_dataset
-
     data_dir, out = Path(data_dir), Path(out)
     config = fold_config(config)
-    info, all_rows = check_dataset(data_dir)
+    info, rows, plan, group_source = dataset_folds(data_dir, folds, repeats, config.seed if seed is None else seed)
     task_monitor(config, info)  # --loss/--monitor of another task: refused before any fold trains
-    rows = [row for row in all_rows if row.split in CV_SPLITS]
-    groups, group_source = clip_groups(data_dir, info, rows)
-    clips = {row.clip_id: (clip_strata(info, row), groups[row.clip_id]) for row in rows}
-    learned = {"classification": "class", "multilabel": "mood"}.get(info.task)
-    plan = plan_folds(clips, folds, repeats, config.seed if seed is None else seed, learned)
     with output_folder(out, "--out"):
         _check_other_folds(out, plan, folds, repeats)
         ran, skipped = [], []

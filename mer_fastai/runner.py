@@ -196,16 +196,24 @@ class RecipeRun:
     def _baseline(self, name: str, feature: str, data_dir: Path) -> None:
         """The classic-ML reference rows for this data set and feature (once per data version)."""
         from .baseline import run_baseline
+        from .baseline_cv import cross_validate_baseline
 
         marker = f"{self.recipe.experiment}-baseline-{name}-{feature}"
         aggregate = self.settings["aggregate"]  # tracks combined as the cells combine them
-        scoring = f"{BASELINE_SCORING}:{aggregate}".encode()
+        folds = f":cv{self.recipe.folds}x{self.recipe.repeats}" if self.recipe.folds else ""  # none: as before
+        scoring = f"{BASELINE_SCORING}:{aggregate}{folds}".encode()
         fingerprint = hashlib.sha1((data_dir / DATASET_FILE).read_bytes() + scoring).hexdigest()[:16]
         if self.state.cells.get(marker, {}).get("fingerprint") == fingerprint:
             return
         console.rule(f"[bold]classic-ML reference for {name} · {feature}")
         out = self.out / "baseline" / f"{name}-{feature}"
-        for row in run_baseline(data_dir, out, seed=self.recipe.seed, aggregate=aggregate):
+        if self.recipe.folds:  # scored on the folds the cells cross-validate (same clips, same seed)
+            rows = cross_validate_baseline(
+                data_dir, out, self.recipe.folds, self.recipe.repeats, seed=self.recipe.seed, aggregate=aggregate
+            ).rows
+        else:
+            rows = run_baseline(data_dir, out, seed=self.recipe.seed, aggregate=aggregate)
+        for row in rows:
             row.update(experiment=self.recipe.experiment, dataset=name, stage="baseline", task=self.recipe.task)
             self.state.record(f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row})
         self.state.record(marker, {"status": "marker", "fingerprint": fingerprint})

@@ -453,6 +453,10 @@ CASES = [
         "--patience 2",
     ),
     Case(
+        "baseline --repeats without --folds", ["baseline", f"{W}/data", "--repeats", "2", "--out", f"{W}/b"], "--folds"
+    ),
+    Case("baseline with more folds than clips", ["baseline", f"{W}/data", "--folds", "99", "--out", f"{W}/b"], "99"),
+    Case(
         "cv with more folds than clips", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "99", "--out", f"{W}/cv"], "99"
     ),
     Case("an ensemble of one model", ["ensemble", f"{W}/run", "--out", f"{W}/e.safetensors"], "two"),

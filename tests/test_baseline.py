@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mer_fastai import baseline
-from mer_fastai.baseline import CLASSIFIERS, CSV_COLUMNS, FEATURES_FILE, feature_names, run_baseline
+from mer_fastai.baseline import CLASSIFIERS, CSV_COLUMNS, FEATURES_FILE, extract_features, feature_names, run_baseline
 from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
 from mer_fastai.prepare import prepare_dataset
@@ -320,3 +320,45 @@ def test_svm_probabilities_are_calibrated_out_of_fold_without_the_deprecated_opt
     assert CalibrationFolds(0).get_n_splits(x, np.arange(len(y)) % 2) == 5
     with pytest.raises(MerError, match="svm: a class .* has a single training window"):
         make_classifier("svm", seed=0, n_train=5).fit(x[:5], np.array([0, 0, 1, 1, 2]))
+
+
+def test_cross_validated_baseline_scores_the_folds_cv_trains_on(demo_data, tmp_path, monkeypatch):
+    """`baseline --folds K`: the clips dealt into cv's folds (same seed, same folds), each classifier scored on
+    every fold, features extracted once for all folds, mean ± sd per classifier as cv reports a setting."""
+    from mer_fastai.baseline_cv import cross_validate_baseline
+    from mer_fastai.cv import dataset_folds
+
+    extract_features(demo_data, workers=1, progress=False)  # the data set's own cache: no fold decodes again
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a fold extracted features again")
+
+    monkeypatch.setattr(baseline, "source_features", no_decoding)
+    out = tmp_path / "cv"
+    result = cross_validate_baseline(demo_data, out, 2, classifiers=["knn", "svm"], seed=7, workers=1, progress=False)
+    _, rows, plan, _ = dataset_folds(demo_data, 2, 1, seed=7)
+    assert len(plan) == 2 and set(result.per_fold) == {"knn", "svm"}
+    for fold in plan:  # each fold validated exactly the clips cv's fold holds out
+        fold_rows = manifest(out / "folds" / fold.name / "data")
+        assert {r["clip_id"] for r in fold_rows if r["split"] == "valid"} == set(fold.valid_clips)
+        assert len(fold_rows) == len(rows)
+        svm = json.loads((out / "folds" / fold.name / "svm" / "metrics.json").read_text())
+        assert svm["n_valid"] == sum(r["split"] == "valid" for r in fold_rows)
+    for row in result.rows:
+        fold_scores = [r["track_accuracy"] for r in result.per_fold[row["arch"]]]
+        assert row["folds"] == 2 and row["track_accuracy"] == pytest.approx(np.mean(fold_scores), abs=1e-4)
+        assert row["track_accuracy_sd"] == pytest.approx(np.std(fold_scores, ddof=1), abs=1e-4)
+        assert row["dataset"] == "data" and row["test_accuracy"] == ""
+    columns, saved = read_csv(out / "baseline.csv")
+    assert [r["arch"] for r in saved] == ["knn", "svm"] and {"accuracy_sd", "track_macro_f1_sd", "folds"} <= set(
+        columns
+    )
+
+
+def test_baseline_cli_cross_validates_with_folds(demo_data, tmp_path):
+    result = CliRunner().invoke(
+        app, ["baseline", str(demo_data), "--folds", "2", "--classifier", "knn", "--workers", "1", "--out",
+              str(tmp_path / "b")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "mean ± sd over 2 folds" in result.output and " ± " in result.output.split("knn", 1)[1]

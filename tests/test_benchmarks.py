@@ -123,7 +123,7 @@ def test_accuracy_fusion_averages_each_held_out_clips_probabilities(tmp_path):
     for k, clips in folds.items():
         for where, pick in (
             (row_folder(tmp_path, "scratch") / "folds" / str(k), 1),
-            (tmp_path / "baseline" / str(k) / "svm", 2),
+            (tmp_path / "baseline" / "folds" / str(k) / "svm", 2),
         ):
             _track_file(where / "track_predictions.csv", [(c, v[0], v[pick]) for c, v in clips.items()], classes)
     row = fusion_row(tmp_path, 2, "svm", 3.5)

@@ -457,6 +457,33 @@ def test_the_dimensional_recipe_runs_a_regression_grid_on_the_demo_data(tmp_path
     assert "validation CCC per cell" in (out / "report.html").read_text()
 
 
+def test_baseline_rows_of_a_grid_with_folds_are_cross_validated_on_the_cells_folds(tiny_recipe, tmp_path):
+    """With `baseline: true` and `folds:`, the classic rows are scored on the very folds the cells train on
+    (mean ± sd), not on the single split: every row of the table answers the same question."""
+    out = tmp_path / "out"
+    overrides = ["folds=2", "baseline=true"]
+    summary = run_recipe(tiny_recipe, out, archs=["squeezenet1_0"], modes=["whole"], overrides=overrides, show=False)
+    assert not summary.failed
+    rows = {row["arch"]: row for row in load_results(out)}
+    cell, svm = rows["squeezenet1_0"], rows["svm"]
+    assert svm["stage"] == "baseline" and svm["folds"] == cell["folds"] == "2" and svm["accuracy_sd"] != ""
+    baseline_folds = out / "baseline" / "small-valence" / "folds"
+    fold_scores = []
+    for fold in ("0", "1"):
+        held_out = [read_csv_rows(folder / "data" / "manifest.csv") for folder in
+                    (Path(cell["run_dir"]) / "folds" / fold, baseline_folds / fold)]  # fmt: skip
+        cnn, classic = ({r["clip_id"] for r in rows if r["split"] == "valid"} for rows in held_out)
+        assert cnn == classic and cnn  # the same held-out clips
+        fold_scores.append(json.loads((baseline_folds / fold / "svm" / "metrics.json").read_text())["track_accuracy"])
+    assert float(svm["track_accuracy"]) == pytest.approx(sum(fold_scores) / 2, abs=1e-4)
+    assert "svm | " in (out / "results.md").read_text()
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def test_a_multilabel_grid_with_folds_gives_the_mean_and_sd_of_the_fold_moods(tiny_recipe, tmp_path):
     out = tmp_path / "out"
     moods = ["task=multilabel", f"targets={MOODS}", "stages=[{name: moods, dataset: small}]", "folds=2"]

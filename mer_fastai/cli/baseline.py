@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..choices import CLASSIFIERS
+from ..errors import MerError
 from ..progress import console
 from . import options
 from .predict import Aggregate
@@ -25,11 +26,28 @@ def command(
         "--workers",
         help="Parallel processes for feature extraction and the tree ensembles (default: all cores).",
     ),
+    folds: int = typer.Option(
+        None,
+        "--folds",
+        "-k",
+        help="Cross-validate on the K grouped, stratified folds `mer-fastai cv` deals at the same --seed "
+        "(mean ± sd over the folds) instead of scoring the data set's own split.",
+    ),
+    repeats: int = typer.Option(1, "--repeats", help="With --folds: deal the K folds R times, as `cv` does."),
 ) -> None:
     """Score classic classifiers on hand-crafted audio features of the data set's own windows and split."""
     from ..baseline import CSV_FILE, baseline_table, run_baseline
 
-    rows = run_baseline(data_dir, out, classifiers, seed, aggregate=aggregate, workers=workers)
+    if folds is None:
+        if repeats != 1:
+            raise MerError("--repeats needs --folds (e.g. --folds 5)")
+        rows = run_baseline(data_dir, out, classifiers, seed, aggregate=aggregate, workers=workers)
+    else:
+        from ..baseline_cv import cross_validate_baseline
+
+        rows = cross_validate_baseline(
+            data_dir, out, folds, repeats, classifiers=classifiers, seed=seed, aggregate=aggregate, workers=workers
+        ).rows
     console.print(baseline_table(rows))
     console.print(f"results: {out / CSV_FILE} (features cached in {data_dir / 'features.npz'})")
 
