@@ -46,6 +46,7 @@ ROWS: dict[str, tuple[str, dict]] = {
     "scratch with label smoothing": ("10s", {**SCRATCH, "label_smoothing": 0.1}),
     "scratch with ImageNet statistics": ("10s", {**SCRATCH, "norm": "arch"}),
     "scratch with overlapping windows": ("10s/5s", SCRATCH),
+    "scratch, 30 epochs": ("10s", {**SCRATCH, "epochs": 30}),
 }
 LAYOUTS = {"10s": None, "10s/5s": 5.0}  # window layout → --hop-seconds
 
