@@ -37,7 +37,8 @@ STUDY = {"arch": "squeezenet1_0", "mode": "whole", "weights": "none", "size": 12
 # the from-scratch recipe (recipes/scratch.yaml) and the levers measured one at a time against it
 SCRATCH = {"arch": "melcnn", "mode": "whole", "weights": "none", "size": 128, "norm": "dataset", "epochs": 20,
            "augment": "specaugment", "label_smoothing": 0.0}  # fmt: skip
-# name → (window layout, settings); "baseline" (the classic rows) and "fusion" (scratch + classic) are apart
+# name → (window layout, settings); "baseline" (the classic rows), "fusion" (scratch + classic) and "seed ensemble"
+# (scratch + scratch with seed 43) are apart
 ROWS: dict[str, tuple[str, dict]] = {
     "scratch": ("10s", SCRATCH),
     "study": ("10s", STUDY),
@@ -46,8 +47,11 @@ ROWS: dict[str, tuple[str, dict]] = {
     "scratch with label smoothing": ("10s", {**SCRATCH, "label_smoothing": 0.1}),
     "scratch with ImageNet statistics": ("10s", {**SCRATCH, "norm": "arch"}),
     "scratch with overlapping windows": ("10s/5s", SCRATCH),
-    "scratch, 30 epochs": ("10s", {**SCRATCH, "epochs": 30}),
+    "scratch for 30 epochs": ("10s", {**SCRATCH, "epochs": 30}),
+    "scratch with seed 43": ("10s", {**SCRATCH, "seed": 43}),  # same folds (FOLD_SEED), another training seed
 }
+APART = ("baseline", "fusion", "seed ensemble")  # rows made of other rows' folds
+FOLD_SEED = 42  # deals the folds of every row
 LAYOUTS = {"10s": None, "10s/5s": 5.0}  # window layout → --hop-seconds
 
 
@@ -75,7 +79,7 @@ def cross_validate(data_dir: Path, out: Path, settings: dict, folds: int) -> dic
 
     config = TrainConfig(**settings).check()
     started = cpu_seconds()
-    result = run_cv(data_dir, config, out, folds=folds, report=False, show=False)
+    result = run_cv(data_dir, config, out, folds=folds, seed=FOLD_SEED, report=False, show=False)
     minutes = (cpu_seconds() - started) / 60
     summary = {**result.summary, "best_epoch_accuracy": describe(best_epoch_accuracy(result.fold_dirs))}
     return {"summary": summary, "pooled": result.pooled, "cpu_minutes": minutes / max(len(result.ran), 1)}
@@ -98,7 +102,9 @@ def baseline_rows(data_dir: Path, out: Path, folds: int) -> dict[str, dict]:
     from mer_fastai.cv import describe
 
     started = cpu_seconds()
-    result = cross_validate_baseline(data_dir, out, folds, classifiers=list(BASELINE_CLASSIFIERS), progress=False)
+    result = cross_validate_baseline(
+        data_dir, out, folds, classifiers=list(BASELINE_CLASSIFIERS), seed=FOLD_SEED, progress=False
+    )
     minutes = (cpu_seconds() - started) / 60 / folds
     keys = ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")
     return {
@@ -111,7 +117,9 @@ def baseline_rows(data_dir: Path, out: Path, folds: int) -> dict[str, dict]:
 
 
 def row_folder(work: Path, row: str) -> Path:
-    return work / "cv" / row.replace(" ", "_")
+    import re
+
+    return work / "cv" / re.sub(r"[^A-Za-z0-9]+", "_", row)
 
 
 def read_tracks(path: Path) -> dict[str, dict[str, str]]:
@@ -121,10 +129,10 @@ def read_tracks(path: Path) -> dict[str, dict[str, str]]:
         return {row["clip_id"]: row for row in csv.DictReader(handle)}
 
 
-def fusion_row(work: Path, folds: int, classifier: str, cpu_minutes: float) -> dict:
-    """Late fusion, fold by fold: each held-out clip's track probabilities of the scratch CNN and of the
-    baseline `classifier` averaged (equal weights, nothing tuned), scored by `classification_metrics`;
-    `cpu_minutes`: the two models' together."""
+def fusion_row(first: list[Path], second: list[Path], settings: str, cpu_minutes: float) -> dict:
+    """Late fusion, fold by fold: each held-out clip's track probabilities in the folds' run folders `first` and
+    `second` averaged (equal weights, nothing tuned), scored by `classification_metrics`; `cpu_minutes`: the
+    two models' together. For two CNNs this is what their `mer-fastai ensemble` scores (mean aggregation)."""
     import numpy as np
 
     from mer_fastai.cv import describe
@@ -132,21 +140,24 @@ def fusion_row(work: Path, folds: int, classifier: str, cpu_minutes: float) -> d
     from mer_fastai.scores import TRACK_PREDICTIONS
 
     scores = []
-    for k in range(folds):
-        cnn = read_tracks(row_folder(work, "scratch") / "folds" / str(k) / TRACK_PREDICTIONS)
-        classic = read_tracks(work / "baseline" / "folds" / str(k) / classifier / TRACK_PREDICTIONS)
-        if set(cnn) != set(classic):
-            raise SystemExit(f"fold {k}: the scratch and baseline track files hold different clips")
-        heads = [name for name in next(iter(cnn.values())) if name.startswith("prob_")]
+    for k, (one, other) in enumerate(zip(first, second, strict=True)):
+        a, b = read_tracks(one / TRACK_PREDICTIONS), read_tracks(other / TRACK_PREDICTIONS)
+        if set(a) != set(b):
+            raise SystemExit(f"fold {k}: {one} and {other} hold different clips")
+        heads = [name for name in next(iter(a.values())) if name.startswith("prob_")]
         classes = [name.removeprefix("prob_") for name in heads]
-        clips = sorted(cnn)
-        probs = np.array([[float(cnn[c][h]) + float(classic[c][h]) for h in heads] for c in clips]) / 2
-        truth = np.array([classes.index(cnn[c]["true"]) for c in clips])
+        clips = sorted(a)
+        probs = np.array([[float(a[c][h]) + float(b[c][h]) for h in heads] for c in clips]) / 2
+        truth = np.array([classes.index(a[c]["true"]) for c in clips])
         scores.append(classification_metrics(truth, probs.argmax(1), classes))
     summary = {f"track_{key}": describe([fold[key] for fold in scores]) for key in ("accuracy", "macro_f1")}
     summary["accuracy"] = None  # fused per track only
-    settings = f"mean of scratch and {classifier} track probabilities"
     return {"summary": summary, "cpu_minutes": cpu_minutes, "settings": settings}
+
+
+def fold_dirs(work: Path, row: str, folds: int) -> list[Path]:
+    """The run folders of a cross-validated row's folds."""
+    return [row_folder(work, row) / "folds" / str(k) for k in range(folds)]
 
 
 def journal(path: Path) -> dict[str, dict]:
@@ -208,14 +219,14 @@ def main() -> None:
     parser.add_argument("--audio", type=Path, default=REPO.parent / "shared" / "data" / "4q-dev")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "mer-fastai-benchmarks" / "accuracy")
     parser.add_argument("--folds", type=int, default=5)
-    order = ["scratch", "baseline", "fusion", *[row for row in ROWS if row != "scratch"]]
+    order = ["scratch", "baseline", "fusion", *[row for row in ROWS if row != "scratch"], "seed ensemble"]
     parser.add_argument("--rows", default=",".join(order), help="Comma-separated rows to run, in this order.")
     parser.add_argument("--write", type=Path, help="Report file whose accuracy section to replace.")
     args = parser.parse_args()
     wanted = [row.strip() for row in args.rows.split(",") if row.strip()]
-    unknown = [row for row in wanted if row not in ("baseline", "fusion") and row not in ROWS]
+    unknown = [row for row in wanted if row not in (*APART, *ROWS)]
     if unknown:
-        parser.error(f"unknown row {unknown[0]!r}; choose from baseline, fusion, {', '.join(ROWS)}")
+        parser.error(f"unknown row {unknown[0]!r}; choose from {', '.join((*APART, *ROWS))}")
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "accuracy.jsonl"
     done = journal(log)
@@ -228,8 +239,17 @@ def main() -> None:
             for name in BASELINE_CLASSIFIERS:
                 if f"scratch + {name}" not in done:
                     minutes = done["scratch"]["cpu_minutes"] + done[f"baseline {name}"]["cpu_minutes"]
-                    record(log, f"scratch + {name}", fusion_row(args.work, args.folds, name, minutes))
-        elif row not in ("baseline", "fusion") and row not in done:
+                    classic = [args.work / "baseline" / "folds" / str(k) / name for k in range(args.folds)]
+                    settings = f"mean of scratch and {name} track probabilities"
+                    fused = fusion_row(fold_dirs(args.work, "scratch", args.folds), classic, settings, minutes)
+                    record(log, f"scratch + {name}", fused)
+        elif row == "seed ensemble":
+            if row not in done:
+                minutes = done["scratch"]["cpu_minutes"] + done["scratch with seed 43"]["cpu_minutes"]
+                settings = "mean of scratch and scratch with seed 43 track probabilities (a 2-model ensemble per fold)"
+                twins = [fold_dirs(args.work, name, args.folds) for name in ("scratch", "scratch with seed 43")]
+                record(log, row, fusion_row(*twins, settings, minutes))
+        elif row not in APART and row not in done:
             layout, settings = ROWS[row]
             data_dir = prepare(args.audio, args.work, layout)
             print(f"{row}: cross-validating ({args.folds} folds)", flush=True)
