@@ -59,9 +59,8 @@ def cross_validate_baseline(
                 scored[row["arch"]].append(row)
         dataset = data_dir.resolve().name
         summary = [_summary_row(fold_rows, info.task, dataset, len(plan)) for fold_rows in scored.values()]
-        columns = TASK_COLUMNS[info.task]
-        columns += [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in TASK_SCORES[info.task]]
-        write_csv(out / CSV_FILE, summary, [*columns, "folds"])
+        spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in TASK_SCORES[info.task]]
+        write_csv(out / CSV_FILE, summary, [*TASK_COLUMNS[info.task], *spread, "folds"])
     return BaselineCV(summary, dict(scored))
 
 

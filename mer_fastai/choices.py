@@ -10,9 +10,9 @@ MODES = ("freeze", "whole")  # learner: which layers learn
 AUGMENTS = ("none", "specaugment", "study")  # data: training augmentation
 # prepare: what a data set's labels are: one class, numbers, or a set of moods per clip
 TASKS = ("classification", "regression", "multilabel")
-# train: the score that picks the kept epoch; auto = the task's main score (accuracy, or CCC for regression)
 # train: which epoch's weights a run keeps (cv always keeps the last: its validation fold is its score)
 KEEPS = ("best", "last")
+# train: the score that picks the kept epoch; auto = the task's main score (accuracy, or CCC for regression)
 MONITORS = ("auto", "accuracy", "macro_f1", "ccc", "valid_loss")
 TASK_MONITORS = {
     "classification": ("accuracy", "macro_f1", "valid_loss"),
