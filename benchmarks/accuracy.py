@@ -97,10 +97,13 @@ def best_epoch_accuracy(fold_dirs: list[Path]) -> list[float]:
 def baseline_rows(data_dir: Path, out: Path, folds: int) -> dict[str, dict]:
     """`mer-fastai baseline --folds` on the 10 s data set (the folds the CNN rows train on: same clips, same
     seed): per classifier, the fold scores summarised like cv's, and the CPU minutes of the whole baseline
-    run (feature extraction once, which dominates, plus every classifier on every fold) per fold."""
+    run (feature extraction once, which dominates, plus every classifier on every fold) per fold; the feature
+    cache is removed first, so that its extraction is counted."""
+    from mer_fastai.baseline import FEATURES_FILE
     from mer_fastai.baseline_cv import cross_validate_baseline
     from mer_fastai.cv import describe
 
+    (data_dir / FEATURES_FILE).unlink(missing_ok=True)
     started = cpu_seconds()
     result = cross_validate_baseline(
         data_dir, out, folds, classifiers=list(BASELINE_CLASSIFIERS), seed=FOLD_SEED, progress=False
