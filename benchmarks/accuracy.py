@@ -158,9 +158,11 @@ def fusion_row(first: list[Path], second: list[Path], settings: str, cpu_minutes
     return {"summary": summary, "cpu_minutes": cpu_minutes, "settings": settings}
 
 
-def fold_dirs(work: Path, row: str, folds: int) -> list[Path]:
-    """The run folders of a cross-validated row's folds."""
-    return [row_folder(work, row) / "folds" / str(k) for k in range(folds)]
+def fold_dirs(folder: Path, folds: int) -> list[Path]:
+    """The fold folders of a cross-validation in `folder` (a row's cv, or the baseline's), as `cv` lays them out."""
+    from mer_fastai.cv import FOLDS_DIR
+
+    return [folder / FOLDS_DIR / str(k) for k in range(folds)]
 
 
 def journal(path: Path) -> dict[str, dict]:
@@ -242,15 +244,19 @@ def main() -> None:
             for name in BASELINE_CLASSIFIERS:
                 if f"scratch + {name}" not in done:
                     minutes = done["scratch"]["cpu_minutes"] + done[f"baseline {name}"]["cpu_minutes"]
-                    classic = [args.work / "baseline" / "folds" / str(k) / name for k in range(args.folds)]
+                    classic = [fold / name for fold in fold_dirs(args.work / "baseline", args.folds)]
                     settings = f"mean of scratch and {name} track probabilities"
-                    fused = fusion_row(fold_dirs(args.work, "scratch", args.folds), classic, settings, minutes)
+                    fused = fusion_row(
+                        fold_dirs(row_folder(args.work, "scratch"), args.folds), classic, settings, minutes
+                    )
                     record(log, f"scratch + {name}", fused)
         elif row == "seed ensemble":
             if row not in done:
                 minutes = done["scratch"]["cpu_minutes"] + done["scratch with seed 43"]["cpu_minutes"]
                 settings = "mean of scratch and scratch with seed 43 track probabilities (a 2-model ensemble per fold)"
-                twins = [fold_dirs(args.work, name, args.folds) for name in ("scratch", "scratch with seed 43")]
+                twins = [
+                    fold_dirs(row_folder(args.work, name), args.folds) for name in ("scratch", "scratch with seed 43")
+                ]
                 record(log, row, fusion_row(*twins, settings, minutes))
         elif row not in APART and row not in done:
             layout, settings = ROWS[row]

@@ -113,7 +113,7 @@ def _track_file(path: Path, rows: list[tuple[str, str, list[float]]], classes: l
 
 def test_accuracy_fusion_averages_each_held_out_clips_probabilities(tmp_path):
     """Late fusion per fold: the mean of the CNN's and the baseline's track probabilities, scored per fold."""
-    from benchmarks.accuracy import fold_dirs, fusion_row, table
+    from benchmarks.accuracy import fold_dirs, fusion_row, row_folder, table
 
     classes = ["Q1", "Q2"]
     folds = {  # clip → (truth, CNN probabilities, baseline probabilities)
@@ -122,12 +122,12 @@ def test_accuracy_fusion_averages_each_held_out_clips_probabilities(tmp_path):
     }
     for k, clips in folds.items():
         for where, pick in (
-            (fold_dirs(tmp_path, "scratch", 2)[k], 1),
-            (tmp_path / "baseline" / "folds" / str(k) / "svm", 2),
+            (fold_dirs(row_folder(tmp_path, "scratch"), 2)[k], 1),
+            (fold_dirs(tmp_path / "baseline", 2)[k] / "svm", 2),
         ):
             _track_file(where / "track_predictions.csv", [(c, v[0], v[pick]) for c, v in clips.items()], classes)
-    classic = [tmp_path / "baseline" / "folds" / str(k) / "svm" for k in range(2)]
-    row = fusion_row(fold_dirs(tmp_path, "scratch", 2), classic, "mean of scratch and svm", 3.5)
+    classic = [fold / "svm" for fold in fold_dirs(tmp_path / "baseline", 2)]
+    row = fusion_row(fold_dirs(row_folder(tmp_path, "scratch"), 2), classic, "mean of scratch and svm", 3.5)
     expected = []
     for clips in folds.values():
         right = [truth == classes[int(sum(p[1] for p in (cnn, base)) > sum(p[0] for p in (cnn, base)))]
