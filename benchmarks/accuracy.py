@@ -103,7 +103,7 @@ def baseline_rows(data_dir: Path, out: Path, folds: int) -> dict[str, dict]:
     from mer_fastai.baseline_cv import cross_validate_baseline
     from mer_fastai.cv import describe
 
-    (data_dir / FEATURES_FILE).unlink(missing_ok=True)
+    (out / FEATURES_FILE).unlink(missing_ok=True)
     started = cpu_seconds()
     result = cross_validate_baseline(
         data_dir, out, folds, classifiers=list(BASELINE_CLASSIFIERS), seed=FOLD_SEED, progress=False

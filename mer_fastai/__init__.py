@@ -40,6 +40,7 @@ _API = {
     "generate_images": "gan",
     "write_report": "html_report",
     "MerError": "errors",
+    "musicnn_tags": "musicnn.tags",
 }
 __all__ = ["__version__", *_API]
 # API names that are also submodule names: `mer_fastai.train` is the function, never the module

@@ -1,6 +1,8 @@
 """The architecture table: how each network is built, cut into body and head, sized and normalised.
 
-Adding an architecture is one entry in `ARCHS`; any timm model is reachable as `timm/<name>`.
+Adding an architecture is one entry in `ARCHS`; any timm model is reachable as `timm/<name>`. An entry
+carries its input contract: the image size and statistics it expects and, for networks pretrained on
+spectrograms of their own (musicnn), the `spectrogram` preset a data set must be prepared with.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from .errors import MerError
 if TYPE_CHECKING:  # torch is imported where a network is built, so the CLI starts without it
     from torch import nn
 
+    from .spectrogram import SpecConfig
+
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 INCEPTION_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # Google's weights expect inputs in [-1, 1]
 MAX_SIZE = 1024  # larger inputs need tens of GB per batch; no table network was trained beyond 600 px
 LOCAL = "local"  # an architecture of this package, trained from scratch
+MUSICNN = "musicnn"  # musicnn (Pons & Serra 2019), ported to PyTorch, weights from the musicnn wheel
+IDENTITY_STATS = ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
 HUB_PROBE_SECONDS = 1.5  # how long to wait for the Hugging Face Hub before treating it as unreachable
 
 
@@ -35,15 +41,52 @@ class ArchSpec:
     input_size: int = 224
     stats: tuple[list[float], list[float]] = IMAGENET_STATS
     min_size: int = 32  # smallest input that survives the body's downsampling
+    spectrogram: str | None = None  # the spectrogram preset the network reads (fixed size, no resizing)
+    pretraining: str | None = "ImageNet"  # what `--weights pretrained` loads; None: no pretrained weights
 
     def check_size(self, size: int | None) -> None:
         """A training resolution this network can take, or one clear error."""
+        if size is not None and self.spectrogram:
+            raise MerError(
+                f"--size: {self.name} reads its {self.spectrogram} spectrograms at their own size; drop --size"
+            )
         if size is not None and not self.min_size <= size <= MAX_SIZE:
             problem = "too small" if size < self.min_size else "too large"
             raise MerError(
                 f"--size {size} is {problem} for {self.name}; use {self.min_size} to {MAX_SIZE} px "
                 f"(its default is {self.input_size})"
             )
+
+
+CONTRACT_FIELDS = ("sample_rate", "n_fft", "hop_length", "n_mels", "fmin", "fmax", "segment_seconds", "compression",
+                   "framing", "image_height", "image_width")  # fmt: skip
+
+
+def contract_differences(spec: ArchSpec, config: SpecConfig) -> list[str]:
+    """The settings of `config` that differ from the fixed input `spec` reads (none for the image CNNs)."""
+    if spec.spectrogram is None:
+        return []
+    from .spectrogram import preset
+
+    wanted = preset(spec.spectrogram)
+    return [name for name in CONTRACT_FIELDS if getattr(config, name) != getattr(wanted, name)]
+
+
+def check_spectrogram(spec: ArchSpec, config: SpecConfig, where: str) -> None:
+    """One line when the spectrograms of `where` (a data set) are not what `spec` reads, naming the prepare option."""
+    if spec.spectrogram is None:
+        if config.compression != "db":
+            raise MerError(
+                f"{where}: holds {config.compression} spectrograms, which {spec.name} does not read; prepare the data "
+                "set without --spectrogram (dB images) for it"
+            )
+        return
+    differ = contract_differences(spec, config)
+    if differ:
+        raise MerError(
+            f"{where}: its spectrograms are not {spec.name}'s input ({', '.join(differ)} differ); prepare it with "
+            f"`mer-fastai prepare ... --spectrogram {spec.spectrogram}`"
+        )
 
 
 def _keep_children(*dropped: str) -> Callable[[nn.Module], nn.Module]:
@@ -78,7 +121,20 @@ ARCHS: dict[str, ArchSpec] = {
         ArchSpec("vgg16_bn", "torchvision", "vgg16_bn", cut=-2),
         ArchSpec("squeezenet1_0", "torchvision", "squeezenet1_0", cut=-1),
         ArchSpec("densenet121", "torchvision", "densenet121", cut=_densenet_body),
-        ArchSpec("melcnn", LOCAL, "melcnn", cut=-2, input_size=128, min_size=16),
+        ArchSpec("melcnn", LOCAL, "melcnn", cut=-2, input_size=128, min_size=16, pretraining=None),
+        *(
+            ArchSpec(
+                f"musicnn-{name}",
+                MUSICNN,
+                name,
+                cut=-1,
+                input_size=187,
+                stats=IDENTITY_STATS,
+                spectrogram="musicnn",
+                pretraining=collection,
+            )
+            for name, collection in (("msd", "the Million Song Dataset"), ("mtt", "MagnaTagATune"))
+        ),
         ArchSpec(
             "inception_v3",
             "torchvision",
@@ -119,8 +175,12 @@ def build_full_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
         import importlib
 
         if pretrained:
-            raise MerError(f"{spec.name} has no ImageNet weights; pass --weights none or an earlier run's model")
+            raise MerError(f"{spec.name} has no pretrained weights; pass --weights none or an earlier run's model")
         return getattr(importlib.import_module(f"{__package__}.{spec.model_name}"), spec.model_name)()
+    if spec.source == MUSICNN:
+        from .musicnn.transfer import transfer_model
+
+        return transfer_model(spec.model_name, pretrained)
     if spec.source == "timm":
         import timm
 

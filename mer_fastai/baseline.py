@@ -1,20 +1,19 @@
 """`baseline`: hand-crafted audio features and classic classifiers on the data set's own windows and split.
 
-Each spectrogram of a prepared data set has a row in `manifest.csv` (source file, window start, label,
-split). The same audio window is decoded again and described by classic music-information-retrieval
-features (MFCC, chroma, spectral shape, zero-crossing rate, RMS energy, tempo and beat statistics).
-Features are cached in `DATA_DIR/features.npz`, standardised on the training split and fed to an RBF
-SVM, k-NN, a random forest and extra trees, evaluated on the validation split (and a held-out test split,
-when the data set has one): the reference that the CNNs of the study are compared with. Windows and
-tracks are scored exactly as a training run scores them (`scores.score_windows`: a window's label is its
-most probable class, a track's comes from its windows' `predict_proba` combined by `scores.aggregate`).
-A regression data set gets the regressors of the same families (RBF SVR, k-NN, random forest, extra trees
-regression) on its targets, scored by `scores.score_regression` (a track's prediction: its windows' mean); a
-multilabel data set the same classifiers giving each mood a probability (the SVM one-vs-rest, the others
-natively multilabel), a mood predicted at `MOOD_DECISION` as a CNN predicts it, scored by
-`scores.score_multilabel` (a track's probabilities: its windows' mean). Each classifier's folder also gets
-the prediction files of a training run (`scores.write_predictions`: windows and tracks of validation and test).
-"""
+Each spectrogram of a prepared data set has a row in `manifest.csv` (source file, window start, label, split).
+The same audio window is decoded again and described by classic music-information-retrieval features (MFCC,
+chroma, spectral shape, zero-crossing rate, RMS energy, tempo and beat statistics). Features are cached in
+`OUT/features.npz` (never in the data set, which the baseline only reads), standardised on the training split
+and fed to an RBF SVM, k-NN, a random forest and extra trees, evaluated on the validation split (and a held-out
+test split, when the data set has one): the reference that the CNNs of the study are compared with. Windows and
+tracks are scored exactly as a training run scores them (`scores.score_windows`: a window's label is its most
+probable class, a track's comes from its windows' `predict_proba` combined by `scores.aggregate`). A regression
+data set gets the regressors of the same families (RBF SVR, k-NN, random forest, extra trees regression) on its
+targets, scored by `scores.score_regression` (a track's prediction: its windows' mean); a multilabel data set
+the same classifiers giving each mood a probability (the SVM one-vs-rest, the others natively multilabel), a
+mood predicted at `MOOD_DECISION` as a CNN predicts it, scored by `scores.score_multilabel` (a track's
+probabilities: its windows' mean). Each classifier's folder also gets the prediction files of a training run
+(`scores.write_predictions`: windows and tracks of validation and test)."""
 
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ from .audio import load_audio, window_at
 from .choices import CLASSIFIERS
 from .dataset import DatasetInfo, ManifestRow, read_info, read_manifest, read_spec
 from .errors import AudioError, MerError
-from .files import atomic_path
+from .files import atomic_path, reads_dataset
 from .modelmeta import MOOD_DECISION
 from .progress import console, progress_bar
 from .report import METRICS_FILE, write_json
@@ -179,9 +178,10 @@ def source_features(
 
 
 def extract_features(
-    data_dir: str | Path, workers: int | None = None, progress: bool = True
+    data_dir: str | Path, workers: int | None = None, progress: bool = True, cache: str | Path | None = None
 ) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
-    """Feature vector of every manifest row (keyed by image), cached in `features.npz`; and skipped files.
+    """Feature vector of every manifest row (keyed by image), kept in the file `cache` when given (a command's
+    `OUT/features.npz`); and skipped files.
 
     A rerun reuses every cached row and only decodes files whose rows are missing.
     """
@@ -189,7 +189,7 @@ def extract_features(
     rows = read_manifest(data_dir)
     spec = read_spec(data_dir)
     cache_key = _cache_key(spec)
-    cached = _read_cache(data_dir / FEATURES_FILE, cache_key)
+    cached = _read_cache(Path(cache), cache_key) if cache else {}
     todo: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for row in rows:
         if row.image not in cached:
@@ -215,21 +215,23 @@ def extract_features(
                 for future in as_completed(futures):
                     _collect(futures[future], *future.result(), found, skipped)
                     advance()
-    known = [row.image for row in rows if row.image in found]
-    _write_cache(data_dir / FEATURES_FILE, cache_key, {image: found[image] for image in known})
+    if cache:
+        known = [row.image for row in rows if row.image in found]
+        _write_cache(Path(cache), cache_key, {image: found[image] for image in known})
     return found, skipped
 
 
-def share_features(source_dir: Path, found: dict[str, np.ndarray], data_dir: Path) -> None:
-    """Cache in `data_dir` (a data set made of `source_dir`'s images, e.g. a cv fold) the features `found` of
-    `source_dir`'s windows, matched by source file and window start, so that they are not extracted again."""
+def share_features(source_dir: Path, found: dict[str, np.ndarray], data_dir: Path, cache: Path) -> None:
+    """Cache in the file `cache` the features, for `data_dir` (a data set made of `source_dir`'s images, e.g. a cv
+    fold), `found` of `source_dir`'s windows, matched by source file and window start, so that they are not
+    extracted again."""
     image_of = {(row.source, row.segment_start): row.image for row in read_manifest(source_dir)}
     shared = {}
     for row in read_manifest(data_dir):
         image = image_of.get((row.source, row.segment_start))
         if image in found:
             shared[row.image] = found[image]
-    _write_cache(data_dir / FEATURES_FILE, _cache_key(read_spec(data_dir)), shared)
+    _write_cache(cache, _cache_key(read_spec(data_dir)), shared)
 
 
 def _cache_key(spec: SpecConfig) -> str:
@@ -331,6 +333,7 @@ def make_mood_classifier(name: str, seed: int, n_train: int, workers: int | None
 MAKERS = {"classification": make_classifier, "regression": make_regressor, "multilabel": make_mood_classifier}
 
 
+@reads_dataset
 def run_baseline(
     data_dir: str | Path,
     out: str | Path,
@@ -356,7 +359,7 @@ def run_baseline(
     info = read_info(data_dir)
     classes = info.classes
     started = time.time()
-    found, skipped = extract_features(data_dir, workers, progress)
+    found, skipped = extract_features(data_dir, workers, progress, cache=out / FEATURES_FILE)
     feature_seconds = round(time.time() - started, 2)
     for item in skipped:
         console.print(f"[yellow]skipped[/] {item['reason']}", soft_wrap=True, highlight=False)

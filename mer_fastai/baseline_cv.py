@@ -14,9 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .baseline import CSV_FILE, TASK_COLUMNS, extract_features, run_baseline, share_features, write_csv
+from .baseline import CSV_FILE, FEATURES_FILE, TASK_COLUMNS, extract_features, run_baseline, share_features, write_csv
 from .cv import FOLD_DATA, FOLDS_DIR, build_fold_data, dataset_folds, describe
-from .files import output_folder
+from .files import output_folder, reads_dataset
 from .results import SD_SUFFIX, SPREAD_SETS, csv_score
 from .scores import TASK_SCORES
 
@@ -29,6 +29,7 @@ class BaselineCV:
     per_fold: dict[str, list[dict]]  # classifier → its baseline.csv row of each fold, in fold order
 
 
+@reads_dataset
 def cross_validate_baseline(
     data_dir: str | Path,
     out: str | Path,
@@ -48,11 +49,11 @@ def cross_validate_baseline(
     info, rows, plan, _ = dataset_folds(data_dir, folds, repeats, seed)
     scored: dict[str, list[dict]] = defaultdict(list)
     with output_folder(out, "--out"):
-        found, _ = extract_features(data_dir, workers, progress)  # once; cached in DATA_DIR/features.npz
+        found, _ = extract_features(data_dir, workers, progress, cache=out / FEATURES_FILE)  # once for every fold
         for fold in plan:
             fold_dir = out / FOLDS_DIR / fold.name
             fold_data = build_fold_data(data_dir, info, rows, fold, fold_dir / FOLD_DATA)
-            share_features(data_dir, found, fold_data)
+            share_features(data_dir, found, fold_data, fold_dir / FEATURES_FILE)
             for row in run_baseline(
                 fold_data, fold_dir, classifiers, seed, aggregate=aggregate, workers=workers, progress=False
             ):

@@ -15,10 +15,10 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .archs import ARCHS, LOCAL, ArchSpec, get_arch
+from .archs import ARCHS, ArchSpec, get_arch
 from .choices import AGGREGATES, AUGMENTS, KEEPS, LOSSES, MODES, MONITORS, NORMS
 from .errors import MerError
-from .weights import IMAGENET, check_weights
+from .weights import IMAGENET, NONE, PRETRAINED, check_weights
 
 TRAIN, LRFIND = "train", "lrfind"
 LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep")  # added after grids and cv folds were first fingerprinted
@@ -71,9 +71,11 @@ class TrainConfig:
         recipe=True,
     )  # fmt: skip
     weights: str = setting(
-        "imagenet",
+        PRETRAINED,
         flags=("--weights",),
-        help="Starting weights: imagenet, none, or a model file / run folder of an earlier run.",
+        help="Starting weights: pretrained (the architecture's own: ImageNet for the study's CNNs, the Million Song "
+        "Dataset / MagnaTagATune for musicnn-msd / musicnn-mtt), imagenet (the same for the CNNs), none, or an "
+        "earlier run's model file / run folder.",
         recipe=True,
     )
     seed: int = setting(42, flags=("--seed",), help="Random seed.", recipe=True)
@@ -216,8 +218,13 @@ class TrainConfig:
             _check_field(item, getattr(self, item.name), name(item.name))
         spec.check_size(self.size)
         check_weights(self.weights)
-        if self.weights == IMAGENET and spec.source == LOCAL:
-            raise MerError(f"{name('arch')} {self.arch} has no ImageNet weights; pass {name('weights')} none")
+        if self.weights in (IMAGENET, PRETRAINED) and spec.pretraining is None:
+            raise MerError(f"{name('arch')} {self.arch} has no pretrained weights; pass {name('weights')} none")
+        if self.weights == IMAGENET and spec.pretraining != "ImageNet":
+            raise MerError(
+                f"{name('arch')} {self.arch} is pretrained on {spec.pretraining}, not ImageNet; pass "
+                f"{name('weights')} {PRETRAINED} (or {NONE})"
+            )
         if self.label_smoothing >= 1:
             raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
         if isinstance(self.lr, str) and self.lr != "auto":
@@ -239,11 +246,14 @@ class TrainConfig:
         """The settings a finished cell or fold was trained with, for telling whether it is still valid: no
         tracking settings (tracking retrains nothing), and settings added later left out while at their
         default, so that cells and folds trained before they existed keep their fingerprints."""
-        return {
+        settings = {
             key: value
             for key, value in self.to_dict().items()
             if not key.startswith("track") and not (key in LATER_SETTINGS and value == _field(key).default)
         }
+        if settings["weights"] == PRETRAINED and get_arch(self.arch).pretraining == "ImageNet":
+            settings["weights"] = IMAGENET  # the same weights, as cells and folds trained before `pretrained` say
+        return settings
 
 
 def _check_field(item: Field, value: Any, name: str) -> None:

@@ -37,7 +37,7 @@ from .dataset import (
     write_spec,
 )
 from .errors import MerError
-from .files import atomic_path, output_folder
+from .files import atomic_path, output_folder, reads_dataset
 from .modelfile import ENSEMBLE_FILE
 from .modelmeta import MOOD_DECISION
 from .progress import console
@@ -305,6 +305,7 @@ def fold_config(config: TrainConfig) -> TrainConfig:
     return replace(config, keep="last")
 
 
+@reads_dataset
 def run_cv(
     data_dir: str | Path,
     config: TrainConfig,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -265,6 +267,23 @@ def image_damage(path: Path) -> str | None:
 def damage_reason(exc: Exception, path: Path) -> str:
     """PIL's reason for refusing `path`, without repeating the path."""
     return str(exc).replace(str(path), path.name) or type(exc).__name__
+
+
+@contextmanager
+def images_read(data_dir: Path) -> Iterator[None]:
+    """Turn a failure to read the data set's images while training (the data set changed or was damaged under
+    the run; a DataLoader worker's error carries a whole traceback) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        text = str(exc)
+        if str(data_dir) not in text and "DataLoader worker" not in text:
+            raise
+        reason = [line.strip() for line in text.splitlines() if line.strip()][-1]
+        raise MerError(
+            f"{data_dir}: an image could not be read during training ({reason}); the data set changed or was "
+            f"damaged under this run: {REPAIR}, then train again"
+        ) from exc
 
 
 def classes_without_validation(rows: list[ManifestRow], classes: list[str]) -> list[str]:

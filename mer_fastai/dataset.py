@@ -3,8 +3,8 @@
 A data set folder holds
 - `dataset.json`: its summary (`DatasetInfo`: feature, classes, counts, the settings it was made with, ...);
 - `manifest.csv`: one row per spectrogram image (`ManifestRow`: source file, clip id, window start, label,
-  split, image path relative to the folder, group; a regression data set adds one `target_<name>` column
-  per target with the clip's value);
+  split, image path relative to the folder, group, the SHA-256 of the source file's bytes; a regression data
+  set adds one `target_<name>` column per target with the clip's value);
 - `spectrogram.json`: the `SpecConfig` that made the images;
 - `train/<class>/*.png`, `valid/<class>/*.png` and, with `prepare --test-pct`, `test/<class>/*.png`: the
   images themselves. Training reads train/ and valid/ only; the test split is scored once, at the end.
@@ -173,6 +173,7 @@ class ManifestRow:
     split: str  # "train", "valid" or "test"
     image: str  # relative to the data set folder, "/"-separated: <split>/<label>/<name>.png
     group: str = ""  # what the split kept together: the --group-by value, else the clip id ("" in older manifests)
+    sha256: str = ""  # of the source file's bytes: one recording, one hash ("" in older manifests)
     targets: dict[str, float] = field(default_factory=dict, hash=False)  # regression: target → value
 
     def to_dict(self) -> dict[str, str]:
@@ -192,7 +193,9 @@ class ManifestRow:
             if name and name.startswith(TARGET_PREFIX)
         }
         return cls(
-            **{**text, "segment_start": float(text["segment_start"]), "group": values.get("group") or ""},
+            **{**text, "segment_start": float(text["segment_start"])},
+            group=values.get("group") or "",
+            sha256=values.get("sha256") or "",
             targets=targets,
         )
 
@@ -208,7 +211,7 @@ class ManifestRow:
 
 TARGET_PREFIX = "target_"
 MANIFEST_COLUMNS = tuple(f.name for f in dataclasses.fields(ManifestRow))[:-1]  # then one column per target
-REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-1]  # manifests written before `group` existed lack it
+REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-2]  # manifests written before `group` and `sha256` existed lack them
 
 
 def _finite(text: str) -> float:

@@ -58,6 +58,7 @@ def run_demo(
     if task not in DEMO_TASKS:
         raise MerError(f"--task {task}: the demo shows {', '.join(DEMO_TASKS)}; choose one of them")
     out = Path(out)
+    check_demo_out(out)
     console.rule("[bold]1/3 synthesising demo music")
     audio_dir, labels = _demo_set(out, task, clips_per_class)
     console.rule("[bold]2/3 preparing mel-spectrograms")
@@ -73,6 +74,27 @@ def run_demo(
         plots = ", ".join(sorted(p.name for p in run.run_dir.glob("*.png") if p.name != "curves.png"))
         console.print(f"plots: {plots} in [bold]{run.run_dir}")
     return DemoResult(audio_dir, data, run)
+
+
+def demo_entries() -> tuple[str, ...]:
+    """The names the demo writes in its --out folder, for every task."""
+    suffixes = ["", *(f"-{task}" for task in DEMO_TASKS[1:])]
+    return ("demo-audio", "demo-moods", *(f"{kind}{suffix}" for kind in ("data", "run") for suffix in suffixes))
+
+
+def check_demo_out(out: Path) -> None:
+    """The demo writes its audio, data sets and runs into `out`: a file, or a folder holding anything else (the
+    user's audio, data or runs) is refused in one line before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise MerError(f"--out {out}: is a file; give the demo a new or empty folder")
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in demo_entries() and not p.name.startswith("."))
+    if foreign:
+        raise MerError(
+            f"--out {out}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which the demo did not "
+            f"write; the demo writes {', '.join(demo_entries()[:4])}, ... there: choose a new or empty folder"
+        )
 
 
 def _demo_set(out: Path, task: str, clips_per_class: int) -> tuple[Path, Path]:

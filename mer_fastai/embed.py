@@ -5,10 +5,16 @@ is `nn.Sequential(body, head)`; the head pools and flattens the body's output), 
 hook. Every window of a file gives one vector; a track's vector is the mean of its windows. The features do
 not depend on the task; the `predicted` columns do (`Predictor.describe`): a class, the moods joined by ";",
 or `target=value` pairs joined by ";" (a track's from the mean of its windows' outputs).
+
+A musicnn model (`musicnn-msd`, `musicnn-mtt`) also gives musicnn's 50 tag probabilities per window and per
+track (mean of its windows), computed on the same windows by the ORIGINAL pretrained tagger (its weights from
+the user cache, `mer-fastai weights get musicnn`), not by the fine-tuned body: `write_embeddings` puts them in
+`<out stem>-tags.csv` beside the embeddings. An ensemble has one feature vector per member and is refused.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,10 +26,14 @@ import numpy as np
 from .audio import SkippedFile, find_audio_files
 from .errors import AudioError, MerError
 from .files import atomic_path, atomic_write, check_output_file
+from .inputs import refuse_input_out
 from .labels import clip_id, label_table, labelled_files
 from .progress import progress_bar
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from .predict import Predictor
 
 EMBED_FORMATS = (".npz", ".parquet")
@@ -54,6 +64,11 @@ class Embeddings:
     track_label: list[str] = field(default_factory=list)
     track_outputs: list[np.ndarray] = field(default_factory=list)  # mean window outputs (probabilities or values)
     skipped: list[SkippedFile] = field(default_factory=list)
+    # a musicnn model's: the original tagger's name, its tag names and probabilities (windows and track means)
+    tagger: str | None = None
+    tags: tuple[str, ...] = ()
+    window_tags: list[np.ndarray] = field(default_factory=list)
+    track_tags: list[np.ndarray] = field(default_factory=list)
 
     @property
     def labelled(self) -> bool:
@@ -86,6 +101,7 @@ class Embeddings:
             "window": self.window,
             "hop": self.hop,
             "layer": "input of the head's final Linear",
+            **({"tagger": self.tagger} if self.tagger else {}),
             "skipped": [{"file": s.file, "reason": s.reason} for s in self.skipped],
         }
 
@@ -108,8 +124,10 @@ def embed_audio(
 
     With `labels` (any layout `prepare` reads) each clip gets its label, matched as `evaluate` does; a
     file without a row is an error unless `skip_unlabeled` (then it is left out, like clips the feature
-    excludes). Undecodable files are skipped with their reason.
+    excludes). Undecodable files are skipped with their reason. A musicnn model's tags come with the features
+    (see the module); an ensemble is refused before any work.
     """
+    predictor.features([])  # no work: one line for an ensemble or a network without a Linear head
     seconds, step = predictor.window_settings(window, hop)
     files = _files_by_root(paths)
     feature = feature or predictor.feature or "emotions"
@@ -117,11 +135,12 @@ def embed_audio(
     source = str(predictor.source) if predictor.source else None
     result = Embeddings(predictor.classes, seconds, step, source, feature, predictor.task)
     result.skipped = skipped
+    tagger = _tagger(predictor, result)
     todo = [(file, name) for file, name, _ in files if labels is None or file in truth]
     with progress_bar("embedding", total=len(todo), enabled=progress) as advance:
         for file, name in todo:
             try:
-                _add_track(result, predictor, file, name, truth.get(file, ""), seconds, step)
+                _add_track(result, predictor, tagger, file, name, truth.get(file, ""), seconds, step)
             except AudioError as exc:
                 result.skipped.append(SkippedFile(str(file), str(exc).removeprefix(f"{file}: ")))
             advance()
@@ -176,10 +195,51 @@ def _labels(
     return truth, skipped
 
 
+def _tagger(predictor: Predictor, result: Embeddings) -> nn.Module | None:
+    """The original pretrained musicnn tagger of a musicnn model (its name and tags noted in `result`), else None;
+    missing weights are one line naming `mer-fastai weights get musicnn`."""
+    from .archs import MUSICNN, get_arch
+
+    spec = get_arch(predictor.meta.arch)
+    if spec.source != MUSICNN:
+        return None
+    from .musicnn.tags import TAGS
+    from .musicnn.weights import MODELS, load_musicnn
+
+    result.tagger, result.tags = MODELS[spec.model_name], TAGS[spec.model_name]
+    return load_musicnn(spec.model_name).to(predictor.device)
+
+
+def tag_probabilities(tagger: nn.Module, images: list[np.ndarray], device: torch.device, bs: int) -> np.ndarray:
+    """musicnn's tag probabilities (windows × tags): its 16-bit window images scaled as the loaders scale them,
+    turned into musicnn's log-mel input by `transfer.SpectrogramInput`, through the tagger and a sigmoid."""
+    import torch
+
+    from .musicnn.transfer import PIXEL_SCALE, SpectrogramInput
+
+    to_input, outputs = SpectrogramInput(), []
+    with torch.inference_mode():
+        for start in range(0, len(images), bs):
+            pixels = torch.from_numpy(np.stack(images[start : start + bs]).astype(np.float32))[:, None]
+            outputs.append(torch.sigmoid(tagger(to_input(pixels.to(device) / PIXEL_SCALE))).float().cpu())
+    return torch.cat(outputs).numpy()
+
+
 def _add_track(
-    result: Embeddings, predictor: Predictor, file: Path, name: str, label: str, seconds: float, step: float
+    result: Embeddings,
+    predictor: Predictor,
+    tagger: nn.Module | None,
+    file: Path,
+    name: str,
+    label: str,
+    seconds: float,
+    step: float,
 ) -> None:
     _, starts, images = predictor.window_images(file, seconds, step)
+    if tagger is not None:
+        tags = tag_probabilities(tagger, images, predictor.device, predictor.bs)
+        result.window_tags += list(tags)
+        result.track_tags.append(tags.mean(axis=0))
     features, logits = predictor.features(images)
     probs = predictor.outputs(logits)
     vectors = features.numpy().astype(np.float32)
@@ -218,14 +278,44 @@ def check_embed_out(out: str | Path) -> Path:
 
 def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
     """Write .npz (arrays named as `Embeddings.arrays`, plus `info` JSON) or .parquet (one row per window
-    and per track, `level` telling which, `features` a list column; `info` in the file's metadata)."""
+    and per track, `level` telling which, `features` a list column; `info` in the file's metadata); a musicnn
+    model's tags also as `tags_file(out)` (see `write_tags`)."""
     out = check_embed_out(out)
+    refuse_embed_inputs([out, *([tags_file(out)] if embeddings.tags else [])], embeddings)
     info = json.dumps(embeddings.info())
     if out.suffix.lower() == ".npz":
         with atomic_path(out) as tmp, tmp.open("wb") as handle:
             np.savez_compressed(handle, info=np.array(info), **embeddings.arrays())
-        return out
-    return _write_parquet(embeddings, out, info)
+    else:
+        _write_parquet(embeddings, out, info)
+    if embeddings.tags:
+        write_tags(embeddings, tags_file(out))
+    return out
+
+
+def tags_file(out: str | Path) -> Path:
+    """Where `write_embeddings` puts a musicnn model's tag probabilities: `<out stem>-tags.csv` beside `out`."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}-tags.csv")
+
+
+def write_tags(embeddings: Embeddings, path: Path) -> Path:
+    """The tag probabilities as CSV: one row per window, then one per track (the mean of its windows); columns
+    level (window or track), file, clip_id, start (empty for a track), windows, then one column per tag."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["level", "file", "clip_id", "start", "windows", *embeddings.tags])
+        e = embeddings
+        for file, clip, start, tags in zip(e.window_file, e.window_clip_id, e.window_start, e.window_tags, strict=True):
+            writer.writerow(["window", file, clip, f"{start:.3f}", 1, *(f"{p:.6f}" for p in tags)])
+        for file, clip, count, tags in zip(e.track_file, e.track_clip_id, e.track_windows, e.track_tags, strict=True):
+            writer.writerow(["track", file, clip, "", count, *(f"{p:.6f}" for p in tags)])
+    return path
+
+
+def refuse_embed_inputs(outputs: list[Path], embeddings: Embeddings) -> None:
+    """One line when a file to write is the model the embeddings came from or one of its audio files."""
+    refuse_input_out(outputs, embeddings.model, [*embeddings.track_file, *(item.file for item in embeddings.skipped)])
 
 
 def _write_parquet(embeddings: Embeddings, out: Path, info: str) -> Path:
@@ -273,12 +363,18 @@ def map_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1]))), "PCA"
 
 
-def write_map(embeddings: Embeddings, out: str | Path) -> tuple[Path, Path, str]:
-    """The track map as `<out stem>-map.png` and `<out stem>-map.html` beside `out`; returns both and the method."""
+def map_files(out: str | Path) -> tuple[Path, Path]:
+    """Where `write_map` puts the map of the embeddings file `out`: `<out stem>-map.png` and `-map.html`."""
     out = Path(out)
+    return out.with_name(f"{out.stem}-map.png"), out.with_name(f"{out.stem}-map.html")
+
+
+def write_map(embeddings: Embeddings, out: str | Path) -> tuple[Path, Path, str]:
+    """The track map as `map_files(out)` beside `out`; returns both and the method."""
+    png, html = map_files(out)
+    refuse_embed_inputs([png, html], embeddings)
     xy, method = map_2d(np.stack(embeddings.track_features))
-    png = plot_map(out.with_name(f"{out.stem}-map.png"), xy, embeddings, method)
-    html = out.with_name(f"{out.stem}-map.html")
+    plot_map(png, xy, embeddings, method)
     atomic_write(html, map_page(embeddings, xy, method, png))
     return png, html, method
 

@@ -4,44 +4,41 @@
 The file is an ordinary checksummed model file (`modelfile`): the members' tensors are stored as
 `members.<i>.<name>` and its `ModelMeta` lists the members (`members`), so `predict`, `evaluate` and
 `export` load it like any other model (`modelfile.EnsembleModel` combines the outputs so that the usual
-softmax, sigmoid or identity gives the mean itself). Members must agree on everything that feeds and names
-their outputs: task, classes (targets, moods), target scales, feature, spectrogram settings, architecture,
-input size, resize policy and rating cuts. Members normalised differently (`--norm dataset` runs on other
-training images) keep their own statistics: the file's are the first member's and each other member
-re-normalises its input (`modelfile.EnsembleModel`). An ensemble given as a member is flattened into its
+softmax, sigmoid or identity gives the mean itself). Members must agree on what their outputs are: task,
+classes (targets, moods), target scales, feature and rating cuts. They may read different inputs: the file's
+architecture, spectrogram settings, input size, resize policy and statistics are the first member's, and each
+other member records its own where they differ (`ModelMeta.members`, `modelmeta.CONTRACT`). Members of the
+same spectrogram, input size and resize policy share one input (normalised differently, a member re-normalises
+it); an ensemble of several inputs (a "mixed" one) is averaged per track by `predict` and `evaluate`, which
+compute each input from the audio (`predict.Predictor`). An ensemble given as a member is flattened into its
 own members.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .errors import MerError
+from .inputs import Inputs, model_inputs, refuse_overwrite
 from .modelfile import (
     CHECKSUM,
     build_network,
     load_model,
-    member_stats,
     model_file_path,
     model_target,
     read_model_file,
     save_model_file,
 )
-from .modelmeta import ModelMeta
+from .modelmeta import ModelMeta, ensemble_record
 
 # what every member must share, and how a refusal names it
 SHARED = {
     "task": "task",
     "classes": "classes",
     "feature": "feature",
-    "spec": "spectrogram settings",
-    "arch": "architecture",
-    "input_size": "input size",
-    "resize": "resize policy",
     "cuts": "rating cut points",
     "scale": "target scales",
 }
@@ -67,13 +64,18 @@ class _Member:
 def ensemble_models(runs: list[str | Path], out: str | Path) -> EnsembleResult:
     """Write the runs (run folders or model files) as one ensemble model file `out` (a folder gets model.safetensors).
 
-    Refused in one line: fewer than two distinct models, or members that differ in what they predict or
-    how they are fed (naming the first mismatch and the two runs).
+    Refused in one line, before anything is written: an `out` that is a member (its model file, run folder or
+    the run's records), fewer than two distinct models, or members that differ in what they predict (naming the
+    first mismatch and the two runs). Members may differ in architecture and input (see the module).
     """
     target = model_target(out)
+    members_read: Inputs = {}
+    for run in runs:
+        members_read.update(model_inputs(run, "an ensemble member"))
+    refuse_overwrite([out, target], members_read)
     members = _flatten([_read(run) for run in runs])
     _check_members(members)
-    meta = _ensemble_meta(members)
+    meta = ensemble_record([member.meta for member in members], [_origin(member) for member in members])
     model = build_network(meta)
     state = {f"members.{i}.{name}": tensor for i, member in enumerate(members) for name, tensor in member.state.items()}
     model.load_state_dict(state, strict=True)
@@ -89,17 +91,11 @@ def _read(run: str | Path) -> list[_Member]:
     meta = ModelMeta.from_dict(metadata, source)
     if not meta.is_ensemble:
         return [_Member(source, state, meta, metadata.get(CHECKSUM))]
-    single = dataclasses.replace(meta, members=(), metrics={})
     return [
         _Member(
             Path(described["source"]),
             {name.split(".", 2)[2]: t for name, t in state.items() if name.startswith(f"members.{i}.")},
-            dataclasses.replace(
-                single,
-                mode=described.get("mode"),
-                metrics=described.get("metrics", {}),
-                stats=member_stats(meta, described),
-            ),
+            meta.member(i),
             described.get("checksum"),
         )
         for i, described in enumerate(meta.members)
@@ -128,39 +124,12 @@ def _check_members(members: list[_Member]) -> None:
             mine, theirs = getattr(first.meta, name), getattr(member.meta, name)
             if mine != theirs:
                 raise MerError(
-                    f"{member.source}: does not match {first.source} in its {what} ({_difference(theirs, mine)}); "
-                    "an ensemble's members must share task, classes, spectrogram settings, architecture and input size"
+                    f"{member.source}: does not match {first.source} in its {what} ({theirs} vs {mine}); "
+                    "an ensemble's members must share task, classes (targets, moods), feature, scales and rating cuts"
                 )
 
 
-def _difference(theirs, mine) -> str:
-    """`A vs B`; for settings records only the settings that differ."""
-    if hasattr(mine, "to_dict"):
-        a, b = theirs.to_dict(), mine.to_dict()
-        keys = sorted(key for key in set(a) | set(b) if a.get(key) != b.get(key))
-        return ", ".join(f"{key} {a.get(key)} vs {b.get(key)}" for key in keys)
-    return f"{theirs} vs {mine}"
-
-
-def _ensemble_meta(members: list[_Member]) -> ModelMeta:
-    """The first member's record, with the members described (their own scores kept, no ensemble score)."""
-    modes = {member.meta.mode for member in members}
-    return dataclasses.replace(
-        members[0].meta,
-        mode=modes.pop() if len(modes) == 1 else None,
-        metrics={},
-        members=tuple(
-            {
-                "source": str(member.source),
-                "checksum": member.checksum,
-                "mode": member.meta.mode,
-                "metrics": {k: member.meta.metrics[k] for k in MEMBER_METRICS if k in member.meta.metrics},
-                **(
-                    {"stats": [list(s) for s in member.meta.stats]}
-                    if member.meta.stats != members[0].meta.stats
-                    else {}
-                ),
-            }
-            for member in members
-        ),
-    )
+def _origin(member: _Member) -> dict:
+    """Where a member came from, its mode and its own scores, as the ensemble describes it."""
+    metrics = {key: member.meta.metrics[key] for key in MEMBER_METRICS if key in member.meta.metrics}
+    return {"source": str(member.source), "checksum": member.checksum, "mode": member.meta.mode, "metrics": metrics}

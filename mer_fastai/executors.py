@@ -15,7 +15,7 @@ from .config import TrainConfig
 from .cv import CV_FILE, CVResult, run_cv
 from .dataset import read_info
 from .errors import MerError
-from .modelfile import MODEL_FILE
+from .modelfile import ENSEMBLE_FILE, MODEL_FILE
 from .progress import console
 from .report import METRICS_FILE
 from .results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
@@ -44,9 +44,10 @@ class Cell:
     repeats: int = 1
 
     @property
-    def result_file(self) -> str:
-        """The file whose presence in `run_dir` marks the cell finished."""
-        return CV_FILE if self.folds else METRICS_FILE
+    def result_files(self) -> tuple[str, ...]:
+        """The files whose presence in `run_dir` marks the cell finished: a cross-validation's cv.json and fold
+        ensemble, a training's metrics.json."""
+        return (CV_FILE, ENSEMBLE_FILE) if self.folds else (METRICS_FILE,)
 
     @property
     def id(self) -> str:
@@ -119,10 +120,11 @@ def _identity(cell: Cell) -> dict:
 
 
 def run_cell(cell: Cell) -> dict:
-    """Train (or cross-validate) one cell and return its results row (runs in this process or on a remote worker)."""
+    """Train (or cross-validate) one cell and return its results row (runs in this process or on a remote worker).
+
+    A cross-validated cell also writes its fold models as one ensemble (`ensemble.safetensors`), as `cv` does."""
     if cell.folds:
-        folds = run_cv(cell.data_dir, cell.config, cell.run_dir, cell.folds, cell.repeats, ensemble=False, report=False,
-                       show=False)  # fmt: skip
+        folds = run_cv(cell.data_dir, cell.config, cell.run_dir, cell.folds, cell.repeats, report=False, show=False)
         return cv_row(cell, folds)
     result = train(cell.data_dir, cell.config, cell.run_dir, show=False)
     return cell_row(cell, result.metrics)

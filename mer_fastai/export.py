@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import MerError
 from .files import atomic_path
+from .inputs import model_inputs, refuse_overwrite
 from .modelfile import METADATA_KEY, load_model, model_target, save_model_file
 from .modelmeta import ModelMeta
 from .report import METRICS_FILE
@@ -36,22 +37,31 @@ def export_model(
     """Check the model of a run folder (or model file) and write it to `out`, with the run's metrics.
 
     `out` may be a folder (the file is then `model.safetensors` inside it). With `onnx`, also write the
-    network as `<out>.onnx`: input `image` (N, 3, size, size) normalised like in training, output
+    network as `<out>.onnx`: input `image` (N, 3, `input_shape`) normalised like in training, output
     `logits` (the raw head outputs: class logits — softmax gives probabilities —, mood logits — sigmoid gives
     each mood's probability —, or a regression model's values already in their scale), and the same metadata
-    as JSON under the ONNX metadata key `mer_fastai`. Every task exports.
+    as JSON under the ONNX metadata key `mer_fastai`. Every task exports; a mixed-input ensemble (members reading
+    different spectrograms) has no single input, so its `onnx` is refused before anything is written.
     The written file carries a checksum; `accept_unverified` lets a source without one (written by an
     older version) through, so that exporting it adds the checksum — only when the user vouches for it.
+    An `out` (or its .onnx) that is the source model, its run folder or one of its records is refused first.
     """
     source, out = Path(source), Path(out)
-    model, meta = load_model(source, accept_unverified=accept_unverified)
-    metrics_path = (source if source.is_dir() else source.parent) / METRICS_FILE
-    if metrics_path.is_file():
-        meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(metrics_path)})
     target = model_target(out)
     onnx_file = target.with_suffix(".onnx") if onnx else None
+    metrics_path = (source if source.is_dir() else source.parent) / METRICS_FILE
+    read = {**model_inputs(source, "the model exported"), metrics_path: "the metrics file of the model exported"}
+    refuse_overwrite([path for path in (out, target, onnx_file) if path], read)
     if onnx_file:
         _require_onnx()
+    model, meta = load_model(source, accept_unverified=accept_unverified)
+    if onnx_file and meta.is_mixed:
+        raise MerError(
+            f"{source}: --onnx: a mixed-input ensemble reads {len(meta.input_groups)} different spectrograms, so it "
+            "has no single ONNX input; export each member (its run folder) with --onnx, or drop --onnx"
+        )
+    if metrics_path.is_file():
+        meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(metrics_path)})
     save_model_file(target, model, meta)
     load_model(target)  # what was written reads back
     if onnx_file:
@@ -90,12 +100,18 @@ def _onnx_outputs(meta: ModelMeta) -> str:
     return "log mean member probabilities (softmax gives the mean)" if meta.is_ensemble else "logits"
 
 
+def input_shape(meta: ModelMeta) -> tuple[int, int]:
+    """(height, width) of the network's input: a 16-bit spectrogram's own size (musicnn reads its images as they
+    are), else the square training size."""
+    return meta.spec.image_size if meta.spec.bit_depth == 16 else (meta.input_size, meta.input_size)
+
+
 def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
     """The network as ONNX with a dynamic batch axis, its metadata stored in the file."""
     import onnx
 
-    size = meta.input_size
-    example = torch.zeros(1, 3, size, size)
+    height, width = input_shape(meta)
+    example = torch.zeros(1, 3, height, width)
     with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -112,11 +128,11 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
         graph = onnx.load(str(tmp))
         entry = graph.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(meta.to_dict())
-        kind = f"ensemble of {len(meta.members)} {meta.arch}" if meta.is_ensemble else meta.arch
+        kind = f"ensemble of {meta.arch_summary}" if meta.is_ensemble else meta.arch
         graph.doc_string = (
             f"mer-fastai {meta.task} {kind} ({meta.feature}): outputs {list(meta.classes)}; output 'logits': "
             f"{_onnx_outputs(meta)}; input "
-            f"(N, 3, {size}, {size}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
+            f"(N, 3, {height}, {width}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
             f"{[list(s) for s in meta.stats]}"
         )
         onnx.checker.check_model(graph)

@@ -9,6 +9,8 @@ the saved model is the full network, as in the uncached path.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from fastai.callback.data import WeightedDL
 from fastai.data.core import DataLoaders, TfmdDL
@@ -51,16 +53,58 @@ def can_cache(learn: Learner, mode: str, train_bn: bool, augment: str) -> bool:
 
 
 def compute_features(encoder: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor]:
-    """`encoder` outputs (eval mode, no gradients, on the CPU) and targets of every batch of `dl`."""
+    """`encoder` outputs (eval mode, no gradients, on the CPU) and targets of every batch of `dl`.
+
+    Outputs are remembered for the process (`FeatureMemo`), keyed by the encoder's weights and each input's
+    bytes: the folds of a cross-validation, which see the same images through the same frozen body, compute
+    each image's features once.
+    """
     was_training = encoder.training
     encoder.eval()
+    weights = MEMO.encoder_key(encoder)
     features, targets = [], []
     with torch.no_grad():
         for xb, yb in dl:
-            features.append(encoder(xb).as_subclass(torch.Tensor).float().cpu())
+            features.append(MEMO.features(encoder, weights, xb.as_subclass(torch.Tensor)))
             targets.append(yb.as_subclass(torch.Tensor).cpu())
     encoder.train(was_training)
     return torch.cat(features), torch.cat(targets)
+
+
+class FeatureMemo:
+    """Encoder outputs by (encoder weights, input bytes), up to `limit_bytes` of features (then it starts anew)."""
+
+    def __init__(self, limit_bytes: int = 2 * 2**30):
+        self.limit_bytes = limit_bytes
+        self.store: dict[tuple[str, str], torch.Tensor] = {}
+        self.size = 0
+
+    @staticmethod
+    def encoder_key(encoder: nn.Module) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for name, tensor in encoder.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def features(self, encoder: nn.Module, weights: str, xb: torch.Tensor) -> torch.Tensor:
+        """The encoder's outputs (float32, CPU) for the batch `xb`, computing only those not remembered."""
+        data = xb.detach().cpu().contiguous().numpy()
+        keys = [(weights, hashlib.blake2b(item.tobytes(), digest_size=16).hexdigest()) for item in data]
+        rows = [self.store.get(key) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            computed = encoder(xb[missing]).as_subclass(torch.Tensor).float().cpu()
+            if self.size + computed.nbytes > self.limit_bytes:
+                self.store.clear()
+                self.size = 0
+            for i, row in zip(missing, computed, strict=True):
+                rows[i] = self.store[keys[i]] = row
+            self.size += computed.nbytes
+        return torch.stack(rows)
+
+
+MEMO = FeatureMemo()
 
 
 def head_learner(learn: Learner) -> Learner:

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from . import __version__
 from .errors import MerError
-from .files import atomic_write, check_output_file
+from .files import atomic_write, check_output_file, reading
 from .results import SCORE_LABELS, SD_SUFFIX, is_score_column, main_score, row_task
 
 REPORT_HTML = "report.html"
@@ -753,7 +753,8 @@ def dataset_facts(data_dir: Path | None) -> dict:
     if data_dir is None:
         return {"message": "The data set folder was not found (moved or deleted), so its facts cannot be shown."}
     try:
-        info, rows, spec = read_info(data_dir), read_manifest(data_dir), read_spec(data_dir)
+        with reading(data_dir):  # not while prepare changes it
+            info, rows, spec = read_info(data_dir), read_manifest(data_dir), read_spec(data_dir)
     except MerError as exc:
         return {"message": f"The data set cannot be read: {exc}"}
     clips: dict[tuple[str, str], set[str]] = defaultdict(set)

@@ -2,14 +2,16 @@
 
 Every reader returns a `LabelTable` for one feature (task), keyed by normalised ids: `1`, `001` and
 `001.mp3` name the same clip; an id with a folder (`rock/001.mp3`) names the clip by its path relative
-to the audio folder. A labels file is checked as it is read: its encoding, blank ids, blank or
-non-numeric cells and duplicate ids (the same label: a note; conflicting labels: an error).
-`match_clips` then pairs audio files with the table's rows.
+to the audio folder. Ids, file and folder names are compared in Unicode NFC (`Café` typed with a
+composed or a decomposed `é` is one name). A labels file is checked as it is read: its encoding, blank ids,
+blank or non-numeric cells, class names that cannot name a folder and duplicate ids (the same label: a note;
+conflicting labels: an error). `match_clips` then pairs audio files with the table's rows.
 """
 
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -18,6 +20,7 @@ import numpy as np
 
 from .audio import AUDIO_EXTENSIONS, SkippedFile
 from .errors import MerError
+from .files import check_component
 
 FEATURES = ("emotions", "energy", "valence", "tension")
 EMOTIONS = ("anger", "fear", "happy", "sad", "tender")
@@ -33,6 +36,7 @@ QUADRANT_FEATURES = {
 }
 MISSING = frozenset({"", "nan", "na", "n/a"})  # cells that hold no value
 SKIP_HINT = "fill them in, or pass --skip-unlabeled to leave those clips out"
+OUTLIER_IQRS = 10  # a regression target this many interquartile ranges beyond a quartile is refused
 
 
 @dataclass(frozen=True)
@@ -70,12 +74,27 @@ class _Row:
     values: tuple[float, ...] | None = None
 
 
+def nfc(text: str) -> str:
+    """`text` in Unicode normalisation form C (composed accents), the form names are compared in."""
+    return unicodedata.normalize("NFC", text)
+
+
+def code_points(text: str) -> str:
+    """`text` with each non-ASCII or unprintable character as its code point: `Cafe<U+0301>`."""
+    return "".join(c if c.isascii() and c.isprintable() else f"<U+{ord(c):04X}>" for c in text)
+
+
+def shown_id(text: str) -> str:
+    """An id quoted for a message, followed by its code points where it holds non-ASCII characters."""
+    return repr(text) if text.isascii() else f"{text!r} ({code_points(text)})"
+
+
 def normalize_id(value: str) -> str:
-    """Canonical clip id: POSIX separators, no audio extension or whitespace, numbers without zero padding.
+    """Canonical clip id: NFC, POSIX separators, no audio extension or whitespace, numbers without zero padding.
 
     The zero-padding rule applies to every path component: `rock/001.mp3` and `rock/1` are one id.
     """
-    parts = [part.strip() for part in str(value).strip().replace("\\", "/").split("/")]
+    parts = [part.strip() for part in nfc(str(value)).strip().replace("\\", "/").split("/")]
     parts = [part for part in parts if part not in ("", ".")]
     if parts and PurePosixPath(parts[-1]).suffix.lower() in AUDIO_EXTENSIONS:
         parts[-1] = PurePosixPath(parts[-1]).stem
@@ -83,10 +102,31 @@ def normalize_id(value: str) -> str:
 
 
 def clip_id(audio_dir: str | Path, file: Path) -> str:
-    """A clip's identity: its path relative to the audio folder, without extension, with `/` separators."""
+    """A clip's identity: its path relative to the audio folder, without extension, with `/` separators, in NFC."""
+    return nfc(_relative(Path(audio_dir), file).with_suffix("").as_posix())
+
+
+def _relative(root: Path, file: Path) -> Path:
+    """`file` relative to the audio folder `root` (just its name where it lies elsewhere)."""
+    return file.relative_to(root) if root.is_dir() and file.is_relative_to(root) else Path(file.name)
+
+
+def check_unicode_aliases(audio_dir: str | Path, files: list[Path]) -> None:
+    """Refuse two file or folder names in one folder that differ only in Unicode normalisation (e.g. folders
+    `Café` with a composed and with a decomposed `é`): they print alike and would name one clip, or one class."""
     root = Path(audio_dir)
-    relative = file.relative_to(root) if root.is_dir() and file.is_relative_to(root) else Path(file.name)
-    return relative.with_suffix("").as_posix()
+    seen: dict[str, tuple[str, ...]] = {}
+    for file in files:
+        parts = _relative(root, file).parts
+        for end in range(1, len(parts) + 1):
+            other = seen.setdefault(nfc("/".join(parts[:end])), parts[:end])
+            if other != parts[:end]:
+                kind = "file names" if end == len(parts) else "folder names"
+                raise MerError(
+                    f"{root.joinpath(*parts[: end - 1])}: the {kind} {code_points(other[-1])} and "
+                    f"{code_points(parts[end - 1])} differ only in how their accents are encoded (Unicode "
+                    "normalisation), so they would name one clip or class; rename or merge one of them"
+                )
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -112,7 +152,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     byte-order mark or line ends."""
     if not path.is_file():
         raise MerError(f"{path}: labels file not found; check --labels")
-    lines = _decode(path, path.read_bytes()).splitlines()
+    lines = nfc(_decode(path, path.read_bytes())).splitlines()
     if not lines or not lines[0].strip():
         raise MerError(f"{path}: the labels file is empty; it needs a header row")
     header = lines[0]
@@ -204,6 +244,8 @@ def _table(path: Path, rows: list[_Row], column: str, skip_unlabeled: bool, cuts
     table = LabelTable({}, {}, str(path), cuts)
     first: dict[str, _Row] = {}
     for row in rows:
+        if row.label is not None:
+            check_class_name(row.label, f"{path}: row {row.line}: class", "rename it in the labels file")
         earlier = first.setdefault(row.clip, row)
         if earlier is not row:
             if _outcome(earlier) != _outcome(row):
@@ -223,6 +265,14 @@ def _table(path: Path, rows: list[_Row], column: str, skip_unlabeled: bool, cuts
                 row.left_out or f"no usable value in column {column!r} (row {row.line} of {path.name})"
             )
     return table
+
+
+def check_class_name(name: str, what: str, fix: str) -> None:
+    """Refuse a class name that cannot name a folder of the data set: `/`, `\\` or control characters, `.`,
+    `..`, or a leading `.` (a hidden folder, which training would not read)."""
+    check_component(name, what, f"a class names a folder of the data set: {fix}")
+    if name.startswith("."):
+        raise MerError(f"{what} {name!r} begins with '.', which would hide its folder from training; {fix}")
 
 
 def _outcome(row: _Row) -> str:
@@ -338,10 +388,13 @@ def read_targets(
     id_column: str | None = None,
     group_by: str | None = None,
     skip_unlabeled: bool = False,
+    allow_outliers: bool = False,
 ) -> LabelTable:
     """Regression labels: the numeric columns `targets` of the study's ratings file or of any CSV with
     `id_column`, checked like class labels (blank, NaN or non-numeric cells are an error naming the rows,
-    or with `skip_unlabeled` leave the clip out).
+    or with `skip_unlabeled` leave the clip out). Infinite values are refused, and so are values far outside
+    the others (`OUTLIER_IQRS` interquartile ranges beyond a quartile) unless `allow_outliers` keeps them
+    (with a note).
 
     Each clip's `label` is the tertile bin (low/medium/high, or negative/neutral/positive for valence) of
     its first target: what the split is stratified by and the image folder it lies in. `scale` is the
@@ -355,8 +408,10 @@ def read_targets(
     known = None if id_column or "target" not in {c.lower() for c in columns} else RATING_SCALE
     found = [find_column(columns, name, path, "--target") for name in targets]
     group_column = find_column(columns, group_by, path, "--group-by") if group_by else None
+    _refuse_infinite(path, rows, found)
     values = [tuple(_number(row[column]) for column in found) for _, row in rows]
     present = np.array([v for v in values if None not in v], dtype=float).reshape(-1, len(found))
+    outliers = _outliers(path, rows, values, found, allow_outliers)
     scale = {name: _scale(path, column, present[:, i], known) for i, (name, column) in enumerate(zip(targets, found))}
     cuts = tertile_cuts(present[:, 0]) if len(present) else []
     levels = level_names(targets[0])
@@ -372,7 +427,67 @@ def read_targets(
     ]
     table = _table(path, read, ", ".join(found), skip_unlabeled, cuts)
     table.task, table.targets, table.scale = "regression", list(targets), scale
+    table.notes += outliers
     return table
+
+
+def _refuse_infinite(path: Path, rows: list[tuple[int, dict[str, str]]], columns: list[str]) -> None:
+    """Refuse cells that are numbers but not finite (`inf`, `1e999`): a value no scale holds, not a blank."""
+    bad = [
+        (line, column, row[column])
+        for line, row in rows
+        for column in columns
+        if not _missing(row[column]) and _number(row[column]) is None and _is_float(row[column])
+    ]
+    if bad:
+        raise MerError(f"{path}: {_cells(bad)} {'is' if len(bad) == 1 else 'are'} not finite; correct the cells")
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text.replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
+def _cells(cells: list[tuple[int, str, object]]) -> str:
+    """`row 7 (valence = 1e+300), row 9 (energy = -28) and 3 more` for an error message."""
+    shown = ", ".join(f"row {line} ({column} = {value})" for line, column, value in cells[:5])
+    return shown + (f" and {len(cells) - 5} more" if len(cells) > 5 else "")
+
+
+def _outliers(
+    path: Path,
+    rows: list[tuple[int, dict[str, str]]],
+    values: list[tuple[float | None, ...]],
+    columns: list[str],
+    allow: bool,
+) -> list[str]:
+    """Refuse target values beyond `OUTLIER_IQRS` interquartile ranges of a quartile of their column, or with
+    `allow` return a note about them. A column whose middle half of values all agree (an IQR of 0) gives no
+    scale to judge by and is taken as it is."""
+    found = []
+    for i, column in enumerate(columns):
+        present = np.array([value[i] for value in values if value[i] is not None], dtype=float)
+        if present.size < 4:
+            continue
+        q1, q3 = np.quantile(present, [0.25, 0.75])
+        spread = q3 - q1
+        low, high = q1 - OUTLIER_IQRS * spread, q3 + OUTLIER_IQRS * spread
+        found += [
+            (line, column, f"{value[i]:g}")
+            for (line, _), value in zip(rows, values)
+            if value[i] is not None and spread and not low <= value[i] <= high
+        ]
+    if not found:
+        return []
+    if not allow:
+        raise MerError(
+            f"{path}: {_cells(found)} lie{'s' if len(found) == 1 else ''} far outside the other values (beyond "
+            f"{OUTLIER_IQRS} interquartile ranges of a quartile); correct the cells, or keep them with --allow-outliers"
+        )
+    return [f"note: {path.name}: kept {len(found)} outlying value(s) (--allow-outliers): {_cells(found)}"]
 
 
 MOOD_THRESHOLD = 0.5  # multilabel from vote shares: a mood holds with at least this share of the clip's top share
@@ -392,7 +507,8 @@ def read_moods(
     from one numeric column per mood (`targets`): 0/1 flags or vote shares. A mood holds for a clip when its
     value is above 0 and at least `threshold` (default 0.5) times the clip's largest value, so 0/1 columns
     are read as they are and vote shares keep the moods chosen by at least half as many listeners as the
-    top one. Blank, NaN, negative or non-numeric cells are refused like class labels.
+    top one. Blank, NaN or non-numeric cells (and mood cells holding only separators) are refused like class
+    labels; negative or infinite numbers are refused as such.
 
     Each clip's values are 1/0 per mood (`targets`: the moods, in order); its `label` is its mood set
     joined by "+" ("none" without any), what the split is stratified by and the image folder it lies in.
@@ -408,12 +524,14 @@ def read_moods(
     group_column = find_column(columns, group_by, path, "--group-by") if group_by else None
     if label_column:
         column = find_column(columns, label_column, path, "--label-column")
-        sets = [None if _missing(row[column]) else _mood_set(row[column]) for _, row in rows]
+        sets = [None if _missing(row[column]) else _mood_set(row[column]) or None for _, row in rows]
         moods = sorted({mood for chosen in sets if chosen for mood in chosen})
         where = column
     else:
         found = [find_column(columns, name, path, "--target") for name in targets or []]
         moods, where = list(targets or []), ", ".join(found)
+        _refuse_infinite(path, rows, found)
+        _refuse_negative(path, rows, found)
         sets = [_chosen(moods, [_number(row[c]) for c in found], threshold or MOOD_THRESHOLD) for _, row in rows]
     bad = next((mood for mood in moods if "/" in mood or "\\" in mood or mood.startswith(".")), None)
     if bad is not None:
@@ -429,6 +547,21 @@ def read_moods(
         raise MerError(f"{path}: mood(s) {', '.join(never)} hold for no clip; drop them or lower --threshold")
     table.task, table.targets = "multilabel", moods
     return table
+
+
+def _refuse_negative(path: Path, rows: list[tuple[int, dict[str, str]]], columns: list[str]) -> None:
+    """Refuse negative numbers in mood columns, which hold 0/1 flags or vote shares."""
+    bad = [
+        (line, column, row[column])
+        for line, row in rows
+        for column in columns
+        if (value := _number(row[column])) is not None and value < 0
+    ]
+    if bad:
+        raise MerError(
+            f"{path}: {_cells(bad)} {'is' if len(bad) == 1 else 'are'} negative; a mood column holds 0/1 flags or "
+            "vote shares (0 or more): correct the cells"
+        )
 
 
 def _id_column(path: Path, columns: list[str], id_column: str | None) -> str:
@@ -447,7 +580,7 @@ def _mood_set(cell: str) -> frozenset[str]:
 
 def _chosen(moods: list[str], values: list[float | None], threshold: float) -> frozenset[str] | None:
     """The moods whose value is above 0 and at least `threshold` × the largest (None: a value is missing)."""
-    if any(v is None or v < 0 for v in values):
+    if any(v is None for v in values):
         return None
     top = max(values, default=0.0)
     return frozenset(m for m, v in zip(moods, values) if v > 0 and v >= threshold * top)  # type: ignore[operator]
@@ -469,6 +602,7 @@ def labels_from_folders(audio_dir: str | Path, files: list[Path]) -> LabelTable:
     """Class-per-folder layout: each file's class is its top-level folder under `audio_dir`
     (`AUDIO/happy/live/1.mp3` is `happy`); ids are the files' relative paths."""
     root = Path(audio_dir)
+    check_unicode_aliases(root, files)
     labels = {}
     for file in files:
         if file.parent == root or not file.is_relative_to(root):
@@ -476,7 +610,9 @@ def labels_from_folders(audio_dir: str | Path, files: list[Path]) -> LabelTable:
                 f"{file}: lies directly in {root}; without --labels every file must sit in a class folder "
                 f"({root}/<class>/...)"
             )
-        labels[normalize_id(clip_id(root, file))] = ClipLabel(file.relative_to(root).parts[0])
+        label = nfc(file.relative_to(root).parts[0])
+        check_class_name(label, f"{root}: class folder", "rename the folder")
+        labels[normalize_id(clip_id(root, file))] = ClipLabel(label)
     return LabelTable(labels, {}, f"folders of {root}")
 
 
@@ -515,8 +651,9 @@ def match_clips(
     of those the table leaves out, and the files without a row.
 
     An id with a folder separator names a clip by its path relative to `audio_dir`; any other id names it
-    by file name, and must then name one clip only.
+    by file name, and must then name one clip only. Names are compared in NFC (see `check_unicode_aliases`).
     """
+    check_unicode_aliases(audio_dir, files)
     ids = {file: clip_id(audio_dir, file) for file in files}
     by_path: dict[str, list[Path]] = defaultdict(list)
     by_stem: dict[str, list[Path]] = defaultdict(list)
@@ -557,7 +694,7 @@ def unlabeled_error(audio_dir: str | Path, unlabeled: list[Path], table: LabelTa
     """The one-line error for audio files without a row in the labels file."""
     first = unlabeled[0]
     return MerError(
-        f"{first}: id {clip_id(audio_dir, first)!r} has no row in {table.source} ({len(unlabeled)} file(s) "
+        f"{first}: id {shown_id(clip_id(audio_dir, first))} has no row in {table.source} ({len(unlabeled)} file(s) "
         "unlabeled); add the rows or pass --skip-unlabeled"
     )
 

@@ -23,7 +23,7 @@ from .choices import MODES
 from .errors import MerError
 from .modelfile import TargetRange
 from .modelmeta import MOOD_DECISION
-from .weights import IMAGENET, NONE, model_factory, transfer_weights
+from .weights import IMAGENET, NONE, PRETRAINED, model_factory, transfer_weights
 
 
 def ccc(preds: torch.Tensor, targs: torch.Tensor) -> torch.Tensor:
@@ -94,7 +94,7 @@ def build_learner(
     if scale:
         learn.model[1].append(TargetRange(scale))
     use_rich_progress(learn)
-    if weights not in (IMAGENET, NONE):
+    if weights not in (PRETRAINED, IMAGENET, NONE):
         transfer_weights(learn.model, weights, spec.name)
     return learn
 

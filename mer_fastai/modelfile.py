@@ -22,13 +22,14 @@ from .archs import ArchSpec, build_full_model, get_arch
 from .choices import TASKS
 from .errors import MerError
 from .files import atomic_path
+from .modelmeta import ENSEMBLE_FILE as ENSEMBLE_FILE  # re-exported: where the file names are defined
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
+from .modelmeta import MODEL_FILE as MODEL_FILE
+from .modelmeta import model_file_path as model_file_path
 
 FORMAT = "mer-fastai-model/1"
 METADATA_KEY = "mer_fastai"
 CHECKSUM = "checksum"
-MODEL_FILE = "model.safetensors"
-ENSEMBLE_FILE = "ensemble.safetensors"  # the fold models of a cross-validation folder, as one ensemble
 
 
 @dataclass(frozen=True)
@@ -140,15 +141,6 @@ def save_model_file(path: str | Path, model: nn.Module, meta: ModelMeta | dict) 
     return write_safetensors(path, model.state_dict(), meta.to_dict(), MODEL_FORMAT)
 
 
-def model_file_path(path: str | Path) -> Path:
-    """The model file itself, given the file, a run folder, or a cross-validation folder (its fold ensemble)."""
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    ensemble = path / ENSEMBLE_FILE
-    return ensemble if ensemble.is_file() and not (path / MODEL_FILE).is_file() else path / MODEL_FILE
-
-
 def model_target(out: str | Path) -> Path:
     """The model file to write for `--out`: the path itself, or model.safetensors inside a folder."""
     out = Path(out)
@@ -207,20 +199,31 @@ class TargetRange(nn.Module):
 
 
 class EnsembleModel(nn.Module):
-    """Several networks with the same outputs and input, combined so that every reader's usual step on a
-    model's outputs gives the mean of the members':
+    """Several networks with the same outputs, combined so that every reader's usual step on a model's outputs
+    gives the mean of the members':
 
     classification: the log of their mean softmax probabilities (softmax of it is the mean); multilabel: the
     logit of their mean sigmoid probabilities (sigmoid of it is the mean); regression: the mean of their
-    values. The members' tensors are named `members.<i>.<name>`. The input is normalised with the first
-    member's statistics; `renorm[i]` = (scale, shift) turns it into member i's own (x · scale + shift,
-    per channel), for members trained with other statistics.
+    values. The members' tensors are named `members.<i>.<name>`.
+
+    `groups` lists the members by the input they read (`ModelMeta.input_groups`; default: all one input). With
+    one group, `forward(x)` feeds `x` to every member; a mixed ensemble has no single input: `group(g)` is the
+    network of group g's members, fed that group's input. A group's input is normalised with its first member's
+    statistics; `renorm[i]` = (scale, shift) turns it into member i's own (x · scale + shift, per channel),
+    for members trained with other statistics.
     """
 
-    def __init__(self, members: list[nn.Module], task: str = TASKS[0], renorm: list[tuple] | None = None):
+    def __init__(
+        self,
+        members: list[nn.Module],
+        task: str = TASKS[0],
+        renorm: list[tuple] | None = None,
+        groups: tuple[tuple[int, ...], ...] | None = None,
+    ):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.task = task
+        self.groups = groups or (tuple(range(len(members))),)
         self.renorm = [pair is not None for pair in (renorm or [None] * len(members))]
         for i, pair in enumerate(renorm or []):
             if pair is not None:  # buffers, not saved: they move with the model to the device it predicts on
@@ -229,32 +232,54 @@ class EnsembleModel(nn.Module):
                     self.register_buffer(f"renorm_{name}_{i}", tensor, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.groups) > 1:
+            raise MerError(
+                f"a mixed-input ensemble reads {len(self.groups)} different spectrograms, not one input; predict or "
+                "evaluate it on audio, or use one of its members"
+            )
+        return self.combine(x, self.groups[0])
+
+    def combine(self, x: torch.Tensor, indices: tuple[int, ...]) -> torch.Tensor:
+        """The combined outputs of the members `indices`, which read the same input `x`."""
         inputs = [
-            x * getattr(self, f"renorm_scale_{i}") + getattr(self, f"renorm_shift_{i}") if renormed else x
-            for i, renormed in enumerate(self.renorm)
+            x * getattr(self, f"renorm_scale_{i}") + getattr(self, f"renorm_shift_{i}") if self.renorm[i] else x
+            for i in indices
         ]
-        outputs = torch.stack([member(xi).float() for member, xi in zip(self.members, inputs, strict=True)])
+        outputs = torch.stack([self.members[i](xi).float() for i, xi in zip(indices, inputs, strict=True)])
         if self.task == "regression":
             return outputs.mean(dim=0)
         if self.task == "multilabel":
             return torch.logit(torch.sigmoid(outputs).mean(dim=0), eps=1e-7)
-        return torch.logsumexp(torch.log_softmax(outputs, dim=2), dim=0) - math.log(len(self.members))
+        return torch.logsumexp(torch.log_softmax(outputs, dim=2), dim=0) - math.log(len(indices))
+
+    def group(self, index: int) -> nn.Module:
+        """The network of input group `index`: its members combined on their shared input (weights shared)."""
+        return _Group(self, self.groups[index])
+
+
+class _Group(nn.Module):
+    """Some members of an ensemble, combined on the one input they share (`EnsembleModel.combine`)."""
+
+    def __init__(self, ensemble: EnsembleModel, indices: tuple[int, ...]):
+        super().__init__()
+        self.ensemble, self.indices = ensemble, indices
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ensemble.combine(x, self.indices)
 
 
 def build_network(meta: ModelMeta) -> nn.Module:
     """The untrained network a model file with `meta` holds: one body + head (a regression head ending in
-    `TargetRange` with the recorded scale, as training builds it), or an ensemble of them."""
-    spec = get_arch(meta.arch)
-    if meta.is_ensemble:
-        renorm = [_renorm(meta.stats, member_stats(meta, member)) for member in meta.members]
-        return EnsembleModel([_network(spec, meta) for _ in meta.members], meta.task, renorm)
-    return _network(spec, meta)
-
-
-def member_stats(meta: ModelMeta, member: Mapping) -> tuple:
-    """An ensemble member's normalisation statistics: its own if recorded, else the ensemble's."""
-    stats = member.get("stats")
-    return (tuple(stats[0]), tuple(stats[1])) if stats else meta.stats
+    `TargetRange` with the recorded scale, as training builds it), or an ensemble of them (each member its own
+    architecture, its input normalised from its input group's first member's statistics)."""
+    if not meta.is_ensemble:
+        return _network(get_arch(meta.arch), meta)
+    members = [meta.member(i) for i in range(len(meta.members))]
+    groups = meta.input_groups
+    leader = {i: members[group[0]].stats for group in groups for i in group}
+    renorm = [_renorm(leader[i], member.stats) for i, member in enumerate(members)]
+    networks = [_network(get_arch(member.arch), member) for member in members]
+    return EnsembleModel(networks, meta.task, renorm, groups)
 
 
 def _renorm(ensemble: tuple, own: tuple) -> tuple[list[float], list[float]] | None:
@@ -287,13 +312,13 @@ def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn
     if missing or unexpected:
         first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise MerError(
-            f"{path}: its tensors do not match a {meta.arch} model ({len(missing)} missing, "
+            f"{path}: its tensors do not match a {meta.arch_summary} model ({len(missing)} missing, "
             f"{len(unexpected)} unexpected; first: {first}); the file is mislabelled: {RETRAIN}"
         )
     for name, tensor in expected.items():
         if state[name].shape != tensor.shape:
             raise MerError(
-                f"{path}: tensor {name} has shape {tuple(state[name].shape)}, but a {meta.arch} model "
+                f"{path}: tensor {name} has shape {tuple(state[name].shape)}, but a {meta.arch_summary} model "
                 f"with {len(meta.classes)} classes needs {tuple(tensor.shape)}; the file is mislabelled: {RETRAIN}"
             )
         if state[name].is_floating_point() and not torch.isfinite(state[name]).all():

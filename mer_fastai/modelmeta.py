@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +18,33 @@ from typing import Any
 
 from .choices import TASKS
 from .errors import MerError
+from .files import check_component
 from .spectrogram import SpecConfig
 
 RUN_CONFIG = "config.json"
+MODEL_FILE = "model.safetensors"
+ENSEMBLE_FILE = "ensemble.safetensors"  # the fold models of a cross-validation folder, as one ensemble
 RESIZE_METHODS = ("squish", "crop")  # how training fed validation images: Resize(Squish) or a centre crop
 RETRAIN = "retrain the model with this version of mer-fastai"
 MOOD_DECISION = 0.5  # multilabel: a mood is predicted when its sigmoid probability reaches this
 FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
-# what an ensemble records about each member (`stats`: its own normalisation, when not the ensemble's)
-MEMBER_FIELDS = ("source", "checksum", "mode", "metrics", "stats")
+# What an ensemble member's input contract is made of: stored field → `ModelMeta` attribute. A member records
+# each of them only where it differs from the first member's (the ensemble's own fields).
+CONTRACT = {"arch": "arch", "spectrogram": "spec", "input_size": "input_size", "resize": "resize", "stats": "stats"}
+ORIGIN_FIELDS = ("source", "checksum", "mode", "metrics")  # where an ensemble member came from, its mode and scores
+MEMBER_FIELDS = (*ORIGIN_FIELDS, *CONTRACT)  # all an ensemble records about each member
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+def model_file_path(path: str | Path) -> Path:
+    """The model file itself, given the file, a run folder, or a cross-validation folder (its fold ensemble)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    ensemble = path / ENSEMBLE_FILE
+    return ensemble if ensemble.is_file() and not (path / MODEL_FILE).is_file() else path / MODEL_FILE
 
 
 def resize_policy(augment: str | None) -> str:
@@ -51,9 +67,10 @@ class ModelMeta:
     cuts: tuple[float, ...] | None = None  # rating cut points of 3-level features
     package_version: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
-    # An ensemble: one description per member network (source, checksum, mode, metrics), in the order of
-    # the file's `members.<i>.` tensors; its outputs combine the members' (modelfile.EnsembleModel): log mean
-    # probabilities, mean values (regression) or logits of mean mood probabilities. Empty: a single network.
+    # An ensemble: one description per member network (source, checksum, mode, metrics, and its own `CONTRACT`
+    # fields where they differ from the first member's), in the order of the file's `members.<i>.` tensors; its
+    # outputs combine the members' (modelfile.EnsembleModel): log mean probabilities, mean values (regression)
+    # or logits of mean mood probabilities. Empty: a single network.
     members: tuple[Mapping[str, Any], ...] = ()
     # What the outputs are: "classification" (class logits), "regression" (one value per target, in
     # `classes` order, squeezed into its `scale` [low, high] by the head's last layer) or "multilabel" (one
@@ -65,6 +82,45 @@ class ModelMeta:
     def is_ensemble(self) -> bool:
         """Whether the file holds several networks whose probabilities are averaged."""
         return bool(self.members)
+
+    def member(self, index: int) -> ModelMeta:
+        """Member `index` of an ensemble as a single model's record: its own contract fields where recorded, else
+        the ensemble's, with its mode and scores."""
+        described = self.members[index]
+        own = {attribute: _contract_value(name, described[name]) for name, attribute in CONTRACT.items()
+               if name in described}  # fmt: skip
+        mode, metrics = described.get("mode"), dict(described.get("metrics") or {})
+        return dataclasses.replace(self, members=(), mode=mode, metrics=metrics, **own)
+
+    @property
+    def input_groups(self) -> tuple[tuple[int, ...], ...]:
+        """An ensemble's members grouped by the input they read (spectrogram settings, input size, resize policy),
+        in order of first appearance: one group for an ensemble of one input, several for a mixed one."""
+        groups: dict[tuple, list[int]] = {}
+        for index in range(len(self.members)):
+            member = self.member(index)
+            groups.setdefault((member.spec, member.input_size, member.resize), []).append(index)
+        return tuple(tuple(group) for group in groups.values())
+
+    @property
+    def is_mixed(self) -> bool:
+        """Whether the file is an ensemble whose members read different inputs (one spectrogram each group)."""
+        return self.is_ensemble and len(self.input_groups) > 1
+
+    def group(self, index: int) -> ModelMeta:
+        """The members of input group `index` as one model's record: the member itself, or an ensemble of them."""
+        indices = self.input_groups[index]
+        if len(indices) == 1:
+            return self.member(indices[0])
+        return ensemble_record([self.member(i) for i in indices], [self.members[i] for i in indices])
+
+    @property
+    def arch_summary(self) -> str:
+        """The architecture, or an ensemble's members' ("2 × melcnn", "2 × melcnn + 1 × musicnn-msd")."""
+        if not self.is_ensemble:
+            return self.arch
+        counts = Counter(self.member(index).arch for index in range(len(self.members)))
+        return " + ".join(f"{count} × {arch}" for arch, count in counts.items())
 
     def to_dict(self) -> dict:
         """The JSON-ready form stored in a model file (without `format` and `checksum`)."""
@@ -120,6 +176,48 @@ class ModelMeta:
         )
 
 
+def ensemble_record(members: list[ModelMeta], described: list[Mapping[str, Any]]) -> ModelMeta:
+    """The record of an ensemble of `members` (their own records, the first's fields becoming the ensemble's):
+    each member described by its `described` source, checksum, mode and metrics plus the `CONTRACT` fields in
+    which it differs from the first; the mode is the members' common one (else None), no ensemble scores."""
+    first = members[0]
+    modes = {member.mode for member in members}
+    return dataclasses.replace(
+        first,
+        mode=modes.pop() if len(modes) == 1 else None,
+        metrics={},
+        members=tuple(
+            {
+                **{name: described_i[name] for name in ORIGIN_FIELDS if name in described_i},
+                **{
+                    name: _stored(getattr(member, attribute))
+                    for name, attribute in CONTRACT.items()
+                    if getattr(member, attribute) != getattr(first, attribute)
+                },
+            }
+            for member, described_i in zip(members, described, strict=True)
+        ),
+    )
+
+
+def _stored(value: Any) -> Any:
+    """A contract value as a model file stores it (settings as a table, statistics as lists)."""
+    if isinstance(value, SpecConfig):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [list(part) for part in value]
+    return value
+
+
+def _contract_value(name: str, value: Any) -> Any:
+    """A stored (already checked) contract value as `ModelMeta` holds it."""
+    if name == "spectrogram":
+        return SpecConfig.from_dict(dict(value))
+    if name == "stats":
+        return tuple(tuple(float(v) for v in part) for part in value)
+    return value
+
+
 def _malformed(path: Path, problem: str) -> MerError:
     return MerError(f"{path}: {problem}; {RETRAIN}")
 
@@ -145,6 +243,8 @@ def _classes(value: Any, path: Path) -> tuple[str, ...]:
         raise _malformed(path, "'classes' must be a non-empty list of class names")
     if len(set(value)) != len(value):
         raise _malformed(path, f"'classes' holds a name twice ({', '.join(value)})")
+    for name in value:  # class, mood and target names become file names (a regression target's scatter plot)
+        check_component(name, f"{path}: class", RETRAIN)
     return tuple(value)
 
 
@@ -233,8 +333,11 @@ def _members(value: Any, path: Path) -> tuple[dict, ...]:
         _optional_text(member.get("checksum"), "checksum", path)
         _optional_text(member.get("mode"), "mode", path)
         _metrics(member.get("metrics"), path)
-        if "stats" in member:
-            _stats(member["stats"], path)
+        checks = {"arch": _arch, "spectrogram": _spec, "input_size": _input_size, "stats": _stats,
+                  "resize": lambda v, p: _choice(v, "resize", RESIZE_METHODS, p)}  # fmt: skip
+        for name, check in checks.items():
+            if name in member:
+                check(member[name], path)
     return tuple(dict(member) for member in value)
 
 

@@ -9,6 +9,11 @@ Every window goes through exactly the steps of training: the model's spectrogram
 image opened as RGB, resized by fastai's own validation item transform (`Resize` squish, or the centre
 crop `RandomResizedCrop` makes at validation for the "study" augmentation), scaled to [0, 1] and
 normalised with the architecture's statistics.
+
+A mixed-input ensemble (members that read different spectrograms, `ModelMeta.is_mixed`) is predicted per
+input group: each group's members on the group's own windows (one spectrogram computation per group), and a
+track's outputs are the mean of its members' track outputs (each the mean of that member's windows). Its
+windows do not line up across groups, so it has no window rows: a track gives its window count per input.
 """
 
 from __future__ import annotations
@@ -26,22 +31,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import SkippedFile, find_audio_files, load_audio, windows
+from .audio import SkippedFile, find_audio_files, load_audio
 from .choices import FORMATS
 from .data import resize_transform
 from .errors import AudioError, MerError
 from .files import atomic_write
+from .inputs import refuse_input_out
 from .modelfile import load_model, model_file_path
 from .modelmeta import MOOD_DECISION, ModelMeta
 from .progress import progress_bar
 from .scores import aggregate as aggregate_windows
 from .scores import check_aggregate
-from .spectrogram import SpecConfig, mel_image
+from .spectrogram import SpecConfig, window_images
 
 if TYPE_CHECKING:
     from .embed import Embeddings
 
 VALIDATION = 1  # fastai's split_idx of the validation set: random transforms take their fixed form
+MIXED_NOTE = (
+    "a mixed-input ensemble: the members of each input read its own windows (see inputs); a track's outputs are "
+    "the mean of its members' track outputs (each the mean of that member's windows); window rows are omitted, "
+    "since windows of different lengths do not line up"
+)
 
 
 class WindowPrediction(NamedTuple):
@@ -75,10 +86,21 @@ class TrackPrediction:
     task: str = "classification"
     moods: tuple[str, ...] = ()
     values: dict[str, float] | None = None
+    window_counts: tuple[int, ...] = ()  # a mixed-input ensemble's windows per input (its `windows` are empty)
 
-    def to_dict(self, window_seconds: float) -> dict:
+    @property
+    def n_windows(self) -> str:
+        """How many windows the track has: a count, or a mixed-input ensemble's counts per input joined by ";"."""
+        return ";".join(map(str, self.window_counts)) if self.window_counts else str(len(self.windows))
+
+    def to_dict(self, window_seconds: float | None) -> dict:
         """JSON-ready form (a classifier's `label` and `probabilities`, a multilabel model's `moods` and
-        `probabilities`, a regression model's `values`); each window also says where it ends."""
+        `probabilities`, a regression model's `values`); each window also says where it ends. A mixed-input
+        ensemble's track has `window_counts` (per input) instead of windows."""
+        if self.window_counts:
+            counts = list(self.window_counts)
+            return {"file": self.file, **_outputs(self, self.task), "duration": round(self.duration, 3),
+                    "window_counts": counts}  # fmt: skip
         return {
             "file": self.file,
             **_outputs(self, self.task),
@@ -86,7 +108,7 @@ class TrackPrediction:
             "windows": [
                 {
                     "start": round(w.start, 3),
-                    "end": round(min(w.start + window_seconds, self.duration), 3),
+                    "end": round(min(w.start + window_seconds, self.duration), 3),  # type: ignore[operator]
                     **_outputs(w, self.task),
                 }
                 for w in self.windows
@@ -105,13 +127,16 @@ def _outputs(item: TrackPrediction | WindowPrediction | TaskWindowPrediction, ta
 
 @dataclass
 class Predictions:
-    """The tracks labelled by `Predictor.predict_many` and the files it skipped; iterates over tracks."""
+    """The tracks labelled by `Predictor.predict_many` and the files it skipped; iterates over tracks.
+
+    `window`/`hop`: seconds (None for a mixed-input ensemble, whose `inputs` give each input's)."""
 
     tracks: list[TrackPrediction]
     skipped: list[SkippedFile] = field(default_factory=list)
-    window: float = 0.0
-    hop: float = 0.0
+    window: float | None = 0.0
+    hop: float | None = 0.0
     aggregate: str = "mean"
+    inputs: list[dict] = field(default_factory=list)  # `Predictor.inputs` of a mixed-input ensemble
 
     def __iter__(self) -> Iterator[TrackPrediction]:
         return iter(self.tracks)
@@ -159,6 +184,13 @@ class Predictor:
         self.resize_transform = resize_transform(meta.input_size, meta.resize)
         mean, std = (torch.tensor(s, dtype=torch.float32).view(1, 3, 1, 1) for s in meta.stats)
         self.mean, self.std = mean.to(self.device), std.to(self.device)
+        # a mixed-input ensemble: one predictor per input group (its members, fed that group's windows)
+        groups = meta.input_groups if meta.is_mixed else ()
+        self.groups = [
+            Predictor(model.group(g), meta.group(g), device=str(self.device), bs=bs, source=source)
+            for g in range(len(groups))
+        ]
+        self.group_sizes = [len(group) for group in groups]
 
     @property
     def classes(self) -> list[str]:
@@ -192,7 +224,13 @@ class Predictor:
         return cls(model, meta, device=device, bs=bs, source=model_file_path(path))
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 (height, width) spectrogram images → the normalised (N, 3, size, size) batch training saw."""
+        """Spectrogram images (height, width) → the normalised (N, 3, height, width) batch training saw: 8-bit
+        images resized by the validation transform and scaled by 1/255; 16-bit ones (a fixed-size input such as
+        musicnn's) at their own size, scaled by 1/65535."""
+        if self.spec.bit_depth == 16:
+            batch = torch.from_numpy(np.stack([np.asarray(image, dtype=np.float32) for image in images]))
+            batch = batch[:, None].expand(-1, 3, -1, -1).to(self.device).div(65535.0)
+            return (batch - self.mean) / self.std
         from PIL import Image
 
         arrays = []
@@ -237,6 +275,34 @@ class Predictor:
             raise MerError(
                 f"--aggregate {method}: a {self.task} model's tracks are the mean of their windows; drop --aggregate"
             )
+        if self.groups and method != "mean":
+            raise MerError(
+                f"--aggregate {method}: a mixed-input ensemble's tracks are the mean of its members' tracks (each the "
+                "mean of its windows); drop --aggregate"
+            )
+
+    def inputs(self) -> list[dict]:
+        """A mixed-input ensemble's inputs: the members reading each (indices in the file), their architectures,
+        window and hop in seconds and sample rate; empty for any other model."""
+        return [
+            {
+                "members": list(indices),
+                "arch": group.meta.arch_summary,
+                "window": group.spec.segment_seconds,
+                "hop": group.spec.hop_seconds,
+                "sample_rate": group.spec.sample_rate,
+            }
+            for indices, group in zip(self.meta.input_groups if self.groups else (), self.groups, strict=True)
+        ]
+
+    def _refuse_windows(self, window: float | None, hop: float | None) -> None:
+        """A mixed-input ensemble reads each input's training windows: --window and --hop are refused."""
+        if window is not None or hop is not None:
+            option = "--window" if window is not None else "--hop"
+            each = ", ".join(f"{i['window']:g} s every {i['hop']:g} s ({i['arch']})" for i in self.inputs())
+            raise MerError(
+                f"{option}: a mixed-input ensemble reads each input's own training windows ({each}); drop {option}"
+            )
 
     def window_settings(self, window: float | None = None, hop: float | None = None) -> tuple[float, float]:
         """Window and hop in seconds: the training window and hop by default; a new window hops by itself."""
@@ -244,6 +310,11 @@ class Predictor:
         step = hop if hop is not None else (self.spec.hop_seconds if window is None else seconds)
         if not (seconds > 0 and step > 0):
             raise MerError(f"--window and --hop must be positive seconds (got {seconds} and {step})")
+        if self.spec.framing == "clip" and seconds != self.spec.segment_seconds:
+            raise MerError(
+                f"--window {seconds:g}: {self.meta.arch} reads {self.spec.segment_seconds:g} s patches only; "
+                "drop --window (--hop sets their overlap)"
+            )
         return seconds, step
 
     def predict(
@@ -256,6 +327,8 @@ class Predictor:
     ) -> TrackPrediction:
         """Label one audio file of any length and format; an undecodable file raises `AudioError`."""
         self.check_aggregate(aggregate)
+        if self.groups:
+            return self._predict_mixed(audio, window, hop)
         seconds, step = self.window_settings(window, hop)
         signal, starts, images = self.window_images(audio, seconds, step)
         probs = self.outputs(self.logits(images))
@@ -274,15 +347,29 @@ class Predictor:
             duration=len(signal) / self.spec.sample_rate,
         )
 
+    def _predict_mixed(self, audio: str | Path, window: float | None, hop: float | None) -> TrackPrediction:
+        """A mixed-input ensemble's track: each input group's members on the group's own windows; the track's
+        outputs are the mean of the members' track outputs (a group's, the mean over its windows of its members'
+        mean, counts once per member)."""
+        self._refuse_windows(window, hop)
+        total, counts, durations = np.zeros(len(self.classes)), [], []
+        for group, size in zip(self.groups, self.group_sizes, strict=True):
+            signal, _, images = group.window_images(audio, *group.window_settings())
+            total += group.outputs(group.logits(images)).mean(axis=0) * size
+            counts.append(len(images))
+            durations.append(len(signal) / group.spec.sample_rate)
+        track = total / sum(self.group_sizes)
+        if self.task != "classification":
+            summary = self._track(str(audio), track, [], durations[0])
+            return dataclasses.replace(summary, window_counts=tuple(counts))
+        label = self.classes[int(np.argmax(track))]
+        return TrackPrediction(str(audio), label, self._named(track), [], durations[0], window_counts=tuple(counts))
+
     def window_images(self, audio: str | Path, seconds: float, step: float) -> tuple[np.ndarray, list, list]:
         """The decoded signal of one file, its window starts and their spectrogram images (`AudioError` if bad)."""
-        spec = dataclasses.replace(self.spec, segment_seconds=seconds, segment_hop_seconds=step)
-        signal = load_audio(audio, spec.sample_rate)
-        starts, images = [], []
-        for start, chunk in windows(signal, spec.sample_rate, seconds, step):
-            starts.append(start)
-            images.append(mel_image(chunk, spec))
-        return signal, starts, images
+        signal = load_audio(audio, self.spec.sample_rate)
+        pairs = list(window_images(signal, self.spec, seconds, step))
+        return signal, [start for start, _ in pairs], [image for _, image in pairs]
 
     def features(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate-layer features (the input of the head's final Linear) and logits of spectrogram images."""
@@ -314,9 +401,15 @@ class Predictor:
     ) -> Predictions:
         """Label files and folders (searched recursively); undecodable files are skipped with their reason."""
         self.check_aggregate(aggregate)
-        seconds, step = self.window_settings(window, hop)
+        seconds: float | None
+        step: float | None
+        if self.groups:
+            self._refuse_windows(window, hop)
+            seconds = step = None  # each input's own (`inputs`)
+        else:
+            seconds, step = self.window_settings(window, hop)
         files = find_audio_files(*paths)
-        result = Predictions([], [], seconds, step, aggregate)
+        result = Predictions([], [], seconds, step, aggregate, self.inputs())
         with progress_bar("predicting", total=len(files), enabled=progress) as advance:
             for file in files:
                 try:
@@ -388,7 +481,8 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
     """JSON (every track with its windows) or CSV (one row per track) text of `predictions`.
 
     CSV columns: file, then a classifier's label, a multilabel model's `moods` (";"-joined), nothing for
-    regression; duration, windows; then `prob_<class or mood>`, or a regression model's `pred_<target>`."""
+    regression; duration, windows (a mixed-input ensemble's count per input, ";"-joined); then
+    `prob_<class or mood>`, or a regression model's `pred_<target>`."""
     classes = predictor.classes
     if fmt == "json":
         document = {
@@ -401,6 +495,7 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
             "window": predictions.window,
             "hop": predictions.hop,
             "aggregate": predictions.aggregate,
+            **({"inputs": predictions.inputs, "note": MIXED_NOTE} if predictions.inputs else {}),
             "tracks": [track.to_dict(predictions.window) for track in predictions],
             "skipped": [dataclasses.asdict(item) for item in predictions.skipped],
         }
@@ -413,13 +508,24 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
     for track in predictions:
         numbers = track.values if predictor.task == "regression" else track.probabilities
         cells = [f"{numbers[name]:.6f}" for name in classes]  # type: ignore[index]
-        writer.writerow([track.file, *([track.label] if label else []), f"{track.duration:.3f}", len(track.windows),
+        writer.writerow([track.file, *([track.label] if label else []), f"{track.duration:.3f}", track.n_windows,
                          *cells])  # fmt: skip
     return buffer.getvalue()
 
 
+def windows_text(predictions: Predictions) -> str:
+    """How the tracks were cut, for titles: "10 s windows, hop 5 s", or a mixed-input ensemble's inputs."""
+    if not predictions.inputs:
+        return f"{predictions.window:g} s windows, hop {predictions.hop:g} s"
+    each = "; ".join(f"{i['arch']}: {i['window']:g} s windows, hop {i['hop']:g} s" for i in predictions.inputs)
+    return f"mixed-input ensemble, mean of its members' tracks ({each})"
+
+
 def write_predictions(predictions: Predictions, predictor: Predictor, out: Path, fmt: str) -> Path:
-    """Write `render_predictions` to `out` atomically (nothing is left behind when writing fails)."""
+    """Write `render_predictions` to `out` atomically (nothing is left behind when writing fails); an `out` that is
+    the model or one of the files predicted is refused."""
+    files = [track.file for track in predictions] + [item.file for item in predictions.skipped]
+    refuse_input_out([out], predictor.source, files)
     text = render_predictions(predictions, predictor, fmt)
     try:
         return atomic_write(out, text)

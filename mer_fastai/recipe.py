@@ -13,15 +13,17 @@ from typing import Any
 import yaml
 
 from .archs import get_arch
-from .choices import MODES, TASK_MONITORS, TASKS
+from .choices import GAN_BACKENDS, MODES, TASK_MONITORS, TASKS
 from .config import TrainConfig, recipe_fields
 from .errors import MerError
+from .files import check_component
 from .labels import FEATURES
 from .prepare import prepare_dataset, task_feature
 from .spectrogram import SpecConfig
 
 RECIPES_PACKAGE = "mer_fastai.recipes"
 DEMO_KEYS = ("epochs", "bs", "size", "lr", "weights")  # the settings `demo_settings` may change
+NAME_FIX = "use letters, digits, '-', '_' or '.' (names become file and folder names)"
 
 # The training settings a recipe sets at its top level: TrainConfig's recipe fields, same types and defaults.
 RecipeSettings = make_dataclass(
@@ -59,6 +61,7 @@ class DatasetSpec:
     label_column: str | None = None
     cuts: list[float] | None = None
     skip_unlabeled: bool = False
+    allow_outliers: bool = False  # regression: keep far-outlying target values (prepare --allow-outliers)
     demo: DemoData = field(default_factory=DemoData)
 
     @property
@@ -76,6 +79,18 @@ class Stage:
     modes: list[str] = field(default_factory=lambda: list(MODES))
     augmentations: list[str] = field(default_factory=lambda: ["none"])
     weights_from: str | None = None  # a previous stage whose models start this one (Experiment B)
+    archs: list[str] | None = None  # the stage's own architectures (default: the recipe's `archs`)
+
+
+def stage_archs(recipe: Recipe, stage: Stage) -> list[str]:
+    """The architectures one stage trains: its own `archs`, else the recipe's."""
+    return recipe.archs if stage.archs is None else stage.archs
+
+
+def arch_settings(settings: dict, arch: str) -> dict:
+    """A cell's settings for `arch`: the grid's, without `size` for an architecture that reads a fixed input
+    (musicnn's patches), to which a grid-wide resolution does not apply."""
+    return {key: value for key, value in settings.items() if not (key == "size" and get_arch(arch).spectrogram)}
 
 
 @dataclass
@@ -109,6 +124,7 @@ class Recipe(RecipeSettings, RecipeTask):
     augment_dirs: list[str] = field(default_factory=list)
     baseline: bool = False
     source: str = ""
+    overridden: list[str] = field(default_factory=list)  # top-level keys set by --set / overrides: never demo_settings'
 
 
 def builtin_names() -> list[str]:
@@ -185,12 +201,18 @@ def load_recipe(
     if not isinstance(raw, dict):
         raise MerError(f"{source}: a recipe must be a mapping of keys to values")
     raw = copy.deepcopy(raw)
+    overridden = []
     for override in overrides or []:
-        apply_override(raw, *parse_override(override), source)
+        keys, value = parse_override(override)
+        apply_override(raw, keys, value, source)
+        overridden.append(keys[0])
     recipe = _build(raw, source)
+    recipe.overridden = list(dict.fromkeys(overridden))
     if archs:
         recipe.archs = list(archs)
     for stage in recipe.stages:
+        if archs and stage.archs is not None:
+            stage.archs = [arch for arch in stage.archs if arch in archs]
         if features:
             stage.features = list(features)
         if modes:
@@ -242,6 +264,7 @@ def _dataset(raw: dict, source: str, prefix: str) -> DatasetSpec:
 
 
 _NESTED = {"datasets", "stages", "gan", "demo", "source"}
+_INTERNAL = {"source", "overridden"}  # Recipe fields that are not recipe keys
 
 
 def _typed(cls, raw: dict, source: str, prefix: str) -> dict:
@@ -251,13 +274,10 @@ def _typed(cls, raw: dict, source: str, prefix: str) -> dict:
     known = {f.name: f for f in fields(cls)}
     values = {}
     for key, value in raw.items():
-        if key not in known or key == "source":
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = (
-                f" (did you mean {close[0]!r}?)"
-                if close
-                else f"; known keys: {', '.join(k for k in known if k != 'source')}"
-            )
+        if key not in known or key in _INTERNAL:
+            keys = [k for k in known if k not in _INTERNAL]
+            close = difflib.get_close_matches(str(key), keys, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(keys)}"
             raise MerError(f"{source}: unknown key {prefix + str(key)!r}{hint}")
         if key in _NESTED:
             continue
@@ -304,7 +324,8 @@ def _check_type(annotation: str, value: Any, source: str, key: str) -> Any:
 def _validate(recipe: Recipe) -> None:
     """Cross-field checks: names that must exist, values that must be in range."""
     src = recipe.source
-    for arch in recipe.archs:
+    every_arch = list(dict.fromkeys([*recipe.archs, *(a for stage in recipe.stages for a in stage.archs or [])]))
+    for arch in every_arch:
         try:
             get_arch(arch)
         except MerError as exc:
@@ -320,9 +341,9 @@ def _validate(recipe: Recipe) -> None:
         raise MerError(f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: {', '.join(DEMO_KEYS)}")
     recipe.demo_settings = _typed(RecipeSettings, recipe.demo_settings, src, "demo_settings.")
     settings = recipe_settings(recipe)
-    for arch in recipe.archs:
+    for arch in every_arch:
         try:
-            TrainConfig(arch=arch, **settings).check(name=repr)  # the settings' own checks, naming recipe keys
+            TrainConfig(arch=arch, **arch_settings(settings, arch)).check(name=repr)  # naming recipe keys
         except MerError as exc:
             raise MerError(f"{src}: {exc}") from exc
     _validate_task(recipe)
@@ -348,6 +369,22 @@ def _validate(recipe: Recipe) -> None:
             raise MerError(f"{where}: weights_from {stage.weights_from!r} must name an earlier stage")
     if len(set(names)) != len(names):
         raise MerError(f"{src}: stage names must be unique")
+    _validate_names(recipe)
+
+
+def _validate_names(recipe: Recipe) -> None:
+    """Every name that becomes part of a file or folder name under --out is one safe path component."""
+    src = recipe.source
+    check_component(recipe.experiment, f"{src}: experiment", NAME_FIX)
+    for name in recipe.datasets:
+        check_component(name, f"{src}: data set name", NAME_FIX)
+    for i, stage in enumerate(recipe.stages):
+        check_component(stage.name, f"{src}: stages[{i}] name", NAME_FIX)
+        for feature in stage.features:
+            key = "targets" if recipe.task != TASKS[0] else f"stages[{i}] ({stage.name}) feature"
+            check_component(feature, f"{src}: {key}", NAME_FIX)
+    if recipe.gan.backend not in GAN_BACKENDS:
+        raise MerError(f"{src}: 'gan.backend' must be one of {', '.join(GAN_BACKENDS)} (got {recipe.gan.backend!r})")
 
 
 def _validate_folds(recipe: Recipe) -> None:
@@ -445,8 +482,20 @@ def _check_task_keys(recipe: Recipe, task: str, settings: dict) -> None:
 
 
 def recipe_settings(recipe: Recipe) -> dict:
-    """The training settings in force, with `demo_settings` applied while any data set is the demo."""
+    """The training settings in force: `demo_settings` apply while every data set is the demo, except to the keys
+    set explicitly (--set / overrides), which always win (`demo_notes` says where)."""
     settings = {item.name: getattr(recipe, item.name) for item in recipe_fields()}
     if all(spec.is_demo for spec in recipe.datasets.values()):
-        settings.update(recipe.demo_settings)
+        settings.update({key: value for key, value in recipe.demo_settings.items() if key not in recipe.overridden})
     return settings
+
+
+def demo_notes(recipe: Recipe) -> list[str]:
+    """One note per explicit setting that wins over the recipe's `demo_settings` on demo data."""
+    if not all(spec.is_demo for spec in recipe.datasets.values()):
+        return []
+    return [
+        f"--set {key}={getattr(recipe, key)} is used instead of demo_settings.{key}={value} (an explicit setting wins)"
+        for key, value in recipe.demo_settings.items()
+        if key in recipe.overridden and getattr(recipe, key) != value
+    ]

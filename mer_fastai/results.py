@@ -208,12 +208,12 @@ def _augmentation_gain(group: list[dict]) -> list[str]:
 
 def _transfer_comparison(group: list[dict], rows: list[dict]) -> list[str]:
     """Experiment B: transferred-weight cells beside another experiment's cells on the same data."""
-    transferred = [r for r in group if r["weights"] not in ("imagenet", "none", "")]
+    transferred = [r for r in group if r["weights"] not in ("imagenet", "pretrained", "none", "")]
     reference = {
         (r["dataset"], r["feature"], r["arch"], r["mode"]): r
         for r in rows
         if r["experiment"] != group[0]["experiment"]
-        and r["weights"] in ("imagenet", "none")
+        and r["weights"] in ("imagenet", "pretrained", "none")
         and r.get("augmentation") == "none"
     }
     keys = [(r, (r["dataset"], r["feature"], r["arch"], r["mode"])) for r in transferred]

@@ -1,7 +1,8 @@
 """Run a recipe: expand its grid into cells, prepare data once, train each cell, keep results safe.
 
 A cell trains once on the data set's split, or, when the recipe sets `folds`, cross-validates
-(`cv.run_cv`: its row holds each score's mean over the folds and the spread in `<score>_sd`). The data sets
+(`cv.run_cv`: its row holds each score's mean over the folds and the spread in `<score>_sd`; its folder, as
+`mer-fastai cv` writes it, the fold models as one ensemble, `ensemble.safetensors`). The data sets
 are prepared for the recipe's `task` (classification of each stage's features, or regression / multilabel
 of its `targets`), and each row holds that task's scores.
 
@@ -21,18 +22,31 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import choices
+from .archs import contract_differences, get_arch
 from .config import TrainConfig
 from .dataset import DATASET_FILE
 from .errors import Interrupted, MerError
 from .executors import Cell, execute_local
-from .files import output_folder
+from .files import check_inside, output_folder
+from .html_report import REPORT_HTML
+from .inputs import is_within, refuse_within
 from .prepare import prepare_dataset
 from .progress import console
 from .ray_executor import execute_ray
-from .recipe import TASK_KEYS, DatasetSpec, Recipe, Stage, load_recipe, recipe_settings
+from .recipe import (
+    TASK_KEYS,
+    DatasetSpec,
+    Recipe,
+    Stage,
+    arch_settings,
+    demo_notes,
+    load_recipe,
+    recipe_settings,
+    stage_archs,
+)
 from .report import write_json
-from .results import RESULTS_CSV, load_results, results_tables, write_results
-from .spectrogram import SpecConfig
+from .results import HEATMAP, RESULTS_CSV, RESULTS_MD, load_results, results_tables, write_results
+from .spectrogram import SpecConfig, preset
 from .synth import make_study_style_set
 from .tracking import tracking_settings
 from .train import write_html_report
@@ -64,7 +78,7 @@ class State:
         return (
             saved.get("status") == "done"
             and saved.get("fingerprint") == fingerprint
-            and (Path(cell.run_dir) / cell.result_file).exists()
+            and all((Path(cell.run_dir) / name).exists() for name in cell.result_files)
         )
 
     def record(self, key: str, entry: dict) -> None:
@@ -100,7 +114,11 @@ class RecipeRun:
 
     def run(self) -> RunSummary:
         """Run every stage in the locked output folder; on Ctrl-C or an error results.csv matches state.json,
-        and folders left empty are removed (the output folder too, when this run created it)."""
+        and folders left empty are removed (the output folder too, when this run created it).
+
+        Before anything is written: every path the grid writes must resolve inside --out, --out must not be (or
+        lie inside) an input folder, and no input may lie where the grid writes."""
+        self._check_paths()
         with output_folder(self.out, "--out"):
             self.state = State(self.out)  # read under the lock
             try:
@@ -136,7 +154,55 @@ class RecipeRun:
 
     def _write_recipe(self) -> None:
         """The recipe as run, beside its results (written once there is something to run)."""
-        write_json(self.out / f"recipe-{self.recipe.experiment}.json", asdict(self.recipe))
+        write_json(self._recipe_file(), asdict(self.recipe))
+
+    def _recipe_file(self) -> Path:
+        return self.out / f"recipe-{self.recipe.experiment}.json"
+
+    def _planned(self) -> list[Path]:
+        """Every file and folder the grid writes directly under --out or under its data, baseline and GAN folders."""
+        names = (STATE_FILE, RESULTS_CSV, RESULTS_MD, HEATMAP, REPORT_HTML, "runs")
+        paths = [self._recipe_file(), *(self.out / name for name in names)]
+        for stage in self.recipe.stages:
+            spec = self.recipe.datasets[stage.dataset]
+            if spec.is_demo:
+                paths.append(self._demo_folder(stage.dataset, spec))
+            for feature in stage.features:
+                paths.extend(self._data_dir(stage.dataset, feature, own) for own in self._own_inputs())
+                if self.recipe.baseline:
+                    paths.append(self._baseline_dir(stage.dataset, feature))
+                if "gan" in stage.augmentations:
+                    paths.append(self._gan_folder(stage.dataset, feature))
+        return paths
+
+    def _inputs(self) -> dict[Path, str]:
+        """What the grid reads from the user: the recipe file, each data set's audio and labels, the --augment-dir
+        folders."""
+        source = Path(self.recipe.source)
+        inputs = {source: "the recipe"} if source.is_file() else {}
+        for name, spec in self.recipe.datasets.items():
+            if not spec.is_demo:
+                inputs[Path(spec.audio)] = f"the audio folder of data set {name!r}"
+            if spec.labels:
+                inputs[Path(spec.labels)] = f"the labels file of data set {name!r}"
+        inputs.update({Path(folder): "an --augment-dir folder" for folder in self.recipe.augment_dirs})
+        return inputs
+
+    def _check_paths(self) -> None:
+        """Refuse, in one line and before anything is written, a write that would leave --out (a link, or a name
+        that slipped past the recipe's checks), an --out inside an input folder, or an input where the grid writes."""
+        planned = self._planned()
+        for path in planned:
+            check_inside(self.out, path)
+        inputs = self._inputs()
+        refuse_within(self.out, {path: what for path, what in inputs.items() if path.is_dir()})
+        for path, what in inputs.items():
+            for target in planned:
+                if is_within(path, target):
+                    raise MerError(
+                        f"{target}: the grid writes here, but it holds {what} ({path}); choose another --out "
+                        "or move the input"
+                    )
 
     def _finished_runs(self, cells: list[Cell]) -> dict[tuple[str, str], str]:
         """Run folder per (feature, arch) of a stage's finished cells, whole mode preferred."""
@@ -161,24 +227,50 @@ class RecipeRun:
         """A data set's audio folder and labels file; the built-in demo set is synthesised once."""
         if not spec.is_demo:
             return Path(spec.audio), Path(spec.labels) if spec.labels else None
-        demo = spec.demo
-        folder = self.out / "demo-audio" / f"{name}-{demo.clips_per_class}x{demo.seconds:g}s-seed{demo.seed}"
+        folder = self._demo_folder(name, spec)
         ratings = folder / "mean_ratings.csv"
         if not ratings.exists():
             console.print(f"synthesising the built-in demo set {name!r} into {folder}")
-            make_study_style_set(folder, demo.clips_per_class, demo.seconds, seed=demo.seed)
+            make_study_style_set(folder, spec.demo.clips_per_class, spec.demo.seconds, seed=spec.demo.seed)
         return folder / "audio", ratings
 
-    def _prepare(self, name: str, feature: str) -> Path:
+    def _demo_folder(self, name: str, spec: DatasetSpec) -> Path:
+        demo = spec.demo
+        return self.out / "demo-audio" / f"{name}-{demo.clips_per_class}x{demo.seconds:g}s-seed{demo.seed}"
+
+    def _data_dir(self, name: str, feature: str, preset: str | None = None) -> Path:
+        """The data set of `name` and `feature`; `preset`: the one prepared with an architecture's own input."""
+        return self.out / "data" / (f"{name}-{feature}" + (f"-{preset}" if preset else ""))
+
+    def _arch_input(self, arch: str) -> str | None:
+        """The spectrogram preset `arch` reads when the recipe's spectrogram does not fit it (e.g. musicnn in
+        expB, whose data sets are 10 s dB images): its cells get a data set of their own. None: the recipe's."""
+        table = get_arch(arch)
+        return table.spectrogram if contract_differences(table, self.spec) else None
+
+    def _own_inputs(self) -> list[str | None]:
+        archs = [arch for stage in self.recipe.stages for arch in stage_archs(self.recipe, stage)]
+        return list(dict.fromkeys([None, *(self._arch_input(arch) for arch in archs)]))
+
+    def _baseline_dir(self, name: str, feature: str) -> Path:
+        return self.out / "baseline" / f"{name}-{feature}"
+
+    def _gan_folder(self, name: str, feature: str) -> Path:
+        gan = self.recipe.gan
+        return self.out / "gan" / f"{name}-{feature}-{gan.backend}-{gan.steps}steps"
+
+    def _prepare(self, name: str, feature: str, own: str | None = None) -> Path:
+        """The data set of `name` and `feature` (prepared or resumed); `own`: an architecture's input preset,
+        whose data set is the same clips and split in that input (the baseline reads the recipe's only)."""
         spec = self.recipe.datasets[name]
         audio, labels = self._audio(name, spec)
-        data_dir = self.out / "data" / f"{name}-{feature}"
+        data_dir = self._data_dir(name, feature, own)
         prepare_dataset(
             audio,
             data_dir,
             feature,
             labels,
-            spec=self.spec,
+            spec=preset(own) if own else self.spec,
             valid_pct=self.recipe.valid_pct,
             test_pct=self.recipe.test_pct,
             group_by=spec.group_by,
@@ -187,9 +279,10 @@ class RecipeRun:
             label_column=spec.label_column,
             cuts=spec.cuts,
             skip_unlabeled=spec.skip_unlabeled,
+            allow_outliers=spec.allow_outliers,
             **{key: getattr(self.recipe, key) for key in TASK_KEYS},
         )
-        if self.recipe.baseline:
+        if self.recipe.baseline and own is None:
             self._baseline(name, feature, data_dir)
         return data_dir
 
@@ -206,7 +299,7 @@ class RecipeRun:
         if self.state.cells.get(marker, {}).get("fingerprint") == fingerprint:
             return
         console.rule(f"[bold]classic-ML reference for {name} · {feature}")
-        out = self.out / "baseline" / f"{name}-{feature}"
+        out = self._baseline_dir(name, feature)
         if self.recipe.folds:  # scored on the folds the cells cross-validate (same clips, same seed)
             rows = cross_validate_baseline(
                 data_dir, out, self.recipe.folds, self.recipe.repeats, seed=self.recipe.seed, aggregate=aggregate
@@ -223,7 +316,7 @@ class RecipeRun:
         from .gan import generate_images, train_gan
 
         gan = self.recipe.gan
-        folder = self.out / "gan" / f"{name}-{feature}-{gan.backend}-{gan.steps}steps"
+        folder = self._gan_folder(name, feature)
         generated = folder / "generated"
         if not (folder / "done").exists():
             console.rule(f"[bold]GAN ({gan.backend}) for {name} · {feature}")
@@ -246,7 +339,14 @@ class RecipeRun:
         for feature in stage.features:
             data_dir = self._prepare(stage.dataset, feature)
             gan_dir = self._gan_images(stage.dataset, feature, data_dir) if "gan" in stage.augmentations else None
-            for arch in self.recipe.archs:
+            for arch in stage_archs(self.recipe, stage):
+                own = self._arch_input(arch)
+                arch_data = self._prepare(stage.dataset, feature, own) if own else data_dir
+                if own and stage.augmentations != ["none"]:
+                    raise MerError(
+                        f"{self.recipe.source}: stage {stage.name!r}: {arch} reads {own} spectrograms, which the "
+                        "stage's augmentation images are not; give it a stage without augmentations"
+                    )
                 weights, label = self.settings["weights"], self.settings["weights"]
                 if stage.weights_from:
                     weights = stage_runs[stage.weights_from].get((feature, arch))
@@ -259,7 +359,7 @@ class RecipeRun:
                         config = TrainConfig(
                             arch=arch,
                             mode=mode,
-                            **{**self.settings, "weights": weights},
+                            **{**arch_settings(self.settings, arch), "weights": weights},
                             extra_train_dirs=extra,
                         )
                         cell = Cell(
@@ -270,7 +370,7 @@ class RecipeRun:
                             arch,
                             mode,
                             augmentation,
-                            str(data_dir),
+                            str(arch_data),
                             "",
                             config,
                             label,
@@ -278,6 +378,7 @@ class RecipeRun:
                             self.recipe.repeats,
                         )
                         cell.run_dir = str(self.out / "runs" / cell.folder_name)
+                        check_inside(self.out, cell.run_dir)  # a name is made safe by Cell.id; a link is not
                         cells.append(cell)
         return cells
 
@@ -307,9 +408,17 @@ def run_recipe(
     """Run (or resume) an experiment recipe into `out`; returns what ran, what was skipped, what failed.
 
     `track="mlflow"` logs every cell trained to MLflow (experiment: the recipe's), see tracking.py.
+    `overrides` (as `--set`) always win over the recipe's `demo_settings`; the run prints a note where they do.
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides, features, archs, modes)
+    elif overrides or features or archs or modes:
+        raise MerError(
+            "run_recipe: overrides, features, archs and modes apply while a recipe is loaded; pass its name or path, "
+            "or load_recipe(name, overrides, features, archs, modes)"
+        )
+    for note in demo_notes(recipe):
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
     if augment_dirs:
         recipe.augment_dirs = [*recipe.augment_dirs, *map(str, augment_dirs)]
         for stage in recipe.stages:

@@ -19,7 +19,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import TensorCategory, TensorImage, default_device
 
 from .data import AUGMENTS, IMAGE_ERRORS, SpecMask, damage_reason, split_indices, target_values, training_items
-from .dataset import REPAIR, read_info
+from .dataset import REPAIR, read_info, read_spec
 from .errors import MerError
 from .images import resize
 
@@ -48,12 +48,15 @@ def as_target(value: torch.Tensor) -> torch.Tensor:
     return value if value.is_floating_point() else TensorCategory(value)
 
 
-def decode_images(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
+def decode_images(paths: list[Path], size: tuple[int, int], bit_depth: int = 8) -> torch.Tensor:
     """PNG files → uint8 (N, C, height, width): one channel when all are greyscale, else RGB.
 
     Opening as RGB and resizing (fastai's way) gives the same pixels as resizing the greyscale image
-    and repeating it, so greyscale spectrograms are kept at a third of the memory.
+    and repeating it, so greyscale spectrograms are kept at a third of the memory. 16-bit images (a fixed-size
+    input such as musicnn's) are kept as they are, uint16 (N, 1, height, width), and must be `size` already.
     """
+    if bit_depth == 16:
+        return _decode_16bit(paths, size)
     from PIL import Image
 
     height, width = size
@@ -73,6 +76,24 @@ def decode_images(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
     out = torch.empty((len(arrays), channels, height, width), dtype=torch.uint8)
     for i, array in enumerate(arrays):
         out[i] = torch.from_numpy(array.reshape(height, width, -1)).permute(2, 0, 1)
+    return out
+
+
+def _decode_16bit(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
+    from .png import read_png16
+
+    out = torch.empty((len(paths), 1, *size), dtype=torch.uint16)
+    for i, path in enumerate(paths):
+        try:
+            array = read_png16(path)
+        except IMAGE_ERRORS as exc:
+            reason = damage_reason(exc, path)
+            raise MerError(
+                f"{path}: cannot be read as an image ({reason}); replace it (in a data set: {REPAIR})"
+            ) from exc
+        if array.shape != tuple(size):
+            raise MerError(f"{path}: is {array.shape[0]}×{array.shape[1]}, not {size[0]}×{size[1]}; {REPAIR}")
+        out[i, 0] = torch.from_numpy(array)
     return out
 
 
@@ -107,8 +128,9 @@ def load_tensor_dataloaders(
     else:
         targets = torch.tensor([lookup[parent_label(p)] for p in items])
         vocab = CategoryMap(classes, sort=False)
-    images = decode_images(items, (size, size) if isinstance(size, int) else tuple(size))
-    after_batch = [IntToFloatTensor()]
+    bit_depth = read_spec(data_dir).bit_depth
+    images = decode_images(items, (size, size) if isinstance(size, int) else tuple(size), bit_depth)
+    after_batch = [IntToFloatTensor(div=float(2**bit_depth - 1))]
     if stats:
         after_batch.append(Normalize.from_stats(*stats))
     if augment == "specaugment":

@@ -15,16 +15,16 @@ import numpy as np
 import torch
 
 from . import __version__
-from .archs import get_arch
+from .archs import check_spectrogram, get_arch
 from .callbacks import EpochTimer
 from .choices import TASK_MONITORS
 from .config import TrainConfig, flag
-from .data import check_dataset, classes_without_validation, load_dataloaders, training_stats
+from .data import check_dataset, classes_without_validation, images_read, load_dataloaders, training_stats
 from .dataset import REPAIR, DatasetInfo, ManifestRow, read_info, read_spec
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .errors import MerError
 from .feature_cache import can_cache, head_learner
-from .files import atomic_write, output_folder
+from .files import atomic_write, output_folder, reading
 from .learner import build_learner, set_mode
 from .modelfile import MODEL_FILE, save_model_file
 from .modelmeta import MOOD_DECISION, RUN_CONFIG, ModelMeta, resize_policy
@@ -144,8 +144,14 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
     moods = info.targets if info.is_multilabel else None
     set_seed(config.seed, reproducible=True)
     spec = get_arch(config.arch)
+    check_spectrogram(spec, read_spec(data_dir), str(data_dir))
+    if spec.spectrogram and not (config.cache and config.norm == "arch" and config.augment in IN_MEMORY_AUGMENTS):
+        raise MerError(
+            f"{config.arch} reads its {spec.spectrogram} spectrograms as they are, decoded once into memory with its "
+            f"own statistics; drop --no-cache and --norm dataset, and use --augment {' or '.join(IN_MEMORY_AUGMENTS)}"
+        )
     common = {
-        "size": config.input_size(spec),
+        "size": read_spec(data_dir).native_size if spec.spectrogram else config.input_size(spec),
         "bs": config.bs,
         "stats": training_stats(data_dir, config.extra_train_dirs) if config.norm == "dataset" else spec.stats,
         "augment": config.augment,
@@ -247,13 +253,14 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
     """Run the LR range test for `config` and save `lr_find.png` and `lr_find.json` in `out`."""
     data_dir, out = Path(data_dir), Path(out)
     config.check()
-    task_monitor(config, check_dataset(data_dir)[0])
-    with results_folder(out, LR_FILES) as stage:
-        learn = _learner(data_dir, config, stage)
-        try:
-            found = _lr_find(_fitter(learn, config), stage)
-        finally:
-            shutil.rmtree(stage / "models", ignore_errors=True)
+    with reading(data_dir):
+        task_monitor(config, check_dataset(data_dir)[0])
+        with results_folder(out, LR_FILES) as stage:
+            learn = _learner(data_dir, config, stage)
+            try:
+                found = _lr_find(_fitter(learn, config), stage)
+            finally:
+                shutil.rmtree(stage / "models", ignore_errors=True)
     return LRFindResult(found.suggestion, found.suggestions, out / LR_PLOT)
 
 
@@ -273,16 +280,17 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
     """
     data_dir, run_dir = Path(data_dir), Path(out)
     config.check()
-    info, rows = check_dataset(data_dir)
-    task_monitor(config, info)
-    test = held_out_split(data_dir, info, rows, config.test_dir)
-    init_distributed()
-    if is_main_process() and not info.targets:
-        _warn_unvalidated(classes_without_validation(rows, info.classes))
-    splits = Splits(info, Split(data_dir, [row for row in rows if row.split == "valid"]), test)
-    scatters = tuple(prefix + scatter_file(name) for name in info.scale for prefix in ("", TEST_PREFIX))
-    with results_folder(run_dir, RUN_FILES + LR_FILES + scatters) as stage:
-        result = _fit(data_dir, config, splits, stage)
+    with reading(data_dir, config.test_dir):
+        info, rows = check_dataset(data_dir)
+        task_monitor(config, info)
+        test = held_out_split(data_dir, info, rows, config.test_dir)
+        init_distributed()
+        if is_main_process() and not info.targets:
+            _warn_unvalidated(classes_without_validation(rows, info.classes))
+        splits = Splits(info, Split(data_dir, [row for row in rows if row.split == "valid"]), test)
+        scatters = tuple(prefix + scatter_file(name) for name in info.scale for prefix in ("", TEST_PREFIX))
+        with results_folder(run_dir, RUN_FILES + LR_FILES + scatters) as stage:
+            result = _fit(data_dir, config, splits, stage)
     if is_main_process():
         if show:
             kept = f"{config.keep} epoch {result.metrics['kept_epoch'] + 1}"
@@ -367,7 +375,8 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
     learn = _learner(data_dir, config, run_dir)
     fitter = _fitter(learn, config)
     auto = config.lr == "auto"
-    lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if auto else float(config.lr)
+    with images_read(data_dir):
+        lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if auto else float(config.lr)
     timer = EpochTimer()
     callbacks = [timer, *epoch_callbacks()]
     if config.keep == "best":  # else the weights of the last epoch stay
@@ -379,10 +388,11 @@ def _fit(data_dir: Path, config: TrainConfig, splits: Splits, run_dir: Path) -> 
 
         callbacks.append(MixUp(config.mixup))
     try:
-        with distributed_fit(fitter):
+        with images_read(data_dir), distributed_fit(fitter):
             fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
         history = [{**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)]
-        probs, targets = fitter.get_preds(ds_idx=1)
+        with images_read(data_dir):
+            probs, targets = fitter.get_preds(ds_idx=1)
     finally:
         shutil.rmtree(run_dir / "models", ignore_errors=True)
     if len(probs) != len(valid.rows):

@@ -1,4 +1,5 @@
-"""Where starting weights come from: ImageNet (cached or downloaded), none, or an earlier run's model file."""
+"""Where starting weights come from: the architecture's pretrained weights (ImageNet, cached or downloaded; musicnn's
+from the user cache that `mer-fastai weights get musicnn` fills), none, or an earlier run's model file."""
 
 from __future__ import annotations
 
@@ -6,18 +7,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .archs import ArchSpec, build_full_model
+from .archs import MUSICNN, ArchSpec, build_full_model
 from .errors import MerError
 
 if TYPE_CHECKING:  # torch is imported where a network is built, so settings are checked without it
     from torch import nn
 
+PRETRAINED = "pretrained"  # the architecture's own pretrained weights (ImageNet, or musicnn's MSD/MTT)
 IMAGENET = "imagenet"
 NONE = "none"
 
 
 def describe_cache(spec: ArchSpec) -> str:
     """Where the ImageNet weights of `spec` are looked for, to name in errors."""
+    if spec.source == MUSICNN:
+        from .musicnn.weights import cache_dir
+
+        return f"{cache_dir()} (fill it with `mer-fastai weights get musicnn`)"
     if spec.source == "timm":
         return f"the Hugging Face cache (timm/{spec.model_name})"
     import torch
@@ -28,18 +34,20 @@ def describe_cache(spec: ArchSpec) -> str:
 
 
 def model_factory(spec: ArchSpec, weights: str) -> Callable[..., nn.Module]:
-    """The `arch` callable handed to fastai's `vision_learner`; loads ImageNet weights when asked."""
-    pretrained = weights == IMAGENET
+    """The `arch` callable handed to fastai's `vision_learner`; loads the pretrained weights when asked."""
+    pretrained = weights in (PRETRAINED, IMAGENET)
 
     def create(*_args, **_kwargs) -> nn.Module:
         if not pretrained:
             return build_full_model(spec, pretrained=False)
         try:
             return build_full_model(spec, pretrained=True)
+        except MerError:
+            raise
         except Exception as exc:  # urllib, hub and HTTP errors all mean "could not fetch"
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise MerError(
-                f"cannot load ImageNet weights for {spec.name} ({reason}); place them at "
+                f"cannot load the {spec.pretraining} weights of {spec.name} ({reason}); place them at "
                 f"{describe_cache(spec)} or pass --weights none or --weights PATH"
             ) from exc
 
@@ -48,12 +56,14 @@ def model_factory(spec: ArchSpec, weights: str) -> Callable[..., nn.Module]:
 
 
 def check_weights(weights: str) -> str:
-    """Validate a --weights value: `imagenet`, `none` or an existing model file / run folder."""
-    if weights in (IMAGENET, NONE):
+    """Validate a --weights value: `pretrained`, `imagenet`, `none` or an existing model file / run folder."""
+    if weights in (PRETRAINED, IMAGENET, NONE):
         return weights
     path = Path(weights)
     if not path.exists():
-        raise MerError(f"{weights}: --weights must be 'imagenet', 'none' or a model file / run folder that exists")
+        raise MerError(
+            f"{weights}: --weights must be 'pretrained', 'imagenet', 'none' or a model file / run folder that exists"
+        )
     return weights
 
 

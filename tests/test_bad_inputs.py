@@ -127,6 +127,85 @@ def _held_lock(root: Path) -> None:
     _HELD.append(handle)
 
 
+# issue 20: data side (helpers)
+def _clips(root: Path) -> list[str]:
+    return sorted(p.relative_to(root / "audio").with_suffix("").as_posix() for p in (root / "audio").rglob("*.wav"))
+
+
+def _moods_file(odd: str) -> Callable[[Path], None]:
+    """moods.csv: each clip's class and 'calm' as its moods, the fourth clip's cell `odd`."""
+
+    def setup(root: Path) -> None:
+        cells = [f"{clip.split('/')[0]};calm" for clip in _clips(root)]
+        cells[3] = odd
+        (root / "moods.csv").write_text("file,moods\n" + "".join(f"{c},{m}\n" for c, m in zip(_clips(root), cells)))
+
+    return setup
+
+
+def _flags_file(odd: str) -> Callable[[Path], None]:
+    """flags.csv: 0/1 columns happy and sad for every clip, the fourth clip's sad flag `odd`."""
+
+    def setup(root: Path) -> None:
+        rows = [f"{c},{int(c.startswith('happy'))},{int(not c.startswith('happy'))}" for c in _clips(root)]
+        rows[3] = f"{_clips(root)[3]},1,{odd}"
+        (root / "flags.csv").write_text("file,happy,sad\n" + "\n".join(rows) + "\n")
+
+    return setup
+
+
+def _loop(root: Path) -> None:
+    """Audio whose sad folder holds a link back to the audio folder."""
+    _sine(root / "loop" / "happy" / "a.wav", freq=300)
+    _sine(root / "loop" / "sad" / "b.wav", freq=500)
+    (root / "loop" / "sad" / "back").symlink_to(root / "loop")
+
+
+def _twins(root: Path) -> None:
+    """One recording in two class folders: byte-identical copies labelled differently."""
+    for i, name in enumerate(("happy", "sad")):
+        for j in range(2):
+            _sine(root / "twins" / name / f"{j}.wav", freq=300 + 100 * i + 30 * j)
+    shutil.copy(root / "twins" / "happy" / "0.wav", root / "twins" / "sad" / "copy.wav")
+
+
+def _accents(folders: tuple[str, ...]) -> Callable[[Path], None]:
+    """accents/<folder>/<n>.wav for each folder, and acc.csv labelling only the last folder's clip."""
+
+    def setup(root: Path) -> None:
+        for i, folder in enumerate(folders):
+            _sine(root / "accents" / folder / f"{i}.wav", freq=300 + 100 * i)
+        (root / "acc.csv").write_text(f"file,mood\n{folders[-1]}/{len(folders) - 1},sad\n")
+
+    return setup
+
+
+class _Held:
+    """A lock held by another command for the duration of the case (`close` releases it)."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        context.__enter__()
+
+    def close(self) -> None:
+        self.context.__exit__(None, None, None)
+
+
+def _reading_data(root: Path) -> None:
+    """A command (the test's own process) reading the data set, e.g. a `train`."""
+    from mer_fastai.files import reading
+
+    _HELD.append(_Held(reading(root / "data")))
+
+
+def _prepare_changing_data(root: Path) -> None:
+    """`prepare` (PID 4242) changing the data set: its lock against readers, its PID in the lock file."""
+    from mer_fastai.files import excluding_readers
+
+    _HELD.append(_Held(excluding_readers(root / "data")))
+    (root / "data" / LOCK).write_text("4242\n")
+
+
 _HELD: list = []
 W = "{W}"  # replaced by the workspace folder
 PREPARE = [
@@ -275,6 +354,123 @@ CASES = [
         "could be decoded",
         setup=lambda root: (_bytes("junk/happy/a.mp3", b"")(root), _bytes("junk/sad/b.mp3", b"not audio at all")(root)),
     ),
+    # issue 20: data side
+    Case("prepare --out the audio folder", [*PREPARE, "--out", f"{W}/audio", "--overwrite"], "is the audio folder"),
+    Case("prepare --out a parent of the audio folder", [*PREPARE, "--out", W, "--overwrite"], "holds the audio folder"),
+    Case("prepare --out inside the audio folder", [*PREPARE, "--out", f"{W}/audio/d"], "lies inside the audio folder"),
+    Case(
+        "prepare --overwrite over files it did not write",
+        [*PREPARE, "--n-mels", "16", "--overwrite", "--out", f"{W}/data"],
+        "photo.png: was not written by prepare",
+        setup=_write("data/train/happy/photo.png", "the user's"),
+    ),
+    Case(
+        "prepare --overwrite while a command reads the data set",
+        [*PREPARE, "--overwrite", "--out", f"{W}/data"],
+        "is reading this data set",
+        setup=_reading_data,
+    ),
+    Case(
+        "train while prepare changes the data set",
+        [*TRAIN_FAST, "--out", f"{W}/r2"],
+        "(PID 4242) is changing this data set",
+        setup=_prepare_changing_data,
+    ),
+    Case(
+        "a folder link that loops",
+        ["prepare", f"{W}/loop", "--feature", "emotions", "--out", f"{W}/d2"],
+        "a folder that contains it",
+        setup=_loop,
+    ),
+    Case(
+        "one recording in two classes",
+        ["prepare", f"{W}/twins", "--feature", "emotions", "--workers", "1", "--out", f"{W}/d2"],
+        "one recording takes one label",
+        setup=_twins,
+    ),
+    Case(
+        "class folders differing only in Unicode normalisation",
+        ["prepare", f"{W}/accents", "--feature", "emotions", "--out", f"{W}/d2"],
+        "Cafe<U+0301> and Caf<U+00E9>",
+        setup=_accents(("Cafe\u0301", "Caf\u00e9", "sad")),
+    ),
+    Case(
+        "an accented clip without a labels row",
+        [
+            *PREPARE[:1],
+            f"{W}/accents",
+            *PREPARE[2:],
+            "--labels",
+            f"{W}/acc.csv",
+            "--id-column",
+            "file",
+            "--label-column",
+            "mood",
+            "--out",
+            f"{W}/d2",
+        ],
+        "id 'Café/0' (Caf<U+00E9>/0) has no row",
+        setup=_accents(("Caf\u00e9", "sad")),
+    ),  # fmt: skip
+    Case(
+        "a class label with a slash",
+        [*PREPARE, "--labels", f"{W}/slash.csv", "--id-column", "file", "--label-column", "mood", "--out", f"{W}/d2"],
+        "row 3: class 'hap/py' is not a safe file name",
+        setup=_write("slash.csv", "file,mood\nhappy/happy_00,happy\nhappy/happy_01,hap/py\n"),
+    ),
+    Case(
+        "a regression target of 1e300",
+        ["prepare", f"{W}/audio", "--labels", f"{W}/t.csv", "--id-column", "file", "--target", "v", "--out", f"{W}/d2"],
+        "row 5 (v = 1e+300) lies far outside the other values",
+        setup=_ratings("t.csv", "1e300"),
+    ),
+    Case(
+        "an infinite regression target",
+        ["prepare", f"{W}/audio", "--labels", f"{W}/t.csv", "--id-column", "file", "--target", "v", "--out", f"{W}/d2"],
+        "row 5 (v = inf) is not finite",
+        setup=_ratings("t.csv", "inf"),
+    ),
+    Case("--allow-outliers for classes", [*PREPARE, "--allow-outliers", "--out", f"{W}/d2"], "--allow-outliers"),
+    Case(
+        "a moods cell of separators only",
+        [
+            "prepare",
+            f"{W}/audio",
+            "--task",
+            "multilabel",
+            "--labels",
+            f"{W}/moods.csv",
+            "--id-column",
+            "file",
+            "--label-column",
+            "moods",
+            "--out",
+            f"{W}/d2",
+        ],
+        "row 5 has no usable value in column 'moods'",
+        setup=_moods_file(" ; ;"),
+    ),  # fmt: skip
+    Case(
+        "a mood flag of -1",
+        [
+            "prepare",
+            f"{W}/audio",
+            "--task",
+            "multilabel",
+            "--labels",
+            f"{W}/flags.csv",
+            "--id-column",
+            "file",
+            "--target",
+            "happy",
+            "--target",
+            "sad",
+            "--out",
+            f"{W}/d2",
+        ],
+        "row 5 (sad = -1) is negative",
+        setup=_flags_file("-1"),
+    ),  # fmt: skip
     # --- output folders ------------------------------------------------------------------------------
     Case("prepare --out is a file", [*PREPARE, "--out", f"{W}/file.txt"], "file.txt", setup=_write("file.txt", "x")),
     Case(
@@ -470,6 +666,120 @@ CASES = [
         "embed --out with an unknown extension",
         ["embed", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/e.txt"],
         "e.txt",
+    ),
+    # issue 20: output side
+    Case(
+        "an ensemble written over its first member",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/run/model.safetensors"],
+        "is an ensemble member",
+        setup=lambda root: shutil.copytree(root / "run", root / "run2"),
+    ),
+    Case(
+        "an ensemble written into a member's run folder",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/run2"],
+        "run folder of an ensemble member",
+        setup=lambda root: shutil.copytree(root / "run", root / "run2"),
+    ),
+    Case("export onto its own model", ["export", f"{W}/run", "--out", f"{W}/run"], "the model exported"),
+    Case(
+        "predict written over the model",
+        ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/run/model.safetensors", "--format", "json"],
+        "is the model",
+    ),
+    Case(
+        "predict written over an audio file",
+        ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/audio/happy/happy_00.wav", "--format", "csv"],
+        "audio file",
+    ),
+    Case(
+        "evaluate written over the labels file",
+        [
+            "evaluate",
+            f"{W}/run",
+            f"{W}/audio",
+            "--labels",
+            f"{W}/labels.csv",
+            "--id-column",
+            "file",
+            "--label-column",
+            "mood",
+            "--out",
+            f"{W}/labels.csv",
+        ],
+        "the labels file",
+    ),
+    Case(
+        "evaluate into the model's run folder",
+        ["evaluate", f"{W}/run", f"{W}/audio", "--out", f"{W}/run"],
+        "run folder of the model",
+    ),
+    Case(
+        "embed written through a link to the labels file",
+        [
+            "embed",
+            f"{W}/run",
+            f"{W}/audio",
+            "--labels",
+            f"{W}/labels.csv",
+            "--id-column",
+            "file",
+            "--label-column",
+            "mood",
+            "--out",
+            f"{W}/l.npz",
+        ],
+        "the labels file",
+        setup=lambda root: (root / "l.npz").symlink_to(root / "labels.csv"),
+    ),
+    Case("train into the data set", [*TRAIN_FAST, "--out", f"{W}/data/r"], "lies inside the data set"),
+    Case(
+        "train over its --weights run",
+        ["train", f"{W}/data", "--arch", "squeezenet1_0", "--weights", f"{W}/run", "--out", f"{W}/run"],
+        "the --weights model",
+    ),
+    Case("report written over a run's metrics", ["report", f"{W}/run", "--out", f"{W}/run/metrics.json"], ".html"),
+    Case("demo into a folder of the user's", ["demo", "--out", W], "the demo did not write"),
+    Case(
+        "a recipe's experiment name climbing out of --out",
+        ["run", "demo", "--set", "experiment=x/../../../victim", "--out", f"{W}/a/b/g"],
+        "experiment 'x/../../../victim'",
+        setup=_write("victim.json", "{}"),
+    ),
+    Case(
+        "a recipe's data-set name climbing out of --out",
+        [
+            "run",
+            "demo",
+            "--set",
+            'datasets={"../../../escaped": {}}',
+            "--set",
+            "stages=[{name: a, dataset: ../../../escaped, features: [valence]}]",
+            "--out",
+            f"{W}/a/b/g",
+        ],
+        "data set name '../../../escaped'",
+    ),
+    Case(
+        "a recipe's stage name with a separator",
+        ["run", "demo", "--set", "stages=[{name: a/b, dataset: small, features: [valence]}]", "--out", f"{W}/g"],
+        "stages[0] name 'a/b'",
+    ),
+    Case(
+        "a recipe's feature that is a path",
+        ["run", "demo", "--set", "stages=[{name: a, dataset: small, features: [../v]}]", "--out", f"{W}/g"],
+        "feature '../v'",
+    ),
+    Case("a recipe's GAN backend that is a path", ["run", "expC", "--set", "gan.backend=../x"], "gan.backend"),
+    Case(
+        "run --out inside the recipe's audio folder",
+        ["run", "demo", "--set", f"datasets.small.audio={W}/audio", "--out", f"{W}/audio/g"],
+        "lies inside the audio folder of data set 'small'",
+    ),
+    Case(
+        "run over its own recipe file",
+        ["run", f"{W}/g/recipe-demo.json", "--out", f"{W}/g"],
+        "the grid writes here, but it holds the recipe",
+        setup=_write("g/recipe-demo.json", (Path(__file__).parents[1] / "recipes" / "demo.yaml").read_text()),
     ),
 ]
 

@@ -70,7 +70,8 @@ def test_demo_classes_are_separated_and_results_written(demo_data, tmp_path):
     assert set(metrics["per_class"]) == set(metrics["classes"]) and metrics["seconds"] >= 0
     valid = [row for row in manifest(demo_data) if row["split"] == "valid"]
     assert metrics["n_valid"] == len(valid) == sum(s["support"] for s in metrics["per_class"].values())
-    with np.load(demo_data / FEATURES_FILE) as cache:
+    assert not (demo_data / FEATURES_FILE).exists()  # the data set is only read
+    with np.load(tmp_path / "out" / FEATURES_FILE) as cache:
         assert cache["features"].shape == (len(manifest(demo_data)), len(feature_names()))
         assert np.isfinite(cache["features"]).all()
 
@@ -148,7 +149,7 @@ def test_tracks_and_the_test_split_are_scored_like_a_training_run(tested_data, t
     [row] = run_baseline(data, tmp_path / "out", ["knn"], seed=0, workers=1, progress=False)
     metrics = json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text())
     classes = metrics["classes"]
-    features, _ = baseline.extract_features(data, 1, progress=False)  # the cache run_baseline filled
+    features, _ = baseline.extract_features(data, 1, progress=False, cache=tmp_path / "out" / baseline.FEATURES_FILE)
     windows = {split: [r for r in manifest(data) if r["split"] == split] for split in ("train", "valid", "test")}
 
     def x_y(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +216,7 @@ def _task_baseline(tmp_path: Path, audio: Path, labels: Path, targets: list[str]
     result = CliRunner().invoke(app, ["baseline", str(data), "--out", str(tmp_path / "out"), "--classifier", "svm",
                                       "--classifier", "knn", "--seed", "0"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    features, _ = baseline.extract_features(data, 1, progress=False)  # the cache the baseline filled
+    features, _ = baseline.extract_features(data, 1, progress=False, cache=tmp_path / "out" / baseline.FEATURES_FILE)
 
     def x_y(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         rows = [r for r in manifest(data) if r["split"] == split]
@@ -303,7 +304,7 @@ def test_cross_validated_baseline_scores_the_folds_cv_trains_on(demo_data, tmp_p
     from mer_fastai.baseline_cv import cross_validate_baseline
     from mer_fastai.cv import dataset_folds
 
-    extract_features(demo_data, workers=1, progress=False)  # the data set's own cache: no fold decodes again
+    extract_features(demo_data, workers=1, progress=False, cache=tmp_path / "cv" / FEATURES_FILE)  # no fold decodes
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a fold extracted features again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ def prepare(audio_dir: Path, out: Path, feature: str, labels: Path | None = None
     found: dict[str, set[str]] = {}
     for row in rows:
         found.setdefault(row["clip_id"], set()).add(row["label"])
-        assert Path(row["source"]).relative_to(audio_dir).with_suffix("").as_posix() == row["clip_id"]
+        relative = Path(row["source"]).relative_to(audio_dir).with_suffix("").as_posix()
+        assert unicodedata.normalize("NFC", relative) == row["clip_id"]
     assert all(len(labels) == 1 for labels in found.values())
     return {clip: labels.pop() for clip, labels in found.items()}
 
@@ -180,3 +182,60 @@ def test_a_second_prepare_into_a_locked_folder_is_refused_at_once(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(MerError, match="is a file, not a folder"):
         prepare_dataset(root, tmp_path / "f", "emotions", spec=TINY_SPEC, progress=False)
+
+
+def test_a_linked_class_folder_is_walked_and_a_loop_refused(tmp_path):
+    root = audio(tmp_path / "a")
+    for i, stem in enumerate("789"):
+        sine(tmp_path / "elsewhere" / "calm" / f"{stem}.wav", 900 + 30 * i)
+    (root / "calm").symlink_to(tmp_path / "elsewhere" / "calm")  # AUDIO/calm -> ../elsewhere/calm
+    found = prepare(root, tmp_path / "d", "emotions")
+    assert sorted(clip for clip, label in found.items() if label == "calm") == ["calm/7", "calm/8", "calm/9"]
+    (root / "sad" / "again").symlink_to(root)
+    with pytest.raises(MerError, match=r"sad/again: is a link to .*, a folder that contains it"):
+        prepare_dataset(root, tmp_path / "d2", "emotions", spec=TINY_SPEC, progress=False)
+    assert not (tmp_path / "d2").exists()
+
+
+def test_one_recording_under_two_names_is_one_clip(tmp_path):
+    root = audio(tmp_path / "a")
+    (root / "happy" / "1_copy.wav").symlink_to(root / "happy" / "1.wav")  # a second name of one file
+    (root / "sad" / "3_twin.wav").write_bytes((root / "sad" / "3.wav").read_bytes())  # a byte-identical copy
+    found = prepare(root, tmp_path / "d", "emotions")
+    assert sorted(found) == [f"{f}/{s}" for f in FOLDERS for s in "123"]
+    notes = json.loads((tmp_path / "d" / "dataset.json").read_text())["notes"]
+    assert "note: 'happy/1_copy' is the same file as 'happy/1' (a link); kept once, as 'happy/1'" in notes
+    assert "note: 'sad/3_twin' is byte-identical to 'sad/3'; kept once, as 'sad/3'" in notes
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_one_recording_with_two_labels_is_refused(tmp_path, link):
+    root = audio(tmp_path / "a")
+    copy = root / "sad" / "1_copy.wav"
+    if link:
+        copy.symlink_to(root / "happy" / "1.wav")
+    else:
+        copy.write_bytes((root / "happy" / "1.wav").read_bytes())
+    how = "the same file as" if link else "byte-identical to"
+    with pytest.raises(MerError, match=rf"1_copy.wav: is {how} .*happy/1.wav.* but labelled 'sad', that one 'happy'"):
+        prepare_dataset(root, tmp_path / "d", "emotions", spec=TINY_SPEC, progress=False)
+    labels = tmp_path / "l.csv"  # the same through a labels file: one copy relabelled by the file
+    labels.write_text("file,mood\n" + "".join(f"{f}/{s},{f}\n" for f in FOLDERS for s in "123") + "sad/1_copy,happy\n")
+    found = prepare(root, tmp_path / "d", "mood", labels, id_column="file", label_column="mood")
+    assert "sad/1_copy" not in found and found["happy/1"] == "happy"
+
+
+def test_names_and_ids_are_compared_in_nfc(tmp_path):
+    composed, decomposed = unicodedata.normalize("NFC", "Café"), unicodedata.normalize("NFD", "Café")
+    root = audio(tmp_path / "a", folders=(decomposed, "sad"))
+    labels = tmp_path / "l.csv"  # ids typed composed, folders named decomposed (as macOS stores them)
+    labels.write_text("file,mood\n" + "".join(f"{f}/{s},{f}\n" for f in (composed, "sad") for s in "123"))
+    found = prepare(root, tmp_path / "d", "mood", labels, id_column="file", label_column="mood")
+    assert found[f"{composed}/1"] == composed.lower()
+    assert prepare(root, tmp_path / "d2", "emotions")[f"{composed}/2"] == composed
+    labels.write_text("file,mood\nsad/1,sad\n")
+    with pytest.raises(MerError, match=r"id 'Café/1' \(Caf<U\+00E9>/1\) has no row"):
+        prepare_dataset(root, tmp_path / "d3", "mood", labels, id_column="file", label_column="mood", progress=False)
+    sine(root / composed / "4.wav", 900)
+    with pytest.raises(MerError, match=r"folder names Cafe<U\+0301> and Caf<U\+00E9> differ only in how their"):
+        prepare_dataset(root, tmp_path / "d4", "emotions", spec=TINY_SPEC, progress=False)

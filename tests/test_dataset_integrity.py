@@ -7,6 +7,7 @@ import importlib
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,59 @@ def test_loaders_list_the_manifest_in_its_order_and_need_validation_images(data_
     for load in (load_dataloaders, load_tensor_dataloaders):
         with pytest.raises(MerError, match="the valid/ folder holds no image; prepare with a larger --valid-pct"):
             load(data_copy, size=32, bs=4)
+
+
+def test_commands_reading_a_data_set_wait_for_no_prepare_and_hold_it_meanwhile(data_copy, tmp_path, monkeypatch):
+    import fcntl
+    import os
+
+    from mer_fastai.baseline import run_baseline
+    from mer_fastai.cv import run_cv
+    from mer_fastai.files import excluding_readers
+
+    handle = os.open(data_copy, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)  # `prepare --overwrite` (PID 4242) is changing the data set
+    (data_copy / ".lock").write_text("4242\n")
+    commands = {
+        "train": lambda: train(data_copy, config(), tmp_path / "run", show=False),
+        "lrfind": lambda: find_lr(data_copy, config(), tmp_path / "run"),
+        "cv": lambda: run_cv(data_copy, config(), tmp_path / "cv", folds=2, report=False, show=False),
+        "baseline": lambda: run_baseline(data_copy, tmp_path / "b", ["logreg"], progress=False),
+    }
+    try:
+        for name, command in commands.items():
+            with pytest.raises(MerError, match=r"prepare` \(PID 4242\) is changing this data set; wait"):
+                command()
+            assert not (tmp_path / "run").exists(), name
+    finally:
+        os.close(handle)
+
+    def fit(data_dir, *_args):  # while training, prepare is refused
+        with (
+            pytest.raises(MerError, match=rf"\(PID {os.getpid()}\) is reading this data set"),
+            excluding_readers(data_dir),
+        ):
+            pass
+        raise RuntimeError("checked")
+
+    monkeypatch.setattr(train_module, "_fit", fit)
+    with pytest.raises(RuntimeError, match="checked"):
+        train(data_copy, config(), tmp_path / "run", show=False)
+    with excluding_readers(data_copy):  # and released afterwards
+        pass
+
+
+def test_an_image_lost_while_training_is_one_line(data_copy, tmp_path, monkeypatch):
+    build = train_module._learner
+
+    def learner_then_lose_an_image(data_dir, config, run_dir):
+        learn = build(data_dir, config, run_dir)
+        first_image(data_dir, "valid").unlink()  # deleted behind the toolkit's back
+        return learn
+
+    monkeypatch.setattr(train_module, "_learner", learner_then_lose_an_image)
+    with pytest.raises(MerError) as error:  # images read from disk batch by batch, by a DataLoader worker
+        train(data_copy, replace(config(), cache=False, num_workers=1), tmp_path / "run", show=False)
+    message = str(error.value)
+    assert "\n" not in message and "an image could not be read during training" in message, message
+    assert "No such file or directory" in message and REPAIR in message

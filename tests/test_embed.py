@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -9,10 +10,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mer_fastai.archs import IDENTITY_STATS
+from mer_fastai.audio import load_audio
 from mer_fastai.cli.main import app
 from mer_fastai.embed import check_embed_out, map_2d, write_embeddings
 from mer_fastai.errors import MerError
+from mer_fastai.modelfile import build_network, save_model_file
+from mer_fastai.modelmeta import ModelMeta
+from mer_fastai.musicnn.tags import MSD_TAGS
 from mer_fastai.predict import penultimate_layer
+from mer_fastai.spectrogram import log_values, musicnn_spec, window_images
+from mer_fastai.synth import make_demo_audio
 
 from .test_predict import predictor, tiny_run  # noqa: F401  (session fixtures: one tiny training)
 
@@ -119,3 +127,47 @@ def test_embed_and_map_the_soundtrack_sample(tiny_run, shared_data, tmp_path):  
     assert set(saved["track_label"].tolist()) <= {"anger", "fear", "happy", "sad", "tender"}
     assert saved["track_features"].shape[0] == tracks and saved["window_features"].shape[0] > tracks
     assert (tmp_path / "emb-map.png").stat().st_size > 0
+
+
+def test_a_musicnn_model_writes_the_original_taggers_tags_beside_the_embeddings(predictor, tmp_path):  # noqa: F811
+    """Per window and per track (mean), the pretrained MSD musicnn's 50 tag probabilities on the model's own windows,
+    whatever the model's weights (here random); other models write no tags."""
+    from mer_fastai.musicnn.weights import cached, load_musicnn
+
+    if not cached("msd"):
+        pytest.skip("musicnn weights are not in the user cache; get them with `mer-fastai weights get musicnn`")
+    audio = make_demo_audio(tmp_path / "audio", clips_per_class=1, seconds=7.0, seed=4)
+    spec = musicnn_spec()
+    meta = ModelMeta("musicnn-msd", ("angry", "happy", "sad", "tender"), spec, tuple(map(tuple, IDENTITY_STATS)), 187)
+    torch.manual_seed(0)
+    model = save_model_file(tmp_path / "musicnn.safetensors", build_network(meta), meta)
+    out = tmp_path / "emb.npz"
+    result = CliRunner().invoke(app, ["embed", str(model), str(audio), "--hop", "1.5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "50 MSD_musicnn tag probabilities written to" in result.output
+    header, *rows = list(csv.reader((tmp_path / "emb-tags.csv").open()))
+    assert header == ["level", "file", "clip_id", "start", "windows", *MSD_TAGS]
+    saved = np.load(out)
+    windows, tracks = [r for r in rows if r[0] == "window"], [r for r in rows if r[0] == "track"]
+    assert [(r[1], r[2], float(r[3])) for r in windows] == list(
+        zip(saved["window_file"].tolist(), saved["window_clip_id"].tolist(), saved["window_start"].tolist())
+    )
+    assert [r[2] for r in tracks] == saved["track_clip_id"].tolist()
+    assert json.loads(str(saved["info"]))["tagger"] == "MSD_musicnn"
+    tagger = load_musicnn("msd")
+    for file in sorted(audio.rglob("*.wav"))[:2]:  # musicnn's input from the same windows, as musicnn_tags feeds it
+        signal = load_audio(file, spec.sample_rate)
+        images = [image for _, image in window_images(signal, spec, spec.segment_seconds, 1.5)]
+        patches = torch.from_numpy(np.stack([np.flipud(log_values(image)) for image in images]).copy())[:, None]
+        with torch.inference_mode():
+            expected = torch.sigmoid(tagger(patches)).numpy()
+        got = np.array([[float(v) for v in r[5:]] for r in windows if r[1] == str(file)])
+        assert got.shape == expected.shape == (4, 50)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        [track] = [r for r in tracks if r[1] == str(file)]
+        assert int(track[4]) == 4
+        np.testing.assert_allclose([float(v) for v in track[5:]], expected.mean(axis=0), atol=1e-5)
+    plain = predictor.embed([audio / "sad"])
+    assert plain.tags == () and plain.tagger is None
+    write_embeddings(plain, tmp_path / "plain.npz")
+    assert not (tmp_path / "plain-tags.csv").exists()

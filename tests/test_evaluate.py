@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,21 @@ def test_soundtrack_predictions_and_their_three_level_labels(real_run, shared_da
             labels=soundtracks / "mean_ratings_set1.csv",
             progress=False,
         )
+
+
+def test_evaluate_never_writes_over_its_inputs(tiny_run, tiny_audio, tmp_path):  # noqa: F811
+    """--out that is the audio folder, the model's run folder, or that would put a report file over the labels file:
+    one line before anything (not even a lock file) is written."""
+    run, audio = tmp_path / "run", tmp_path / "audio"
+    shutil.copytree(tiny_run, run)
+    shutil.copytree(tiny_audio, audio)
+    (tmp_path / "ev").mkdir()
+    labels = write_labels(tmp_path / "ev" / "predictions.csv", folder_labels(tiny_audio))
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for out, what in [(audio, "is the audio folder"), (run, "is the run folder of the model"),
+                      (tmp_path / "ev", "is the labels file")]:  # fmt: skip
+        with pytest.raises(MerError, match=what):
+            evaluate(run, audio, out, labels=labels, id_column="clip", label_column="mood", progress=False)
+    with pytest.raises(MerError, match="is the run folder of the model"):
+        evaluate(Predictor.load(run, device="cpu"), audio, run, progress=False)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before

@@ -96,7 +96,7 @@ def test_settings_checks():
         TrainConfig(arch="squeezenet1_0", weights="none", label_smoothing=1.0).check()
     with pytest.raises(MerError, match="--mixup must be at least 0"):
         TrainConfig(arch="squeezenet1_0", weights="none", mixup=-1.0).check()
-    with pytest.raises(MerError, match="--arch melcnn has no ImageNet weights; pass --weights none"):
+    with pytest.raises(MerError, match="--arch melcnn has no pretrained weights; pass --weights none"):
         TrainConfig(arch="melcnn").check()
     with pytest.raises(MerError, match="unknown --norm 'z'"):
         TrainConfig(arch="melcnn", weights="none", norm="z").check()

@@ -91,8 +91,10 @@ def test_flags_and_semicolon_lists_give_the_same_moods(tmp_path):
     ("text", "kwargs", "message"),
     [
         ("id,happy,sad\na,1,\nb,0,1\n", {"targets": ["happy", "sad"]}, "row 2 has no usable value"),
-        ("id,happy,sad\na,1,-1\nb,0,1\n", {"targets": ["happy", "sad"]}, "row 2 has no usable value"),
+        ("id,happy,sad\na,1,-1\nb,0,1\n", {"targets": ["happy", "sad"]}, "row 2 (sad = -1) is negative"),
+        ("id,happy,sad\na,1,inf\nb,0,1\n", {"targets": ["happy", "sad"]}, "row 2 (sad = inf) is not finite"),
         ("id,moods\na,happy\nb,\n", {"label_column": "moods"}, "row 3 has no usable value in column 'moods'"),
+        ("id,moods\na,happy\nb, ; ;\n", {"label_column": "moods"}, "row 3 has no usable value in column 'moods'"),
         ("id,happy,sad\na,1,0\nb,1,0\n", {"targets": ["happy", "sad"]}, "mood(s) sad hold for no clip"),
         ("id,moods\na,happy/sad\n", {"label_column": "moods"}, "cannot name a folder"),
         ("id,moods\na,happy\n", {"label_column": "moods", "targets": ["happy"]}, "not both"),

@@ -199,10 +199,9 @@ def test_foreign_folders_older_splits_and_clashing_names_are_refused(tmp_path, t
         prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, progress=False)
     clash = tmp_path / "clash" / "sad"
     clash.mkdir(parents=True)
-    wav = next(tiny_audio.rglob("*.wav"))
-    shutil.copy(wav, clash / "a b.wav")
-    shutil.copy(wav, clash / "a_b.wav")
-    shutil.copy(wav, clash / "other.wav")
+    wavs = sorted(tiny_audio.rglob("*.wav"))  # three recordings (byte-identical copies would be one clip)
+    for wav, name in zip(wavs, ("a b.wav", "a_b.wav", "other.wav")):
+        shutil.copy(wav, clash / name)
     with pytest.raises(MerError, match="same spectrogram names"):
         prepare_dataset(tmp_path / "clash", tmp_path / "c", "emotions", spec=TINY_SPEC, progress=False)
 
@@ -233,3 +232,115 @@ def test_warnings_about_the_split_and_the_validation_windows():
     notes = _window_notes(rows)
     assert notes[0] == "warning: class 'calm' is validated on one clip only ('solo'); its scores rest on it"
     assert "clip 'long' holds 5 of the 7 validation windows of class 'loud'" in notes[1] and len(notes) == 2
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """Every file below `folder` (links followed) by relative path, with a hash of its bytes."""
+    import hashlib
+
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("where", ["audio", "parent", "inside"])
+def test_an_out_that_is_holds_or_lies_in_the_audio_folder_is_refused(tmp_path, tiny_audio, where):
+    audio = tmp_path / "P" / "audio"
+    shutil.copytree(tiny_audio, audio)
+    before = digests(tmp_path)
+    out = {"audio": audio, "parent": tmp_path / "P", "inside": audio / "spectrograms"}[where]
+    phrase = {"audio": "is the audio folder", "parent": "holds the audio folder", "inside": "lies inside"}[where]
+    for overwrite in (False, True):
+        with pytest.raises(MerError, match=phrase):
+            prepare_dataset(audio, out, "emotions", spec=TINY_SPEC, workers=1, overwrite=overwrite, progress=False)
+    assert digests(tmp_path) == before and not (audio / "spectrograms").exists()
+
+
+def test_an_out_inside_a_linked_class_folder_is_refused(tmp_path, tiny_audio):
+    audio = tmp_path / "audio"
+    shutil.copytree(tiny_audio, audio)
+    shutil.move(audio / "sad", tmp_path / "elsewhere")
+    (audio / "sad").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(MerError, match="lies inside the audio folder .*elsewhere"):
+        prepare_dataset(audio, tmp_path / "elsewhere" / "d", "emotions", spec=TINY_SPEC, progress=False)
+
+
+def test_overwrite_deletes_only_the_data_sets_own_files(tmp_path, tiny_audio):
+    from mer_fastai.data import check_dataset
+
+    out = tmp_path / "d"
+    prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    (out / "notes.txt").write_text("the user's")
+    (out / "mine").mkdir()
+    (out / "mine" / "model.bin").write_bytes(b"kept")
+    kept = {name: digest for name, digest in digests(out).items() if name.startswith(("notes", "mine"))}
+    foreign = out / "train" / "happy" / "photo.png"
+    foreign.write_bytes(b"not prepare's")
+    before = digests(out)
+    other = SpecConfig(segment_seconds=0.5, n_mels=32)
+    with pytest.raises(MerError, match=r"photo.png: was not written by prepare"):
+        prepare_dataset(tiny_audio, out, "emotions", spec=other, overwrite=True, progress=False)
+    assert digests(out) == before  # refused before anything was deleted
+    foreign.unlink()
+    redone = prepare_dataset(tiny_audio, out, "emotions", spec=other, overwrite=True, workers=1, progress=False)
+    assert redone.segments == 4 * 4 * 4 and redone.reused == 0
+    assert {name: digest for name, digest in digests(out).items() if name.startswith(("notes", "mine"))} == kept
+    check_dataset(out)  # exactly the new manifest's images
+
+
+def test_a_killed_runs_temporary_files_and_half_made_images_go_with_the_next_run(tmp_path, tiny_audio):
+    import fcntl
+
+    out = tmp_path / "d"
+    prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    stale = [out / ".dataset.json.k1ll3d_a.tmp", out / ".manifest.csv.abcdefgh.tmp"]
+    live = out / ".spectrogram.json.livewrit.tmp"
+    for path in [*stale, live, out / ".dataset.json.notours.tmp.bak"]:
+        path.write_bytes(b"x" * 1000)
+    row = manifest(out)[0]
+    orphan = out / Path(row["image"]).with_name(f"{Path(row['image']).name[:-13]}_00099000.png")
+    orphan.write_bytes(b"half an image")  # written by a worker killed before the clip was journalled
+    with (out / JOURNAL_FILE).open("a") as journal:
+        folder = f"{row['split']}/{row['label']}"
+        journal.write(json.dumps({"started": {"folder": folder, "key": orphan.name[:-13]}}) + "\n")
+    with live.open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a writer still at work
+        again = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    assert again.reused == again.clips
+    assert not any(path.exists() for path in stale) and not orphan.exists()
+    assert live.exists() and (out / ".dataset.json.notours.tmp.bak").exists()
+
+
+def test_readers_and_prepare_exclude_each_other(tmp_path, tiny_audio):
+    import fcntl
+    import os
+
+    from mer_fastai.files import reading
+
+    out = tmp_path / "d"
+    prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+    before = digests(out)
+    with reading(out):
+        with pytest.raises(MerError, match=rf"\(PID {os.getpid()}\) is reading this data set"):
+            prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, overwrite=True, progress=False)
+        assert digests(out) == before
+        unchanged = prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
+        assert unchanged.reused == unchanged.clips  # a rerun that changes nothing never waits for readers
+    handle = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        (out / ".lock").write_text("4242\n")  # as prepare records itself while it changes the data set
+        with pytest.raises(MerError, match=r"prepare` \(PID 4242\) is changing this data set"), reading(out):
+            pass
+    finally:
+        os.close(handle)
+
+
+def test_the_manifest_records_each_clips_content_hash(tiny_data, tiny_audio):
+    import hashlib
+
+    rows = manifest(tiny_data)
+    assert all(row["sha256"] == hashlib.sha256(Path(row["source"]).read_bytes()).hexdigest() for row in rows)
+    assert len({row["sha256"] for row in rows}) == len({row["clip_id"] for row in rows})

@@ -15,8 +15,8 @@ import torch
 
 from mer_fastai import executors
 from mer_fastai.errors import Interrupted, MerError
-from mer_fastai.modelfile import read_model_file
-from mer_fastai.recipe import builtin_names, load_recipe, parse_override
+from mer_fastai.modelfile import read_model, read_model_file
+from mer_fastai.recipe import builtin_names, load_recipe, parse_override, recipe_settings
 from mer_fastai.results import load_results
 from mer_fastai.runner import run_recipe
 
@@ -400,6 +400,28 @@ def test_a_grid_with_folds_cross_validates_each_cell(tiny_recipe, tmp_path):
     assert row["folds"] == row["accuracy_sd"] == "" and not row["run_dir"].endswith("-cv2")
 
 
+def test_a_cross_validated_cell_writes_its_fold_ensemble_as_cv_does(tiny_recipe, tmp_path):
+    """`ensemble.safetensors` of the fold models in the cell folder (what recipes/scratch.yaml promises); a cell
+    folder without it (written before) is not finished: rerunning adds it without training its folds again."""
+    out = tmp_path / "out"
+    grid = {"archs": ["squeezenet1_0"], "modes": ["whole"], "overrides": ["folds=2"], "show": False}
+    summary = run_recipe(tiny_recipe, out, **grid)
+    [row] = load_results(out)
+    run_dir = Path(row["run_dir"])
+    ensemble = run_dir / "ensemble.safetensors"
+    folds = [run_dir / "folds" / fold / "model.safetensors" for fold in ("0", "1")]
+    meta = read_model(run_dir)[1]  # a cross-validation folder means its fold ensemble, as for predict/evaluate
+    assert meta.is_ensemble and [member["source"] for member in meta.members] == list(map(str, folds))
+    checksums = [read_model_file(fold)[1]["checksum"] for fold in folds]
+    assert [member["checksum"] for member in meta.members] == checksums
+    trained = [fold.stat().st_mtime_ns for fold in folds]
+    ensemble.unlink()
+    healed = run_recipe(tiny_recipe, out, **grid)
+    assert healed.ran == summary.ran and read_model(ensemble)[1].members == meta.members
+    assert [fold.stat().st_mtime_ns for fold in folds] == trained  # the folds were not trained again
+    assert not run_recipe(tiny_recipe, out, **grid).ran  # now finished
+
+
 TINY_DEMO = "{clips_per_class: 3, seconds: 2.0, seed: 0}"
 MOODS = "[anger, fear, happy, sad, tender]"  # the demo ratings file's emotion columns, read as mood shares
 
@@ -524,3 +546,95 @@ def test_the_scratch_recipe_cross_validates_melcnn_with_its_levers_out_of_the_bo
     assert float(row["track_accuracy_sd"]) == pytest.approx(cv["summary"]["track_accuracy"]["sd"], abs=1e-4)
     stats = read_model_file(Path(row["run_dir"]) / "folds" / "0")[1]["stats"]
     assert stats[0][0] != pytest.approx(0.485)  # the fold's own training statistics, not ImageNet's
+
+
+def test_names_that_become_paths_are_one_safe_component(tiny_recipe):
+    """Experiment, data-set, stage and feature names (and the GAN backend) become file and folder names under --out."""
+    stage = "stages=[{name: a, dataset: small, features: [valence]}]"
+    cases = [
+        (["experiment=x/../../../victim"], "experiment 'x/../../../victim' is not a safe file name ('/')"),
+        (["experiment=.."], "experiment '..' is not a safe file name"),
+        (
+            ['datasets={"../../../escaped": {}}', "stages=[{name: a, dataset: ../../../escaped, features: [valence]}]"],
+            "data set name '../../../escaped'",
+        ),
+        (["datasets={'a\\b': {}}", "stages=[{name: a, dataset: 'a\\b', features: [valence]}]"], "('\\\\')"),
+        ([stage.replace("name: a", "name: x/y")], "stages[0] name 'x/y'"),
+        ([stage.replace("[valence]", "[../v]")], "stages[0] (a) feature '../v'"),
+        (["task=regression", "targets=[valence, ../energy]", "stages=[{name: a, dataset: small}]"], "targets"),
+        (["gan.backend=../../x"], "'gan.backend' must be one of diffaug, stylegan2-ada"),
+    ]
+    _check_refused(tiny_recipe, cases)
+
+
+def test_a_grid_writes_only_inside_out_and_never_over_its_inputs(tiny_recipe, tmp_path):
+    """A link under --out that leads outside, an --out inside the audio, an input where the grid writes: each is one
+    line before anything is written."""
+    elsewhere, out = tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "data").symlink_to(elsewhere)
+    with pytest.raises(MerError, match="would be written outside --out"):
+        run_recipe(tiny_recipe, out, show=False)
+    assert not list(elsewhere.iterdir()) and [p.name for p in out.iterdir()] == ["data"]
+    audio = tmp_path / "audio"
+    (audio / "happy").mkdir(parents=True)
+    with pytest.raises(MerError, match="lies inside the audio folder of data set 'small'"):
+        run_recipe(tiny_recipe, audio / "grid", overrides=[f"datasets.small.audio={audio}"], show=False)
+    assert not (audio / "grid").exists()
+    grid = tmp_path / "grid"
+    recipe = grid / "recipe-tiny.json"  # the file the grid writes its recipe to
+    recipe.parent.mkdir()
+    recipe.write_text(TINY_RECIPE)
+    with pytest.raises(MerError, match="the grid writes here, but it holds the recipe"):
+        run_recipe(recipe, grid, show=False)
+    assert recipe.read_text() == TINY_RECIPE and [p.name for p in grid.iterdir()] == ["recipe-tiny.json"]
+
+
+def test_an_explicit_setting_wins_over_demo_settings_and_the_run_says_so(tiny_recipe, tmp_path, monkeypatch, capsys):
+    tiny_recipe.write_text(TINY_RECIPE + "demo_settings: {epochs: 2, bs: 8}\n")
+    assert recipe_settings(load_recipe(tiny_recipe))["epochs"] == 2  # the demo's own setting on demo data
+    trained, fake = [], fake_train(set())
+
+    def recording(data_dir, config, out, show=True):
+        trained.append(config)
+        return fake(data_dir, config, out, show)
+
+    monkeypatch.setattr(executors, "train", recording)
+    run_recipe(tiny_recipe, tmp_path / "out", overrides=["epochs=5"], archs=["alexnet"], modes=["whole"])
+    assert [(config.epochs, config.bs) for config in trained] == [(5, 8)]  # bs: no --set, so the demo's
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "--set epochs=5 is used instead of demo_settings.epochs=2 (an explicit setting wins)" in printed
+    assert "demo_settings.bs" not in printed
+
+
+def test_a_loaded_recipe_with_overrides_is_refused(tiny_recipe, tmp_path):
+    with pytest.raises(MerError, match="apply while a recipe is loaded"):
+        run_recipe(load_recipe(tiny_recipe), tmp_path / "out", overrides=["epochs=5"], show=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stage_of_musicnn_gets_a_data_set_in_its_own_input(tmp_path):
+    """Experiment B's musicnn stage: the recipe's spectrograms are 1 s dB images, musicnn's cells read the same
+    clips and split prepared with `--spectrogram musicnn`; the grid-wide size does not apply to them."""
+    from mer_fastai.dataset import read_manifest, read_spec
+    from mer_fastai.spectrogram import musicnn_spec
+
+    recipe = tmp_path / "b.yaml"
+    music = (
+        "  - name: music\n    dataset: small\n    features: [valence]\n    modes: [freeze]\n    archs: [musicnn-msd]\n"
+    )
+    text = TINY_RECIPE.replace("seconds: 2.0, seed: 0", "seconds: 3.5, seed: 0")
+    recipe.write_text(text.replace("archs: [squeezenet1_0, alexnet]", music + "archs: [squeezenet1_0, alexnet]"))
+    loaded = load_recipe(recipe, archs=["squeezenet1_0", "musicnn-msd"], modes=["freeze"])
+    assert [stage.archs for stage in loaded.stages] == [None, ["musicnn-msd"]]
+    summary = run_recipe(recipe, tmp_path / "out", archs=["squeezenet1_0"], modes=["freeze"], show=False)
+    assert len(summary.ran) == 1  # the --arch filter applies to a stage's own archs too
+    summary = run_recipe(recipe, tmp_path / "out", modes=["freeze"], show=False)
+    rows = {(r["stage"], r["arch"]): r for r in load_results(tmp_path / "out")}
+    assert set(rows) == {("first", "squeezenet1_0"), ("first", "alexnet"), ("music", "musicnn-msd")}
+    config = json.loads((Path(rows[("music", "musicnn-msd")]["run_dir"]) / "config.json").read_text())
+    own, shared = Path(config["data_dir"]), Path(tmp_path / "out" / "data" / "small-valence")
+    assert own.name == "small-valence-musicnn" and read_spec(own) == musicnn_spec() and config["size"] is None
+    clips = {(row.clip_id, row.split) for row in read_manifest(own)}
+    assert clips == {(row.clip_id, row.split) for row in read_manifest(shared)}  # the same clips, the same split

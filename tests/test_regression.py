@@ -62,7 +62,7 @@ def test_prepare_keeps_the_targets_and_their_scale(va_data, study_set):
         assert row.values == (float(expected["valence"]), float(expected["energy"]))
         assert row.image.startswith(f"{row.split}/{row.label}/")
     header = (va_data / "manifest.csv").read_text().splitlines()[0]
-    assert header.endswith("group,target_valence,target_energy")
+    assert header.endswith("group,sha256,target_valence,target_energy")
     assert {row.split for row in rows} == {"train", "valid"}
 
 
@@ -324,3 +324,37 @@ def test_demo_regression_shows_the_scatters_and_circumplex(tmp_path):
         assert (result.run.run_dir / name).is_file()
     with pytest.raises(MerError, match="the demo shows classification, regression, multilabel"):
         run_demo(tmp_path, task="moods")
+
+
+def test_evaluate_notes_truth_outside_the_models_output_range(va_run, study_set, tmp_path):
+    """A model trained on a 1-9 scale, scored against valence stretched to -28..45: the scores come with a note (how
+    many clips, how far) in the printed output and metrics.json; truth on the model's scale gets none."""
+    lines = study_set[1].read_text().splitlines()
+    column = lines[0].split("\t").index("valence")
+    stretched = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split("\t")
+        cells[column] = f"{(float(cells[column]) - 1) / 8 * 73 - 28:.2f}"
+        stretched.append("\t".join(cells))
+    ratings = tmp_path / "stretched.csv"
+    ratings.write_text("\n".join(stretched) + "\n")
+    truth = np.array([float(line.split("\t")[column]) for line in stretched[1:]])
+    outside = int(((truth < 1) | (truth > 9)).sum())
+    result = CliRunner().invoke(
+        app, ["evaluate", str(va_run.run_dir), str(study_set[0]), "--labels", str(ratings), "--out",
+              str(tmp_path / "eval"), "--device", "cpu"], env={"COLUMNS": "300"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    found = metrics["out_of_range"]["valence"]
+    assert found["clips"] == outside > 0 and found["of"] == len(truth) and found["range"] == [1.0, 9.0]
+    assert found["max_beyond"] == pytest.approx(max(1 - truth.min(), truth.max() - 9), abs=1e-6)
+    assert "energy" not in metrics["out_of_range"]
+    note = next(note for note in metrics["notes"] if note.startswith("valence:"))
+    assert f"the truth of {outside} of {len(truth)} clip(s) lies outside the model's output range [1, 9]" in note
+    assert note in " ".join(result.output.split())
+    plain = CliRunner().invoke(
+        app, ["evaluate", str(va_run.run_dir), str(study_set[0]), "--labels", str(study_set[1]), "--out",
+              str(tmp_path / "plain"), "--device", "cpu"],
+    )  # fmt: skip
+    assert plain.exit_code == 0 and json.loads((tmp_path / "plain" / "metrics.json").read_text())["out_of_range"] == {}

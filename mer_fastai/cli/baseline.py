@@ -37,7 +37,9 @@ def command(
 ) -> None:
     """Score classic classifiers on hand-crafted audio features of the data set's own windows and split."""
     from ..baseline import CSV_FILE, baseline_table, run_baseline
+    from ..inputs import refuse_training_out
 
+    refuse_training_out(out, data_dir)
     if folds is None:
         if repeats != 1:
             raise MerError("--repeats needs --folds (e.g. --folds 5)")
@@ -49,7 +51,7 @@ def command(
             data_dir, out, folds, repeats, classifiers=classifiers, seed=seed, aggregate=aggregate, workers=workers
         ).rows
     console.print(baseline_table(rows))
-    console.print(f"results: {out / CSV_FILE} (features cached in {data_dir / 'features.npz'})")
+    console.print(f"results: {out / CSV_FILE} (features cached in {out / 'features.npz'})")
 
 
 def register(app: typer.Typer) -> None:

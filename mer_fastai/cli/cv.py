@@ -23,7 +23,9 @@ def command(
 ) -> None:
     """Train one model per fold; report mean ± sd, a 95 % interval and the out-of-fold (pooled) scores."""
     from ..cv import run_cv
+    from ..inputs import refuse_training_out
 
+    refuse_training_out(out, data_dir, config)
     run_cv(data_dir, config, out, folds, repeats, ensemble=ensemble)
 
 

@@ -33,11 +33,14 @@ def command(
     bs: int = Bs,
     device: str = Device,
 ) -> None:
-    """Use a trained model as a feature extractor: features per window and per track (mean of its windows)."""
-    from ..embed import check_embed_out, write_embeddings, write_map
+    """Use a trained model as a feature extractor: features per window and per track (mean of its windows); a
+    musicnn model also writes musicnn's 50 tag probabilities to <out>-tags.csv."""
+    from ..embed import check_embed_out, map_files, tags_file, write_embeddings, write_map
+    from ..inputs import refuse_input_out
     from ..predict import Predictor
 
     check_embed_out(out)
+    refuse_input_out([out, tags_file(out), *(map_files(out) if show_map else ())], model, audio, labels)
     predictor = Predictor.load(model, device=device, bs=bs)
     embeddings = predictor.embed(
         audio,
@@ -57,6 +60,9 @@ def command(
         f"{len(embeddings.track_file)} track(s), {len(embeddings.window_file)} window(s) × {width} features "
         f"written to [bold]{escape(str(out))}"
     )
+    if embeddings.tags:
+        where = escape(str(tags_file(out)))
+        console.print(f"{len(embeddings.tags)} {embeddings.tagger} tag probabilities written to [bold]{where}")
     if show_map:
         png, html, method = write_map(embeddings, out)
         console.print(f"map ({method}): [bold]{escape(str(png))}[/] and [bold]{escape(str(html))}")

@@ -11,7 +11,9 @@ from ..progress import console
 
 def command(
     runs: list[Path] = typer.Argument(
-        ..., help="Run folders or model files (at least two) with the same classes, spectrogram settings and input."
+        ...,
+        help="Run folders or model files (at least two) with the same task and classes; their architectures and "
+        "spectrograms may differ (each input is computed from the audio).",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Model file to write (.safetensors), or a folder for model.safetensors."
@@ -22,8 +24,9 @@ def command(
 
     result = ensemble_models(runs, out)
     meta = result.meta
+    inputs = f", {len(meta.input_groups)} inputs" if meta.is_mixed else ""
     console.print(
-        f"ensemble: [bold]{result.model_file}[/] ({len(meta.members)} × {meta.arch}, classes {', '.join(meta.classes)})"
+        f"ensemble: [bold]{result.model_file}[/] ({meta.arch_summary}{inputs}, classes {', '.join(meta.classes)})"
     )
 
 

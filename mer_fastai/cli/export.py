@@ -17,8 +17,9 @@ def command(
     onnx: bool = typer.Option(
         False,
         "--onnx",
-        help="Also write <out>.onnx (input 'image' N×3×size×size, output 'logits': the raw head outputs — class "
-        "logits, mood logits, or a regression model's values); needs onnx.",
+        help="Also write <out>.onnx (input 'image' N×3×size×size, or a musicnn model's N×3×96×187, output 'logits': "
+        "the raw head outputs — class logits, mood logits, or a regression model's values); needs onnx. Not for an "
+        "ensemble of several inputs.",
     ),
     accept_unverified: bool = typer.Option(
         False,
@@ -28,16 +29,16 @@ def command(
     ),
 ) -> None:
     """Write a validated, self-describing model file with the run's metrics; optionally ONNX too."""
-    from ..export import export_model
+    from ..export import export_model, input_shape
 
     result = export_model(run_dir, out, onnx=onnx, accept_unverified=accept_unverified)
     meta = result.meta
-    kind = f"ensemble of {len(meta.members)} × {meta.arch}" if meta.is_ensemble else meta.arch
+    kind = f"ensemble of {meta.arch_summary}" if meta.is_ensemble else meta.arch
     what = {"regression": "targets", "multilabel": "moods"}.get(meta.task, "classes")
     console.print(f"model file: [bold]{result.model_file}[/] ({kind}, {meta.task}, {what} {', '.join(meta.classes)})")
     if result.onnx_file:
-        size = meta.input_size
-        console.print(f"ONNX: [bold]{result.onnx_file}[/] (input 'image' N×3×{size}×{size}, output 'logits')")
+        height, width = input_shape(meta)
+        console.print(f"ONNX: [bold]{result.onnx_file}[/] (input 'image' N×3×{height}×{width}, output 'logits')")
 
 
 def register(app: typer.Typer) -> None:

@@ -56,7 +56,9 @@ def train_command(
 ) -> None:
     """Train a class-conditional GAN on the training split only, then score it and save sample images."""
     from ..gan import train_gan
+    from ..inputs import refuse_training_out
 
+    refuse_training_out(out, data_dir)
     result = train_gan(
         data_dir,
         out,

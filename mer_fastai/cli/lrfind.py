@@ -18,8 +18,10 @@ def command(
     out: Path = options.out_option("lrfind", "lr_find.png and lr_find.json"),
 ) -> None:
     """Find a learning rate: save the loss-vs-LR plot and print the suggestions."""
+    from ..inputs import refuse_training_out
     from ..train import find_lr
 
+    refuse_training_out(out, data_dir, config)
     result = find_lr(data_dir, config, out)
     for name, value in result.suggestions.items():
         console.print(f"{name:>8}: {value:.2e}")

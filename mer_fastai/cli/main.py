@@ -34,6 +34,7 @@ from . import (
     results,
     run,
     train,
+    weights,
 )
 
 KEPT = "finished results are kept"
@@ -87,6 +88,7 @@ for module in (
     ensemble,
     baseline,
     gan,
+    weights,
 ):
     module.register(app)
 

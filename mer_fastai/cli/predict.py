@@ -65,9 +65,12 @@ def command(
 ) -> None:
     """Predict each track's emotion class (or its moods, or its target values), window by window, and aggregate
     per track."""
-    from ..predict import Predictor, output_format, render_predictions, write_predictions
+    from ..inputs import refuse_input_out
+    from ..predict import MIXED_NOTE, Predictor, output_format, render_predictions, write_predictions
 
     chosen = output_format(out, fmt) if out or fmt else None
+    if out is not None:
+        refuse_input_out([out], model, audio)
     predictor = Predictor.load(model, device=device, bs=bs)
     predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
     if chosen and out is None:
@@ -77,6 +80,8 @@ def command(
     if chosen and out is not None:
         write_predictions(predictions, predictor, out, chosen)
         console.print(f"{len(predictions)} track(s) written to [bold]{out}")
+    if predictions.inputs:
+        console.print(f"note: {MIXED_NOTE}", soft_wrap=True, highlight=False)
     for item in predictions.skipped:
         console.print(f"  [yellow]skipped[/] {escape(f'{item.file}: {item.reason}')}", soft_wrap=True, highlight=False)
     if predictions.skipped:
@@ -86,10 +91,12 @@ def command(
 
 def predictions_table(predictions: Predictions, classes: list[str], task: str = "classification") -> Table:
     """One row per track: its label, the label's probability, its windows and every class's probability;
-    a multilabel model's moods, windows and every mood's probability; a regression model's windows and values."""
+    a multilabel model's moods, windows and every mood's probability; a regression model's windows and values
+    (a mixed-input ensemble's windows: the count per input, ";"-joined)."""
+    from ..predict import windows_text
+
     table = Table(
-        title=f"{len(predictions)} track(s) · {predictions.window:g} s windows, hop {predictions.hop:g} s · "
-        f"{predictions.aggregate}",
+        title=f"{len(predictions)} track(s) · {windows_text(predictions)} · {predictions.aggregate}",
         title_justify="left",
     )
     table.add_column("file", overflow="fold")
@@ -103,7 +110,7 @@ def predictions_table(predictions: Predictions, classes: list[str], task: str = 
             Path(track.file).name,
             track.label,
             f"{track.probabilities[track.label]:.3f}",
-            str(len(track.windows)),
+            track.n_windows,
             *(f"{track.probabilities[name]:.3f}" for name in classes),
         )
     return table
@@ -119,7 +126,7 @@ def _value_rows(table: Table, predictions: Predictions, classes: list[str], task
         numbers = track.values if task == "regression" else track.probabilities
         moods = [";".join(track.moods) or "–"] if task == "multilabel" else []
         cells = (f"{numbers[name]:.3f}" for name in classes)  # type: ignore[index]
-        table.add_row(Path(track.file).name, *moods, str(len(track.windows)), *cells)
+        table.add_row(Path(track.file).name, *moods, track.n_windows, *cells)
     return table
 
 

@@ -7,12 +7,15 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from ..errors import MerError
 from ..progress import console
 from . import options
 
 
 def command(
-    audio_dir: Path = typer.Argument(..., help="Folder of audio clips (searched recursively)."),
+    audio_dir: Path = typer.Argument(
+        ..., help="Folder of audio clips, searched recursively (links followed); --out must lie outside it."
+    ),
     labels: Path = options.Labels,
     feature: str = options.feature_option(required=True),
     task: str = typer.Option(
@@ -38,7 +41,14 @@ def command(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Folder for the data set (train/, valid/, test/ with --test-pct, manifest.csv)."
     ),
-    segment_seconds: float = typer.Option(10.0, "--segment-seconds", help="Window length in seconds."),
+    spectrogram: str = typer.Option(
+        None,
+        "--spectrogram",
+        help="A named spectrogram preset: musicnn (the input of the musicnn-msd/musicnn-mtt architectures: 16 kHz, "
+        "512-point FFT, hop 256, 96 mel bands, log10(1 + 10000·P) as 16-bit images, 3 s patches of 187 frames). "
+        "It sets every setting below but --hop-seconds (patch overlap).",
+    ),
+    segment_seconds: float = typer.Option(None, "--segment-seconds", help="Window length in seconds (default 10)."),
     hop_seconds: float = typer.Option(
         None, "--hop-seconds", help="Window hop in seconds (default: the window length)."
     ),
@@ -54,25 +64,38 @@ def command(
     id_column: str = options.IdColumn,
     label_column: str = options.LabelColumn,
     cuts: str = options.Cuts,
-    sample_rate: int = typer.Option(22050, "--sample-rate", help="Resampling rate in Hz."),
-    n_mels: int = typer.Option(128, "--n-mels", help="Mel bands (image height)."),
-    n_fft: int = typer.Option(2048, "--n-fft", help="FFT size."),
-    hop_length: int = typer.Option(512, "--hop-length", help="STFT hop in samples."),
+    sample_rate: int = typer.Option(None, "--sample-rate", help="Resampling rate in Hz (default 22050)."),
+    n_mels: int = typer.Option(None, "--n-mels", help="Mel bands (image height; default 128)."),
+    n_fft: int = typer.Option(None, "--n-fft", help="FFT size (default 2048)."),
+    hop_length: int = typer.Option(None, "--hop-length", help="STFT hop in samples (default 512)."),
     skip_unlabeled: bool = options.SkipUnlabeled,
     workers: int = typer.Option(None, "--workers", help="Parallel processes (default: all cores)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Delete a data set made with other settings in --out."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace a data set made with other settings in --out: deletes only that data set's own files (its "
+        "images, manifest.csv, dataset.json, spectrogram.json, progress journal); anything else there stays.",
+    ),
+    allow_outliers: bool = typer.Option(
+        False,
+        "--allow-outliers",
+        help="Regression: keep target values far outside the others (beyond 10 interquartile ranges of a "
+        "quartile), which are otherwise refused naming their rows; prepare notes them.",
+    ),
 ) -> None:
     """Turn audio clips and labels into a mel-spectrogram data set (ImageFolder layout)."""
     from ..prepare import prepare_dataset
-    from ..spectrogram import SpecConfig
 
-    spec = SpecConfig(
-        sample_rate=sample_rate,
-        n_fft=n_fft,
-        hop_length=hop_length,
-        n_mels=n_mels,
-        segment_seconds=segment_seconds,
-        segment_hop_seconds=hop_seconds,
+    spec = spectrogram_settings(
+        spectrogram,
+        {
+            "sample_rate": sample_rate,
+            "n_fft": n_fft,
+            "hop_length": hop_length,
+            "n_mels": n_mels,
+            "segment_seconds": segment_seconds,
+        },
+        hop_seconds,
     )
     result = prepare_dataset(
         audio_dir,
@@ -93,8 +116,25 @@ def command(
         task=task,
         targets=list(target or []) or None,
         threshold=threshold,
+        allow_outliers=allow_outliers,
     )
     print_summary(result)
+
+
+def spectrogram_settings(preset: str | None, given: dict, hop_seconds: float | None):
+    """The `SpecConfig` of the options given (None: not given), from a named preset or the defaults."""
+    import dataclasses
+
+    from ..spectrogram import SpecConfig
+    from ..spectrogram import preset as named
+
+    given = {key: value for key, value in given.items() if value is not None}
+    if preset is None:
+        return SpecConfig(**given, segment_hop_seconds=hop_seconds)
+    if given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise MerError(f"--spectrogram {preset} sets {flags} itself; drop {flags} (or drop --spectrogram)")
+    return dataclasses.replace(named(preset), segment_hop_seconds=hop_seconds)
 
 
 def print_summary(result) -> None:

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from ..errors import MerError
 from ..progress import console
+
+HTML_SUFFIXES = (".html", ".htm")
 
 
 def command(
@@ -14,12 +17,17 @@ def command(
         ..., help="A run folder (`train`), a cross-validation folder (`cv`) or a grid folder (`run`)."
     ),
     out: Path = typer.Option(
-        None, "--out", "-o", help="The HTML file to write (default: report.html inside the folder)."
+        None, "--out", "-o", help="The HTML file to write, ending in .html (default: report.html inside the folder)."
     ),
 ) -> None:
     """Write one self-contained HTML report: settings, scores, confusion matrices, curves, worst mistakes."""
     from ..html_report import write_report
 
+    if out is not None and not out.is_dir() and out.suffix.lower() not in HTML_SUFFIXES:
+        raise MerError(
+            f"--out {out}: the report is an HTML page and must not replace a file it reads; name a file ending in "
+            f".html (e.g. {out.with_suffix('.html')})"
+        )
     console.print(f"report: [bold]{write_report(folder, out)}")
 
 

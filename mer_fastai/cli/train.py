@@ -28,8 +28,10 @@ def command(
 ) -> None:
     """Train one architecture in freeze or whole mode and write its report and model."""
     from ..distributed import processes_to_launch, relaunch, without_options
+    from ..inputs import refuse_training_out
     from ..train import train
 
+    refuse_training_out(out, data_dir, config)
     count = processes_to_launch(distributed, processes)
     if count:
         config.check()

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MerError
+from ..files import check_component
+from ..inputs import refuse_overwrite
 from ..progress import progress_bar
 from . import stylegan
 from .images import check_output_folder, resize_all, save_class_images, to_uint8
@@ -81,7 +83,10 @@ def generate_images(
             f"{run_dir}: the GAN was not trained on class {unknown[0]!r} "
             f"(classes: {', '.join(metadata['classes'])}); fix --class or retrain with it"
         )
+    for name in chosen:
+        check_component(name, f"{run_dir / META_FILE}: class", "retrain the GAN on a data set made by this version")
     check_output_folder(out, Path(metadata["data_dir"]))
+    refuse_overwrite([out], {run_dir: "the GAN run folder"})
     written: dict[str, list[Path]] = {}
     with progress_bar("generating", total=len(chosen), enabled=progress) as advance:
         for name in chosen:

@@ -13,6 +13,7 @@ from .. import __version__
 from ..choices import GAN_BACKENDS as BACKENDS
 from ..dataset import read_info
 from ..errors import MerError
+from ..files import reads_dataset
 from ..progress import progress_bar
 from ..report import write_json
 from . import stylegan
@@ -46,6 +47,7 @@ class GanResult:
     metrics: dict
 
 
+@reads_dataset
 def train_gan(
     data_dir: str | Path,
     out: str | Path,
