@@ -18,6 +18,7 @@ probabilities: its windows' mean). Each classifier's folder also gets the predic
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import time
 import warnings
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 from .audio import load_audio, window_at
 from .choices import CLASSIFIERS
-from .dataset import DatasetInfo, ManifestRow, read_info, read_manifest, read_spec
+from .dataset import MANIFEST_FILE, DatasetInfo, ManifestRow, read_info, read_manifest, read_spec
 from .errors import AudioError, MerError
 from .files import atomic_path, reads_dataset
 from .modelmeta import MOOD_DECISION
@@ -188,7 +189,7 @@ def extract_features(
     data_dir = Path(data_dir)
     rows = read_manifest(data_dir)
     spec = read_spec(data_dir)
-    cache_key = _cache_key(spec)
+    cache_key = _cache_key(data_dir)
     cached = _read_cache(Path(cache), cache_key) if cache else {}
     todo: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for row in rows:
@@ -231,11 +232,14 @@ def share_features(source_dir: Path, found: dict[str, np.ndarray], data_dir: Pat
         image = image_of.get((row.source, row.segment_start))
         if image in found:
             shared[row.image] = found[image]
-    _write_cache(cache, _cache_key(read_spec(data_dir)), shared)
+    _write_cache(cache, _cache_key(data_dir), shared)
 
 
-def _cache_key(spec: SpecConfig) -> str:
-    return f"{FEATURE_VERSION}:{spec.digest()}"
+def _cache_key(data_dir: Path) -> str:
+    """What the cached features hold: the feature set, the spectrogram settings and the data set's manifest
+    (another data set, or one re-prepared from other audio, in the same --out recomputes them)."""
+    manifest = hashlib.sha1((Path(data_dir) / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
+    return f"{FEATURE_VERSION}:{read_spec(data_dir).digest()}:{manifest}"
 
 
 def _collect(

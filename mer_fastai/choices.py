@@ -8,6 +8,7 @@ from __future__ import annotations
 
 MODES = ("freeze", "whole")  # learner: which layers learn
 AUGMENTS = ("none", "specaugment", "study")  # data: training augmentation
+IN_MEMORY_AUGMENTS = ("none", "specaugment")  # those the in-memory loaders serve (study needs per-image crops)
 # prepare: what a data set's labels are: one class, numbers, or a set of moods per clip
 TASKS = ("classification", "regression", "multilabel")
 # train: which epoch's weights a run keeps (cv always keeps the last: its validation fold is its score)

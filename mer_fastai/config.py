@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from .archs import ARCHS, ArchSpec, get_arch
-from .choices import AGGREGATES, AUGMENTS, KEEPS, LOSSES, MODES, MONITORS, NORMS
+from .choices import AGGREGATES, AUGMENTS, IN_MEMORY_AUGMENTS, KEEPS, LOSSES, MODES, MONITORS, NORMS
 from .errors import MerError
 from .weights import IMAGENET, NONE, PRETRAINED, check_weights
 
@@ -220,6 +220,12 @@ class TrainConfig:
         check_weights(self.weights)
         if self.weights in (IMAGENET, PRETRAINED) and spec.pretraining is None:
             raise MerError(f"{name('arch')} {self.arch} has no pretrained weights; pass {name('weights')} none")
+        if spec.spectrogram and not (self.cache and self.norm == NORMS[0] and self.augment in IN_MEMORY_AUGMENTS):
+            raise MerError(
+                f"{name('arch')} {self.arch} reads its {spec.spectrogram} spectrograms as they are, decoded once into "
+                f"memory with its own statistics; keep {name('cache')} on, {name('norm')} {NORMS[0]} and "
+                f"{name('augment')} {' or '.join(IN_MEMORY_AUGMENTS)}"
+            )
         if self.weights == IMAGENET and spec.pretraining != "ImageNet":
             raise MerError(
                 f"{name('arch')} {self.arch} is pretrained on {spec.pretraining}, not ImageNet; pass "

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # A run folder's records of its model: replacing one would make them describe a model that is not there.
 RUN_RECORDS = ("metrics.json", RUN_CONFIG, "report.html")
 
+STARTING_WEIGHTS = ("pretrained", "imagenet", "none")  # weights.PRETRAINED, IMAGENET, NONE: names, not files
 Inputs = dict[Path, str]  # an input's path → what it is ("the model", "the labels file", ...)
 
 
@@ -116,6 +117,6 @@ def refuse_training_out(out: str | Path, data_dir: str | Path, config: TrainConf
     folders.update({Path(folder): "the --augment-dir folder" for folder in getattr(config, "extra_train_dirs", [])})
     refuse_within(out, folders)
     weights = getattr(config, "weights", None)
-    if weights not in (None, "imagenet", "none") and Path(weights).exists():  # weights.IMAGENET, weights.NONE
+    if weights not in (None, *STARTING_WEIGHTS) and Path(weights).exists():
         out = Path(out)
         refuse_overwrite([out, out / MODEL_FILE], model_inputs(weights, "the --weights model"), "--out")

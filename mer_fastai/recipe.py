@@ -365,6 +365,14 @@ def _validate(recipe: Recipe) -> None:
                 raise MerError(f"{where}: augmentation {augmentation!r} is not one of none, gan, dirs")
         if "dirs" in stage.augmentations and not recipe.augment_dirs:
             raise MerError(f"{where}: augmentation 'dirs' needs 'augment_dirs' (or --augment-dir DIR)")
+        fixed = [arch for arch in stage_archs(recipe, stage) if get_arch(arch).spectrogram]
+        extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]
+        if extra and (fixed or SpecConfig.from_dict(recipe.spectrogram).bit_depth != 8):
+            reader = fixed[0] if fixed else "the recipe's spectrogram"
+            raise MerError(
+                f"{where}: augmentation {extra[0]!r} adds 8-bit dB images, which {reader} does not read; give it a "
+                "stage with augmentations [none]"
+            )
         if stage.weights_from is not None and stage.weights_from not in names[:i]:
             raise MerError(f"{where}: weights_from {stage.weights_from!r} must name an earlier stage")
     if len(set(names)) != len(names):

@@ -342,11 +342,6 @@ class RecipeRun:
             for arch in stage_archs(self.recipe, stage):
                 own = self._arch_input(arch)
                 arch_data = self._prepare(stage.dataset, feature, own) if own else data_dir
-                if own and stage.augmentations != ["none"]:
-                    raise MerError(
-                        f"{self.recipe.source}: stage {stage.name!r}: {arch} reads {own} spectrograms, which the "
-                        "stage's augmentation images are not; give it a stage without augmentations"
-                    )
                 weights, label = self.settings["weights"], self.settings["weights"]
                 if stage.weights_from:
                     weights = stage_runs[stage.weights_from].get((feature, arch))

@@ -18,12 +18,11 @@ from fastai.data.transforms import CategoryMap, IntToFloatTensor, Normalize, par
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import TensorCategory, TensorImage, default_device
 
+from .choices import IN_MEMORY_AUGMENTS
 from .data import AUGMENTS, IMAGE_ERRORS, SpecMask, damage_reason, split_indices, target_values, training_items
 from .dataset import REPAIR, read_info, read_spec
 from .errors import MerError
 from .images import resize
-
-IN_MEMORY_AUGMENTS = ("none", "specaugment")
 
 
 class TensorImages:

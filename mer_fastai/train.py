@@ -145,11 +145,6 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
     set_seed(config.seed, reproducible=True)
     spec = get_arch(config.arch)
     check_spectrogram(spec, read_spec(data_dir), str(data_dir))
-    if spec.spectrogram and not (config.cache and config.norm == "arch" and config.augment in IN_MEMORY_AUGMENTS):
-        raise MerError(
-            f"{config.arch} reads its {spec.spectrogram} spectrograms as they are, decoded once into memory with its "
-            f"own statistics; drop --no-cache and --norm dataset, and use --augment {' or '.join(IN_MEMORY_AUGMENTS)}"
-        )
     common = {
         "size": read_spec(data_dir).native_size if spec.spectrogram else config.input_size(spec),
         "bs": config.bs,
@@ -536,6 +531,7 @@ def window_outputs(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np
     (the validation transform of training)."""
     from PIL import Image
 
+    from .png import read_png16
     from .predict import Predictor
 
     device = next(model.parameters()).device
@@ -544,6 +540,9 @@ def window_outputs(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np
     for start in range(0, len(split.rows), chunk):
         images = []
         for row in split.rows[start : start + chunk]:
+            if meta.spec.bit_depth == 16:  # PIL's RGB conversion would clip them to 8 bits
+                images.append(read_png16(row.path(split.data_dir)))
+                continue
             with Image.open(row.path(split.data_dir)) as image:
                 images.append(np.asarray(image if image.mode == "L" else image.convert("RGB")))
         outputs.append(predictor.logits(images).numpy())

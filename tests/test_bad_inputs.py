@@ -802,7 +802,7 @@ def workspace(tmp_path_factory, tiny_audio) -> Path:
     return root
 
 
-def _snapshot(root: Path) -> dict[str, str]:
+def snapshot(root: Path) -> dict[str, str]:
     """Every file (by relative path) and folder under `root` with a digest of its bytes."""
     found = {}
     for path in sorted(root.rglob("*")):
@@ -820,7 +820,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, workspace, tmp_path, ca
     monkeypatch.chdir(tmp_path)
     if case.setup:
         case.setup(root)
-    before = _snapshot(root)
+    before = snapshot(root)
     try:
         code, err = run_main([a.replace(W, str(root)) for a in case.args], capsys, monkeypatch)
     finally:
@@ -831,10 +831,10 @@ def test_bad_input_is_one_line_and_changes_nothing(case, workspace, tmp_path, ca
     assert len(errors) == 1, err
     assert case.phrase.lower() in errors[0].lower(), err
     assert "Traceback" not in err
-    after = _snapshot(root)
+    after = snapshot(root)
     assert after == before, f"the failed command changed or left files: {set(after.items()) ^ set(before.items())}"
     assert not list(tmp_path.glob("runs")), "a failed command created a default output folder"
 
 
-def test_there_are_at_least_forty_cases():
-    assert len(CASES) >= 40 and len({case.name for case in CASES}) == len(CASES)
+def test_there_are_at_least_a_hundred_cases():
+    assert len(CASES) >= 100 and len({case.name for case in CASES}) == len(CASES)

@@ -21,8 +21,9 @@ from mer_fastai.errors import AudioError, MerError
 from mer_fastai.musicnn import weights
 from mer_fastai.musicnn.checkpoint import TABLE_MAGIC, crc32c, masked_crc32c, read_checkpoint, read_index, read_tensors
 from mer_fastai.musicnn.network import MusicNN, MusicVGG
-from mer_fastai.musicnn.preprocessing import MUSICNN_INPUT, MusicnnInput, audio_patches, patches
+from mer_fastai.musicnn.preprocessing import audio_patches, patch_frames, patches
 from mer_fastai.musicnn.tags import MSD_TAGS, MTT_TAGS, TAGS, musicnn_features, musicnn_tags
+from mer_fastai.spectrogram import SpecConfig, musicnn_spec
 
 from .fixtures.musicnn.clips import samples_sha256, write_clips
 from .test_cli import run_main
@@ -153,14 +154,15 @@ def test_vgg_body_head_and_shapes():
 def test_input_contract_travels_as_a_dict():
     import librosa
 
-    assert MusicnnInput.from_dict(MUSICNN_INPUT.to_dict()) == MUSICNN_INPUT
-    contract = MUSICNN_INPUT
+    contract = musicnn_spec()
+    assert SpecConfig.from_dict(contract.to_dict()) == contract == SpecConfig.from_dict({"preset": "musicnn"})
     assert (contract.sample_rate, contract.n_fft, contract.hop_length, contract.n_mels) == (16000, 512, 256, 96)
-    assert MUSICNN_INPUT.patch_frames == librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
-    with pytest.raises(MerError, match="unknown musicnn input setting"):
-        MusicnnInput.from_dict({**MUSICNN_INPUT.to_dict(), "top_db": 80})
-    with pytest.raises(MerError, match="compression"):
-        MusicnnInput(compression="db")
+    assert (contract.compression, contract.framing, contract.fmin, contract.fmax) == ("log10_1p", "clip", 0.0, None)
+    assert patch_frames(contract) == librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+    with pytest.raises(MerError, match="unknown spectrogram setting"):
+        SpecConfig.from_dict({"preset": "musicnn", "top_dB": 80})
+    with pytest.raises(MerError, match="unknown compression"):
+        SpecConfig(compression="linear")
 
 
 def test_patches_do_not_overlap_and_drop_the_tail():

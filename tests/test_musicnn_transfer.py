@@ -140,7 +140,7 @@ def test_musicnn_without_weights_is_the_same_net_from_scratch(clips_data, tmp_pa
     [
         (["--arch", "musicnn-msd", "--size", "96"], "reads its musicnn spectrograms at their own size"),
         (["--arch", "musicnn-msd", "--weights", "imagenet"], "pretrained on the Million Song Dataset, not ImageNet"),
-        (["--arch", "musicnn-msd", "--no-cache"], "drop --no-cache"),
+        (["--arch", "musicnn-msd", "--no-cache"], "keep --cache on"),
         (["--arch", "squeezenet1_0", "--weights", "none"], "prepare the data set without --spectrogram"),
     ],
 )
@@ -165,3 +165,57 @@ def test_prepare_refuses_settings_the_preset_sets(tmp_path, capsys, monkeypatch)
                           "--n-mels", "128", "--out", str(tmp_path / "d")], capsys, monkeypatch)  # fmt: skip
     assert code == 2 and "drop --n-mels" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "d").exists()
+
+
+def test_a_test_split_is_scored_through_the_16_bit_images(pretrained, tmp_path):
+    """The final model's test scores read the 16-bit images as they are (no 8-bit conversion on the way)."""
+    import soundfile as sf
+
+    rate = 16000
+    t = np.arange(int(3.2 * rate)) / rate
+    for k in range(6):
+        label, freq = ("low", 110.0 * (k + 1)) if k % 2 else ("high", 2000.0 + 300 * k)
+        path = tmp_path / "audio" / label / f"{k}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+    data = tmp_path / "data"
+    prepare_dataset(tmp_path / "audio", data, "emotions", spec=musicnn_spec(), valid_pct=0.34, test_pct=0.34,
+                    progress=False)  # fmt: skip
+    config = TrainConfig(arch="musicnn-msd", mode="freeze", epochs=1, bs=2, lr=0.01).check()
+    result = train(data, config, tmp_path / "run", show=False)
+    test = result.metrics["test"]
+    assert test["n_tracks"] == 2 and 0 <= test["accuracy"] <= 1
+    predictor = Predictor.load(tmp_path / "run")
+    rows = [r for r in read_manifest(data) if r.split == "test"]
+    probs = torch.softmax(predictor.logits([read_png16(data / r.image) for r in rows]), dim=1).numpy()
+    truth = [predictor.classes.index(r.label) for r in rows]
+    assert test["accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == truth)))
+
+
+def test_8_bit_extra_images_are_refused_for_16_bit_data_sets(clips_data, tiny_data):
+    """GAN or --augment-dir images are dB images: never mixed, as silent near-zero inputs, into musicnn's."""
+    config = TrainConfig(
+        arch="musicnn-msd", mode="freeze", epochs=1, bs=2, lr=0.01, extra_train_dirs=[str(tiny_data / "train")]
+    )
+    with pytest.raises(MerError, match="extra training images are 8-bit dB spectrograms"):
+        train(clips_data, config.check(), clips_data.parent / "refused", show=False)
+    from mer_fastai.gan import train_gan
+
+    with pytest.raises(MerError, match="gan train makes 8-bit dB spectrograms"):
+        train_gan(clips_data, clips_data.parent / "gan", steps=1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "phrase"),
+    [
+        (["stages=[{name: m, dataset: clips, features: [emotions], augmentations: [dirs]}]", "augment_dirs=[x]"],
+         "adds 8-bit dB images, which musicnn-msd does not read"),
+        (["norm=dataset"], "keep 'cache' on, 'norm' arch"),
+        (["augment=study"], "keep 'cache' on, 'norm' arch"),
+    ],
+)  # fmt: skip
+def test_recipes_refuse_musicnn_settings_that_cannot_work_before_anything_runs(overrides, phrase):
+    from mer_fastai.recipe import load_recipe
+
+    with pytest.raises(MerError, match=phrase):
+        load_recipe("musicnn", overrides)

@@ -8,7 +8,6 @@ recipe over the audio) is built once; each case runs the real CLI entry point on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,12 +21,12 @@ from mer_fastai.modelfile import read_model, save_model_file
 from mer_fastai.prepare import prepare_dataset
 
 from .conftest import TINY_SPEC
+from .test_bad_inputs import snapshot
 from .test_cli import run_main
 from .test_predict import train_run
 
 W = "{W}"  # replaced by the workspace folder
 AUDIO, PARENT = f"{W}/audio", W
-LOCK = ".lock"  # an output folder's lock file may stay behind (empty), by design
 LABELS = ["--labels", f"{W}/labels.csv", "--id-column", "file", "--label-column", "mood"]
 PREPARE = ["prepare", AUDIO, "--feature", "emotions", "--workers", "1", "--segment-seconds", "1", "--n-mels", "32",
            *LABELS]  # fmt: skip
@@ -217,17 +216,6 @@ def _links(root: Path) -> None:
     shutil.copy(root / "labels.csv", root / "grid" / "results.csv")  # ... and as run's
 
 
-def _snapshot(root: Path) -> dict[str, str]:
-    """Every file (by relative path, its bytes' digest) and folder under `root`; lock files left out."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        if path.name == LOCK:
-            continue
-        key = path.relative_to(root).as_posix()
-        found[key] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
 def _inside(key: str, allowed: list[str]) -> bool:
     return any(prefix in (".", key) or key.startswith(f"{prefix}/") for prefix in allowed)
 
@@ -240,9 +228,9 @@ def test_out_at_an_input_is_refused_or_writes_only_new_files_inside_it(walk, wor
     shutil.copytree(workspace, root, symlinks=True)
     _links(root)
     monkeypatch.chdir(tmp_path)  # the recipe names its audio `w/audio`
-    before = _snapshot(root)
+    before = snapshot(root)
     code, err = run_main([a.replace(W, str(root)) for a in [*walk.command, "--out", walk.out]], capsys, monkeypatch)
-    after = _snapshot(root)
+    after = snapshot(root)
     assert "Traceback" not in err and not [key for key in after if key.endswith(".tmp")], err
     if walk.refused:
         errors = [line for line in err.splitlines() if line.startswith("error:")]

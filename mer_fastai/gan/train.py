@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import __version__
 from ..choices import GAN_BACKENDS as BACKENDS
-from ..dataset import read_info
+from ..dataset import read_info, read_spec
 from ..errors import MerError
 from ..files import reads_dataset
 from ..progress import progress_bar
@@ -81,6 +81,9 @@ def train_gan(
     folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
     info = read_info(data_dir)
     info.require_classification(data_dir, "gan train")
+    if read_spec(data_dir).bit_depth != 8:
+        raise MerError(f"{data_dir}: gan train makes 8-bit dB spectrograms, not this data set's 16-bit ones; "
+                       "train the GAN on a data set prepared without --spectrogram")  # fmt: skip
     chosen = pick_classes(data_dir, classes)
     shape = GanShape(n_classes=len(chosen), size=size, latent_dim=latent_dim)
     images, labels = load_real(data_dir, chosen, size)
