@@ -295,7 +295,7 @@ def extra_train_items(data_dir: str | Path, extra_train_dirs: list[str | Path] |
         for split, name in (("valid", "validation"), ("test", "test")):
             if extra.resolve().is_relative_to((Path(data_dir) / split).resolve()):
                 raise MerError(f"{extra}: lies inside the {name} split; augmentation is for training only")
-        if read_spec(data_dir).bit_depth != 8:
+        if (Path(data_dir) / SPEC_FILE).exists() and read_spec(data_dir).bit_depth != 8:
             raise MerError(
                 f"{extra}: extra training images are 8-bit dB spectrograms, which {data_dir}'s "
                 f"{read_spec(data_dir).compression} images are not; train without --augment-dir / GAN images"

@@ -60,13 +60,16 @@ def _check_refused(recipe: Path, cases: list[tuple[list[str], str]]) -> None:
         assert message in str(error.value) and "\n" not in str(error.value), overrides
 
 
-def test_builtin_recipes_load_and_describe_the_study():
-    assert {"expA", "expB", "expC", "demo", "dimensional", "scratch"} <= set(builtin_names())
+def test_builtin_recipes_load_and_describe_the_study(monkeypatch):
+    assert {"expA", "expB", "expC", "demo", "dimensional", "scratch", "musicnn"} <= set(builtin_names())
     from typer.testing import CliRunner
 
     from mer_fastai.cli.main import app
+    from mer_fastai.progress import console
 
-    listing = CliRunner().invoke(app, ["recipes"], env={"COLUMNS": "200"})
+    monkeypatch.setattr(console, "_width", 200)  # the shared console may have been sized by an earlier test
+    listing = CliRunner().invoke(app, ["recipes"])
+    assert "│ expB        │" in listing.output and "│ bigset, transfer, musicnn │ 40    │" in listing.output
     assert (
         listing.exit_code == 0 and "dimensional" in listing.output and "valence + energy regression" in listing.output
     )
@@ -81,7 +84,12 @@ def test_builtin_recipes_load_and_describe_the_study():
     ]
     assert exp_a.stages[0].features == ["emotions", "energy", "valence", "tension"] and exp_a.epochs == 20
     exp_b = load_recipe("expB")
-    assert [s.name for s in exp_b.stages] == ["bigset", "transfer"] and exp_b.stages[1].weights_from == "bigset"
+    assert [s.name for s in exp_b.stages] == ["bigset", "transfer", "musicnn"]
+    assert exp_b.stages[1].weights_from == "bigset"
+    assert exp_b.stages[2].archs == ["musicnn-msd"] and exp_b.weights == "pretrained"  # Experiment B's real form
+    music = load_recipe("musicnn")
+    assert music.archs == ["musicnn-msd", "musicnn-mtt"] and music.spectrogram == {"preset": "musicnn"}
+    assert music.folds == 5 and music.stages[0].modes == ["freeze", "whole"]
     assert load_recipe("expC").stages[0].augmentations == ["none", "gan"]
     dimensional = load_recipe("dimensional")
     assert (dimensional.task, dimensional.targets, dimensional.loss) == ("regression", ["valence", "energy"], "ccc")

@@ -16,14 +16,16 @@ def list_recipes(ctx: typer.Context) -> None:
     """List the built-in recipes with their grids."""
     if ctx.invoked_subcommand:
         return
-    from ..recipe import builtin_names, load_recipe
+    from ..recipe import builtin_names, load_recipe, stage_archs
 
     table = Table(title="built-in recipes (mer-fastai run NAME)", title_justify="left")
     for column in ("name", "description", "stages", "cells"):
         table.add_column(column)
     for name in builtin_names():
         recipe = load_recipe(name)
-        cells = sum(len(s.features) * len(s.modes) * len(s.augmentations) * len(recipe.archs) for s in recipe.stages)
+        cells = sum(
+            len(s.features) * len(s.modes) * len(s.augmentations) * len(stage_archs(recipe, s)) for s in recipe.stages
+        )
         table.add_row(name, recipe.description, ", ".join(s.name for s in recipe.stages), str(cells))
     console.print(table)
 
