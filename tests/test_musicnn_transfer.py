@@ -219,3 +219,32 @@ def test_recipes_refuse_musicnn_settings_that_cannot_work_before_anything_runs(o
 
     with pytest.raises(MerError, match=phrase):
         load_recipe("musicnn", overrides)
+
+
+@pytest.mark.parametrize("task", ["regression", "multilabel"])
+def test_musicnn_learns_ratings_and_moods_too(pretrained, tmp_path, task):
+    """Every task goes through the same body: a regression head in the targets' range, a multilabel one per mood."""
+    import soundfile as sf
+
+    rate, t = 16000, np.arange(int(3.2 * 16000)) / 16000
+    rows = []
+    for k in range(6):
+        path = tmp_path / "audio" / f"{k}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, (0.3 * np.sin(2 * np.pi * 150.0 * (k + 1) * t)).astype(np.float32), rate)
+        rows.append(f"{k},{1 + k},{9 - k},{k % 2},{1 - k % 2}")
+    (tmp_path / "labels.csv").write_text("file,valence,energy,calm,tense\n" + "\n".join(rows) + "\n")
+    targets = ["valence", "energy"] if task == "regression" else ["calm", "tense"]
+    data = tmp_path / "data"
+    prepare_dataset(tmp_path / "audio", data, None, tmp_path / "labels.csv", spec=musicnn_spec(), valid_pct=0.34,
+                    id_column="file", task=task, targets=targets, progress=False)  # fmt: skip
+    config = TrainConfig(arch="musicnn-msd", mode="freeze", epochs=1, bs=2, lr=0.01).check()
+    result = train(data, config, tmp_path / "run", show=False)
+    assert result.metrics["cached_features"] is True
+    predictor = Predictor.load(tmp_path / "run")
+    assert predictor.task == task and predictor.classes == targets
+    outputs = predictor.outputs(predictor.logits([read_png16(p) for p in sorted((data / "valid").rglob("*.png"))]))
+    if task == "regression":  # the head ends in each target's own range
+        assert (outputs[:, 0] >= 1 - 1e-6).all() and (outputs[:, 0] <= 6 + 1e-6).all()
+    else:
+        assert ((outputs >= 0) & (outputs <= 1)).all()
