@@ -49,13 +49,17 @@ def check_component(name: str, what: str, fix: str = "use letters, digits, '-', 
     return text
 
 
+def is_within(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` is `folder` or lies inside it (both resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
 def check_inside(root: str | Path, path: str | Path, option: str = "--out") -> Path:
     """`path` resolved, refused in one line unless it lies inside `root` (also resolved)."""
-    root_resolved = Path(root).resolve()
-    resolved = Path(path).resolve()
-    if resolved != root_resolved and root_resolved not in resolved.parents:
+    if not is_within(path, root):
         raise MerError(f"{path}: would be written outside {option} {root}; choose names without '..' or links")
-    return resolved
+    return Path(path).resolve()
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import MerError
+from .files import is_within
 from .modelmeta import MODEL_FILE, RUN_CONFIG, model_file_path
 
 if TYPE_CHECKING:
@@ -36,12 +37,6 @@ def same_path(a: str | Path, b: str | Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def is_within(path: str | Path, folder: str | Path) -> bool:
-    """Whether `path` is `folder` or lies inside it (both resolved)."""
-    path, folder = Path(path).resolve(), Path(folder).resolve()
-    return path == folder or folder in path.parents
 
 
 def refuse_overwrite(outputs: Iterable[str | Path], inputs: Mapping[Path, str], option: str = "--out") -> None:

@@ -27,9 +27,9 @@ from .config import TrainConfig
 from .dataset import DATASET_FILE
 from .errors import Interrupted, MerError
 from .executors import Cell, execute_local
-from .files import check_inside, output_folder
+from .files import check_inside, is_within, output_folder
 from .html_report import REPORT_HTML
-from .inputs import is_within, refuse_within
+from .inputs import refuse_within
 from .prepare import prepare_dataset
 from .progress import console
 from .ray_executor import execute_ray

@@ -144,9 +144,10 @@ def _learner(data_dir: Path, config: TrainConfig, run_dir: Path):
     moods = info.targets if info.is_multilabel else None
     set_seed(config.seed, reproducible=True)
     spec = get_arch(config.arch)
-    check_spectrogram(spec, read_spec(data_dir), str(data_dir))
+    spectrogram = read_spec(data_dir)
+    check_spectrogram(spec, spectrogram, str(data_dir))
     common = {
-        "size": read_spec(data_dir).native_size if spec.spectrogram else config.input_size(spec),
+        "size": spectrogram.native_size if spec.spectrogram else config.input_size(spec),
         "bs": config.bs,
         "stats": training_stats(data_dir, config.extra_train_dirs) if config.norm == "dataset" else spec.stats,
         "augment": config.augment,
