@@ -57,8 +57,8 @@ LAYOUTS = {"10s": None, "10s/5s": 5.0}  # window layout → --hop-seconds
 
 def prepare(audio: Path, work: Path, layout: str) -> Path:
     """The data set of one window layout (prepare resumes and reuses a finished one)."""
-    from mer_fastai.prepare import prepare_dataset
-    from mer_fastai.spectrogram import SpecConfig
+    from mer_fastai.data.spectrogram import SpecConfig
+    from mer_fastai.preparation.prepare import prepare_dataset
 
     out = work / ("data-" + layout.replace("/", "-hop"))
     spec = SpecConfig(segment_seconds=10.0, segment_hop_seconds=LAYOUTS[layout])
@@ -74,8 +74,8 @@ def cpu_seconds() -> float:
 
 def cross_validate(data_dir: Path, out: Path, settings: dict, folds: int) -> dict:
     """`mer-fastai cv` of one row: its summary (mean, sd, 95 % interval per score) and CPU minutes per model."""
-    from mer_fastai.config import TrainConfig
-    from mer_fastai.cv import describe, run_cv
+    from mer_fastai.evaluation.cv import describe, run_cv
+    from mer_fastai.training.config import TrainConfig
 
     config = TrainConfig(**settings).check()
     started = cpu_seconds()
@@ -99,9 +99,9 @@ def baseline_rows(data_dir: Path, out: Path, folds: int) -> dict[str, dict]:
     seed): per classifier, the fold scores summarised like cv's, and the CPU minutes of the whole baseline
     run (feature extraction once, which dominates, plus every classifier on every fold) per fold; the feature
     cache is removed first, so that its extraction is counted."""
-    from mer_fastai.baseline import FEATURES_FILE
-    from mer_fastai.baseline_cv import cross_validate_baseline
-    from mer_fastai.cv import describe
+    from mer_fastai.evaluation.baseline.classic import FEATURES_FILE
+    from mer_fastai.evaluation.baseline.folds import cross_validate_baseline
+    from mer_fastai.evaluation.cv import describe
 
     (out / FEATURES_FILE).unlink(missing_ok=True)
     started = cpu_seconds()
@@ -138,9 +138,9 @@ def fusion_row(first: list[Path], second: list[Path], settings: str, cpu_minutes
     two models' together. For two CNNs this is what their `mer-fastai ensemble` scores (mean aggregation)."""
     import numpy as np
 
-    from mer_fastai.cv import describe
-    from mer_fastai.report import classification_metrics
-    from mer_fastai.scores import TRACK_PREDICTIONS
+    from mer_fastai.evaluation.cv import describe
+    from mer_fastai.scoring.metrics import classification_metrics
+    from mer_fastai.scoring.scores import TRACK_PREDICTIONS
 
     scores = []
     for k, (one, other) in enumerate(zip(first, second, strict=True)):
@@ -160,20 +160,20 @@ def fusion_row(first: list[Path], second: list[Path], settings: str, cpu_minutes
 
 def fold_dirs(folder: Path, folds: int) -> list[Path]:
     """The fold folders of a cross-validation in `folder` (a row's cv, or the baseline's), as `cv` lays them out."""
-    from mer_fastai.cv import FOLDS_DIR
+    from mer_fastai.evaluation.cv import FOLDS_DIR
 
     return [folder / FOLDS_DIR / str(k) for k in range(folds)]
 
 
 def journal(path: Path) -> dict[str, dict]:
     """The finished rows: row name → result."""
-    from mer_fastai.jsonlines import read_entries
+    from mer_fastai._plumbing.jsonlines import read_entries
 
     return {entry["row"]: entry for entry in read_entries(path)}
 
 
 def record(path: Path, row: str, result: dict) -> None:
-    from mer_fastai.jsonlines import append_entry, open_to_append
+    from mer_fastai._plumbing.jsonlines import append_entry, open_to_append
 
     with open_to_append(path) as handle:
         append_entry(handle, {"row": row, **result})

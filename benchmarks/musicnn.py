@@ -65,8 +65,8 @@ def prepare_musicnn(audio: Path, work: Path, layout: str) -> Path:
     """The musicnn data set (non-overlapping patches, or patches every half patch for the overlap lever)."""
     import dataclasses
 
-    from mer_fastai.prepare import prepare_dataset
-    from mer_fastai.spectrogram import musicnn_spec
+    from mer_fastai.data.spectrogram import musicnn_spec
+    from mer_fastai.preparation.prepare import prepare_dataset
 
     spec = musicnn_spec()
     if layout == "musicnn-overlap":
@@ -84,7 +84,7 @@ def predict_speed(audio: Path, run: Path, clips: int = 40) -> dict:
     """Seconds of audio labelled per second of wall time by `Predictor.predict_many` (decoding included)."""
     import soundfile
 
-    from mer_fastai.predict import Predictor
+    from mer_fastai.inference.predict import Predictor
 
     files = sorted(audio.rglob("*.mp3"))[:clips]
     seconds = sum(soundfile.info(str(path)).duration for path in files)

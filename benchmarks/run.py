@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `mer_fas
     sys.path.insert(0, str(REPO))
 
 from benchmarks.report import write_report  # noqa: E402
-from mer_fastai.jsonlines import append_entry, open_to_append, read_entries  # noqa: E402
+from mer_fastai._plumbing.jsonlines import append_entry, open_to_append, read_entries  # noqa: E402
 
 Runner = Callable[..., dict]
 DEFAULT_AUDIO = REPO.parent / "shared" / "data" / "4q-dev"
@@ -135,7 +135,7 @@ class Journal:
 def prepare_default_data(audio: Path, work: Path) -> Path:
     """The 4-quadrant data set of `audio` (split by artist), prepared once into the cache folder."""
     from mer_fastai.errors import MerError
-    from mer_fastai.prepare import prepare_dataset
+    from mer_fastai.preparation.prepare import prepare_dataset
 
     out = work / f"data-{audio.name}"
     labels = audio / "annotations.csv"
@@ -152,7 +152,7 @@ def subset_dataset(source: Path, out: Path, per_class: tuple[int, int]) -> Path:
     """A copy of `source` keeping `per_class` (train, valid) images of each class, spread over its files."""
     import dataclasses
 
-    from mer_fastai.dataset import read_info, read_manifest, read_spec, write_info, write_manifest, write_spec
+    from mer_fastai.data.dataset import read_info, read_manifest, read_spec, write_info, write_manifest, write_spec
 
     info, rows = read_info(source), read_manifest(source)
     shutil.rmtree(out, ignore_errors=True)
@@ -178,7 +178,7 @@ def subset_dataset(source: Path, out: Path, per_class: tuple[int, int]) -> Path:
 
 def audio_subset(audio: Path, n: int, out: Path) -> list[Path]:
     """`n` clips of `audio` taken round-robin over its class folders, linked into `out/<class>/`."""
-    from mer_fastai.audio import find_audio_files
+    from mer_fastai.data.audio import find_audio_files
 
     by_class: dict[str, list[Path]] = {}
     for file in find_audio_files(audio):
@@ -208,7 +208,7 @@ def count_images(data: Path) -> dict[str, int]:
 
 def measure(settings: Settings, run_task: Runner = run_task) -> dict:
     """Every benchmark of `settings`, as the dict `write_report` renders; `run_task` runs each piece."""
-    from mer_fastai.dataset import read_info
+    from mer_fastai.data.dataset import read_info
 
     work = settings.work
     work.mkdir(parents=True, exist_ok=True)
@@ -224,7 +224,7 @@ def measure(settings: Settings, run_task: Runner = run_task) -> dict:
     if settings.data:
         data = settings.data
     elif settings.quick:  # a small data set of its own, split by clip
-        from mer_fastai.prepare import prepare_dataset
+        from mer_fastai.preparation.prepare import prepare_dataset
 
         audio_subset(settings.audio, QUICK_CLIPS, work / "audio-quick")
         data = work / "data-quick"

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torchvision import datasets, transforms
 
-from mer_fastai.archs import build_full_model, get_arch
+from mer_fastai.models.archs import build_full_model, get_arch
 
 LR = 0.001
 MOMENTUM = 0.9

@@ -33,9 +33,9 @@ EMOTIONS = ["anger", "fear", "happy", "sad", "tender"]
 
 def prepare_all(work: Path, clips_per_class: int) -> dict[str, Path]:
     """The same audio prepared as each task's data set."""
-    from mer_fastai.prepare import prepare_dataset
-    from mer_fastai.spectrogram import SpecConfig
-    from mer_fastai.synth import make_study_style_set
+    from mer_fastai.data.spectrogram import SpecConfig
+    from mer_fastai.data.synth import make_study_style_set
+    from mer_fastai.preparation.prepare import prepare_dataset
 
     audio, ratings = make_study_style_set(work / "set", clips_per_class=clips_per_class, seconds=6.0, seed=0)
     spec = SpecConfig(segment_seconds=3.0, n_mels=64, hop_length=256)
@@ -52,7 +52,7 @@ def prepare_all(work: Path, clips_per_class: int) -> dict[str, Path]:
 
 def epoch_seconds(data_dir: Path, out: Path, arch: str, size: int, epochs: int, bs: int) -> list[float]:
     """Seconds of each epoch of one whole-mode training (fixed LR: no LR finder in the timing)."""
-    from mer_fastai.train import TrainConfig, train
+    from mer_fastai.training.fit import TrainConfig, train
 
     config = TrainConfig(arch=arch, mode="whole", epochs=epochs, lr=1e-3, bs=bs, size=size, weights="none")
     train(data_dir, config, out, show=False)

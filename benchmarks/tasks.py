@@ -21,8 +21,8 @@ def floor(arch: str, size: int, bs: int, n_classes: int, steps: int, channels_la
     of the toolkit's network on random in-memory tensors of shape (bs, 3, size, size)."""
     import torch
 
-    from mer_fastai.archs import get_arch
-    from mer_fastai.modelfile import create_model
+    from mer_fastai.models.archs import get_arch
+    from mer_fastai.models.modelfile import create_model
 
     torch.manual_seed(0)
     model = create_model(get_arch(arch), n_classes)
@@ -60,7 +60,7 @@ def _median_seconds(action, repeats: int, warmup: int = 2) -> float:
 
 def study(data: str, arch: str, mode: str, epochs: int, bs: int, size: int, seed: int, pretrained: bool) -> dict:
     """The study's loop (a) on a prepared data set."""
-    from mer_fastai.dataset import read_info
+    from mer_fastai.data.dataset import read_info
 
     from .study_loop import run_study
 
@@ -75,7 +75,7 @@ def toolkit(data: str, out: str, **settings) -> dict:
 
     `settings` are `TrainConfig` fields (arch, mode, epochs, bs, size, seed, lr, weights, cache, ...).
     """
-    from mer_fastai.train import TrainConfig, train
+    from mer_fastai.training.fit import TrainConfig, train
 
     config = TrainConfig(**settings)
     started = time.perf_counter()
@@ -95,7 +95,7 @@ def toolkit(data: str, out: str, **settings) -> dict:
 
 def prepare(audio_dir: str, out: str, workers: int) -> dict:
     """`prepare_dataset` (d) on a class-per-folder audio folder, from scratch."""
-    from mer_fastai.prepare import prepare_dataset
+    from mer_fastai.preparation.prepare import prepare_dataset
 
     started = time.perf_counter()
     result = prepare_dataset(audio_dir, out, "emotions", workers=workers, overwrite=True, progress=False)
@@ -126,7 +126,7 @@ def serial_librosa(files: list[str], out: str) -> dict:
 
 def predict(model: str, files: list[str]) -> dict:
     """`Predictor.predict_many` (e) over audio files; loading the model is timed apart."""
-    from mer_fastai.predict import Predictor
+    from mer_fastai.inference.predict import Predictor
 
     started = time.perf_counter()
     predictor = Predictor.load(model, device="cpu")

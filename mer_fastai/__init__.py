@@ -1,50 +1,48 @@
 """mer-fastai: music emotion recognition with fastai transfer learning.
 
-The public API is imported lazily, so `import mer_fastai` stays fast and pulls in fastai only when
-a training function is used.
+The public API, imported lazily so that `import mer_fastai` stays fast and pulls in fastai only when a
+training function is used. The package's sub-packages follow the pipeline (README "Code layout").
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
-__version__ = "0.1.0"
+from ._moved import install_moved_modules
+
+__version__ = "0.2.0"
 
 _API = {
-    "SpecConfig": "spectrogram",
-    "prepare_dataset": "prepare",
-    "PrepareResult": "prepare",
-    "read_labels": "labels",
-    "load_audio": "audio",
-    "load_dataloaders": "data",
-    "ARCHS": "archs",
-    "get_arch": "archs",
-    "TrainConfig": "config",
-    "TrainResult": "train",
-    "find_lr": "train",
-    "train": "train",
-    "load_recipe": "recipe",
-    "run_recipe": "runner",
-    "run_cv": "cv",
-    "CVResult": "cv",
-    "load_results": "results",
-    "Predictor": "predict",
-    "evaluate": "evaluate",
-    "export_model": "export",
-    "ensemble_models": "ensemble",
-    "run_baseline": "baseline",
-    "train_gan": "gan",
-    "generate_images": "gan",
-    "write_report": "html_report",
+    "SpecConfig": "data.spectrogram",
+    "prepare_dataset": "preparation.prepare",
+    "PrepareResult": "preparation.prepare",
+    "read_labels": "data.labels",
+    "load_audio": "data.audio",
+    "load_dataloaders": "training.loaders",
+    "ARCHS": "models.archs",
+    "get_arch": "models.archs",
+    "TrainConfig": "training.config",
+    "TrainResult": "training.fit",
+    "find_lr": "training.fit",
+    "train": "training.fit",
+    "load_recipe": "experiments.recipe",
+    "run_recipe": "experiments.runner",
+    "run_cv": "evaluation.cv",
+    "CVResult": "evaluation.cv",
+    "load_results": "report.results",
+    "Predictor": "inference.predict",
+    "evaluate": "evaluation.evaluator",
+    "export_model": "inference.export",
+    "ensemble_models": "evaluation.ensemble",
+    "run_baseline": "evaluation.baseline.classic",
+    "train_gan": "gan.train",
+    "generate_images": "gan.generate",
+    "write_report": "report.html.page",
     "MerError": "errors",
-    "musicnn_tags": "musicnn.tags",
+    "musicnn_tags": "models.musicnn.tags",
 }
 __all__ = ["__version__", *_API]
-# API names that are also submodule names: `mer_fastai.train` is the function, never the module
-_SHADOWED = frozenset(name for name, module in _API.items() if name == module)
 
 
 def __getattr__(name: str) -> Any:
@@ -53,19 +51,8 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
 
 
-class _Package(types.ModuleType):
-    """The package: importing the submodule `mer_fastai.train` does not hide the function `train`.
-
-    Python binds every imported submodule as an attribute of its package; for the names in `_SHADOWED`
-    that binding is skipped, so `__getattr__` resolves them to the API object in any import order. The
-    submodules stay importable as usual (`from mer_fastai.train import TrainConfig`,
-    `importlib.import_module("mer_fastai.train")`).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})
 
 
-sys.modules[__name__].__class__ = _Package
+install_moved_modules()

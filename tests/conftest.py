@@ -14,9 +14,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from mer_fastai.prepare import prepare_dataset  # noqa: E402
-from mer_fastai.spectrogram import SpecConfig  # noqa: E402
-from mer_fastai.synth import make_demo_audio  # noqa: E402
+from mer_fastai.data.spectrogram import SpecConfig  # noqa: E402
+from mer_fastai.data.synth import make_demo_audio  # noqa: E402
+from mer_fastai.preparation.prepare import prepare_dataset  # noqa: E402
 
 torch.set_num_threads(1)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -33,7 +33,7 @@ def pytest_configure(config) -> None:
         return
     import numpy as np
 
-    from mer_fastai.baseline import window_features
+    from mer_fastai.evaluation.baseline.classic import window_features
 
     noise = np.random.default_rng(0).normal(0, 0.1, 22050 * 2).astype(np.float32)
     window_features(noise, 22050, 2048, 512)

@@ -20,11 +20,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from mer_fastai.prepare import prepare_dataset
-
-from .conftest import TINY_SPEC
-from .test_cli import run_main
-from .test_predict import train_run
+from mer_fastai.preparation.prepare import prepare_dataset
+from tests.conftest import TINY_SPEC
+from tests.inference.test_predict import train_run
+from tests.test_cli import run_main
 
 LOCK = ".lock"  # an output folder's lock file may stay behind (empty), by design
 
@@ -193,14 +192,14 @@ class _Held:
 
 def _reading_data(root: Path) -> None:
     """A command (the test's own process) reading the data set, e.g. a `train`."""
-    from mer_fastai.files import reading
+    from mer_fastai._plumbing.files import reading
 
     _HELD.append(_Held(reading(root / "data")))
 
 
 def _prepare_changing_data(root: Path) -> None:
     """`prepare` (PID 4242) changing the data set: its lock against readers, its PID in the lock file."""
-    from mer_fastai.files import excluding_readers
+    from mer_fastai._plumbing.files import excluding_readers
 
     _HELD.append(_Held(excluding_readers(root / "data")))
     (root / "data" / LOCK).write_text("4242\n")

@@ -167,7 +167,7 @@ def test_os_errors_are_one_line_naming_the_file_and_the_fix(error, phrase, capsy
     def fail(*_args, **_kwargs):
         raise error
 
-    monkeypatch.setattr("mer_fastai.prepare.prepare_dataset", fail)
+    monkeypatch.setattr("mer_fastai.preparation.prepare.prepare_dataset", fail)
     code, err = run_main(["prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -217,7 +217,7 @@ def test_an_error_line_keeps_brackets_literally(capsys, monkeypatch):
     def fail(*_args, **_kwargs):
         raise MerError("model.json: 'stats' must be [mean, std] of 3 numbers each; re-export the model")
 
-    monkeypatch.setattr("mer_fastai.prepare.prepare_dataset", fail)
+    monkeypatch.setattr("mer_fastai.preparation.prepare.prepare_dataset", fail)
     code, err = run_main(["prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
     assert (
         code == 2
@@ -231,7 +231,7 @@ def test_an_interrupt_names_what_the_command_kept(capsys, monkeypatch):
     def interrupted(*_args, **_kwargs):
         raise Interrupted("3 finished cell(s) kept in runs/x/results.csv")
 
-    monkeypatch.setattr("mer_fastai.prepare.prepare_dataset", interrupted)
+    monkeypatch.setattr("mer_fastai.preparation.prepare.prepare_dataset", interrupted)
     code, err = run_main(["prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
     assert code == 130
     assert err.strip() == "interrupted: 3 finished cell(s) kept in runs/x/results.csv; rerun the same command to resume"

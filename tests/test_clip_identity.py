@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from mer_fastai.audio import find_audio_files
+from mer_fastai._plumbing.files import output_folder
+from mer_fastai.data.audio import find_audio_files
+from mer_fastai.data.labels import label_table, match_clips
 from mer_fastai.errors import MerError
-from mer_fastai.files import output_folder
-from mer_fastai.labels import label_table, match_clips
-from mer_fastai.prepare import prepare_dataset
-
-from .conftest import TINY_SPEC
+from mer_fastai.preparation.prepare import prepare_dataset
+from tests.conftest import TINY_SPEC
 
 FOLDERS = ("happy", "sad")
 

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from mer_fastai.labels import read_labels
-from mer_fastai.prepare import prepare_dataset
-from mer_fastai.spectrogram import SpecConfig
-from mer_fastai.train import TrainConfig, train
+from mer_fastai.data.labels import read_labels
+from mer_fastai.data.spectrogram import SpecConfig
+from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.training.fit import TrainConfig, train
 
 pytestmark = pytest.mark.integration
 QUICK = {"weights": "none", "epochs": 1, "bs": 8, "size": 64, "num_workers": 0, "lr": 1e-3}

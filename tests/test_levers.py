@@ -12,19 +12,18 @@ import pytest
 import torch
 from PIL import Image
 
-from mer_fastai.archs import get_arch
-from mer_fastai.config import TrainConfig
-from mer_fastai.data import load_dataloaders
-from mer_fastai.ensemble import ensemble_models
 from mer_fastai.errors import MerError
-from mer_fastai.learner import build_learner
-from mer_fastai.melcnn import FREQUENCY_BANDS, WIDTHS, melcnn
-from mer_fastai.modelfile import EnsembleModel, read_model, read_model_file
-from mer_fastai.modelmeta import ModelMeta
-from mer_fastai.predict import Predictor
-
-from .test_predict import TINY_CONFIG, train_run
-from .test_regression import study_set, va_data  # noqa: F401  (fixtures: a tiny valence + energy data set)
+from mer_fastai.evaluation.ensemble import ensemble_models
+from mer_fastai.inference.predict import Predictor
+from mer_fastai.models.archs import get_arch
+from mer_fastai.models.melcnn import FREQUENCY_BANDS, WIDTHS, melcnn
+from mer_fastai.models.modelfile import EnsembleModel, read_model, read_model_file
+from mer_fastai.models.modelmeta import ModelMeta
+from mer_fastai.training.config import TrainConfig
+from mer_fastai.training.learner import build_learner
+from mer_fastai.training.loaders import load_dataloaders
+from tests.inference.test_predict import TINY_CONFIG, train_run
+from tests.test_regression import study_set, va_data  # noqa: F401  (fixtures: a tiny valence + energy data set)
 
 
 def _pixels(data_dir: Path) -> np.ndarray:
@@ -82,7 +81,7 @@ def test_mixup_trains_on_blends(tiny_data, tmp_path):
 
 
 def test_classification_levers_are_refused_for_other_tasks(va_data, tmp_path):  # noqa: F811
-    from mer_fastai.train import train
+    from mer_fastai.training.fit import train
 
     for lever in ({"mixup": 0.4}, {"label_smoothing": 0.1}):
         config = dataclasses.replace(TINY_CONFIG, **lever)

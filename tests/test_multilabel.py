@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
-from mer_fastai.dataset import read_info, read_manifest
+from mer_fastai.data.dataset import read_info, read_manifest
+from mer_fastai.data.labels import read_moods
+from mer_fastai.data.split import split_groups
+from mer_fastai.data.synth import STUDY_CLASSES, make_study_style_set
 from mer_fastai.errors import MerError
-from mer_fastai.labels import read_moods
-from mer_fastai.modelfile import load_model, read_model
-from mer_fastai.prepare import prepare_dataset
-from mer_fastai.scores import multilabel_metrics, score_multilabel
-from mer_fastai.split import split_groups
-from mer_fastai.synth import STUDY_CLASSES, make_study_style_set
-from mer_fastai.train import TrainConfig, train
-
-from .conftest import TINY_SPEC
+from mer_fastai.models.modelfile import load_model, read_model
+from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.scoring.scores import multilabel_metrics, score_multilabel
+from mer_fastai.training.fit import TrainConfig, train
+from tests.conftest import TINY_SPEC
 
 MOODS = list(STUDY_CLASSES)  # anger, fear, happy, sad, tender
 
@@ -156,8 +155,8 @@ def test_multilabel_scores_match_sklearn():
 
 
 def test_demo_multilabel_learns_moods_from_vote_shares(tmp_path):
-    from mer_fastai.demo import run_demo
-    from mer_fastai.synth import MOOD_CUES, VOTES_FILE
+    from mer_fastai.data.synth import MOOD_CUES, VOTES_FILE
+    from mer_fastai.experiments.demo import run_demo
 
     result = run_demo(tmp_path, epochs=1, size=64, clips_per_class=3, task="multilabel")
     moods, data = list(MOOD_CUES), tmp_path / "data-multilabel"

@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mer_fastai.modelfile import read_model, save_model_file
-from mer_fastai.prepare import prepare_dataset
-
-from .conftest import TINY_SPEC
-from .test_bad_inputs import snapshot
-from .test_cli import run_main
-from .test_predict import train_run
+from mer_fastai.models.modelfile import read_model, save_model_file
+from mer_fastai.preparation.prepare import prepare_dataset
+from tests.conftest import TINY_SPEC
+from tests.inference.test_predict import train_run
+from tests.test_bad_inputs import snapshot
+from tests.test_cli import run_main
 
 W = "{W}"  # replaced by the workspace folder
 AUDIO, PARENT = f"{W}/audio", W
@@ -172,7 +171,7 @@ WALKS = [
 
 def _second_model(run: Path, out: Path) -> None:
     """`run`'s model with slightly other weights (another member for an ensemble)."""
-    from mer_fastai.modelfile import build_network
+    from mer_fastai.models.modelfile import build_network
 
     state, meta = read_model(run)
     model = build_network(meta)
@@ -184,7 +183,7 @@ def _second_model(run: Path, out: Path) -> None:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_audio) -> Path:
     """Audio, labels, a data set, two runs, a GAN run, a recipe over the audio (relative to the folder above)."""
-    from mer_fastai.gan import train_gan
+    from mer_fastai.gan.train import train_gan
 
     root = tmp_path_factory.mktemp("walk") / "w"
     shutil.copytree(tiny_audio, root / "audio")

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from mer_fastai.archs import IMAGENET_STATS, get_arch
-from mer_fastai.audio import load_audio
-from mer_fastai.data import load_dataloaders
+from mer_fastai.data.audio import load_audio
+from mer_fastai.data.spectrogram import SpecConfig, mel_filters, mel_image, mel_power
 from mer_fastai.errors import MerError
-from mer_fastai.feature_cache import can_cache, is_random
-from mer_fastai.modelfile import create_model, read_model
-from mer_fastai.spectrogram import SpecConfig, mel_filters, mel_image, mel_power
-from mer_fastai.tensor_data import load_tensor_dataloaders
-from mer_fastai.train import TrainConfig, _learner, train
+from mer_fastai.models.archs import IMAGENET_STATS, get_arch
+from mer_fastai.models.modelfile import create_model, read_model
+from mer_fastai.training.feature_cache import can_cache, is_random
+from mer_fastai.training.fit import TrainConfig, _learner, train
+from mer_fastai.training.loaders import load_dataloaders
+from mer_fastai.training.tensor_loaders import load_tensor_dataloaders
 
 
 def tiny(**overrides) -> TrainConfig:
@@ -68,7 +68,7 @@ class CountImages:
 
 
 def test_cached_freeze_runs_the_body_once_and_keeps_it(tiny_data, tmp_path, monkeypatch):
-    train_module = importlib.import_module("mer_fastai.train")
+    train_module = importlib.import_module("mer_fastai.training.fit")
 
     counter = CountImages()
     original = train_module._learner

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mer_fastai import SpecConfig, TrainConfig, prepare_dataset, train
-from mer_fastai.synth import make_study_style_set
+from mer_fastai import SpecConfig, TrainConfig, prepare_dataset
+from mer_fastai._moved import MOVED
+from mer_fastai.data.synth import make_study_style_set
+from mer_fastai.training.fit import train
 
 CHECK = """
 import importlib, sys, types
@@ -28,8 +30,9 @@ print("wrong:", wrong)
 """
 ORDERS = {
     "README line": "from mer_fastai import TrainConfig, train, evaluate\nimport mer_fastai",
-    "submodules first": "import mer_fastai.train, mer_fastai.evaluate\nfrom mer_fastai import train",
-    "from-import of the submodules": "from mer_fastai.train import train\nimport mer_fastai",
+    "submodules first": "import mer_fastai.training.fit, mer_fastai.evaluation.evaluator\nfrom mer_fastai import train",
+    "old module paths first": "import mer_fastai.predict, mer_fastai.cv\nfrom mer_fastai import train",
+    "from-import of the submodules": "from mer_fastai.training.fit import train\nimport mer_fastai",
 }
 
 
@@ -46,9 +49,45 @@ def test_the_submodules_stay_importable():
 
     import mer_fastai
 
-    module = importlib.import_module("mer_fastai.train")
+    module = importlib.import_module("mer_fastai.training.fit")
     assert module.train is mer_fastai.train and module.TrainConfig is mer_fastai.TrainConfig
-    assert importlib.import_module("mer_fastai.evaluate").evaluate is mer_fastai.evaluate
+    assert importlib.import_module("mer_fastai.evaluation.evaluator").evaluate is mer_fastai.evaluate
+    assert not isinstance(mer_fastai.__dict__.get("train"), type(module))  # no submodule shadows the function
+
+
+def test_no_api_name_is_also_a_module_name():
+    import mer_fastai
+
+    package = Path(mer_fastai.__file__).parent
+    modules = {p.stem for p in package.glob("*.py")} | {p.name for p in package.iterdir() if p.is_dir()}
+    assert sorted(set(mer_fastai.__all__) & modules) == []
+    assert type(mer_fastai).__name__ == "module"  # a plain module: no class swap
+
+
+def test_the_old_module_paths_still_import():
+    code = (
+        "import importlib, warnings\n"
+        "from mer_fastai._moved import MOVED\n"
+        "for old, new in MOVED.items():\n"
+        "    with warnings.catch_warnings(record=True) as caught:\n"
+        "        warnings.simplefilter('always')\n"
+        "        module = importlib.import_module(old)\n"
+        "    assert module is importlib.import_module(new), old\n"
+        "    assert any(new in str(w.message) for w in caught), (old, [str(w.message) for w in caught])\n"
+        "print(len(MOVED))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(len(MOVED))
+
+
+def test_a_documented_old_import_line_works():
+    code = (
+        "from mer_fastai.predict import Predictor\nfrom mer_fastai.scores import aggregate\nprint(Predictor.__module__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "mer_fastai.inference.predict"
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"

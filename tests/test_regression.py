@@ -13,16 +13,15 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
-from mer_fastai.dataset import read_info, read_manifest
+from mer_fastai.data.dataset import read_info, read_manifest
+from mer_fastai.data.synth import make_study_style_set
 from mer_fastai.errors import MerError
-from mer_fastai.learner import ccc
-from mer_fastai.modelfile import load_model, read_model
-from mer_fastai.prepare import prepare_dataset
-from mer_fastai.scores import regression_metrics, score_regression
-from mer_fastai.synth import make_study_style_set
-from mer_fastai.train import TrainConfig, find_lr, train
-
-from .conftest import TINY_SPEC
+from mer_fastai.models.modelfile import load_model, read_model
+from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.scoring.scores import regression_metrics, score_regression
+from mer_fastai.training.fit import TrainConfig, find_lr, train
+from mer_fastai.training.learner import ccc
+from tests.conftest import TINY_SPEC
 
 TARGETS = ["valence", "energy"]
 SCORES = {"ccc", "pearson_r", "r2", "rmse", "mae"}
@@ -188,7 +187,7 @@ def test_the_model_file_records_the_task_and_loads_with_its_scale(va_run):
 
 
 def test_classification_only_commands_refuse_a_regression_data_set_or_run(va_data, va_run, tmp_path):
-    from mer_fastai.gan import train_gan
+    from mer_fastai.gan.train import train_gan
 
     with pytest.raises(MerError, match="is a regression data set; `mer-fastai gan train`"):
         train_gan(va_data, tmp_path / "gan", steps=1, size=16)
@@ -316,7 +315,7 @@ def test_a_test_split_is_scored_once_with_its_own_plots(study_set, tmp_path):
 
 
 def test_demo_regression_shows_the_scatters_and_circumplex(tmp_path):
-    from mer_fastai.demo import run_demo
+    from mer_fastai.experiments.demo import run_demo
 
     result = run_demo(tmp_path, epochs=1, size=64, clips_per_class=3, task="regression")
     assert result.run.metrics["task"] == "regression" and read_info(tmp_path / "data-regression").targets == TARGETS

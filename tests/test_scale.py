@@ -11,14 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
-from mer_fastai.prepare import prepare_dataset
-from mer_fastai.runner import run_recipe
-from mer_fastai.synth import make_demo_audio
-from mer_fastai.train import TrainConfig, train
-
-from .conftest import TINY_SPEC
-from .test_recipes import TINY_RECIPE
+from mer_fastai.experiments.runner import run_recipe
+from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.training.fit import TrainConfig, train
+from tests.conftest import TINY_SPEC
+from tests.experiments.test_recipe import TINY_RECIPE
 
 COMPARED = ("experiment", "dataset", "feature", "arch", "mode", "weights", "augmentation", "epochs", "lr", "accuracy")
 RUN_FILES = {"metrics.json", "config.json", "history.json", "curves.png", "confusion_matrix.png", "model.safetensors"}
@@ -57,7 +56,7 @@ def test_ray_grid_matches_the_local_executor_and_tracks_each_cell(tmp_path):
 
 def test_ray_retries_a_lost_worker_and_then_records_the_failure(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'mer-fastai[ray]'")
-    from mer_fastai.ray_executor import execute_ray
+    from mer_fastai.experiments.ray_executor import execute_ray
 
     def dies(cell) -> dict:
         """Kills its worker on the first attempt ("flaky") or on every attempt ("dead")."""
@@ -83,8 +82,8 @@ def test_ray_retries_a_lost_worker_and_then_records_the_failure(tmp_path):
 
 
 def test_missing_extras_are_one_line_errors(monkeypatch):
-    from mer_fastai.ray_executor import connect
-    from mer_fastai.tracking import check_track
+    from mer_fastai.experiments.ray_executor import connect
+    from mer_fastai.training.tracking import check_track
 
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.setitem(sys.modules, "mlflow", None)
@@ -97,7 +96,7 @@ def test_missing_extras_are_one_line_errors(monkeypatch):
 
 
 def test_launch_command_and_the_single_cpu_process_warning(monkeypatch, capsys):
-    from mer_fastai import distributed
+    from mer_fastai.training import distributed
 
     argv = ["--debug", "train", "D", "--distributed", "--processes", "3", "--processes=3", "--out", "R"]
     kept = distributed.without_options(argv, flags=("--distributed",), valued=("--processes",))
@@ -138,7 +137,7 @@ def test_launch_command_and_the_single_cpu_process_warning(monkeypatch, capsys):
     ],
 )
 def test_the_cpu_launchers_process_count_is_read_from_its_command_line(monkeypatch, tmp_path, launcher, expected):
-    from mer_fastai import distributed
+    from mer_fastai.training import distributed
 
     cmdline = tmp_path / "cmdline"
     cmdline.write_bytes(b"\0".join(a.encode() for a in launcher) + b"\0")

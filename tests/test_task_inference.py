@@ -11,19 +11,18 @@ import torch
 from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
-from mer_fastai.embed import write_map
-from mer_fastai.ensemble import ensemble_models
+from mer_fastai.data.synth import STUDY_CLASSES, make_study_style_set
 from mer_fastai.errors import MerError
-from mer_fastai.evaluate import evaluate
-from mer_fastai.export import export_model
-from mer_fastai.modelfile import load_model, read_model, save_model_file
-from mer_fastai.predict import Predictor
-from mer_fastai.prepare import prepare_dataset
-from mer_fastai.scores import multilabel_metrics, regression_metrics
-from mer_fastai.synth import STUDY_CLASSES, make_study_style_set
-from mer_fastai.train import TrainConfig, train
-
-from .conftest import TINY_SPEC
+from mer_fastai.evaluation.ensemble import ensemble_models
+from mer_fastai.evaluation.evaluator import evaluate
+from mer_fastai.inference.embed import write_map
+from mer_fastai.inference.export import export_model
+from mer_fastai.inference.predict import Predictor
+from mer_fastai.models.modelfile import load_model, read_model, save_model_file
+from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.scoring.scores import multilabel_metrics, regression_metrics
+from mer_fastai.training.fit import TrainConfig, train
+from tests.conftest import TINY_SPEC
 
 TARGETS = ["valence", "energy"]
 MOODS = list(STUDY_CLASSES)
@@ -238,7 +237,8 @@ def test_cli_evaluate_prints_the_regression_table(va_run, study_set, tmp_path):
 
 def test_inference_rebuilds_the_training_head_and_threshold():
     """Training and model-file reading use one regression head layer and one mood threshold, not copies."""
-    from mer_fastai import learner, modelfile, modelmeta
+    from mer_fastai.models import modelfile, modelmeta
+    from mer_fastai.training import learner
 
     assert learner.TargetRange is modelfile.TargetRange and learner.MOOD_DECISION is modelmeta.MOOD_DECISION
     head = modelfile.TargetRange([[1.0, 9.0], [-1.0, 1.0]])

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mer_fastai.html_report import write_report
-from mer_fastai.prepare import prepare_dataset
-from mer_fastai.train import train
-
-from .conftest import TINY_SPEC
-from .test_multilabel import mood_data, shares_file, study_audio  # noqa: F401  (module fixtures)
-from .test_regression import TARGETS, study_set, tiny  # noqa: F401  (module fixtures)
+from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.report.html.page import write_report
+from mer_fastai.training.fit import train
+from tests.conftest import TINY_SPEC
+from tests.test_multilabel import mood_data, shares_file, study_audio  # noqa: F401  (module fixtures)
+from tests.test_regression import TARGETS, study_set, tiny  # noqa: F401  (module fixtures)
 
 IMG = re.compile(r'<img[^>]+src="([^"]+)"[^>]*alt="([^"]+)"')
 

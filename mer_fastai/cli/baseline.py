@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from .._plumbing.progress import console
 from ..choices import CLASSIFIERS
 from ..errors import MerError
-from ..progress import console
 from . import options
 from .predict import Aggregate
 
@@ -36,8 +36,8 @@ def command(
     repeats: int = typer.Option(1, "--repeats", help="With --folds: deal the K folds R times, as `cv` does."),
 ) -> None:
     """Score classic classifiers on hand-crafted audio features of the data set's own windows and split."""
-    from ..baseline import CSV_FILE, baseline_table, run_baseline
-    from ..inputs import refuse_training_out
+    from ..evaluation.baseline.classic import CSV_FILE, baseline_table, run_baseline
+    from ..runs.inputs import refuse_training_out
 
     refuse_training_out(out, data_dir)
     if folds is None:
@@ -45,7 +45,7 @@ def command(
             raise MerError("--repeats needs --folds (e.g. --folds 5)")
         rows = run_baseline(data_dir, out, classifiers, seed, aggregate=aggregate, workers=workers)
     else:
-        from ..baseline_cv import cross_validate_baseline
+        from ..evaluation.baseline.folds import cross_validate_baseline
 
         rows = cross_validate_baseline(
             data_dir, out, folds, repeats, classifiers=classifiers, seed=seed, aggregate=aggregate, workers=workers

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..config import TRAIN, TrainConfig, with_train_options
+from ..training.config import TRAIN, TrainConfig, with_train_options
 from . import options
 
 
@@ -22,8 +22,8 @@ def command(
     out: Path = options.out_option("cv", "the cross-validation (folds/<k>/ runs, cv.json, out-of-fold predictions)"),
 ) -> None:
     """Train one model per fold; report mean ± sd, a 95 % interval and the out-of-fold (pooled) scores."""
-    from ..cv import run_cv
-    from ..inputs import refuse_training_out
+    from ..evaluation.cv import run_cv
+    from ..runs.inputs import refuse_training_out
 
     refuse_training_out(out, data_dir, config)
     run_cv(data_dir, config, out, folds, repeats, ensemble=ensemble)

@@ -25,7 +25,7 @@ def command(
     ),
 ) -> None:
     """Synthesise a small emotion data set, prepare it, train a model and show the report."""
-    from ..demo import run_demo
+    from ..experiments.demo import run_demo
 
     run_demo(out, arch=arch, epochs=epochs, size=size, clips_per_class=clips, weights=weights, task=task)
 

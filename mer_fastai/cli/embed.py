@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ..progress import console
+from .._plumbing.progress import console
 from . import options
 from .predict import Bs, Device, Hop, Model, Window
 
@@ -35,9 +35,9 @@ def command(
 ) -> None:
     """Use a trained model as a feature extractor: features per window and per track (mean of its windows); a
     musicnn model also writes musicnn's 50 tag probabilities to <out>-tags.csv."""
-    from ..embed import check_embed_out, map_files, tags_file, write_embeddings, write_map
-    from ..inputs import refuse_input_out
-    from ..predict import Predictor
+    from ..inference.embed import check_embed_out, map_files, tags_file, write_embeddings, write_map
+    from ..inference.predict import Predictor
+    from ..runs.inputs import refuse_input_out
 
     check_embed_out(out)
     refuse_input_out([out, tags_file(out), *(map_files(out) if show_map else ())], model, audio, labels)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..progress import console
+from .._plumbing.progress import console
 
 
 def command(
@@ -20,7 +20,7 @@ def command(
     ),
 ) -> None:
     """Combine trained runs into ONE model file: predict, evaluate and export use the mean of their probabilities."""
-    from ..ensemble import ensemble_models
+    from ..evaluation.ensemble import ensemble_models
 
     result = ensemble_models(runs, out)
     meta = result.meta

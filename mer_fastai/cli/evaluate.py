@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from ..progress import console
+from .._plumbing.progress import console
 from . import options
 from .predict import Aggregate, Bs, Device, Hop, Model, Window
 
@@ -49,7 +49,7 @@ def command(
 ) -> None:
     """Score a model's tracks against known labels: accuracy, macro-F1, report, confusion matrix; a regression
     model's CCC, r, R², RMSE, MAE with scatter and circumplex plots; a multilabel model's F1, mAP, per mood."""
-    from ..evaluate import evaluate
+    from ..evaluation.evaluator import evaluate
 
     result = evaluate(
         model,
@@ -87,7 +87,7 @@ def command(
 def scores_table(metrics: dict, title: str):
     """The terminal table of an evaluation, by task (a regression or multilabel one shows windows and tracks; a
     mixed-input ensemble's, tracks only)."""
-    from ..report import multilabel_table, regression_table, summary_table
+    from ..plots.tables import multilabel_table, regression_table, summary_table
 
     if metrics.get("task") in ("regression", "multilabel") and "window_scores" not in metrics:
         return track_table(metrics, title)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..progress import console
+from .._plumbing.progress import console
 
 
 def command(
@@ -29,7 +29,7 @@ def command(
     ),
 ) -> None:
     """Write a validated, self-describing model file with the run's metrics; optionally ONNX too."""
-    from ..export import export_model, input_shape
+    from ..inference.export import export_model, input_shape
 
     result = export_model(run_dir, out, onnx=onnx, accept_unverified=accept_unverified)
     meta = result.meta

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from .._plumbing.progress import console
 from ..choices import GAN_BACKENDS
-from ..progress import console
 from . import options
 
 if TYPE_CHECKING:
@@ -55,8 +55,8 @@ def train_command(
     ),
 ) -> None:
     """Train a class-conditional GAN on the training split only, then score it and save sample images."""
-    from ..gan import train_gan
-    from ..inputs import refuse_training_out
+    from ..gan.train import train_gan
+    from ..runs.inputs import refuse_training_out
 
     refuse_training_out(out, data_dir)
     result = train_gan(
@@ -90,7 +90,7 @@ def generate_command(
     ),
 ) -> None:
     """Write N generated spectrograms per class; add them to training with `train --augment-dir OUT`."""
-    from ..gan import generate_images
+    from ..gan.generate import generate_images
 
     written = generate_images(gan_run, n, out, classes, seed=seed, stylegan_python=stylegan_python)
     for name, paths in written.items():

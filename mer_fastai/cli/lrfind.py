@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..config import LRFIND, TrainConfig, with_train_options
-from ..progress import console
+from .._plumbing.progress import console
+from ..training.config import LRFIND, TrainConfig, with_train_options
 from . import options
 
 
@@ -18,8 +18,8 @@ def command(
     out: Path = options.out_option("lrfind", "lr_find.png and lr_find.json"),
 ) -> None:
     """Find a learning rate: save the loss-vs-LR plot and print the suggestions."""
-    from ..inputs import refuse_training_out
-    from ..train import find_lr
+    from ..runs.inputs import refuse_training_out
+    from ..training.fit import find_lr
 
     refuse_training_out(out, data_dir, config)
     result = find_lr(data_dir, config, out)

@@ -15,8 +15,8 @@ from typing import NoReturn
 import typer
 from rich.markup import escape
 
+from .._plumbing.progress import console
 from ..errors import Interrupted, MerError
-from ..progress import console
 from . import (
     baseline,
     cv,

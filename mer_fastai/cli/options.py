@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from ..config import ARCH_HELP as ARCH_HELP  # re-exported: the help of every --arch
-from ..config import cli_option
+from ..data.labels import FEATURES
 from ..errors import MerError
-from ..labels import FEATURES
+from ..training.config import ARCH_HELP as ARCH_HELP  # re-exported: the help of every --arch
+from ..training.config import cli_option
 
 # Training settings other commands share: declared once, in TrainConfig (mer_fastai/config.py).
 Seed = cli_option("seed")

@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .._plumbing.progress import console
 from ..choices import AGGREGATES, FORMATS
-from ..progress import console
 
 if TYPE_CHECKING:
-    from ..predict import Predictions
+    from ..inference.predict import Predictions
 
 Model = typer.Argument(..., help="A model file (.safetensors) or a run folder made by `mer-fastai train`.")
 Window = typer.Option(None, "--window", help="Window length in seconds (default: the model's training window).")
@@ -65,8 +65,8 @@ def command(
 ) -> None:
     """Predict each track's emotion class (or its moods, or its target values), window by window, and aggregate
     per track."""
-    from ..inputs import refuse_input_out
-    from ..predict import MIXED_NOTE, Predictor, output_format, render_predictions, write_predictions
+    from ..inference.predict import MIXED_NOTE, Predictor, output_format, render_predictions, write_predictions
+    from ..runs.inputs import refuse_input_out
 
     chosen = output_format(out, fmt) if out or fmt else None
     if out is not None:
@@ -93,7 +93,7 @@ def predictions_table(predictions: Predictions, classes: list[str], task: str = 
     """One row per track: its label, the label's probability, its windows and every class's probability;
     a multilabel model's moods, windows and every mood's probability; a regression model's windows and values
     (a mixed-input ensemble's windows: the count per input, ";"-joined)."""
-    from ..predict import windows_text
+    from ..inference.predict import windows_text
 
     table = Table(
         title=f"{len(predictions)} track(s) · {windows_text(predictions)} · {predictions.aggregate}",

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from .._plumbing.progress import console
 from ..errors import MerError
-from ..progress import console
 from . import options
 
 
@@ -84,7 +84,7 @@ def command(
     ),
 ) -> None:
     """Turn audio clips and labels into a mel-spectrogram data set (ImageFolder layout)."""
-    from ..prepare import prepare_dataset
+    from ..preparation.prepare import prepare_dataset
 
     spec = spectrogram_settings(
         spectrogram,
@@ -125,8 +125,8 @@ def spectrogram_settings(preset: str | None, given: dict, hop_seconds: float | N
     """The `SpecConfig` of the options given (None: not given), from a named preset or the defaults."""
     import dataclasses
 
-    from ..spectrogram import SpecConfig
-    from ..spectrogram import preset as named
+    from ..data.spectrogram import SpecConfig
+    from ..data.spectrogram import preset as named
 
     given = {key: value for key, value in given.items() if value is not None}
     if preset is None:

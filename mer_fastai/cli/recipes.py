@@ -6,7 +6,7 @@ import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
-from ..progress import console
+from .._plumbing.progress import console
 
 recipes_app = typer.Typer(help="List and print the built-in experiment recipes.", invoke_without_command=True)
 
@@ -16,7 +16,7 @@ def list_recipes(ctx: typer.Context) -> None:
     """List the built-in recipes with their grids."""
     if ctx.invoked_subcommand:
         return
-    from ..recipe import builtin_names, load_recipe, stage_archs
+    from ..experiments.recipe import builtin_names, load_recipe, stage_archs
 
     table = Table(title="built-in recipes (mer-fastai run NAME)", title_justify="left")
     for column in ("name", "description", "stages", "cells"):
@@ -33,7 +33,7 @@ def list_recipes(ctx: typer.Context) -> None:
 @recipes_app.command("show")
 def show(name: str = typer.Argument(..., help="Built-in recipe name or YAML path.")) -> None:
     """Print a recipe (copy it to edit your own)."""
-    from ..recipe import recipe_text
+    from ..experiments.recipe import recipe_text
 
     text, _ = recipe_text(name)
     typer.echo(text) if not console.is_terminal else console.print(Syntax(text, "yaml"))

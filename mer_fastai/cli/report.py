@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from .._plumbing.progress import console
 from ..errors import MerError
-from ..progress import console
 
 HTML_SUFFIXES = (".html", ".htm")
 
@@ -21,7 +21,7 @@ def command(
     ),
 ) -> None:
     """Write one self-contained HTML report: settings, scores, confusion matrices, curves, worst mistakes."""
-    from ..html_report import write_report
+    from ..report.html.page import write_report
 
     if out is not None and not out.is_dir() and out.suffix.lower() not in HTML_SUFFIXES:
         raise MerError(

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from ..progress import console
+from .._plumbing.progress import console
 
 
 def command(out: Path = typer.Argument(..., help="Output folder of `mer-fastai run`.")) -> None:
     """Reprint the results tables (and where results.md and the heatmap are)."""
-    from ..runner import show_results
+    from ..experiments.runner import show_results
 
     rows = show_results(out)
     console.print(

@@ -38,8 +38,8 @@ def command(
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: runs/<experiment>)."),
 ) -> None:
     """Run an experiment recipe's grid; rerunning skips finished cells and retries failed ones."""
-    from ..recipe import load_recipe
-    from ..runner import run_recipe
+    from ..experiments.recipe import load_recipe
+    from ..experiments.runner import run_recipe
 
     if address and executor != "ray":
         raise MerError("--address is for --executor ray")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..config import TRAIN, TrainConfig, with_train_options
+from ..training.config import TRAIN, TrainConfig, with_train_options
 from . import options
 
 
@@ -27,9 +27,9 @@ def command(
     out: Path = options.out_option("run", "the run (model, metrics, plots)"),
 ) -> None:
     """Train one architecture in freeze or whole mode and write its report and model."""
-    from ..distributed import processes_to_launch, relaunch, without_options
-    from ..inputs import refuse_training_out
-    from ..train import train
+    from ..runs.inputs import refuse_training_out
+    from ..training.distributed import processes_to_launch, relaunch, without_options
+    from ..training.fit import train
 
     refuse_training_out(out, data_dir, config)
     count = processes_to_launch(distributed, processes)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from .._plumbing.progress import console
 from ..errors import MerError
-from ..progress import console
 
 weights_app = typer.Typer(help="Pretrained music weights: fetch them once into the user cache.", no_args_is_help=True)
 SOURCES = ("musicnn",)
@@ -27,7 +27,7 @@ def get_command(
     (default ~/.cache/mer-fastai/musicnn), checksummed; no TensorFlow needed. Pons & Serra 2019, ISC licence."""
     if name not in SOURCES:
         raise MerError(f"unknown weights {name!r}; choose one of {', '.join(SOURCES)}")
-    from ..musicnn.weights import get_weights
+    from ..models.musicnn.weights import get_weights
 
     for model, path in get_weights(source).items():
         console.print(f"musicnn {model}: [bold]{path}[/]")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._plumbing.files import check_component
+from .._plumbing.progress import progress_bar
 from ..errors import MerError
-from ..files import check_component
-from ..inputs import refuse_overwrite
-from ..progress import progress_bar
+from ..runs.inputs import refuse_overwrite
 from . import stylegan
 from .images import check_output_folder, resize_all, save_class_images, to_uint8
 from .model import CHECKPOINT_FILE, Generator, load_checkpoint

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..dataset import MANIFEST_FILE, REPAIR, items, read_info
+from ..data.dataset import MANIFEST_FILE, REPAIR, items, read_info
+from ..data.images import resize
 from ..errors import MerError
-from ..images import resize
 
 if TYPE_CHECKING:
     import torch

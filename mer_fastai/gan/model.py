@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import MerError
-from ..modelfile import FileFormat, read_safetensors, write_safetensors
+from ..models.modelfile import FileFormat, read_safetensors, write_safetensors
 
 CHECKPOINT_FILE = "generator.safetensors"
 RETRAIN = "retrain it with `mer-fastai gan train`"

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .._plumbing.files import reads_dataset, write_json
+from .._plumbing.progress import progress_bar
 from ..choices import GAN_BACKENDS as BACKENDS
-from ..dataset import read_info, read_spec
+from ..data.dataset import read_info, read_spec
 from ..errors import MerError
-from ..files import reads_dataset
-from ..progress import progress_bar
-from ..report import write_json
 from . import stylegan
 from .diffaugment import DEFAULT_POLICY, diff_augment, parse_policy
 from .generate import META_FILE, sample_class

@@ -1,0 +1,316 @@
+"""Safe output: atomic file writes, output folders that are checked, locked and never left half-made.
+
+Every command that writes results goes through here, so that
+- a file is either the old one or the complete new one (`atomic_path`, `atomic_write`), never half of it,
+  and no `.tmp` file is left behind when writing fails;
+- an output folder is refused in one line when it names a file, cannot be created or is not writable;
+- a second writer of the same folder is refused at once, naming the holder's PID (`output_folder`);
+- a command that fails before it wrote anything leaves no empty folder behind;
+- the temporary file of a killed write is removed by the next successful write of the same file, unless a
+  live writer holds it (`remove_stale_temps`);
+- commands that read a data set hold a shared lock on its folder (`reading`) that `prepare` needs exclusively
+  before it changes the data set (`excluding_readers`): each is refused at once, naming the other's PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import functools
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import MerError
+
+T = TypeVar("T")
+
+LOCK_FILE = ".lock"
+TEMP_SUFFIX = re.compile(r"\.[a-z0-9_]{8}\.tmp")  # what `tempfile.mkstemp` adds after atomic_path's ".NAME" prefix
+RESERVED_NAMES = {"", ".", ".."}
+
+
+def check_component(name: str, what: str, fix: str = "use letters, digits, '-', '_' or '.'") -> str:
+    """`name` as one safe path component (no separator, no control character, not `.`/`..`), NFC-normalised.
+
+    `what` says where the name comes from (e.g. "recipe my.yaml: experiment name"); anything else is one
+    line naming it and the fix.
+    """
+    text = unicodedata.normalize("NFC", str(name))
+    bad = [c for c in text if c in "/\\" or unicodedata.category(c) == "Cc"]
+    if text.strip() in RESERVED_NAMES or bad or text != text.strip():
+        shown = ", ".join(sorted({repr(c) for c in bad})) or "a name that is empty, '.', '..' or padded with spaces"
+        raise MerError(f"{what} {name!r} is not a safe file name ({shown}); {fix}")
+    return text
+
+
+def is_within(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` is `folder` or lies inside it (both resolved)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def check_inside(root: str | Path, path: str | Path, option: str = "--out") -> Path:
+    """`path` resolved, refused in one line unless it lies inside `root` (also resolved)."""
+    if not is_within(path, root):
+        raise MerError(f"{path}: would be written outside {option} {root}; choose names without '..' or links")
+    return Path(path).resolve()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    path = Path(path)
+    check_output_file(path)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # marks the temporary file as live for `remove_stale_temps`
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes owner-only files; results are meant to be shared
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(handle)
+    remove_stale_temps(path)
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Remove the temporary files (`.NAME.<random>.tmp`) that killed writes of `path` left beside it; those
+    a live writer holds (`atomic_path` locks its own) stay. Returns what was removed."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    try:
+        names = [entry.name for entry in os.scandir(path.parent) if entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+    stale = [
+        path.parent / name
+        for name in names
+        if name.startswith(prefix) and TEMP_SUFFIX.fullmatch(name[len(prefix) - 1 :])
+    ]
+    return [tmp for tmp in stale if _remove_if_unlocked(tmp)]
+
+
+def _remove_if_unlocked(tmp: Path) -> bool:
+    """Delete `tmp` unless another process holds a lock on it."""
+    try:
+        handle = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        tmp.unlink()
+    except OSError:
+        return False
+    finally:
+        os.close(handle)
+    return True
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` (text as UTF-8) to `path` atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+    return path
+
+
+def check_output_file(path: str | Path, option: str = "--out") -> Path:
+    """`path` as a file to write: its folder is created; a folder at `path` itself is refused."""
+    path = Path(path)
+    if path.is_dir():
+        raise MerError(f"{path}: is a folder; {option} needs a file name here (e.g. {path / 'out'}.json)")
+    _make_folder(path.parent, option)
+    return path
+
+
+def _make_folder(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise MerError(f"{path}: is a file, not a folder; give {option} a folder path (or remove the file)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise MerError(f"{exc.filename or path}: is a file, not a folder; give {option} another path") from exc
+    except OSError as exc:
+        raise MerError(f"{path}: cannot create the folder ({exc.strerror}); give {option} another path") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise MerError(f"{path}: is not writable; give {option} a folder you can write to")
+
+
+@contextlib.contextmanager
+def output_folder(path: str | Path, option: str = "--out", *, lock: bool = True) -> Iterator[Path]:
+    """Create (if needed) and exclusively lock an output folder for the duration of a command.
+
+    A second process asking for the same folder is refused at once with the holder's PID. If the
+    command fails and the folder was created here and holds nothing but the lock, it is removed again.
+    """
+    path = Path(path)
+    existed = path.exists()
+    _make_folder(path, option)
+    handle = _acquire(path, option) if lock else None
+    try:
+        yield path
+    except BaseException:
+        if handle is not None:
+            _release(path, handle)
+            handle = None
+        if not existed:
+            _remove_if_empty(path)
+        raise
+    finally:
+        if handle is not None:
+            _release(path, handle)
+
+
+def _acquire(path: Path, option: str):
+    lock_path = path / LOCK_FILE
+    try:
+        handle = lock_path.open("a+")
+    except OSError as exc:
+        raise MerError(f"{path}: cannot write the lock file ({exc.strerror}); give {option} another path") from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            handle.close()
+            raise
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise MerError(
+            f"{path}: another mer-fastai process (PID {holder}) is writing this folder; wait for it to end "
+            f"or choose another {option}"
+        ) from exc
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _release(path: Path, handle) -> None:
+    """Unlock; the lock file is left (removing it would race with a waiting writer) but emptied."""
+    with contextlib.suppress(OSError):
+        handle.seek(0)
+        handle.truncate()
+        handle.flush()
+    handle.close()
+
+
+def _remove_if_empty(path: Path) -> None:
+    """Remove a folder that holds at most an (unlocked) lock file."""
+    with contextlib.suppress(OSError):
+        entries = list(path.iterdir())
+        if all(entry.name == LOCK_FILE for entry in entries):
+            for entry in entries:
+                entry.unlink()
+            path.rmdir()
+
+
+@contextlib.contextmanager
+def reading(*folders: str | Path | None) -> Iterator[None]:
+    """Hold a shared lock on each data set folder (None: none) while a command reads it.
+
+    Several readers share a folder; `prepare` changes a data set only under `excluding_readers`, so while one
+    is running the other is refused at once, naming its PID. Nothing is written: the lock is taken on the
+    folder itself (a folder that does not exist is left for the reader to refuse).
+    """
+    with contextlib.ExitStack() as stack:
+        for folder in dict.fromkeys(Path(f).resolve() for f in folders if f is not None):
+            stack.enter_context(_folder_lock(folder, shared=True))
+        yield
+
+
+@contextlib.contextmanager
+def excluding_readers(folder: str | Path, option: str = "--out") -> Iterator[None]:
+    """Lock `folder` against every reader (`reading`) while it is changed; refused at once while one reads it."""
+    with _folder_lock(Path(folder), shared=False, option=option):
+        yield
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, *, shared: bool, option: str = "--out") -> Iterator[None]:
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise (_writer_error(folder) if shared else _reader_error(folder, option)) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)  # also for processes forked meanwhile (they share the lock)
+    finally:
+        os.close(handle)
+
+
+def _writer_error(folder: Path) -> MerError:
+    """A reader refused: `prepare` is changing the data set (its PID is in the folder's lock file)."""
+    try:
+        holder = (folder / LOCK_FILE).read_text().strip() or "unknown"
+    except OSError:
+        holder = "unknown"
+    return MerError(
+        f"{folder}: `mer-fastai prepare` (PID {holder}) is changing this data set; wait for it to end, then rerun"
+    )
+
+
+def _reader_error(folder: Path, option: str) -> MerError:
+    """`prepare` refused: commands are reading the data set (their PIDs from /proc/locks, where there is one)."""
+    pids = lock_holders(folder)
+    who = f"PID {', '.join(pids)}" if pids else "PID unknown"
+    return MerError(
+        f"{folder}: a mer-fastai command ({who}) is reading this data set (train, cv, baseline, ...); wait for it "
+        f"to end, or choose another {option}"
+    )
+
+
+def lock_holders(path: str | Path) -> list[str]:
+    """The PIDs holding a `flock` on `path`, as Linux's /proc/locks lists them (empty where it cannot tell)."""
+    try:
+        inode = str(os.stat(path).st_ino)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    pids = set()
+    for line in lines:  # "3: FLOCK  ADVISORY  READ 1234 08:02:131 0 EOF"; a waiter reads "3: -> FLOCK ..."
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == inode:
+            pids.add(fields[4])
+    return sorted(pids, key=lambda pid: int(pid) if pid.isdigit() else 0)
+
+
+def reads_dataset(function: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a function whose first argument is a data set folder: `reading` it while the function runs."""
+
+    @functools.wraps(function)
+    def wrapper(data_dir: str | Path, *args, **kwargs) -> T:
+        with reading(data_dir):
+            return function(data_dir, *args, **kwargs)
+
+    return wrapper
+
+
+def write_json(path: Path, values: dict) -> Path:
+    """Write JSON atomically, so an interrupted run never leaves half a file."""
+    return atomic_write(path, json.dumps(values, indent=2) + "\n")

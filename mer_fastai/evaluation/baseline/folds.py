@@ -1,0 +1,77 @@
+"""The classic-ML baseline cross-validated on the folds `cv` deals, so that it compares with cross-validated CNNs.
+
+`cross_validate_baseline` deals the clips of a data set into the K·R grouped, stratified folds `cv.run_cv`
+trains on (the same folds at the same seed), runs `baseline.run_baseline` on each fold's data set into
+`OUT/folds/<k>/` (each classifier's metrics and prediction files, as a fold run has them) and summarises
+every classifier as `cv` summarises a setting: each window and track score's mean over the folds and its
+standard deviation (`<score>_sd`). The features are extracted once, over the whole data set, and handed to
+every fold.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..._plumbing.files import output_folder, reads_dataset
+from ...report.results import SD_SUFFIX, SPREAD_SETS, csv_score
+from ...scoring.scores import TASK_SCORES
+from ..cv import FOLD_DATA, FOLDS_DIR, build_fold_data, dataset_folds, describe
+from .classic import CSV_FILE, FEATURES_FILE, TASK_COLUMNS, extract_features, run_baseline, share_features, write_csv
+
+
+@dataclass
+class BaselineCV:
+    """A cross-validated baseline: per classifier its summary row and its row on each fold."""
+
+    rows: list[dict]  # one per classifier: each score's mean over the folds, its sd in `<score>_sd`, `folds`
+    per_fold: dict[str, list[dict]]  # classifier → its baseline.csv row of each fold, in fold order
+
+
+@reads_dataset
+def cross_validate_baseline(
+    data_dir: str | Path,
+    out: str | Path,
+    folds: int = 5,
+    repeats: int = 1,
+    *,
+    classifiers: list[str] | None = None,
+    seed: int = 42,
+    aggregate: str = "mean",
+    workers: int | None = None,
+    progress: bool = True,
+) -> BaselineCV:
+    """Score each classifier on every fold of the K·R folds dealt with `seed`; per classifier a row with the
+    mean over the folds of its window and track scores, their sd in `<score>_sd`, and `folds`, also written
+    to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`)."""
+    data_dir, out = Path(data_dir), Path(out)
+    info, rows, plan, _ = dataset_folds(data_dir, folds, repeats, seed)
+    scored: dict[str, list[dict]] = defaultdict(list)
+    with output_folder(out, "--out"):
+        found, _ = extract_features(data_dir, workers, progress, cache=out / FEATURES_FILE)  # once for every fold
+        for fold in plan:
+            fold_dir = out / FOLDS_DIR / fold.name
+            fold_data = build_fold_data(data_dir, info, rows, fold, fold_dir / FOLD_DATA)
+            share_features(data_dir, found, fold_data, fold_dir / FEATURES_FILE)
+            for row in run_baseline(
+                fold_data, fold_dir, classifiers, seed, aggregate=aggregate, workers=workers, progress=False
+            ):
+                scored[row["arch"]].append(row)
+        dataset = data_dir.resolve().name
+        summary = [_summary_row(fold_rows, info.task, dataset, len(plan)) for fold_rows in scored.values()]
+        spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in TASK_SCORES[info.task]]
+        write_csv(out / CSV_FILE, summary, [*TASK_COLUMNS[info.task], *spread, "folds"])
+    return BaselineCV(summary, dict(scored))
+
+
+def _summary_row(fold_rows: list[dict], task: str, dataset: str, folds: int) -> dict:
+    """One classifier over the folds: its identity, total seconds, each score's mean and sd (test scores
+    are left empty: the folds never see a test split)."""
+    first = fold_rows[0]
+    row = {**first, "dataset": dataset, "seconds": round(sum(r["seconds"] for r in fold_rows), 3)}
+    row.update({key: "" for key in first if key.startswith("test_")})
+    for score in (prefix + key for prefix in SPREAD_SETS for key in TASK_SCORES[task]):
+        values = describe([None if r[score] == "" else float(r[score]) for r in fold_rows])
+        row[score], row[score + SD_SUFFIX] = csv_score(values["mean"]), csv_score(values["sd"])
+    return {**row, "folds": folds}

@@ -1,0 +1,140 @@
+"""`export`: a checked, self-contained model file out of a run folder, optionally also as ONNX."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .._plumbing.files import atomic_path
+from ..errors import MerError
+from ..models.modelfile import METADATA_KEY, load_model, model_target, save_model_file
+from ..models.modelmeta import ModelMeta
+from ..runs.inputs import model_inputs, refuse_overwrite
+from ..runs.layout import METRICS_FILE
+
+ONNX_OPSET = 17
+ONNX_INSTALL = "pip install onnx (or pip install 'mer-fastai[onnx]')"
+
+
+@dataclass
+class ExportResult:
+    """Where the model went, and the `ModelMeta` it carries."""
+
+    model_file: Path
+    onnx_file: Path | None
+    meta: ModelMeta
+
+
+def export_model(
+    source: str | Path, out: str | Path, *, onnx: bool = False, accept_unverified: bool = False
+) -> ExportResult:
+    """Check the model of a run folder (or model file) and write it to `out`, with the run's metrics.
+
+    `out` may be a folder (the file is then `model.safetensors` inside it). With `onnx`, also write the
+    network as `<out>.onnx`: input `image` (N, 3, `input_shape`) normalised like in training, output
+    `logits` (the raw head outputs: class logits — softmax gives probabilities —, mood logits — sigmoid gives
+    each mood's probability —, or a regression model's values already in their scale), and the same metadata
+    as JSON under the ONNX metadata key `mer_fastai`. Every task exports; a mixed-input ensemble (members reading
+    different spectrograms) has no single input, so its `onnx` is refused before anything is written.
+    The written file carries a checksum; `accept_unverified` lets a source without one (written by an
+    older version) through, so that exporting it adds the checksum — only when the user vouches for it.
+    An `out` (or its .onnx) that is the source model, its run folder or one of its records is refused first.
+    """
+    source, out = Path(source), Path(out)
+    target = model_target(out)
+    onnx_file = target.with_suffix(".onnx") if onnx else None
+    metrics_path = (source if source.is_dir() else source.parent) / METRICS_FILE
+    read = {**model_inputs(source, "the model exported"), metrics_path: "the metrics file of the model exported"}
+    refuse_overwrite([path for path in (out, target, onnx_file) if path], read)
+    if onnx_file:
+        _require_onnx()
+    model, meta = load_model(source, accept_unverified=accept_unverified)
+    if onnx_file and meta.is_mixed:
+        raise MerError(
+            f"{source}: --onnx: a mixed-input ensemble reads {len(meta.input_groups)} different spectrograms, so it "
+            "has no single ONNX input; export each member (its run folder) with --onnx, or drop --onnx"
+        )
+    if metrics_path.is_file():
+        meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(metrics_path)})
+    save_model_file(target, model, meta)
+    load_model(target)  # what was written reads back
+    if onnx_file:
+        export_onnx(model, meta, onnx_file)
+    return ExportResult(target, onnx_file, meta)
+
+
+def _read_metrics(path: Path) -> dict:
+    """A run's metrics.json, or one clear error."""
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MerError(f"{path}: not valid JSON ({exc}); fix or delete it") from exc
+    if not isinstance(metrics, dict):
+        raise MerError(f"{path}: must hold a table of metrics; fix or delete it")
+    return metrics
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise MerError(f"ONNX export needs the onnx package: {ONNX_INSTALL}") from exc
+
+
+def _onnx_outputs(meta: ModelMeta) -> str:
+    """What the ONNX output holds, by task."""
+    if meta.task == "regression":
+        return f"each target's value in its scale {[list(pair) for pair in meta.scale]}" + (
+            " (mean of the members')" if meta.is_ensemble else ""
+        )
+    if meta.task == "multilabel":
+        return "mood logits (sigmoid gives each mood's probability" + (
+            ", the mean of the members')" if meta.is_ensemble else "; a mood holds at 0.5)"
+        )
+    return "log mean member probabilities (softmax gives the mean)" if meta.is_ensemble else "logits"
+
+
+def input_shape(meta: ModelMeta) -> tuple[int, int]:
+    """(height, width) of the network's input: a 16-bit spectrogram's own size (musicnn reads its images as they
+    are), else the square training size."""
+    return meta.spec.image_size if meta.spec.bit_depth == 16 else (meta.input_size, meta.input_size)
+
+
+def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
+    """The network as ONNX with a dynamic batch axis, its metadata stored in the file."""
+    import onnx
+
+    height, width = input_shape(meta)
+    example = torch.zeros(1, 3, height, width)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model.eval().cpu(),
+                (example,),
+                str(tmp),
+                dynamo=False,
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=ONNX_OPSET,
+            )
+        graph = onnx.load(str(tmp))
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta.to_dict())
+        kind = f"ensemble of {meta.arch_summary}" if meta.is_ensemble else meta.arch
+        graph.doc_string = (
+            f"mer-fastai {meta.task} {kind} ({meta.feature}): outputs {list(meta.classes)}; output 'logits': "
+            f"{_onnx_outputs(meta)}; input "
+            f"(N, 3, {height}, {width}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
+            f"{[list(s) for s in meta.stats]}"
+        )
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(tmp))
+    return path

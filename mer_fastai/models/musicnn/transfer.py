@@ -1,0 +1,55 @@
+"""musicnn as a table architecture: the pretrained network cut for fastai's `vision_learner`.
+
+The full model is `nn.Sequential(body, tags)`; the table cuts it at -1, so fastai keeps `body` and puts its own
+head on it (pooling, batch norm, dropout, dense layers), as for every other architecture.
+
+`body` reads the images that `prepare --spectrogram musicnn` writes, as the data loaders feed them: 16-bit
+log-mel images scaled to [0, 1] (pixel / 65535), repeated over 3 channels, low frequencies at the bottom, with
+identity statistics. It turns them back into musicnn's input (log10(1 + 10000·P), mel band 0 first) and runs
+musicnn up to its penultimate layer: (batch, 200, 1, 1). Its dropout is left out (fastai's head has its own), so
+the frozen body is deterministic and freeze mode trains on cached features.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ...data.spectrogram import LOG_SCALE
+from .network import MusicNN
+from .tags import TAGS
+
+PIXEL_SCALE = 65535.0  # the loaders scale 16-bit pixels to [0, 1]
+
+
+class SpectrogramInput(nn.Module):
+    """Loader images (B, C, 96, T) in [0, 1], low frequencies at the bottom → musicnn's (B, 1, 96, T) log-mel."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, :1].flip(2) * (PIXEL_SCALE / LOG_SCALE)
+
+
+class MusicnnBody(nn.Module):
+    """Spectrogram images → musicnn's penultimate features (B, 200, 1, 1)."""
+
+    def __init__(self, network: MusicNN) -> None:
+        super().__init__()
+        self.input = SpectrogramInput()
+        self.frontend, self.midend, self.pool = network.frontend, network.midend, network.pool
+        self.penultimate = nn.Sequential(*[m for m in network.penultimate if not isinstance(m, nn.Dropout)])
+        self.feature_dim = network.feature_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(self.midend(self.frontend(self.input(x))))
+        return self.penultimate(x)[:, :, None, None]
+
+
+def transfer_model(model: str, pretrained: bool) -> nn.Sequential:
+    """musicnn `model` ("msd" or "mtt") as `Sequential(body, tags)`, with its weights from the user cache when
+    `pretrained` (one clear error naming `mer-fastai weights get musicnn` when they are missing)."""
+    from .weights import load_state
+
+    network = MusicNN(n_tags=len(TAGS[model]))
+    if pretrained:
+        network.load_state_dict(load_state(model))
+    tags = nn.Sequential(nn.Flatten(), *network.head)
+    return nn.Sequential(MusicnnBody(network), tags)

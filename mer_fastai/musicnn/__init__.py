@@ -1,1 +1,0 @@
-"""musicnn in PyTorch: the MSD and MTT taggers of Pons & Serra (ISMIR 2019 LBD), weights read without TensorFlow."""

@@ -1,0 +1,151 @@
+"""The result folders as a schema: every file name a run, cross-validation, grid or GAN folder holds.
+
+Run folder (`train`, one cell of `run`, one fold of `cv`)::
+
+    config.json            the training settings (RUN_CONFIG)
+    metrics.json           scores, history and facts of the finished run (METRICS_FILE); its presence marks
+                           the run as finished
+    model.safetensors      weights + model metadata (MODEL_FILE)
+    valid_predictions.csv  one row per validation window; track_predictions.csv one per track
+    curves.png, confusion_matrix.png, track_confusion_matrix.png, classification_report.txt,
+    scatter_<target>.png, circumplex.png, per_label.png, lr_find.png/.json, report.html
+
+Cross-validation folder (`cv`)::
+
+    cv.json                pooled and per-fold scores, the plan (CV_FILE); marks the folder as finished
+    folds/<k>/             fold k's run folder, with fold.json (its settings fingerprint) and data/ (the
+                           fold's data set, images hard-linked from the original)
+    oof_predictions.csv, oof_track_predictions.csv   every clip predicted once out of fold (per repeat)
+    ensemble.safetensors   the fold models as one ensemble model file
+
+Grid folder (`run RECIPE`)::
+
+    state.json             every cell's status; results.csv, results.md, results_heatmap.png
+    <cell>/                a run or cross-validation folder per cell; baseline.csv for baseline rows
+
+GAN run folder (`gan train`): generator.safetensors, gan.json, metrics.json, samples.png.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from ..errors import MerError
+
+# ------------------------------------------------------------------ a run folder
+RUN_CONFIG = "config.json"
+METRICS_FILE = "metrics.json"
+MODEL_FILE = "model.safetensors"
+METADATA_KEY = "mer_fastai"  # the safetensors metadata key that holds a model file's JSON
+VALID_PREDICTIONS = "valid_predictions.csv"
+TRACK_PREDICTIONS = "track_predictions.csv"
+CURVES_FILE = "curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+TRACK_CONFUSION_FILE = "track_confusion_matrix.png"
+REPORT_FILE = "classification_report.txt"
+CIRCUMPLEX_FILE = "circumplex.png"
+LABELS_FILE = "per_label.png"  # multilabel: precision, recall, F1 and AP per mood
+LR_PLOT = "lr_find.png"
+LR_JSON = "lr_find.json"
+REPORT_HTML = "report.html"
+PREDICTIONS_FILE = "predictions.csv"  # `evaluate`'s output folder
+
+# ------------------------------------------------------------------ a cross-validation folder
+CV_FILE = "cv.json"
+FOLDS_DIR = "folds"
+FOLD_FILE = "fold.json"  # in a fold's run folder: the settings fingerprint it was trained with
+FOLD_DATA = "data"  # in a fold's folder: its data set
+OOF_PREDICTIONS = "oof_predictions.csv"
+OOF_TRACKS = "oof_track_predictions.csv"
+ENSEMBLE_FILE = "ensemble.safetensors"
+
+# ------------------------------------------------------------------ a grid folder
+STATE_FILE = "state.json"
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+HEATMAP = "results_heatmap.png"
+BASELINE_CSV = "baseline.csv"
+FEATURES_FILE = "features.npz"  # the baseline's cached features
+
+# ------------------------------------------------------------------ a GAN run folder
+GAN_CHECKPOINT = "generator.safetensors"
+GAN_META = "gan.json"
+GAN_SAMPLES = "samples.png"
+
+
+def scatter_file(target: str) -> str:
+    """The predicted-vs-true scatter plot of one regression target."""
+    return f"scatter_{target}.png"
+
+
+def fold_dir(cv_folder: Path, index: int) -> Path:
+    """Fold `index`'s run folder inside a cross-validation folder."""
+    return cv_folder / FOLDS_DIR / str(index)
+
+
+def fold_dirs(cv_folder: Path) -> list[Path]:
+    """A cross-validation folder's fold run folders, in fold order."""
+    folds = cv_folder / FOLDS_DIR
+    found = [p for p in folds.iterdir() if p.is_dir() and p.name.isdigit()] if folds.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name))
+
+
+def model_file_path(path: str | Path) -> Path:
+    """The model file itself, given the file, a run folder, or a cross-validation folder (its fold ensemble)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    ensemble = path / ENSEMBLE_FILE
+    return ensemble if ensemble.is_file() and not (path / MODEL_FILE).is_file() else path / MODEL_FILE
+
+
+def folder_kind(folder: Path) -> str:
+    """'run', 'grid' or 'cv', from the files the folder holds."""
+    if not folder.is_dir():
+        raise MerError(f"{folder}: no such folder; pass a run, cross-validation or grid folder")
+    if (folder / CV_FILE).is_file():
+        return "cv"
+    if (folder / RESULTS_CSV).is_file():
+        return "grid"
+    if (folder / METRICS_FILE).is_file():
+        return "run"
+    raise MerError(
+        f"{folder}: holds no {METRICS_FILE}, {RESULTS_CSV} or {CV_FILE}; pass a folder made by "
+        f"`mer-fastai train`, `cv` or `run` (a training that did not finish leaves no {METRICS_FILE})"
+    )
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file of a result folder; a damaged one is one clear error."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MerError(f"{path}: cannot be read ({exc}); rerun the command that wrote it") from exc
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """A finished run's `metrics.json`."""
+    return read_json(run_dir / METRICS_FILE)
+
+
+def read_config(run_dir: Path) -> dict:
+    """A run's recorded training settings (`config.json`); {} when it has none."""
+    path = run_dir / RUN_CONFIG
+    return read_json(path) if path.is_file() else {}
+
+
+def model_header(path: str | Path) -> dict | None:
+    """A model file's metadata, read from its safetensors header alone (no torch, no weights); None when the
+    file is missing or is not a model file. The checksum is not verified: use `models.modelfile` for that."""
+    path = model_file_path(path)
+    try:
+        with open(path, "rb") as handle:
+            (size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(size))
+        raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
+        metadata = json.loads(raw) if raw else None
+    except (OSError, struct.error, ValueError, AttributeError):
+        return None
+    return metadata if isinstance(metadata, dict) else None

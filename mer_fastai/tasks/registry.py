@@ -1,0 +1,21 @@
+"""Every task by name: the one place a task name becomes its `Task` object."""
+
+from __future__ import annotations
+
+from ..errors import MerError
+from .base import DEFAULT_TASK, Task
+from .classification import CLASSIFICATION
+from .multilabel import MULTILABEL
+from .regression import REGRESSION
+
+TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION, MULTILABEL)}
+
+
+def get_task(task: str | Task | None) -> Task:
+    """The task object of a name (None: classification, as records written before tasks existed)."""
+    if isinstance(task, Task):
+        return task
+    name = task or DEFAULT_TASK
+    if name not in TASKS:
+        raise MerError(f"task {name!r} is not known; use one of {', '.join(TASKS)}")
+    return TASKS[name]

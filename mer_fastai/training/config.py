@@ -1,0 +1,339 @@
+"""`TrainConfig`: every training setting, declared once, in a module without heavy imports.
+
+Each field carries its default and, in its metadata, its CLI flags, help text, choices, lower bound, the
+commands that offer it and whether a recipe may set it. The recipe schema (`recipe_fields`), the options
+of `train` and `lrfind` (`with_train_options`), the runner's cells and the benchmarks derive from here,
+so adding a setting is one field here (plus its flag in the metadata).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from ..choices import AGGREGATES, AUGMENTS, IN_MEMORY_AUGMENTS, KEEPS, LOSSES, MODES, MONITORS, NORMS
+from ..errors import MerError
+from ..models.archs import ARCHS, ArchSpec, get_arch
+from ..models.weights import IMAGENET, NONE, PRETRAINED, check_weights
+
+TRAIN, LRFIND = "train", "lrfind"
+LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep")  # added after grids and cv folds were first fingerprinted
+BOTH = (TRAIN, LRFIND)
+ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
+
+
+def setting(
+    default: Any = MISSING,
+    *,
+    flags: tuple[str, ...] = (),
+    help: str = "",  # noqa: A002 (typer's word)
+    commands: tuple[str, ...] = BOTH,
+    recipe: bool = False,
+    choices: tuple[str, ...] = (),
+    minimum: int | None = None,
+    factory: Callable[[], Any] | Any = MISSING,
+) -> Any:
+    """A `TrainConfig` field: its default, CLI flags and help, the commands offering it, and its checks."""
+    metadata = {"flags": flags, "help": help, "commands": commands if flags else (), "recipe": recipe,
+                "choices": choices, "minimum": minimum}  # fmt: skip
+    return field(default=default, default_factory=factory, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of one training run (also what a recipe grid cell holds)."""
+
+    arch: str = setting(flags=("--arch", "-a"), help=ARCH_HELP)
+    mode: str = setting(
+        MODES[0],
+        flags=("--mode", "-m"),
+        help=f"{MODES[0]}: only the head learns; {MODES[1]}: every layer learns.",
+        choices=MODES,
+    )
+    epochs: int = setting(
+        20, flags=("--epochs", "-e"), help="Maximum epochs (one-cycle schedule).", commands=(TRAIN,), recipe=True,
+        minimum=1,
+    )  # fmt: skip
+    lr: float | str = setting(
+        "auto",
+        flags=("--lr",),
+        help="Peak learning rate, or 'auto' to take the lr_find suggestion.",
+        commands=(TRAIN,),
+        recipe=True,
+    )
+    bs: int = setting(32, flags=("--bs",), help="Batch size.", recipe=True, minimum=1)
+    size: int | None = setting(
+        None, flags=("--size",), help="Training resolution in pixels (default: the architecture's, e.g. 224).",
+        recipe=True,
+    )  # fmt: skip
+    weights: str = setting(
+        PRETRAINED,
+        flags=("--weights",),
+        help="Starting weights: pretrained (the architecture's own: ImageNet for the study's CNNs, the Million Song "
+        "Dataset / MagnaTagATune for musicnn-msd / musicnn-mtt), imagenet (the same for the CNNs), none, or an "
+        "earlier run's model file / run folder.",
+        recipe=True,
+    )
+    seed: int = setting(42, flags=("--seed",), help="Random seed.", recipe=True)
+    train_bn: bool = setting(
+        False, flags=("--train-bn",), help="In freeze mode, keep BatchNorm layers of the body trainable.", recipe=True
+    )
+    augment: str = setting(
+        AUGMENTS[0],
+        flags=("--augment",),
+        help=f"Training augmentation: {', '.join(AUGMENTS)}.",
+        commands=(TRAIN,),
+        recipe=True,
+        choices=AUGMENTS,
+    )
+    mixup: float = setting(
+        0.0,
+        flags=("--mixup",),
+        help="MixUp: train on blends of two images and their labels, blend weights drawn from Beta(α, α); "
+        "α (e.g. 0.4), 0 = off. Classification only.",
+        commands=(TRAIN,),
+        recipe=True,
+        minimum=0,
+    )
+    label_smoothing: float = setting(
+        0.0,
+        flags=("--label-smoothing",),
+        help="Label-smoothing cross-entropy: ε of the target mass spread over all classes (e.g. 0.1), 0 = plain "
+        "cross-entropy. Classification only.",
+        recipe=True,
+        minimum=0,
+    )
+    norm: str = setting(
+        NORMS[0],
+        flags=("--norm",),
+        help="Input normalisation: arch (the architecture's statistics, ImageNet's for the study's CNNs) or "
+        "dataset (mean and std of the training spectrograms; suits --weights none).",
+        recipe=True,
+        choices=NORMS,
+    )
+    balanced: bool = setting(
+        False,
+        flags=("--balanced",),
+        help="Class-balanced weighted sampling of training items.",
+        commands=(TRAIN,),
+        recipe=True,
+    )
+    extra_train_dirs: list[str] = setting(
+        flags=("--augment-dir",),
+        help="Extra training images in <dir>/<class>/ (e.g. GAN output); repeatable.",
+        commands=(TRAIN,),
+        factory=list,
+    )
+    keep: str = setting(
+        KEEPS[0],
+        flags=("--keep",),
+        help="Which epoch's weights the run keeps: best (the best --monitor score on validation, which then "
+        "flatters the model: score it on a test split) or last (the end of the one-cycle schedule; validation "
+        "stays an unbiased score). cv always keeps the last.",
+        commands=(TRAIN,),
+        recipe=True,
+        choices=KEEPS,
+    )
+    monitor: str = setting(
+        MONITORS[0],
+        flags=("--monitor",),
+        help="Score that picks the kept epoch (--keep best) and stops early (--patience): "
+        f"{', '.join(MONITORS)} (auto: accuracy; the mean CCC of a regression data set; the macro-F1 over the "
+        "moods of a multilabel one).",
+        commands=(TRAIN,),
+        recipe=True,
+        choices=MONITORS,
+    )
+    loss: str = setting(
+        LOSSES[0],
+        flags=("--loss",),
+        help="Regression loss: mse, or ccc (1 - mean concordance correlation over the targets); auto: mse. "
+        "Classification always uses cross-entropy.",
+        recipe=True,
+        choices=LOSSES,
+    )
+    patience: int | None = setting(
+        None,
+        flags=("--patience",),
+        help="Stop after this many epochs without improvement.",
+        commands=(TRAIN,),
+        recipe=True,
+    )
+    aggregate: str = setting(
+        AGGREGATES[0],
+        flags=("--aggregate",),
+        help="How a clip's windows make its track label in the track scores: mean of probabilities, "
+        "vote (most windows' class) or max (highest probability of each class).",
+        commands=(TRAIN,),
+        recipe=True,
+        choices=AGGREGATES,
+    )
+    test_dir: str | None = setting(
+        None,
+        flags=("--test",),
+        help="Another prepared data set (same classes and spectrogram settings) scored once with the final "
+        "model, like a held-out test split (default: the data set's own test split, if any).",
+        commands=(TRAIN,),
+    )
+    num_workers: int | None = setting(
+        None,
+        flags=("--workers",),
+        help="Data-loading processes of the per-image pipeline (--no-cache; default: up to 2).",
+        recipe=True,
+    )
+    cache: bool = setting(
+        True,
+        flags=("--cache/--no-cache",),
+        help="Decode every spectrogram once into memory and normalise per batch; --no-cache re-reads the PNGs "
+        "every epoch (always so with --augment study).",
+    )
+    feature_cache: bool = setting(
+        True,
+        flags=("--feature-cache/--no-feature-cache",),
+        help="Freeze mode without --train-bn or augmentation: run the frozen body once over the images and "
+        "train only the head on its cached features (the same training, a fraction of the time).",
+    )
+    channels_last: bool = setting(
+        True,
+        flags=("--channels-last/--no-channels-last",),
+        help="Keep convolution weights in channels-last memory format (faster on CPU for the table's CNNs).",
+    )  # 7-40% faster convolutions on CPU (BENCHMARKS.md)
+    track: str | None = setting(
+        None, flags=("--track",), help="Log the run to an experiment tracker: mlflow (needs mer-fastai[mlflow])."
+    )
+    tracking_uri: str | None = setting(
+        None, flags=("--tracking-uri",), help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlruns)."
+    )
+    tracking_experiment: str | None = setting(None)  # set by the runner; default: the data set's feature
+
+    def check(self, name: Callable[[str], str] | None = None) -> TrainConfig:
+        """Every setting checked (`lr` text made a number); `name(field)` is how a message names a setting."""
+        name = name or flag
+        spec = get_arch(self.arch)
+        for item in fields(self):
+            _check_field(item, getattr(self, item.name), name(item.name))
+        spec.check_size(self.size)
+        check_weights(self.weights)
+        if self.weights in (IMAGENET, PRETRAINED) and spec.pretraining is None:
+            raise MerError(f"{name('arch')} {self.arch} has no pretrained weights; pass {name('weights')} none")
+        if spec.spectrogram and not (self.cache and self.norm == NORMS[0] and self.augment in IN_MEMORY_AUGMENTS):
+            raise MerError(
+                f"{name('arch')} {self.arch} reads its {spec.spectrogram} spectrograms as they are, decoded once into "
+                f"memory with its own statistics; keep {name('cache')} on, {name('norm')} {NORMS[0]} and "
+                f"{name('augment')} {' or '.join(IN_MEMORY_AUGMENTS)}"
+            )
+        if self.weights == IMAGENET and spec.pretraining != "ImageNet":
+            raise MerError(
+                f"{name('arch')} {self.arch} is pretrained on {spec.pretraining}, not ImageNet; pass "
+                f"{name('weights')} {PRETRAINED} (or {NONE})"
+            )
+        if self.label_smoothing >= 1:
+            raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
+        if isinstance(self.lr, str) and self.lr != "auto":
+            try:
+                self.lr = float(self.lr)
+            except ValueError as exc:
+                raise MerError(f"{name('lr')} must be a number or 'auto' (got {self.lr!r})") from exc
+        return self
+
+    def input_size(self, spec: ArchSpec | None = None) -> int:
+        """The training resolution: `size`, else the architecture's own."""
+        return self.size or (spec or get_arch(self.arch)).input_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (what config.json and MLflow parameters hold)."""
+        return asdict(self)
+
+    def fingerprint_settings(self) -> dict[str, Any]:
+        """The settings a finished cell or fold was trained with, for telling whether it is still valid: no
+        tracking settings (tracking retrains nothing), and settings added later left out while at their
+        default, so that cells and folds trained before they existed keep their fingerprints."""
+        settings = {
+            key: value
+            for key, value in self.to_dict().items()
+            if not key.startswith("track") and not (key in LATER_SETTINGS and value == _field(key).default)
+        }
+        if settings["weights"] == PRETRAINED and get_arch(self.arch).pretraining == "ImageNet":
+            settings["weights"] = IMAGENET  # the same weights, as cells and folds trained before `pretrained` say
+        return settings
+
+
+def _check_field(item: Field, value: Any, name: str) -> None:
+    """A field's declared checks: its choices and its lower bound."""
+    choices, minimum = item.metadata.get("choices"), item.metadata.get("minimum")
+    if choices and value not in choices:
+        raise MerError(f"unknown {name} {value!r}; choose {', '.join(choices[:-1])} or {choices[-1]}")
+    if minimum is not None and value < minimum:
+        raise MerError(f"{name} must be at least {minimum} (got {value})")
+
+
+def _field(name: str) -> Field:
+    return next(item for item in fields(TrainConfig) if item.name == name)
+
+
+def flag(name: str) -> str:
+    """The long CLI flag of a setting (`--no-x` variants left out), for messages."""
+    flags = _field(name).metadata["flags"]
+    return flags[0].split("/")[0] if flags else name
+
+
+def recipe_fields() -> list[Field]:
+    """The settings a recipe may set at its top level."""
+    return [item for item in fields(TrainConfig) if item.metadata["recipe"]]
+
+
+def command_fields(command: str) -> list[Field]:
+    """The settings command `command` offers as options, in declaration order."""
+    return [item for item in fields(TrainConfig) if command in item.metadata["commands"]]
+
+
+_CLI_TYPES = {"str": str, "str | None": str, "float | str": str, "float": float, "int": int, "int | None": int,
+              "bool": bool, "list[str]": list[Path]}  # fmt: skip
+
+
+def cli_option(name: str) -> Any:
+    """The typer option of setting `name`: its flags, help and default (repeatable options default to none)."""
+    import typer
+
+    item = _field(name)
+    default = None if item.default_factory is not MISSING else item.default
+    return typer.Option(... if default is MISSING else default, *item.metadata["flags"], help=item.metadata["help"])
+
+
+def _cli_parameter(item: Field) -> inspect.Parameter:
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return inspect.Parameter(item.name, kind, default=cli_option(item.name), annotation=_CLI_TYPES[item.type])
+
+
+def _from_cli(item: Field, value: Any) -> Any:
+    return [str(v) for v in value or []] if item.default_factory is list else value
+
+
+def with_train_options(command: str) -> Callable[[Callable], Callable]:
+    """Decorator for a typer command: its `config` parameter becomes one option per setting the command
+    offers, and the function receives the `TrainConfig` made of them."""
+
+    def decorate(func: Callable) -> Callable:
+        hints = get_type_hints(func)
+        offered = command_fields(command)
+        parameters = []
+        for parameter in inspect.signature(func).parameters.values():
+            if parameter.name == "config":
+                parameters += [_cli_parameter(item) for item in offered]
+            else:
+                parameters.append(parameter.replace(annotation=hints[parameter.name]))
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {item.name: _from_cli(item, kwargs.pop(item.name)) for item in offered}
+            return func(config=TrainConfig(**values), **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(parameters, return_annotation=hints.get("return"))
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+    return decorate

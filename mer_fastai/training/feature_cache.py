@@ -1,0 +1,148 @@
+"""Freeze mode on cached backbone features: the frozen body runs once, then only the head trains.
+
+With the body frozen, its BatchNorm statistics frozen (`train_bn=False`), no random layer in it and no
+augmentation, the body maps every image to the same features in every epoch, so they are computed once
+(body in eval mode, no gradients) and the head trains on them for all epochs. The head learner shares
+the head's modules with the full model, so the trained head is already in place when it finishes and
+the saved model is the full network, as in the uncached path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from fastai.callback.data import WeightedDL
+from fastai.data.core import DataLoaders, TfmdDL
+from fastai.layers import AdaptiveConcatPool2d, Flatten
+from fastai.learner import Learner
+from fastai.torch_core import trainable_params
+from torch import nn
+
+from .callbacks import use_rich_progress
+from .tensor_loaders import as_target
+
+# Parameter-free, deterministic layers at the start of fastai's head: cached along with the body.
+POOLING = (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, Flatten, nn.Flatten)
+
+
+class Features:
+    """Cached features and class indices (or regression target rows) as items of a fastai `TfmdDL`."""
+
+    def __init__(self, features: torch.Tensor, targets: torch.Tensor, vocab, split_idx: int):
+        self.features, self.targets, self.vocab, self.split_idx = features, targets, vocab, split_idx
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[index], as_target(self.targets[index])
+
+
+def is_random(module: nn.Module) -> bool:
+    """Whether `module` holds a layer that is random in training mode (dropout, stochastic depth)."""
+    return any(
+        (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0) or getattr(m, "drop_prob", 0) > 0
+        for m in module.modules()
+    )
+
+
+def can_cache(learn: Learner, mode: str, train_bn: bool, augment: str) -> bool:
+    """Whether head-only training on cached features is exactly the freeze-mode training of `learn`."""
+    return mode == "freeze" and not train_bn and augment == "none" and not is_random(learn.model[0])
+
+
+def compute_features(encoder: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor]:
+    """`encoder` outputs (eval mode, no gradients, on the CPU) and targets of every batch of `dl`.
+
+    Outputs are remembered for the process (`FeatureMemo`), keyed by the encoder's weights and each input's
+    bytes: the folds of a cross-validation, which see the same images through the same frozen body, compute
+    each image's features once.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    weights = MEMO.encoder_key(encoder)
+    features, targets = [], []
+    with torch.no_grad():
+        for xb, yb in dl:
+            features.append(MEMO.features(encoder, weights, xb.as_subclass(torch.Tensor)))
+            targets.append(yb.as_subclass(torch.Tensor).cpu())
+    encoder.train(was_training)
+    return torch.cat(features), torch.cat(targets)
+
+
+class FeatureMemo:
+    """Encoder outputs by (encoder weights, input bytes), up to `limit_bytes` of features (then it starts anew)."""
+
+    def __init__(self, limit_bytes: int = 2 * 2**30):
+        self.limit_bytes = limit_bytes
+        self.store: dict[tuple[str, str], torch.Tensor] = {}
+        self.size = 0
+
+    @staticmethod
+    def encoder_key(encoder: nn.Module) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        for name, tensor in encoder.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def features(self, encoder: nn.Module, weights: str, xb: torch.Tensor) -> torch.Tensor:
+        """The encoder's outputs (float32, CPU) for the batch `xb`, computing only those not remembered."""
+        data = xb.detach().cpu().contiguous().numpy()
+        keys = [(weights, hashlib.blake2b(item.tobytes(), digest_size=16).hexdigest()) for item in data]
+        rows = [self.store.get(key) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            computed = encoder(xb[missing]).as_subclass(torch.Tensor).float().cpu()
+            if self.size + computed.nbytes > self.limit_bytes:
+                self.store.clear()
+                self.size = 0
+            for i, row in zip(missing, computed, strict=True):
+                rows[i] = self.store[keys[i]] = row
+            self.size += computed.nbytes
+        return torch.stack(rows)
+
+
+MEMO = FeatureMemo()
+
+
+def head_learner(learn: Learner) -> Learner:
+    """A learner that trains `learn`'s head in place on the body's features of every image.
+
+    Same loss, optimizer, weight decay, metrics, batch size and sampling as `learn`; `lr_find` and
+    `fit_one_cycle` on it are those of `learn` in freeze mode without the body's repeated forward passes.
+    """
+    body, head = learn.model[0], learn.model[1]
+    cut = 0
+    while cut < len(head) and isinstance(head[cut], POOLING):
+        cut += 1
+    encoder = nn.Sequential(body, *head[:cut])
+    train_dl, valid_dl = learn.dls.train, learn.dls.valid
+    train_x, train_y = compute_features(encoder, train_dl.new(shuffle=False, drop_last=False))
+    valid_x, valid_y = compute_features(encoder, valid_dl)
+    vocab = getattr(learn.dls, "vocab", None)  # a regression DataBlock has none
+    common = {"num_workers": 0, "device": learn.dls.device}
+    train_ds = Features(train_x, train_y, vocab, 0)
+    if isinstance(train_dl, WeightedDL):
+        train = WeightedDL(train_ds, bs=train_dl.bs, wgts=train_dl.wgts, shuffle=True, drop_last=True, **common)
+    else:
+        train = TfmdDL(train_ds, bs=train_dl.bs, shuffle=True, drop_last=True, **common)
+    valid = TfmdDL(Features(valid_x, valid_y, vocab, 1), bs=valid_dl.bs, shuffle=False, **common)
+    fitter = Learner(
+        DataLoaders(train, valid, path=learn.path, device=learn.dls.device),
+        nn.Sequential(*head[cut:]),
+        loss_func=learn.loss_func,
+        opt_func=learn.opt_func,
+        lr=learn.lr,
+        splitter=trainable_params,
+        metrics=learn.metrics,
+        path=learn.path,
+        model_dir=learn.model_dir,
+        wd=learn.wd,
+        wd_bn_bias=learn.wd_bn_bias,
+        train_bn=learn.train_bn,
+        moms=learn.moms,
+    )
+    use_rich_progress(fitter)
+    return fitter
