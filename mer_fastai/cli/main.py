@@ -12,7 +12,13 @@ import sys
 import warnings
 from typing import NoReturn
 
-import typer
+if "--debug" not in sys.argv and os.environ.get("MER_FASTAI_DEBUG") != "1":
+    # library deprecation chatter (torch.jit, timm) is noise for CLI users; --debug shows it
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+import typer  # noqa: E402  (after the warning filters, which must precede the libraries' imports)
 from rich.markup import escape
 
 from .._plumbing.progress import console

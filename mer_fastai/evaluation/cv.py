@@ -39,10 +39,9 @@ from ..data.dataset import (
 )
 from ..data.split import NO_MOOD, Labels, group_counts, mood_stratum, strata
 from ..errors import MerError
-from ..models.modelfile import ENSEMBLE_FILE
 from ..models.modelmeta import MOOD_DECISION
 from ..plots.figures import plot_confusion, plot_label_bars, plot_value_tracks
-from ..runs.layout import CONFUSION_FILE, LABELS_FILE, METRICS_FILE
+from ..runs.layout import CONFUSION_FILE, ENSEMBLE_FILE, LABELS_FILE, METRICS_FILE
 from ..scoring.metrics import classification_metrics
 from ..scoring.scores import REGRESSION_SCORES, TASK_SCORES, ValueTracks, score_multilabel, score_regression
 from ..training.config import TrainConfig

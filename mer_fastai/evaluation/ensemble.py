@@ -22,17 +22,10 @@ from pathlib import Path
 import torch
 
 from ..errors import MerError
-from ..models.modelfile import (
-    CHECKSUM,
-    build_network,
-    load_model,
-    model_file_path,
-    model_target,
-    read_model_file,
-    save_model_file,
-)
+from ..models.modelfile import CHECKSUM, build_network, load_model, model_target, read_model_file, save_model_file
 from ..models.modelmeta import ModelMeta, ensemble_record
 from ..runs.inputs import Inputs, model_inputs, refuse_overwrite
+from ..runs.layout import model_file_path
 
 # what every member must share, and how a refusal names it
 SHARED = {

@@ -15,9 +15,8 @@ from .._plumbing.progress import console
 from ..data.dataset import read_info
 from ..errors import MerError
 from ..evaluation.cv import CV_FILE, CVResult, run_cv
-from ..models.modelfile import ENSEMBLE_FILE, MODEL_FILE
 from ..report.results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
-from ..runs.layout import METRICS_FILE
+from ..runs.layout import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE
 from ..scoring.scores import TASK_SCORES
 from ..training.config import TrainConfig
 from ..training.fit import train

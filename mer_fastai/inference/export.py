@@ -13,10 +13,10 @@ from torch import nn
 
 from .._plumbing.files import atomic_path
 from ..errors import MerError
-from ..models.modelfile import METADATA_KEY, load_model, model_target, save_model_file
+from ..models.modelfile import load_model, model_target, save_model_file
 from ..models.modelmeta import ModelMeta
 from ..runs.inputs import model_inputs, refuse_overwrite
-from ..runs.layout import METRICS_FILE
+from ..runs.layout import METADATA_KEY, METRICS_FILE
 
 ONNX_OPSET = 17
 ONNX_INSTALL = "pip install onnx (or pip install 'mer-fastai[onnx]')"

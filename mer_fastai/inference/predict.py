@@ -37,9 +37,10 @@ from ..choices import FORMATS
 from ..data.audio import SkippedFile, find_audio_files, load_audio
 from ..data.spectrogram import SpecConfig, window_images
 from ..errors import AudioError, MerError
-from ..models.modelfile import load_model, model_file_path
+from ..models.modelfile import load_model
 from ..models.modelmeta import MOOD_DECISION, ModelMeta
 from ..runs.inputs import refuse_input_out
+from ..runs.layout import model_file_path
 from ..scoring.scores import aggregate as aggregate_windows
 from ..scoring.scores import check_aggregate
 from ..training.loaders import resize_transform

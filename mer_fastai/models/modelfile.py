@@ -21,14 +21,11 @@ from torch import nn
 from .._plumbing.files import atomic_path
 from ..choices import TASKS
 from ..errors import MerError
+from ..runs.layout import METADATA_KEY, MODEL_FILE, model_file_path
 from .archs import ArchSpec, build_full_model, get_arch
-from .modelmeta import ENSEMBLE_FILE as ENSEMBLE_FILE  # re-exported: where the file names are defined
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
-from .modelmeta import MODEL_FILE as MODEL_FILE
-from .modelmeta import model_file_path as model_file_path
 
 FORMAT = "mer-fastai-model/1"
-METADATA_KEY = "mer_fastai"
 CHECKSUM = "checksum"
 
 

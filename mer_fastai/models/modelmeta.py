@@ -20,10 +20,8 @@ from .._plumbing.files import check_component
 from ..choices import TASKS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
+from ..runs.layout import RUN_CONFIG
 
-RUN_CONFIG = "config.json"
-MODEL_FILE = "model.safetensors"
-ENSEMBLE_FILE = "ensemble.safetensors"  # the fold models of a cross-validation folder, as one ensemble
 RESIZE_METHODS = ("squish", "crop")  # how training fed validation images: Resize(Squish) or a centre crop
 RETRAIN = "retrain the model with this version of mer-fastai"
 MOOD_DECISION = 0.5  # multilabel: a mood is predicted when its sigmoid probability reaches this
@@ -36,15 +34,6 @@ ORIGIN_FIELDS = ("source", "checksum", "mode", "metrics")  # where an ensemble m
 MEMBER_FIELDS = (*ORIGIN_FIELDS, *CONTRACT)  # all an ensemble records about each member
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
-
-
-def model_file_path(path: str | Path) -> Path:
-    """The model file itself, given the file, a run folder, or a cross-validation folder (its fold ensemble)."""
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    ensemble = path / ENSEMBLE_FILE
-    return ensemble if ensemble.is_file() and not (path / MODEL_FILE).is_file() else path / MODEL_FILE
 
 
 def resize_policy(augment: str | None) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .._plumbing.files import is_within
 from ..errors import MerError
-from ..models.modelmeta import MODEL_FILE, RUN_CONFIG, model_file_path
+from .layout import MODEL_FILE, RUN_CONFIG, model_file_path
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig

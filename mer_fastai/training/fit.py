@@ -21,8 +21,8 @@ from ..choices import TASK_MONITORS
 from ..data.dataset import REPAIR, DatasetInfo, ManifestRow, read_info, read_spec
 from ..errors import MerError
 from ..models.archs import check_spectrogram, get_arch
-from ..models.modelfile import MODEL_FILE, save_model_file
-from ..models.modelmeta import MOOD_DECISION, RUN_CONFIG, ModelMeta, resize_policy
+from ..models.modelfile import save_model_file
+from ..models.modelmeta import MOOD_DECISION, ModelMeta, resize_policy
 from ..plots.figures import plot_confusion, plot_curves, plot_label_bars, plot_value_tracks, save_figure
 from ..plots.tables import multilabel_table, regression_table, summary_table
 from ..runs.layout import (
@@ -31,7 +31,9 @@ from ..runs.layout import (
     CURVES_FILE,
     LABELS_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     REPORT_FILE,
+    RUN_CONFIG,
     TRACK_CONFUSION_FILE,
     scatter_file,
 )

@@ -18,15 +18,9 @@ from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
 from mer_fastai.inference.export import export_model, export_onnx
 from mer_fastai.inference.predict import Predictor
-from mer_fastai.models.modelfile import (
-    METADATA_KEY,
-    MODEL_FORMAT,
-    load_model,
-    read_model_file,
-    save_model_file,
-    write_safetensors,
-)
+from mer_fastai.models.modelfile import MODEL_FORMAT, load_model, read_model_file, save_model_file, write_safetensors
 from mer_fastai.models.weights import transfer_weights
+from mer_fastai.runs.layout import METADATA_KEY
 from tests.inference.test_predict import tiny_run  # noqa: F401  (session fixture: one tiny training shared by the modules)
 
 runner = CliRunner()

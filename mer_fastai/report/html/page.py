@@ -842,7 +842,7 @@ def versions(run_dir: Path) -> list[dict]:
 
 def _model_version(run_dir: Path) -> str | None:
     """The package version stored in the run's model file header (the weights are not read)."""
-    from ...models.modelfile import METADATA_KEY, MODEL_FILE
+    from ...runs.layout import METADATA_KEY, MODEL_FILE
 
     path = run_dir / MODEL_FILE
     if not path.is_file():
