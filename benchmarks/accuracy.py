@@ -74,7 +74,8 @@ def cpu_seconds() -> float:
 
 def cross_validate(data_dir: Path, out: Path, settings: dict, folds: int) -> dict:
     """`mer-fastai cv` of one row: its summary (mean, sd, 95 % interval per score) and CPU minutes per model."""
-    from mer_fastai.evaluation.cv import describe, run_cv
+    from mer_fastai.evaluation.cv import run_cv
+    from mer_fastai.evaluation.oof import describe
     from mer_fastai.training.config import TrainConfig
 
     config = TrainConfig(**settings).check()
@@ -99,9 +100,9 @@ def baseline_rows(data_dir: Path, out: Path, folds: int) -> dict[str, dict]:
     seed): per classifier, the fold scores summarised like cv's, and the CPU minutes of the whole baseline
     run (feature extraction once, which dominates, plus every classifier on every fold) per fold; the feature
     cache is removed first, so that its extraction is counted."""
-    from mer_fastai.evaluation.baseline.classic import FEATURES_FILE
     from mer_fastai.evaluation.baseline.folds import cross_validate_baseline
-    from mer_fastai.evaluation.cv import describe
+    from mer_fastai.evaluation.oof import describe
+    from mer_fastai.runs.layout import FEATURES_FILE
 
     (out / FEATURES_FILE).unlink(missing_ok=True)
     started = cpu_seconds()
@@ -138,9 +139,9 @@ def fusion_row(first: list[Path], second: list[Path], settings: str, cpu_minutes
     two models' together. For two CNNs this is what their `mer-fastai ensemble` scores (mean aggregation)."""
     import numpy as np
 
-    from mer_fastai.evaluation.cv import describe
+    from mer_fastai.evaluation.oof import describe
+    from mer_fastai.runs.layout import TRACK_PREDICTIONS
     from mer_fastai.scoring.metrics import classification_metrics
-    from mer_fastai.scoring.scores import TRACK_PREDICTIONS
 
     scores = []
     for k, (one, other) in enumerate(zip(first, second, strict=True)):
@@ -160,7 +161,7 @@ def fusion_row(first: list[Path], second: list[Path], settings: str, cpu_minutes
 
 def fold_dirs(folder: Path, folds: int) -> list[Path]:
     """The fold folders of a cross-validation in `folder` (a row's cv, or the baseline's), as `cv` lays them out."""
-    from mer_fastai.evaluation.cv import FOLDS_DIR
+    from mer_fastai.runs.layout import FOLDS_DIR
 
     return [folder / FOLDS_DIR / str(k) for k in range(folds)]
 

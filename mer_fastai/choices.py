@@ -15,11 +15,6 @@ TASKS = ("classification", "regression", "multilabel")
 KEEPS = ("best", "last")
 # train: the score that picks the kept epoch; auto = the task's main score (accuracy, or CCC for regression)
 MONITORS = ("auto", "accuracy", "macro_f1", "ccc", "valid_loss")
-TASK_MONITORS = {
-    "classification": ("accuracy", "macro_f1", "valid_loss"),
-    "regression": ("ccc", "valid_loss"),
-    "multilabel": ("macro_f1", "valid_loss"),
-}
 NORMS = ("arch", "dataset")  # data: input normalisation statistics (the architecture's, or the training images')
 LOSSES = ("auto", "mse", "ccc")  # train: regression loss (auto = mse); classification always uses cross-entropy
 AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from its windows (scores.aggregate)

@@ -33,7 +33,7 @@ def pytest_configure(config) -> None:
         return
     import numpy as np
 
-    from mer_fastai.evaluation.baseline.classic import window_features
+    from mer_fastai.evaluation.baseline.features import window_features
 
     noise = np.random.default_rng(0).normal(0, 0.1, 22050 * 2).astype(np.float32)
     window_features(noise, 22050, 2048, 512)

@@ -235,3 +235,12 @@ def test_an_interrupt_names_what_the_command_kept(capsys, monkeypatch):
     code, err = run_main(["prepare", "clips", "--feature", "emotions", "--out", "d"], capsys, monkeypatch)
     assert code == 130
     assert err.strip() == "interrupted: 3 finished cell(s) kept in runs/x/results.csv; rerun the same command to resume"
+
+
+def test_version_prints_the_package_version():
+    from mer_fastai import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"mer-fastai {__version__}\n"
+    entry = run_cli("--version")
+    assert entry.returncode == 0 and entry.stdout == f"mer-fastai {__version__}\n"

@@ -13,7 +13,8 @@ import soundfile
 
 from mer_fastai._plumbing.files import output_folder
 from mer_fastai.data.audio import find_audio_files
-from mer_fastai.data.labels import label_table, match_clips
+from mer_fastai.data.labels import label_table
+from mer_fastai.data.matching import match_clips
 from mer_fastai.errors import MerError
 from mer_fastai.preparation.prepare import prepare_dataset
 from tests.conftest import TINY_SPEC

@@ -11,9 +11,9 @@ import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
 from mer_fastai.data.dataset import read_info, read_manifest
-from mer_fastai.data.labels import read_moods
 from mer_fastai.data.split import split_groups
 from mer_fastai.data.synth import STUDY_CLASSES, make_study_style_set
+from mer_fastai.data.targets import read_moods
 from mer_fastai.errors import MerError
 from mer_fastai.models.modelfile import load_model, read_model
 from mer_fastai.preparation.prepare import prepare_dataset

@@ -18,7 +18,7 @@ from mer_fastai.models.modelfile import create_model, read_model
 from mer_fastai.training.feature_cache import can_cache, is_random
 from mer_fastai.training.fit import TrainConfig, _learner, train
 from mer_fastai.training.loaders import load_dataloaders
-from mer_fastai.training.tensor_loaders import load_tensor_dataloaders
+from mer_fastai.training.tensor_loaders import memory_dataloaders
 
 
 def tiny(**overrides) -> TrainConfig:
@@ -28,7 +28,7 @@ def tiny(**overrides) -> TrainConfig:
 
 def test_in_memory_batches_equal_the_datablock_ones(tiny_data):
     fastai_dls = load_dataloaders(tiny_data, size=(36, 44), bs=4, stats=IMAGENET_STATS, num_workers=0)
-    memory_dls = load_tensor_dataloaders(tiny_data, size=(36, 44), bs=4, stats=IMAGENET_STATS)
+    memory_dls = memory_dataloaders(tiny_data, size=(36, 44), bs=4, stats=IMAGENET_STATS)
     assert list(memory_dls.vocab) == list(fastai_dls.vocab)
     assert len(memory_dls.valid_ds) == len(fastai_dls.valid_ds)
     for (xa, ya), (xb, yb) in zip(fastai_dls.valid, memory_dls.valid, strict=True):
@@ -40,12 +40,12 @@ def test_in_memory_batches_equal_the_datablock_ones(tiny_data):
 
 
 def test_in_memory_loader_options(tiny_data):
-    dls = load_tensor_dataloaders(tiny_data, size=32, bs=4, stats=IMAGENET_STATS, augment="specaugment", balanced=True)
+    dls = memory_dataloaders(tiny_data, size=32, bs=4, stats=IMAGENET_STATS, augment="specaugment", balanced=True)
     xb, yb = dls.train.one_batch()
     assert xb.shape == (4, 3, 32, 32) and xb.dtype == torch.float32 and len(dls.train) == len(dls.train_ds) // 4
     assert type(dls.train).__name__ == "WeightedDL"
     with pytest.raises(MerError, match="no-cache"):
-        load_tensor_dataloaders(tiny_data, size=32, augment="study")
+        memory_dataloaders(tiny_data, size=32, augment="study")
 
 
 def test_cache_applies_only_where_it_is_exact(tiny_data, tmp_path):

@@ -19,8 +19,8 @@ from mer_fastai.errors import MerError
 from mer_fastai.models.modelfile import load_model, read_model
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.scoring.scores import regression_metrics, score_regression
+from mer_fastai.tasks.regression import ccc
 from mer_fastai.training.fit import TrainConfig, find_lr, train
-from mer_fastai.training.learner import ccc
 from tests.conftest import TINY_SPEC
 
 TARGETS = ["valence", "energy"]

@@ -1,4 +1,4 @@
-"""CLI start-up: the entry point, every --help, `recipes` and usage errors import no heavy library (sys.modules)."""
+"""CLI start-up: the entry point, every --help, --version, `recipes` and usage errors import no heavy library."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def paths(command, prefix):
 
 codes = {{}}
 helps = [[*path, "--help"] for path in paths(typer.main.get_command(app), [])]
-for args in [*helps, ["recipes"], ["train"], ["prepare", "x", "--size", "1"]]:
+for args in [*helps, ["--version"], ["recipes"], ["train"], ["prepare", "x", "--size", "1"]]:
     try:
         app(args, prog_name="mer-fastai")
     except SystemExit as exc:
@@ -47,5 +47,6 @@ print(json.dumps({{"codes": codes, "loaded": {LOADED}}}))
     assert len(codes) >= 17, codes
     assert all(code == 0 for args, code in codes.items() if args.endswith("--help")), codes
     assert codes["recipes"] == 0, codes  # the listing reads every built-in recipe
+    assert codes["--version"] == 0, codes
     assert codes["train"] == 2 and codes["prepare x --size 1"] == 2, codes  # missing argument, unknown option
     assert report["loaded"] == []

@@ -15,7 +15,7 @@ from mer_fastai.data.synth import STUDY_CLASSES, make_study_style_set
 from mer_fastai.errors import MerError
 from mer_fastai.evaluation.ensemble import ensemble_models
 from mer_fastai.evaluation.evaluator import evaluate
-from mer_fastai.inference.embed import write_map
+from mer_fastai.inference.embed_map import write_map
 from mer_fastai.inference.export import export_model
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.models.modelfile import load_model, read_model, save_model_file
@@ -236,11 +236,13 @@ def test_cli_evaluate_prints_the_regression_table(va_run, study_set, tmp_path):
 
 
 def test_inference_rebuilds_the_training_head_and_threshold():
-    """Training and model-file reading use one regression head layer and one mood threshold, not copies."""
-    from mer_fastai.models import modelfile, modelmeta
+    """Training and model-file reading build the network with one builder (regression head layer included) and
+    decide moods at one threshold, not copies."""
+    from mer_fastai.models import modelfile
+    from mer_fastai.tasks import multilabel
     from mer_fastai.training import learner
 
-    assert learner.TargetRange is modelfile.TargetRange and learner.MOOD_DECISION is modelmeta.MOOD_DECISION
+    assert learner.create_model is modelfile.create_model and multilabel.MULTILABEL.decision is multilabel.MOOD_DECISION
     head = modelfile.TargetRange([[1.0, 9.0], [-1.0, 1.0]])
     out = head(torch.tensor([[-50.0, 0.0], [50.0, 0.0]]))
     torch.testing.assert_close(out, torch.tensor([[1.0, 0.0], [9.0, 0.0]]))  # squeezed into each target's scale

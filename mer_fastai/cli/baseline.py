@@ -36,8 +36,9 @@ def command(
     repeats: int = typer.Option(1, "--repeats", help="With --folds: deal the K folds R times, as `cv` does."),
 ) -> None:
     """Score classic classifiers on hand-crafted audio features of the data set's own windows and split."""
-    from ..evaluation.baseline.classic import CSV_FILE, baseline_table, run_baseline
+    from ..evaluation.baseline.classic import baseline_table, run_baseline
     from ..runs.inputs import refuse_training_out
+    from ..runs.layout import BASELINE_CSV, FEATURES_FILE
 
     refuse_training_out(out, data_dir)
     if folds is None:
@@ -51,7 +52,7 @@ def command(
             data_dir, out, folds, repeats, classifiers=classifiers, seed=seed, aggregate=aggregate, workers=workers
         ).rows
     console.print(baseline_table(rows))
-    console.print(f"results: {out / CSV_FILE} (features cached in {out / 'features.npz'})")
+    console.print(f"results: {out / BASELINE_CSV} (features cached in {out / FEATURES_FILE})")
 
 
 def register(app: typer.Typer) -> None:

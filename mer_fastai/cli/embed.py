@@ -8,20 +8,18 @@ import typer
 from rich.markup import escape
 
 from .._plumbing.progress import console
+from ..data.labelsource import LabelSource
 from . import options
 from .predict import Bs, Device, Hop, Model, Window
 
 
+@options.with_label_options("labels", "id_column", "label_column", "cuts", "skip_unlabeled")
 def command(
     model: Path = Model,
     audio: list[Path] = typer.Argument(..., help="Audio files or folders (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Embeddings file: .npz (always) or .parquet (needs pyarrow)."),
-    labels: Path = options.Labels,
+    source: LabelSource = ...,  # the label options (`options.with_label_options`)
     feature: str = options.feature_option(required=False),
-    id_column: str = options.IdColumn,
-    label_column: str = options.LabelColumn,
-    cuts: str = options.Cuts,
-    skip_unlabeled: bool = options.SkipUnlabeled,
     show_map: bool = typer.Option(
         False,
         "--map",
@@ -35,21 +33,22 @@ def command(
 ) -> None:
     """Use a trained model as a feature extractor: features per window and per track (mean of its windows); a
     musicnn model also writes musicnn's 50 tag probabilities to <out>-tags.csv."""
-    from ..inference.embed import check_embed_out, map_files, tags_file, write_embeddings, write_map
+    from ..inference.embed_files import check_embed_out, tags_file, write_embeddings
+    from ..inference.embed_map import map_files, write_map
     from ..inference.predict import Predictor
     from ..runs.inputs import refuse_input_out
 
     check_embed_out(out)
-    refuse_input_out([out, tags_file(out), *(map_files(out) if show_map else ())], model, audio, labels)
+    refuse_input_out([out, tags_file(out), *(map_files(out) if show_map else ())], model, audio, source.labels)
     predictor = Predictor.load(model, device=device, bs=bs)
     embeddings = predictor.embed(
         audio,
-        labels=labels,
+        labels=source.labels,
         feature=feature,
-        id_column=id_column,
-        label_column=label_column,
-        cuts=options.parse_cuts(cuts),
-        skip_unlabeled=skip_unlabeled,
+        id_column=source.id_column,
+        label_column=source.label_column,
+        cuts=source.cuts,
+        skip_unlabeled=source.skip_unlabeled,
         window=window,
         hop=hop,
         progress=True,

@@ -8,38 +8,32 @@ import typer
 from rich.markup import escape
 
 from .._plumbing.progress import console
+from ..data.labelsource import LabelSource
 from . import options
 from .predict import Aggregate, Bs, Device, Hop, Model, Window
 
 
+@options.with_label_options(
+    "labels", "group_by", "id_column", "label_column", "cuts", "skip_unlabeled", "targets", "threshold",
+    helps={
+        "group_by": "Labels column copied to predictions.csv as each track's group (e.g. Artist).",
+        "targets": "Regression or multilabel model: the labels column of each of its targets or moods, in the model's "
+        "order (repeatable; default: the columns named as the model's targets). A multilabel model may take "
+        "--label-column (';'-separated moods) instead.",
+        "threshold": "Multilabel model with vote-share --target columns: a mood holds when its share is at least this "
+        "times the clip's top share (default 0.5, as prepare).",
+    },
+)  # fmt: skip
 def command(
     model: Path = Model,
     audio_dir: Path = typer.Argument(..., help="Folder of labelled audio clips (searched recursively)."),
-    labels: Path = options.Labels,
+    source: LabelSource = ...,  # the label options (`options.with_label_options`)
     feature: str = options.feature_option(required=False),
     out: Path = typer.Option(
         ...,
         "--out",
         "-o",
         help="Folder for metrics.json, the report, the confusion matrix and predictions.csv.",
-    ),
-    group_by: str = options.group_by_option("copied to predictions.csv as each track's group (e.g. Artist)"),
-    id_column: str = options.IdColumn,
-    label_column: str = options.LabelColumn,
-    cuts: str = options.Cuts,
-    skip_unlabeled: bool = options.SkipUnlabeled,
-    target: list[str] = typer.Option(
-        None,
-        "--target",
-        help="Regression or multilabel model: the labels column of each of its targets or moods, in the model's "
-        "order (repeatable; default: the columns named as the model's targets). A multilabel model may take "
-        "--label-column (';'-separated moods) instead.",
-    ),
-    threshold: float = typer.Option(
-        None,
-        "--threshold",
-        help="Multilabel model with vote-share --target columns: a mood holds when its share is at least this "
-        "times the clip's top share (default 0.5, as prepare).",
     ),
     window: float = Window,
     hop: float = Hop,
@@ -55,18 +49,18 @@ def command(
         model,
         audio_dir,
         out,
-        labels=labels,
+        labels=source.labels,
         feature=feature,
-        group_by=group_by,
-        id_column=id_column,
-        label_column=label_column,
-        cuts=options.parse_cuts(cuts),
+        group_by=source.group_by,
+        id_column=source.id_column,
+        label_column=source.label_column,
+        cuts=source.cuts,
         window=window,
         hop=hop,
         aggregate=aggregate,
-        skip_unlabeled=skip_unlabeled,
-        targets=list(target or []) or None,
-        threshold=threshold,
+        skip_unlabeled=source.skip_unlabeled,
+        targets=source.targets,
+        threshold=source.threshold,
         bs=bs,
         device=device,
     )
@@ -85,43 +79,11 @@ def command(
 
 
 def scores_table(metrics: dict, title: str):
-    """The terminal table of an evaluation, by task (a regression or multilabel one shows windows and tracks; a
-    mixed-input ensemble's, tracks only)."""
-    from ..plots.tables import multilabel_table, regression_table, summary_table
+    """The terminal table of an evaluation, as its task shows it (a regression or multilabel one: windows and
+    tracks; a mixed-input ensemble's: tracks only)."""
+    from ..tasks.registry import get_task
 
-    if metrics.get("task") in ("regression", "multilabel") and "window_scores" not in metrics:
-        return track_table(metrics, title)
-    if metrics.get("task") == "regression":
-        return regression_table({**metrics["window_scores"], "track": metrics}, title)
-    if metrics.get("task") == "multilabel":
-        block = {**metrics["window_scores"], "n_windows": metrics["n_windows"], "n_tracks": metrics["n_tracks"]}
-        return multilabel_table({**block, "track": metrics}, title)
-    return summary_table(metrics, title)
-
-
-def track_table(metrics: dict, title: str):
-    """Track scores only (a mixed-input ensemble's regression or multilabel evaluation): per target CCC, r, R²,
-    RMSE, MAE and their mean, or per mood precision, recall, F1, AP, support and micro/macro F1 and mAP."""
-    from rich.table import Table
-
-    regression = metrics["task"] == "regression"
-    keys = ("ccc", "pearson_r", "r2", "rmse", "mae") if regression else ("precision", "recall", "f1", "ap")
-    heads = ("CCC", "r", "R²", "RMSE", "MAE") if regression else ("precision", "recall", "F1", "AP", "support")
-    table = Table(title=title, title_justify="left")
-    for head in ("target" if regression else "mood", *heads):
-        table.add_column(head, justify="right" if head in heads else "left")
-    for name, scores in metrics["per_target" if regression else "per_label"].items():
-        table.add_row(name, *(_cell(scores[key]) for key in keys), *([] if regression else [str(scores["support"])]))
-    table.add_section()
-    if regression:
-        table.add_row("[bold]mean", *(_cell(metrics[key]) for key in keys))
-    for key, name in () if regression else (("micro_f1", "micro F1"), ("macro_f1", "macro F1"), ("map", "mAP")):
-        table.add_row(f"[bold]{name}", "", "", _cell(metrics[key]), "", str(metrics["n_tracks"]))
-    return table
-
-
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return get_task(metrics.get("task")).evaluation_table(metrics, title)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,7 @@ if "--debug" not in sys.argv and os.environ.get("MER_FASTAI_DEBUG") != "1":
 import typer  # noqa: E402  (after the warning filters, which must precede the libraries' imports)
 from rich.markup import escape
 
+from .. import __version__
 from .._plumbing.progress import console
 from ..errors import Interrupted, MerError
 from . import (
@@ -67,9 +68,19 @@ app = typer.Typer(
 state = {"debug": False}
 
 
+def show_version(value: bool) -> None:
+    """`--version`: print `mer-fastai <version>` and exit (before any subcommand is looked for)."""
+    if value:
+        typer.echo(f"mer-fastai {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(
+        False, "--version", help="Show the version and exit.", callback=show_version, is_eager=True
+    ),
 ) -> None:
     """Global options."""
     state["debug"] = debug

@@ -15,7 +15,7 @@ from .._plumbing.progress import console
 from ..choices import AGGREGATES, FORMATS
 
 if TYPE_CHECKING:
-    from ..inference.predict import Predictions
+    from ..inference.tracks import Predictions
 
 Model = typer.Argument(..., help="A model file (.safetensors) or a run folder made by `mer-fastai train`.")
 Window = typer.Option(None, "--window", help="Window length in seconds (default: the model's training window).")
@@ -65,7 +65,9 @@ def command(
 ) -> None:
     """Predict each track's emotion class (or its moods, or its target values), window by window, and aggregate
     per track."""
-    from ..inference.predict import MIXED_NOTE, Predictor, output_format, render_predictions, write_predictions
+    from ..inference.predict import Predictor
+    from ..inference.tracks import MIXED_NOTE
+    from ..inference.writing import output_format, render_predictions, write_predictions
     from ..runs.inputs import refuse_input_out
 
     chosen = output_format(out, fmt) if out or fmt else None
@@ -93,40 +95,27 @@ def predictions_table(predictions: Predictions, classes: list[str], task: str = 
     """One row per track: its label, the label's probability, its windows and every class's probability;
     a multilabel model's moods, windows and every mood's probability; a regression model's windows and values
     (a mixed-input ensemble's windows: the count per input, ";"-joined)."""
-    from ..inference.predict import windows_text
+    from ..tasks.registry import get_task
 
+    rules = get_task(task)
     table = Table(
-        title=f"{len(predictions)} track(s) · {windows_text(predictions)} · {predictions.aggregate}",
+        title=f"{len(predictions)} track(s) · {predictions.windows_text()} · {predictions.aggregate}",
         title_justify="left",
     )
     table.add_column("file", overflow="fold")
-    if task != "classification":
-        return _value_rows(table, predictions, classes, task)
-    table.add_column("label", style="bold")
-    for name in ("p(label)", "windows", *classes):
+    for name in rules.label_columns:  # a class, or the moods
+        table.add_column(name, style="bold")
+    chosen = ("p(label)",) if rules.chooses_one_label else ()  # the probability of the one label chosen
+    for name in (*chosen, "windows", *classes):
         table.add_column(name, justify="right")
     for track in predictions:
         table.add_row(
             Path(track.file).name,
-            track.label,
-            f"{track.probabilities[track.label]:.3f}",
+            *(track.label or "–" for _ in rules.label_columns),
+            *(f"{track.outputs[track.label]:.3f}" for _ in chosen),
             track.n_windows,
-            *(f"{track.probabilities[name]:.3f}" for name in classes),
+            *(f"{track.outputs[name]:.3f}" for name in classes),
         )
-    return table
-
-
-def _value_rows(table: Table, predictions: Predictions, classes: list[str], task: str) -> Table:
-    """The rows of a regression (values per target) or multilabel (moods, probability per mood) model."""
-    if task == "multilabel":
-        table.add_column("moods", style="bold")
-    for name in ("windows", *classes):
-        table.add_column(name, justify="right")
-    for track in predictions:
-        numbers = track.values if task == "regression" else track.probabilities
-        moods = [";".join(track.moods) or "–"] if task == "multilabel" else []
-        cells = (f"{numbers[name]:.3f}" for name in classes)  # type: ignore[index]
-        table.add_row(Path(track.file).name, *moods, track.n_windows, *cells)
     return table
 
 

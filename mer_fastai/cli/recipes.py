@@ -16,7 +16,8 @@ def list_recipes(ctx: typer.Context) -> None:
     """List the built-in recipes with their grids."""
     if ctx.invoked_subcommand:
         return
-    from ..experiments.recipe import builtin_names, load_recipe, stage_archs
+    from ..experiments.recipe import builtin_names, load_recipe
+    from ..experiments.recipe_schema import stage_archs
 
     table = Table(title="built-in recipes (mer-fastai run NAME)", title_justify="left")
     for column in ("name", "description", "stages", "cells"):

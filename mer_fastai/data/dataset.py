@@ -88,26 +88,10 @@ class DatasetInfo:
         values = dataclasses.asdict(self)
         if values["subset_of"] is None:
             del values["subset_of"]
-        if self.task == "classification":  # classification data sets are written as before
+        if not self.targets:  # classification data sets (no targets) are written as before
             for key in ("task", "targets", "scale"):
                 del values[key]
         return values
-
-    @property
-    def is_regression(self) -> bool:
-        return self.task == "regression"
-
-    def require_classification(self, data_dir: str | Path, command: str) -> None:
-        """One clear line where a command does not handle regression or multilabel data sets yet."""
-        if self.task != "classification":
-            raise MerError(
-                f"{data_dir}: is a {self.task} data set; `mer-fastai {command}` handles classification data "
-                "sets only in this version (train and its metrics.json/plots handle every task)"
-            )
-
-    @property
-    def is_multilabel(self) -> bool:
-        return self.task == "multilabel"
 
     @classmethod
     def from_dict(cls, values: dict, source: str = DATASET_FILE) -> DatasetInfo:
@@ -130,11 +114,14 @@ class DatasetInfo:
 
 
 def _valid_targets(info: DatasetInfo) -> bool:
-    """Whether a regression data set names its targets, each with a rising [low, high] scale."""
+    """Whether a regression or multilabel data set names its targets (or moods), each with a rising [low, high]
+    scale where the data set has scales (regression's targets; moods have none)."""
     if not (isinstance(info.targets, list) and info.targets and isinstance(info.scale, dict)):
         return False
-    if info.is_multilabel:
-        return all(isinstance(name, str) for name in info.targets)
+    if not all(isinstance(name, str) for name in info.targets):
+        return False
+    if not info.scale:
+        return True
     scales = [info.scale.get(name) for name in info.targets]
     return all(isinstance(pair, list) and len(pair) == 2 and pair[0] < pair[1] for pair in scales)
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,19 +42,33 @@ PRESET_KEY = "preset"
 LATER_DEFAULTS = {"compression": "db", "framing": "window"}
 
 
+def spec_setting(default: Any, *, flag: str | None = None, help: str = "") -> Any:  # noqa: A002 (typer's word)
+    """A `SpecConfig` field: its default and, for the settings `prepare` offers, its CLI flag and help (`{default}`
+    in it: the default)."""
+    return dataclasses.field(default=default, metadata={"flag": flag, "help": help.format(default=default)})
+
+
 @dataclass(frozen=True)
 class SpecConfig:
-    """Everything that turns audio into a spectrogram image; saved beside every data set and model."""
+    """Everything that turns audio into a spectrogram image; saved beside every data set and model.
 
-    sample_rate: int = 22050
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
+    The settings with a `flag` are `prepare`'s options (`cli.options.with_spec_options`), declared here once.
+    """
+
+    sample_rate: int = spec_setting(22050, flag="--sample-rate", help="Resampling rate in Hz (default {default}).")
+    n_fft: int = spec_setting(2048, flag="--n-fft", help="FFT size (default {default}).")
+    hop_length: int = spec_setting(512, flag="--hop-length", help="STFT hop in samples (default {default}).")
+    n_mels: int = spec_setting(128, flag="--n-mels", help="Mel bands (image height; default {default}).")
     fmin: float = 20.0
     fmax: float | None = None
     top_db: float = 80.0
-    segment_seconds: float = 10.0
-    segment_hop_seconds: float | None = None
+    segment_seconds: float = spec_setting(
+        10.0, flag="--segment-seconds", help="Window length in seconds (default {default:g})."
+    )
+    # the window hop: THE default of every command that cuts windows (`windowing`)
+    segment_hop_seconds: float | None = spec_setting(
+        None, flag="--hop-seconds", help="Window hop in seconds (default: the window length)."
+    )
     image_height: int | None = None
     image_width: int | None = None
     compression: str = "db"  # one of COMPRESSIONS
@@ -78,6 +92,12 @@ class SpecConfig:
     def hop_seconds(self) -> float:
         """Window hop in seconds (non-overlapping windows by default)."""
         return self.segment_hop_seconds or self.segment_seconds
+
+    def windowing(self, window: float | None = None, hop: float | None = None) -> tuple[float, float]:
+        """(window, hop) in seconds: these settings' window and hop by default; a window of another length hops
+        by its own length unless `hop` is given. The one rule prepare, predict, evaluate and embed cut by."""
+        seconds = self.segment_seconds if window is None else window
+        return seconds, (self.hop_seconds if window is None else seconds) if hop is None else hop
 
     @property
     def native_size(self) -> tuple[int, int]:
@@ -274,8 +294,7 @@ def window_images(
 ) -> Iterator[tuple[float, np.ndarray]]:
     """`(start_seconds, image)` of every window of `signal` (`seconds` long every `step`; the config's by
     default), framed as `config.framing` says: the one way prepare, predict, evaluate and embed cut audio."""
-    seconds = config.segment_seconds if seconds is None else seconds
-    step = (config.hop_seconds if seconds == config.segment_seconds else seconds) if step is None else step
+    seconds, step = config.windowing(seconds, step)
     if config.framing == "window":
         for start, chunk in windows(signal, config.sample_rate, seconds, step):
             yield start, mel_image(chunk, config)

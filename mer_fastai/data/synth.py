@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._plumbing.progress import console
+
 SCALES = {
     "major": (0, 2, 4, 5, 7, 9, 11),
     "minor": (0, 2, 3, 5, 7, 8, 10),
@@ -223,3 +225,26 @@ def make_mood_set(
     votes_file = out_dir / VOTES_FILE
     votes_file.write_text("\n".join(lines) + "\n")
     return audio_dir, votes_file
+
+
+def demo_set(
+    folder: str | Path,
+    clips_per_class: int = 20,
+    seconds: float = 6.0,
+    seed: int = 0,
+    moods: bool = False,
+    announce: str | None = None,
+) -> tuple[Path, Path]:
+    """The built-in demo audio in `folder`, made once and reused afterwards: the study-style set
+    (`make_study_style_set`) or, with `moods`, the mood set of as many clips (`make_mood_set`); `announce` is
+    printed when it is made. Returns (audio dir, ratings or votes file); what `demo` and a recipe without
+    `audio` both use."""
+    folder = Path(folder)
+    audio_dir, labels = folder / "audio", folder / (VOTES_FILE if moods else RATINGS_FILE)
+    if labels.exists() and len(list(audio_dir.glob("*.wav"))) == len(STUDY_CLASSES) * clips_per_class:
+        return audio_dir, labels
+    if announce:
+        console.print(announce)
+    if moods:
+        return make_mood_set(folder, clips=len(STUDY_CLASSES) * clips_per_class, seconds=seconds, seed=seed)
+    return make_study_style_set(folder, clips_per_class=clips_per_class, seconds=seconds, seed=seed)

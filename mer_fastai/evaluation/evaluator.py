@@ -1,9 +1,10 @@
 """`evaluate`: track-level scores of a saved model on labelled audio files.
 
-A classifier is scored as training scores its tracks (`scores.score_windows`); a regression model against
-the labels file's target columns (`labels.read_targets`, as `prepare --target` reads them) with
-`scores.score_regression`, and a multilabel model against its moods (`labels.read_moods`) with
-`scores.score_multilabel`: the same functions, plots and CSV columns as training.
+A model is scored as training scores its task (`Task.score`): a classifier's tracks as `scores.score_windows`
+scores them; a regression model against the labels file's target columns (`targets.read_targets`, as
+`prepare --target` reads them) with `scores.score_regression`, and a multilabel model against its moods
+(`targets.read_moods`) with `scores.score_multilabel`: the same functions, plots and CSV columns as training.
+The task reads the labels (`Task.read_labels` of a `LabelSource`); the files written: `evaluation.eval_files`.
 
 A mixed-input ensemble (`predict.Predictor`: members reading different spectrograms, averaged per track) has no
 windows that line up: each track is scored as one row, so its scores are the track scores only, with no window
@@ -12,25 +13,23 @@ block.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._plumbing.files import atomic_path, atomic_write, output_folder, write_json
-from ..data.audio import audio_files
-from ..data.labels import ClipLabel, LabelTable, label_table, labelled_files, read_moods, read_targets
+from .._plumbing.files import output_folder
+from ..data.audio import SkippedFile, audio_files
+from ..data.labelfiles import ClipLabel, LabelTable
+from ..data.labelsource import LabelSource
+from ..data.matching import labelled_files
 from ..errors import MerError
-from ..inference.predict import MIXED_NOTE, Predictions, Predictor, SkippedFile
-from ..plots.figures import circumplex_axes, plot_circumplex, plot_confusion, plot_label_bars, plot_scatter
+from ..inference.predict import Predictor
+from ..inference.tracks import MIXED_NOTE, Predictions
 from ..runs.inputs import model_inputs, refuse_overwrite
-from ..runs.layout import CIRCUMPLEX_FILE, CONFUSION_FILE, LABELS_FILE, METRICS_FILE, REPORT_FILE, scatter_file
-from ..scoring.metrics import text_report
-from ..scoring.scores import Tracks, ValueTracks, check_aggregate, score_multilabel, score_regression, score_windows
-
-PREDICTIONS_FILE = "predictions.csv"
+from ..scoring.scores import Tracks, check_aggregate
+from .eval_files import FILES, write_label_report, write_value_report
 
 
 @dataclass
@@ -80,7 +79,8 @@ def evaluate(
     _refuse_inputs(out_dir, model, audio_dir, labels)
     with output_folder(out_dir, "--out"):
         predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
-        if predictor.task != "classification":
+        task = predictor.rules
+        if task.takes_targets:
             if feature is not None or cuts is not None:
                 raise MerError(
                     f"--{'feature' if feature is not None else 'cuts'}: names a class task; a {predictor.task} "
@@ -94,17 +94,9 @@ def evaluate(
         files = audio_files(audio_dir)
         if labels is not None and cuts is None and feature == predictor.feature:
             cuts = list(predictor.meta.cuts) if predictor.meta.cuts is not None else None  # as training binned
-        table = label_table(
-            audio_dir,
-            files,
-            labels,
-            feature,
-            group_by=group_by,
-            id_column=id_column,
-            label_column=label_column,
-            cuts=cuts,
-            skip_unlabeled=skip_unlabeled,
-        )
+        source = LabelSource(labels, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts,
+                             skip_unlabeled=skip_unlabeled)  # fmt: skip
+        table = task.read_labels(source, feature, audio_dir, files)
         truth, ids, skipped = _match(audio_dir, files, table, skip_unlabeled)
         _check_classes(truth, predictor, table.source)
         predictions = predictor.predict_many(
@@ -113,7 +105,7 @@ def evaluate(
         skipped += predictions.skipped
         if not predictions.tracks:
             raise MerError(f"{audio_dir}: every labelled file failed to decode; see the skipped files")
-        metrics, tracks = _score(predictions, truth, predictor.classes, aggregate)
+        metrics, tracks = _score(predictions, truth, predictor, aggregate)
         metrics.update(
             feature=feature,
             model=str(predictor.source) if predictor.source else None,
@@ -128,7 +120,7 @@ def evaluate(
             skipped=[asdict(item) for item in skipped],
             notes=table.notes,
         )
-        _write_report(out_dir, metrics, tracks, predictions, truth, ids, predictor)
+        write_label_report(out_dir, metrics, tracks, predictions, truth, ids, predictor)
     return EvaluationResult(out_dir, metrics, predictions, skipped)
 
 
@@ -139,8 +131,7 @@ def _refuse_inputs(out_dir: Path, model: str | Path | Predictor, audio_dir: Path
     inputs = {audio_dir: "the audio folder", **(model_inputs(source) if source is not None else {})}
     if labels is not None:
         inputs[Path(labels)] = "the labels file"
-    names = (METRICS_FILE, REPORT_FILE, CONFUSION_FILE, PREDICTIONS_FILE, LABELS_FILE, CIRCUMPLEX_FILE)
-    refuse_overwrite([out_dir, *(out_dir / name for name in names)], inputs)
+    refuse_overwrite([out_dir, *(out_dir / name for name in FILES)], inputs)
 
 
 def _match(
@@ -199,7 +190,7 @@ def _evaluate_values(
             f"({', '.join(predictor.classes)}); pass --labels FILE"
         )
     files = audio_files(audio_dir)
-    table = _value_table(predictor, labels, options)
+    table = _value_table(predictor, labels, options, audio_dir, files)
     truth, ids, skipped = _match(audio_dir, files, table, options["skip_unlabeled"])
     predictions = predictor.predict_many(list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress)
     skipped += predictions.skipped
@@ -210,15 +201,12 @@ def _evaluate_values(
     order = _order(table, classes, bool(options["label_column"]))
     true = np.array([[truth[file].values[i] if i is not None else 0.0 for i in order] for file in clip_ids])  # type: ignore[index]
     true = true.reshape(-1, len(classes))
-    notes, out_of_range = list(table.notes), {}
-    if predictor.task == "regression":
-        outputs = np.array([[w.values[n] for n in classes] for _, w in windows])  # type: ignore[index]
-        scores, tracks = score_regression(outputs, true, clip_ids, classes)
+    notes, out_of_range, task = list(table.notes), {}, predictor.rules
+    outputs = np.array([[w.outputs[n] for n in classes] for _, w in windows])
+    scores, tracks = task.score(outputs, true, clip_ids, classes)
+    if task.predicts_values:  # truth beyond the model's output range is scored, with a note
         out_of_range = outside_range(tracks.targets, classes, predictor.meta.scale)
         notes += [range_note(name, found) for name, found in out_of_range.items()]
-    else:
-        outputs = np.array([[w.probabilities[n] for n in classes] for _, w in windows])
-        scores, tracks = score_multilabel(outputs, true, clip_ids, classes, predictor.threshold)  # type: ignore[arg-type]
     mixed = _mixed(predictions)
     metrics = {
         **scores["track"],
@@ -237,10 +225,10 @@ def _evaluate_values(
         "n_skipped": len(skipped),
         "skipped": [asdict(item) for item in skipped],
         "notes": notes,
-        **({"out_of_range": out_of_range} if predictor.task == "regression" else {}),
+        **({"out_of_range": out_of_range} if task.predicts_values else {}),
     }
     counts = {track.file: track.n_windows for track in predictions}
-    _write_values(out_dir, metrics, tracks, truth, ids, predictor, counts)
+    write_value_report(out_dir, metrics, tracks, truth, ids, predictor, counts)
     return EvaluationResult(out_dir, metrics, predictions, skipped)
 
 
@@ -273,23 +261,28 @@ def range_note(name: str, found: dict) -> str:
     )
 
 
-def _value_table(predictor: Predictor, labels: str | Path, options: dict) -> LabelTable:
+def _value_table(
+    predictor: Predictor, labels: str | Path, options: dict, audio_dir: Path, files: list[Path]
+) -> LabelTable:
     """The labels file read as `prepare` reads regression targets or moods, for the model's outputs."""
     columns = options["targets"] or ([] if options["label_column"] else list(predictor.classes))
-    common = {"id_column": options["id_column"], "group_by": options["group_by"],
-              "skip_unlabeled": options["skip_unlabeled"]}  # fmt: skip
+    task = predictor.rules
     if columns and len(columns) != len(predictor.classes):
         raise MerError(
             f"--target {' --target '.join(columns)}: the model predicts {len(predictor.classes)} "
             f"({', '.join(predictor.classes)}); name one labels column for each, in that order"
         )
-    if predictor.task == "regression":
-        if options["label_column"] or options["threshold"] is not None:
-            raise MerError("--label-column/--threshold: a regression model is scored against --target columns; drop it")
-        # outlying truth is scored, not refused: the out-of-range note (`range_note`) says how far it lies
-        return read_targets(labels, columns, **common, allow_outliers=True)
-    table = read_moods(labels, targets=columns or None, label_column=options["label_column"],
-                       threshold=options["threshold"], **common)  # fmt: skip
+    if (options["label_column"] and not task.reads_label_column) or (
+        options["threshold"] is not None and not task.takes_threshold
+    ):
+        raise MerError(f"--label-column/--threshold: a {task} model is scored against --target columns; drop it")
+    # outlying truth is scored, not refused: the out-of-range note (`range_note`) says how far it lies
+    source = LabelSource(
+        labels, id_column=options["id_column"], label_column=options["label_column"], group_by=options["group_by"],
+        skip_unlabeled=options["skip_unlabeled"], targets=columns or None, threshold=options["threshold"],
+        allow_outliers=True,
+    )  # fmt: skip
+    table = task.read_labels(source, None, audio_dir, files)
     if options["label_column"]:
         unknown = sorted(set(table.targets) - set(predictor.classes))
         if unknown:
@@ -308,49 +301,6 @@ def _order(table: LabelTable, classes: list[str], by_name: bool) -> list[int | N
     return [table.targets.index(mood) if mood in table.targets else None for mood in classes]
 
 
-def _write_values(
-    out_dir: Path,
-    metrics: dict,
-    tracks: ValueTracks,
-    truth: dict[str, ClipLabel],
-    ids: dict[str, str],
-    predictor: Predictor,
-    windows: dict[str, str],
-) -> None:
-    """metrics.json, predictions.csv (one row per track: true and predicted values, or true and predicted
-    moods and the mood probabilities; `windows`: each file's window count) and the plots of tracks (scatter per
-    target and circumplex, or per_label)."""
-    classes = predictor.classes
-    write_json(out_dir / METRICS_FILE, metrics)
-    title = f"{predictor.meta.arch_summary} · {metrics['feature']} · {metrics['n_tracks']} tracks (mean of windows)"
-    regression = predictor.task == "regression"
-    heads = [f"{k}_{n}" for n in classes for k in ("true", "pred")] if regression else ["true", "predicted"]
-    with atomic_path(out_dir / PREDICTIONS_FILE) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "clip_id", "group", "windows", *heads, *([] if regression else _probs(classes))])
-        for file, predicted, true in zip(tracks.ids, tracks.predicted, tracks.targets):
-            if regression:
-                cells = [f"{v:.6f}" for pair in zip(true, predicted) for v in pair]
-            else:
-                chosen = ";".join(m for m, p in zip(classes, predicted) if p >= predictor.threshold)  # type: ignore[operator]
-                cells = [";".join(m for m, t in zip(classes, true) if t), chosen, *(f"{p:.6f}" for p in predicted)]
-            writer.writerow([file, ids[file], truth[file].group or "", windows[file], *cells])
-    if not regression:
-        plot_label_bars(out_dir / LABELS_FILE, metrics["per_label"], title)
-        return
-    scale = {name: list(pair) for name, pair in zip(classes, predictor.meta.scale)}
-    for i, name in enumerate(classes):
-        plot_scatter(out_dir / scatter_file(name), tracks.predicted[:, i], tracks.targets[:, i], scale[name], name,
-                     title)  # fmt: skip
-    axes = circumplex_axes(classes)
-    if axes:
-        plot_circumplex(out_dir / CIRCUMPLEX_FILE, tracks.predicted, tracks.targets, axes, classes, scale, title)
-
-
-def _probs(classes: list[str]) -> list[str]:
-    return [f"prob_{name}" for name in classes]
-
-
 def _check_classes(truth: dict[str, ClipLabel], predictor: Predictor, source: str) -> None:
     """Refuse true labels that are not classes of the model."""
     unknown = sorted({clip.label for clip in truth.values()} - set(predictor.classes))
@@ -364,16 +314,17 @@ def _check_classes(truth: dict[str, ClipLabel], predictor: Predictor, source: st
 
 
 def _score(
-    predictions: Predictions, truth: dict[str, ClipLabel], classes: list[str], aggregate: str
+    predictions: Predictions, truth: dict[str, ClipLabel], predictor: Predictor, aggregate: str
 ) -> tuple[dict, Tracks]:
     """Track-level metrics at the top level (the `track` block of `scores.score_windows`, the function training
     scores with), `track_accuracy`/`track_macro_f1`, and the window accuracy as `window_accuracy` (none for a
     mixed-input ensemble, scored one row per track)."""
+    classes = predictor.classes
     index = {name: i for i, name in enumerate(classes)}
     windows = _rows(predictions)
     probs = np.array([[w.probabilities[name] for name in classes] for _, w in windows]).reshape(-1, len(classes))
     targets = np.array([index[truth[file].label] for file, _ in windows])
-    scores, tracks = score_windows(probs, targets, [file for file, _ in windows], classes, aggregate)
+    scores, tracks = predictor.rules.score(probs, targets, [file for file, _ in windows], classes, aggregate)
     metrics = {
         **scores["track"],
         "track_accuracy": scores["track_accuracy"],
@@ -383,42 +334,3 @@ def _score(
     if not predictions.inputs:
         metrics.update(n_windows=scores["n_windows"], window_accuracy=scores["accuracy"])
     return metrics, tracks
-
-
-def _write_report(
-    out_dir: Path,
-    metrics: dict,
-    tracks: Tracks,
-    predictions: Predictions,
-    truth: dict[str, ClipLabel],
-    ids: dict[str, str],
-    predictor: Predictor,
-) -> None:
-    """The report, metrics, confusion matrix and predictions.csv (one row per track, as scored)."""
-    classes = predictor.classes
-    atomic_write(out_dir / REPORT_FILE, text_report(tracks.targets, tracks.predicted, classes))
-    write_json(out_dir / METRICS_FILE, metrics)
-    title = f"{predictor.meta.arch_summary} · {metrics['feature']} · {metrics['n_tracks']} tracks"
-    plot_confusion(out_dir / CONFUSION_FILE, metrics["confusion_matrix"], predictor.classes, title)
-    columns = ["file", "clip_id", "group", "true", "predicted", "correct", "windows"]
-    with atomic_path(out_dir / PREDICTIONS_FILE) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns + [f"prob_{name}" for name in predictor.classes])
-        scored = {
-            file: (probs, classes[int(best)]) for file, probs, best in zip(tracks.ids, tracks.probs, tracks.predicted)
-        }
-        for track in predictions:
-            clip = truth[track.file]
-            probs, label = scored[track.file]
-            writer.writerow(
-                [
-                    track.file,
-                    ids[track.file],
-                    clip.group or "",
-                    clip.label,
-                    label,
-                    int(label == clip.label),
-                    track.n_windows,
-                    *(f"{p:.6f}" for p in probs),
-                ]
-            )

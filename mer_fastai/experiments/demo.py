@@ -7,14 +7,46 @@ from pathlib import Path
 
 from .._plumbing.progress import console
 from ..data.spectrogram import SpecConfig
-from ..data.synth import MOOD_CUES, RATINGS_FILE, VOTES_FILE, make_mood_set, make_study_style_set
+from ..data.synth import MOOD_CUES, demo_set
 from ..errors import MerError
 from ..preparation.prepare import PrepareResult, prepare_dataset
 from ..training.fit import TrainConfig, TrainResult, train
 
 DEMO_SPEC = SpecConfig(segment_seconds=3.0, n_mels=64, hop_length=256)
 DEMO_TARGETS = ["valence", "energy"]  # `demo --task regression`: the circumplex's two axes
-DEMO_TASKS = ("classification", "regression", "multilabel")
+
+
+@dataclass(frozen=True)
+class DemoSet:
+    """What the demo of one task learns: its audio (the study-style set, or the mood set), and the labels file's
+    columns `prepare` reads (the feature, or the targets; the id column where the ids are not `number`)."""
+
+    task: str
+    feature: str | None = None
+    targets: list[str] | None = None
+    id_column: str | None = None
+    moods: bool = False
+
+    @property
+    def suffix(self) -> str:
+        """The data set's and run's folder suffix: one data set and run per task (none for the first)."""
+        return "" if self.feature else f"-{self.task}"
+
+    def labels_note(self, labels: Path) -> str:
+        """What the labels file holds, for the demo's first step."""
+        return (
+            f"mood vote shares in {labels} (one column per mood)"
+            if self.moods
+            else f"ratings in {labels} (the study's format)"
+        )
+
+
+DEMO_SETS = (
+    DemoSet("classification", feature="emotions"),
+    DemoSet("regression", targets=DEMO_TARGETS),
+    DemoSet("multilabel", targets=list(MOOD_CUES), id_column="clip", moods=True),
+)
+DEMO_TASKS = tuple(demo.task for demo in DEMO_SETS)
 
 
 @dataclass
@@ -22,20 +54,6 @@ class DemoResult:
     audio_dir: Path
     data: PrepareResult
     run: TrainResult
-
-
-def demo_audio(
-    folder: str | Path, clips_per_class: int = 20, seconds: float = 6.0, seed: int = 0, moods: bool = False
-) -> tuple[Path, Path]:
-    """The demo's synthetic study-style set, or with `moods` its mood set of as many clips (`synth.make_mood_set`),
-    made once and reused afterwards: (audio dir, ratings or votes file)."""
-    folder = Path(folder)
-    audio_dir, labels = folder / "audio", folder / (VOTES_FILE if moods else RATINGS_FILE)
-    if labels.exists() and len(list(audio_dir.glob("*.wav"))) == 5 * clips_per_class:
-        return audio_dir, labels
-    if moods:
-        return make_mood_set(folder, clips=5 * clips_per_class, seconds=seconds, seed=seed)
-    return make_study_style_set(folder, clips_per_class=clips_per_class, seconds=seconds, seed=seed)
 
 
 def run_demo(
@@ -57,20 +75,21 @@ def run_demo(
     """
     if task not in DEMO_TASKS:
         raise MerError(f"--task {task}: the demo shows {', '.join(DEMO_TASKS)}; choose one of them")
+    demo = DEMO_SETS[DEMO_TASKS.index(task)]
     out = Path(out)
     check_demo_out(out)
     console.rule("[bold]1/3 synthesising demo music")
-    audio_dir, labels = _demo_set(out, task, clips_per_class)
+    audio_dir, labels = demo_set(
+        out / ("demo-moods" if demo.moods else "demo-audio"), clips_per_class, moods=demo.moods
+    )
+    console.print(f"{5 * clips_per_class} clips in {audio_dir}, " + demo.labels_note(labels))
     console.rule("[bold]2/3 preparing mel-spectrograms")
-    targets = {"regression": DEMO_TARGETS, "multilabel": list(MOOD_CUES)}.get(task)
-    feature, suffix = (None, f"-{task}") if targets else ("emotions", "")  # one data set and run per task
-    id_column = "clip" if task == "multilabel" else None  # the ratings file's ids are its `number` column
-    data = prepare_dataset(audio_dir, out / f"data{suffix}", feature, labels, spec=DEMO_SPEC, valid_pct=0.25,
-                           task=task, targets=targets, id_column=id_column)  # fmt: skip
+    data = prepare_dataset(audio_dir, out / f"data{demo.suffix}", demo.feature, labels, spec=DEMO_SPEC,
+                           valid_pct=0.25, task=task, targets=demo.targets, id_column=demo.id_column)  # fmt: skip
     console.rule(f"[bold]3/3 training {arch} (whole mode, {epochs} epochs, LR from lr_find)")
     config = TrainConfig(arch=arch, mode="whole", epochs=epochs, bs=16, size=size, weights=weights)
-    run = train(out / f"data{suffix}", config, out / f"run{suffix}")
-    if targets:
+    run = train(out / f"data{demo.suffix}", config, out / f"run{demo.suffix}")
+    if demo.targets:
         plots = ", ".join(sorted(p.name for p in run.run_dir.glob("*.png") if p.name != "curves.png"))
         console.print(f"plots: {plots} in [bold]{run.run_dir}")
     return DemoResult(audio_dir, data, run)
@@ -95,12 +114,3 @@ def check_demo_out(out: Path) -> None:
             f"--out {out}: holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which the demo did not "
             f"write; the demo writes {', '.join(demo_entries()[:4])}, ... there: choose a new or empty folder"
         )
-
-
-def _demo_set(out: Path, task: str, clips_per_class: int) -> tuple[Path, Path]:
-    """The task's synthetic audio and labels file (`demo_audio`), announced: (audio dir, labels file)."""
-    moods = task == "multilabel"
-    audio_dir, labels = demo_audio(out / ("demo-moods" if moods else "demo-audio"), clips_per_class, moods=moods)
-    what = "mood vote shares in {} (one column per mood)" if moods else "ratings in {} (the study's format)"
-    console.print(f"{5 * clips_per_class} clips in {audio_dir}, {what.format(labels)}")
-    return audio_dir, labels

@@ -14,10 +14,10 @@ from pathlib import Path
 from .._plumbing.progress import console
 from ..data.dataset import read_info
 from ..errors import MerError
-from ..evaluation.cv import CV_FILE, CVResult, run_cv
+from ..evaluation.cv import CVResult, run_cv
 from ..report.results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
-from ..runs.layout import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE
-from ..scoring.scores import TASK_SCORES
+from ..runs.layout import CV_FILE, ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, read_metrics
+from ..tasks.registry import get_task
 from ..training.config import TrainConfig
 from ..training.fit import train
 
@@ -79,7 +79,7 @@ def cell_row(cell: Cell, metrics: dict) -> dict:
         "epochs": metrics["epochs"],
         "lr": f"{metrics['lr']:.3g}",
         "seconds": metrics["seconds"],
-        "task": metrics.get("task", "classification"),
+        "task": get_task(metrics.get("task")).name,
         **score_columns(metrics, SCORE_SETS),
     }
 
@@ -87,7 +87,7 @@ def cell_row(cell: Cell, metrics: dict) -> dict:
 def cv_row(cell: Cell, result: CVResult) -> dict:
     """The results.csv row of a cross-validated cell: each of its task's window and track scores' mean over
     the folds, its sd in `<score>_sd` (no test scores: the folds never see the test split)."""
-    runs = [json.loads((run_dir / METRICS_FILE).read_text()) for run_dir in result.fold_dirs]
+    runs = [read_metrics(run_dir) for run_dir in result.fold_dirs]
     low, high = (f"{value:.3g}" for value in (min(r["lr"] for r in runs), max(r["lr"] for r in runs)))
     row = {
         **_identity(cell),
@@ -97,7 +97,7 @@ def cv_row(cell: Cell, result: CVResult) -> dict:
         "folds": len(result.fold_dirs),
         "task": result.task,
     }
-    for score in (prefix + key for prefix in SPREAD_SETS for key in TASK_SCORES[result.task]):
+    for score in (prefix + key for prefix in SPREAD_SETS for key in get_task(result.task).scores):
         values = result.summary[score]
         row[score], row[f"{score}{SD_SUFFIX}"] = csv_score(values["mean"]), csv_score(values["sd"])
     return row

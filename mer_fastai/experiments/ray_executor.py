@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from .._plumbing.progress import console, progress_bar
 from ..errors import MerError
+from ..report.results import SCORE_LABELS
+from ..tasks.registry import get_task
 from .executors import Cell, OnResult, error_message, run_cell
 
 INSTALL_HINT = "Ray is not installed; pip install 'mer-fastai[ray]'"
@@ -82,6 +84,15 @@ def _collect(ray, pending: dict, on_result: OnResult, max_retries: int) -> None:
             except ray.exceptions.RayError as exc:  # worker or node lost, retries used up
                 on_result(cell, None, f"lost after {max_retries} retries: {error_message(exc)}")
             else:
-                console.print(f"done {cell.id}: accuracy {row['accuracy']:.3f}, F1 {row['macro_f1']:.3f}")
+                console.print(done_line(cell, row))
                 on_result(cell, row, None)
             advance()
+
+
+def done_line(cell: Cell, row: dict) -> str:
+    """`done <cell>: <score> <value>, <score> <value>`: the first two scores the tables show for the row's task."""
+    scores = []
+    for name in get_task(row.get("task")).table_scores[:2]:
+        value = row.get(name)
+        scores.append(f"{SCORE_LABELS[name]} " + (f"{value:.3f}" if isinstance(value, float | int) else "–"))
+    return f"done {cell.id}: {', '.join(scores)}"

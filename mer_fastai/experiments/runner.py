@@ -8,14 +8,13 @@ of its `targets`), and each row holds that task's scores.
 
 Every finished cell is written to `state.json` and `results.csv` at once (atomically), so a failure
 or Ctrl-C never loses finished cells; rerunning skips cells already done with the same settings and
-retries failed ones.
+retries failed ones. The data the cells read is made once by `datasets.RecipeData`; `state.json` is
+`state.State`; the grid's `report.html` is written by the report page itself, as `mer-fastai report` does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,34 +23,20 @@ from pathlib import Path
 from .. import choices
 from .._plumbing.files import check_inside, is_within, output_folder, write_json
 from .._plumbing.progress import console
-from ..data.dataset import DATASET_FILE
-from ..data.spectrogram import SpecConfig, preset
-from ..data.synth import make_study_style_set
+from ..data.spectrogram import SpecConfig
 from ..errors import Interrupted, MerError
-from ..models.archs import contract_differences, get_arch
-from ..preparation.prepare import prepare_dataset
-from ..report.html.page import REPORT_HTML
-from ..report.results import HEATMAP, RESULTS_CSV, RESULTS_MD, load_results, results_tables, write_results
+from ..report.html.page import write_report
+from ..report.results import load_results, results_tables, write_results
 from ..runs.inputs import refuse_within
+from ..runs.layout import HEATMAP, REPORT_HTML, RESULTS_CSV, RESULTS_MD, STATE_FILE
 from ..training.config import TrainConfig
-from ..training.fit import write_html_report
 from ..training.tracking import tracking_settings
+from .datasets import RecipeData
 from .executors import Cell, execute_local
 from .ray_executor import execute_ray
-from .recipe import (
-    TASK_KEYS,
-    DatasetSpec,
-    Recipe,
-    Stage,
-    arch_settings,
-    demo_notes,
-    load_recipe,
-    recipe_settings,
-    stage_archs,
-)
-
-STATE_FILE = "state.json"
-BASELINE_SCORING = "tracks/1"  # change when the baseline's rows change, so that grids redo them once
+from .recipe import load_recipe
+from .recipe_schema import Recipe, Stage, arch_settings, demo_notes, recipe_settings, stage_archs
+from .state import State
 
 
 @dataclass
@@ -63,29 +48,6 @@ class RunSummary:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-
-
-class State:
-    """`state.json`: status, fingerprint and result row of every cell ever run in this folder."""
-
-    def __init__(self, out: Path):
-        self.path = out / STATE_FILE
-        self.cells: dict[str, dict] = json.loads(self.path.read_text())["cells"] if self.path.exists() else {}
-
-    def is_done(self, cell: Cell, fingerprint: str) -> bool:
-        saved = self.cells.get(cell.id, {})
-        return (
-            saved.get("status") == "done"
-            and saved.get("fingerprint") == fingerprint
-            and all((Path(cell.run_dir) / name).exists() for name in cell.result_files)
-        )
-
-    def record(self, key: str, entry: dict) -> None:
-        self.cells[key] = entry
-        write_json(self.path, {"cells": self.cells})
-
-    def rows(self) -> list[dict]:
-        return [entry["row"] for entry in self.cells.values() if entry.get("status") == "done"]
 
 
 EXECUTORS: dict[str, Callable[..., None]] = dict(zip(choices.EXECUTORS, (execute_local, execute_ray), strict=True))
@@ -107,7 +69,8 @@ class RecipeRun:
         self.recipe, self.out, self.executor = recipe, out, executor
         self.executor_options = executor_options or {}
         self.settings = {**recipe_settings(recipe), **(tracking or {})}
-        self.spec = SpecConfig.from_dict(recipe.spectrogram, source=f"{recipe.source}: spectrogram")
+        spec = SpecConfig.from_dict(recipe.spectrogram, source=f"{recipe.source}: spectrogram")
+        self.data = RecipeData(recipe, out, spec, self.settings["aggregate"])
         self.state = State(out)  # reread by `run` once the folder is locked
         self.summary = RunSummary(out, [])
 
@@ -161,18 +124,7 @@ class RecipeRun:
     def _planned(self) -> list[Path]:
         """Every file and folder the grid writes directly under --out or under its data, baseline and GAN folders."""
         names = (STATE_FILE, RESULTS_CSV, RESULTS_MD, HEATMAP, REPORT_HTML, "runs")
-        paths = [self._recipe_file(), *(self.out / name for name in names)]
-        for stage in self.recipe.stages:
-            spec = self.recipe.datasets[stage.dataset]
-            if spec.is_demo:
-                paths.append(self._demo_folder(stage.dataset, spec))
-            for feature in stage.features:
-                paths.extend(self._data_dir(stage.dataset, feature, own) for own in self._own_inputs())
-                if self.recipe.baseline:
-                    paths.append(self._baseline_dir(stage.dataset, feature))
-                if "gan" in stage.augmentations:
-                    paths.append(self._gan_folder(stage.dataset, feature))
-        return paths
+        return [self._recipe_file(), *(self.out / name for name in names), *self.data.folders()]
 
     def _inputs(self) -> dict[Path, str]:
         """What the grid reads from the user: the recipe file, each data set's audio and labels, the --augment-dir
@@ -222,126 +174,14 @@ class RecipeRun:
             console.print(f"[red]cell {cell.id} failed:[/] {error}", soft_wrap=True)
         write_results(self.out, self.state.rows())
 
-    def _audio(self, name: str, spec: DatasetSpec) -> tuple[Path, Path | None]:
-        """A data set's audio folder and labels file; the built-in demo set is synthesised once."""
-        if not spec.is_demo:
-            return Path(spec.audio), Path(spec.labels) if spec.labels else None
-        folder = self._demo_folder(name, spec)
-        ratings = folder / "mean_ratings.csv"
-        if not ratings.exists():
-            console.print(f"synthesising the built-in demo set {name!r} into {folder}")
-            make_study_style_set(folder, spec.demo.clips_per_class, spec.demo.seconds, seed=spec.demo.seed)
-        return folder / "audio", ratings
-
-    def _demo_folder(self, name: str, spec: DatasetSpec) -> Path:
-        demo = spec.demo
-        return self.out / "demo-audio" / f"{name}-{demo.clips_per_class}x{demo.seconds:g}s-seed{demo.seed}"
-
-    def _data_dir(self, name: str, feature: str, preset: str | None = None) -> Path:
-        """The data set of `name` and `feature`; `preset`: the one prepared with an architecture's own input."""
-        return self.out / "data" / (f"{name}-{feature}" + (f"-{preset}" if preset else ""))
-
-    def _arch_input(self, arch: str) -> str | None:
-        """The spectrogram preset `arch` reads when the recipe's spectrogram does not fit it (e.g. musicnn in
-        expB, whose data sets are 10 s dB images): its cells get a data set of their own. None: the recipe's."""
-        table = get_arch(arch)
-        return table.spectrogram if contract_differences(table, self.spec) else None
-
-    def _own_inputs(self) -> list[str | None]:
-        archs = [arch for stage in self.recipe.stages for arch in stage_archs(self.recipe, stage)]
-        return list(dict.fromkeys([None, *(self._arch_input(arch) for arch in archs)]))
-
-    def _baseline_dir(self, name: str, feature: str) -> Path:
-        return self.out / "baseline" / f"{name}-{feature}"
-
-    def _gan_folder(self, name: str, feature: str) -> Path:
-        gan = self.recipe.gan
-        return self.out / "gan" / f"{name}-{feature}-{gan.backend}-{gan.steps}steps"
-
-    def _prepare(self, name: str, feature: str, own: str | None = None) -> Path:
-        """The data set of `name` and `feature` (prepared or resumed); `own`: an architecture's input preset,
-        whose data set is the same clips and split in that input (the baseline reads the recipe's only)."""
-        spec = self.recipe.datasets[name]
-        audio, labels = self._audio(name, spec)
-        data_dir = self._data_dir(name, feature, own)
-        prepare_dataset(
-            audio,
-            data_dir,
-            feature,
-            labels,
-            spec=preset(own) if own else self.spec,
-            valid_pct=self.recipe.valid_pct,
-            test_pct=self.recipe.test_pct,
-            group_by=spec.group_by,
-            seed=self.recipe.seed,
-            id_column=spec.id_column,
-            label_column=spec.label_column,
-            cuts=spec.cuts,
-            skip_unlabeled=spec.skip_unlabeled,
-            allow_outliers=spec.allow_outliers,
-            **{key: getattr(self.recipe, key) for key in TASK_KEYS},
-        )
-        if self.recipe.baseline and own is None:
-            self._baseline(name, feature, data_dir)
-        return data_dir
-
-    def _baseline(self, name: str, feature: str, data_dir: Path) -> None:
-        """The classic-ML reference rows for this data set and feature (once per data version)."""
-        from ..evaluation.baseline.classic import run_baseline
-        from ..evaluation.baseline.folds import cross_validate_baseline
-
-        marker = f"{self.recipe.experiment}-baseline-{name}-{feature}"
-        aggregate = self.settings["aggregate"]  # tracks combined as the cells combine them
-        folds = f":cv{self.recipe.folds}x{self.recipe.repeats}" if self.recipe.folds else ""  # none: as before
-        scoring = f"{BASELINE_SCORING}:{aggregate}{folds}".encode()
-        fingerprint = hashlib.sha1((data_dir / DATASET_FILE).read_bytes() + scoring).hexdigest()[:16]
-        if self.state.cells.get(marker, {}).get("fingerprint") == fingerprint:
-            return
-        console.rule(f"[bold]classic-ML reference for {name} · {feature}")
-        out = self._baseline_dir(name, feature)
-        if self.recipe.folds:  # scored on the folds the cells cross-validate (same clips, same seed)
-            rows = cross_validate_baseline(
-                data_dir, out, self.recipe.folds, self.recipe.repeats, seed=self.recipe.seed, aggregate=aggregate
-            ).rows
-        else:
-            rows = run_baseline(data_dir, out, seed=self.recipe.seed, aggregate=aggregate)
-        for row in rows:
-            row.update(experiment=self.recipe.experiment, dataset=name, stage="baseline", task=self.recipe.task)
-            self.state.record(f"{marker}-{row['arch']}", {"status": "done", "fingerprint": fingerprint, "row": row})
-        self.state.record(marker, {"status": "marker", "fingerprint": fingerprint})
-
-    def _gan_images(self, name: str, feature: str, data_dir: Path) -> str:
-        """Train the GAN on the training split once and generate images per class (Experiment C)."""
-        from ..gan.generate import generate_images
-        from ..gan.train import train_gan
-
-        gan = self.recipe.gan
-        folder = self._gan_folder(name, feature)
-        generated = folder / "generated"
-        if not (folder / "done").exists():
-            console.rule(f"[bold]GAN ({gan.backend}) for {name} · {feature}")
-            options = {"stylegan_dir": gan.stylegan_dir} if gan.stylegan_dir else {}
-            train_gan(
-                data_dir,
-                folder / "model",
-                backend=gan.backend,
-                steps=gan.steps,
-                size=gan.size,
-                seed=self.recipe.seed,
-                **options,
-            )
-            generate_images(folder / "model", gan.images_per_class, generated)
-            (folder / "done").write_text("ok\n")
-        return str(generated)
-
     def _stage_cells(self, stage: Stage, stage_runs: dict[str, dict[tuple[str, str], str]]) -> list[Cell]:
         cells = []
         for feature in stage.features:
-            data_dir = self._prepare(stage.dataset, feature)
-            gan_dir = self._gan_images(stage.dataset, feature, data_dir) if "gan" in stage.augmentations else None
+            data_dir = self.data.prepare(self.state, stage.dataset, feature)
+            gan_dir = self.data.gan_images(stage.dataset, feature, data_dir) if "gan" in stage.augmentations else None
             for arch in stage_archs(self.recipe, stage):
-                own = self._arch_input(arch)
-                arch_data = self._prepare(stage.dataset, feature, own) if own else data_dir
+                own = self.data.arch_input(arch)
+                arch_data = self.data.prepare(self.state, stage.dataset, feature, own) if own else data_dir
                 weights, label = self.settings["weights"], self.settings["weights"]
                 if stage.weights_from:
                     weights = stage_runs[stage.weights_from].get((feature, arch))
@@ -423,15 +263,26 @@ def run_recipe(
     tracking = tracking_settings(track, tracking_uri, recipe.experiment)
     summary = RecipeRun(recipe, Path(out), executor, executor_options, tracking).run()
     if summary.rows:
-        write_html_report(Path(out), show)
+        _write_page(Path(out), show)
     if show:
         for table in results_tables(summary.rows):
             console.print(table)
         console.print(
             f"{len(summary.ran)} cell(s) trained, {len(summary.skipped)} already done, {len(summary.failed)} failed "
-            f"in {time.time() - started:.0f} s; results in {Path(out) / 'results.md'}"
+            f"in {time.time() - started:.0f} s; results in {Path(out) / RESULTS_MD}"
         )
     return summary
+
+
+def _write_page(out: Path, show: bool) -> None:
+    """The grid's `report.html`; a failure is a warning line, never a lost result."""
+    try:
+        report = write_report(out)
+    except (MerError, OSError) as exc:
+        console.print(f"[yellow]warning:[/] the HTML report could not be written: {exc}", soft_wrap=True)
+        return
+    if show:
+        console.print(f"report: [bold]{report}")
 
 
 def show_results(out: str | Path) -> list[dict]:

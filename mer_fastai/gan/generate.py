@@ -11,18 +11,17 @@ from .._plumbing.files import check_component
 from .._plumbing.progress import progress_bar
 from ..errors import MerError
 from ..runs.inputs import refuse_overwrite
+from ..runs.layout import GAN_CHECKPOINT, GAN_META
 from . import stylegan
 from .images import check_output_folder, resize_all, save_class_images, to_uint8
-from .model import CHECKPOINT_FILE, Generator, load_checkpoint
-
-META_FILE = "gan.json"
+from .model import Generator, load_checkpoint
 
 
 def read_run(gan_run: str | Path) -> dict:
     """The `gan.json` metadata of a run folder made by `mer-fastai gan train`."""
-    path = Path(gan_run) / META_FILE
+    path = Path(gan_run) / GAN_META
     if not path.is_file():
-        raise MerError(f"{gan_run}: no {META_FILE}; pass a folder made by `mer-fastai gan train`")
+        raise MerError(f"{gan_run}: no {GAN_META}; pass a folder made by `mer-fastai gan train`")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -54,7 +53,7 @@ def sample_class(
     index = metadata["classes"].index(name)
     if metadata["backend"] == "stylegan2-ada":
         return stylegan.sample(run_dir, metadata, index, n, seed, stylegan_python)
-    generator, _ = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    generator, _ = load_checkpoint(run_dir / GAN_CHECKPOINT)
     return sample_diffaug(generator, index, n, seed, tuple(metadata["image_size"]))
 
 
@@ -84,7 +83,7 @@ def generate_images(
             f"(classes: {', '.join(metadata['classes'])}); fix --class or retrain with it"
         )
     for name in chosen:
-        check_component(name, f"{run_dir / META_FILE}: class", "retrain the GAN on a data set made by this version")
+        check_component(name, f"{run_dir / GAN_META}: class", "retrain the GAN on a data set made by this version")
     check_output_folder(out, Path(metadata["data_dir"]))
     refuse_overwrite([out], {run_dir: "the GAN run folder"})
     written: dict[str, list[Path]] = {}

@@ -14,8 +14,6 @@ from ..errors import MerError
 if TYPE_CHECKING:
     import torch
 
-SAMPLES_FILE = "samples.png"
-
 
 def pick_classes(data_dir: Path, classes: list[str] | None) -> list[str]:
     """The requested classes (default: all of the data set), checked against `dataset.json`."""

@@ -19,7 +19,6 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..errors import MerError
 from ..models.modelfile import FileFormat, read_safetensors, write_safetensors
 
-CHECKPOINT_FILE = "generator.safetensors"
 RETRAIN = "retrain it with `mer-fastai gan train`"
 GAN_FORMAT = FileFormat("mer-fastai-gan/1", "mer_fastai_gan", "GAN checkpoint", "`mer-fastai gan train`", RETRAIN)
 MAX_CHANNELS = 256

@@ -15,11 +15,12 @@ from .._plumbing.progress import progress_bar
 from ..choices import GAN_BACKENDS as BACKENDS
 from ..data.dataset import read_info, read_spec
 from ..errors import MerError
+from ..runs.layout import GAN_CHECKPOINT, GAN_META, GAN_SAMPLES, METRICS_FILE
+from ..tasks.registry import get_task
 from . import stylegan
 from .diffaugment import DEFAULT_POLICY, diff_augment, parse_policy
-from .generate import META_FILE, sample_class
+from .generate import sample_class
 from .images import (
-    SAMPLES_FILE,
     dataset_image_size,
     load_real,
     pick_classes,
@@ -28,10 +29,9 @@ from .images import (
     to_unit_range,
     train_images,
 )
-from .model import CHECKPOINT_FILE, Discriminator, GanShape, Generator, save_checkpoint
+from .model import Discriminator, GanShape, Generator, save_checkpoint
 from .quality import quality_report
 
-METRICS_FILE = "metrics.json"
 QUALITY_IMAGES = 256  # per class, at most: real training images and generated ones compared
 SHOWN_REAL, SHOWN_FAKE = 2, 6
 
@@ -79,7 +79,11 @@ def train_gan(
     parse_policy(policy)
     folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
     info = read_info(data_dir)
-    info.require_classification(data_dir, "gan train")
+    if get_task(info.task).learned != "class":  # the GAN is conditioned on the class of each image
+        raise MerError(
+            f"{data_dir}: is a {info.task} data set; `mer-fastai gan train` handles classification data "
+            "sets only in this version (train and its metrics.json/plots handle every task)"
+        )
     if read_spec(data_dir).bit_depth != 8:
         raise MerError(f"{data_dir}: gan train makes 8-bit dB spectrograms, not this data set's 16-bit ones; "
                        "train the GAN on a data set prepared without --spectrogram")  # fmt: skip
@@ -104,7 +108,7 @@ def train_gan(
             images, labels, shape, steps=steps, bs=bs, lr=lr, seed=seed, policy=policy, progress=progress
         )
         metadata.update(steps=steps, bs=bs, lr=lr, latent_dim=latent_dim, policy=policy)
-        save_checkpoint(out / CHECKPOINT_FILE, generator, metadata)
+        save_checkpoint(out / GAN_CHECKPOINT, generator, metadata)
     else:
         kimg = kimg or max(1, round(steps * bs / 1000))
         extra, history = stylegan.train(
@@ -120,7 +124,7 @@ def train_gan(
         )
         metadata.update(extra)
     seconds = round(time.time() - started, 2)
-    write_json(out / META_FILE, metadata)
+    write_json(out / GAN_META, metadata)
     quality = evaluate(out, metadata, data_dir, seed)
     metrics = {
         "backend": backend,
@@ -215,7 +219,7 @@ def evaluate(out: Path, metadata: dict, data_dir: Path, seed: int) -> dict:
         real[name] = np.stack([read_gray(file) for file in files])
         fake[name] = np.stack(sample_class(out, metadata, name, max(len(files), SHOWN_FAKE), seed))
     plot_samples(
-        out / SAMPLES_FILE,
+        out / GAN_SAMPLES,
         {name: list(images[:SHOWN_REAL]) for name, images in real.items()},
         {name: list(images[:SHOWN_FAKE]) for name, images in fake.items()},
     )

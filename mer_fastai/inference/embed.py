@@ -1,4 +1,4 @@
-"""`embed`: a trained model as a feature extractor, and a 2-D map of the music in its feature space.
+"""`embed`: a trained model as a feature extractor, window by window and track by track.
 
 The features are the model's penultimate layer: the input of the head's final `Linear` (fastai's model
 is `nn.Sequential(body, head)`; the head pools and flattens the body's output), taken with a forward
@@ -8,14 +8,14 @@ or `target=value` pairs joined by ";" (a track's from the mean of its windows' o
 
 A musicnn model (`musicnn-msd`, `musicnn-mtt`) also gives musicnn's 50 tag probabilities per window and per
 track (mean of its windows), computed on the same windows by the ORIGINAL pretrained tagger (its weights from
-the user cache, `mer-fastai weights get musicnn`), not by the fine-tuned body: `write_embeddings` puts them in
-`<out stem>-tags.csv` beside the embeddings. An ensemble has one feature vector per member and is refused.
+the user cache, `mer-fastai weights get musicnn`), not by the fine-tuned body: `embed_files.write_embeddings` puts
+them in `<out stem>-tags.csv` beside the embeddings. An ensemble has one feature vector per member and is refused.
+
+The files written: `inference.embed_files`; the 2-D map of the tracks: `inference.embed_map`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,21 +23,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._plumbing.files import atomic_path, atomic_write, check_output_file
 from .._plumbing.progress import progress_bar
 from ..data.audio import SkippedFile, find_audio_files
-from ..data.labels import clip_id, label_table, labelled_files
+from ..data.labels import label_table
+from ..data.matching import clip_id, labelled_files
 from ..errors import AudioError, MerError
-from ..runs.inputs import refuse_input_out
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from .predict import Predictor
-
-EMBED_FORMATS = (".npz", ".parquet")
-MAP_METHODS = ("umap", "t-SNE", "PCA")
 
 
 @dataclass
@@ -257,190 +253,3 @@ def _add_track(
     result.track_predicted.append(predictor.describe(probs.mean(axis=0)))
     result.track_outputs.append(probs.mean(axis=0))
     result.track_label.append(label)
-
-
-# ---------------------------------------------------------------- output
-
-
-def check_embed_out(out: str | Path) -> Path:
-    """`--out` as an .npz or .parquet file; .parquet needs pyarrow. Checked before any work is done."""
-    out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in EMBED_FORMATS:
-        raise MerError(f"--out {out}: unknown extension; use .npz or .parquet")
-    if suffix == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError as exc:
-            raise MerError(f"--out {out}: writing parquet needs pyarrow; use .npz or `pip install pyarrow`") from exc
-    return check_output_file(out, "--out")
-
-
-def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
-    """Write .npz (arrays named as `Embeddings.arrays`, plus `info` JSON) or .parquet (one row per window
-    and per track, `level` telling which, `features` a list column; `info` in the file's metadata); a musicnn
-    model's tags also as `tags_file(out)` (see `write_tags`)."""
-    out = check_embed_out(out)
-    refuse_embed_inputs([out, *([tags_file(out)] if embeddings.tags else [])], embeddings)
-    info = json.dumps(embeddings.info())
-    if out.suffix.lower() == ".npz":
-        with atomic_path(out) as tmp, tmp.open("wb") as handle:
-            np.savez_compressed(handle, info=np.array(info), **embeddings.arrays())
-    else:
-        _write_parquet(embeddings, out, info)
-    if embeddings.tags:
-        write_tags(embeddings, tags_file(out))
-    return out
-
-
-def tags_file(out: str | Path) -> Path:
-    """Where `write_embeddings` puts a musicnn model's tag probabilities: `<out stem>-tags.csv` beside `out`."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}-tags.csv")
-
-
-def write_tags(embeddings: Embeddings, path: Path) -> Path:
-    """The tag probabilities as CSV: one row per window, then one per track (the mean of its windows); columns
-    level (window or track), file, clip_id, start (empty for a track), windows, then one column per tag."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["level", "file", "clip_id", "start", "windows", *embeddings.tags])
-        e = embeddings
-        for file, clip, start, tags in zip(e.window_file, e.window_clip_id, e.window_start, e.window_tags, strict=True):
-            writer.writerow(["window", file, clip, f"{start:.3f}", 1, *(f"{p:.6f}" for p in tags)])
-        for file, clip, count, tags in zip(e.track_file, e.track_clip_id, e.track_windows, e.track_tags, strict=True):
-            writer.writerow(["track", file, clip, "", count, *(f"{p:.6f}" for p in tags)])
-    return path
-
-
-def refuse_embed_inputs(outputs: list[Path], embeddings: Embeddings) -> None:
-    """One line when a file to write is the model the embeddings came from or one of its audio files."""
-    refuse_input_out(outputs, embeddings.model, [*embeddings.track_file, *(item.file for item in embeddings.skipped)])
-
-
-def _write_parquet(embeddings: Embeddings, out: Path, info: str) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    a = embeddings.arrays()
-    n_windows, n_tracks = len(a["window_file"]), len(a["track_file"])
-    columns = {
-        "level": ["window"] * n_windows + ["track"] * n_tracks,
-        "file": [*a["window_file"], *a["track_file"]],
-        "clip_id": [*a["window_clip_id"], *a["track_clip_id"]],
-        "start": [*a["window_start"].tolist(), *[None] * n_tracks],
-        "windows": [1] * n_windows + a["track_windows"].tolist(),
-        "label": [*a["window_label"], *a["track_label"]],
-        "predicted": [*a["window_predicted"], *a["track_predicted"]],
-        "features": [*a["window_features"].tolist(), *a["track_features"].tolist()],
-    }
-    table = pa.table(columns).replace_schema_metadata({"mer_fastai": info})
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
-    return out
-
-
-# ---------------------------------------------------------------- map
-
-
-def map_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D coordinates of the rows: UMAP when umap-learn is installed, else t-SNE, else (few points) PCA."""
-    n = len(features)
-    if n >= 5:
-        try:
-            import umap
-
-            reducer = umap.UMAP(n_neighbors=max(2, min(15, n - 1)), random_state=seed)
-            return np.asarray(reducer.fit_transform(features)), "umap"
-        except ImportError:
-            from sklearn.manifold import TSNE
-
-            perplexity = float(min(30.0, (n - 1) / 3))
-            return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features), "t-SNE"
-    from sklearn.decomposition import PCA
-
-    coords = PCA(min(2, n, features.shape[1])).fit_transform(features) if n > 1 else np.zeros((n, 1))
-    return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1]))), "PCA"
-
-
-def map_files(out: str | Path) -> tuple[Path, Path]:
-    """Where `write_map` puts the map of the embeddings file `out`: `<out stem>-map.png` and `-map.html`."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}-map.png"), out.with_name(f"{out.stem}-map.html")
-
-
-def write_map(embeddings: Embeddings, out: str | Path) -> tuple[Path, Path, str]:
-    """The track map as `map_files(out)` beside `out`; returns both and the method."""
-    png, html = map_files(out)
-    refuse_embed_inputs([png, html], embeddings)
-    xy, method = map_2d(np.stack(embeddings.track_features))
-    plot_map(png, xy, embeddings, method)
-    atomic_write(html, map_page(embeddings, xy, method, png))
-    return png, html, method
-
-
-def plot_map(path: Path, xy: np.ndarray, embeddings: Embeddings, method: str) -> Path:
-    """One panel coloured by label (when labels were given) and one by the model's prediction (a regression
-    model's: its first target's value, on a colour scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..plots.figures import save_figure
-
-    panels = [("label", embeddings.track_label)] if embeddings.labelled else []
-    panels.append(("prediction", embeddings.track_predicted))
-    names = list(dict.fromkeys([*embeddings.classes, *embeddings.track_label]))
-    colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(n for n in names if n)}
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
-    for ax, (what, values) in zip(axes[0], panels):
-        if what == "prediction" and embeddings.task == "regression":
-            _value_panel(fig, ax, xy, embeddings)
-            continue
-        for name in dict.fromkeys(values):
-            where = [i for i, v in enumerate(values) if v == name]
-            ax.scatter(xy[where, 0], xy[where, 1], s=36, color=colours.get(name, "grey"), label=name or "unlabelled")
-        ax.set_title(f"coloured by {what}", fontsize=10)
-        ax.legend(fontsize=8, loc="best")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{len(xy)} tracks · {method} of the penultimate-layer features", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)
-
-
-def _value_panel(fig, ax, xy: np.ndarray, embeddings: Embeddings) -> None:
-    """The tracks coloured by the first target's predicted value."""
-    values = [outputs[0] for outputs in embeddings.track_outputs]
-    points = ax.scatter(xy[:, 0], xy[:, 1], s=36, c=values, cmap="viridis")
-    fig.colorbar(points, ax=ax, label=f"predicted {embeddings.classes[0]}")
-    ax.set_title("coloured by prediction", fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def map_page(embeddings: Embeddings, xy: np.ndarray, method: str, png: Path) -> str:
-    """The map as a page of the report templates: the figure inlined, one table row per track."""
-    from ..report.html.page import data_uri, render
-
-    facts = [
-        ("model", embeddings.model or "–"),
-        ("tracks", str(len(embeddings.track_file))),
-        ("windows", str(len(embeddings.window_file))),
-        ("map", f"{method} of the track vectors (mean of each track's window features)"),
-        ("window", f"{embeddings.window:g} s every {embeddings.hop:g} s"),
-        ("skipped files", str(len(embeddings.skipped))),
-    ]
-    tracks = [
-        {"clip_id": c, "windows": w, "label": label or "–", "predicted": p, "x": float(x), "y": float(y)}
-        for c, w, label, p, (x, y) in zip(
-            embeddings.track_clip_id,
-            embeddings.track_windows,
-            embeddings.track_label or [""] * len(xy),
-            embeddings.track_predicted,
-            xy,
-        )
-    ]
-    page = {"facts": facts, "map": {"src": data_uri(png), "caption": png.name}, "tracks": tracks}
-    return render("embed.html.j2", f"Embedding map of {len(tracks)} tracks", embeddings.model or "", page=page)

@@ -17,6 +17,7 @@ from ..models.modelfile import load_model, model_target, save_model_file
 from ..models.modelmeta import ModelMeta
 from ..runs.inputs import model_inputs, refuse_overwrite
 from ..runs.layout import METADATA_KEY, METRICS_FILE
+from ..tasks.registry import get_task
 
 ONNX_OPSET = 17
 ONNX_INSTALL = "pip install onnx (or pip install 'mer-fastai[onnx]')"
@@ -87,19 +88,6 @@ def _require_onnx() -> None:
         raise MerError(f"ONNX export needs the onnx package: {ONNX_INSTALL}") from exc
 
 
-def _onnx_outputs(meta: ModelMeta) -> str:
-    """What the ONNX output holds, by task."""
-    if meta.task == "regression":
-        return f"each target's value in its scale {[list(pair) for pair in meta.scale]}" + (
-            " (mean of the members')" if meta.is_ensemble else ""
-        )
-    if meta.task == "multilabel":
-        return "mood logits (sigmoid gives each mood's probability" + (
-            ", the mean of the members')" if meta.is_ensemble else "; a mood holds at 0.5)"
-        )
-    return "log mean member probabilities (softmax gives the mean)" if meta.is_ensemble else "logits"
-
-
 def input_shape(meta: ModelMeta) -> tuple[int, int]:
     """(height, width) of the network's input: a 16-bit spectrogram's own size (musicnn reads its images as they
     are), else the square training size."""
@@ -131,7 +119,7 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
         kind = f"ensemble of {meta.arch_summary}" if meta.is_ensemble else meta.arch
         graph.doc_string = (
             f"mer-fastai {meta.task} {kind} ({meta.feature}): outputs {list(meta.classes)}; output 'logits': "
-            f"{_onnx_outputs(meta)}; input "
+            f"{get_task(meta.task).onnx_outputs(meta.scale, meta.is_ensemble)}; input "
             f"(N, 3, {height}, {width}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
             f"{[list(s) for s in meta.stats]}"
         )

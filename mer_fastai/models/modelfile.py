@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,24 +164,35 @@ def read_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[di
     return state, ModelMeta.from_dict(metadata, model_file_path(path))
 
 
-def create_model(spec: ArchSpec, n_out: int) -> nn.Module:
-    """The untrained body + fastai head network that training builds for `spec` and `n_out` classes.
+def create_model(
+    spec: ArchSpec,
+    n_out: int,
+    scale: Sequence[Sequence[float]] | None = None,
+    full_model: Callable[..., nn.Module] | None = None,
+) -> nn.Module:
+    """The body + fastai head network of `spec` with `n_out` outputs: the one builder, which training starts
+    from and model files are loaded into.
 
-    The same call fastai's `vision_learner` makes (body cut at the table's cut, fastai's head), without data.
+    The body is the full network cut at the table's cut, the head fastai's (`create_vision_model`, as
+    `vision_learner` makes it, without writing fastai's global `model_meta`); given the targets' `scale`, the
+    head ends in `TargetRange`. `full_model` makes the network before the cut (default: untrained; training
+    passes `weights.model_factory`'s, which loads the pretrained weights).
     """
     from fastai.vision.learner import create_vision_model
 
-    def full_model(*_args, **_kwargs) -> nn.Module:
+    def untrained(*_args, **_kwargs) -> nn.Module:
         return build_full_model(spec, pretrained=False)
 
-    full_model.__name__ = spec.name
-    return create_vision_model(full_model, n_out, pretrained=False, cut=spec.cut)
+    model = create_vision_model(full_model or untrained, n_out, pretrained=False, cut=spec.cut)
+    if scale:
+        model[1].append(TargetRange([list(pair) for pair in scale]))
+    return model
 
 
 class TargetRange(nn.Module):
     """fastai's `sigmoid_range` per target: output j is squeezed into (low_j, high_j), its recorded scale.
 
-    The last layer of a regression head (training appends it, `learner.build_learner`). The bounds are
+    The last layer of a regression head (`create_model` appends it). The bounds are
     buffers, so they move with the model and are saved in its state dict.
     """
 
@@ -288,10 +299,7 @@ def _renorm(ensemble: tuple, own: tuple) -> tuple[list[float], list[float]] | No
 
 
 def _network(spec: ArchSpec, meta: ModelMeta) -> nn.Module:
-    model = create_model(spec, len(meta.classes))
-    if meta.task == "regression":
-        model[1].append(TargetRange([list(pair) for pair in meta.scale]))
-    return model
+    return create_model(spec, len(meta.classes), scale=meta.scale)
 
 
 def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn.Module, ModelMeta]:

@@ -21,10 +21,9 @@ from ..choices import TASKS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..runs.layout import RUN_CONFIG
+from .preprocessing import RESIZE_METHODS, resize_policy
 
-RESIZE_METHODS = ("squish", "crop")  # how training fed validation images: Resize(Squish) or a centre crop
 RETRAIN = "retrain the model with this version of mer-fastai"
-MOOD_DECISION = 0.5  # multilabel: a mood is predicted when its sigmoid probability reaches this
 FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
 # What an ensemble member's input contract is made of: stored field → `ModelMeta` attribute. A member records
@@ -34,11 +33,6 @@ ORIGIN_FIELDS = ("source", "checksum", "mode", "metrics")  # where an ensemble m
 MEMBER_FIELDS = (*ORIGIN_FIELDS, *CONTRACT)  # all an ensemble records about each member
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
-
-
-def resize_policy(augment: str | None) -> str:
-    """The validation resize of a run trained with `augment`: centre crops for "study", else squish."""
-    return "crop" if augment == "study" else "squish"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # torch is imported where a network is built, so settings are
 PRETRAINED = "pretrained"  # the architecture's own pretrained weights (ImageNet, or musicnn's MSD/MTT)
 IMAGENET = "imagenet"
 NONE = "none"
+STARTING_WEIGHTS = (PRETRAINED, IMAGENET, NONE)  # named weights; any other --weights is a model file
 
 
 def describe_cache(spec: ArchSpec) -> str:
@@ -57,7 +58,7 @@ def model_factory(spec: ArchSpec, weights: str) -> Callable[..., nn.Module]:
 
 def check_weights(weights: str) -> str:
     """Validate a --weights value: `pretrained`, `imagenet`, `none` or an existing model file / run folder."""
-    if weights in (PRETRAINED, IMAGENET, NONE):
+    if weights in STARTING_WEIGHTS:
         return weights
     path = Path(weights)
     if not path.exists():

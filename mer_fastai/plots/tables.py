@@ -44,7 +44,7 @@ def regression_table(metrics: dict, title: str) -> Table:
         table.add_section()
         for level, scores in ((f"{prefix}windows", block), (f"{prefix}tracks", block["track"])):
             for name, values in [*scores["per_target"].items(), ("[bold]mean", scores)]:
-                table.add_row(name, level, *(_cell(values[key]) for key in ("ccc", "pearson_r", "r2", "rmse", "mae")))
+                table.add_row(name, level, *(cell(values[key]) for key in ("ccc", "pearson_r", "r2", "rmse", "mae")))
     return table
 
 
@@ -55,7 +55,7 @@ def multilabel_table(metrics: dict, title: str) -> Table:
     for column in ("mood", "precision", "recall", "F1", "AP", "support"):
         table.add_column(column, justify="left" if column == "mood" else "right")
     for name, scores in metrics["per_label"].items():
-        cells = (_cell(scores[key]) for key in ("precision", "recall", "f1", "ap"))
+        cells = (cell(scores[key]) for key in ("precision", "recall", "f1", "ap"))
         table.add_row(name, *cells, str(scores["support"]))
     blocks = [("", metrics), *([("test ", metrics["test"])] if metrics.get("test") else [])]
     for prefix, block in blocks:
@@ -63,11 +63,11 @@ def multilabel_table(metrics: dict, title: str) -> Table:
         for level, scores, count in ((f"{prefix}windows", block, block["n_windows"]),
                                      (f"{prefix}tracks", block["track"], block["n_tracks"])):  # fmt: skip
             for key, name in (("micro_f1", "micro F1"), ("macro_f1", "macro F1"), ("map", "mAP")):
-                table.add_row(f"[bold]{level} {name}", "", "", f"[bold]{_cell(scores[key])}", "", str(count))
+                table.add_row(f"[bold]{level} {name}", "", "", f"[bold]{cell(scores[key])}", "", str(count))
     return table
 
 
-def _cell(value: float | None) -> str:
+def cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 

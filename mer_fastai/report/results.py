@@ -13,7 +13,8 @@ from .._plumbing.files import atomic_path, atomic_write
 from ..choices import TASKS
 from ..errors import MerError
 from ..plots.figures import save_figure
-from ..scoring.scores import TASK_SCORES
+from ..runs.layout import HEATMAP, RESULTS_CSV, RESULTS_MD
+from ..tasks.registry import get_task
 
 IDENTITY_COLUMNS = ["experiment", "dataset", "feature", "arch", "mode", "weights", "augmentation", "epochs", "lr"]
 SD_SUFFIX = "_sd"
@@ -25,33 +26,23 @@ SCORE_SETS = {
     "test_track_": "test tracks",
 }
 SPREAD_SETS = ("", "track_")  # cross-validated cells (recipe `folds`): the sd over folds of these, in `<score>_sd`
-# What results.md and the terminal tables show per cell (the first: the heatmap's and the gains' score).
-TABLE_SCORES = {
-    "classification": ("accuracy", "macro_f1"),
-    "regression": ("ccc", "r2", "rmse"),
-    "multilabel": ("macro_f1", "micro_f1", "map"),
-}
 SCORE_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "micro-F1", "map": "mAP", "ccc": "CCC",
                 "pearson_r": "r", "r2": "R²", "rmse": "RMSE", "mae": "MAE"}  # fmt: skip
-RESULTS_CSV = "results.csv"
-RESULTS_MD = "results.md"
-HEATMAP = "results_heatmap.png"
 
 
 def result_columns(tasks: Iterable[str] = ("classification",)) -> list[str]:
-    """results.csv's columns for rows of `tasks`: identity, the tasks' scores (`TASK_SCORES`) of validation
+    """results.csv's columns for rows of `tasks`: identity, the tasks' scores (`Task.scores`) of validation
     windows, seconds, stage, run_dir, the same scores of validation tracks, test windows and test tracks, the
     folds' sd of window and track scores, `folds`, and beside classification `task`."""
     present = set(tasks)
-    scores = list(dict.fromkeys(key for task in TASKS if task in present for key in TASK_SCORES[task]))
+    scores = list(dict.fromkeys(key for task in TASKS if task in present for key in get_task(task).scores))
     columns = [*IDENTITY_COLUMNS, *scores, "seconds", "stage", "run_dir"]
     columns += [prefix + key for prefix in SCORE_SETS if prefix for key in scores]
     columns += [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in scores]
-    return [*columns, "folds", *(["task"] if present - {"classification"} else [])]
+    return [*columns, "folds", *(["task"] if any(not get_task(task).is_default for task in present) else [])]
 
 
-RESULT_COLUMNS = result_columns()  # a classification grid's columns (baseline.py writes the first 12)
-SCORE_NAMES = frozenset(key for keys in TASK_SCORES.values() for key in keys)
+SCORE_NAMES = frozenset(key for task in TASKS for key in get_task(task).scores)
 
 
 def is_score_column(column: str) -> bool:
@@ -62,7 +53,7 @@ def is_score_column(column: str) -> bool:
 
 def row_task(row: dict) -> str:
     """The task of a results row (rows written before tasks existed are classification)."""
-    return row.get("task") or "classification"
+    return get_task(row.get("task")).name
 
 
 def score_columns(metrics: dict, prefixes: Iterable[str] = ("track_", "test_", "test_track_")) -> dict:
@@ -70,7 +61,7 @@ def score_columns(metrics: dict, prefixes: Iterable[str] = ("track_", "test_", "
     windows and test tracks; "" adds validation windows): the task's scores, empty strings where undefined."""
     test = metrics.get("test") or {}
     blocks = {"": metrics, "track_": metrics.get("track") or {}, "test_": test, "test_track_": test.get("track") or {}}
-    keys = TASK_SCORES[metrics.get("task", "classification")]
+    keys = get_task(metrics.get("task")).scores
     return {prefix + key: csv_score(blocks[prefix].get(key)) for prefix in prefixes for key in keys}
 
 
@@ -81,12 +72,12 @@ def csv_score(value: float | None) -> float | str:
 
 def main_score(task: str) -> str:
     """The score a heatmap and a gain compare: accuracy, CCC, macro-F1."""
-    return TABLE_SCORES[task][0]
+    return get_task(task).table_scores[0]
 
 
 def legend(task: str) -> str:
     """What a table cell shows, e.g. `accuracy / macro-F1`."""
-    return " / ".join(SCORE_LABELS[key] for key in TABLE_SCORES[task])
+    return " / ".join(SCORE_LABELS[key] for key in get_task(task).table_scores)
 
 
 def _column(row: dict) -> str:
@@ -100,7 +91,7 @@ def _column(row: dict) -> str:
 def _score(row: dict, prefix: str = "") -> str:
     """The task's table scores of one score set (`accuracy / macro-F1`, `CCC / R² / RMSE`, ...); `mean ± sd`
     each where the row is cross-validated; "–" without the main score (a score undefined alone: "–" there)."""
-    names = [prefix + key for key in TABLE_SCORES[row_task(row)]]
+    names = [prefix + key for key in get_task(row_task(row)).table_scores]
     if _missing(row, names[0]):
         return "–"
     return " / ".join("–" if _missing(row, name) else _value(row, name) for name in names)
@@ -130,7 +121,7 @@ def _tables(rows: list[dict]) -> dict[tuple[str, str, str, str], list[dict]]:
 
 def _task_note(task: str) -> str:
     """What a table's title adds for its task: nothing for classification, else ` (regression)` etc."""
-    return "" if task == "classification" else f" ({task})"
+    return "" if get_task(task).is_default else f" ({task})"
 
 
 def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 from .._plumbing.files import is_within
 from ..errors import MerError
-from .layout import MODEL_FILE, RUN_CONFIG, model_file_path
+from .layout import METRICS_FILE, MODEL_FILE, REPORT_HTML, RUN_CONFIG, model_file_path
 
 if TYPE_CHECKING:
     from ..training.config import TrainConfig
 
 # A run folder's records of its model: replacing one would make them describe a model that is not there.
-RUN_RECORDS = ("metrics.json", RUN_CONFIG, "report.html")
+RUN_RECORDS = (METRICS_FILE, RUN_CONFIG, REPORT_HTML)
 
 STARTING_WEIGHTS = ("pretrained", "imagenet", "none")  # weights.PRETRAINED, IMAGENET, NONE: names, not files
 Inputs = dict[Path, str]  # an input's path → what it is ("the model", "the labels file", ...)

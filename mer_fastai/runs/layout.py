@@ -41,6 +41,8 @@ MODEL_FILE = "model.safetensors"
 METADATA_KEY = "mer_fastai"  # the safetensors metadata key that holds a model file's JSON
 VALID_PREDICTIONS = "valid_predictions.csv"
 TRACK_PREDICTIONS = "track_predictions.csv"
+TEST_PREFIX = "test_"  # the test split's files: test_predictions.csv, test_track_predictions.csv, ...
+TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS = "test_predictions.csv", TEST_PREFIX + TRACK_PREDICTIONS
 CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 TRACK_CONFUSION_FILE = "track_confusion_matrix.png"
@@ -73,6 +75,11 @@ FEATURES_FILE = "features.npz"  # the baseline's cached features
 GAN_CHECKPOINT = "generator.safetensors"
 GAN_META = "gan.json"
 GAN_SAMPLES = "samples.png"
+
+
+def prediction_files(folder: Path, prefix: str) -> tuple[Path, Path]:
+    """A split's window and track prediction files in a run folder: `prefix` "" (validation) or `TEST_PREFIX`."""
+    return folder / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS), folder / (prefix + TRACK_PREDICTIONS)
 
 
 def scatter_file(target: str) -> str:

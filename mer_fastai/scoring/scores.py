@@ -1,26 +1,20 @@
-"""Window and track scores: the one place that turns window probabilities into track labels and scores.
+"""Window and track scores: the one place that turns window outputs into track labels and scores.
 
 `train` (validation and test splits), `evaluate` and `predict` all aggregate a clip's windows with
-`aggregate` and score with `score_windows`, so their numbers cannot disagree.
+`aggregate` and score with `score_windows` (a regression's values with `score_regression`, a multilabel's
+mood probabilities with `score_multilabel`), so their numbers cannot disagree. The prediction files these
+scores come with are `scoring.predictions`'.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .._plumbing.files import atomic_path
 from ..choices import AGGREGATES
 from ..errors import MerError
-from ..models.modelmeta import MOOD_DECISION
 from .metrics import classification_metrics
-
-VALID_PREDICTIONS, TRACK_PREDICTIONS = "valid_predictions.csv", "track_predictions.csv"
-TEST_PREFIX = "test_"  # the test split's files: test_predictions.csv, test_track_predictions.csv, ...
-TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS = "test_predictions.csv", TEST_PREFIX + TRACK_PREDICTIONS
 
 
 def check_aggregate(method: str) -> None:
@@ -109,38 +103,6 @@ def score_windows(
     return metrics, tracks
 
 
-def _probs(values: np.ndarray) -> list[str]:
-    return [f"{v:.6f}" for v in values]
-
-
-def write_window_predictions(path: Path, rows: list, window_probs: np.ndarray, classes: list[str]) -> Path:
-    """One CSV row per window (manifest rows `rows`, in order): image, clip, source, start, truth, prediction,
-    probabilities (the columns `html_report` reads)."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "clip_id", "source", "segment_start", "true", "predicted", *_heads(classes)])
-        for row, probs in zip(rows, window_probs, strict=True):
-            predicted = classes[int(np.argmax(probs))]
-            start = f"{row.segment_start:.3f}"
-            writer.writerow([row.image, row.clip_id, row.source, start, row.label, predicted, *_probs(probs)])
-    return path
-
-
-def write_track_predictions(path: Path, rows: list, tracks: Tracks, classes: list[str]) -> Path:
-    """One CSV row per track: clip, source, window count, truth, prediction, aggregated probabilities."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["clip_id", "source", "windows", "true", "predicted", *_heads(classes)])
-        for clip, indices, probs, best in zip(tracks.ids, tracks.windows, tracks.probs, tracks.predicted, strict=True):
-            first = rows[indices[0]]
-            writer.writerow([clip, first.source, len(indices), first.label, classes[int(best)], *_probs(probs)])
-    return path
-
-
-def _heads(classes: list[str]) -> list[str]:
-    return [f"prob_{name}" for name in classes]
-
-
 # Regression: one function per task. A track's prediction is the mean of its windows' predictions.
 
 REGRESSION_SCORES = ("ccc", "pearson_r", "r2", "rmse", "mae")
@@ -222,44 +184,7 @@ def score_regression(
     return metrics, tracks
 
 
-def write_value_predictions(path: Path, rows: list, predicted: np.ndarray, targets: list[str]) -> Path:
-    """One CSV row per regression window: image, clip, source, start, then `true_<t>` and `pred_<t>` per target."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "clip_id", "source", "segment_start", *_value_heads(targets)])
-        for row, values in zip(rows, predicted, strict=True):
-            start = f"{row.segment_start:.3f}"
-            writer.writerow([row.image, row.clip_id, row.source, start, *_values(row.values, values)])
-    return path
-
-
-def write_value_tracks(path: Path, rows: list, tracks: ValueTracks, targets: list[str]) -> Path:
-    """One CSV row per regression track: clip, source, window count, `true_<t>` and `pred_<t>` per target."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["clip_id", "source", "windows", *_value_heads(targets)])
-        for clip, indices, values, true in zip(tracks.ids, tracks.windows, tracks.predicted, tracks.targets):
-            writer.writerow([clip, rows[indices[0]].source, len(indices), *_values(true, values)])
-    return path
-
-
-def _value_heads(targets: list[str]) -> list[str]:
-    return [f"{kind}_{name}" for name in targets for kind in ("true", "pred")]
-
-
-def _values(true, predicted) -> list[str]:
-    return [f"{v:.6f}" for pair in zip(true, predicted, strict=True) for v in pair]
-
-
 # Multilabel: a track's mood probabilities are the mean of its windows'; a mood is predicted at `threshold`.
-
-MULTILABEL_SCORES = ("micro_f1", "macro_f1", "map")  # the summary scores of `multilabel_metrics`
-# Each task's summary scores, as metrics.json (and each of its `track`/`test` blocks) holds them.
-TASK_SCORES = {
-    "classification": ("accuracy", "macro_f1"),
-    "regression": REGRESSION_SCORES,  # ccc, pearson_r, r2, rmse, mae
-    "multilabel": MULTILABEL_SCORES,  # micro_f1, macro_f1, map
-}
 
 
 def multilabel_metrics(probs: np.ndarray, true: np.ndarray, moods: list[str], threshold: float) -> dict:
@@ -308,51 +233,3 @@ def score_multilabel(
         track_macro_f1=track["macro_f1"], track=track,
     )  # fmt: skip
     return metrics, tracks
-
-
-def write_mood_predictions(
-    path: Path, rows: list, probs: np.ndarray, moods: list[str], threshold: float, tracks: ValueTracks | None = None
-) -> Path:
-    """One CSV row per window (or, given `tracks`, per track): ids, the true and predicted moods
-    (`;`-separated) and each mood's probability (`prob_<mood>`)."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        ids = ["clip_id", "source", "windows"] if tracks else ["image", "clip_id", "source", "segment_start"]
-        writer.writerow([*ids, "true", "predicted", *_heads(moods)])
-        if tracks:
-            items = [([clip, rows[w[0]].source, len(w)], t, p) for clip, w, t, p in
-                     zip(tracks.ids, tracks.windows, tracks.targets, tracks.predicted)]  # fmt: skip
-        else:
-            items = [
-                ([r.image, r.clip_id, r.source, f"{r.segment_start:.3f}"], r.values, p) for r, p in zip(rows, probs)
-            ]
-        for cells, true, values in items:
-            chosen = ";".join(m for m, v in zip(moods, values) if v >= threshold)
-            writer.writerow([*cells, ";".join(m for m, t in zip(moods, true) if t), chosen, *_probs(values)])
-    return path
-
-
-def write_predictions(
-    folder: Path,
-    prefix: str,
-    rows: list,
-    outputs: np.ndarray,
-    tracks: Tracks | ValueTracks,
-    names: list[str],
-    task: str,
-) -> tuple[Path, Path]:
-    """A split's window and track prediction files, as a training run writes them for `task`: `prefix` "" (the
-    validation split) or `TEST_PREFIX`; `names` the classes, targets or moods; `outputs` the windows' class
-    probabilities, predicted values or mood probabilities; `tracks` their tracks (aggregated outputs)."""
-    windows = folder / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS)
-    track_file = folder / (prefix + TRACK_PREDICTIONS)
-    if task == "multilabel":
-        write_mood_predictions(windows, rows, outputs, names, MOOD_DECISION)
-        write_mood_predictions(track_file, rows, outputs, names, MOOD_DECISION, tracks)
-    elif task == "regression":
-        write_value_predictions(windows, rows, outputs, names)
-        write_value_tracks(track_file, rows, tracks, names)
-    else:
-        write_window_predictions(windows, rows, outputs, names)
-        write_track_predictions(track_file, rows, tracks, names)
-    return windows, track_file

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from .base import Task
+from typing import TYPE_CHECKING, Any
+
+from .base import Task, named
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from ..data.dataset import DatasetInfo
+    from ..data.labelfiles import LabelTable
+    from ..data.labelsource import LabelSource
+    from ..scoring.scores import Tracks, ValueTracks
 
 
 class Classification(Task):
@@ -14,7 +27,129 @@ class Classification(Task):
     monitors = ("accuracy", "macro_f1", "valid_loss")
     scores = ("accuracy", "macro_f1")
     table_scores = ("accuracy", "macro_f1")
+    baseline_estimator = "classifier"
+    baseline_scores = ("accuracy", "macro_f1")
     chooses_one_label = True
+    per_output = "per_class"
+    report_errors = "mistakes"
+    prediction_fields = ("label", "probabilities")
+
+    def read_labels(
+        self, source: LabelSource, feature: str | None, audio_dir: str | Path, files: list[Path]
+    ) -> LabelTable:
+        """The classes of `feature`: from the labels file in any layout (`data.labels.read_labels`), or from the
+        files' class folders without one."""
+        from ..data.labels import label_table
+
+        return label_table(
+            audio_dir, files, source.labels, feature or "", group_by=source.group_by, id_column=source.id_column,
+            label_column=source.label_column, cuts=source.cuts, skip_unlabeled=source.skip_unlabeled,
+        )  # fmt: skip
+
+    def outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: a softmax over the classes."""
+        return logits.softmax(dim=1)
+
+    def prediction(self, names: list[str], outputs: np.ndarray, chosen: int | None = None) -> dict:
+        """The class chosen (default: the most likely) and every class's probability."""
+        index = int(outputs.argmax()) if chosen is None else chosen
+        return {"label": names[index], "probabilities": named(names, outputs)}
+
+    def onnx_outputs(self, scale: tuple[tuple[float, float], ...], ensemble: bool) -> str:
+        return "log mean member probabilities (softmax gives the mean)" if ensemble else "logits"
+
+    def score(
+        self, outputs: np.ndarray, truth: np.ndarray, clip_ids: list[str], names: list[str], aggregate: str = "mean"
+    ) -> tuple[dict, Tracks]:
+        """`score_windows`: `truth` class indices, a track's probabilities combined by `aggregate`."""
+        from ..scoring.scores import score_windows
+
+        return score_windows(outputs, truth, clip_ids, names, aggregate)
+
+    def score_rows(
+        self, names: list[str], windows: list[dict], tracks: list[dict], clip_ids: list[str]
+    ) -> tuple[dict, dict, ValueTracks | None]:
+        """`classification_metrics` of the window rows' and of the track rows' true and predicted classes."""
+        from ..scoring.predictions import label_metrics
+
+        return label_metrics(windows, names), label_metrics(tracks, names), None
+
+    def write_predictions(
+        self, folder: Path, prefix: str, rows: list, outputs: np.ndarray, tracks: Tracks, names: list[str]
+    ) -> tuple[Path, Path]:
+        """Windows and tracks: the true and the predicted class, and `prob_<class>`."""
+        from ..runs.layout import prediction_files
+        from ..scoring.predictions import write_track_predictions, write_window_predictions
+
+        windows, track_file = prediction_files(folder, prefix)
+        write_window_predictions(windows, rows, outputs, names)
+        return windows, write_track_predictions(track_file, rows, tracks, names)
+
+    def fit_loss(self, loss: str, label_smoothing: float) -> Any:
+        """Cross-entropy (fastai's default for class targets), label-smoothed by `label_smoothing` above 0."""
+        if not label_smoothing:
+            return None
+        from fastai.losses import LabelSmoothingCrossEntropyFlat
+
+        return LabelSmoothingCrossEntropyFlat(eps=label_smoothing)
+
+    def fit_metrics(self) -> list:
+        """Accuracy and the macro-F1 over the classes."""
+        from fastai.metrics import F1Score, accuracy
+
+        macro_f1 = F1Score(average="macro")
+        macro_f1.name = "macro_f1"
+        return [accuracy, macro_f1]
+
+    def target_block(self, info: DatasetInfo) -> Any:
+        from fastai.data.block import CategoryBlock
+
+        return CategoryBlock(vocab=info.classes)
+
+    def model_record(self, info: DatasetInfo, metrics: dict) -> dict:
+        """Accuracy and macro-F1, and the rating cut points of a 3-level feature."""
+        cuts = info.settings.get("cuts")
+        return {
+            "metrics": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
+            "cuts": tuple(cuts) if cuts is not None else None,
+        }
+
+    def split_truth(self, rows: list, names: list[str]) -> np.ndarray:
+        import numpy as np
+
+        index = {name: i for i, name in enumerate(names)}
+        return np.array([index[row.label] for row in rows], dtype=np.int64)
+
+    def plot_split(
+        self, folder: Path, prefix: str, scores: dict, tracks: Tracks, info: DatasetInfo, title: str
+    ) -> None:
+        """The tracks' confusion matrix."""
+        from ..plots.figures import plot_confusion
+        from ..runs.layout import TRACK_CONFUSION_FILE
+
+        what = f"{scores['n_tracks']} tracks ({scores['aggregate']} of windows)"
+        plot_confusion(folder / (prefix + TRACK_CONFUSION_FILE), scores["track"]["confusion_matrix"],
+                       scores["classes"], f"{title} — {what}")  # fmt: skip
+
+    def write_windows(
+        self, folder: Path, truth: np.ndarray, outputs: np.ndarray, tracks: Tracks, scores: dict, title: str
+    ) -> None:
+        """classification_report.txt (the windows' report, then the tracks') and the windows' confusion matrix."""
+        from .._plumbing.files import atomic_write
+        from ..plots.figures import plot_confusion
+        from ..runs.layout import CONFUSION_FILE, REPORT_FILE
+        from ..scoring.metrics import text_report
+
+        classes = scores["classes"]
+        windows = text_report(truth, outputs.argmax(axis=1), classes)
+        tracked = text_report(tracks.targets, tracks.predicted, classes)
+        atomic_write(folder / REPORT_FILE, f"windows\n\n{windows}\ntracks\n\n{tracked}")
+        plot_confusion(folder / CONFUSION_FILE, scores["confusion_matrix"], classes, f"{title} — windows")
+
+    def terminal_table(self, metrics: dict, title: str) -> Any:
+        from ..plots.tables import summary_table
+
+        return summary_table(metrics, title)
 
 
 CLASSIFICATION = Classification()

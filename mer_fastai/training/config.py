@@ -11,18 +11,20 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from ..choices import AGGREGATES, AUGMENTS, IN_MEMORY_AUGMENTS, KEEPS, LOSSES, MODES, MONITORS, NORMS
 from ..errors import MerError
 from ..models.archs import ARCHS, ArchSpec, get_arch
+from ..models.preprocessing import input_size, resize_policy
 from ..models.weights import IMAGENET, NONE, PRETRAINED, check_weights
 
 TRAIN, LRFIND = "train", "lrfind"
 LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep")  # added after grids and cv folds were first fingerprinted
 BOTH = (TRAIN, LRFIND)
+AUTO_LR = "auto"  # `--lr auto`: take the lr_find suggestion
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
 
 
@@ -59,7 +61,7 @@ class TrainConfig:
         minimum=1,
     )  # fmt: skip
     lr: float | str = setting(
-        "auto",
+        AUTO_LR,
         flags=("--lr",),
         help="Peak learning rate, or 'auto' to take the lr_find suggestion.",
         commands=(TRAIN,),
@@ -210,8 +212,10 @@ class TrainConfig:
     )
     tracking_experiment: str | None = setting(None)  # set by the runner; default: the data set's feature
 
-    def check(self, name: Callable[[str], str] | None = None) -> TrainConfig:
-        """Every setting checked (`lr` text made a number); `name(field)` is how a message names a setting."""
+    def check(self, name: Callable[[str], str] | None = None) -> TrainSettings:
+        """Every setting checked, as the frozen `TrainSettings` a run reads (`lr` text made a number, the input
+        size and resize policy resolved); `name(field)` is how a message names a setting. `self` is left as
+        it is."""
         name = name or flag
         spec = get_arch(self.arch)
         for item in fields(self):
@@ -233,16 +237,19 @@ class TrainConfig:
             )
         if self.label_smoothing >= 1:
             raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
-        if isinstance(self.lr, str) and self.lr != "auto":
+        lr = self.lr
+        if isinstance(lr, str) and lr != AUTO_LR:
             try:
-                self.lr = float(self.lr)
+                lr = float(lr)
             except ValueError as exc:
-                raise MerError(f"{name('lr')} must be a number or 'auto' (got {self.lr!r})") from exc
-        return self
-
-    def input_size(self, spec: ArchSpec | None = None) -> int:
-        """The training resolution: `size`, else the architecture's own."""
-        return self.size or (spec or get_arch(self.arch)).input_size
+                raise MerError(f"{name('lr')} must be a number or '{AUTO_LR}' (got {lr!r})") from exc
+        return TrainSettings(
+            config=replace(self, lr=lr, extra_train_dirs=list(self.extra_train_dirs)),
+            spec=spec,
+            lr=None if lr == AUTO_LR else lr,
+            input_size=input_size(spec, self.size),
+            resize=resize_policy(self.augment),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain data (what config.json and MLflow parameters hold)."""
@@ -260,6 +267,26 @@ class TrainConfig:
         if settings["weights"] == PRETRAINED and get_arch(self.arch).pretraining == "ImageNet":
             settings["weights"] = IMAGENET  # the same weights, as cells and folds trained before `pretrained` say
         return settings
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One run's settings, checked once (`TrainConfig.check`): what training, `lrfind` and tracking read.
+
+    `config` is a private copy of the user's settings with `lr` a number (or "auto"), as config.json and the
+    tracker record them; the values derived from it are resolved here once.
+    """
+
+    config: TrainConfig
+    spec: ArchSpec  # the architecture's table entry
+    lr: float | None  # the peak learning rate; None: take the lr_find suggestion (`--lr auto`)
+    input_size: int  # the training resolution: `--size`, else the architecture's (`preprocessing.input_size`)
+    resize: str  # how validation images are resized (`preprocessing.resize_policy`), as predict will
+
+
+def checked(config: TrainConfig | TrainSettings) -> TrainSettings:
+    """The checked settings of `config` (checked settings as they are)."""
+    return config if isinstance(config, TrainSettings) else config.check()
 
 
 def _check_field(item: Field, value: Any, name: str) -> None:

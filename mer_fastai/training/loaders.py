@@ -1,68 +1,27 @@
-"""fastai DataLoaders over a prepared spectrogram folder (train/ and valid/, one folder per class)."""
+"""fastai DataLoaders over a prepared spectrogram folder (train/ and valid/, one folder per class): the one entry
+point `load_dataloaders`, which decodes the images once into memory (`tensor_loaders`) or reads them per image
+through fastai's DataBlock."""
 
 from __future__ import annotations
 
 import os
-import struct
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
-from fastai.data.block import CategoryBlock, DataBlock, MultiCategoryBlock, RegressionBlock
+from fastai.data.block import DataBlock
+from fastai.data.core import DataLoaders
 from fastai.data.transforms import parent_label
-from fastai.torch_core import TensorImage
-from fastai.vision.augment import FlipItem, RandomResizedCrop, Resize, ResizeMethod
+from fastai.vision.augment import FlipItem
 from fastai.vision.core import PILImage
 from fastai.vision.data import ImageBlock
-from fasttransform import DisplayedTransform
 
-from ..choices import AUGMENTS
-from ..data.dataset import (
-    DATASET_FILE,
-    REPAIR,
-    SPLITS,
-    DatasetInfo,
-    ManifestRow,
-    extra_train_items,
-    images_on_disk,
-    read_info,
-    read_manifest,
-    split_items,
-)
+from ..choices import AUGMENTS, IN_MEMORY_AUGMENTS
+from ..data.dataset import read_info
 from ..errors import MerError
-from ..models.modelmeta import resize_policy
-
-IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)  # what PIL raises on damage
-SHOWN = 3  # offending images named in an error
-
-
-class SpecMask(DisplayedTransform):
-    """SpecAugment-style masking on training batches: random frequency bands and time spans set to 0."""
-
-    split_idx = 0
-    order = 99  # after Normalize: masked regions become the mean value
-
-    def __init__(self, n_freq: int = 2, n_time: int = 2, max_width: float = 0.12):
-        super().__init__()
-        self.n_freq, self.n_time, self.max_width = n_freq, n_time, max_width
-
-    def encodes(self, images: TensorImage) -> TensorImage:
-        images = images.clone()
-        batch, _, height, width = images.shape
-        for axis, count, extent in ((2, self.n_freq, height), (3, self.n_time, width)):
-            for _ in range(count):
-                widths = (torch.rand(batch) * self.max_width * extent).long()
-                starts = (torch.rand(batch) * (extent - widths)).long()
-                for i in range(batch):
-                    span = slice(int(starts[i]), int(starts[i] + widths[i]))
-                    if axis == 2:
-                        images[i, :, span, :] = 0
-                    else:
-                        images[i, :, :, span] = 0
-        return images
+from ..models.preprocessing import resize_policy, resize_transform
+from ..tasks.registry import get_task
+from .items import split_indices, target_values, training_items
+from .tensor_loaders import SpecMask, memory_dataloaders
 
 
 def default_workers() -> int:
@@ -81,20 +40,42 @@ def load_dataloaders(
     extra_train_dirs: list[str | Path] | None = None,
     num_workers: int | None = None,
     seed: int = 42,
-):
+    cache: bool = False,
+) -> DataLoaders:
     """DataLoaders for a prepared data set.
 
     `size` is the training resolution (images are squished, never cropped, unless `augment="study"`);
     `balanced` draws training items with a class-balanced weighted sampler, as the study did;
     `extra_train_dirs` adds class folders (e.g. GAN-generated images) to the training split only.
+    `cache`: decode every image once into memory and run the rest per batch (`tensor_loaders`; augment "none"
+    or "specaugment"), else fastai's per-image DataBlock pipeline with `num_workers` loader processes.
     """
-    from fastai.vision.augment import Normalize
-
-    data_dir = Path(data_dir)
-    info = read_info(data_dir)
-    classes = info.classes
     if augment not in AUGMENTS:
         raise MerError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTS)}")
+    common = {"size": size, "bs": bs, "stats": stats, "augment": augment, "balanced": balanced,
+              "extra_train_dirs": extra_train_dirs}  # fmt: skip
+    if cache and augment in IN_MEMORY_AUGMENTS:
+        return memory_dataloaders(Path(data_dir), **common)
+    return block_dataloaders(Path(data_dir), num_workers=num_workers, seed=seed, **common)
+
+
+def block_dataloaders(
+    data_dir: Path,
+    *,
+    size: int | tuple[int, int],
+    bs: int,
+    stats: tuple[list[float], list[float]] | None,
+    augment: str,
+    balanced: bool,
+    extra_train_dirs: list[str | Path] | None,
+    num_workers: int | None,
+    seed: int,
+) -> DataLoaders:
+    """`load_dataloaders` through fastai's DataBlock: every image read, resized and augmented per item."""
+    from fastai.vision.augment import Normalize
+
+    info = read_info(data_dir)
+    classes = info.classes
     train_items, valid_items = training_items(data_dir, extra_train_dirs)
     items = train_items + valid_items
     size = (size, size) if isinstance(size, int) else size
@@ -105,13 +86,11 @@ def load_dataloaders(
         batch_tfms.append(SpecMask())
     if info.targets:  # regression or multilabel: the manifest's values
         values = target_values(data_dir, info, balanced, extra_train_dirs)
-        multi = MultiCategoryBlock(encoded=True, vocab=info.targets)
-        y_block = multi if info.is_multilabel else RegressionBlock(n_out=len(info.targets))
         get_y = lambda path: values[path]  # noqa: E731
     else:
-        y_block, get_y = CategoryBlock(vocab=classes), parent_label
+        get_y = parent_label
     block = DataBlock(
-        blocks=(ImageBlock(PILImage), y_block),
+        blocks=(ImageBlock(PILImage), get_task(info.task).target_block(info)),
         get_items=lambda _: items,
         splitter=lambda _: split_indices(len(train_items), len(valid_items)),
         get_y=get_y,
@@ -126,167 +105,3 @@ def load_dataloaders(
         weights = np.array([1.0 / counts[label] for label in labels])
         return block.weighted_dataloaders(data_dir, wgts=weights, **kwargs)
     return block.dataloaders(data_dir, **kwargs)
-
-
-def target_values(
-    data_dir: Path, info: DatasetInfo, balanced: bool = False, extra_train_dirs: list[str | Path] | None = None
-) -> dict[Path, list[float]]:
-    """A regression or multilabel data set's target values (1/0 per mood) of every image, from its manifest;
-    the class-based options (`--balanced`, `--augment-dir`) are refused for it."""
-    if balanced or extra_train_dirs:
-        option = "--balanced weights classes" if balanced else "--augment-dir adds class folders"
-        raise MerError(f"{data_dir}: is a {info.task} data set and {option}; drop it")
-    return {row.path(data_dir): list(row.values) for row in read_manifest(data_dir)}
-
-
-def resize_transform(size: int | tuple[int, int], policy: str) -> Resize | RandomResizedCrop:
-    """fastai's item transform for a resize policy (`modelmeta.resize_policy`), in training and at prediction.
-
-    "squish": `Resize(size, method=Squish)`; "crop": `RandomResizedCrop(size)`, random crops in training and,
-    at validation (split_idx=1), a resize with a margin and a centre crop.
-    """
-    if policy == "crop":
-        return RandomResizedCrop(size, min_scale=0.08)
-    return Resize(size, method=ResizeMethod.Squish)
-
-
-def split_indices(n_train: int, n_valid: int) -> tuple[list[int], list[int]]:
-    """(training, validation) indices of items listed training images first."""
-    return list(range(n_train)), list(range(n_train, n_train + n_valid))
-
-
-def training_items(data_dir: Path, extra_train_dirs: list[str | Path] | None) -> tuple[list[Path], list[Path]]:
-    """(training, validation) images: the manifest's, plus undamaged extra training images <dir>/<class>/<image>.
-
-    A data set without validation images is refused.
-    """
-    train, valid = split_items(data_dir)
-    if not valid:
-        raise MerError(f"{data_dir}: the valid/ folder holds no image; prepare with a larger --valid-pct")
-    extras = extra_train_items(data_dir, extra_train_dirs)
-    damaged = next(((p, reason) for p in extras if (reason := image_damage(p))), None)
-    if damaged:
-        raise MerError(f"{damaged[0]}: damaged image ({damaged[1]}); delete or regenerate it")
-    return train + extras, valid
-
-
-def training_stats(data_dir: Path, extra_train_dirs: list[str | Path] | None = None) -> tuple[list[float], list[float]]:
-    """(mean, std) of the training images' pixels scaled to [0, 1], the same for the three channels of the
-    greyscale spectrograms: what `--norm dataset` normalises with."""
-    from PIL import Image
-
-    total = total_sq = count = 0.0
-    for path in training_items(data_dir, extra_train_dirs)[0]:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L"), dtype=np.float64) / 255
-        total, total_sq, count = total + pixels.sum(), total_sq + np.square(pixels).sum(), count + pixels.size
-    mean = total / count
-    std = max(float(np.sqrt(max(total_sq / count - mean**2, 0.0))), 1e-3)
-    return [float(mean)] * 3, [std] * 3
-
-
-def check_dataset(data_dir: Path) -> tuple[DatasetInfo, list[ManifestRow]]:
-    """`dataset.json` and the manifest rows of a data set whose folders hold exactly its manifest's images.
-
-    Refused in one line naming the first offending images: fewer than two classes; images listed in
-    `manifest.csv` but missing, present under train/ or valid/ but not listed, moved to another split or
-    class folder, in a folder that disagrees with their row, or not readable as an image.
-    """
-    info = read_info(data_dir)
-    classes = list(info.classes)
-    if len(classes) < 2:
-        raise MerError(
-            f"{data_dir / DATASET_FILE}: the data set has {len(classes)} class ({', '.join(classes) or 'none'}); "
-            "training needs at least two, so prepare it again with labels of two or more classes"
-        )
-    rows = read_manifest(data_dir)
-    listed = {row.image: row for row in rows}
-    problem = _layout_problem(listed, images_on_disk(data_dir), set(classes)) or _damage_problem(data_dir, listed)
-    if problem:
-        raise MerError(f"{data_dir}: {problem}")
-    return info, rows
-
-
-def _layout_problem(listed: dict[str, ManifestRow], present: set[str], classes: set[str]) -> str | None:
-    """What first disagrees between the manifest and the image folders (None: they agree)."""
-    missing = sorted(set(listed) - present)
-    unlisted = sorted(present - set(listed))
-    by_name = {Path(image).name: image for image in missing}
-    moved = [(image, by_name[Path(image).name]) for image in unlisted if Path(image).name in by_name]
-    if moved:
-        shown = ", ".join(f"{now} (listed as {was})" for now, was in moved[:SHOWN])
-        return (
-            f"{len(moved)} image(s) lie in another folder than manifest.csv says, e.g. {shown}; move them back, "
-            f"or delete them and {REPAIR}"
-        )
-    if missing:
-        return (
-            f"{len(missing)} image(s) listed in manifest.csv are missing, e.g. {', '.join(missing[:SHOWN])}; {REPAIR}"
-        )
-    if unlisted:
-        return (
-            f"{len(unlisted)} image(s) under train/ or valid/ are not in manifest.csv, e.g. "
-            f"{', '.join(unlisted[:SHOWN])}; delete them (extra training images belong in an --augment-dir folder)"
-        )
-    wrong = [image for image, row in listed.items() if not _in_its_folder(image, row, classes)]
-    if wrong:
-        shown = ", ".join(f"{image} (row: {listed[image].split}, {listed[image].label})" for image in wrong[:SHOWN])
-        return (
-            f"{len(wrong)} manifest.csv row(s) disagree with their image's split/class folder, e.g. {shown}; {REPAIR}"
-        )
-    return None
-
-
-def _in_its_folder(image: str, row: ManifestRow, classes: set[str]) -> bool:
-    """Whether the image lies in <split>/<label>/ of its manifest row, with a split and class of the data set."""
-    parts = Path(image).parts
-    return len(parts) == 3 and parts[:2] == (row.split, row.label) and row.split in SPLITS and row.label in classes
-
-
-def _damage_problem(data_dir: Path, listed: dict[str, ManifestRow]) -> str | None:
-    """The images that are not valid image files (PIL's structural check, CRCs included: ~0.1 ms each)."""
-    damaged = [(image, reason) for image in listed if (reason := image_damage(data_dir / image))]
-    if not damaged:
-        return None
-    shown = ", ".join(f"{image} ({reason})" for image, reason in damaged[:SHOWN])
-    return f"{len(damaged)} image(s) are damaged, e.g. {shown}; {REPAIR}"
-
-
-def image_damage(path: Path) -> str | None:
-    """Why `path` is not a readable image, or None when it is."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except IMAGE_ERRORS as exc:
-        return damage_reason(exc, path)
-    return None
-
-
-def damage_reason(exc: Exception, path: Path) -> str:
-    """PIL's reason for refusing `path`, without repeating the path."""
-    return str(exc).replace(str(path), path.name) or type(exc).__name__
-
-
-@contextmanager
-def images_read(data_dir: Path) -> Iterator[None]:
-    """Turn a failure to read the data set's images while training (the data set changed or was damaged under
-    the run; a DataLoader worker's error carries a whole traceback) into one line."""
-    try:
-        yield
-    except OSError as exc:
-        text = str(exc)
-        if str(data_dir) not in text and "DataLoader worker" not in text:
-            raise
-        reason = [line.strip() for line in text.splitlines() if line.strip()][-1]
-        raise MerError(
-            f"{data_dir}: an image could not be read during training ({reason}); the data set changed or was "
-            f"damaged under this run: {REPAIR}, then train again"
-        ) from exc
-
-
-def classes_without_validation(rows: list[ManifestRow], classes: list[str]) -> list[str]:
-    """Classes with training images but none for validation (their recall cannot be measured)."""
-    valid = {row.label for row in rows if row.split == "valid"}
-    return [name for name in classes if name not in valid]

@@ -1,10 +1,10 @@
 """fastai DataLoaders over spectrograms held in memory: each PNG is decoded and resized once.
 
-The images are read from the same folders as `load_dataloaders` and resized with the same PIL bilinear
-squish as its `Resize` item transform, then kept as uint8 tensors; scaling to [0, 1], normalisation and
-SpecAugment masking run per batch. Every epoch then costs only the model's own compute, with no
-loader processes competing with it for the cores. The "study" augmentation (random crops of the PNG)
-needs the per-item DataBlock pipeline and is not served here.
+The back-end of `loaders.load_dataloaders(cache=True)`. The images are read from the same folders as the
+DataBlock pipeline and resized with the same PIL bilinear squish as its `Resize` item transform, then kept as
+uint8 tensors; scaling to [0, 1], normalisation and SpecAugment masking run per batch. Every epoch then costs
+only the model's own compute, with no loader processes competing with it for the cores. The "study"
+augmentation (random crops of the PNG) needs the per-item DataBlock pipeline and is not served here.
 """
 
 from __future__ import annotations
@@ -17,12 +17,39 @@ from fastai.data.core import DataLoaders, TfmdDL
 from fastai.data.transforms import CategoryMap, IntToFloatTensor, Normalize, parent_label
 from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import TensorCategory, TensorImage, default_device
+from fasttransform import DisplayedTransform
 
-from ..choices import IN_MEMORY_AUGMENTS
+from ..choices import AUGMENTS, IN_MEMORY_AUGMENTS
 from ..data.dataset import REPAIR, read_info, read_spec
 from ..data.images import resize
 from ..errors import MerError
-from .loaders import AUGMENTS, IMAGE_ERRORS, SpecMask, damage_reason, split_indices, target_values, training_items
+from .items import IMAGE_ERRORS, damage_reason, split_indices, target_values, training_items
+
+
+class SpecMask(DisplayedTransform):
+    """SpecAugment-style masking on training batches: random frequency bands and time spans set to 0."""
+
+    split_idx = 0
+    order = 99  # after Normalize: masked regions become the mean value
+
+    def __init__(self, n_freq: int = 2, n_time: int = 2, max_width: float = 0.12):
+        super().__init__()
+        self.n_freq, self.n_time, self.max_width = n_freq, n_time, max_width
+
+    def encodes(self, images: TensorImage) -> TensorImage:
+        images = images.clone()
+        batch, _, height, width = images.shape
+        for axis, count, extent in ((2, self.n_freq, height), (3, self.n_time, width)):
+            for _ in range(count):
+                widths = (torch.rand(batch) * self.max_width * extent).long()
+                starts = (torch.rand(batch) * (extent - widths)).long()
+                for i in range(batch):
+                    span = slice(int(starts[i]), int(starts[i] + widths[i]))
+                    if axis == 2:
+                        images[i, :, span, :] = 0
+                    else:
+                        images[i, :, :, span] = 0
+        return images
 
 
 class TensorImages:
@@ -96,7 +123,7 @@ def _decode_16bit(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
     return out
 
 
-def load_tensor_dataloaders(
+def memory_dataloaders(
     data_dir: str | Path,
     *,
     size: int | tuple[int, int] = 224,
@@ -106,7 +133,7 @@ def load_tensor_dataloaders(
     balanced: bool = False,
     extra_train_dirs: list[str | Path] | None = None,
 ) -> DataLoaders:
-    """`load_dataloaders` with the images decoded once into memory (augment "none" or "specaugment")."""
+    """`load_dataloaders(cache=True)`: the images decoded once into memory (augment "none" or "specaugment")."""
     data_dir = Path(data_dir)
     info = read_info(data_dir)
     classes = info.classes

@@ -2,7 +2,7 @@
 
 One MLflow run per `train`, `lrfind` or grid cell (a cross-validated cell: one per fold), in the
 experiment named after the data set's feature (a grid: the recipe's experiment). A finished run logs its
-task's scores (`TASK_SCORES`) of the validation windows as `final_<score>`, of its tracks as `track_<score>`
+task's scores (`Task.scores`) of the validation windows as `final_<score>`, of its tracks as `track_<score>`
 and, with a test split, `test_<score>` and `test_track_<score>`: e.g. `final_accuracy`, `track_macro_f1`,
 `final_ccc`, `test_track_map`.
 The default store is `./mlruns`: the SQLite database
@@ -20,35 +20,21 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fastai.callback.core import Callback
 
 from ..data.dataset import DatasetInfo, read_info
 from ..errors import MerError
-from ..runs.layout import METRICS_FILE
-from ..scoring.scores import TASK_SCORES
+from ..runs.layout import LR_JSON, METRICS_FILE
+from ..tasks.registry import get_task
+from .config import TrainConfig, TrainSettings, checked
 from .distributed import is_main_process
 
 TRACKERS = ("mlflow",)
 STORE_DIR = "mlruns"
 TRACKING_FIELDS = ("track", "tracking_uri", "tracking_experiment")
-LR_FIND_FILE = "lr_find.json"
 INSTALL_HINT = "MLflow is not installed; pip install 'mer-fastai[mlflow]'"
-
-
-class TrackedSettings(Protocol):
-    """What tracking needs of a run's settings (`TrainConfig` is one)."""
-
-    arch: str
-    mode: str
-    track: str | None
-    tracking_uri: str | None
-    tracking_experiment: str | None
-
-    def check(self) -> Any: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
 
 
 def _mlflow_client(uri: str):
@@ -107,7 +93,7 @@ def tracking_settings(track: str | None, uri: str | None, experiment: str) -> di
     return {"track": track, "tracking_uri": uri, "tracking_experiment": experiment}
 
 
-def run_params(config: TrackedSettings, data_dir: Path, info: DatasetInfo) -> dict[str, str]:
+def run_params(config: TrainConfig, data_dir: Path, info: DatasetInfo) -> dict[str, str]:
     """The settings of a run and a summary of its data set, as MLflow parameters."""
     counts = info.counts
     params: dict[str, Any] = {k: v for k, v in config.to_dict().items() if k not in TRACKING_FIELDS}
@@ -159,8 +145,8 @@ def log_run_folder(client, run_id: str, run_dir: Path) -> None:
         metrics = json.loads((run_dir / METRICS_FILE).read_text())
         values.update({key: metrics[key] for key in ("lr", "best_epoch", "kept_epoch", "seconds") if key in metrics})
         values.update(final_scores(metrics))
-    if (run_dir / LR_FIND_FILE).exists():
-        suggestions = json.loads((run_dir / LR_FIND_FILE).read_text())["suggestions"]
+    if (run_dir / LR_JSON).exists():
+        suggestions = json.loads((run_dir / LR_JSON).read_text())["suggestions"]
         values.update({f"lr_{name}": value for name, value in suggestions.items()})
     client.log_batch(run_id, metrics=_metrics(values))
     for path in sorted(run_dir.iterdir()):
@@ -172,7 +158,7 @@ def final_scores(metrics: dict, windows_prefix: str = "final_") -> dict[str, flo
     """The kept model's window (`windows_prefix`) and track scores and, when the run has a test split, its test
     scores (results.csv's names: `track_macro_f1`, `test_accuracy`, `test_track_ccc`, ...); undefined ones are
     left out."""
-    keys = TASK_SCORES[metrics.get("task", "classification")]
+    keys = get_task(metrics.get("task")).scores
     test = metrics.get("test") or {}
     values = {}
     for windows, tracks, block in ((windows_prefix, "track_", metrics), ("test_", "test_track_", test)):
@@ -184,7 +170,7 @@ def final_scores(metrics: dict, windows_prefix: str = "final_") -> dict[str, flo
 class TrackedRun:
     """One MLflow run: opened with the settings, fed per epoch, closed with the run folder's files."""
 
-    def __init__(self, config: TrackedSettings, data_dir: Path, out: Path, command: str):
+    def __init__(self, config: TrainConfig, data_dir: Path, out: Path, command: str):
         info = read_info(data_dir)
         self.client = _mlflow_client(resolve_uri(config.tracking_uri))
         experiment = experiment_id(self.client, config.tracking_experiment or info.feature)
@@ -207,7 +193,8 @@ def epoch_callbacks() -> list[Callback]:
 
 
 def tracked(func: Callable) -> Callable:
-    """Wrap `train` / `find_lr(data_dir, config, out)`: with `config.track`, one MLflow run around the call.
+    """Wrap `train` / `find_lr(data_dir, config, out)`: `config` checked once (the function receives the
+    `TrainSettings`); with its `track`, one MLflow run around the call.
 
     Only the main process tracks (a distributed training has one run); a failed call ends its run FAILED.
     """
@@ -215,17 +202,19 @@ def tracked(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        arguments = signature.bind(*args, **kwargs).arguments
-        config = arguments["config"]
+        bound = signature.bind(*args, **kwargs)
+        given = bound.arguments["config"]
+        if is_main_process():  # the tracker first, then the settings
+            check_track(given.config.track if isinstance(given, TrainSettings) else given.track)
+        bound.arguments["config"] = settings = checked(given)  # the function reads the settings checked here
+        config = settings.config
         if not config.track or not is_main_process():
-            return func(*args, **kwargs)
-        check_track(config.track)
-        config.check()
-        out = Path(arguments["out"])
-        run = TrackedRun(config, Path(arguments["data_dir"]), out, func.__name__)
+            return func(*bound.args, **bound.kwargs)
+        out = Path(bound.arguments["out"])
+        run = TrackedRun(config, Path(bound.arguments["data_dir"]), out, func.__name__)
         token = _active.set(run)
         try:
-            result = func(*args, **kwargs)
+            result = func(*bound.args, **bound.kwargs)
             log_run_folder(run.client, run.run_id, out)
         except BaseException as exc:
             run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")

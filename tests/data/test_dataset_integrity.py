@@ -15,8 +15,8 @@ import pytest
 from mer_fastai._plumbing.files import output_folder
 from mer_fastai.errors import MerError
 from mer_fastai.training.fit import TrainConfig, find_lr, train
-from mer_fastai.training.loaders import check_dataset
-from mer_fastai.training.tensor_loaders import load_tensor_dataloaders
+from mer_fastai.training.items import check_dataset
+from mer_fastai.training.tensor_loaders import memory_dataloaders
 
 train_module = importlib.import_module("mer_fastai.training.fit")  # the package's `train` attribute is the function
 REPAIR = "rerun `mer-fastai prepare` with the same options"
@@ -176,7 +176,7 @@ def test_the_in_memory_loader_names_an_undecodable_image(data_copy):
     image = first_image(data_copy)
     image.write_bytes(image.read_bytes()[:100])
     with pytest.raises(MerError, match=f"{image.name}: cannot be read as an image .*{REPAIR}"):
-        load_tensor_dataloaders(data_copy, size=32, bs=4)
+        memory_dataloaders(data_copy, size=32, bs=4)
 
 
 def test_a_damaged_augmentation_image_is_named(tiny_data, tmp_path):
@@ -184,12 +184,13 @@ def test_a_damaged_augmentation_image_is_named(tiny_data, tmp_path):
     extra.mkdir(parents=True)
     (extra / "fake.png").write_bytes(first_image(tiny_data).read_bytes()[:100])
     with pytest.raises(MerError, match="fake.png: damaged image .*; delete or regenerate it"):
-        load_tensor_dataloaders(tiny_data, size=32, bs=4, extra_train_dirs=[tmp_path / "gan"])
+        memory_dataloaders(tiny_data, size=32, bs=4, extra_train_dirs=[tmp_path / "gan"])
 
 
 def test_loaders_list_the_manifest_in_its_order_and_need_validation_images(data_copy, tmp_path):
     from mer_fastai.data.dataset import read_manifest, write_manifest
-    from mer_fastai.training.loaders import load_dataloaders, training_items
+    from mer_fastai.training.items import training_items
+    from mer_fastai.training.loaders import load_dataloaders
 
     rows = read_manifest(data_copy)
     extra = tmp_path / "gan" / "happy"
@@ -198,11 +199,11 @@ def test_loaders_list_the_manifest_in_its_order_and_need_validation_images(data_
     train_items, valid_items = training_items(data_copy, [tmp_path / "gan"])
     listed = {split: [row.path(data_copy) for row in rows if row.split == split] for split in ("train", "valid")}
     assert (train_items, valid_items) == (listed["train"] + [extra / "fake.png"], listed["valid"])
-    dls = load_tensor_dataloaders(data_copy, size=32, bs=4, extra_train_dirs=[tmp_path / "gan"])
+    dls = memory_dataloaders(data_copy, size=32, bs=4, extra_train_dirs=[tmp_path / "gan"])
     assert (len(dls.train_ds), len(dls.valid_ds)) == (len(train_items), len(valid_items))
 
     write_manifest(data_copy, [row for row in rows if row.split == "train"])
-    for load in (load_dataloaders, load_tensor_dataloaders):
+    for load in (load_dataloaders, memory_dataloaders):
         with pytest.raises(MerError, match="the valid/ folder holds no image; prepare with a larger --valid-pct"):
             load(data_copy, size=32, bs=4)
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mer_fastai.data.labels import labels_from_folders, match_clips, normalize_id, read_labels, read_targets
+from mer_fastai.data.labelfiles import normalize_id
+from mer_fastai.data.labels import labels_from_folders, read_labels
+from mer_fastai.data.matching import match_clips
 from mer_fastai.errors import MerError
 
 RATINGS_HEADER = "number\tvalence\tenergy\ttension\tanger\tfear\thappy\tsad\ttender\tTARGET"
@@ -199,37 +201,3 @@ def test_a_class_folder_that_would_hide_its_images_is_refused(tmp_path):
         (tmp_path / name / "1.wav").write_bytes(b"")
     with pytest.raises(MerError, match=r"class folder '.sad' begins with '.', which would hide .*; rename the folder"):
         labels_from_folders(tmp_path, sorted(tmp_path.rglob("*.wav")))
-
-
-def regression_file(tmp_path: Path, values: list[str]) -> Path:
-    path = tmp_path / "t.csv"
-    path.write_text("file,v\n" + "".join(f"c{i},{value}\n" for i, value in enumerate(values)))
-    return path
-
-
-@pytest.mark.parametrize(
-    ("cell", "message"),
-    [("1e300", r"row 5 \(v = 1e\+300\) lies far outside the other values .*--allow-outliers"),
-     ("-80", r"row 5 \(v = -80\) lies far outside"), ("inf", r"row 5 \(v = inf\) is not finite"),
-     ("-1e999", r"row 5 \(v = -1e999\) is not finite")],
-)  # fmt: skip
-def test_a_non_finite_or_outlying_target_is_refused_with_its_row(tmp_path, cell, message):
-    values = ["3.1", "4.2", "5.0", cell, "6.3", "2.8", "7.4", "4.4"]
-    with pytest.raises(MerError, match=message):
-        read_targets(regression_file(tmp_path, values), ["v"], id_column="file")
-
-
-def test_outlying_targets_are_kept_with_allow_outliers_and_a_note(tmp_path):
-    values = ["3.1", "4.2", "5.0", "1e300", "6.3", "2.8", "7.4", "4.4"]
-    table = read_targets(regression_file(tmp_path, values), ["v"], id_column="file", allow_outliers=True)
-    assert table.scale["v"] == [2.8, 1e300]
-    assert table.notes == ["note: t.csv: kept 1 outlying value(s) (--allow-outliers): row 5 (v = 1e+300)"]
-    with pytest.raises(MerError, match="not finite"):  # an infinite value never is a target
-        read_targets(regression_file(tmp_path, [*values[:3], "inf"]), ["v"], id_column="file", allow_outliers=True)
-
-
-def test_spread_out_or_mostly_equal_targets_are_no_outliers(tmp_path):
-    spread = [str(v) for v in (1, 1.5, 2, 3, 5, 8, 13, 21, 34, 55)]
-    assert not read_targets(regression_file(tmp_path, spread), ["v"], id_column="file").notes
-    flags = ["0"] * 19 + ["1"]  # the middle half all 0: no scale to call 1 far from the others
-    assert read_targets(regression_file(tmp_path, flags), ["v"], id_column="file").scale["v"] == [0.0, 1.0]

@@ -44,3 +44,21 @@ def test_image_size_setting_resizes():
     config = SpecConfig(segment_seconds=1.0, n_mels=32, image_height=40, image_width=50)
     image = mel_image(np.random.default_rng(0).normal(size=config.sample_rate).astype(np.float32), config)
     assert image.shape == (40, 50)
+
+
+def test_the_window_hop_defaults_to_the_settings_then_to_the_window():
+    spec = SpecConfig(segment_seconds=4.0, segment_hop_seconds=1.0)
+    assert spec.windowing() == (4.0, 1.0)  # the settings' window and hop
+    assert spec.windowing(2.0) == (2.0, 2.0)  # another window hops by itself
+    assert spec.windowing(2.0, 0.5) == (2.0, 0.5) and spec.windowing(hop=3.0) == (4.0, 3.0)
+    assert SpecConfig(segment_seconds=4.0).windowing() == (4.0, 4.0)
+
+
+def test_prepare_options_come_from_the_settings_and_a_preset_takes_only_the_hop():
+    from mer_fastai.cli.options import spec_settings
+
+    assert spec_settings({"spectrogram": None, "n_mels": 64, "sample_rate": None}) == SpecConfig(n_mels=64)
+    musicnn = spec_settings({"spectrogram": "musicnn", "segment_hop_seconds": 1.0})
+    assert musicnn.compression == "log10_1p" and musicnn.segment_hop_seconds == 1.0
+    with pytest.raises(MerError, match=r"--spectrogram musicnn sets --n-fft, --n-mels itself"):
+        spec_settings({"spectrogram": "musicnn", "n_fft": 1024, "n_mels": 64})

@@ -12,21 +12,20 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mer_fastai.choices import CLASSIFIERS
 from mer_fastai.cli.main import app
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.baseline import classic as baseline
-from mer_fastai.evaluation.baseline.classic import (
-    CLASSIFIERS,
-    CSV_COLUMNS,
-    FEATURES_FILE,
-    extract_features,
-    feature_names,
-    run_baseline,
-)
+from mer_fastai.evaluation.baseline import features as feature_module
+from mer_fastai.evaluation.baseline import models
+from mer_fastai.evaluation.baseline.classic import baseline_columns, run_baseline
+from mer_fastai.evaluation.baseline.features import extract_features, feature_names
 from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.runs.layout import FEATURES_FILE
+from mer_fastai.tasks.registry import get_task
 
+CSV_COLUMNS = baseline_columns(get_task("classification"))  # a classification data set's baseline.csv
 SPEC = SpecConfig(segment_seconds=1.0, n_mels=32)
 WINDOW_IDS = ["image", "clip_id", "source", "segment_start"]  # a training run's prediction files begin so
 TRACK_IDS = ["clip_id", "source", "windows"]
@@ -90,7 +89,7 @@ def test_rerun_reuses_the_feature_cache_and_merges_the_csv(demo_data, tmp_path, 
     def no_decoding(*args, **kwargs):
         raise AssertionError("features were extracted again")
 
-    monkeypatch.setattr(baseline, "source_features", no_decoding)
+    monkeypatch.setattr(feature_module, "source_features", no_decoding)
     first = {row["arch"]: row for row in read_csv(out / "baseline.csv")[1]}
     again = run_baseline(demo_data, out, ["svm"], workers=1, progress=False)
     merged = {row["arch"]: row for row in read_csv(out / "baseline.csv")[1]}
@@ -156,14 +155,14 @@ def test_tracks_and_the_test_split_are_scored_like_a_training_run(tested_data, t
     [row] = run_baseline(data, tmp_path / "out", ["knn"], seed=0, workers=1, progress=False)
     metrics = json.loads((tmp_path / "out" / "knn" / "metrics.json").read_text())
     classes = metrics["classes"]
-    features, _ = baseline.extract_features(data, 1, progress=False, cache=tmp_path / "out" / baseline.FEATURES_FILE)
+    features, _ = feature_module.extract_features(data, 1, progress=False, cache=tmp_path / "out" / FEATURES_FILE)
     windows = {split: [r for r in manifest(data) if r["split"] == split] for split in ("train", "valid", "test")}
 
     def x_y(split: str) -> tuple[np.ndarray, np.ndarray]:
         rows = windows[split]
         return np.stack([features[r["image"]] for r in rows]), np.array([classes.index(r["label"]) for r in rows])
 
-    model = baseline.make_classifier("knn", 0, len(windows["train"]), 1).fit(*x_y("train"))
+    model = models.make_classifier("knn", 0, len(windows["train"]), 1).fit(*x_y("train"))
     for split, block in (("valid", metrics), ("test", metrics["test"])):
         clips: dict[str, tuple[str, list]] = {}
         for window, probs in zip(windows[split], model.predict_proba(x_y(split)[0]), strict=True):
@@ -223,7 +222,7 @@ def _task_baseline(tmp_path: Path, audio: Path, labels: Path, targets: list[str]
     result = CliRunner().invoke(app, ["baseline", str(data), "--out", str(tmp_path / "out"), "--classifier", "svm",
                                       "--classifier", "knn", "--seed", "0"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    features, _ = baseline.extract_features(data, 1, progress=False, cache=tmp_path / "out" / baseline.FEATURES_FILE)
+    features, _ = feature_module.extract_features(data, 1, progress=False, cache=tmp_path / "out" / FEATURES_FILE)
 
     def x_y(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         rows = [r for r in manifest(data) if r["split"] == split]
@@ -241,7 +240,7 @@ def test_regression_data_sets_get_regressors_scored_like_a_training_run(tmp_path
     output, metrics, x_y = _task_baseline(tmp_path, audio, ratings, targets)
     assert "regressor" in output and "CCC" in output
     assert metrics["task"] == "regression" and metrics["targets"] == targets
-    model = baseline.make_regressor("knn", 0, metrics["n_train"], 1).fit(*x_y("train")[:2])
+    model = models.make_regressor("knn", 0, metrics["n_train"], 1).fit(*x_y("train")[:2])
     for split, block in (("valid", metrics), ("test", metrics["test"])):
         x, truth, clip_ids = x_y(split)
         predicted = model.predict(x)
@@ -256,7 +255,7 @@ def test_regression_data_sets_get_regressors_scored_like_a_training_run(tmp_path
         expected = _ccc(track_pred[:, 0], track_true[:, 0])
         assert block["track"]["per_target"]["valence"]["ccc"] == pytest.approx(expected), split  # mean of windows
     columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
-    assert columns == baseline.REGRESSION_COLUMNS and [row["arch"] for row in saved] == ["svm", "knn"]
+    assert columns == baseline_columns(get_task("regression")) and [row["arch"] for row in saved] == ["svm", "knn"]
     assert float(saved[1]["track_rmse"]) == pytest.approx(metrics["track"]["rmse"], abs=1e-4)
     assert saved[1]["test_track_ccc"] != "" and "accuracy" not in columns
     values = [f"{kind}_{t}" for t in targets for kind in ("true", "pred")]
@@ -272,15 +271,15 @@ def test_regression_data_sets_get_regressors_scored_like_a_training_run(tmp_path
 
 def test_multilabel_data_sets_get_mood_classifiers_scored_like_a_training_run(tmp_path):
     from mer_fastai.data.synth import MOOD_CUES, make_mood_set
-    from mer_fastai.models.modelmeta import MOOD_DECISION
     from mer_fastai.scoring.scores import score_multilabel
+    from mer_fastai.tasks.multilabel import MOOD_DECISION
 
     audio, votes = make_mood_set(tmp_path / "moods", clips=16, seconds=2.0, seed=3)
     moods = list(MOOD_CUES)
     output, metrics, x_y = _task_baseline(tmp_path, audio, votes, moods, task="multilabel", id_column="clip")
     assert "classifier" in output and "mAP" in output
     assert metrics["task"] == "multilabel" and metrics["moods"] == moods and metrics["threshold"] == MOOD_DECISION
-    model = baseline.make_mood_classifier("knn", 0, metrics["n_train"], 1).fit(*x_y("train")[:2])
+    model = models.make_mood_classifier("knn", 0, metrics["n_train"], 1).fit(*x_y("train")[:2])
     for split, block in (("valid", metrics), ("test", metrics["test"])):
         x, truth, clip_ids = x_y(split)
         probs = np.column_stack([p[:, 1] for p in model.predict_proba(x)])  # every mood occurs in training
@@ -288,7 +287,7 @@ def test_multilabel_data_sets_get_mood_classifiers_scored_like_a_training_run(tm
         assert {key: block[key] for key in expected} == expected, split  # tracks too: the mean of their windows
     assert metrics["valid"]["macro_f1"] == metrics["macro_f1"] and metrics["n_test"] == len(x_y("test")[1])
     columns, saved = read_csv(tmp_path / "out" / "baseline.csv")
-    assert columns == baseline.MULTILABEL_COLUMNS and [row["arch"] for row in saved] == ["svm", "knn"]
+    assert columns == baseline_columns(get_task("multilabel")) and [row["arch"] for row in saved] == ["svm", "knn"]
     assert float(saved[1]["track_map"]) == pytest.approx(metrics["track"]["map"], abs=1e-4)
     assert float(saved[1]["test_track_macro_f1"]) == pytest.approx(metrics["test"]["track_macro_f1"], abs=1e-4)
     assert "accuracy" not in columns
@@ -298,25 +297,25 @@ def test_mood_probabilities_of_constant_and_single_moods():
     x = np.random.default_rng(0).normal(size=(12, 3))
     y = np.array([[i % 2, 0, 1] for i in range(12)])  # mood 2 never holds, mood 3 always
     for name in ("svm", "knn"):
-        model = baseline.make_mood_classifier(name, 0, len(y), 1).fit(x, y)
-        probs = baseline._mood_probs(model, x[:4], 3)
+        model = models.make_mood_classifier(name, 0, len(y), 1).fit(x, y)
+        probs = models.mood_probs(model, x[:4], 3)
         assert probs.shape == (4, 3) and (probs[:, 1] == 0).all() and (probs[:, 2] == 1).all(), name
-        single = baseline.make_mood_classifier(name, 0, len(y), 1).fit(x, y[:, :1])  # one mood: binary
-        assert np.array_equal(baseline._mood_probs(single, x[:4], 1)[:, 0], single.predict_proba(x[:4])[:, 1]), name
+        single = models.make_mood_classifier(name, 0, len(y), 1).fit(x, y[:, :1])  # one mood: binary
+        assert np.array_equal(models.mood_probs(single, x[:4], 1)[:, 0], single.predict_proba(x[:4])[:, 1]), name
 
 
 def test_cross_validated_baseline_scores_the_folds_cv_trains_on(demo_data, tmp_path, monkeypatch):
     """`baseline --folds K`: the clips dealt into cv's folds (same seed, same folds), each classifier scored on
     every fold, features extracted once for all folds, mean ± sd per classifier as cv reports a setting."""
     from mer_fastai.evaluation.baseline.folds import cross_validate_baseline
-    from mer_fastai.evaluation.cv import dataset_folds
+    from mer_fastai.evaluation.folds import dataset_folds
 
     extract_features(demo_data, workers=1, progress=False, cache=tmp_path / "cv" / FEATURES_FILE)  # no fold decodes
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("a fold extracted features again")
 
-    monkeypatch.setattr(baseline, "source_features", no_decoding)
+    monkeypatch.setattr(feature_module, "source_features", no_decoding)
     out = tmp_path / "cv"
     result = cross_validate_baseline(demo_data, out, 2, classifiers=["knn", "svm"], seed=7, workers=1, progress=False)
     _, rows, plan, _ = dataset_folds(demo_data, 2, 1, seed=7)
@@ -352,7 +351,7 @@ def test_the_svm_keeps_libsvms_probabilities_without_a_warning(demo_data, tmp_pa
     deprecation warning for it is not shown to the user."""
     import warnings
 
-    from mer_fastai.evaluation.baseline.classic import make_classifier
+    from mer_fastai.evaluation.baseline.models import make_classifier
 
     assert make_classifier("svm", seed=0, n_train=10)[-1].probability is True
     with warnings.catch_warnings():

@@ -15,74 +15,17 @@ import torch
 from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
-from mer_fastai.data.dataset import read_info, read_manifest
+from mer_fastai.data.dataset import read_manifest
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.cv import (
-    CV_FILE,
-    OOF_PREDICTIONS,
-    OOF_TRACKS,
-    clip_groups,
-    describe,
-    k_fold_groups,
-    plan_folds,
-    run_cv,
-)
+from mer_fastai.evaluation.cv import run_cv
 from mer_fastai.inference.predict import Predictor
+from mer_fastai.runs.layout import CV_FILE, OOF_PREDICTIONS, OOF_TRACKS
 from mer_fastai.training.config import TrainConfig
 from tests.inference.test_predict import TINY_CONFIG
 
 runner = CliRunner()
 CLI_OPTIONS = ["--arch", "squeezenet1_0", "--mode", "whole", "--weights", "none", "--epochs", "1", "--bs", "4"]
 CLI_OPTIONS += ["--size", "64", "--lr", "1e-3", "--workers", "0", "--folds", "2"]
-
-
-def test_folds_keep_groups_together_and_stratify_classes():
-    labels = [c for c in "ab" for _ in range(12)]
-    groups = [f"{label}{i // 2}" for label in "ab" for i in range(12)]  # 12 groups of two clips
-    folds = k_fold_groups(labels, groups, 3, seed=1)
-    for group in set(groups):
-        assert len({f for f, g in zip(folds, groups) if g == group}) == 1
-    per_fold = Counter((f, label) for f, label in zip(folds, labels))
-    assert all(per_fold[(f, label)] == 4 for f in range(3) for label in "ab")
-    assert k_fold_groups(labels, groups, 3, seed=1) == folds  # deterministic
-    with pytest.raises(MerError, match="--folds 13: the data set has only 12"):
-        k_fold_groups(labels, groups, 13, seed=1)
-    with pytest.raises(MerError, match="--folds must be at least 2"):
-        k_fold_groups(labels, groups, 1, seed=1)
-
-
-def test_every_fold_gets_a_group_and_a_class_in_one_group_is_refused():
-    labels, groups = ["a"] * 5 + ["b"], ["big"] * 5 + ["small"]
-    assert sorted(k_fold_groups(labels, groups, 2, seed=0)) == [0, 0, 0, 0, 0, 1]
-    clips = {f"c{i}": (label, group) for i, (label, group) in enumerate(zip(labels, groups))}
-    with pytest.raises(MerError, match="class 'a' has all its clips in this fold's validation"):
-        plan_folds(clips, 2, 1, seed=0)
-
-
-def test_repeats_deal_other_folds_and_every_clip_validates_once_per_repeat():
-    clips = {f"{label}/{i}": (label, f"{label}/{i}") for label in "abc" for i in range(6)}
-    plan = plan_folds(clips, 3, 2, seed=0)
-    assert [f.name for f in plan] == [str(i) for i in range(6)] and [f.repeat for f in plan] == [0, 0, 0, 1, 1, 1]
-    for repeat in (0, 1):
-        held = [clip for f in plan if f.repeat == repeat for clip in f.valid_clips]
-        assert sorted(held) == sorted(clips)
-    assert {f.valid_clips for f in plan[:3]} != {f.valid_clips for f in plan[3:]}
-
-
-def test_describe_gives_mean_sd_and_a_t_interval():
-    values = [0.5, 0.6, 0.7]
-    result = describe(values)
-    assert result["mean"] == pytest.approx(0.6) and result["sd"] == pytest.approx(0.1)
-    half = 4.302652729911275 * 0.1 / np.sqrt(3)  # t(0.975, 2)
-    assert result["ci95"] == pytest.approx([0.6 - half, 0.6 + half]) and result["values"] == values
-
-
-def test_without_group_by_every_clip_is_its_own_group(tiny_data):
-    rows = read_manifest(tiny_data)
-    identity = {row.clip_id: row.clip_id for row in rows}
-    assert clip_groups(tiny_data, read_info(tiny_data), rows) == (identity, "manifest")
-    older = [dataclasses.replace(row, group="") for row in rows]  # a manifest written before it recorded groups
-    assert clip_groups(tiny_data, read_info(tiny_data), older) == (identity, "clips")
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +106,7 @@ def test_folds_keep_their_last_epoch_and_cannot_stop_early(cv_dir, tiny_data, mo
         assert metrics["keep"] == "last" and metrics["kept_epoch"] == metrics["epochs_run"] - 1
     kept = []
     monkeypatch.setattr(cv_module, "train", lambda data, config, run_dir, show: kept.append(config.keep))
-    monkeypatch.setattr(cv_module, "_pool", lambda *_args: (_ for _ in ()).throw(MerError("stop")))
+    monkeypatch.setattr(cv_module, "pool_folds", lambda *_args: (_ for _ in ()).throw(MerError("stop")))
     with pytest.raises(MerError, match="stop"):
         run_cv(tiny_data, dataclasses.replace(TINY_CONFIG, keep="best", epochs=3), cv_dir, folds=2, show=False)
     assert kept == ["last", "last"]
@@ -180,50 +123,10 @@ def test_a_changed_setting_retrains_the_folds(cv_dir, tiny_data, monkeypatch):
 
     trained = []
     monkeypatch.setattr(cv_module, "train", lambda data, config, run_dir, show: trained.append(run_dir))
-    monkeypatch.setattr(cv_module, "_pool", stop)
+    monkeypatch.setattr(cv_module, "pool_folds", stop)
     with pytest.raises(Stop):
         run_cv(tiny_data, dataclasses.replace(TINY_CONFIG, epochs=2), cv_dir, folds=2, show=False)
     assert [p.name for p in trained] == ["0", "1"]
-
-
-def test_groups_of_a_data_set_prepared_with_group_by_are_recovered(tiny_audio, tmp_path):
-    from mer_fastai.preparation.prepare import prepare_dataset
-    from tests.conftest import TINY_SPEC
-
-    quadrant = {"happy": "Q1", "angry": "Q2", "sad": "Q3", "tender": "Q4"}
-    clips = sorted(p.relative_to(tiny_audio).with_suffix("").as_posix() for p in tiny_audio.rglob("*.wav"))
-    artist = {clip: f"artist{i // 2}" for i, clip in enumerate(clips)}  # two clips of one class per artist
-    labels = tmp_path / "annotations.csv"
-    labels.write_text(
-        "Song,Artist,Quadrant\n" + "".join(f"{c},{artist[c]},{quadrant[c.split('/')[0]]}\n" for c in clips)
-    )
-    data = tmp_path / "data"
-    prepare_dataset(tiny_audio, data, "emotions", labels, spec=TINY_SPEC, group_by="Artist", workers=1, progress=False)
-    rows = read_manifest(data)
-    groups, source = clip_groups(data, read_info(data), rows)
-    assert source == "manifest" and groups == artist
-    older = [dataclasses.replace(row, group="") for row in rows]  # a manifest written before it recorded groups
-    assert clip_groups(data, read_info(data), older) == (artist, "labels file")
-    labels.unlink()
-    with pytest.raises(MerError, match="cannot be read back from .*prepare it again"):
-        clip_groups(data, read_info(data), older)
-    plan = plan_folds({row.clip_id: (row.label, groups[row.clip_id]) for row in rows}, 2, 1, seed=0)
-    for fold in plan:
-        assert {artist[c] for c in fold.valid_clips}.isdisjoint(artist[c] for c in clips if c not in fold.valid_clips)
-
-
-def test_folds_stratify_each_mood_of_a_multilabel_clip():
-    moods = [("calm",), ("calm", "sad"), ("happy",), ("happy", "sad")] * 4  # 16 clips, each mood on 8
-    folds = k_fold_groups(moods, [f"c{i}" for i in range(len(moods))], 2, seed=3)
-    for mood in ("calm", "happy", "sad"):
-        held = Counter(f for f, label in zip(folds, moods) if mood in label)
-        assert held == Counter({0: 4, 1: 4}), mood
-    clips = {f"c{i}": (label, f"c{i}") for i, label in enumerate([("a",), ("a", "b"), ("a",), ("a",)])}
-    with pytest.raises(MerError, match="mood 'b' has all its clips in this fold's validation"):
-        plan_folds(clips, 2, 1, seed=0, learned="mood")
-    # a clip without any mood is balanced over the folds, but it is no mood that a fold must learn
-    clips = {f"c{i}": (label, f"c{i}") for i, label in enumerate([("a",), ("a",), ("a",), ("none",)])}
-    assert len(plan_folds(clips, 2, 1, seed=0, learned="mood")) == 2
 
 
 @pytest.fixture(scope="module")
@@ -312,8 +215,8 @@ def test_cv_of_a_regression_data_set_scores_the_out_of_fold_values(regression_cv
 
 
 def test_cv_of_a_multilabel_data_set_scores_the_out_of_fold_moods(multilabel_cv):
-    from mer_fastai.models.modelmeta import MOOD_DECISION
     from mer_fastai.scoring.scores import score_multilabel
+    from mer_fastai.tasks.multilabel import MOOD_DECISION
 
     document, windows, tracks = _check_out_of_fold(multilabel_cv)
     moods = document["targets"]

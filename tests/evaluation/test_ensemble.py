@@ -24,7 +24,8 @@ from mer_fastai.errors import MerError
 from mer_fastai.evaluation.ensemble import ensemble_models
 from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.inference.export import export_model
-from mer_fastai.inference.predict import Predictor, render_predictions
+from mer_fastai.inference.predict import Predictor
+from mer_fastai.inference.writing import render_predictions
 from mer_fastai.models.archs import IDENTITY_STATS
 from mer_fastai.models.modelfile import EnsembleModel, build_network, load_model, read_model, save_model_file
 from mer_fastai.models.modelmeta import ModelMeta

@@ -15,7 +15,8 @@ import torch
 
 from mer_fastai.errors import Interrupted, MerError
 from mer_fastai.experiments import executors
-from mer_fastai.experiments.recipe import builtin_names, load_recipe, parse_override, recipe_settings
+from mer_fastai.experiments.recipe import builtin_names, load_recipe, parse_override
+from mer_fastai.experiments.recipe_schema import recipe_settings
 from mer_fastai.experiments.runner import run_recipe
 from mer_fastai.models.modelfile import read_model, read_model_file
 from mer_fastai.report.results import load_results

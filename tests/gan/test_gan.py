@@ -20,9 +20,10 @@ from mer_fastai.gan import quality
 from mer_fastai.gan import stylegan as sg
 from mer_fastai.gan.diffaugment import diff_augment, parse_policy
 from mer_fastai.gan.generate import generate_images, sample_diffaug
-from mer_fastai.gan.model import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from mer_fastai.gan.model import load_checkpoint, save_checkpoint
 from mer_fastai.gan.quality import fd_proxy, frechet_distance
 from mer_fastai.gan.train import train_gan
+from mer_fastai.runs.layout import GAN_CHECKPOINT
 from mer_fastai.training.loaders import load_dataloaders
 
 CLASSES = ["angry", "happy", "sad", "tender"]
@@ -78,7 +79,7 @@ def test_training_writes_run_files(gan_run, tiny_data):
     assert metrics["quality"]["n_real"] == meta["train_images"]
     with Image.open(gan_run / "samples.png") as samples:
         assert samples.width > 100
-    assert (gan_run / CHECKPOINT_FILE).is_file() and not list(gan_run.glob("*.pkl"))
+    assert (gan_run / GAN_CHECKPOINT).is_file() and not list(gan_run.glob("*.pkl"))
 
 
 def test_generate_writes_grayscale_class_folders_at_data_set_size(gan_run, tiny_data, tmp_path):
@@ -109,8 +110,18 @@ def test_generate_refuses_bad_requests(gan_run, tiny_data, tmp_path):
         train_gan(tiny_data, tmp_path / "run", ["calm"], steps=1, size=16, progress=False)
 
 
+def test_training_refuses_a_data_set_without_classes(tiny_data, tmp_path):
+    """The GAN is conditioned on classes: a multilabel (or regression) data set is refused in one line."""
+    moods = tmp_path / "moods"
+    moods.mkdir()
+    info = json.loads((tiny_data / "dataset.json").read_text())
+    (moods / "dataset.json").write_text(json.dumps({**info, "task": "multilabel", "targets": ["happy", "sad"]}))
+    with pytest.raises(MerError, match="is a multilabel data set; `mer-fastai gan train` handles classification"):
+        train_gan(moods, tmp_path / "run", steps=1, size=16, progress=False)
+
+
 def test_checkpoint_round_trip(gan_run, tmp_path):
-    generator, meta = load_checkpoint(gan_run / CHECKPOINT_FILE)
+    generator, meta = load_checkpoint(gan_run / GAN_CHECKPOINT)
     assert meta["classes"] == CLASSES and meta["latent_dim"] == generator.shape.latent_dim == 128
     copy = save_checkpoint(tmp_path / "copy.safetensors", generator, {"classes": meta["classes"]})
     reloaded, copied_meta = load_checkpoint(copy)

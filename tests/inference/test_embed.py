@@ -15,7 +15,7 @@ from mer_fastai.data.audio import load_audio
 from mer_fastai.data.spectrogram import log_values, musicnn_spec, window_images
 from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
-from mer_fastai.inference.embed import check_embed_out, map_2d, write_embeddings
+from mer_fastai.inference.embed_files import check_embed_out, write_embeddings
 from mer_fastai.inference.predict import penultimate_layer
 from mer_fastai.models.archs import IDENTITY_STATS
 from mer_fastai.models.modelfile import build_network, save_model_file
@@ -91,13 +91,6 @@ def test_npz_and_parquet_round_trip(predictor, tiny_audio, tmp_path):  # noqa: F
     assert len(table.features.iloc[0]) == npz["track_features"].shape[1]
     with pytest.raises(MerError, match="use .npz or .parquet"):
         check_embed_out(tmp_path / "e.csv")
-
-
-def test_map_method_by_size():
-    coords, method = map_2d(np.random.default_rng(0).normal(size=(3, 8)))
-    assert method == "PCA" and coords.shape == (3, 2)
-    coords, method = map_2d(np.random.default_rng(0).normal(size=(12, 8)))
-    assert method in ("umap", "t-SNE") and coords.shape == (12, 2)  # umap when umap-learn is installed
 
 
 def test_cli_embed_with_map(tiny_run, tiny_audio, tmp_path):  # noqa: F811

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
-from mer_fastai.inference.predict import Predictor, TrackPrediction, output_format, write_predictions
+from mer_fastai.inference.predict import Predictor
+from mer_fastai.inference.tracks import TrackPrediction
+from mer_fastai.inference.writing import write_predictions
 from mer_fastai.models.modelfile import load_model, read_model_file, save_model_file
 from mer_fastai.training.fit import TrainConfig, train
 
@@ -108,13 +110,13 @@ def test_crop_resize_matches_fastai_study_validation(predictor, tiny_data):
 def test_preprocess_equals_the_training_validation_batches(predictor, tiny_data, loader, augment, resize, size):
     """Prediction's input is the validation batch training saw, for both resize policies and both loaders."""
     from mer_fastai.training.loaders import load_dataloaders
-    from mer_fastai.training.tensor_loaders import load_tensor_dataloaders
+    from mer_fastai.training.tensor_loaders import memory_dataloaders
 
     stats = predictor.meta.stats
     dls = load_dataloaders(tiny_data, size=size, bs=64, stats=stats, augment=augment, num_workers=0)
     pngs = list(dls.valid_ds.items)  # the validation order: the in-memory loader keeps the same one
     if loader == "tensor":
-        dls = load_tensor_dataloaders(tiny_data, size=size, bs=64, stats=stats, augment=augment)
+        dls = memory_dataloaders(tiny_data, size=size, bs=64, stats=stats, augment=augment)
     expected = torch.cat([images.as_subclass(torch.Tensor) for images, _ in dls.valid]).cpu()
     policy = Predictor(
         predictor.model, dataclasses.replace(predictor.meta, input_size=size, resize=resize), device="cpu"
@@ -239,23 +241,6 @@ def test_cli_predict_writes_json_and_csv(tiny_run, tiny_audio, tmp_path):
 def test_cli_predict_bad_format_is_mer_error(tiny_run, tiny_audio):
     result = runner.invoke(app, ["predict", str(tiny_run), str(tiny_audio / "sad"), "--format", "xml"])
     assert isinstance(result.exception, MerError) and "unknown --format 'xml'" in str(result.exception)
-
-
-def test_output_format_follows_the_out_extension(tmp_path):
-    assert output_format(None, None) == "json" and output_format(None, "csv") == "csv"
-    assert output_format(tmp_path / "p.CSV", None) == "csv" and output_format(tmp_path / "p.json", "json") == "json"
-    assert output_format(tmp_path / "p.txt", "csv") == "csv"  # an explicit --format may name any other extension
-    refused = {
-        (tmp_path, None): "is a folder; name a file",
-        (tmp_path / "x.csv", "json"): "--format json: the extension says csv",
-        (tmp_path / "x.xml", None): "--out .*x.xml: unknown extension; use .json or .csv, or pass --format",
-        (tmp_path / "x", None): "unknown extension",
-        (tmp_path / "x.json", "xml"): "unknown --format 'xml'",
-    }
-    for (out, fmt), message in refused.items():
-        with pytest.raises(MerError, match=message):
-            output_format(out, fmt)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_predict_refuses_a_bad_out_before_predicting(tiny_run, tiny_audio, tmp_path):

@@ -112,10 +112,10 @@ def test_musicnn_trains_one_batch_with_a_body_head_split(clips_data, tmp_path, n
     """As every table architecture (test_archs.py): two parameter groups (body, head), gradients in both."""
     from mer_fastai.models.archs import get_arch
     from mer_fastai.training.learner import build_learner, set_mode
-    from mer_fastai.training.tensor_loaders import load_tensor_dataloaders
+    from mer_fastai.training.tensor_loaders import memory_dataloaders
 
     spec = get_arch(name)
-    dls = load_tensor_dataloaders(clips_data, size=read_spec(clips_data).native_size, bs=2, stats=spec.stats)
+    dls = memory_dataloaders(clips_data, size=read_spec(clips_data).native_size, bs=2, stats=spec.stats)
     learn = build_learner(dls, spec, "none", tmp_path)
     set_mode(learn, "whole")
     learn.model.train()

@@ -12,7 +12,8 @@ from PIL import Image
 
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.errors import MerError
-from mer_fastai.preparation.prepare import JOURNAL_FILE, prepare_dataset
+from mer_fastai.preparation.journal import JOURNAL_FILE
+from mer_fastai.preparation.prepare import prepare_dataset
 from tests.conftest import TINY_SPEC
 
 
@@ -132,7 +133,7 @@ def test_a_relabelled_clip_moves_and_leaves_no_stale_image(tmp_path, tiny_audio)
 
 
 def test_an_unfinished_run_refuses_other_settings_too(tiny_audio, tmp_path, monkeypatch):
-    import mer_fastai.prepare as prepare_module
+    import mer_fastai.preparation.writing as prepare_module
 
     calls = []
 
@@ -156,7 +157,7 @@ def test_an_unfinished_run_refuses_other_settings_too(tiny_audio, tmp_path, monk
 
 
 def test_an_interrupted_rerun_never_leaves_a_clip_on_both_sides(tmp_path, tiny_audio, monkeypatch):
-    import mer_fastai.prepare as prepare_module
+    import mer_fastai.preparation.writing as prepare_module
 
     files = sorted(tiny_audio.rglob("*.wav"))
     labels = tmp_path / "labels.csv"
@@ -207,7 +208,7 @@ def test_foreign_folders_older_splits_and_clashing_names_are_refused(tmp_path, t
 
 def test_warnings_about_the_split_and_the_validation_windows():
     from mer_fastai.data.dataset import ManifestRow
-    from mer_fastai.preparation.prepare import ClipTask, _split_notes, _window_notes
+    from mer_fastai.preparation.clips import ClipTask, split_notes, window_notes
 
     tasks = [
         ClipTask(f"{c}{i}.wav", f"{c}/{i}", f"{c}_{i}", c, side)
@@ -219,7 +220,7 @@ def test_warnings_about_the_split_and_the_validation_windows():
             ("rare", 1, "train"),
         ]
     ]
-    notes = _split_notes(tasks)
+    notes = split_notes(tasks)
     assert len(notes) == 2 and "class 'calm' has no clip in validation" in notes[0]
     assert "class 'rare' has a single clip" in notes[1]
     windows = [("valid", "loud", clip) for clip in ["long"] * 5 + ["a", "b"]]
@@ -228,7 +229,7 @@ def test_warnings_about_the_split_and_the_validation_windows():
         ManifestRow(f"{clip}.wav", clip, 0.0, label, split, f"{split}/{label}/{clip}.png")
         for split, label, clip in windows
     ]
-    notes = _window_notes(rows)
+    notes = window_notes(rows)
     assert notes[0] == "warning: class 'calm' is validated on one clip only ('solo'); its scores rest on it"
     assert "clip 'long' holds 5 of the 7 validation windows of class 'loud'" in notes[1] and len(notes) == 2
 
@@ -267,7 +268,7 @@ def test_an_out_inside_a_linked_class_folder_is_refused(tmp_path, tiny_audio):
 
 
 def test_overwrite_deletes_only_the_data_sets_own_files(tmp_path, tiny_audio):
-    from mer_fastai.training.loaders import check_dataset
+    from mer_fastai.training.items import check_dataset
 
     out = tmp_path / "d"
     prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)
@@ -343,3 +344,20 @@ def test_the_manifest_records_each_clips_content_hash(tiny_data, tiny_audio):
     rows = manifest(tiny_data)
     assert all(row["sha256"] == hashlib.sha256(Path(row["source"]).read_bytes()).hexdigest() for row in rows)
     assert len({row["sha256"] for row in rows}) == len({row["clip_id"] for row in rows})
+
+
+def test_a_label_source_prepares_as_its_keywords_do_and_not_beside_them(tmp_path, tiny_audio):
+    from mer_fastai.data.labelsource import LabelSource
+
+    files = sorted(tiny_audio.rglob("*.wav"))
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "id,mood\n" + "".join(f"{wav.stem},{'happy' if i % 2 else 'sad'}\n" for i, wav in enumerate(files))
+    )
+    source = LabelSource(labels, id_column="id", label_column="mood")
+    out = prepare_dataset(tiny_audio, tmp_path / "d", "mood", source, spec=TINY_SPEC, progress=False, workers=1)
+    again = prepare_dataset(tiny_audio, tmp_path / "d", "mood", labels, id_column="id", label_column="mood",
+                            spec=TINY_SPEC, progress=False)  # fmt: skip
+    assert again.reused == out.clips  # the same settings: every clip reused
+    with pytest.raises(TypeError, match="group_by given beside a LabelSource"):
+        prepare_dataset(tiny_audio, tmp_path / "e", "mood", source, group_by="artist", progress=False)

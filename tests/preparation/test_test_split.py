@@ -16,7 +16,8 @@ from mer_fastai.errors import MerError
 from mer_fastai.experiments.runner import run_recipe
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.training.fit import TrainConfig, train
-from mer_fastai.training.loaders import check_dataset, load_dataloaders
+from mer_fastai.training.items import check_dataset
+from mer_fastai.training.loaders import load_dataloaders
 from tests.conftest import TINY_SPEC
 from tests.data.test_split import clips
 from tests.experiments.test_recipe import TINY_RECIPE

@@ -18,8 +18,9 @@ from mer_fastai.report.results import write_results
 from tests.inference.test_predict import tiny_run  # noqa: F401  (session fixture: one tiny training shared with test_predict)
 
 
-def make_grid(runs: list[Path], out: Path, extra_columns: bool = False) -> Path:
-    """FIXTURE: a grid folder (results.csv, heatmap, runs/<cell>/) from finished run folders."""
+def make_grid(runs: list[Path], out: Path, extra_columns: bool = False, test_scores: bool = False) -> Path:
+    """FIXTURE: a grid folder (results.csv, heatmap, runs/<cell>/) from finished run folders; `test_scores`:
+    each row with a held-out test split's scores."""
     rows = []
     for i, run in enumerate(runs):
         cell = out / "runs" / f"demo-main-emotions-squeezenet1_0-whole-{i}"
@@ -41,6 +42,8 @@ def make_grid(runs: list[Path], out: Path, extra_columns: bool = False) -> Path:
             "stage": "main",
             "run_dir": str(cell),
         }
+        if test_scores:
+            row.update(test_accuracy=metrics["accuracy"], test_macro_f1=metrics["macro_f1"])
         rows.append(row)
     write_results(out, rows)
     if extra_columns:  # track scores and fold spreads, as newer versions write them
@@ -123,6 +126,31 @@ def test_grid_report_links_every_cell(run_copy, tmp_path):
     assert len(set(cells)) == 2 and all(link[1:] in ids for link in cells)
     assert "track accuracy" in html and " ± 0.050" in html
     assert "validation accuracy per cell" in html
+
+
+@pytest.mark.parametrize("test_split", [False, True])
+def test_grid_table_shows_test_columns_only_with_a_test_split(run_copy, tmp_path, test_split):
+    grid = make_grid([run_copy, run_copy], tmp_path / "grid", test_scores=test_split)
+    html = write_report(grid).read_text()
+    heading = html.split('id="results-table"')[1].split("</thead>")[0]
+    assert ('<th class="num">test accuracy</th>' in heading) == test_split
+    assert "test track accuracy" not in heading  # no row has test tracks
+    assert ">folds</th>" not in heading and "mean ± sd over folds" not in html  # no cross-validated cell
+    intro = html.split('<section id="results">')[1].split("</p>")[0]
+    assert ("held-out test split" in intro) == test_split
+
+
+def test_run_shows_test_scores_only_with_a_test_split(run_copy, tmp_path):
+    assert "Test scores" not in write_report(run_copy, tmp_path / "plain.html").read_text()
+    run = tmp_path / "tested"
+    shutil.copytree(run_copy, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    keys = ("accuracy", "macro_f1", "classes", "per_class", "confusion_matrix")
+    metrics["test"] = {**{k: metrics[k] for k in keys}, "data_dir": "held-out", "track": metrics["track"]}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    html = write_report(run, tmp_path / "tested.html").read_text()
+    assert "Test scores (windows)" in html and "Test scores (tracks)" in html
+    assert "Held-out test set held-out" in html
 
 
 def test_cv_report_reads_the_contract(run_copy, tmp_path):

@@ -15,7 +15,7 @@ from mer_fastai.errors import MerError
 from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.experiments.executors import score_columns
 from mer_fastai.plots.tables import summary_table
-from mer_fastai.report.results import RESULT_COLUMNS, results_markdown, results_tables
+from mer_fastai.report.results import result_columns, results_markdown, results_tables
 from mer_fastai.scoring.scores import aggregate, score_windows
 from mer_fastai.training.fit import TrainConfig, train
 
@@ -114,7 +114,7 @@ def test_terminal_table_and_results_show_track_scores(scored_run):
     assert f"track accuracy │           │        │ {run.metrics['track_accuracy']:.3f}" in text
     row = {"experiment": "e", "dataset": "d", "feature": "f", "arch": "a", "mode": "whole", "weights": "none",
            "augmentation": "none", "accuracy": 0.5, "macro_f1": 0.4, **score_columns(run.metrics)}  # fmt: skip
-    assert {"track_accuracy", "track_macro_f1", "test_track_accuracy"} <= set(RESULT_COLUMNS)
+    assert {"track_accuracy", "track_macro_f1", "test_track_accuracy"} <= set(result_columns())
     assert row["track_accuracy"] == round(run.metrics["track_accuracy"], 4) and row["test_accuracy"] == ""
     markdown = results_markdown([row])
     assert "validation tracks" in markdown and "test tracks" not in markdown

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
-from mer_fastai.experiments.recipe import Recipe
+from mer_fastai.experiments.recipe_schema import Recipe
 from mer_fastai.training.config import LRFIND, TRAIN, TrainConfig, command_fields, recipe_fields, with_train_options
 
 runner = CliRunner()
@@ -76,8 +76,23 @@ def test_one_check_names_the_option(values, message):
 
 
 def test_check_makes_lr_a_number_and_input_size_defaults_to_the_archs():
-    config = TrainConfig(arch="inception_v3", weights="none", lr="1e-3").check()
-    assert config.lr == 1e-3 and config.input_size() == 299 and TrainConfig(arch="alexnet", size=64).input_size() == 64
+    given = TrainConfig(arch="inception_v3", weights="none", lr="1e-3")
+    settings = given.check()
+    assert settings.lr == settings.config.lr == 1e-3 and settings.input_size == 299 and settings.resize == "squish"
+    assert given.lr == "1e-3"  # the user's settings stay as given
+    assert TrainConfig(arch="alexnet", weights="none", size=64, augment="study", cache=False).check().input_size == 64
+    auto = TrainConfig(arch="alexnet", weights="none").check()
+    assert auto.lr is None and auto.config.lr == "auto" and auto.spec.name == "alexnet"
+
+
+def test_checked_settings_are_frozen_and_checked_once():
+    from mer_fastai.training.config import checked
+
+    settings = TrainConfig(arch="alexnet", weights="none").check()
+    assert checked(settings) is settings
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.lr = 1.0
+    assert TrainConfig(arch="alexnet", weights="none", augment="study", cache=False).check().resize == "crop"
 
 
 def test_settings_added_later_leave_old_fingerprints_alone_until_used():

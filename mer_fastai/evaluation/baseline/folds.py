@@ -16,9 +16,13 @@ from pathlib import Path
 
 from ..._plumbing.files import output_folder, reads_dataset
 from ...report.results import SD_SUFFIX, SPREAD_SETS, csv_score
-from ...scoring.scores import TASK_SCORES
-from ..cv import FOLD_DATA, FOLDS_DIR, build_fold_data, dataset_folds, describe
-from .classic import CSV_FILE, FEATURES_FILE, TASK_COLUMNS, extract_features, run_baseline, share_features, write_csv
+from ...runs.layout import BASELINE_CSV, FEATURES_FILE, FOLD_DATA, fold_dir
+from ...tasks.base import Task
+from ...tasks.registry import get_task
+from ..folds import build_fold_data, dataset_folds
+from ..oof import describe
+from .classic import baseline_columns, run_baseline, write_csv
+from .features import extract_features, share_features
 
 
 @dataclass
@@ -51,27 +55,28 @@ def cross_validate_baseline(
     with output_folder(out, "--out"):
         found, _ = extract_features(data_dir, workers, progress, cache=out / FEATURES_FILE)  # once for every fold
         for fold in plan:
-            fold_dir = out / FOLDS_DIR / fold.name
-            fold_data = build_fold_data(data_dir, info, rows, fold, fold_dir / FOLD_DATA)
-            share_features(data_dir, found, fold_data, fold_dir / FEATURES_FILE)
+            fold_out = fold_dir(out, fold.index)
+            fold_data = build_fold_data(data_dir, info, rows, fold, fold_out / FOLD_DATA)
+            share_features(data_dir, found, fold_data, fold_out / FEATURES_FILE)
             for row in run_baseline(
-                fold_data, fold_dir, classifiers, seed, aggregate=aggregate, workers=workers, progress=False
+                fold_data, fold_out, classifiers, seed, aggregate=aggregate, workers=workers, progress=False
             ):
                 scored[row["arch"]].append(row)
         dataset = data_dir.resolve().name
-        summary = [_summary_row(fold_rows, info.task, dataset, len(plan)) for fold_rows in scored.values()]
-        spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in TASK_SCORES[info.task]]
-        write_csv(out / CSV_FILE, summary, [*TASK_COLUMNS[info.task], *spread, "folds"])
+        task = get_task(info.task)
+        summary = [_summary_row(fold_rows, task, dataset, len(plan)) for fold_rows in scored.values()]
+        spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in task.scores]
+        write_csv(out / BASELINE_CSV, summary, [*baseline_columns(task), *spread, "folds"])
     return BaselineCV(summary, dict(scored))
 
 
-def _summary_row(fold_rows: list[dict], task: str, dataset: str, folds: int) -> dict:
+def _summary_row(fold_rows: list[dict], task: Task, dataset: str, folds: int) -> dict:
     """One classifier over the folds: its identity, total seconds, each score's mean and sd (test scores
     are left empty: the folds never see a test split)."""
     first = fold_rows[0]
     row = {**first, "dataset": dataset, "seconds": round(sum(r["seconds"] for r in fold_rows), 3)}
     row.update({key: "" for key in first if key.startswith("test_")})
-    for score in (prefix + key for prefix in SPREAD_SETS for key in TASK_SCORES[task]):
+    for score in (prefix + key for prefix in SPREAD_SETS for key in task.scores):
         values = describe([None if r[score] == "" else float(r[score]) for r in fold_rows])
         row[score], row[score + SD_SUFFIX] = csv_score(values["mean"]), csv_score(values["sd"])
     return {**row, "folds": folds}

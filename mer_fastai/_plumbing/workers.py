@@ -1,0 +1,47 @@
+"""The one worker pool: call a function on many items in forked processes, yielding each result as it finishes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from typing import TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+AHEAD = 4  # items submitted per worker before waiting for one to finish
+
+
+def worker_count(workers: int | None, jobs: int) -> int:
+    """The processes to use for `jobs` items: `workers` (default: every core), never more than the items, at least 1."""
+    return max(1, min(workers or os.cpu_count() or 1, jobs or 1))
+
+
+def completed(
+    function: Callable[..., Result], items: Iterable[Item], workers: int, *args: object
+) -> Iterator[tuple[Item, Result]]:
+    """`(item, function(item, *args))` for every item, as each finishes.
+
+    `workers` 1: in this process, in order. More: in that many forked processes (they inherit what this process
+    has loaded), in the order they finish. Items are drawn from `items` only as they are submitted (at most
+    `AHEAD` per worker waiting), so a generator may record each one as it starts. An exception raised by
+    `function` is raised here.
+    """
+    if workers <= 1:
+        for item in items:
+            yield item, function(item, *args)
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        pending: dict[Future, Item] = {}
+        queue = iter(items)
+        while True:
+            for item in queue:
+                pending[pool.submit(function, item, *args)] = item
+                if len(pending) >= workers * AHEAD:
+                    break
+            if not pending:
+                return
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield pending.pop(future), future.result()

@@ -1,0 +1,59 @@
+"""`LabelSource`: where the labels of audio clips come from and how to read them, as one value.
+
+`prepare`, `evaluate`, `embed`, `cv` (reading groups back) and a recipe's data sets all read labels with the
+same options; they pass one `LabelSource` instead of its fields one by one. Each field declares its CLI flag
+and help in its metadata (`label_option`), from which `cli.options.with_label_options` makes the options; the
+task reads the source (`tasks.base.Task.read_labels`), so the reader is chosen in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def label_option(default: Any = None, *, flags: tuple[str, ...], help: str) -> Any:  # noqa: A002 (typer's word)
+    """A `LabelSource` field: its default and the CLI flags and help of its option."""
+    return field(default=default, metadata={"flags": flags, "help": help})
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    """The labels file and the options that say how to read it (all optional: without `labels`, clips are
+    labelled by their class folders)."""
+
+    labels: str | Path | None = label_option(
+        flags=("--labels", "-l"), help="Ratings/quadrant/generic CSV; omit when clips sit in one folder per class."
+    )
+    group_by: str | None = label_option(flags=("--group-by",), help="Labels column of each clip's group.")
+    id_column: str | None = label_option(
+        flags=("--id-column",),
+        help="Generic CSV: column holding the clip id (path relative to the audio folder, or file stem).",
+    )
+    label_column: str | None = label_option(
+        flags=("--label-column",), help="Generic CSV: column holding the class or rating."
+    )
+    cuts: list[float] | None = label_option(
+        flags=("--cuts",), help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles)."
+    )
+    skip_unlabeled: bool = label_option(
+        False,
+        flags=("--skip-unlabeled",),
+        help="Leave out audio files with no row in --labels, or whose label cell is blank/NaN/not a number "
+        "(reported as skipped).",
+    )
+    targets: list[str] | None = label_option(
+        flags=("--target",), help="A numeric labels column: a regression target or a mood (repeatable)."
+    )
+    threshold: float | None = label_option(
+        flags=("--threshold",),
+        help="Multilabel from --target mood columns: a mood holds when its value is at least this fraction of the "
+        "clip's largest value (default 0.5).",
+    )
+    allow_outliers: bool = label_option(
+        False,
+        flags=("--allow-outliers",),
+        help="Regression: keep target values far outside the others (beyond 10 interquartile ranges of a "
+        "quartile), which are otherwise refused naming their rows; prepare notes them.",
+    )

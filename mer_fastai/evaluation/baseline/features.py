@@ -1,0 +1,215 @@
+"""The baseline's features: hand-crafted audio features of every window of a data set, cached per output folder.
+
+Each spectrogram of a prepared data set has a row in `manifest.csv` (source file, window start). The same audio
+window is decoded again and described by classic music-information-retrieval features (MFCC, chroma, spectral
+shape, zero-crossing rate, RMS energy, tempo and beat statistics). Features are cached in `OUT/features.npz`
+(never in the data set, which the baseline only reads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..._plumbing.files import atomic_path
+from ..._plumbing.progress import progress_bar
+from ..._plumbing.workers import completed, worker_count
+from ...data.audio import load_audio, window_at
+from ...data.dataset import MANIFEST_FILE, read_info, read_manifest, read_spec
+from ...data.spectrogram import SpecConfig
+from ...errors import AudioError
+
+FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so caches are redone
+N_MFCC = 20
+CONTRAST_BANDS = 6
+Windows = list[tuple[str, float]]  # the windows of one source file: (image name, start seconds)
+
+
+def feature_names() -> list[str]:
+    """Names of the columns `window_features` returns, in order."""
+    names = [f"mfcc{i}_mean" for i in range(N_MFCC)] + [f"mfcc{i}_std" for i in range(N_MFCC)]
+    names += [f"chroma{i}_mean" for i in range(12)]
+    for name in ("centroid", "bandwidth", "rolloff", "flatness"):
+        names += [f"{name}_mean", f"{name}_std"]
+    names += [f"contrast{i}_mean" for i in range(CONTRAST_BANDS + 1)]
+    names += [f"contrast{i}_std" for i in range(CONTRAST_BANDS + 1)]
+    names += ["zcr_mean", "zcr_std", "rms_mean", "rms_std"]
+    names += ["tempo_bpm", "onset_mean", "onset_std", "beats_per_second", "beat_interval_std"]
+    return names
+
+
+def window_features(window: np.ndarray, sample_rate: int, n_fft: int, hop_length: int) -> np.ndarray:
+    """The hand-crafted feature vector of one audio window (see `feature_names`)."""
+    import librosa
+
+    magnitude = np.abs(librosa.stft(window, n_fft=n_fft, hop_length=hop_length))
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=magnitude**2, sr=sample_rate))
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
+    # tuning=0: the 12 chroma bins at standard pitch, no per-window tuning estimate (noisy on short windows)
+    chroma = librosa.feature.chroma_stft(S=magnitude**2, sr=sample_rate, n_fft=n_fft, tuning=0.0)
+    shape = [
+        librosa.feature.spectral_centroid(S=magnitude, sr=sample_rate),
+        librosa.feature.spectral_bandwidth(S=magnitude, sr=sample_rate),
+        librosa.feature.spectral_rolloff(S=magnitude, sr=sample_rate),
+        librosa.feature.spectral_flatness(S=magnitude),
+    ]
+    # the top contrast band must stay below Nyquist: 200 Hz × 2^6 needs a sample rate of 12.8 kHz or more
+    fmin = min(200.0, 0.99 * sample_rate / 2 ** (CONTRAST_BANDS + 1))
+    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sample_rate, fmin=fmin, n_bands=CONTRAST_BANDS)
+    zcr = librosa.feature.zero_crossing_rate(window, frame_length=n_fft, hop_length=hop_length)
+    rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
+    onset = librosa.onset.onset_strength(S=mel_db, sr=sample_rate)
+    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sample_rate, hop_length=hop_length))[0])
+    _, beats = librosa.beat.beat_track(
+        onset_envelope=onset, sr=sample_rate, hop_length=hop_length, bpm=tempo, units="time"
+    )
+    duration = len(window) / sample_rate
+    intervals = np.diff(beats)
+    parts = [
+        mfcc.mean(axis=1),
+        mfcc.std(axis=1),
+        chroma.mean(axis=1),
+        *([row.mean(), row.std()] for row in (s[0] for s in shape)),
+        contrast.mean(axis=1),
+        contrast.std(axis=1),
+        [zcr.mean(), zcr.std(), rms.mean(), rms.std()],
+        [
+            tempo,
+            onset.mean(),
+            onset.std(),
+            len(beats) / duration,
+            intervals.std() if len(intervals) > 1 else 0.0,
+        ],
+    ]
+    return np.nan_to_num(np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])).astype(np.float32)
+
+
+def locate_source(source: str, audio_dir: str | None) -> Path:
+    """The audio file of a manifest row; a relative path is also tried below the data set's audio folder."""
+    path = Path(source)
+    if path.exists() or path.is_absolute() or not audio_dir:
+        return path
+    for start in range(len(path.parts)):
+        candidate = Path(audio_dir).joinpath(*path.parts[start:])
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def source_features(
+    source: str, starts: Windows, spec_values: dict, audio_dir: str | None
+) -> tuple[dict[str, np.ndarray], str | None]:
+    """Features of every listed window (image name, start seconds) of one file, decoding it once.
+
+    A file that cannot be decoded gives no rows and the reason instead of raising.
+    """
+    spec = SpecConfig(**spec_values)
+    try:
+        signal = load_audio(locate_source(source, audio_dir), spec.sample_rate)
+    except AudioError as exc:
+        return {}, str(exc)
+    rows = {}
+    for image, start in starts:
+        window = window_at(signal, spec.sample_rate, spec.segment_seconds, start)
+        rows[image] = window_features(window, spec.sample_rate, spec.n_fft, spec.hop_length)
+    return rows, None
+
+
+def _file_features(job: tuple[str, Windows], spec_values: dict, audio_dir: str | None):
+    """`source_features` of one (source file, its windows) job of the worker pool."""
+    return source_features(*job, spec_values, audio_dir)
+
+
+def extract_features(
+    data_dir: str | Path, workers: int | None = None, progress: bool = True, cache: str | Path | None = None
+) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
+    """Feature vector of every manifest row (keyed by image), kept in the file `cache` when given (a command's
+    `OUT/features.npz`); and skipped files.
+
+    A rerun reuses every cached row and only decodes files whose rows are missing.
+    """
+    data_dir = Path(data_dir)
+    rows = read_manifest(data_dir)
+    spec = read_spec(data_dir)
+    cache_key = _cache_key(data_dir)
+    cached = _read_cache(Path(cache), cache_key) if cache else {}
+    todo: dict[str, Windows] = defaultdict(list)
+    for row in rows:
+        if row.image not in cached:
+            todo[row.source].append((row.image, row.segment_start))
+    if not todo:
+        return cached, []
+    audio_dir = read_info(data_dir).audio_dir
+    found, skipped = dict(cached), []
+    workers = worker_count(workers, len(todo))
+    if workers > 1:  # compile librosa's numba kernels once here, so that the forked workers inherit them
+        window_features(np.zeros(spec.n_fft, np.float32), spec.sample_rate, spec.n_fft, spec.hop_length)
+    with progress_bar("features", total=len(todo), enabled=progress) as advance:
+        for (source, _), outcome in completed(_file_features, todo.items(), workers, spec.to_dict(), audio_dir):
+            _collect(source, *outcome, found, skipped)
+            advance()
+    if cache:
+        known = [row.image for row in rows if row.image in found]
+        _write_cache(Path(cache), cache_key, {image: found[image] for image in known})
+    return found, skipped
+
+
+def share_features(source_dir: Path, found: dict[str, np.ndarray], data_dir: Path, cache: Path) -> None:
+    """Cache in the file `cache` the features, for `data_dir` (a data set made of `source_dir`'s images, e.g. a cv
+    fold), `found` of `source_dir`'s windows, matched by source file and window start, so that they are not
+    extracted again."""
+    image_of = {(row.source, row.segment_start): row.image for row in read_manifest(source_dir)}
+    shared = {}
+    for row in read_manifest(data_dir):
+        image = image_of.get((row.source, row.segment_start))
+        if image in found:
+            shared[row.image] = found[image]
+    _write_cache(cache, _cache_key(data_dir), shared)
+
+
+def _cache_key(data_dir: Path) -> str:
+    """What the cached features hold: the feature set, the spectrogram settings and the data set's manifest
+    (another data set, or one re-prepared from other audio, in the same --out recomputes them)."""
+    manifest = hashlib.sha1((Path(data_dir) / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
+    return f"{FEATURE_VERSION}:{read_spec(data_dir).digest()}:{manifest}"
+
+
+def _collect(
+    source: str,
+    features: dict[str, np.ndarray],
+    error: str | None,
+    found: dict[str, np.ndarray],
+    skipped: list[dict[str, str]],
+) -> None:
+    """Merge one file's outcome: its rows, or its decoding error."""
+    if error:
+        skipped.append({"file": source, "reason": error})
+    found.update(features)
+
+
+def _read_cache(path: Path, key: str) -> dict[str, np.ndarray]:
+    """Cached rows when the cache was made by this feature version from the same spectrogram settings."""
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["key"]) != key:
+                return {}
+            return dict(zip(saved["images"].tolist(), saved["features"], strict=True))
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def _write_cache(path: Path, key: str, rows: dict[str, np.ndarray]) -> None:
+    features = np.stack(list(rows.values())) if rows else np.zeros((0, len(feature_names())), np.float32)
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:  # a handle: np.savez would add ".npz" to a name
+        np.savez(
+            handle,
+            key=np.array(key),
+            images=np.array(list(rows)),
+            features=features,
+            names=np.array(feature_names()),
+        )

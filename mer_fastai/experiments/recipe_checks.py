@@ -1,0 +1,193 @@
+"""Recipe validation: the cross-field checks of a loaded recipe, each problem one line naming the key."""
+
+from __future__ import annotations
+
+from .._plumbing.files import check_component
+from ..choices import GAN_BACKENDS, MODES, TASKS
+from ..data.labels import FEATURES
+from ..data.spectrogram import SpecConfig
+from ..errors import MerError
+from ..models.archs import get_arch
+from ..tasks.base import Task
+from ..tasks.registry import get_task
+from ..training.config import TrainConfig
+from .recipe_schema import (
+    DEMO_KEYS,
+    Recipe,
+    RecipeSettings,
+    arch_settings,
+    recipe_settings,
+    stage_archs,
+    typed_values,
+)
+
+NAME_FIX = "use letters, digits, '-', '_' or '.' (names become file and folder names)"
+
+
+def validate(recipe: Recipe) -> None:
+    """Cross-field checks: names that must exist, values that must be in range."""
+    src = recipe.source
+    every_arch = list(dict.fromkeys([*recipe.archs, *(a for stage in recipe.stages for a in stage.archs or [])]))
+    for arch in every_arch:
+        try:
+            get_arch(arch)
+        except MerError as exc:
+            raise MerError(f"{src}: archs: {exc}") from exc
+    if not 0 < recipe.valid_pct < 1:
+        raise MerError(f"{src}: 'valid_pct' must lie between 0 and 1")
+    if not 0 <= recipe.test_pct < 1 or recipe.valid_pct + recipe.test_pct >= 1:
+        raise MerError(f"{src}: 'test_pct' must lie between 0 and 1 and leave clips to train beside 'valid_pct'")
+    _validate_folds(recipe)
+    SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
+    unknown_demo = set(recipe.demo_settings) - set(DEMO_KEYS)
+    if unknown_demo:
+        raise MerError(f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: {', '.join(DEMO_KEYS)}")
+    recipe.demo_settings = typed_values(RecipeSettings, recipe.demo_settings, src, "demo_settings.")
+    settings = recipe_settings(recipe)
+    for arch in every_arch:
+        try:
+            TrainConfig(arch=arch, **arch_settings(settings, arch)).check(name=repr)  # naming recipe keys
+        except MerError as exc:
+            raise MerError(f"{src}: {exc}") from exc
+    _validate_task(recipe)
+    names = [stage.name for stage in recipe.stages]
+    for i, stage in enumerate(recipe.stages):
+        where = f"{src}: stages[{i}] ({stage.name})"
+        if stage.dataset not in recipe.datasets:
+            raise MerError(
+                f"{where}: data set {stage.dataset!r} is not under 'datasets' ({', '.join(recipe.datasets)})"
+            )
+        bad = [f for f in stage.features if not f]
+        if bad or not stage.features:
+            raise MerError(f"{where}: 'features' must name at least one of {', '.join(FEATURES)}")
+        for mode in stage.modes:
+            if mode not in MODES:
+                raise MerError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
+        for augmentation in stage.augmentations:
+            if augmentation not in ("none", "gan", "dirs"):
+                raise MerError(f"{where}: augmentation {augmentation!r} is not one of none, gan, dirs")
+        if "dirs" in stage.augmentations and not recipe.augment_dirs:
+            raise MerError(f"{where}: augmentation 'dirs' needs 'augment_dirs' (or --augment-dir DIR)")
+        fixed = [arch for arch in stage_archs(recipe, stage) if get_arch(arch).spectrogram]
+        extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]
+        if extra and (fixed or SpecConfig.from_dict(recipe.spectrogram).bit_depth != 8):
+            reader = fixed[0] if fixed else "the recipe's spectrogram"
+            raise MerError(
+                f"{where}: augmentation {extra[0]!r} adds 8-bit dB images, which {reader} does not read; give it a "
+                "stage with augmentations [none]"
+            )
+        if stage.weights_from is not None and stage.weights_from not in names[:i]:
+            raise MerError(f"{where}: weights_from {stage.weights_from!r} must name an earlier stage")
+    if len(set(names)) != len(names):
+        raise MerError(f"{src}: stage names must be unique")
+    _validate_names(recipe)
+
+
+def _validate_names(recipe: Recipe) -> None:
+    """Every name that becomes part of a file or folder name under --out is one safe path component."""
+    src = recipe.source
+    check_component(recipe.experiment, f"{src}: experiment", NAME_FIX)
+    for name in recipe.datasets:
+        check_component(name, f"{src}: data set name", NAME_FIX)
+    for i, stage in enumerate(recipe.stages):
+        check_component(stage.name, f"{src}: stages[{i}] name", NAME_FIX)
+        for feature in stage.features:
+            key = "targets" if get_task(recipe.task).takes_targets else f"stages[{i}] ({stage.name}) feature"
+            check_component(feature, f"{src}: {key}", NAME_FIX)
+    if recipe.gan.backend not in GAN_BACKENDS:
+        raise MerError(f"{src}: 'gan.backend' must be one of {', '.join(GAN_BACKENDS)} (got {recipe.gan.backend!r})")
+
+
+def _validate_folds(recipe: Recipe) -> None:
+    """`folds`/`repeats`: in range, and not with what a cross-validated cell cannot honestly do."""
+    src = recipe.source
+    if recipe.folds is None:
+        if recipe.repeats != 1:
+            raise MerError(f"{src}: 'repeats' needs 'folds' (e.g. --set folds=5); remove 'repeats' or set 'folds'")
+        return
+    if recipe.folds < 2:
+        raise MerError(f"{src}: 'folds' must be at least 2 (got {recipe.folds}); or leave it out for one split")
+    if recipe.repeats < 1:
+        raise MerError(f"{src}: 'repeats' must be at least 1 (got {recipe.repeats})")
+    if recipe_settings(recipe)["patience"]:
+        raise MerError(
+            f"{src}: 'patience' with 'folds': each fold is scored on its validation clips, so it cannot stop early on "
+            "them (cv keeps every fold's last epoch); remove 'patience' or 'folds'"
+        )
+    for i, stage in enumerate(recipe.stages):
+        where = f"{src}: stages[{i}] ({stage.name})"
+        if stage.weights_from is not None:
+            raise MerError(
+                f"{where}: weights_from needs one model per cell, but with 'folds' a cell holds one per fold; "
+                "run this recipe without 'folds'"
+            )
+        if "gan" in stage.augmentations:
+            raise MerError(
+                f"{where}: augmentation 'gan' with 'folds': the GAN learns from clips the folds validate on; "
+                "drop 'gan' from augmentations or run without 'folds'"
+            )
+
+
+def _validate_task(recipe: Recipe) -> None:
+    """`task`, `targets`, `threshold` and the keys that depend on the task; then each stage of a regression or
+    multilabel recipe learns one data set, named as prepare names it (`valence+energy`, `moods`)."""
+    src, name = recipe.source, recipe.task or TASKS[0]
+    if name not in TASKS:
+        raise MerError(f"{src}: 'task' must be one of {', '.join(TASKS)} (got {name!r})")
+    recipe.task = name
+    task = get_task(name)
+    settings = recipe_settings(recipe)
+    if settings["loss"] != "auto" and not task.takes_loss:
+        raise MerError(f"{src}: 'loss: {settings['loss']}' is a regression loss; remove it or set 'task: regression'")
+    if settings["monitor"] not in ("auto", *task.monitors):
+        raise MerError(
+            f"{src}: 'monitor: {settings['monitor']}' is not a score of a {task} recipe; choose auto or "
+            f"{' or '.join(task.monitors)}"
+        )
+    if not task.takes_targets:
+        for key in ("targets", "threshold"):
+            if getattr(recipe, key) is not None:
+                raise MerError(
+                    f"{src}: {key!r} is for 'task: regression' or 'task: multilabel'; add 'task' or remove it"
+                )
+        return
+    _check_task_keys(recipe, task, settings)
+    for stage in recipe.stages:
+        stage.features = [task.default_feature(recipe.targets)]
+
+
+def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
+    """A regression or multilabel recipe: its own keys given, and none of classification's."""
+    src = recipe.source
+    if not task.reads_label_column and not recipe.targets:
+        raise MerError(f"{src}: 'task: {task}' needs 'targets', the numeric labels columns to learn (e.g. "
+                       "targets: [valence, energy])")  # fmt: skip
+    if recipe.threshold is not None and (not task.takes_threshold or not recipe.targets):
+        raise MerError(f"{src}: 'threshold' reads mood columns ('task: multilabel' with 'targets'); remove 'threshold'")
+    if recipe.threshold is not None and not 0 < recipe.threshold <= 1:
+        raise MerError(f"{src}: 'threshold' must lie in (0, 1]: a mood holds at that share of the clip's top value")
+    if settings["balanced"]:
+        raise MerError(f"{src}: 'balanced' balances classes, which a {task} recipe has not; set 'balanced: false'")
+    for key in ("mixup", "label_smoothing"):
+        if settings[key]:
+            raise MerError(f"{src}: '{key}' is for classification; a {task} recipe trains without it: set '{key}: 0'")
+    for name, spec in recipe.datasets.items():
+        where = f"{src}: 'datasets.{name}"
+        if spec.cuts:
+            raise MerError(f"{where}.cuts' bins ratings into classes; a {task} recipe keeps the values: remove it")
+        if not task.reads_label_column and spec.label_column:
+            raise MerError(f"{where}.label_column' names classes; a {task} recipe learns 'targets': remove it")
+        if task.reads_label_column and bool(recipe.targets) == bool(spec.label_column):
+            raise MerError(
+                f"{where}': a {task} recipe reads the moods from 'targets' (one column per mood) or from "
+                f"'datasets.{name}.label_column' (';'-separated moods): set one of them, not both"
+            )
+    for i, stage in enumerate(recipe.stages):
+        where = f"{src}: stages[{i}] ({stage.name})"
+        if stage.features:
+            raise MerError(f"{where}: 'features' are classification labels; a {task} recipe learns its 'targets' "
+                           "(or moods) together: remove 'features' (and --feature)")  # fmt: skip
+        extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]
+        if extra:
+            raise MerError(f"{where}: augmentation {extra[0]!r} adds images per class, which a {task} recipe has not; "
+                           "use 'none'")  # fmt: skip

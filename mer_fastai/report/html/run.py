@@ -1,0 +1,110 @@
+"""A run's section of the page: its settings, times, score tables, figures and errors."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from ...errors import MerError
+from ...runs.layout import CURVES_FILE, LR_PLOT, METRICS_FILE, read_config, read_json, read_metrics
+from ...tasks.base import Task
+from ...tasks.registry import get_task
+from .dataset import dataset_section, find_data_dir
+from .predictions import run_mistakes, worst_tracks
+from .scores import score_sets
+from .templating import data_uri
+from .values import setting_text
+
+HISTORY_FILE = "history.json"
+FIGURES = ((CURVES_FILE, "loss and validation scores per epoch"), (LR_PLOT, "learning-rate finder"))
+
+
+def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Path | None = None) -> dict:
+    """Everything the page shows about one run folder; its data set is added to `datasets` once."""
+    metrics = read_metrics(folder)
+    task = get_task(metrics.get("task"))
+    config = read_config(folder)
+    history = read_json(folder / HISTORY_FILE).get("history", []) if (folder / HISTORY_FILE).is_file() else []
+    data_dir = find_data_dir(config.get("data_dir") or metrics.get("data_dir"), grid)
+    dataset = dataset_section(data_dir, config.get("data_dir") or metrics.get("data_dir"), datasets)
+    title = " · ".join(str(v) for v in (metrics.get("arch"), metrics.get("mode"), metrics.get("feature")) if v)
+    names = list(metrics.get(task.names_key) or [])
+    plots = task_plots(task, names, test=bool(metrics.get("test")))
+    figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in FIGURES]
+    task_figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in plots]
+    lists_mistakes = task.report_errors == "mistakes"  # else: the worst tracks
+    return {
+        "anchor": anchor,
+        "title": f"{folder.name}: {title}" if grid or anchor != "run" else title,
+        "folder": str(folder),
+        "folder_path": folder,
+        "dataset_anchor": dataset["anchor"] if dataset else None,
+        "dataset_name": dataset["name"] if dataset else None,
+        "settings": run_settings(metrics, config, data_dir),
+        "times": run_times(folder, metrics, history),
+        "score_sets": score_sets(task, metrics),
+        "plots_heading": task.plots_heading,
+        "task_figures": [f for f in task_figures if f["src"]],
+        "figures": [f for f in figures if f["src"]],
+        "missing_figures": [
+            f"No {name} in the run folder." for name, _ in (*FIGURES, *plots) if not (folder / name).is_file()
+        ],
+        "mistakes": run_mistakes(folder, data_dir, here) if lists_mistakes else None,
+        "worst": None if lists_mistakes else worst_tracks(folder, task, names, data_dir, here),
+    }
+
+
+def task_plots(task: Task, names: list[str], test: bool = False) -> list[tuple[str, str]]:
+    """The task's own plots (file, caption) of validation and, with a test split, of test: scatters and
+    circumplex of a regression, per-mood bars of a multilabel run; `names`: its targets or moods."""
+    plots = task.plot_files(names)
+    return plots + [("test_" + name, f"test split: {caption}") for name, caption in plots] if test else plots
+
+
+def run_settings(metrics: dict, config: dict, data_dir: Path | None) -> list[tuple[str, str]]:
+    """Data set, spectrogram, architecture, mode, weights, epochs, LR and the other training settings."""
+    shown = ("feature", "epochs_run", "keep", "kept_epoch", "best_epoch")
+    merged = {**config, **{k: metrics[k] for k in shown if k in metrics}}
+    pairs = [("data set", str(config.get("data_dir") or metrics.get("data_dir", "–")))]
+    pairs.append(("spectrogram", spectrogram_text(data_dir)))
+    order = ("feature", "arch", "mode", "weights", "epochs", "epochs_run", "keep", "kept_epoch", "best_epoch", "lr")
+    order += ("bs", "size")
+    order += ("augment", "balanced", "seed", "monitor", "patience")
+    for key in order:
+        if key in merged or key in metrics:
+            value = merged.get(key, metrics.get(key))
+            if key in ("kept_epoch", "best_epoch") and isinstance(value, int):
+                value += 1  # shown 1-based, as the console does
+            pairs.append((key.replace("_", " "), setting_text(value)))
+    return pairs
+
+
+def spectrogram_text(data_dir: Path | None) -> str:
+    """The data set's spectrogram settings in one line, or why they are not known."""
+    from ...data.dataset import read_spec
+
+    if data_dir is None:
+        return "unknown (data set folder not found)"
+    try:
+        spec = read_spec(data_dir)
+    except MerError as exc:
+        return f"unknown ({exc})"
+    hop = spec.hop_seconds
+    return (
+        f"{spec.n_mels} mel bands, {spec.sample_rate} Hz, n_fft {spec.n_fft}, hop {spec.hop_length}, "
+        f"{spec.segment_seconds:g} s windows every {hop:g} s"
+    )
+
+
+def run_times(folder: Path, metrics: dict, history: list[dict]) -> list[tuple[str, str]]:
+    """Total and per-epoch seconds, and when the run finished (metrics.json's time stamp)."""
+    pairs = []
+    if "seconds" in metrics:
+        pairs.append(("total", f"{metrics['seconds']:.1f} s"))
+    epochs = [row["seconds"] for row in history if "seconds" in row]
+    if epochs:
+        pairs.append(("per epoch", f"{statistics.mean(epochs):.1f} s (mean of {len(epochs)})"))
+    finished = (folder / METRICS_FILE).stat().st_mtime
+    pairs.append(("finished", time.strftime("%Y-%m-%d %H:%M", time.localtime(finished))))
+    return pairs

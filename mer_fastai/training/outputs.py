@@ -1,0 +1,229 @@
+"""Writing a training run's folder: staged and published whole, the model file with its record, the split
+predictions and plots, config, history and metrics.json last, and the LR range test's plot."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from .._plumbing.files import output_folder, write_json
+from .._plumbing.progress import console
+from ..data.dataset import DatasetInfo, read_spec
+from ..errors import MerError
+from ..models.modelfile import save_model_file
+from ..models.modelmeta import ModelMeta
+from ..plots.figures import plot_curves, save_figure
+from ..runs.layout import (
+    CIRCUMPLEX_FILE,
+    CONFUSION_FILE,
+    CURVES_FILE,
+    LABELS_FILE,
+    LR_JSON,
+    LR_PLOT,
+    METRICS_FILE,
+    MODEL_FILE,
+    REPORT_FILE,
+    REPORT_HTML,
+    RUN_CONFIG,
+    TEST_PREDICTIONS,
+    TEST_PREFIX,
+    TEST_TRACK_PREDICTIONS,
+    TRACK_CONFUSION_FILE,
+    TRACK_PREDICTIONS,
+    VALID_PREDICTIONS,
+)
+from ..scoring.scores import Tracks, ValueTracks
+from ..tasks.base import Task
+from ..tasks.registry import get_task
+from .config import TrainSettings
+from .distributed import is_main_process
+from .validation import Split, Splits, score_test
+
+HISTORY_FILE = "history.json"
+LR_FILES = (LR_PLOT, LR_JSON)
+PREDICTION_FILES = (VALID_PREDICTIONS, TRACK_PREDICTIONS, TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS)
+CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CONFUSION_FILE)
+# report.html is written after the run folder is published
+RUN_FILES = (METRICS_FILE, RUN_CONFIG, HISTORY_FILE, REPORT_FILE, *CONFUSION_FILES, CURVES_FILE, MODEL_FILE)
+RUN_FILES += (*PREDICTION_FILES, REPORT_HTML, CIRCUMPLEX_FILE, TEST_PREFIX + CIRCUMPLEX_FILE, LABELS_FILE)
+RUN_FILES += (TEST_PREFIX + LABELS_FILE,)
+STAGING = ".partial"  # a run writes here; its files move into the run folder once it has finished
+
+
+@contextmanager
+def results_folder(out: Path, owned: tuple[str, ...]) -> Iterator[Path]:
+    """The folder a command writes into: a staging folder inside the locked output folder `out`.
+
+    On success its files replace those in `out` (the `owned` files an earlier run left there and this
+    one did not write are removed); on any failure, Ctrl-C included, it is removed, so an earlier run
+    in `out` stays as it was and a folder created here is not left behind. In a distributed training
+    only the main process creates, locks and fills `out`; the others get the same staging path.
+    """
+    stage = out / STAGING
+    if not is_main_process():
+        yield stage
+        return
+    with output_folder(out, "--out"):
+        shutil.rmtree(stage, ignore_errors=True)  # left by a killed run
+        stage.mkdir()
+        try:
+            yield stage
+            _publish(stage, out, owned)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _publish(stage: Path, out: Path, owned: tuple[str, ...]) -> None:
+    """Move the staged files into `out`: the old metrics.json is removed first and the new one moved last,
+    so a run folder interrupted here never looks finished."""
+    (out / METRICS_FILE).unlink(missing_ok=True)
+    files = sorted((p for p in stage.iterdir() if p.is_file()), key=lambda p: p.name == METRICS_FILE)
+    for name in set(owned) - {p.name for p in files}:
+        (out / name).unlink(missing_ok=True)
+    for path in files:
+        path.replace(out / path.name)
+
+
+@dataclass
+class Scored:
+    """A run's validation windows scored: the output names, true outputs, outputs and tracks."""
+
+    names: list[str]
+    truth: np.ndarray
+    outputs: np.ndarray
+    tracks: Tracks | ValueTracks
+
+
+def write_run(
+    run_dir: Path,
+    learn,
+    settings: TrainSettings,
+    splits: Splits,
+    scored: Scored,
+    history: list[dict],
+    metrics: dict,
+    started: float,
+) -> None:
+    """A finished run's files: the model, the validation split's predictions and plots, the test split scored
+    once with the final model, config, history, curves and metrics.json last (its `test` block and `seconds`
+    filled in here)."""
+    info, valid, test = splits.info, splits.valid, splits.test
+    task = get_task(info.task)
+    title = run_title(settings, info)
+    meta = model_metadata(learn, settings, info, valid.data_dir, scored.names, metrics)
+    save_model_file(run_dir / MODEL_FILE, learn.model, meta)
+    _write_split(run_dir, "", task, valid, scored.outputs, scored.tracks, scored.names, metrics["valid"], info, title)
+    if test is not None:  # scored once, with the final model
+        outputs, metrics["test"], tracks = score_test(learn.model, meta, task, test, settings.config.aggregate)
+        _write_split(run_dir, TEST_PREFIX, task, test, outputs, tracks, scored.names, metrics["test"], info,
+                     f"{title} — test")  # fmt: skip
+    metrics["seconds"] = round(time.time() - started, 2)
+    config = {"data_dir": str(valid.data_dir), **settings.config.to_dict(), "lr": metrics["lr"]}
+    write_json(run_dir / RUN_CONFIG, config)
+    write_json(run_dir / HISTORY_FILE, {"history": history})
+    task.write_windows(run_dir, scored.truth, scored.outputs, scored.tracks, metrics["valid"], title)
+    plot_curves(run_dir / CURVES_FILE, history, title)
+    write_json(run_dir / METRICS_FILE, metrics)
+
+
+def run_title(settings: TrainSettings, info: DatasetInfo) -> str:
+    """What a run's plots and table are titled: architecture, mode and feature."""
+    return f"{settings.config.arch} · {settings.config.mode} · {info.feature}"
+
+
+def _write_split(
+    run_dir: Path,
+    prefix: str,
+    task: Task,
+    split: Split,
+    outputs: np.ndarray,
+    tracks: Tracks | ValueTracks,
+    names: list[str],
+    scores: dict,
+    info: DatasetInfo,
+    title: str,
+) -> None:
+    """A split's window and track predictions and the task's plots of it (`prefix` "" or "test_")."""
+    task.write_predictions(run_dir, prefix, split.rows, outputs, tracks, names)
+    task.plot_split(run_dir, prefix, scores, tracks, info, title)
+
+
+def model_metadata(
+    learn, settings: TrainSettings, info: DatasetInfo, data_dir: Path, names: list[str], metrics: dict
+) -> ModelMeta:
+    """What a model file must say to be rebuilt and fed exactly like in training."""
+    config = settings.config
+    return ModelMeta(
+        arch=config.arch,
+        classes=tuple(names),
+        feature=info.feature,
+        spec=read_spec(data_dir),
+        stats=input_stats(learn.dls),
+        input_size=settings.input_size,
+        mode=config.mode,
+        resize=settings.resize,  # fastai's validation transform
+        package_version=__version__,
+        task=info.task,
+        **get_task(info.task).model_record(info, metrics),
+    )
+
+
+def input_stats(dls) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) per channel that the loaders' `Normalize` applies: what the model was trained on."""
+    normalize = next(t for t in dls.after_batch.fs if type(t).__name__ == "Normalize")
+    # rounded to float32's precision, so that the table's statistics read back as written (0.485, not 0.48500001)
+    return tuple(tuple(round(v, 7) for v in t.flatten().tolist()) for t in (normalize.mean, normalize.std))
+
+
+def versions() -> dict[str, str]:
+    """The versions of mer-fastai, torch and fastai a run was trained with."""
+    import fastai
+
+    return {"mer-fastai": __version__, "torch": torch.__version__, "fastai": fastai.__version__}
+
+
+def write_lr_find(run_dir: Path, recorder, suggestions: dict[str, float]) -> Path:
+    """lr_find.json (the suggestions) and lr_find.png (loss against learning rate, suggestions marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lrs = np.array(recorder.lrs)
+    losses = np.array([float(x) for x in recorder.losses])
+    keep = slice(0, -5) if len(lrs) > 10 else slice(None)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs[keep], losses[keep])
+    for (name, value), color in zip(suggestions.items(), ("red", "green", "orange")):
+        ax.axvline(value, color=color, linestyle="--", label=f"{name}: {value:.2e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    plot = save_figure(fig, run_dir / LR_PLOT, dpi=120)
+    write_json(run_dir / LR_JSON, {"suggestions": suggestions})
+    return plot
+
+
+def write_html_report(folder: Path, show: bool = True) -> Path | None:
+    """`report.html` of a finished run or grid folder; a failure is a warning line, never a lost result."""
+    from ..report.html.page import write_report
+
+    try:
+        report = write_report(folder)
+    except (MerError, OSError) as exc:
+        console.print(f"[yellow]warning:[/] the HTML report could not be written: {exc}", soft_wrap=True)
+        return None
+    if show:
+        console.print(f"report: [bold]{report}")
+    return report
