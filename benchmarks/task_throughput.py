@@ -3,7 +3,7 @@
     python benchmarks/task_throughput.py                        # prints a Markdown table
     python benchmarks/task_throughput.py --write BENCHMARKS.md  # also puts it in its section of the report
 
-One synthetic study-style set (`mer_fastai.synth`: the study's five emotions, its ratings file with
+One synthetic study-style set (`mer_fastai.data.synth`: the study's five emotions, its ratings file with
 continuous valence/energy and the five emotion ratings) is prepared three times with the same windows and
 split seed: classes from `TARGET` (emotions), regression on valence + energy, and multilabel moods from the
 five emotion ratings (a mood holds at ≥ 0.7 of the clip's largest rating). Each task trains the same

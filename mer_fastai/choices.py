@@ -17,7 +17,7 @@ KEEPS = ("best", "last")
 MONITORS = ("auto", "accuracy", "macro_f1", "ccc", "valid_loss")
 NORMS = ("arch", "dataset")  # data: input normalisation statistics (the architecture's, or the training images')
 LOSSES = ("auto", "mse", "ccc")  # train: regression loss (auto = mse); classification always uses cross-entropy
-AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from its windows (scores.aggregate)
+AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from windows (scoring.scores.aggregate)
 FORMATS = ("json", "csv")  # predict: output formats
 EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run
 GAN_BACKENDS = ("diffaug", "stylegan2-ada")  # gan: how the GAN is trained

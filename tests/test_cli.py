@@ -191,7 +191,7 @@ def _as_from_a_shell() -> None:
 def test_ctrl_c_is_one_line_saying_what_is_kept_and_exit_130(tmp_path):
     code = (
         "import sys, time\n"
-        "import mer_fastai.prepare as core\n"
+        "import mer_fastai.preparation.prepare as core\n"
         "def slow(*args, **kwargs):\n"
         "    print('started', flush=True)\n"
         "    time.sleep(120)\n"

@@ -13,21 +13,21 @@ from tests.test_imports import PACKAGE, import_graph
 # Each sub-package's layer: a module imports only from its own package or from a lower layer.
 LAYERS = {
     "mer_fastai": 0,  # errors, choices, the facade
-    "_plumbing": 1,  # files, journals, progress bars
+    "_plumbing": 1,  # files, journals, progress bars, the worker pool
     "data": 2,  # audio, spectrograms, labels, splits, the data-set schema
     "runs": 3,  # the run / cv / grid folder schema, input guards
     "scoring": 3,  # metric and aggregation functions
     "plots": 4,  # figures and terminal tables
-    "models": 4,  # architectures, networks, weights, model files, the input contract
     "tasks": 5,  # classification, regression, multilabel
-    "report": 6,  # results tables, the HTML report
-    "preparation": 6,  # audio + labels -> data set
-    "inference": 7,  # predict, embed, export
-    "training": 8,  # settings, loaders, learner, fit
-    "evaluation": 9,  # evaluate, cv, ensemble, baseline
-    "gan": 9,  # GAN augmentation
-    "experiments": 10,  # recipes, runner, executors, demo
-    "cli": 11,  # one module per subcommand (and `python -m mer_fastai`)
+    "models": 6,  # architectures, networks, weights, model files, the input contract
+    "report": 7,  # results tables, the HTML report
+    "preparation": 7,  # audio + labels -> data set
+    "inference": 8,  # predict, embed, export
+    "training": 9,  # settings, loaders, learner, fit
+    "evaluation": 10,  # evaluate, cv, ensemble, baseline
+    "gan": 10,  # GAN augmentation
+    "experiments": 11,  # recipes, runner, executors, demo
+    "cli": 12,  # one module per subcommand (and `python -m mer_fastai`)
 }
 MAX_LINES = 400
 MAX_TASK_BRANCHES = 10

@@ -13,7 +13,7 @@ from . import options
 @with_train_options(TRAIN)
 def command(
     data_dir: Path = options.DataDir,
-    config: TrainConfig = None,  # one option per training setting (see mer_fastai/config.py)
+    config: TrainConfig = None,  # one option per training setting (see mer_fastai/training/config.py)
     folds: int = typer.Option(5, "--folds", "-k", help="Number of folds K (grouped and stratified over clips)."),
     repeats: int = typer.Option(1, "--repeats", help="Repeat the K folds R times with other fold assignments."),
     ensemble: bool = typer.Option(

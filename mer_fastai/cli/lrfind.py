@@ -14,7 +14,7 @@ from . import options
 @with_train_options(LRFIND)
 def command(
     data_dir: Path = options.DataDir,
-    config: TrainConfig = None,  # one option per setting lrfind offers (see mer_fastai/config.py)
+    config: TrainConfig = None,  # one option per setting lrfind offers (see mer_fastai/training/config.py)
     out: Path = options.out_option("lrfind", "lr_find.png and lr_find.json"),
 ) -> None:
     """Find a learning rate: save the loss-vs-LR plot and print the suggestions."""

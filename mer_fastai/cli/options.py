@@ -19,7 +19,7 @@ from ..errors import MerError
 from ..training.config import ARCH_HELP as ARCH_HELP  # re-exported: the help of every --arch
 from ..training.config import cli_option
 
-# Training settings other commands share: declared once, in TrainConfig (mer_fastai/config.py).
+# Training settings other commands share: declared once, in TrainConfig (mer_fastai/training/config.py).
 Seed = cli_option("seed")
 Track = cli_option("track")
 TrackingUri = cli_option("tracking_uri")

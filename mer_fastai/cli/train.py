@@ -14,7 +14,7 @@ from . import options
 @with_train_options(TRAIN)
 def command(
     data_dir: Path = options.DataDir,
-    config: TrainConfig = None,  # one option per training setting (see mer_fastai/config.py)
+    config: TrainConfig = None,  # one option per training setting (see mer_fastai/training/config.py)
     distributed: bool = typer.Option(
         False,
         "--distributed",

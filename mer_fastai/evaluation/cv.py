@@ -21,6 +21,7 @@ from .._plumbing.files import output_folder, reads_dataset, write_json
 from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo
 from ..errors import MerError
+from ..report.html.page import write_report_or_warn
 from ..runs.layout import CV_FILE, ENSEMBLE_FILE, FOLD_DATA, FOLD_FILE, FOLDS_DIR, METRICS_FILE, fold_dir
 from ..tasks.registry import get_task
 from ..training.config import TrainConfig
@@ -108,7 +109,7 @@ def run_cv(
     if show:
         console.print(summary_table(result))
     if report:
-        _write_report(out, show)
+        write_report_or_warn(out, show)
     return result
 
 
@@ -194,16 +195,3 @@ def summary_table(result: CVResult):
 
 def _cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
-
-
-def _write_report(out: Path, show: bool) -> None:
-    """The HTML report; a failure is a warning, never the loss of a finished cross-validation."""
-    from ..report.html.page import write_report
-
-    try:
-        path = write_report(out)
-    except (MerError, OSError) as exc:
-        console.print(f"[yellow]warning:[/] the HTML report could not be written ({exc})", soft_wrap=True)
-        return
-    if show:
-        console.print(f"report: [bold]{path}")

@@ -1,16 +1,16 @@
 """`ensemble`: several trained runs as ONE model file whose predictions are the mean of its members'
 (class or mood probabilities, or regression values).
 
-The file is an ordinary checksummed model file (`modelfile`): the members' tensors are stored as
+The file is an ordinary checksummed model file (`models.modelfile`): the members' tensors are stored as
 `members.<i>.<name>` and its `ModelMeta` lists the members (`members`), so `predict`, `evaluate` and
-`export` load it like any other model (`modelfile.EnsembleModel` combines the outputs so that the usual
+`export` load it like any other model (`models.modelfile.EnsembleModel` combines the outputs so that the usual
 softmax, sigmoid or identity gives the mean itself). Members must agree on what their outputs are: task,
 classes (targets, moods), target scales, feature and rating cuts. They may read different inputs: the file's
 architecture, spectrogram settings, input size, resize policy and statistics are the first member's, and each
-other member records its own where they differ (`ModelMeta.members`, `modelmeta.CONTRACT`). Members of the
+other member records its own where they differ (`ModelMeta.members`, `models.modelmeta.CONTRACT`). Members of the
 same spectrogram, input size and resize policy share one input (normalised differently, a member re-normalises
 it); an ensemble of several inputs (a "mixed" one) is averaged per track by `predict` and `evaluate`, which
-compute each input from the audio (`predict.Predictor`). An ensemble given as a member is flattened into its
+compute each input from the audio (`inference.predict.Predictor`). An ensemble given as a member is flattened into its
 own members.
 """
 

@@ -1,14 +1,15 @@
 """`evaluate`: track-level scores of a saved model on labelled audio files.
 
-A model is scored as training scores its task (`Task.score`): a classifier's tracks as `scores.score_windows`
-scores them; a regression model against the labels file's target columns (`targets.read_targets`, as
-`prepare --target` reads them) with `scores.score_regression`, and a multilabel model against its moods
-(`targets.read_moods`) with `scores.score_multilabel`: the same functions, plots and CSV columns as training.
-The task reads the labels (`Task.read_labels` of a `LabelSource`); the files written: `evaluation.eval_files`.
+A model is scored as training scores its task (`Task.score`): a classifier's tracks as
+`scoring.scores.score_windows` scores them; a regression model against the labels file's target columns
+(`data.targets.read_targets`, as `prepare --target` reads them) with `scoring.scores.score_regression`, and a
+multilabel model against its moods (`data.targets.read_moods`) with `scoring.scores.score_multilabel`: the same
+functions, plots and CSV columns as training. The task reads the labels (`Task.read_labels` of a
+`LabelSource`); the files written: `evaluation.eval_files`.
 
-A mixed-input ensemble (`predict.Predictor`: members reading different spectrograms, averaged per track) has no
-windows that line up: each track is scored as one row, so its scores are the track scores only, with no window
-block.
+A mixed-input ensemble (`inference.predict.Predictor`: members reading different spectrograms, averaged per
+track) has no windows that line up: each track is scored as one row, so its scores are the track scores only,
+with no window block.
 """
 
 from __future__ import annotations
@@ -316,7 +317,7 @@ def _check_classes(truth: dict[str, ClipLabel], predictor: Predictor, source: st
 def _score(
     predictions: Predictions, truth: dict[str, ClipLabel], predictor: Predictor, aggregate: str
 ) -> tuple[dict, Tracks]:
-    """Track-level metrics at the top level (the `track` block of `scores.score_windows`, the function training
+    """Track-level metrics at the top level (the `track` block of `scoring.scores.score_windows`, the function training
     scores with), `track_accuracy`/`track_macro_f1`, and the window accuracy as `window_accuracy` (none for a
     mixed-input ensemble, scored one row per track)."""
     classes = predictor.classes

@@ -42,7 +42,7 @@ class Fold:
 
 def k_fold_groups(labels: Labels, groups: list[str], k: int, seed: int) -> list[int]:
     """The fold (0..k-1) of each clip: clips of one group share a fold; each fold gets ~1/k of every class
-    (a clip labelled with a tuple of moods counts toward each, as in `split.split_groups`).
+    (a clip labelled with a tuple of moods counts toward each, as in `data.split.split_groups`).
 
     Groups are placed largest first (ties in a seeded order that depends on each group's name only), each
     into the fold where it brings the classes' shares closest to 1/k (least squares, as `split_groups`);

@@ -18,6 +18,7 @@ from ..data.spectrogram import SpecConfig, preset
 from ..data.synth import demo_set
 from ..models.archs import contract_differences, get_arch
 from ..preparation.prepare import prepare_dataset
+from ..runs.layout import GAN_DONE, GAN_GENERATED, GAN_MODEL, GRID_BASELINE, GRID_DATA, GRID_DEMO_AUDIO, GRID_GAN
 from .recipe_schema import DatasetSpec, Recipe, stage_archs
 from .state import State
 
@@ -49,18 +50,18 @@ class RecipeData:
 
     def demo_folder(self, name: str, spec: DatasetSpec) -> Path:
         demo = spec.demo
-        return self.out / "demo-audio" / f"{name}-{demo.clips_per_class}x{demo.seconds:g}s-seed{demo.seed}"
+        return self.out / GRID_DEMO_AUDIO / f"{name}-{demo.clips_per_class}x{demo.seconds:g}s-seed{demo.seed}"
 
     def data_dir(self, name: str, feature: str, preset: str | None = None) -> Path:
         """The data set of `name` and `feature`; `preset`: the one prepared with an architecture's own input."""
-        return self.out / "data" / (f"{name}-{feature}" + (f"-{preset}" if preset else ""))
+        return self.out / GRID_DATA / (f"{name}-{feature}" + (f"-{preset}" if preset else ""))
 
     def baseline_dir(self, name: str, feature: str) -> Path:
-        return self.out / "baseline" / f"{name}-{feature}"
+        return self.out / GRID_BASELINE / f"{name}-{feature}"
 
     def gan_folder(self, name: str, feature: str) -> Path:
         gan = self.recipe.gan
-        return self.out / "gan" / f"{name}-{feature}-{gan.backend}-{gan.steps}steps"
+        return self.out / GRID_GAN / f"{name}-{feature}-{gan.backend}-{gan.steps}steps"
 
     def arch_input(self, arch: str) -> str | None:
         """The spectrogram preset `arch` reads when the recipe's spectrogram does not fit it (e.g. musicnn in
@@ -102,21 +103,21 @@ class RecipeData:
 
         gan = self.recipe.gan
         folder = self.gan_folder(name, feature)
-        generated = folder / "generated"
-        if not (folder / "done").exists():
+        generated = folder / GAN_GENERATED
+        if not (folder / GAN_DONE).exists():
             console.rule(f"[bold]GAN ({gan.backend}) for {name} · {feature}")
             options = {"stylegan_dir": gan.stylegan_dir} if gan.stylegan_dir else {}
             train_gan(
                 data_dir,
-                folder / "model",
+                folder / GAN_MODEL,
                 backend=gan.backend,
                 steps=gan.steps,
                 size=gan.size,
                 seed=self.recipe.seed,
                 **options,
             )
-            generate_images(folder / "model", gan.images_per_class, generated)
-            (folder / "done").write_text("ok\n")
+            generate_images(folder / GAN_MODEL, gan.images_per_class, generated)
+            (folder / GAN_DONE).write_text("ok\n")
         return str(generated)
 
     def _audio(self, name: str, spec: DatasetSpec) -> tuple[Path, Path | None]:

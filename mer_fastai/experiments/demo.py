@@ -68,9 +68,9 @@ def run_demo(
     """Synthesise the study's 5 emotions, prepare 3 s spectrograms, find the LR, train `arch`, report.
 
     `task` "regression" learns the ratings file's continuous valence and energy (drawn around each emotion's
-    cue-driven values, `synth.STUDY_RATINGS`) instead of the emotion classes; the run folder then holds the
+    cue-driven values, `data.synth.STUDY_RATINGS`) instead of the emotion classes; the run folder then holds the
     predicted-vs-true scatters and the circumplex plot. `task` "multilabel" learns the moods of clips of random
-    tempo, mode and loudness from their listeners' vote shares (`synth.make_mood_set`, read as `prepare --task
+    tempo, mode and loudness from their listeners' vote shares (`data.synth.make_mood_set`, read as `prepare --task
     multilabel --threshold 0.5` reads them); the run folder then holds the per-mood chart `per_label.png`.
     """
     if task not in DEMO_TASKS:

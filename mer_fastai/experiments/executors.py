@@ -39,7 +39,8 @@ class Cell:
     run_dir: str
     config: TrainConfig
     weights_label: str
-    folds: int | None = None  # set: the cell is a K-fold cross-validation (`cv.run_cv`), repeated `repeats` times
+    # folds set: the cell is a K-fold cross-validation (`evaluation.cv.run_cv`), repeated `repeats` times
+    folds: int | None = None
     repeats: int = 1
 
     @property

@@ -122,7 +122,8 @@ class Recipe(RecipeSettings, RecipeTask):
     archs: list[str]
     valid_pct: float = 0.2
     test_pct: float = 0.0  # > 0: a held-out test split per data set, scored once per cell (prepare --test-pct)
-    folds: int | None = None  # set (≥ 2): each cell is a K-fold cross-validation (`cv.run_cv`) instead of one split
+    # folds set (≥ 2): each cell is a K-fold cross-validation (`evaluation.cv.run_cv`) instead of one split
+    folds: int | None = None
     repeats: int = 1  # with folds: deal the clips into K folds R times
     spectrogram: dict = field(default_factory=dict)
     demo_settings: dict = field(default_factory=dict)  # applied while data sets use the built-in demo audio

@@ -1,7 +1,7 @@
 """Run a recipe: expand its grid into cells, prepare data once, train each cell, keep results safe.
 
 A cell trains once on the data set's split, or, when the recipe sets `folds`, cross-validates
-(`cv.run_cv`: its row holds each score's mean over the folds and the spread in `<score>_sd`; its folder, as
+(`evaluation.cv.run_cv`: its row holds each score's mean over the folds and the spread in `<score>_sd`; its folder, as
 `mer-fastai cv` writes it, the fold models as one ensemble, `ensemble.safetensors`). The data sets
 are prepared for the recipe's `task` (classification of each stage's features, or regression / multilabel
 of its `targets`), and each row holds that task's scores.
@@ -25,10 +25,10 @@ from .._plumbing.files import check_inside, is_within, output_folder, write_json
 from .._plumbing.progress import console
 from ..data.spectrogram import SpecConfig
 from ..errors import Interrupted, MerError
-from ..report.html.page import write_report
+from ..report.html.page import write_report_or_warn
 from ..report.results import load_results, results_tables, write_results
 from ..runs.inputs import refuse_within
-from ..runs.layout import HEATMAP, REPORT_HTML, RESULTS_CSV, RESULTS_MD, STATE_FILE
+from ..runs.layout import CELLS_DIR, HEATMAP, REPORT_HTML, RESULTS_CSV, RESULTS_MD, STATE_FILE
 from ..training.config import TrainConfig
 from ..training.tracking import tracking_settings
 from .datasets import RecipeData
@@ -212,7 +212,7 @@ class RecipeRun:
                             self.recipe.folds,
                             self.recipe.repeats,
                         )
-                        cell.run_dir = str(self.out / "runs" / cell.folder_name)
+                        cell.run_dir = str(self.out / CELLS_DIR / cell.folder_name)
                         check_inside(self.out, cell.run_dir)  # a name is made safe by Cell.id; a link is not
                         cells.append(cell)
         return cells
@@ -242,7 +242,7 @@ def run_recipe(
 ) -> RunSummary:
     """Run (or resume) an experiment recipe into `out`; returns what ran, what was skipped, what failed.
 
-    `track="mlflow"` logs every cell trained to MLflow (experiment: the recipe's), see tracking.py.
+    `track="mlflow"` logs every cell trained to MLflow (experiment: the recipe's), see `training.tracking`.
     `overrides` (as `--set`) always win over the recipe's `demo_settings`; the run prints a note where they do.
     """
     if not isinstance(recipe, Recipe):
@@ -263,7 +263,7 @@ def run_recipe(
     tracking = tracking_settings(track, tracking_uri, recipe.experiment)
     summary = RecipeRun(recipe, Path(out), executor, executor_options, tracking).run()
     if summary.rows:
-        _write_page(Path(out), show)
+        write_report_or_warn(Path(out), show)
     if show:
         for table in results_tables(summary.rows):
             console.print(table)
@@ -272,17 +272,6 @@ def run_recipe(
             f"in {time.time() - started:.0f} s; results in {Path(out) / RESULTS_MD}"
         )
     return summary
-
-
-def _write_page(out: Path, show: bool) -> None:
-    """The grid's `report.html`; a failure is a warning line, never a lost result."""
-    try:
-        report = write_report(out)
-    except (MerError, OSError) as exc:
-        console.print(f"[yellow]warning:[/] the HTML report could not be written: {exc}", soft_wrap=True)
-        return
-    if show:
-        console.print(f"report: [bold]{report}")
 
 
 def show_results(out: str | Path) -> list[dict]:

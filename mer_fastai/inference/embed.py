@@ -208,7 +208,8 @@ def _tagger(predictor: Predictor, result: Embeddings) -> nn.Module | None:
 
 def tag_probabilities(tagger: nn.Module, images: list[np.ndarray], device: torch.device, bs: int) -> np.ndarray:
     """musicnn's tag probabilities (windows × tags): its 16-bit window images scaled as the loaders scale them,
-    turned into musicnn's log-mel input by `transfer.SpectrogramInput`, through the tagger and a sigmoid."""
+    turned into musicnn's log-mel input by `models.musicnn.transfer.SpectrogramInput`, through the tagger and a
+    sigmoid."""
     import torch
 
     from ..models.musicnn.transfer import PIXEL_SCALE, SpectrogramInput

@@ -3,7 +3,7 @@
 A classifier gives each window and track a class and class probabilities; a multilabel model the moods
 whose sigmoid probability reaches its threshold (0.5, as training scores it) with every mood's probability;
 a regression model a value per target (the records: `inference.tracks`; what each task fills in:
-`Task.prediction`). A track's probabilities or values are the mean of its windows' (`scores.aggregate`, the
+`Task.prediction`). A track's probabilities or values are the mean of its windows' (`scoring.scores.aggregate`, the
 function training uses; classifiers may also vote or take the maximum).
 
 Every window goes through exactly the steps of training: the model's spectrogram settings, the uint8
@@ -271,7 +271,7 @@ class Predictor:
 
     def embed(self, paths: Iterable[str | Path], **options) -> Embeddings:
         """Pooled penultimate features per window and per track (mean of windows) of audio files and folders;
-        see `mer_fastai.embed.embed_audio` for the options (labels file, window, hop, progress)."""
+        see `embed.embed_audio` for the options (labels file, window, hop, progress)."""
         from .embed import embed_audio
 
         return embed_audio(self, paths, **options)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from .._plumbing.files import atomic_path
 from ..choices import TASKS
 from ..errors import MerError
 from ..runs.layout import METADATA_KEY, MODEL_FILE, model_file_path
+from ..tasks.registry import get_task
 from .archs import ArchSpec, build_full_model, get_arch
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
 
@@ -231,6 +231,7 @@ class EnsembleModel(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.task = task
+        self.rules = get_task(task)  # how the members' outputs combine
         self.groups = groups or (tuple(range(len(members))),)
         self.renorm = [pair is not None for pair in (renorm or [None] * len(members))]
         for i, pair in enumerate(renorm or []):
@@ -254,11 +255,7 @@ class EnsembleModel(nn.Module):
             for i in indices
         ]
         outputs = torch.stack([self.members[i](xi).float() for i, xi in zip(indices, inputs, strict=True)])
-        if self.task == "regression":
-            return outputs.mean(dim=0)
-        if self.task == "multilabel":
-            return torch.logit(torch.sigmoid(outputs).mean(dim=0), eps=1e-7)
-        return torch.logsumexp(torch.log_softmax(outputs, dim=2), dim=0) - math.log(len(indices))
+        return self.rules.combine(outputs)
 
     def group(self, index: int) -> nn.Module:
         """The network of input group `index`: its members combined on their shared input (weights shared)."""

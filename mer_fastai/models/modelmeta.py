@@ -21,6 +21,7 @@ from ..choices import TASKS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..runs.layout import RUN_CONFIG
+from ..tasks.registry import get_task
 from .preprocessing import RESIZE_METHODS, resize_policy
 
 RETRAIN = "retrain the model with this version of mer-fastai"
@@ -280,7 +281,7 @@ def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
 
 def _scale(value: Any, task: str, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
     """A regression model's [low, high] per output; other models have none."""
-    if task != "regression":
+    if not get_task(task).predicts_values:
         if value:
             raise _malformed(path, f"a {task} model has no 'scale'")
         return ()

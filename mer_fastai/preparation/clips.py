@@ -97,7 +97,7 @@ def plan_tasks(
     return Plan(clips, skipped, notes, {clip.key: group for clip, group in zip(clips, groups, strict=True)})
 
 
-Matched = list[tuple[Path, str, ClipLabel]]  # (file, clip id, label), as `matching.match_clips` pairs them
+Matched = list[tuple[Path, str, ClipLabel]]  # (file, clip id, label), as `data.matching.match_clips` pairs them
 
 
 def _clip_key(file: Path, root: Path) -> str:

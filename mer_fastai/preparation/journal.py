@@ -188,8 +188,8 @@ def remove_stale_images(out_dir: Path, stale: set[str]) -> None:
 
 @dataclass
 class Change:
-    """Takes the data set folder's lock against readers (`files.excluding_readers`) once, before this run first
-    changes the data set: a rerun that changes nothing never waits for a reader."""
+    """Takes the data set folder's lock against readers (`_plumbing.files.excluding_readers`) once, before this
+    run first changes the data set: a rerun that changes nothing never waits for a reader."""
 
     out_dir: Path
     stack: contextlib.ExitStack

@@ -87,19 +87,20 @@ def prepare_dataset(
 
     `labels` is the labels file, read as the label keywords (`group_by` ... `allow_outliers`) say, or a whole
     `LabelSource` (then those keywords stay unset). `test_pct` > 0 holds out a test split (test/, manifest split
-    "test"), chosen before validation, grouped and stratified like it (see `split.split_groups`); training
+    "test"), chosen before validation, grouped and stratified like it (see `data.split.split_groups`); training
     never reads it.
 
     `task` "regression" (implied by `targets`) keeps the numeric columns `targets` of `labels` as the
-    clips' values (see `targets.read_targets`); `feature` then defaults to the targets joined by "+".
+    clips' values (see `data.targets.read_targets`); `feature` then defaults to the targets joined by "+".
     `task` "multilabel" keeps each clip's set of moods (1/0 per mood, the manifest's `target_<mood>`
     columns) from `label_column` (`;`-separated) or from the mood columns `targets` with `threshold` (see
-    `targets.read_moods`); `feature` defaults to "moods". `allow_outliers` keeps regression targets far outside
-    the others (see `targets.read_targets`), which are otherwise refused.
+    `data.targets.read_moods`); `feature` defaults to "moods". `allow_outliers` keeps regression targets far outside
+    the others (see `data.targets.read_targets`), which are otherwise refused.
 
     Audio, labels, matching and classes are checked before anything is written; `out_dir` must lie outside
     the audio folders (see `_check_out`). The output folder is locked while it is written, so a second run into
-    it is refused at once, and so is a run that would change a data set a command is reading (`files.reading`).
+    it is refused at once, and so is a run that would change a data set a command is reading
+    (`_plumbing.files.reading`).
     """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     source = label_source(

@@ -3,8 +3,8 @@
 Run folder (`train`, one cell of `run`, one fold of `cv`)::
 
     config.json            the training settings (RUN_CONFIG)
-    metrics.json           scores, history and facts of the finished run (METRICS_FILE); its presence marks
-                           the run as finished
+    metrics.json           scores and facts of the finished run (METRICS_FILE); its presence marks the run
+                           as finished; history.json: the per-epoch scores
     model.safetensors      weights + model metadata (MODEL_FILE)
     valid_predictions.csv  one row per validation window; track_predictions.csv one per track
     curves.png, confusion_matrix.png, track_confusion_matrix.png, classification_report.txt,
@@ -20,8 +20,12 @@ Cross-validation folder (`cv`)::
 
 Grid folder (`run RECIPE`)::
 
-    state.json             every cell's status; results.csv, results.md, results_heatmap.png
-    <cell>/                a run or cross-validation folder per cell; baseline.csv for baseline rows
+    state.json             every cell's status; results.csv, results.md, results_heatmap.png, report.html
+    runs/<cell>/           a run or cross-validation folder per cell
+    data/<set>-<feature>/  the data sets the cells train on, each prepared once
+    baseline/<set>-<feature>/   the baseline rows' folders (baseline.csv, features.npz)
+    gan/<set>-<feature>-<backend>-<steps>steps/   a GAN stage: model/, generated/, done
+    demo-audio/            a recipe's synthetic audio
 
 GAN run folder (`gan train`): generator.safetensors, gan.json, metrics.json, samples.png.
 """
@@ -37,6 +41,7 @@ from ..errors import MerError
 # ------------------------------------------------------------------ a run folder
 RUN_CONFIG = "config.json"
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"  # the per-epoch scores
 MODEL_FILE = "model.safetensors"
 METADATA_KEY = "mer_fastai"  # the safetensors metadata key that holds a model file's JSON
 VALID_PREDICTIONS = "valid_predictions.csv"
@@ -65,6 +70,14 @@ ENSEMBLE_FILE = "ensemble.safetensors"
 
 # ------------------------------------------------------------------ a grid folder
 STATE_FILE = "state.json"
+CELLS_DIR = "runs"  # one run or cross-validation folder per cell
+GRID_DATA = "data"  # the data sets the cells train on, prepared once
+GRID_BASELINE = "baseline"  # the baseline rows' folders
+GRID_GAN = "gan"  # a GAN stage's folders: each holds GAN_MODEL, GAN_GENERATED and, once both are whole, GAN_DONE
+GRID_DEMO_AUDIO = "demo-audio"  # a recipe's synthetic demo audio
+GAN_MODEL = "model"
+GAN_GENERATED = "generated"
+GAN_DONE = "done"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 HEATMAP = "results_heatmap.png"
@@ -150,6 +163,8 @@ def model_header(path: str | Path) -> dict | None:
     try:
         with open(path, "rb") as handle:
             (size,) = struct.unpack("<Q", handle.read(8))
+            if size > path.stat().st_size - 8:
+                return None
             header = json.loads(handle.read(size))
         raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
         metadata = json.loads(raw) if raw else None

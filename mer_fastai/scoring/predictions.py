@@ -24,7 +24,7 @@ def _probs(values: np.ndarray) -> list[str]:
 
 def write_window_predictions(path: Path, rows: list, window_probs: np.ndarray, classes: list[str]) -> Path:
     """One CSV row per window (manifest rows `rows`, in order): image, clip, source, start, truth, prediction,
-    probabilities (the columns `html_report` reads)."""
+    probabilities (the columns `report.html.predictions` reads)."""
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "clip_id", "source", "segment_start", "true", "predicted", *_heads(classes)])

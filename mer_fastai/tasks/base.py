@@ -106,6 +106,11 @@ class Task:
         """The output activation: raw model outputs (N, outputs) as this task reads them."""
         raise NotImplementedError
 
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        """An ensemble's output from its members' raw outputs (members, N, outputs), in the members' raw form
+        (so that `outputs` reads it as it reads one member's)."""
+        raise NotImplementedError
+
     def prediction(self, names: list[str], outputs: np.ndarray, chosen: int | None = None) -> dict:
         """What one window or track predicts from its outputs (the `label`, `probabilities`, `moods` and `values`
         of `inference.tracks.WindowPrediction`); `chosen`: the class an aggregation picked, where one is chosen."""
@@ -139,7 +144,7 @@ class Task:
         self, folder: Path, prefix: str, rows: list, outputs: np.ndarray, tracks: Tracks | ValueTracks, names: list[str]
     ) -> tuple[Path, Path]:
         """A split's window and track prediction files as a training run writes them (`prefix` "" for the
-        validation split or `scoring.predictions.TEST_PREFIX`); `names` the classes, targets or moods."""
+        validation split or `runs.layout.TEST_PREFIX`); `names` the classes, targets or moods."""
         raise NotImplementedError
 
     # training (`training.learner`, `training.loaders`, `training.fit`)

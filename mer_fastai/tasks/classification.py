@@ -50,6 +50,14 @@ class Classification(Task):
         """Class probabilities: a softmax over the classes."""
         return logits.softmax(dim=1)
 
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The log of the members' mean class probabilities (a softmax of it gives the mean)."""
+        import math
+
+        import torch
+
+        return torch.logsumexp(torch.log_softmax(outputs, dim=2), dim=0) - math.log(len(outputs))
+
     def prediction(self, names: list[str], outputs: np.ndarray, chosen: int | None = None) -> dict:
         """The class chosen (default: the most likely) and every class's probability."""
         index = int(outputs.argmax()) if chosen is None else chosen

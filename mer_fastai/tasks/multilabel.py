@@ -60,6 +60,12 @@ class Multilabel(Task):
         """Mood probabilities: a sigmoid per mood."""
         return logits.sigmoid()
 
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The logit of the members' mean mood probabilities (a sigmoid of it gives the mean)."""
+        import torch
+
+        return torch.logit(torch.sigmoid(outputs).mean(dim=0), eps=1e-7)
+
     def prediction(self, names: list[str], outputs: np.ndarray, chosen: int | None = None) -> dict:
         """The moods at or above the decision (`label`: them joined by ";") and every mood's probability."""
         moods = tuple(name for name, p in zip(names, outputs, strict=True) if p >= self.decision)

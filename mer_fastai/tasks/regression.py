@@ -54,6 +54,10 @@ class Regression(Task):
         """The values as they are (the head already squeezes them into each target's scale)."""
         return logits
 
+    def combine(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The members' mean values."""
+        return outputs.mean(dim=0)
+
     def prediction(self, names: list[str], outputs: np.ndarray, chosen: int | None = None) -> dict:
         """A value per target (no label, no probabilities)."""
         return {"label": "", "probabilities": {}, "values": named(names, outputs)}

@@ -280,8 +280,8 @@ class TrainSettings:
     config: TrainConfig
     spec: ArchSpec  # the architecture's table entry
     lr: float | None  # the peak learning rate; None: take the lr_find suggestion (`--lr auto`)
-    input_size: int  # the training resolution: `--size`, else the architecture's (`preprocessing.input_size`)
-    resize: str  # how validation images are resized (`preprocessing.resize_policy`), as predict will
+    input_size: int  # the training resolution: `--size`, else the architecture's (`models.preprocessing.input_size`)
+    resize: str  # how validation images are resized (`models.preprocessing.resize_policy`), as predict will
 
 
 def checked(config: TrainConfig | TrainSettings) -> TrainSettings:

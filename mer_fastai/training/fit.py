@@ -21,6 +21,7 @@ from ..data.dataset import REPAIR, DatasetInfo, read_info, read_spec
 from ..errors import MerError
 from ..models.archs import check_spectrogram
 from ..models.preprocessing import loader_size
+from ..report.html.page import write_report_or_warn
 from ..runs.layout import LR_PLOT, TEST_PREFIX, scatter_file
 from ..tasks.registry import get_task
 from .callbacks import EpochTimer
@@ -37,7 +38,6 @@ from .outputs import (
     results_folder,
     run_title,
     versions,
-    write_html_report,
     write_lr_find,
     write_run,
 )
@@ -187,7 +187,7 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
             title = f"{run_title(settings, info)} — {kept}, lr {result.lr:.2e}"
             console.print(get_task(info.task).terminal_table(result.metrics, title))
             console.print(f"run folder: [bold]{run_dir}")
-        write_html_report(run_dir, show)
+        write_report_or_warn(run_dir, show)
     return TrainResult(run_dir, result.lr, result.metrics)
 
 

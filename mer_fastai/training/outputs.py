@@ -15,9 +15,7 @@ import torch
 
 from .. import __version__
 from .._plumbing.files import output_folder, write_json
-from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo, read_spec
-from ..errors import MerError
 from ..models.modelfile import save_model_file
 from ..models.modelmeta import ModelMeta
 from ..plots.figures import plot_curves, save_figure
@@ -25,6 +23,7 @@ from ..runs.layout import (
     CIRCUMPLEX_FILE,
     CONFUSION_FILE,
     CURVES_FILE,
+    HISTORY_FILE,
     LABELS_FILE,
     LR_JSON,
     LR_PLOT,
@@ -47,7 +46,6 @@ from .config import TrainSettings
 from .distributed import is_main_process
 from .validation import Split, Splits, score_test
 
-HISTORY_FILE = "history.json"
 LR_FILES = (LR_PLOT, LR_JSON)
 PREDICTION_FILES = (VALID_PREDICTIONS, TRACK_PREDICTIONS, TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS)
 CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CONFUSION_FILE)
@@ -213,17 +211,3 @@ def write_lr_find(run_dir: Path, recorder, suggestions: dict[str, float]) -> Pat
     plot = save_figure(fig, run_dir / LR_PLOT, dpi=120)
     write_json(run_dir / LR_JSON, {"suggestions": suggestions})
     return plot
-
-
-def write_html_report(folder: Path, show: bool = True) -> Path | None:
-    """`report.html` of a finished run or grid folder; a failure is a warning line, never a lost result."""
-    from ..report.html.page import write_report
-
-    try:
-        report = write_report(folder)
-    except (MerError, OSError) as exc:
-        console.print(f"[yellow]warning:[/] the HTML report could not be written: {exc}", soft_wrap=True)
-        return None
-    if show:
-        console.print(f"report: [bold]{report}")
-    return report

@@ -167,7 +167,7 @@ def memory_dataloaders(
     device = default_device()
     common = {"bs": bs, "num_workers": 0, "after_batch": after_batch, "device": device}
     if balanced:
-        counts = torch.bincount(targets, minlength=len(classes)).float()  # over all items, as data.py does
+        counts = torch.bincount(targets, minlength=len(classes)).float()  # over all items, as loaders.py does
         weights = (1.0 / counts[train_ds.targets]).numpy()
         train = WeightedDL(train_ds, wgts=weights, shuffle=True, drop_last=True, **common)
     else:

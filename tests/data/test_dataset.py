@@ -1,4 +1,4 @@
-"""`mer_fastai.dataset`: the data-set files written and read back, refused in one line when broken."""
+"""`mer_fastai.data.dataset`: the data-set files written and read back, refused in one line when broken."""
 
 from __future__ import annotations
 

@@ -8,12 +8,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import mer_fastai.cv as cv_module
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+import mer_fastai.evaluation.cv as cv_module
 from mer_fastai.cli.main import app
 from mer_fastai.data.dataset import read_manifest
 from mer_fastai.errors import MerError

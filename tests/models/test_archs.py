@@ -29,7 +29,7 @@ def one_batch_step(tiny_data: Path, name: str, mode: str, tmp_path: Path):
     return learn, logits, dls
 
 
-# musicnn reads its own 16-bit spectrograms: tests/test_musicnn_transfer.py trains it the same way
+# musicnn reads its own 16-bit spectrograms: tests/models/test_musicnn_transfer.py trains it the same way
 IMAGE_ARCHS = [name for name, spec in ARCHS.items() if spec.spectrogram is None]
 
 

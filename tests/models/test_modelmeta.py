@@ -116,7 +116,7 @@ def test_save_and_load_carry_the_record(tmp_path):
 
 def test_the_record_imports_without_torch():
     """The CLI may use `ModelMeta` without paying for torch or fastai."""
-    code = "import sys, mer_fastai.modelmeta; print(sorted({'torch', 'fastai'} & set(sys.modules)))"
+    code = "import sys, mer_fastai.models.modelmeta; print(sorted({'torch', 'fastai'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
 

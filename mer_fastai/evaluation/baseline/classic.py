@@ -5,7 +5,7 @@ SVM, k-NN, a random forest and extra trees of the task's kind (`baseline.models`
 targets, or classifiers giving each mood a probability), evaluated on the validation split (and a held-out
 test split, when the data set has one): the reference that the CNNs of the study are compared with. Windows and
 tracks are scored exactly as a training run scores them (`Task.score`: a window's label is its most probable
-class, a track's comes from its windows' `predict_proba` combined by `scores.aggregate`; a regression track's
+class, a track's comes from its windows' `predict_proba` combined by `scoring.scores.aggregate`; a regression track's
 prediction and a multilabel track's probabilities are its windows' mean, a mood predicted at the task's
 decision as a CNN predicts it). Each estimator's folder also gets the prediction files of a training run
 (`Task.write_predictions`: windows and tracks of validation and test)."""

@@ -1,7 +1,7 @@
 """The classic-ML baseline cross-validated on the folds `cv` deals, so that it compares with cross-validated CNNs.
 
 `cross_validate_baseline` deals the clips of a data set into the K·R grouped, stratified folds `cv.run_cv`
-trains on (the same folds at the same seed), runs `baseline.run_baseline` on each fold's data set into
+trains on (the same folds at the same seed), runs `classic.run_baseline` on each fold's data set into
 `OUT/folds/<k>/` (each classifier's metrics and prediction files, as a fold run has them) and summarises
 every classifier as `cv` summarises a setting: each window and track score's mean over the folds and its
 standard deviation (`<score>_sd`). The features are extracted once, over the whole data set, and handed to

@@ -2,7 +2,7 @@
 licence): the reference path of `musicnn_tags`.
 
 As the original's `extractor.batch_data`: `librosa.load(path, sr=16000)` (mono, soxr at high quality),
-`librosa.feature.melspectrogram` over the whole clip with the settings of `spectrogram.musicnn_spec()` (the one
+`librosa.feature.melspectrogram` over the whole clip with the settings of `data.spectrogram.musicnn_spec()` (the one
 declaration of musicnn's input contract, which `prepare --spectrogram musicnn` uses too), compressed as
 log10(1 + 10000·P) with no per-window normalisation, cut into 3 s patches of 187 frames. One deliberate difference:
 the original casts P to float16 first, which overflows under numpy 2; here everything is float32.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..._plumbing.files import reading
 from ...errors import MerError
-from ...runs.layout import FOLD_DATA, FOLDS_DIR
+from ...runs.layout import FOLD_DATA, FOLDS_DIR, GRID_DATA
 from ...tasks.registry import get_task
 from .values import slug
 
@@ -19,7 +19,7 @@ def find_data_dir(recorded: str | None, grid: Path | None) -> Path | None:
 
     if not recorded:
         return None
-    candidates = [Path(recorded)] + ([grid / "data" / Path(recorded).name] if grid is not None else [])
+    candidates = [Path(recorded)] + ([grid / GRID_DATA / Path(recorded).name] if grid is not None else [])
     return next((p for p in candidates if (p / DATASET_FILE).is_file()), None)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ...runs.layout import CV_FILE, HEATMAP, METRICS_FILE, STATE_FILE, read_json
+from ...runs.layout import CELLS_DIR, CV_FILE, HEATMAP, METRICS_FILE, STATE_FILE, read_json
 from ..results import SCORE_LABELS, SD_SUFFIX, is_score_column, load_results, main_score, row_task
 from .cv import fold_sections
 from .run import run_section
@@ -15,7 +15,6 @@ from .values import cell, number, score_cell, slug
 
 IDENTITY_COLUMNS = ("experiment", "stage", "dataset", "feature", "arch", "mode", "weights", "augmentation")
 NUMBER_COLUMNS = ("epochs", "lr", "seconds", "folds")
-CELLS_DIR = "runs"  # where a grid keeps its cells' folders
 TEST_PREFIX = "test_"  # the score columns of the held-out test split (`results.SCORE_SETS`)
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ... import __version__
 from ..._plumbing.files import atomic_write, check_output_file
+from ..._plumbing.progress import console
+from ...errors import MerError
 from ...runs.layout import METRICS_FILE, REPORT_HTML, folder_kind, model_header, read_json
 from .cv import cv_page
 from .grid import grid_page
@@ -36,6 +38,18 @@ def write_report(path_in: str | Path, out: str | Path | None = None) -> Path:
     builders = {"run": run_page, "grid": grid_page, "cv": cv_page}
     page = assemble(folder, builders[folder_kind(folder)](folder, out.parent.resolve()))
     return atomic_write(out, render("report.html.j2", page["title"], str(folder), page=page))
+
+
+def write_report_or_warn(folder: Path, show: bool = True) -> Path | None:
+    """`report.html` at the end of `train`, `cv` or `run`: a failure is a warning line, never a lost result."""
+    try:
+        report = write_report(folder)
+    except (MerError, OSError) as exc:
+        console.print(f"[yellow]warning:[/] the HTML report could not be written: {exc}", soft_wrap=True)
+        return None
+    if show:
+        console.print(f"report: [bold]{report}")
+    return report
 
 
 def run_page(folder: Path, here: Path) -> dict:

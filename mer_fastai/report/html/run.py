@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ...errors import MerError
-from ...runs.layout import CURVES_FILE, LR_PLOT, METRICS_FILE, read_config, read_json, read_metrics
+from ...runs.layout import CURVES_FILE, HISTORY_FILE, LR_PLOT, METRICS_FILE, read_config, read_json, read_metrics
 from ...tasks.base import Task
 from ...tasks.registry import get_task
 from .dataset import dataset_section, find_data_dir
@@ -16,7 +16,6 @@ from .scores import score_sets
 from .templating import data_uri
 from .values import setting_text
 
-HISTORY_FILE = "history.json"
 FIGURES = ((CURVES_FILE, "loss and validation scores per epoch"), (LR_PLOT, "learning-rate finder"))
 
 

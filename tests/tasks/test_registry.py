@@ -1,0 +1,40 @@
+"""tasks.registry: a task name becomes its one Task object; every task declares what the others ask."""
+
+from __future__ import annotations
+
+import pytest
+
+from mer_fastai.choices import MONITORS, TASKS
+from mer_fastai.errors import MerError
+from mer_fastai.tasks.base import Task
+from mer_fastai.tasks.registry import TASKS as REGISTERED
+from mer_fastai.tasks.registry import get_task
+
+
+def test_every_task_name_is_registered_in_the_order_options_list_them():
+    assert tuple(REGISTERED) == TASKS
+    assert all(get_task(name).name == name and str(get_task(name)) == name for name in TASKS)
+
+
+def test_a_record_without_task_is_classification_and_a_task_passes_through():
+    assert get_task(None) is get_task("classification")
+    assert get_task(None).is_default and not get_task("regression").is_default
+    task = get_task("multilabel")
+    assert get_task(task) is task
+
+
+def test_an_unknown_task_is_one_line_naming_the_known_ones():
+    with pytest.raises(MerError) as caught:
+        get_task("ordinal")
+    message = str(caught.value)
+    assert "\n" not in message and "'ordinal'" in message and all(name in message for name in TASKS)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_each_task_declares_every_rule(name):
+    task = get_task(name)
+    declared = [k for k, v in vars(Task).get("__annotations__", {}).items() if "ClassVar" in str(v)]
+    assert declared and [k for k in declared if not hasattr(task, k)] == []
+    assert set(task.monitors) <= set(MONITORS) and task.monitors[-1] == "valid_loss"
+    assert task.table_scores[0] in task.scores
+    assert task.columns(["a", "b"]) == [f"{task.column_prefix}_a", f"{task.column_prefix}_b"]
