@@ -107,6 +107,9 @@ def new_paths(old: str) -> tuple[str, ...]:
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds an old module path and loads it as the module at its new path."""
 
+    def __init__(self) -> None:
+        self.specs: dict[str, object] = {}  # old path → the new module's own spec, which the import overwrites
+
     def find_spec(self, fullname: str, path, target=None):  # noqa: ANN001 (importlib's signature)
         return importlib.util.spec_from_loader(fullname, self) if new_paths(fullname) else None
 
@@ -116,6 +119,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         warnings.warn(f"{spec.name} moved to {where}; the old path goes in 0.3", DeprecationWarning, stacklevel=3)
         modules = [importlib.import_module(name) for name in new]
         if len(modules) == 1:
+            self.specs[spec.name] = modules[0].__spec__
             return modules[0]
         alias = ModuleType(spec.name, f"0.1's {spec.name}, now split into {where}.")
         for module in reversed(modules):  # the heir's names win
@@ -123,7 +127,10 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return alias
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: the module was imported at its new path."""
+        """Nothing to run (the module was imported at its new path): give it back its own spec."""
+        own = self.specs.pop(module.__spec__.name, None)
+        if own is not None:
+            module.__spec__ = own
 
 
 def install_moved_modules() -> None:

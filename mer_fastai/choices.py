@@ -21,4 +21,8 @@ AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label fr
 FORMATS = ("json", "csv")  # predict: output formats
 EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run
 GAN_BACKENDS = ("diffaug", "stylegan2-ada")  # gan: how the GAN is trained
+# train: the named starting weights (the architecture's own pretrained weights — ImageNet, or musicnn's MSD/MTT —
+# ImageNet's, none); any other --weights is a model file or run folder
+PRETRAINED, IMAGENET, NONE = "pretrained", "imagenet", "none"
+STARTING_WEIGHTS = (PRETRAINED, IMAGENET, NONE)
 CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")  # baseline: the classic classifiers

@@ -75,7 +75,7 @@ def test_the_old_module_paths_still_import():
         "        module = importlib.import_module(old)\n"
         "    heirs = [importlib.import_module(name) for name in parts]\n"
         "    if len(heirs) == 1:\n"
-        "        assert module is heirs[0], old\n"
+        "        assert module is heirs[0] and module.__spec__.name == parts[0], old\n"
         "    for heir in heirs:  # every public name of every part, the heir's where two parts share one\n"
         "        for name in (n for n in vars(heir) if not n.startswith('_')):\n"
         "            assert hasattr(module, name), (old, name)\n"

@@ -166,14 +166,14 @@ def output_folder(path: str | Path, option: str = "--out", *, lock: bool = True)
         yield path
     except BaseException:
         if handle is not None:
-            _release(path, handle)
+            _release(handle)
             handle = None
         if not existed:
             _remove_if_empty(path)
         raise
     finally:
         if handle is not None:
-            _release(path, handle)
+            _release(handle)
 
 
 def _acquire(path: Path, option: str):
@@ -202,7 +202,7 @@ def _acquire(path: Path, option: str):
     return handle
 
 
-def _release(path: Path, handle) -> None:
+def _release(handle) -> None:
     """Unlock; the lock file is left (removing it would race with a waiting writer) but emptied."""
     with contextlib.suppress(OSError):
         handle.seek(0)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
+from ..training.config import ARCH_HELP
 from . import options
 
 
 def command(
     out: Path = options.out_option("demo-output", "the demo's audio, data set and run"),
-    arch: str = typer.Option("alexnet", "--arch", "-a", help=options.ARCH_HELP),
+    arch: str = typer.Option("alexnet", "--arch", "-a", help=ARCH_HELP),
     epochs: int = typer.Option(12, "--epochs", "-e", help="Training epochs."),
     size: int = typer.Option(128, "--size", help="Training resolution in pixels."),
     clips: int = typer.Option(20, "--clips", help="Synthetic clips per class."),

@@ -43,12 +43,8 @@ def command(
     predictor = Predictor.load(model, device=device, bs=bs)
     embeddings = predictor.embed(
         audio,
-        labels=source.labels,
+        labels=source,
         feature=feature,
-        id_column=source.id_column,
-        label_column=source.label_column,
-        cuts=source.cuts,
-        skip_unlabeled=source.skip_unlabeled,
         window=window,
         hop=hop,
         progress=True,

@@ -16,7 +16,6 @@ from ..data.labels import FEATURES
 from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
-from ..training.config import ARCH_HELP as ARCH_HELP  # re-exported: the help of every --arch
 from ..training.config import cli_option
 
 # Training settings other commands share: declared once, in TrainConfig (mer_fastai/training/config.py).

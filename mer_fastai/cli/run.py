@@ -8,15 +8,14 @@ import typer
 
 from ..choices import EXECUTORS
 from ..errors import MerError
+from ..training.config import ARCH_HELP
 from . import options
 
 
 def command(
     recipe: str = typer.Argument(..., help="Built-in recipe name (see `mer-fastai recipes`) or a YAML path."),
     feature: list[str] = typer.Option(None, "--feature", "-f", help="Only these tasks (repeatable)."),
-    arch: list[str] = typer.Option(
-        None, "--arch", "-a", help=f"Only these architectures (repeatable). {options.ARCH_HELP}"
-    ),
+    arch: list[str] = typer.Option(None, "--arch", "-a", help=f"Only these architectures (repeatable). {ARCH_HELP}"),
     mode: list[str] = typer.Option(None, "--mode", "-m", help="Only these modes: freeze, whole (repeatable)."),
     set_: list[str] = typer.Option(
         None,

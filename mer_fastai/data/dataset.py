@@ -28,8 +28,7 @@ from pathlib import Path
 from .._plumbing.files import atomic_path, atomic_write
 from ..choices import TASKS
 from ..errors import MerError
-from .spectrogram import CONFIG_FILE as SPEC_FILE
-from .spectrogram import SpecConfig
+from .spectrogram import SPEC_FILE, SpecConfig
 
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
@@ -40,28 +39,6 @@ REPAIR = "rerun `mer-fastai prepare` with the same options to repair it"
 REMAKE = "prepare the data set again with `mer-fastai prepare --overwrite`"
 # What fastai's get_image_files takes for an image: every extension with an image/* MIME type.
 IMAGE_SUFFIXES = frozenset(ext for ext, kind in mimetypes.types_map.items() if kind.startswith("image/"))
-
-__all__ = [
-    "DATASET_FILE",
-    "MANIFEST_COLUMNS",
-    "MANIFEST_FILE",
-    "REPAIR",
-    "SPEC_FILE",
-    "SPLITS",
-    "TRAINING_SPLITS",
-    "DatasetInfo",
-    "ManifestRow",
-    "images_on_disk",
-    "extra_train_items",
-    "items",
-    "read_info",
-    "read_manifest",
-    "read_spec",
-    "split_items",
-    "write_info",
-    "write_manifest",
-    "write_spec",
-]
 
 
 @dataclass(frozen=True)
@@ -80,7 +57,7 @@ class DatasetInfo:
     settings: dict = field(default_factory=dict)  # what a rerun of `prepare` must match
     subset_of: str | None = None  # the data set this one was cut from, if any
     # or "regression" / "multilabel": `classes` are then the first target's bins / the mood sets (the folders)
-    task: str = "classification"
+    task: str = TASKS[0]
     targets: list[str] = field(default_factory=list)  # regression: the target names; multilabel: the moods
     scale: dict[str, list[float]] = field(default_factory=dict)  # regression: target → [low, high]
 

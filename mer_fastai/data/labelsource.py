@@ -1,9 +1,12 @@
 """`LabelSource`: where the labels of audio clips come from and how to read them, as one value.
 
-`prepare`, `evaluate`, `embed`, `cv` (reading groups back) and a recipe's data sets all read labels with the
-same options; they pass one `LabelSource` instead of its fields one by one. Each field declares its CLI flag
-and help in its metadata (`label_option`), from which `cli.options.with_label_options` makes the options; the
-task reads the source (`tasks.base.Task.read_labels`), so the reader is chosen in one place.
+`prepare_dataset`, `evaluate` and `embed_audio` take the labels as one `LabelSource` (or a labels file with the
+label keywords, kept for one release: `label_source` turns either into one value), and so do a recipe's data
+sets. Each field declares its CLI flag and help in its metadata (`label_option`), from which
+`cli.options.with_label_options` makes the options of `prepare`, `evaluate` and `embed`. The task reads the source
+(`tasks.base.Task.read_labels`: prepare, evaluate), so the reader is chosen in one place; `embed` labels clips with
+the class reader (`data.labels.label_table`) whatever the model's task, and `cv` reads a data set's groups back with
+it from the settings in `dataset.json`.
 """
 
 from __future__ import annotations
@@ -57,3 +60,15 @@ class LabelSource:
         help="Regression: keep target values far outside the others (beyond 10 interquartile ranges of a "
         "quartile), which are otherwise refused naming their rows; prepare notes them.",
     )
+
+
+def label_source(caller: str, labels: str | Path | LabelSource | None, **options: Any) -> LabelSource:
+    """The labels as one `LabelSource`: one given whole, or the labels file with the label keywords `options` (the
+    fields of `LabelSource`). Keywords set beside a whole `LabelSource` are refused, naming `caller`."""
+    if not isinstance(labels, LabelSource):
+        return LabelSource(labels, **options)
+    unset = LabelSource()
+    given = [key for key, value in options.items() if value != getattr(unset, key)]
+    if given:
+        raise TypeError(f"{caller}: {', '.join(given)} given beside a LabelSource; set them in it")
+    return labels

@@ -29,7 +29,7 @@ from .images import resize
 if TYPE_CHECKING:
     import scipy.sparse
 
-CONFIG_FILE = "spectrogram.json"
+SPEC_FILE = "spectrogram.json"
 FFT_BLOCK = 64  # STFT frames transformed per FFT call
 MIN_LOG_MEL = 1000.0 / (200.0 / 3)  # where Slaney's scale turns logarithmic, computed as librosa does
 AMIN = 1e-10  # power floor of the dB conversion (librosa's amin)
@@ -148,11 +148,11 @@ class SpecConfig:
 
     def save(self, folder: str | Path) -> Path:
         """Write `spectrogram.json` into `folder` atomically."""
-        return atomic_write(Path(folder) / CONFIG_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
+        return atomic_write(Path(folder) / SPEC_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: str | Path) -> SpecConfig:
-        path = Path(folder) / CONFIG_FILE
+        path = Path(folder) / SPEC_FILE
         if not path.exists():
             raise MerError(f"{path}: missing; is {folder} a data set made by `mer-fastai prepare`?")
         try:

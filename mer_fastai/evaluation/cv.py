@@ -22,9 +22,18 @@ from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo
 from ..errors import MerError
 from ..report.html.page import write_report_or_warn
-from ..runs.layout import CV_FILE, ENSEMBLE_FILE, FOLD_DATA, FOLD_FILE, FOLDS_DIR, METRICS_FILE, fold_dir
+from ..runs.layout import (
+    CV_FILE,
+    ENSEMBLE_FILE,
+    FOLD_DATA,
+    FOLD_FILE,
+    FOLDS_DIR,
+    fold_dir,
+    is_finished,
+    read_json_or_empty,
+)
 from ..tasks.registry import get_task
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, TrainSettings
 from ..training.fit import task_monitor, train
 from .folds import Fold, build_fold_data, dataset_folds
 from .oof import CVResult, pool_folds
@@ -44,19 +53,20 @@ def fold_fingerprint(data_dir: Path, info: DatasetInfo, config: TrainConfig, fol
 
 
 def _is_done(run_dir: Path, fingerprint: str) -> bool:
-    return _fold_record(run_dir).get("fingerprint") == fingerprint and (run_dir / METRICS_FILE).is_file()
+    return _fold_record(run_dir).get("fingerprint") == fingerprint and is_finished(run_dir)
 
 
-def fold_config(config: TrainConfig) -> TrainConfig:
-    """The settings each fold trains with: `config` checked, keeping its last epoch. A fold's validation clips
-    are its out-of-fold score, so nothing may be chosen on them: neither the kept epoch nor an early stop."""
-    config = config.check().config  # `lr` a number, as fold fingerprints record it
-    if config.patience:
+def fold_config(config: TrainConfig) -> TrainSettings:
+    """The settings each fold trains with: `config` checked once (every fold's `train` reads these), keeping its
+    last epoch. A fold's validation clips are its out-of-fold score, so nothing may be chosen on them: neither the
+    kept epoch nor an early stop."""
+    settings = config.check()  # `lr` a number, as fold fingerprints record it
+    if settings.config.patience:
         raise MerError(
-            f"--patience {config.patience}: cv scores each fold on its validation clips, so it cannot stop early on "
-            "them (that would flatter the score); drop --patience, or set --epochs lower"
+            f"--patience {settings.config.patience}: cv scores each fold on its validation clips, so it cannot stop "
+            "early on them (that would flatter the score); drop --patience, or set --epochs lower"
         )
-    return replace(config, keep="last")
+    return replace(settings, config=replace(settings.config, keep="last"))  # `keep` derives nothing
 
 
 @reads_dataset
@@ -79,9 +89,10 @@ def run_cv(
     HTML report `out/report.html`.
     """
     data_dir, out = Path(data_dir), Path(out)
-    config = fold_config(config)
+    settings = fold_config(config)
+    config = settings.config
     info, rows, plan, group_source = dataset_folds(data_dir, folds, repeats, config.seed if seed is None else seed)
-    task_monitor(config, info)  # --loss/--monitor of another task: refused before any fold trains
+    task_monitor(settings, info)  # --loss/--monitor of another task: refused before any fold trains
     with output_folder(out, "--out"):
         _check_other_folds(out, plan, folds, repeats)
         ran, skipped = [], []
@@ -95,7 +106,7 @@ def run_cv(
                 console.print(f"fold {fold.index + 1}/{len(plan)}: {len(fold.valid_clips)} validation clips")
             (run_dir / FOLD_FILE).unlink(missing_ok=True)
             fold_data = build_fold_data(data_dir, info, rows, fold, run_dir / FOLD_DATA)
-            train(fold_data, config, run_dir, show=show)
+            train(fold_data, settings, run_dir, show=show)
             record = {"fingerprint": fingerprint, "folds": folds, "repeats": repeats, "repeat": fold.repeat}
             write_json(run_dir / FOLD_FILE, {**record, "fold": fold.fold})
             ran.append(fold.name)
@@ -129,11 +140,7 @@ def _check_other_folds(out: Path, plan: list[Fold], folds: int, repeats: int) ->
 
 def _fold_record(run_dir: Path) -> dict:
     """The fold.json of a finished fold ({} when there is none or it is unreadable)."""
-    try:
-        record = json.loads((run_dir / FOLD_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    return read_json_or_empty(run_dir / FOLD_FILE)
 
 
 def _cv_document(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._plumbing.files import atomic_path, atomic_write, write_json
-from ..plots.figures import circumplex_axes, plot_circumplex, plot_confusion, plot_label_bars, plot_scatter
+from ..plots.figures import plot_confusion
 from ..runs.layout import (
     CIRCUMPLEX_FILE,
     CONFUSION_FILE,
@@ -16,7 +16,6 @@ from ..runs.layout import (
     METRICS_FILE,
     PREDICTIONS_FILE,
     REPORT_FILE,
-    scatter_file,
 )
 from ..scoring.metrics import text_report
 
@@ -83,27 +82,11 @@ def write_value_report(
     classes, task = predictor.classes, predictor.rules
     write_json(out_dir / METRICS_FILE, metrics)
     title = f"{predictor.meta.arch_summary} · {metrics['feature']} · {metrics['n_tracks']} tracks (mean of windows)"
-    if task.predicts_values:
-        heads = [f"{k}_{n}" for n in classes for k in ("true", "pred")]
-    else:
-        heads = ["true", "predicted", *task.columns(classes)]
+    heads = task.track_columns(classes)
     with atomic_path(out_dir / PREDICTIONS_FILE) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "clip_id", "group", "windows", *heads])
         for file, predicted, true in zip(tracks.ids, tracks.predicted, tracks.targets):
-            if task.predicts_values:
-                cells = [f"{v:.6f}" for pair in zip(true, predicted) for v in pair]
-            else:  # the moods: true, predicted at the decision, and each mood's probability
-                cells = [";".join(m for m, t in zip(classes, true) if t), task.describe(classes, predicted),
-                         *(f"{p:.6f}" for p in predicted)]  # fmt: skip
+            cells = task.track_cells(classes, true, predicted)
             writer.writerow([file, ids[file], truth[file].group or "", windows[file], *cells])
-    if not task.predicts_values:
-        plot_label_bars(out_dir / LABELS_FILE, metrics["per_label"], title)
-        return
-    scale = {name: list(pair) for name, pair in zip(classes, predictor.meta.scale)}
-    for i, name in enumerate(classes):
-        plot_scatter(out_dir / scatter_file(name), tracks.predicted[:, i], tracks.targets[:, i], scale[name], name,
-                     title)  # fmt: skip
-    axes = circumplex_axes(classes)
-    if axes:
-        plot_circumplex(out_dir / CIRCUMPLEX_FILE, tracks.predicted, tracks.targets, axes, classes, scale, title)
+    task.plot_evaluation(out_dir, metrics, tracks, classes, predictor.meta.scale, title)

@@ -14,7 +14,7 @@ with no window block.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from .._plumbing.files import output_folder
 from ..data.audio import SkippedFile, audio_files
 from ..data.labelfiles import ClipLabel, LabelTable
-from ..data.labelsource import LabelSource
+from ..data.labelsource import LabelSource, label_source
 from ..data.matching import labelled_files
 from ..errors import MerError
 from ..inference.predict import Predictor
@@ -48,7 +48,7 @@ def evaluate(
     audio_dir: str | Path,
     out: str | Path,
     *,
-    labels: str | Path | None = None,
+    labels: LabelSource | str | Path | None = None,
     feature: str | None = None,
     group_by: str | None = None,
     id_column: str | None = None,
@@ -66,39 +66,41 @@ def evaluate(
 ) -> EvaluationResult:
     """Predict every labelled file under `audio_dir` and score the track labels against the truth.
 
-    Labels come from `labels` (any layout `prepare` reads) or, without it, from class folders. Clips the
-    feature leaves out (e.g. SURPRISE for emotions) are skipped with a note; a label the model does not
-    know is an error. Writes metrics.json, classification_report.txt, confusion_matrix.png and
-    predictions.csv to `out`. An `out` that is the audio folder or the model's run folder, or would write over the
-    model, its records or the labels file, is refused before anything is written.
+    Labels come from `labels`: a `LabelSource`, or a labels file (any layout `prepare` reads) with the label
+    keywords `group_by` ... `threshold` (kept for one release; then `labels` is not a `LabelSource`); without a
+    labels file, from class folders. Clips the feature leaves out (e.g. SURPRISE for emotions) are skipped with a
+    note; a label the model does not know is an error. Writes metrics.json, classification_report.txt,
+    confusion_matrix.png and predictions.csv to `out`. An `out` that is the audio folder or the model's run folder,
+    or would write over the model, its records or the labels file, is refused before anything is written.
 
-    A regression or multilabel model needs `labels`: see `_evaluate_values` (`targets`: the labels file's
+    A regression or multilabel model needs a labels file: see `_evaluate_values` (`targets`: the labels file's
     columns for the model's targets or moods, default their names; `threshold`: vote shares, as `prepare`).
     """
     audio_dir, out_dir = Path(audio_dir), Path(out)
+    source = label_source(
+        "evaluate", labels, group_by=group_by, id_column=id_column, label_column=label_column, cuts=cuts,
+        skip_unlabeled=skip_unlabeled, targets=targets, threshold=threshold,
+    )  # fmt: skip
     check_aggregate(aggregate)
-    _refuse_inputs(out_dir, model, audio_dir, labels)
+    _refuse_inputs(out_dir, model, audio_dir, source.labels)
     with output_folder(out_dir, "--out"):
         predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
         task = predictor.rules
         if task.takes_targets:
-            if feature is not None or cuts is not None:
+            if feature is not None or source.cuts is not None:
                 raise MerError(
                     f"--{'feature' if feature is not None else 'cuts'}: names a class task; a {predictor.task} "
                     "model is scored against its --target columns: drop it"
                 )
-            options = {"group_by": group_by, "id_column": id_column, "label_column": label_column,
-                       "skip_unlabeled": skip_unlabeled, "targets": targets, "threshold": threshold}  # fmt: skip
-            return _evaluate_values(predictor, audio_dir, out_dir, labels, options, window, hop, aggregate, progress)
-        _refuse_value_options(targets, threshold)
+            return _evaluate_values(predictor, audio_dir, out_dir, source, window, hop, aggregate, progress)
+        _refuse_value_options(source.targets, source.threshold)
         feature = feature or predictor.feature or "emotions"
         files = audio_files(audio_dir)
-        if labels is not None and cuts is None and feature == predictor.feature:
+        if source.labels is not None and source.cuts is None and feature == predictor.feature:
             cuts = list(predictor.meta.cuts) if predictor.meta.cuts is not None else None  # as training binned
-        source = LabelSource(labels, id_column=id_column, label_column=label_column, group_by=group_by, cuts=cuts,
-                             skip_unlabeled=skip_unlabeled)  # fmt: skip
+            source = replace(source, cuts=cuts)
         table = task.read_labels(source, feature, audio_dir, files)
-        truth, ids, skipped = _match(audio_dir, files, table, skip_unlabeled)
+        truth, ids, skipped = _match(audio_dir, files, table, source.skip_unlabeled)
         _check_classes(truth, predictor, table.source)
         predictions = predictor.predict_many(
             list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress
@@ -170,8 +172,7 @@ def _evaluate_values(
     predictor: Predictor,
     audio_dir: Path,
     out_dir: Path,
-    labels: str | Path | None,
-    options: dict,
+    source: LabelSource,
     window: float | None,
     hop: float | None,
     aggregate: str,
@@ -180,26 +181,26 @@ def _evaluate_values(
     """Score a regression model (per target CCC, r, R², RMSE, MAE of tracks; scatter and circumplex plots) or a
     multilabel model (micro/macro F1, mAP, per mood; per_label.png) on the labelled files under `audio_dir`.
 
-    The labels file gives the model's targets (or moods) in the columns `targets`, in the model's order
+    The labels file of `source` gives the model's targets (or moods) in the columns `targets`, in the model's order
     (default: the columns named as the model's targets); moods may also come from a `label_column` of
     `;`-separated moods. Tracks are the mean of their windows, as in training.
     """
     predictor.check_aggregate(aggregate)
-    if labels is None:
+    if source.labels is None:
         raise MerError(
             f"--labels: a {predictor.task} model is scored against a labels file with its targets "
             f"({', '.join(predictor.classes)}); pass --labels FILE"
         )
     files = audio_files(audio_dir)
-    table = _value_table(predictor, labels, options, audio_dir, files)
-    truth, ids, skipped = _match(audio_dir, files, table, options["skip_unlabeled"])
+    table = _value_table(predictor, source, audio_dir, files)
+    truth, ids, skipped = _match(audio_dir, files, table, source.skip_unlabeled)
     predictions = predictor.predict_many(list(truth), window=window, hop=hop, aggregate=aggregate, progress=progress)
     skipped += predictions.skipped
     if not predictions.tracks:
         raise MerError(f"{audio_dir}: every labelled file failed to decode; see the skipped files")
     windows = _rows(predictions)
     classes, clip_ids = predictor.classes, [file for file, _ in windows]
-    order = _order(table, classes, bool(options["label_column"]))
+    order = _order(table, classes, bool(source.label_column))
     true = np.array([[truth[file].values[i] if i is not None else 0.0 for i in order] for file in clip_ids])  # type: ignore[index]
     true = true.reshape(-1, len(classes))
     notes, out_of_range, task = list(table.notes), {}, predictor.rules
@@ -262,29 +263,22 @@ def range_note(name: str, found: dict) -> str:
     )
 
 
-def _value_table(
-    predictor: Predictor, labels: str | Path, options: dict, audio_dir: Path, files: list[Path]
-) -> LabelTable:
+def _value_table(predictor: Predictor, source: LabelSource, audio_dir: Path, files: list[Path]) -> LabelTable:
     """The labels file read as `prepare` reads regression targets or moods, for the model's outputs."""
-    columns = options["targets"] or ([] if options["label_column"] else list(predictor.classes))
+    columns = source.targets or ([] if source.label_column else list(predictor.classes))
     task = predictor.rules
     if columns and len(columns) != len(predictor.classes):
         raise MerError(
             f"--target {' --target '.join(columns)}: the model predicts {len(predictor.classes)} "
             f"({', '.join(predictor.classes)}); name one labels column for each, in that order"
         )
-    if (options["label_column"] and not task.reads_label_column) or (
-        options["threshold"] is not None and not task.takes_threshold
+    if (source.label_column and not task.reads_label_column) or (
+        source.threshold is not None and not task.takes_threshold
     ):
         raise MerError(f"--label-column/--threshold: a {task} model is scored against --target columns; drop it")
     # outlying truth is scored, not refused: the out-of-range note (`range_note`) says how far it lies
-    source = LabelSource(
-        labels, id_column=options["id_column"], label_column=options["label_column"], group_by=options["group_by"],
-        skip_unlabeled=options["skip_unlabeled"], targets=columns or None, threshold=options["threshold"],
-        allow_outliers=True,
-    )  # fmt: skip
-    table = task.read_labels(source, None, audio_dir, files)
-    if options["label_column"]:
+    table = task.read_labels(replace(source, targets=columns or None, allow_outliers=True), None, audio_dir, files)
+    if source.label_column:
         unknown = sorted(set(table.targets) - set(predictor.classes))
         if unknown:
             raise MerError(

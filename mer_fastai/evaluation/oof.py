@@ -18,19 +18,15 @@ import numpy as np
 from .._plumbing.files import atomic_path
 from ..data.dataset import DatasetInfo, ManifestRow
 from ..errors import MerError
-from ..plots.figures import plot_confusion, plot_label_bars, plot_value_tracks
 from ..runs.layout import (
-    CONFUSION_FILE,
-    LABELS_FILE,
     OOF_PREDICTIONS,
     OOF_TRACKS,
-    TRACK_CONFUSION_FILE,
     TRACK_PREDICTIONS,
     VALID_PREDICTIONS,
     fold_dir,
 )
 from ..scoring.scores import ValueTracks
-from ..tasks.base import Task
+from ..tasks.base import DEFAULT_TASK, Task
 from ..tasks.registry import get_task
 from .folds import Fold
 
@@ -47,7 +43,7 @@ class CVResult:
     per_repeat: list[dict[str, float | None]]  # pooled scores of each repeat
     classes: list[str]  # the classes, or a regression's targets, or the moods
     confusion: dict[str, list[list[int]]]  # classification: "windows"/"tracks" → pooled confusion matrix (rows: true)
-    task: str = "classification"
+    task: str = DEFAULT_TASK
     pooled_metrics: dict = field(default_factory=dict)  # regression/multilabel: the task's metrics of all rows
     ensemble: Path | None = None
     ran: list[str] = field(default_factory=list)
@@ -104,9 +100,7 @@ def _fold_scores(task: Task, names: list[str], scored: _Scored) -> dict[str, flo
     values: dict[str, float | None] = {}
     for prefix, block in (("", scored.window), ("track_", scored.track)):
         values.update({prefix + key: block[key] for key in task.scores})
-        if task.predicts_values:
-            per_target = block["per_target"]
-            values.update({f"{prefix}{key}_{t}": per_target[t][key] for t in names for key in task.scores})
+        values.update(task.output_scores(block, names, prefix))
     return values
 
 
@@ -162,14 +156,7 @@ def _plot_pooled(out: Path, task: Task, info: DatasetInfo, names: list[str], sco
     """The pooled pictures of the task, drawn by the functions a training run draws them with: confusion
     matrices (windows, tracks), a regression's scatters and circumplex of the tracks, a multilabel's per-mood
     bars of the windows."""
-    if scored.confusion:
-        plot_confusion(out / CONFUSION_FILE, scored.window["confusion_matrix"], names, f"windows · {title}")
-        plot_confusion(out / TRACK_CONFUSION_FILE, scored.track["confusion_matrix"], names, f"tracks · {title}")
-    elif task.predicts_values and scored.values is not None:
-        plot_value_tracks(out, "", scored.values.predicted, scored.values.targets, names, info.scale,
-                          f"{len(scored.values.ids)} tracks · {title}")  # fmt: skip
-    else:
-        plot_label_bars(out / LABELS_FILE, scored.window["per_label"], f"windows · {title}")
+    task.plot_pooled(out, scored.window, scored.track, scored.values, names, info.scale, title)
 
 
 def _check_coverage(plan: list[Fold], rows: list[ManifestRow], windows: list[dict], tracks: list[dict]) -> None:

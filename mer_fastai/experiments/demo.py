@@ -10,6 +10,8 @@ from ..data.spectrogram import SpecConfig
 from ..data.synth import MOOD_CUES, demo_set
 from ..errors import MerError
 from ..preparation.prepare import PrepareResult, prepare_dataset
+from ..runs.layout import CURVES_FILE
+from ..tasks.base import DEFAULT_TASK
 from ..training.fit import TrainConfig, TrainResult, train
 
 DEMO_SPEC = SpecConfig(segment_seconds=3.0, n_mels=64, hop_length=256)
@@ -63,7 +65,7 @@ def run_demo(
     size: int = 128,
     clips_per_class: int = 20,
     weights: str = "none",
-    task: str = "classification",
+    task: str = DEFAULT_TASK,
 ) -> DemoResult:
     """Synthesise the study's 5 emotions, prepare 3 s spectrograms, find the LR, train `arch`, report.
 
@@ -90,7 +92,7 @@ def run_demo(
     config = TrainConfig(arch=arch, mode="whole", epochs=epochs, bs=16, size=size, weights=weights)
     run = train(out / f"data{demo.suffix}", config, out / f"run{demo.suffix}")
     if demo.targets:
-        plots = ", ".join(sorted(p.name for p in run.run_dir.glob("*.png") if p.name != "curves.png"))
+        plots = ", ".join(sorted(p.name for p in run.run_dir.glob("*.png") if p.name != CURVES_FILE))
         console.print(f"plots: {plots} in [bold]{run.run_dir}")
     return DemoResult(audio_dir, data, run)
 

@@ -9,14 +9,13 @@ import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from .._plumbing.progress import console
 from ..data.dataset import read_info
 from ..errors import MerError
 from ..evaluation.cv import CVResult, run_cv
 from ..report.results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
-from ..runs.layout import CV_FILE, ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, read_metrics
+from ..runs.layout import CV_FILE, ENSEMBLE_FILE, METRICS_FILE, model_file_path, read_metrics
 from ..tasks.registry import get_task
 from ..training.config import TrainConfig
 from ..training.fit import train
@@ -64,7 +63,7 @@ class Cell:
     def fingerprint(self) -> str:
         """Changes whenever a setting of the cell or its data changes."""
         data = read_info(self.data_dir).settings
-        start = Path(self.config.weights) / MODEL_FILE
+        start = model_file_path(self.config.weights)
         start_version = start.stat().st_mtime if start.exists() else None  # Experiment B: stage-1 model changed?
         body = {"config": self.config.fingerprint_settings(), "data": data, "start": start_version}
         if self.folds:  # only then, so that the cells of grids without folds keep their fingerprints

@@ -28,7 +28,7 @@ from ..errors import Interrupted, MerError
 from ..report.html.page import write_report_or_warn
 from ..report.results import load_results, results_tables, write_results
 from ..runs.inputs import refuse_within
-from ..runs.layout import CELLS_DIR, HEATMAP, REPORT_HTML, RESULTS_CSV, RESULTS_MD, STATE_FILE
+from ..runs.layout import CELLS_DIR, HEATMAP, REPORT_HTML, RESULTS_CSV, RESULTS_MD, STATE_FILE, recipe_file
 from ..training.config import TrainConfig
 from ..training.tracking import tracking_settings
 from .datasets import RecipeData
@@ -119,11 +119,11 @@ class RecipeRun:
         write_json(self._recipe_file(), asdict(self.recipe))
 
     def _recipe_file(self) -> Path:
-        return self.out / f"recipe-{self.recipe.experiment}.json"
+        return self.out / recipe_file(self.recipe.experiment)
 
     def _planned(self) -> list[Path]:
         """Every file and folder the grid writes directly under --out or under its data, baseline and GAN folders."""
-        names = (STATE_FILE, RESULTS_CSV, RESULTS_MD, HEATMAP, REPORT_HTML, "runs")
+        names = (STATE_FILE, RESULTS_CSV, RESULTS_MD, HEATMAP, REPORT_HTML, CELLS_DIR)
         return [self._recipe_file(), *(self.out / name for name in names), *self.data.folders()]
 
     def _inputs(self) -> dict[Path, str]:

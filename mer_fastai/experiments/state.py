@@ -7,12 +7,12 @@ version), the fingerprint of its settings and data, and its results row; each ch
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._plumbing.files import write_json
-from ..runs.layout import STATE_FILE
+from ..errors import MerError
+from ..runs.layout import STATE_FILE, read_json
 
 if TYPE_CHECKING:
     from .executors import Cell
@@ -23,7 +23,7 @@ class State:
 
     def __init__(self, out: Path):
         self.path = out / STATE_FILE
-        self.cells: dict[str, dict] = json.loads(self.path.read_text())["cells"] if self.path.exists() else {}
+        self.cells: dict[str, dict] = _read_cells(self.path) if self.path.exists() else {}
 
     def is_done(self, cell: Cell, fingerprint: str) -> bool:
         """Whether `cell` finished with these settings and its result files are still there."""
@@ -42,3 +42,16 @@ class State:
     def rows(self) -> list[dict]:
         """The results rows of every finished cell (and baseline row)."""
         return [entry["row"] for entry in self.cells.values() if entry.get("status") == "done"]
+
+
+def _read_cells(path: Path) -> dict[str, dict]:
+    """The cells recorded in `state.json`; a damaged file is one clear error (rerunning cannot mend it)."""
+    fix = "delete it to run every cell of the grid again"
+    try:
+        document = read_json(path)
+    except MerError as exc:
+        raise MerError(f"{path}: cannot be read ({exc.__cause__}); {fix}") from exc
+    cells = document.get("cells") if isinstance(document, dict) else None
+    if not isinstance(cells, dict):
+        raise MerError(f"{path}: holds no table of cells; {fix}")
+    return cells

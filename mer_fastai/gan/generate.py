@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ from .._plumbing.files import check_component
 from .._plumbing.progress import progress_bar
 from ..errors import MerError
 from ..runs.inputs import refuse_overwrite
-from ..runs.layout import GAN_CHECKPOINT, GAN_META
+from ..runs.layout import GAN_CHECKPOINT, GAN_META, read_json
 from . import stylegan
 from .images import check_output_folder, resize_all, save_class_images, to_uint8
 from .model import Generator, load_checkpoint
@@ -22,10 +21,7 @@ def read_run(gan_run: str | Path) -> dict:
     path = Path(gan_run) / GAN_META
     if not path.is_file():
         raise MerError(f"{gan_run}: no {GAN_META}; pass a folder made by `mer-fastai gan train`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MerError(f"{path}: not valid JSON ({exc}); retrain the GAN") from exc
+    return read_json(path)
 
 
 def sample_diffaug(

@@ -26,8 +26,10 @@ import numpy as np
 from .._plumbing.progress import progress_bar
 from ..data.audio import SkippedFile, find_audio_files
 from ..data.labels import label_table
+from ..data.labelsource import LabelSource, label_source
 from ..data.matching import clip_id, labelled_files
 from ..errors import AudioError, MerError
+from ..tasks.base import DEFAULT_TASK
 
 if TYPE_CHECKING:
     import torch
@@ -45,7 +47,7 @@ class Embeddings:
     hop: float
     model: str | None = None
     feature: str | None = None
-    task: str = "classification"
+    task: str = DEFAULT_TASK
     window_features: list[np.ndarray] = field(default_factory=list)
     window_file: list[str] = field(default_factory=list)
     window_clip_id: list[str] = field(default_factory=list)
@@ -106,7 +108,7 @@ def embed_audio(
     predictor: Predictor,
     paths: Iterable[str | Path],
     *,
-    labels: str | Path | None = None,
+    labels: LabelSource | str | Path | None = None,
     feature: str | None = None,
     id_column: str | None = None,
     label_column: str | None = None,
@@ -118,21 +120,25 @@ def embed_audio(
 ) -> Embeddings:
     """Features of audio files and folders (searched recursively); clip ids are relative to the folder given.
 
-    With `labels` (any layout `prepare` reads) each clip gets its label, matched as `evaluate` does; a
-    file without a row is an error unless `skip_unlabeled` (then it is left out, like clips the feature
-    excludes). Undecodable files are skipped with their reason. A musicnn model's tags come with the features
-    (see the module); an ensemble is refused before any work.
+    With a labels file each clip gets its label, matched as `evaluate` does; a file without a row is an error
+    unless `skip_unlabeled` (then it is left out, like clips the feature excludes). `labels`: a `LabelSource`,
+    or the labels file (any layout `prepare` reads) with the label keywords `id_column` ... `skip_unlabeled` (kept
+    for one release; then `labels` is not a `LabelSource`). Undecodable files are skipped with their reason. A
+    musicnn model's tags come with the features (see the module); an ensemble is refused before any work.
     """
+    source = label_source(
+        "embed_audio", labels, id_column=id_column, label_column=label_column, cuts=cuts, skip_unlabeled=skip_unlabeled
+    )
     predictor.features([])  # no work: one line for an ensemble or a network without a Linear head
     seconds, step = predictor.window_settings(window, hop)
     files = _files_by_root(paths)
     feature = feature or predictor.feature or "emotions"
-    truth, skipped = _labels(predictor, files, labels, feature, id_column, label_column, cuts, skip_unlabeled)
-    source = str(predictor.source) if predictor.source else None
-    result = Embeddings(predictor.classes, seconds, step, source, feature, predictor.task)
+    truth, skipped = _labels(predictor, files, source, feature)
+    model = str(predictor.source) if predictor.source else None
+    result = Embeddings(predictor.classes, seconds, step, model, feature, predictor.task)
     result.skipped = skipped
     tagger = _tagger(predictor, result)
-    todo = [(file, name) for file, name, _ in files if labels is None or file in truth]
+    todo = [(file, name) for file, name, _ in files if source.labels is None or file in truth]
     with progress_bar("embedding", total=len(todo), enabled=progress) as advance:
         for file, name in todo:
             try:
@@ -161,16 +167,14 @@ def _files_by_root(paths: Iterable[str | Path]) -> list[tuple[Path, str, Path]]:
 def _labels(
     predictor: Predictor,
     files: list[tuple[Path, str, Path]],
-    labels: str | Path | None,
+    source: LabelSource,
     feature: str,
-    id_column: str | None,
-    label_column: str | None,
-    cuts: list[float] | None,
-    skip_unlabeled: bool,
 ) -> tuple[dict[Path, str], list[SkippedFile]]:
-    """Each file's label from the labels file, matched per folder given as `evaluate` matches them."""
-    if labels is None:
+    """Each file's label from the labels file, matched per folder given as `evaluate` matches them (none
+    without a labels file)."""
+    if source.labels is None:
         return {}, []
+    cuts = source.cuts
     if cuts is None and feature == predictor.feature and predictor.meta.cuts is not None:
         cuts = list(predictor.meta.cuts)  # as training binned the ratings
     by_base: dict[Path, list[Path]] = {}
@@ -180,14 +184,14 @@ def _labels(
     skipped: list[SkippedFile] = []
     for base, group in by_base.items():
         table = label_table(
-            base, group, labels, feature, id_column=id_column, label_column=label_column, cuts=cuts,
-            skip_unlabeled=skip_unlabeled,
+            base, group, source.labels, feature, id_column=source.id_column, label_column=source.label_column,
+            cuts=cuts, skip_unlabeled=source.skip_unlabeled,
         )  # fmt: skip
-        matched, left_out = labelled_files(base, group, table, skip_unlabeled)
+        matched, left_out = labelled_files(base, group, table, source.skip_unlabeled)
         truth.update({file: clip.label for file, _, clip in matched})
         skipped += left_out
     if not truth:
-        raise MerError(f"{labels}: no audio file matches a labelled id; check ids and --feature")
+        raise MerError(f"{source.labels}: no audio file matches a labelled id; check ids and --feature")
     return truth, skipped
 
 

@@ -15,8 +15,9 @@ from .._plumbing.files import atomic_path
 from ..errors import MerError
 from ..models.modelfile import load_model, model_target, save_model_file
 from ..models.modelmeta import ModelMeta
+from ..models.preprocessing import native_input
 from ..runs.inputs import model_inputs, refuse_overwrite
-from ..runs.layout import METADATA_KEY, METRICS_FILE
+from ..runs.layout import METADATA_KEY, METRICS_FILE, read_metrics
 from ..tasks.registry import get_task
 
 ONNX_OPSET = 17
@@ -50,7 +51,8 @@ def export_model(
     source, out = Path(source), Path(out)
     target = model_target(out)
     onnx_file = target.with_suffix(".onnx") if onnx else None
-    metrics_path = (source if source.is_dir() else source.parent) / METRICS_FILE
+    run_dir = source if source.is_dir() else source.parent
+    metrics_path = run_dir / METRICS_FILE
     read = {**model_inputs(source, "the model exported"), metrics_path: "the metrics file of the model exported"}
     refuse_overwrite([path for path in (out, target, onnx_file) if path], read)
     if onnx_file:
@@ -62,7 +64,7 @@ def export_model(
             "has no single ONNX input; export each member (its run folder) with --onnx, or drop --onnx"
         )
     if metrics_path.is_file():
-        meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(metrics_path)})
+        meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(run_dir)})
     save_model_file(target, model, meta)
     load_model(target)  # what was written reads back
     if onnx_file:
@@ -70,14 +72,11 @@ def export_model(
     return ExportResult(target, onnx_file, meta)
 
 
-def _read_metrics(path: Path) -> dict:
-    """A run's metrics.json, or one clear error."""
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MerError(f"{path}: not valid JSON ({exc}); fix or delete it") from exc
+def _read_metrics(run_dir: Path) -> dict:
+    """A run's metrics.json (`runs.layout.read_metrics`), which must hold a table, or one clear error."""
+    metrics = read_metrics(run_dir)
     if not isinstance(metrics, dict):
-        raise MerError(f"{path}: must hold a table of metrics; fix or delete it")
+        raise MerError(f"{run_dir / METRICS_FILE}: must hold a table of metrics; fix or delete it")
     return metrics
 
 
@@ -91,7 +90,7 @@ def _require_onnx() -> None:
 def input_shape(meta: ModelMeta) -> tuple[int, int]:
     """(height, width) of the network's input: a 16-bit spectrogram's own size (musicnn reads its images as they
     are), else the square training size."""
-    return meta.spec.image_size if meta.spec.bit_depth == 16 else (meta.input_size, meta.input_size)
+    return native_input(meta.spec) or (meta.input_size, meta.input_size)
 
 
 def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:

@@ -33,7 +33,7 @@ from ..data.spectrogram import SpecConfig, window_images
 from ..errors import AudioError, MerError
 from ..models.modelfile import load_model
 from ..models.modelmeta import ModelMeta
-from ..models.preprocessing import resize_transform
+from ..models.preprocessing import native_input, resize_transform
 from ..runs.layout import model_file_path
 from ..scoring.scores import aggregate as aggregate_windows
 from ..scoring.scores import check_aggregate
@@ -134,7 +134,7 @@ class Predictor:
         """Spectrogram images (height, width) → the normalised (N, 3, height, width) batch training saw: 8-bit
         images resized by the validation transform and scaled by 1/255; 16-bit ones (a fixed-size input such as
         musicnn's) at their own size, scaled by 1/65535."""
-        if self.spec.bit_depth == 16:
+        if native_input(self.spec):
             batch = torch.from_numpy(np.stack([np.asarray(image, dtype=np.float32) for image in images]))
             batch = batch[:, None].expand(-1, 3, -1, -1).to(self.device).div(65535.0)
             return (batch - self.mean) / self.std
@@ -271,7 +271,7 @@ class Predictor:
 
     def embed(self, paths: Iterable[str | Path], **options) -> Embeddings:
         """Pooled penultimate features per window and per track (mean of windows) of audio files and folders;
-        see `embed.embed_audio` for the options (labels file, window, hop, progress)."""
+        see `embed.embed_audio` for the options (`labels` as one `LabelSource`, `feature`, window, hop, progress)."""
         from .embed import embed_audio
 
         return embed_audio(self, paths, **options)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..data.audio import SkippedFile
+from ..tasks.base import DEFAULT_TASK
 from ..tasks.registry import get_task
 
 MIXED_NOTE = (
@@ -67,7 +68,7 @@ class TrackPrediction(_Outputs):
     probabilities: dict[str, float]
     windows: list[WindowPrediction]
     duration: float
-    task: str = "classification"
+    task: str = DEFAULT_TASK
     moods: tuple[str, ...] = ()
     values: dict[str, float] | None = None
     window_counts: tuple[int, ...] = ()  # a mixed-input ensemble's windows per input (its `windows` are empty)

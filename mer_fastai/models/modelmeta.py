@@ -8,7 +8,6 @@ Light on purpose (no torch, no fastai), so the CLI can use it without slowing it
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -20,7 +19,8 @@ from .._plumbing.files import check_component
 from ..choices import TASKS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
-from ..runs.layout import RUN_CONFIG
+from ..runs.layout import RUN_CONFIG, read_json_or_empty
+from ..tasks.base import DEFAULT_TASK
 from ..tasks.registry import get_task
 from .preprocessing import RESIZE_METHODS, resize_policy
 
@@ -59,7 +59,7 @@ class ModelMeta:
     # What the outputs are: "classification" (class logits), "regression" (one value per target, in
     # `classes` order, squeezed into its `scale` [low, high] by the head's last layer) or "multilabel" (one
     # logit per mood, in `classes` order; a mood holds when its sigmoid reaches 0.5). Every verb serves all three.
-    task: str = "classification"
+    task: str = DEFAULT_TASK
     scale: tuple[tuple[float, float], ...] = ()
 
     @property
@@ -327,8 +327,5 @@ def _members(value: Any, path: Path) -> tuple[dict, ...]:
 
 def _run_augment(config_path: Path) -> str | None:
     """The augmentation of the run that wrote a model file, from its config.json (None when unknown)."""
-    try:
-        augment = json.loads(config_path.read_text()).get("augment")
-    except (OSError, ValueError, AttributeError):
-        return None
+    augment = read_json_or_empty(config_path).get("augment")
     return augment if isinstance(augment, str) else None

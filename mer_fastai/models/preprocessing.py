@@ -28,10 +28,18 @@ def input_size(spec: ArchSpec, size: int | None = None) -> int:
     return size or spec.input_size
 
 
-def loader_size(spec: ArchSpec, size: int, spectrogram: SpecConfig) -> int | tuple[int, int]:
+def native_input(spectrogram: SpecConfig) -> tuple[int, int] | None:
+    """The (height, width) a network is fed spectrograms at as they are, unresized: 16-bit (log-compressed) ones,
+    the fixed input of a network reading its own spectrograms (musicnn; `models.archs.check_spectrogram` pairs
+    them); None: 8-bit images, resized to the square training size. The one rule of training, validation,
+    predict and export."""
+    return spectrogram.image_size if spectrogram.bit_depth == 16 else None
+
+
+def loader_size(size: int, spectrogram: SpecConfig) -> int | tuple[int, int]:
     """What the loaders resize images to: a network reading its own spectrograms (musicnn) takes them at their
-    native (height, width), every other network the square `size`."""
-    return spectrogram.native_size if spec.spectrogram else size
+    native (height, width) (`native_input`), every other network the square `size`."""
+    return native_input(spectrogram) or size
 
 
 def resize_transform(size: int | tuple[int, int], policy: str) -> Resize | RandomResizedCrop:

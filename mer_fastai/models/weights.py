@@ -7,16 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..choices import IMAGENET, PRETRAINED, STARTING_WEIGHTS
 from ..errors import MerError
 from .archs import MUSICNN, ArchSpec, build_full_model
 
 if TYPE_CHECKING:  # torch is imported where a network is built, so settings are checked without it
     from torch import nn
-
-PRETRAINED = "pretrained"  # the architecture's own pretrained weights (ImageNet, or musicnn's MSD/MTT)
-IMAGENET = "imagenet"
-NONE = "none"
-STARTING_WEIGHTS = (PRETRAINED, IMAGENET, NONE)  # named weights; any other --weights is a model file
 
 
 def describe_cache(spec: ArchSpec) -> str:

@@ -18,7 +18,7 @@ from ..tasks.base import Task
 
 
 @dataclass(frozen=True)
-class ClipTask:
+class ClipJob:
     """One clip to turn into spectrogram windows."""
 
     source: str
@@ -40,13 +40,13 @@ class ClipTask:
 class Plan:
     """The clips to prepare, the files left out (with why) and warnings about the labels or the split."""
 
-    tasks: list[ClipTask]
+    jobs: list[ClipJob]
     skipped: list[dict[str, str]]
     notes: list[str]
     groups: dict[str, str] = field(default_factory=dict)  # clip key → the group the split kept together
 
 
-def plan_tasks(
+def plan_clips(
     audio_dir: Path,
     task: Task,
     table: LabelTable,
@@ -87,7 +87,7 @@ def plan_tasks(
     groups = [clip.group or name for _, name, clip in matched]
     sides = split_groups(labels, groups, valid_pct, seed, test_pct)
     clips = [
-        ClipTask(str(file), name, _clip_key(file, audio_dir), clip.label, side, _targets(table, clip))
+        ClipJob(str(file), name, _clip_key(file, audio_dir), clip.label, side, _targets(table, clip))
         for (file, name, clip), side in zip(matched, sides)
     ]
     skipped = [{"file": str(file), "reason": reason} for file, reason in excluded]
@@ -155,16 +155,16 @@ def _targets(table: LabelTable, clip: ClipLabel) -> dict[str, float]:
     return dict(zip(table.targets, clip.values or (), strict=True)) if table.targets else {}
 
 
-def split_notes(tasks: list[ClipTask], tested: bool = False) -> list[str]:
+def split_notes(jobs: list[ClipJob], tested: bool = False) -> list[str]:
     """Warnings: a class with a single clip, a class that validation (or the test split) does not hold."""
     notes = []
     sides = (("valid", "validation", "--valid-pct"), ("test", "the test split", "--test-pct"))
-    for label, count in sorted(Counter(task.label for task in tasks).items()):
+    for label, count in sorted(Counter(job.label for job in jobs).items()):
         if count == 1:
             notes.append(f"warning: class {label!r} has a single clip; its scores rest on one recording")
             continue
         for split, name, option in sides[: 1 + tested]:
-            if not any(task.label == label and task.split == split for task in tasks):
+            if not any(job.label == label and job.split == split for job in jobs):
                 notes.append(
                     f"warning: class {label!r} has no clip in {name} (its {count} clips or their groups are "
                     f"elsewhere); its {name} scores will be missing: add clips or raise {option}"

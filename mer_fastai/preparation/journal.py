@@ -19,7 +19,7 @@ from .._plumbing.files import excluding_readers
 from .._plumbing.jsonlines import append_entry, open_to_append, read_entries
 from ..data.dataset import DATASET_FILE, MANIFEST_FILE, SPEC_FILE, SPLITS, ManifestRow, read_info, read_manifest
 from ..errors import MerError
-from .clips import ClipTask
+from .clips import ClipJob
 
 JOURNAL_FILE = ".progress.jsonl"  # one line per started and per finished clip: what a rerun reuses or removes
 OWN_FILES = (DATASET_FILE, MANIFEST_FILE, SPEC_FILE, JOURNAL_FILE)  # besides the images
@@ -87,9 +87,9 @@ def open_journal(path: Path, settings: dict) -> BinaryIO:
     return journal
 
 
-def reusable_rows(entry: Finished | None, task: ClipTask, out_dir: Path) -> list[ManifestRow] | None:
-    """Rows of a clip finished by an earlier run, if it was made for the same task and its images exist."""
-    if entry is None or entry.task != task.to_dict():
+def reusable_rows(entry: Finished | None, job: ClipJob, out_dir: Path) -> list[ManifestRow] | None:
+    """Rows of a clip finished by an earlier run, if it was made as the same clip job and its images exist."""
+    if entry is None or entry.task != job.to_dict():
         return None
     if not all(row.path(out_dir).exists() for row in entry.rows):
         return None

@@ -21,14 +21,13 @@ from ..choices import TASKS
 from ..data.audio import audio_tree
 from ..data.dataset import DATASET_FILE, MANIFEST_FILE, DatasetInfo, ManifestRow, write_info, write_manifest, write_spec
 from ..data.labelfiles import LabelTable
-from ..data.labelsource import LabelSource
+from ..data.labelsource import LabelSource, label_source
 from ..data.spectrogram import SpecConfig
 from ..data.split import SPLIT_METHOD
 from ..errors import MerError
 from ..tasks.base import Task
-from ..tasks.registry import get_task
-from ..tasks.regression import REGRESSION
-from .clips import Plan, plan_tasks, window_notes
+from ..tasks.registry import get_task, implied_task
+from .clips import Plan, plan_clips, window_notes
 from .journal import (
     JOURNAL_FILE,
     Change,
@@ -40,7 +39,7 @@ from .journal import (
     remove_stale_images,
     reusable_rows,
 )
-from .writing import hash_reused, run_tasks
+from .writing import hash_reused, write_clips
 
 # Recorded in the settings: a folder made by an older format (clip ids were file stems) is refused.
 DATASET_FORMAT = "clip-id-relative-path-1"
@@ -104,7 +103,7 @@ def prepare_dataset(
     """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     source = label_source(
-        labels, group_by=group_by, id_column=id_column, label_column=label_column, cuts=cuts,
+        "prepare_dataset", labels, group_by=group_by, id_column=id_column, label_column=label_column, cuts=cuts,
         skip_unlabeled=skip_unlabeled, targets=targets, threshold=threshold, allow_outliers=allow_outliers,
     )  # fmt: skip
     kind = check_labels(task, feature, source)
@@ -114,7 +113,7 @@ def prepare_dataset(
     _check_out(audio_dir, out_dir, tree.folders)
     files = tree.files
     table = kind.read_labels(source, feature, audio_dir, files)
-    plan = plan_tasks(audio_dir, kind, table, files, valid_pct, seed, source.skip_unlabeled, test_pct)
+    plan = plan_clips(audio_dir, kind, table, files, valid_pct, seed, source.skip_unlabeled, test_pct)
     settings = {
         "format": DATASET_FORMAT,
         "feature": feature,
@@ -142,17 +141,6 @@ def prepare_dataset(
             raise
 
 
-def label_source(labels: str | Path | LabelSource | None, **options: object) -> LabelSource:
-    """The labels as one `LabelSource`: one given whole, or the labels file with the label keywords `options`."""
-    if not isinstance(labels, LabelSource):
-        return LabelSource(labels, **options)  # type: ignore[arg-type]
-    unset = LabelSource()
-    given = [key for key, value in options.items() if value != getattr(unset, key)]
-    if given:
-        raise TypeError(f"prepare_dataset: {', '.join(given)} given beside a LabelSource; set them in it")
-    return labels
-
-
 def _check_out(audio_dir: Path, out_dir: Path, folders: list[Path]) -> None:
     """Refuse an `out_dir` that is one of the (resolved) folders prepare reads audio from, holds one, or lies in
     one: the data set goes into a folder of its own, and the user's audio folders are never written."""
@@ -175,7 +163,7 @@ def check_labels(task: str | None, feature: str | None, source: LabelSource) -> 
     """The data set's task (`--target` implies regression), the label options checked together with it."""
     if task and task not in TASKS:
         raise MerError(f"unknown --task {task!r}; choose {' or '.join(TASKS)}")
-    kind = get_task(task) if task else REGRESSION if source.targets else get_task(None)
+    kind = get_task(task) if task else implied_task(bool(source.targets))
     if not kind.takes_targets:
         if source.targets:
             raise MerError(f"--target gives a regression data set; drop --task {kind}, or --target")
@@ -212,7 +200,7 @@ def _write_dataset(
     made: Made, plan: Plan, table: LabelTable, workers: int | None, progress: bool, change: Change
 ) -> PrepareResult:
     """Make the images still missing (reusing what earlier runs finished), then the manifest and dataset.json."""
-    out_dir, clips = made.out_dir, plan.tasks
+    out_dir, clips = made.out_dir, plan.jobs
     rows_by_key: dict[str, list[ManifestRow]] = {}
     todo = []
     finished, written = read_journal(out_dir)
@@ -235,7 +223,7 @@ def _write_dataset(
                     row.path(out_dir).unlink(missing_ok=True)
     with open_journal(out_dir / JOURNAL_FILE, made.settings) as journal:
         hash_reused(clips, rows_by_key, journal)
-        failed = run_tasks(todo, out_dir, made.spec, workers, progress, rows_by_key, journal)
+        failed = write_clips(todo, out_dir, made.spec, workers, progress, rows_by_key, journal)
     skipped = plan.skipped + failed
 
     rows = [replace(row, group=plan.groups[clip.key]) for clip in clips for row in rows_by_key.get(clip.key, [])]

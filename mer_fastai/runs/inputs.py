@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._plumbing.files import is_within
+from ..choices import STARTING_WEIGHTS
 from ..errors import MerError
 from .layout import METRICS_FILE, MODEL_FILE, REPORT_HTML, RUN_CONFIG, model_file_path
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 # A run folder's records of its model: replacing one would make them describe a model that is not there.
 RUN_RECORDS = (METRICS_FILE, RUN_CONFIG, REPORT_HTML)
 
-STARTING_WEIGHTS = ("pretrained", "imagenet", "none")  # weights.PRETRAINED, IMAGENET, NONE: names, not files
 Inputs = dict[Path, str]  # an input's path → what it is ("the model", "the labels file", ...)
 
 

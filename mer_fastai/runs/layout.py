@@ -21,6 +21,7 @@ Cross-validation folder (`cv`)::
 Grid folder (`run RECIPE`)::
 
     state.json             every cell's status; results.csv, results.md, results_heatmap.png, report.html
+    recipe-<experiment>.json   the recipe as run (recipe_file)
     runs/<cell>/           a run or cross-validation folder per cell
     data/<set>-<feature>/  the data sets the cells train on, each prepared once
     baseline/<set>-<feature>/   the baseline rows' folders (baseline.csv, features.npz)
@@ -95,6 +96,11 @@ def prediction_files(folder: Path, prefix: str) -> tuple[Path, Path]:
     return folder / (TEST_PREDICTIONS if prefix else VALID_PREDICTIONS), folder / (prefix + TRACK_PREDICTIONS)
 
 
+def recipe_file(experiment: str) -> str:
+    """The copy of the recipe a grid folder was run with."""
+    return f"recipe-{experiment}.json"
+
+
 def scatter_file(target: str) -> str:
     """The predicted-vs-true scatter plot of one regression target."""
     return f"scatter_{target}.png"
@@ -137,12 +143,27 @@ def folder_kind(folder: Path) -> str:
     )
 
 
+def is_finished(run_dir: Path) -> bool:
+    """Whether a run folder holds a finished run: its `metrics.json` is written last."""
+    return (run_dir / METRICS_FILE).is_file()
+
+
 def read_json(path: Path) -> dict:
     """A JSON file of a result folder; a damaged one is one clear error."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MerError(f"{path}: cannot be read ({exc}); rerun the command that wrote it") from exc
+
+
+def read_json_or_empty(path: Path) -> dict:
+    """An optional JSON record of a result folder (a fold's fold.json, a model's run config.json): {} when it is
+    missing, cannot be read or does not hold a table."""
+    try:
+        record = read_json(path)
+    except MerError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def read_metrics(run_dir: Path) -> dict:

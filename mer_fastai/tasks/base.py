@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     import numpy as np
@@ -70,6 +71,10 @@ class Task:
     # "regressor", "mood_classifier") and the scores its terminal table shows of windows and of tracks
     baseline_estimator: ClassVar[str]
     baseline_scores: ClassVar[tuple[str, ...]]
+    # the training options only a classifier takes (`--mixup`, `--label-smoothing`): refused for this task
+    refused_options: ClassVar[tuple[str, ...]] = ("mixup", "label_smoothing")
+    # whether each image's label is one class (its folder name): what `gan train` conditions its images on
+    labels_are_classes: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -161,6 +166,40 @@ class Task:
         """fastai's target block of the per-image loaders (`training.loaders`)."""
         raise NotImplementedError
 
+    def label_reader(self, values: Callable[[], dict[Path, list[float]]]) -> Callable[[Path], Any]:
+        """How the loaders read a training image's label (their `get_y`): here its manifest values (`values()`
+        gives every image's: regression's targets, 1/0 per mood)."""
+        found = values()
+        return lambda path: found[path]
+
+    def target_tensor(self, labels: list, info: DatasetInfo) -> tuple[torch.Tensor, Any]:
+        """The in-memory loaders' targets of the labels `label_reader` read, and their vocab: here float rows and
+        the targets."""
+        import torch
+
+        return torch.tensor(labels, dtype=torch.float32), list(info.targets)
+
+    def output_names(self, info: DatasetInfo, vocab: Callable[[], list[str]]) -> list[str]:
+        """What a trained model's outputs are called: here the data set's targets (or moods); `vocab()` gives the
+        classes a classifier's are (its loaders')."""
+        return list(info.targets)
+
+    def unvalidated(self, rows: list, names: list[str]) -> list[str]:
+        """The outputs with training images but none in validation (their recall cannot be measured): none here."""
+        return []
+
+    def check_test_set(self, info: DatasetInfo, other: DatasetInfo, where: str) -> None:
+        """Refuse a `--test` data set (`where`: the option) whose outputs differ from the training data set's: here
+        its targets and their scales."""
+        from ..errors import MerError
+
+        if (other.targets, other.scale) != (info.targets, info.scale):
+            raise MerError(
+                f"{where}: its targets ({', '.join(other.targets) or 'none'}, scale {other.scale}) differ from the "
+                f"training data set's ({', '.join(info.targets)}, {info.scale}); prepare it with the same --target "
+                "and labels"
+            )
+
     def output_scale(self, info: DatasetInfo) -> list[list[float]] | None:
         """The [low, high] of each output that the head squeezes it into (`models.modelfile.TargetRange`); None:
         the outputs are logits."""
@@ -196,6 +235,38 @@ class Task:
     def terminal_table(self, metrics: dict, title: str) -> Any:
         """The rich table `train` prints of a finished run's `metrics`."""
         raise NotImplementedError
+
+    # evaluation (`evaluation.eval_files`, `evaluation.oof`) and the classic baseline
+    def track_columns(self, names: list[str]) -> list[str]:
+        """The output columns of `evaluate`'s predictions.csv of a task it writes tracks of as values, after file,
+        clip_id, group and windows."""
+        raise NotImplementedError
+
+    def track_cells(self, names: list[str], true: np.ndarray, predicted: np.ndarray) -> list[str]:
+        """One track's cells under `track_columns`."""
+        raise NotImplementedError
+
+    def plot_evaluation(
+        self, folder: Path, metrics: dict, tracks: ValueTracks, names: list[str], scale: tuple, title: str
+    ) -> None:
+        """`evaluate`'s plots of the tracks (`scale`: the model's, one [low, high] per output)."""
+        raise NotImplementedError
+
+    def output_scores(self, block: dict, names: list[str], prefix: str) -> dict[str, float | None]:
+        """The per-output scores a cross-validation summarises beside the task's `scores` of a metrics `block`
+        (`prefix` "" or "track_"): none here."""
+        return {}
+
+    def plot_pooled(
+        self, folder: Path, window: dict, track: dict, values: ValueTracks | None, names: list[str], scale: dict,
+        title: str,
+    ) -> None:  # fmt: skip
+        """A cross-validation's pooled plots of its out-of-fold `window` and `track` metrics (and value tracks)."""
+        raise NotImplementedError
+
+    def baseline_windows(self) -> list[str]:
+        """baseline.csv's columns of the validation windows: seconds, then the task's scores."""
+        return ["seconds", *self.scores]
 
     def evaluation_table(self, metrics: dict, title: str) -> Any:
         """The rich table `evaluate` prints of its `metrics` (the track scores, with their windows' as

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .base import Task, named
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     import numpy as np
@@ -30,6 +31,8 @@ class Classification(Task):
     baseline_estimator = "classifier"
     baseline_scores = ("accuracy", "macro_f1")
     chooses_one_label = True
+    refused_options = ()
+    labels_are_classes = True
     per_output = "per_class"
     report_errors = "mistakes"
     prediction_fields = ("label", "probabilities")
@@ -114,6 +117,39 @@ class Classification(Task):
 
         return CategoryBlock(vocab=info.classes)
 
+    def label_reader(self, values: Callable[[], dict[Path, list[float]]]) -> Callable[[Path], Any]:
+        """An image's class: its folder's name."""
+        from fastai.data.transforms import parent_label
+
+        return parent_label
+
+    def target_tensor(self, labels: list, info: DatasetInfo) -> tuple[torch.Tensor, Any]:
+        """Class indices of the data set's classes."""
+        import torch
+        from fastai.data.transforms import CategoryMap
+
+        lookup = {name: i for i, name in enumerate(info.classes)}
+        return torch.tensor([lookup[label] for label in labels]), CategoryMap(info.classes, sort=False)
+
+    def output_names(self, info: DatasetInfo, vocab: Callable[[], list[str]]) -> list[str]:
+        """The loaders' classes."""
+        return list(vocab())
+
+    def unvalidated(self, rows: list, names: list[str]) -> list[str]:
+        """Classes with training images but none for validation."""
+        valid = {row.label for row in rows if row.split == "valid"}
+        return [name for name in names if name not in valid]
+
+    def check_test_set(self, info: DatasetInfo, other: DatasetInfo, where: str) -> None:
+        """Its classes."""
+        from ..errors import MerError
+
+        if other.classes != info.classes:
+            raise MerError(
+                f"{where}: its classes ({', '.join(other.classes)}) differ from the training data set's "
+                f"({', '.join(info.classes)}); prepare it with the same --feature and labels"
+            )
+
     def model_record(self, info: DatasetInfo, metrics: dict) -> dict:
         """Accuracy and macro-F1, and the rating cut points of a 3-level feature."""
         cuts = info.settings.get("cuts")
@@ -158,6 +194,21 @@ class Classification(Task):
         from ..plots.tables import summary_table
 
         return summary_table(metrics, title)
+
+    def plot_pooled(
+        self, folder: Path, window: dict, track: dict, values: ValueTracks | None, names: list[str], scale: dict,
+        title: str,
+    ) -> None:  # fmt: skip
+        """The confusion matrices of the windows and of the tracks."""
+        from ..plots.figures import plot_confusion
+        from ..runs.layout import CONFUSION_FILE, TRACK_CONFUSION_FILE
+
+        plot_confusion(folder / CONFUSION_FILE, window["confusion_matrix"], names, f"windows · {title}")
+        plot_confusion(folder / TRACK_CONFUSION_FILE, track["confusion_matrix"], names, f"tracks · {title}")
+
+    def baseline_windows(self) -> list[str]:
+        """The task's scores, then seconds (0.1's order, as results.csv has them)."""
+        return [*self.scores, "seconds"]
 
 
 CLASSIFICATION = Classification()

@@ -129,6 +129,34 @@ class Multilabel(Task):
 
         return MultiCategoryBlock(encoded=True, vocab=info.targets)
 
+    def track_columns(self, names: list[str]) -> list[str]:
+        """The true and the predicted moods, and `prob_<mood>`."""
+        return ["true", "predicted", *self.columns(names)]
+
+    def track_cells(self, names: list[str], true: np.ndarray, predicted: np.ndarray) -> list[str]:
+        """The true moods, those predicted at the decision, and each mood's probability."""
+        return [";".join(m for m, t in zip(names, true) if t), self.describe(names, predicted),
+                *(f"{p:.6f}" for p in predicted)]  # fmt: skip
+
+    def plot_evaluation(
+        self, folder: Path, metrics: dict, tracks: ValueTracks, names: list[str], scale: tuple, title: str
+    ) -> None:
+        """Precision, recall, F1 and AP per mood."""
+        from ..plots.figures import plot_label_bars
+        from ..runs.layout import LABELS_FILE
+
+        plot_label_bars(folder / LABELS_FILE, metrics["per_label"], title)
+
+    def plot_pooled(
+        self, folder: Path, window: dict, track: dict, values: ValueTracks | None, names: list[str], scale: dict,
+        title: str,
+    ) -> None:  # fmt: skip
+        """Precision, recall, F1 and AP per mood of the windows."""
+        from ..plots.figures import plot_label_bars
+        from ..runs.layout import LABELS_FILE
+
+        plot_label_bars(folder / LABELS_FILE, window["per_label"], f"windows · {title}")
+
     def model_record(self, info: DatasetInfo, metrics: dict) -> dict:
         """The macro-F1 and mAP."""
         return {"metrics": {key: metrics[key] for key in ("macro_f1", "map") if key in metrics}}

@@ -19,3 +19,9 @@ def get_task(task: str | Task | None) -> Task:
     if name not in TASKS:
         raise MerError(f"task {name!r} is not known; use one of {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def implied_task(targets: bool) -> Task:
+    """The task of a data set prepared without `--task`: regression where `--target` gives targets, else the
+    default task."""
+    return REGRESSION if targets else get_task(None)

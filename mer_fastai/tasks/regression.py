@@ -130,6 +130,38 @@ class Regression(Task):
 
         return RegressionBlock(n_out=len(info.targets))
 
+    def track_columns(self, names: list[str]) -> list[str]:
+        """`true_<target>` and `pred_<target>` per target."""
+        return [f"{k}_{n}" for n in names for k in ("true", "pred")]
+
+    def track_cells(self, names: list[str], true: np.ndarray, predicted: np.ndarray) -> list[str]:
+        return [f"{v:.6f}" for pair in zip(true, predicted) for v in pair]
+
+    def plot_evaluation(
+        self, folder: Path, metrics: dict, tracks: ValueTracks, names: list[str], scale: tuple, title: str
+    ) -> None:
+        """A scatter per target and, with valence plus arousal or energy, the circumplex."""
+        from ..plots.figures import plot_value_tracks
+
+        scales = {name: list(pair) for name, pair in zip(names, scale)}
+        plot_value_tracks(folder, "", tracks.predicted, tracks.targets, names, scales, title)
+
+    def output_scores(self, block: dict, names: list[str], prefix: str) -> dict[str, float | None]:
+        """Each score per target (`ccc_valence`, `track_rmse_energy`, ...)."""
+        per_target = block["per_target"]
+        return {f"{prefix}{key}_{t}": per_target[t][key] for t in names for key in self.scores}
+
+    def plot_pooled(
+        self, folder: Path, window: dict, track: dict, values: ValueTracks | None, names: list[str], scale: dict,
+        title: str,
+    ) -> None:  # fmt: skip
+        """The tracks' scatters and circumplex."""
+        from ..plots.figures import plot_value_tracks
+
+        if values is not None:
+            plot_value_tracks(folder, "", values.predicted, values.targets, names, scale,
+                              f"{len(values.ids)} tracks · {title}")  # fmt: skip
+
     def output_scale(self, info: DatasetInfo) -> list[list[float]] | None:
         """Each target's recorded scale."""
         return [info.scale[name] for name in info.targets]

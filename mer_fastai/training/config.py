@@ -15,11 +15,23 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ..choices import AGGREGATES, AUGMENTS, IN_MEMORY_AUGMENTS, KEEPS, LOSSES, MODES, MONITORS, NORMS
+from ..choices import (
+    AGGREGATES,
+    AUGMENTS,
+    IMAGENET,
+    IN_MEMORY_AUGMENTS,
+    KEEPS,
+    LOSSES,
+    MODES,
+    MONITORS,
+    NONE,
+    NORMS,
+    PRETRAINED,
+)
 from ..errors import MerError
 from ..models.archs import ARCHS, ArchSpec, get_arch
 from ..models.preprocessing import input_size, resize_policy
-from ..models.weights import IMAGENET, NONE, PRETRAINED, check_weights
+from ..models.weights import check_weights
 
 TRAIN, LRFIND = "train", "lrfind"
 LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep")  # added after grids and cv folds were first fingerprinted

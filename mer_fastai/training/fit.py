@@ -28,7 +28,7 @@ from .callbacks import EpochTimer
 from .config import TrainConfig, TrainSettings, checked, flag
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .feature_cache import can_cache, head_learner
-from .items import check_dataset, classes_without_validation, images_read, training_stats
+from .items import check_dataset, images_read, training_stats
 from .learner import build_learner, set_mode
 from .loaders import load_dataloaders
 from .outputs import (
@@ -43,6 +43,8 @@ from .outputs import (
 )
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
+
+SCRATCH_DIR = "models"  # fastai's scratch folder in a run folder (the kept epoch's weights), removed after fitting
 
 
 @dataclass
@@ -77,8 +79,8 @@ def task_monitor(config: TrainConfig | TrainSettings, info: DatasetInfo) -> str:
         raise MerError(
             f"--loss {config.loss}: is a regression loss (classification uses cross-entropy, multilabel BCE); drop it"
         )
-    for name in ("mixup", "label_smoothing"):
-        if info.targets and getattr(config, name):
+    for name in task.refused_options:
+        if getattr(config, name):
             raise MerError(f"{flag(name)} is for classification data sets (this one is {info.task}); drop it")
     return monitor
 
@@ -96,7 +98,7 @@ def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path)
     check_spectrogram(spec, spectrogram, str(data_dir))
     dls = load_dataloaders(
         data_dir,
-        size=loader_size(spec, settings.input_size, spectrogram),
+        size=loader_size(settings.input_size, spectrogram),
         bs=config.bs,
         stats=training_stats(data_dir, config.extra_train_dirs) if config.norm == "dataset" else spec.stats,
         augment=config.augment,
@@ -105,6 +107,7 @@ def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path)
         num_workers=config.num_workers,
         seed=config.seed,
         cache=config.cache,
+        resize=settings.resize,
     )
     if len(dls.train) == 0:
         raise MerError(f"{data_dir}: fewer training images than one batch; lower --bs (now {config.bs})")
@@ -149,7 +152,7 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
             try:
                 found = _lr_find(_fitter(learn, settings), stage)
             finally:
-                shutil.rmtree(stage / "models", ignore_errors=True)
+                shutil.rmtree(stage / SCRATCH_DIR, ignore_errors=True)
     return LRFindResult(found.suggestion, found.suggestions, out / LR_PLOT)
 
 
@@ -175,8 +178,8 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
         task_monitor(settings, info)
         test = held_out_split(data_dir, info, rows, config.test_dir)
         init_distributed()
-        if is_main_process() and not info.targets:
-            _warn_unvalidated(classes_without_validation(rows, info.classes))
+        if is_main_process():
+            _warn_unvalidated(get_task(info.task).unvalidated(rows, info.classes))
         splits = Splits(info, Split(data_dir, [row for row in rows if row.split == "valid"]), test)
         scatters = tuple(prefix + scatter_file(name) for name in info.scale for prefix in ("", TEST_PREFIX))
         with results_folder(run_dir, RUN_FILES + LR_FILES + scatters) as stage:
@@ -229,10 +232,10 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
         with images_read(data_dir):
             probs, targets = fitter.get_preds(ds_idx=1)
     finally:
-        shutil.rmtree(run_dir / "models", ignore_errors=True)
+        shutil.rmtree(run_dir / SCRATCH_DIR, ignore_errors=True)
     if len(probs) != len(valid.rows):
         raise MerError(f"{data_dir}: {len(probs)} validation predictions for {len(valid.rows)} manifest rows; {REPAIR}")
-    names = list(info.targets) or list(learn.dls.vocab)  # a classifier's outputs: its loaders' classes
+    names = task.output_names(info, lambda: list(learn.dls.vocab))
     outputs, truth = probs.float().numpy(), targets.numpy()
     scores, tracks = task.score(outputs, truth, valid.clip_ids, names, config.aggregate)
     metrics = {**scores, "valid": scores, "test": None}

@@ -174,9 +174,3 @@ def images_read(data_dir: Path) -> Iterator[None]:
             f"{data_dir}: an image could not be read during training ({reason}); the data set changed or was "
             f"damaged under this run: {REPAIR}, then train again"
         ) from exc
-
-
-def classes_without_validation(rows: list[ManifestRow], classes: list[str]) -> list[str]:
-    """Classes with training images but none for validation (their recall cannot be measured)."""
-    valid = {row.label for row in rows if row.split == "valid"}
-    return [name for name in classes if name not in valid]

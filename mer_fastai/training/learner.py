@@ -16,11 +16,11 @@ from fastai.callback.training import BnFreeze
 from fastai.learner import Learner
 from fastai.vision.learner import default_split
 
-from ..choices import MODES
+from ..choices import MODES, STARTING_WEIGHTS
 from ..errors import MerError
 from ..models.archs import ArchSpec
 from ..models.modelfile import create_model
-from ..models.weights import STARTING_WEIGHTS, model_factory, transfer_weights
+from ..models.weights import model_factory, transfer_weights
 from ..tasks.base import Task
 from ..tasks.registry import get_task
 from .callbacks import use_rich_progress

@@ -41,6 +41,7 @@ def load_dataloaders(
     num_workers: int | None = None,
     seed: int = 42,
     cache: bool = False,
+    resize: str | None = None,
 ) -> DataLoaders:
     """DataLoaders for a prepared data set.
 
@@ -49,6 +50,7 @@ def load_dataloaders(
     `extra_train_dirs` adds class folders (e.g. GAN-generated images) to the training split only.
     `cache`: decode every image once into memory and run the rest per batch (`tensor_loaders`; augment "none"
     or "specaugment"), else fastai's per-image DataBlock pipeline with `num_workers` loader processes.
+    `resize`: the run's resize policy (`TrainSettings.resize`); None: the one of `augment`.
     """
     if augment not in AUGMENTS:
         raise MerError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTS)}")
@@ -56,7 +58,8 @@ def load_dataloaders(
               "extra_train_dirs": extra_train_dirs}  # fmt: skip
     if cache and augment in IN_MEMORY_AUGMENTS:
         return memory_dataloaders(Path(data_dir), **common)
-    return block_dataloaders(Path(data_dir), num_workers=num_workers, seed=seed, **common)
+    policy = resize or resize_policy(augment)
+    return block_dataloaders(Path(data_dir), num_workers=num_workers, seed=seed, resize=policy, **common)
 
 
 def block_dataloaders(
@@ -70,6 +73,7 @@ def block_dataloaders(
     extra_train_dirs: list[str | Path] | None,
     num_workers: int | None,
     seed: int,
+    resize: str,
 ) -> DataLoaders:
     """`load_dataloaders` through fastai's DataBlock: every image read, resized and augmented per item."""
     from fastai.vision.augment import Normalize
@@ -79,18 +83,14 @@ def block_dataloaders(
     train_items, valid_items = training_items(data_dir, extra_train_dirs)
     items = train_items + valid_items
     size = (size, size) if isinstance(size, int) else size
-    policy = resize_policy(augment)
-    item_tfms = [resize_transform(size, policy), *([FlipItem(0.5)] if policy == "crop" else [])]
+    item_tfms = [resize_transform(size, resize), *([FlipItem(0.5)] if resize == "crop" else [])]
     batch_tfms = [Normalize.from_stats(*stats)] if stats else []
     if augment == "specaugment":
         batch_tfms.append(SpecMask())
-    if info.targets:  # regression or multilabel: the manifest's values
-        values = target_values(data_dir, info, balanced, extra_train_dirs)
-        get_y = lambda path: values[path]  # noqa: E731
-    else:
-        get_y = parent_label
+    task = get_task(info.task)
+    get_y = task.label_reader(lambda: target_values(data_dir, info, balanced, extra_train_dirs))
     block = DataBlock(
-        blocks=(ImageBlock(PILImage), get_task(info.task).target_block(info)),
+        blocks=(ImageBlock(PILImage), task.target_block(info)),
         get_items=lambda _: items,
         splitter=lambda _: split_indices(len(train_items), len(valid_items)),
         get_y=get_y,

@@ -23,6 +23,7 @@ from ..choices import AUGMENTS, IN_MEMORY_AUGMENTS
 from ..data.dataset import REPAIR, read_info, read_spec
 from ..data.images import resize
 from ..errors import MerError
+from ..tasks.registry import get_task
 from .items import IMAGE_ERRORS, damage_reason, split_indices, target_values, training_items
 
 
@@ -143,17 +144,12 @@ def memory_dataloaders(
     train_items, valid_items = training_items(data_dir, extra_train_dirs)
     items = train_items + valid_items
     train_idx, valid_idx = split_indices(len(train_items), len(valid_items))
-    lookup = {name: i for i, name in enumerate(classes)}
-    unknown = sorted({parent_label(p) for p in items} - set(lookup))
+    unknown = sorted({parent_label(p) for p in items} - set(classes))
     if unknown:
         raise MerError(f"{data_dir}: image folder(s) {', '.join(unknown)} are not classes of the data set {classes}")
-    if info.targets:  # regression or multilabel: float rows
-        values = target_values(data_dir, info, balanced, extra_train_dirs)
-        targets = torch.tensor([values[p] for p in items], dtype=torch.float32)
-        vocab = list(info.targets)
-    else:
-        targets = torch.tensor([lookup[parent_label(p)] for p in items])
-        vocab = CategoryMap(classes, sort=False)
+    task = get_task(info.task)
+    get_y = task.label_reader(lambda: target_values(data_dir, info, balanced, extra_train_dirs))
+    targets, vocab = task.target_tensor([get_y(p) for p in items], info)
     bit_depth = read_spec(data_dir).bit_depth
     images = decode_images(items, (size, size) if isinstance(size, int) else tuple(size), bit_depth)
     after_batch = [IntToFloatTensor(div=float(2**bit_depth - 1))]

@@ -26,7 +26,7 @@ from fastai.callback.core import Callback
 
 from ..data.dataset import DatasetInfo, read_info
 from ..errors import MerError
-from ..runs.layout import LR_JSON, METRICS_FILE
+from ..runs.layout import LR_JSON, is_finished, read_json, read_metrics
 from ..tasks.registry import get_task
 from .config import TrainConfig, TrainSettings, checked
 from .distributed import is_main_process
@@ -141,12 +141,12 @@ class MLflowEpochLogger(Callback):
 def log_run_folder(client, run_id: str, run_dir: Path) -> None:
     """A finished run folder into an MLflow run: its results as metrics, each of its files as an artifact."""
     values: dict[str, float] = {}
-    if (run_dir / METRICS_FILE).exists():
-        metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    if is_finished(run_dir):
+        metrics = read_metrics(run_dir)
         values.update({key: metrics[key] for key in ("lr", "best_epoch", "kept_epoch", "seconds") if key in metrics})
         values.update(final_scores(metrics))
     if (run_dir / LR_JSON).exists():
-        suggestions = json.loads((run_dir / LR_JSON).read_text())["suggestions"]
+        suggestions = read_json(run_dir / LR_JSON)["suggestions"]
         values.update({f"lr_{name}": value for name, value in suggestions.items()})
     client.log_batch(run_id, metrics=_metrics(values))
     for path in sorted(run_dir.iterdir()):

@@ -15,8 +15,10 @@ import torch
 from ..data.dataset import DatasetInfo, ManifestRow, read_spec
 from ..errors import MerError
 from ..models.modelmeta import ModelMeta
+from ..models.preprocessing import native_input
 from ..scoring.scores import Tracks, ValueTracks
 from ..tasks.base import Task
+from ..tasks.registry import get_task
 from .items import check_dataset
 
 
@@ -54,17 +56,7 @@ def held_out_split(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], t
     if other.resolve() == data_dir.resolve():
         raise MerError(f"--test {other}: is the training data set itself; pass another prepared data set")
     other_info, other_rows = check_dataset(other)
-    if info.targets and (other_info.targets, other_info.scale) != (info.targets, info.scale):
-        raise MerError(
-            f"--test {other}: its targets ({', '.join(other_info.targets) or 'none'}, scale {other_info.scale}) "
-            f"differ from the training data set's ({', '.join(info.targets)}, {info.scale}); prepare it with the same "
-            "--target and labels"
-        )
-    if not info.targets and other_info.classes != info.classes:
-        raise MerError(
-            f"--test {other}: its classes ({', '.join(other_info.classes)}) differ from the training data set's "
-            f"({', '.join(info.classes)}); prepare it with the same --feature and labels"
-        )
+    get_task(info.task).check_test_set(info, other_info, f"--test {other}")
     if read_spec(other).digest() != read_spec(data_dir).digest():
         raise MerError(f"--test {other}: made with other spectrogram settings; prepare it with those of {data_dir}")
     shared = sorted({row.source for row in other_rows} & {row.source for row in rows})
@@ -102,7 +94,7 @@ def window_outputs(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np
     for start in range(0, len(split.rows), chunk):
         images = []
         for row in split.rows[start : start + chunk]:
-            if meta.spec.bit_depth == 16:  # PIL's RGB conversion would clip them to 8 bits
+            if native_input(meta.spec):  # PIL's RGB conversion would clip 16-bit images to 8 bits
                 images.append(read_png16(row.path(split.data_dir)))
                 continue
             with Image.open(row.path(split.data_dir)) as image:

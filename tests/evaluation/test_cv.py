@@ -20,7 +20,7 @@ from mer_fastai.errors import MerError
 from mer_fastai.evaluation.cv import run_cv
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.runs.layout import CV_FILE, OOF_PREDICTIONS, OOF_TRACKS
-from mer_fastai.training.config import TrainConfig
+from mer_fastai.training.config import TrainConfig, TrainSettings
 from tests.inference.test_predict import TINY_CONFIG
 
 runner = CliRunner()
@@ -105,7 +105,13 @@ def test_folds_keep_their_last_epoch_and_cannot_stop_early(cv_dir, tiny_data, mo
         metrics = json.loads((cv_dir / "folds" / fold / "metrics.json").read_text())
         assert metrics["keep"] == "last" and metrics["kept_epoch"] == metrics["epochs_run"] - 1
     kept = []
-    monkeypatch.setattr(cv_module, "train", lambda data, config, run_dir, show: kept.append(config.keep))
+
+    # every fold trains with the settings checked once: a `TrainSettings`, its `config` keeping the last epoch
+    def train(data, settings, run_dir, show):
+        assert isinstance(settings, TrainSettings)
+        kept.append(settings.config.keep)
+
+    monkeypatch.setattr(cv_module, "train", train)
     monkeypatch.setattr(cv_module, "pool_folds", lambda *_args: (_ for _ in ()).throw(MerError("stop")))
     with pytest.raises(MerError, match="stop"):
         run_cv(tiny_data, dataclasses.replace(TINY_CONFIG, keep="best", epochs=3), cv_dir, folds=2, show=False)

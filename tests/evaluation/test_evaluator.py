@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
+from mer_fastai.data.labelsource import LabelSource
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.errors import MerError
 from mer_fastai.evaluation.evaluator import evaluate
@@ -85,6 +86,11 @@ def test_blank_and_unlabeled_clips_need_a_flag_and_are_reported(tiny_run, tiny_a
     assert result.metrics["n_tracks"] == 2
     reasons = {Path(s.file).stem: s.reason for s in result.skipped}
     assert set(reasons) == {"sad_00", "sad_01"} and "no usable value" in reasons["sad_00"]
+    source = LabelSource(path, id_column="clip", label_column="mood", skip_unlabeled=True)
+    whole = evaluate(predictor, tiny_audio / "sad", tmp_path / "c", labels=source, progress=False)  # one value
+    assert whole.metrics["n_tracks"] == 2 and whole.skipped == result.skipped
+    with pytest.raises(TypeError, match="evaluate: group_by given beside a LabelSource"):
+        evaluate(predictor, tiny_audio / "sad", tmp_path / "d", labels=source, group_by="artist", progress=False)
 
 
 def test_equal_file_names_in_class_folders_keep_their_own_truth(tiny_run, tiny_audio, tmp_path):  # noqa: F811

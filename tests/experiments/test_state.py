@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+
+from mer_fastai.errors import MerError
 from mer_fastai.experiments.state import State
 from mer_fastai.runs.layout import METRICS_FILE, STATE_FILE
 
@@ -31,3 +34,13 @@ def test_a_cell_is_done_with_the_same_fingerprint_and_its_result_files(tmp_path)
     assert state.is_done(cell, "f1") and not state.is_done(cell, "f2")
     state.record("a", {"status": "failed", "fingerprint": "f1", "error": "x"})
     assert not state.is_done(cell, "f1")
+
+
+@pytest.mark.parametrize("text", ['{"cells": {"a": ', "[]", '{"cells": 3}', "\xff"])
+def test_a_damaged_state_file_is_one_clear_line(tmp_path, text):
+    (tmp_path / STATE_FILE).write_bytes(text.encode("latin-1"))
+    with pytest.raises(MerError) as caught:
+        State(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / STATE_FILE}: ") and "\n" not in message
+    assert message.endswith("delete it to run every cell of the grid again")

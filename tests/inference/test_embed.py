@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
 from mer_fastai.data.audio import load_audio
+from mer_fastai.data.labelsource import LabelSource
 from mer_fastai.data.spectrogram import log_values, musicnn_spec, window_images
 from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
@@ -77,6 +78,11 @@ def test_embed_labels_match_like_evaluate(predictor, tiny_audio, labels_file, tm
     kept = predictor.embed([extra], **options, skip_unlabeled=True)
     assert kept.track_clip_id == ["happy/happy_00", "happy/happy_01"]
     assert [s.file for s in kept.skipped] == [str(extra / "new.wav")]
+    source = LabelSource(labels_file, id_column="clip", label_column="mood", skip_unlabeled=True)
+    whole = predictor.embed([extra], labels=source, feature="mood")  # the label options as one value
+    assert whole.track_label == kept.track_label and whole.skipped == kept.skipped
+    with pytest.raises(TypeError, match="embed_audio: cuts given beside a LabelSource"):
+        predictor.embed([extra], labels=source, feature="mood", cuts=[3.0, 6.0])
 
 
 def test_npz_and_parquet_round_trip(predictor, tiny_audio, tmp_path):  # noqa: F811

@@ -208,10 +208,10 @@ def test_foreign_folders_older_splits_and_clashing_names_are_refused(tmp_path, t
 
 def test_warnings_about_the_split_and_the_validation_windows():
     from mer_fastai.data.dataset import ManifestRow
-    from mer_fastai.preparation.clips import ClipTask, split_notes, window_notes
+    from mer_fastai.preparation.clips import ClipJob, split_notes, window_notes
 
     tasks = [
-        ClipTask(f"{c}{i}.wav", f"{c}/{i}", f"{c}_{i}", c, side)
+        ClipJob(f"{c}{i}.wav", f"{c}/{i}", f"{c}_{i}", c, side)
         for c, i, side in [
             ("calm", 1, "train"),
             ("calm", 2, "train"),

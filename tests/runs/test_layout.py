@@ -47,6 +47,26 @@ def test_a_damaged_json_is_one_line(tmp_path):
     assert layout.read_config(tmp_path) == {}
 
 
+def test_a_run_is_finished_once_its_metrics_are_written(tmp_path):
+    assert not layout.is_finished(tmp_path)
+    (tmp_path / layout.METRICS_FILE).write_text("{}")
+    assert layout.is_finished(tmp_path)
+
+
+def test_an_optional_record_is_empty_when_missing_damaged_or_not_a_table(tmp_path):
+    path = tmp_path / layout.FOLD_FILE
+    assert layout.read_json_or_empty(path) == {}
+    for text in ("{not json", "[1, 2]"):
+        path.write_text(text)
+        assert layout.read_json_or_empty(path) == {}
+    path.write_text('{"fold": 1}')
+    assert layout.read_json_or_empty(path) == {"fold": 1}
+
+
+def test_the_recipe_copy_is_named_by_its_experiment():
+    assert layout.recipe_file("exp") == "recipe-exp.json"
+
+
 def test_a_model_header_is_read_without_torch(tmp_path):
     record = {"arch": "alexnet", "package_version": "0.2.0", "classes": ["a", "b"]}
     path = tmp_path / layout.MODEL_FILE

@@ -52,8 +52,9 @@ def baseline_columns(task: Task) -> list[str]:
     """baseline.csv's columns for a data set of `task`: identity, seconds and the task's scores of validation
     windows (the default task's file keeps 0.1's order: those scores, then seconds, as results.csv has them),
     then of validation tracks, test windows and test tracks."""
-    windows = [*task.scores, "seconds"] if task.is_default else ["seconds", *task.scores]
-    return [*IDENTITY_COLUMNS, *windows] + [prefix + key for prefix in SCORE_SETS if prefix for key in task.scores]
+    return [*IDENTITY_COLUMNS, *task.baseline_windows()] + [
+        prefix + key for prefix in SCORE_SETS if prefix for key in task.scores
+    ]
 
 
 @reads_dataset
@@ -145,7 +146,7 @@ def _evaluate(
             (folder / stale).unlink(missing_ok=True)
         return None
     task = get_task(info.task)
-    names = list(info.targets) if info.targets else info.classes
+    names = task.output_names(info, lambda: info.classes)
     outputs = kind.outputs(model, x, len(names))
     scores, tracks = task.score(outputs, y, [row.clip_id for row in rows], names, aggregate)
     task.write_predictions(folder, prefix, rows, outputs, tracks, names)

@@ -32,7 +32,6 @@ from torch import Tensor, nn
 
 TF_EPSILON = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 N_MELS = 96
-PATCH_FRAMES = 187
 N_TAGS = 50
 FRONTEND_FILTERS = 1.6  # the original's num_filt: 1.6 × 128 timbral and 1.6 × 32 temporal filters
 TIMBRAL_BANDS = (0.4, 0.7)  # kernel heights as fractions of the mel bands

@@ -25,7 +25,7 @@ def patch_frames(spec: SpecConfig) -> int:
     return spec.native_size[1]
 
 
-def load_audio(path: str | Path, spec: SpecConfig | None = None) -> np.ndarray:
+def load_musicnn_audio(path: str | Path, spec: SpecConfig | None = None) -> np.ndarray:
     """The clip as float32 mono samples at musicnn's rate, decoded and resampled as the original does."""
     import librosa
 
@@ -60,7 +60,7 @@ def patches(mel: np.ndarray, spec: SpecConfig | None = None) -> np.ndarray:
 def audio_patches(path: str | Path, spec: SpecConfig | None = None) -> np.ndarray:
     """The musicnn input of an audio file: (patches, 1, n_mels, patch frames), one per 3 s without overlap."""
     spec = spec or musicnn_spec()
-    signal = load_audio(path, spec)
+    signal = load_musicnn_audio(path, spec)
     batch = patches(log_mel(signal, spec), spec)
     if not len(batch):
         seconds = len(signal) / spec.sample_rate

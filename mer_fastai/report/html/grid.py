@@ -6,16 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ...runs.layout import CELLS_DIR, CV_FILE, HEATMAP, METRICS_FILE, STATE_FILE, read_json
+from ...runs.layout import CELLS_DIR, CV_FILE, HEATMAP, METRICS_FILE, STATE_FILE, TEST_PREFIX, read_json
 from ..results import SCORE_LABELS, SD_SUFFIX, is_score_column, load_results, main_score, row_task
 from .cv import fold_sections
 from .run import run_section
 from .templating import data_uri
 from .values import cell, number, score_cell, slug
 
-IDENTITY_COLUMNS = ("experiment", "stage", "dataset", "feature", "arch", "mode", "weights", "augmentation")
+# the identity columns of results.csv (`report.results.IDENTITY_COLUMNS`) that the page shows, in its order
+SHOWN_IDENTITY = ("experiment", "stage", "dataset", "feature", "arch", "mode", "weights", "augmentation")
 NUMBER_COLUMNS = ("epochs", "lr", "seconds", "folds")
-TEST_PREFIX = "test_"  # the score columns of the held-out test split (`results.SCORE_SETS`)
 
 
 def grid_page(folder: Path, here: Path) -> dict:
@@ -51,7 +51,7 @@ def results_table(rows: list[dict], anchor_of: Callable[[dict], str | None]) -> 
     """Columns and cells of the grid's results table: identity, score (± sd) and other number columns; a
     column empty in every row (e.g. the test scores of a grid without a test split) is left out."""
     names = list(rows[0]) if rows else []
-    present = [c for c in IDENTITY_COLUMNS if c in names and filled(rows, c)]
+    present = [c for c in SHOWN_IDENTITY if c in names and filled(rows, c)]
     shared = [c for c in present if len(rows) > 1 and len({r.get(c) for r in rows}) == 1]
     identity = [c for c in present if c not in shared]
     scores = [c for c in names if is_score_column(c) and not c.endswith(SD_SUFFIX) and filled(rows, c)]

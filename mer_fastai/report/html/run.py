@@ -7,7 +7,16 @@ import time
 from pathlib import Path
 
 from ...errors import MerError
-from ...runs.layout import CURVES_FILE, HISTORY_FILE, LR_PLOT, METRICS_FILE, read_config, read_json, read_metrics
+from ...runs.layout import (
+    CURVES_FILE,
+    HISTORY_FILE,
+    LR_PLOT,
+    METRICS_FILE,
+    TEST_PREFIX,
+    read_config,
+    read_json,
+    read_metrics,
+)
 from ...tasks.base import Task
 from ...tasks.registry import get_task
 from .dataset import dataset_section, find_data_dir
@@ -58,7 +67,7 @@ def task_plots(task: Task, names: list[str], test: bool = False) -> list[tuple[s
     """The task's own plots (file, caption) of validation and, with a test split, of test: scatters and
     circumplex of a regression, per-mood bars of a multilabel run; `names`: its targets or moods."""
     plots = task.plot_files(names)
-    return plots + [("test_" + name, f"test split: {caption}") for name, caption in plots] if test else plots
+    return plots + [(TEST_PREFIX + name, f"test split: {caption}") for name, caption in plots] if test else plots
 
 
 def run_settings(metrics: dict, config: dict, data_dir: Path | None) -> list[tuple[str, str]]:

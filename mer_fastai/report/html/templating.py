@@ -9,7 +9,7 @@ from pathlib import Path
 from ... import __version__
 
 
-def render(template: str, title: str, source: str, **values) -> str:
+def render(template: str, title: str, source: str, **values: object) -> str:
     """HTML text of one of the package's templates."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 

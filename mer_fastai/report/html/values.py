@@ -6,7 +6,7 @@ import math
 import re
 
 
-def number(text) -> float | None:
+def number(text: object) -> float | None:
     """The finite number a CSV or JSON value holds, else None."""
     try:
         value = float(text)
@@ -15,13 +15,13 @@ def number(text) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def score_text(value) -> str:
+def score_text(value: object) -> str:
     """A score with 3 decimals, "–" where it is undefined."""
     value = number(value)
     return "–" if value is None else f"{value:.3f}"
 
 
-def setting_text(value) -> str:
+def setting_text(value: object) -> str:
     """A recorded setting: small floats in 3 significant digits, lists joined, None as "–"."""
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e-2 else f"{value:g}"
