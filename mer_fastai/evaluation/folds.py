@@ -18,12 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import DatasetInfo, ManifestRow, read_spec, write_info, write_manifest, write_spec
+from ..data.dataset import (
+    REMAKE,
+    TRAINING_SPLITS,
+    DatasetInfo,
+    ManifestRow,
+    read_spec,
+    write_info,
+    write_manifest,
+    write_spec,
+)
 from ..data.split import NO_MOOD, Labels, group_counts, mood_stratum, strata
 from ..errors import MerError
 from ..tasks.registry import get_task
 
-CV_SPLITS = ("train", "valid")  # the clips cross-validated; a held-out test split stays out
+CV_SPLITS = TRAINING_SPLITS  # the clips cross-validated; a held-out test split stays out
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,7 @@ def build_fold_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], 
         target = dest / image
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
-            raise MerError(f"{data_dir}: two images are named {Path(row.image).name} in class {row.label}; {_REMAKE}")
+            raise MerError(f"{data_dir}: two images are named {Path(row.image).name} in class {row.label}; {REMAKE}")
         _link(row.path(data_dir), target)
         fold_rows.append(replace(row, split=split, image=image))
     counts: dict[str, Counter] = defaultdict(Counter)
@@ -191,9 +200,6 @@ def build_fold_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], 
         ),
     )
     return dest
-
-
-_REMAKE = "prepare the data set again with `mer-fastai prepare --overwrite`"
 
 
 def _link(source: Path, target: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import __version__
 from .._plumbing.files import reads_dataset, write_json
 from .._plumbing.progress import progress_bar
-from ..choices import GAN_BACKENDS as BACKENDS
+from ..choices import GAN_BACKENDS
 from ..data.dataset import read_info, read_spec
 from ..errors import MerError
 from ..runs.layout import GAN_CHECKPOINT, GAN_META, GAN_SAMPLES, METRICS_FILE
@@ -72,8 +72,8 @@ def train_gan(
     training length is `kimg`, by default steps × bs / 1000).
     """
     data_dir, out = Path(data_dir), Path(out)
-    if backend not in BACKENDS:
-        raise MerError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend not in GAN_BACKENDS:
+        raise MerError(f"unknown --backend {backend!r}; choose one of {', '.join(GAN_BACKENDS)}")
     if steps < 1 or bs < 1:
         raise MerError(f"--steps and --bs must be at least 1 (got {steps} and {bs})")
     parse_policy(policy)

@@ -257,7 +257,7 @@ class TrainConfig:
                 raise MerError(f"{name('lr')} must be a number or '{AUTO_LR}' (got {lr!r})") from exc
         return TrainSettings(
             config=replace(self, lr=lr, extra_train_dirs=list(self.extra_train_dirs)),
-            spec=spec,
+            arch=spec,
             lr=None if lr == AUTO_LR else lr,
             input_size=input_size(spec, self.size),
             resize=resize_policy(self.augment),
@@ -290,7 +290,7 @@ class TrainSettings:
     """
 
     config: TrainConfig
-    spec: ArchSpec  # the architecture's table entry
+    arch: ArchSpec  # the architecture's table entry
     lr: float | None  # the peak learning rate; None: take the lr_find suggestion (`--lr auto`)
     input_size: int  # the training resolution: `--size`, else the architecture's (`models.preprocessing.input_size`)
     resize: str  # how validation images are resized (`models.preprocessing.resize_policy`), as predict will

@@ -90,7 +90,7 @@ def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path)
     from fastai.torch_core import set_seed
 
     settings = checked(config)
-    config, spec = settings.config, settings.spec
+    config, spec = settings.config, settings.arch
     info = read_info(data_dir)
     task = get_task(info.task)
     set_seed(config.seed, reproducible=True)

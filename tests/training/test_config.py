@@ -82,7 +82,7 @@ def test_check_makes_lr_a_number_and_input_size_defaults_to_the_archs():
     assert given.lr == "1e-3"  # the user's settings stay as given
     assert TrainConfig(arch="alexnet", weights="none", size=64, augment="study", cache=False).check().input_size == 64
     auto = TrainConfig(arch="alexnet", weights="none").check()
-    assert auto.lr is None and auto.config.lr == "auto" and auto.spec.name == "alexnet"
+    assert auto.lr is None and auto.config.lr == "auto" and auto.arch.name == "alexnet"
 
 
 def test_checked_settings_are_frozen_and_checked_once():

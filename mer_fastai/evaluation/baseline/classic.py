@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 from ..._plumbing.files import reads_dataset, write_json
 from ..._plumbing.progress import console
 from ...choices import CLASSIFIERS
-from ...data.dataset import DatasetInfo, ManifestRow, read_info, read_manifest
+from ...data.dataset import SPLITS, DatasetInfo, ManifestRow, read_info, read_manifest
 from ...errors import MerError
 from ...report.results import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
 from ...runs.layout import (
@@ -44,7 +44,6 @@ from ...tasks.registry import TASKS, get_task
 from .features import extract_features, feature_names
 from .models import Estimator, estimator
 
-SPLITS = ("train", "valid", "test")
 PREFIXES = (("valid", ""), ("test", TEST_PREFIX))  # the scored splits and the prefix of their prediction files
 
 
