@@ -21,6 +21,7 @@ from .._plumbing.files import output_folder, reads_dataset, write_json
 from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo
 from ..errors import MerError
+from ..plots.tables import cell
 from ..report.html.page import write_report_or_warn
 from ..runs.layout import (
     CV_FILE,
@@ -192,13 +193,9 @@ def summary_table(result: CVResult):
         low, high = values["ci95"]
         table.add_row(
             name,
-            f"{_cell(values['mean'])} ± {_cell(values['sd'])}",
-            f"{_cell(low)} – {_cell(high)}",
-            _cell(result.pooled[name]),
-            " ".join(_cell(v) for v in values["values"]),
+            f"{cell(values['mean'])} ± {cell(values['sd'])}",
+            f"{cell(low)} – {cell(high)}",
+            cell(result.pooled[name]),
+            " ".join(cell(v) for v in values["values"]),
         )
     return table
-
-
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"

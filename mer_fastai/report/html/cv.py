@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...runs.layout import CV_FILE, METRICS_FILE, OOF_PREDICTIONS, OOF_TRACKS, fold_dirs, read_json
+from ...runs.layout import CV_FILE, OOF_PREDICTIONS, OOF_TRACKS, fold_dirs, is_finished, read_json
 from ...tasks.base import Task
 from ...tasks.registry import get_task
 from .dataset import find_data_dir
@@ -37,7 +37,7 @@ def cv_page(folder: Path, here: Path) -> dict:
 
 def finished_folds(folder: Path) -> list[Path]:
     """The finished fold run folders of a cross-validation folder, in fold order."""
-    return [p for p in fold_dirs(folder) if (p / METRICS_FILE).is_file()]
+    return [p for p in fold_dirs(folder) if is_finished(p)]
 
 
 def fold_sections(folder: Path, here: Path, anchor: str, datasets: dict) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ...runs.layout import CELLS_DIR, CV_FILE, HEATMAP, METRICS_FILE, STATE_FILE, TEST_PREFIX, read_json
+from ...runs.layout import CELLS_DIR, CV_FILE, HEATMAP, STATE_FILE, TEST_PREFIX, is_finished, read_json
 from ..results import SCORE_LABELS, SD_SUFFIX, is_score_column, load_results, main_score, row_task
 from .cv import fold_sections
 from .run import run_section
@@ -93,6 +93,6 @@ def cell_folder(grid: Path, run_dir: str) -> Path | None:
     if not run_dir:
         return None
     for candidate in (Path(run_dir), grid / CELLS_DIR / Path(run_dir).name):
-        if (candidate / METRICS_FILE).is_file() or (candidate / CV_FILE).is_file():
+        if is_finished(candidate) or (candidate / CV_FILE).is_file():
             return candidate
     return None

@@ -19,7 +19,7 @@ from ... import __version__
 from ..._plumbing.files import atomic_write, check_output_file
 from ..._plumbing.progress import console
 from ...errors import MerError
-from ...runs.layout import METRICS_FILE, REPORT_HTML, folder_kind, model_header, read_json
+from ...runs.layout import REPORT_HTML, folder_kind, is_finished, model_header, read_metrics
 from .cv import cv_page
 from .grid import grid_page
 from .run import run_section
@@ -78,8 +78,8 @@ def versions(run_dir: Path) -> list[dict]:
     from importlib.metadata import PackageNotFoundError, version
 
     recorded = {}
-    if (run_dir / METRICS_FILE).is_file():
-        recorded = dict(read_json(run_dir / METRICS_FILE).get("versions", {}))
+    if is_finished(run_dir):
+        recorded = dict(read_metrics(run_dir).get("versions", {}))
     if "mer-fastai" not in recorded:
         model_version = (model_header(run_dir) or {}).get("package_version")
         if model_version:

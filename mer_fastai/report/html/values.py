@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+from ...plots.tables import cell as score_cell_text
+
 
 def number(text: object) -> float | None:
     """The finite number a CSV or JSON value holds, else None."""
@@ -17,8 +19,7 @@ def number(text: object) -> float | None:
 
 def score_text(value: object) -> str:
     """A score with 3 decimals, "–" where it is undefined."""
-    value = number(value)
-    return "–" if value is None else f"{value:.3f}"
+    return score_cell_text(number(value))
 
 
 def setting_text(value: object) -> str:
