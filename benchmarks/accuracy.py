@@ -57,12 +57,14 @@ LAYOUTS = {"10s": None, "10s/5s": 5.0}  # window layout → --hop-seconds
 
 def prepare(audio: Path, work: Path, layout: str) -> Path:
     """The data set of one window layout (prepare resumes and reuses a finished one)."""
+    from mer_fastai.data.labelsource import LabelSource
     from mer_fastai.data.spectrogram import SpecConfig
     from mer_fastai.preparation.prepare import prepare_dataset
 
     out = work / ("data-" + layout.replace("/", "-hop"))
     spec = SpecConfig(segment_seconds=10.0, segment_hop_seconds=LAYOUTS[layout])
-    prepare_dataset(audio, out, "emotions", audio / "annotations.csv", spec=spec, group_by="Artist", progress=False)
+    labels = LabelSource(audio / "annotations.csv", group_by="Artist")
+    prepare_dataset(audio, out, "emotions", labels, spec=spec, progress=False)
     return out
 
 

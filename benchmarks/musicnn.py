@@ -65,6 +65,7 @@ def prepare_musicnn(audio: Path, work: Path, layout: str) -> Path:
     """The musicnn data set (non-overlapping patches, or patches every half patch for the overlap lever)."""
     import dataclasses
 
+    from mer_fastai.data.labelsource import LabelSource
     from mer_fastai.data.spectrogram import musicnn_spec
     from mer_fastai.preparation.prepare import prepare_dataset
 
@@ -72,7 +73,8 @@ def prepare_musicnn(audio: Path, work: Path, layout: str) -> Path:
     if layout == "musicnn-overlap":
         spec = dataclasses.replace(spec, segment_hop_seconds=spec.segment_seconds / 2)
     out = work / f"data-{layout}"
-    prepare_dataset(audio, out, "emotions", audio / "annotations.csv", spec=spec, group_by="Artist", progress=False)
+    labels = LabelSource(audio / "annotations.csv", group_by="Artist")
+    prepare_dataset(audio, out, "emotions", labels, spec=spec, progress=False)
     return out
 
 

@@ -134,12 +134,13 @@ class Journal:
 
 def prepare_default_data(audio: Path, work: Path) -> Path:
     """The 4-quadrant data set of `audio` (split by artist), prepared once into the cache folder."""
+    from mer_fastai.data.labelsource import LabelSource
     from mer_fastai.errors import MerError
     from mer_fastai.preparation.prepare import prepare_dataset
 
     out = work / f"data-{audio.name}"
     labels = audio / "annotations.csv"
-    kwargs = {"labels": labels, "group_by": "Artist"} if labels.exists() else {}
+    kwargs = {"labels": LabelSource(labels, group_by="Artist")} if labels.exists() else {}
     try:
         prepare_dataset(audio, out, "emotions", workers=2, progress=True, **kwargs)
     except MerError as exc:  # cached by another version of the toolkit: make it anew

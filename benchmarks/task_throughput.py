@@ -33,6 +33,7 @@ EMOTIONS = ["anger", "fear", "happy", "sad", "tender"]
 
 def prepare_all(work: Path, clips_per_class: int) -> dict[str, Path]:
     """The same audio prepared as each task's data set."""
+    from mer_fastai.data.labelsource import LabelSource
     from mer_fastai.data.spectrogram import SpecConfig
     from mer_fastai.data.synth import make_study_style_set
     from mer_fastai.preparation.prepare import prepare_dataset
@@ -42,11 +43,9 @@ def prepare_all(work: Path, clips_per_class: int) -> dict[str, Path]:
     common = {"spec": spec, "workers": 2, "progress": False}
     data = {task: work / task for task in ("classification", "regression", "multilabel")}
     prepare_dataset(audio, data["classification"], "emotions", ratings, **common)
-    prepare_dataset(audio, data["regression"], None, ratings, targets=["valence", "energy"], **common)
-    prepare_dataset(
-        audio, data["multilabel"], None, ratings, task="multilabel", id_column="number", targets=EMOTIONS,
-        threshold=0.7, **common,
-    )  # fmt: skip
+    prepare_dataset(audio, data["regression"], None, LabelSource(ratings, targets=["valence", "energy"]), **common)
+    moods = LabelSource(ratings, id_column="number", targets=EMOTIONS, threshold=0.7)
+    prepare_dataset(audio, data["multilabel"], None, moods, task="multilabel", **common)
     return data
 
 

@@ -1,8 +1,8 @@
 """`LabelSource`: where the labels of audio clips come from and how to read them, as one value.
 
 `prepare_dataset`, `evaluate` and `embed_audio` take the labels as one `LabelSource` (or a labels file with the
-label keywords, kept for one release: `label_source` turns either into one value), and so do a recipe's data
-sets. Each field declares its CLI flag and help in its metadata (`label_option`), from which
+label keywords, deprecated and kept for one release: `label_source` turns either into one value), and so do a
+recipe's data sets. Each field declares its CLI flag and help in its metadata (`label_option`), from which
 `cli.options.with_label_options` makes the options of `prepare`, `evaluate` and `embed`. The task reads the source
 (`tasks.base.Task.read_labels`: prepare, evaluate), so the reader is chosen in one place; `embed` labels clips with
 the class reader (`data.labels.label_table`) whatever the model's task, and `cv` reads a data set's groups back with
@@ -11,9 +11,12 @@ it from the settings in `dataset.json`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+__all__ = ["LabelSource", "label_option", "label_source"]
 
 
 def label_option(default: Any = None, *, flags: tuple[str, ...], help: str) -> Any:  # noqa: A002 (typer's word)
@@ -64,11 +67,24 @@ class LabelSource:
 
 def label_source(caller: str, labels: str | Path | LabelSource | None, **options: Any) -> LabelSource:
     """The labels as one `LabelSource`: one given whole, or the labels file with the label keywords `options` (the
-    fields of `LabelSource`). Keywords set beside a whole `LabelSource` are refused, naming `caller`."""
-    if not isinstance(labels, LabelSource):
-        return LabelSource(labels, **options)
+    fields of `LabelSource`). Keywords set beside a whole `LabelSource` are refused, naming `caller`; set beside a
+    labels file (or none) they work as before with one `DeprecationWarning` (they go in 0.3), pointed at the line
+    that called `caller` (`caller`'s own caller: `label_source` is called from `caller` itself)."""
     unset = LabelSource()
     given = [key for key, value in options.items() if value != getattr(unset, key)]
+    if not isinstance(labels, LabelSource):
+        if given:
+            warnings.warn(_deprecation(caller, labels, given, options), DeprecationWarning, stacklevel=3)
+        return LabelSource(labels, **options)
     if given:
         raise TypeError(f"{caller}: {', '.join(given)} given beside a LabelSource; set them in it")
     return labels
+
+
+def _deprecation(caller: str, labels: str | Path | None, given: list[str], options: dict[str, Any]) -> str:
+    """The warning for loose label keywords: which, and the `LabelSource` that replaces them."""
+    fields = ", ".join([repr(str(labels)) if labels is not None else "None", *(f"{k}={options[k]!r}" for k in given)])
+    return (
+        f"{caller}: the label keyword(s) {', '.join(given)} are deprecated and will be removed in 0.3; pass "
+        f"labels=LabelSource({fields}) (mer_fastai.data.labelsource.LabelSource) instead"
+    )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._plumbing.progress import console
+from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
 from ..data.synth import MOOD_CUES, demo_set
 from ..errors import MerError
@@ -86,8 +87,9 @@ def run_demo(
     )
     console.print(f"{5 * clips_per_class} clips in {audio_dir}, " + demo.labels_note(labels))
     console.rule("[bold]2/3 preparing mel-spectrograms")
-    data = prepare_dataset(audio_dir, out / f"data{demo.suffix}", demo.feature, labels, spec=DEMO_SPEC,
-                           valid_pct=0.25, task=task, targets=demo.targets, id_column=demo.id_column)  # fmt: skip
+    source = LabelSource(labels, id_column=demo.id_column, targets=demo.targets)
+    data = prepare_dataset(audio_dir, out / f"data{demo.suffix}", demo.feature, source, spec=DEMO_SPEC,
+                           valid_pct=0.25, task=task)  # fmt: skip
     console.rule(f"[bold]3/3 training {arch} (whole mode, {epochs} epochs, LR from lr_find)")
     config = TrainConfig(arch=arch, mode="whole", epochs=epochs, bs=16, size=size, weights=weights)
     run = train(out / f"data{demo.suffix}", config, out / f"run{demo.suffix}")

@@ -82,7 +82,9 @@ def test_blank_and_unlabeled_clips_need_a_flag_and_are_reported(tiny_run, tiny_a
     with pytest.raises(MerError, match=r"row \d+ has no usable value in column 'mood'.*--skip-unlabeled"):
         evaluate(predictor, tiny_audio / "sad", tmp_path / "a", labels=path, **options)
     assert not (tmp_path / "a").exists()  # a failed evaluate leaves no folder behind
-    result = evaluate(predictor, tiny_audio / "sad", tmp_path / "b", labels=path, skip_unlabeled=True, **options)
+    with pytest.warns(DeprecationWarning, match="evaluate: the label keyword") as seen:  # the loose keywords
+        result = evaluate(predictor, tiny_audio / "sad", tmp_path / "b", labels=path, skip_unlabeled=True, **options)
+    assert len([w for w in seen if w.category is DeprecationWarning]) == 1
     assert result.metrics["n_tracks"] == 2
     reasons = {Path(s.file).stem: s.reason for s in result.skipped}
     assert set(reasons) == {"sad_00", "sad_01"} and "no usable value" in reasons["sad_00"]

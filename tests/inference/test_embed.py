@@ -75,7 +75,9 @@ def test_embed_labels_match_like_evaluate(predictor, tiny_audio, labels_file, tm
     (extra / "new.wav").write_bytes((tiny_audio / "sad" / "sad_00.wav").read_bytes())
     with pytest.raises(MerError, match="new"):
         predictor.embed([extra], **options)  # a file without a row is refused, as evaluate refuses it
-    kept = predictor.embed([extra], **options, skip_unlabeled=True)
+    with pytest.warns(DeprecationWarning, match="embed_audio: the label keyword") as seen:  # the loose keywords
+        kept = predictor.embed([extra], **options, skip_unlabeled=True)
+    assert len([w for w in seen if w.category is DeprecationWarning]) == 1
     assert kept.track_clip_id == ["happy/happy_00", "happy/happy_01"]
     assert [s.file for s in kept.skipped] == [str(extra / "new.wav")]
     source = LabelSource(labels_file, id_column="clip", label_column="mood", skip_unlabeled=True)

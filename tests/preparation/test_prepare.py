@@ -356,8 +356,10 @@ def test_a_label_source_prepares_as_its_keywords_do_and_not_beside_them(tmp_path
     )
     source = LabelSource(labels, id_column="id", label_column="mood")
     out = prepare_dataset(tiny_audio, tmp_path / "d", "mood", source, spec=TINY_SPEC, progress=False, workers=1)
-    again = prepare_dataset(tiny_audio, tmp_path / "d", "mood", labels, id_column="id", label_column="mood",
-                            spec=TINY_SPEC, progress=False)  # fmt: skip
+    with pytest.warns(DeprecationWarning, match=r"labels=LabelSource\(.*id_column='id', label_column='mood'\)") as seen:
+        again = prepare_dataset(tiny_audio, tmp_path / "d", "mood", labels, id_column="id", label_column="mood",
+                                spec=TINY_SPEC, progress=False)  # fmt: skip
+    assert len([w for w in seen if w.category is DeprecationWarning]) == 1  # once per call
     assert again.reused == out.clips  # the same settings: every clip reused
     with pytest.raises(TypeError, match="group_by given beside a LabelSource"):
         prepare_dataset(tiny_audio, tmp_path / "e", "mood", source, group_by="artist", progress=False)
