@@ -1,7 +1,7 @@
 """mer-fastai: music emotion recognition with fastai transfer learning.
 
 The public API, imported lazily so that `import mer_fastai` stays fast and pulls in fastai only when a
-training function is used. The package's sub-packages follow the pipeline (README "Code layout").
+training function is used. The package's sub-packages follow the pipeline (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import importlib
 from typing import Any
 
 from ._moved import install_moved_modules
-
-__version__ = "0.2.0"
+from ._version import __version__
 
 _API = {
     "SpecConfig": "data.spectrogram",

@@ -12,7 +12,7 @@ from tests.test_imports import PACKAGE, import_graph
 
 # Each sub-package's layer: a module imports only from its own package or from a lower layer.
 LAYERS = {
-    "mer_fastai": 0,  # errors, choices, the facade
+    "mer_fastai": 0,  # errors, choices, _version (the version, written once), the facade
     "_plumbing": 1,  # files, journals, progress bars, the worker pool
     "data": 2,  # audio, spectrograms, labels, splits, the data-set schema
     "runs": 3,  # the run / cv / grid folder schema, input guards

@@ -21,8 +21,8 @@ if "--debug" not in sys.argv and os.environ.get("MER_FASTAI_DEBUG") != "1":
 import typer  # noqa: E402  (after the warning filters, which must precede the libraries' imports)
 from rich.markup import escape
 
-from .. import __version__
 from .._plumbing.progress import console
+from .._version import __version__
 from ..errors import Interrupted, MerError
 from . import (
     baseline,

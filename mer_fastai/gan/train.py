@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .._plumbing.files import reads_dataset, write_json
 from .._plumbing.progress import progress_bar
+from .._version import __version__
 from ..choices import GAN_BACKENDS
 from ..data.dataset import read_info, read_spec
 from ..errors import MerError

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import __version__
 from .._plumbing.files import output_folder, write_json
+from .._version import __version__
 from ..data.dataset import DatasetInfo, read_spec
 from ..models.modelfile import save_model_file
 from ..models.modelmeta import ModelMeta

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ... import __version__
 from ..._plumbing.files import atomic_write, check_output_file
 from ..._plumbing.progress import console
+from ..._version import __version__
 from ...errors import MerError
 from ...runs.layout import REPORT_HTML, folder_kind, is_finished, model_header, read_metrics
 from .cv import cv_page

@@ -6,7 +6,7 @@ import base64
 import time
 from pathlib import Path
 
-from ... import __version__
+from ..._version import __version__
 
 
 def render(template: str, title: str, source: str, **values: object) -> str:
