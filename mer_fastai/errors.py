@@ -1,5 +1,7 @@
 """User-facing errors: each one is a single line that names the file and the fix."""
 
+__all__ = ["MerError", "AudioError", "Interrupted"]
+
 
 class MerError(Exception):
     """An error caused by the user's input; the CLI prints it as one line without a traceback."""

@@ -14,6 +14,8 @@ import numpy as np
 
 from ..errors import AudioError, MerError
 
+__all__ = ["load_audio", "AUDIO_EXTENSIONS"]
+
 AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff"})
 PROBE_BYTES = 1 << 16  # files of one size are told apart by a hash of their first and last 64 KiB, then of all
 # How the supported formats begin: RIFF/RF64 (wav), fLaC, OggS (ogg, opus), FORM (aiff), ID3 (mp3 tags).

@@ -30,6 +30,8 @@ from ..choices import TASKS
 from ..errors import MerError
 from .spectrogram import SPEC_FILE, SpecConfig
 
+__all__ = ["DatasetInfo", "ManifestRow", "read_info", "read_manifest", "read_spec", "items"]
+
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.csv"
 SPLITS = ("train", "valid", "test")

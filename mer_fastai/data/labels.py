@@ -28,6 +28,8 @@ from .labelfiles import (
 )
 from .matching import check_unicode_aliases, clip_id
 
+__all__ = ["read_labels", "FEATURES"]
+
 FEATURES = ("emotions", "energy", "valence", "tension")
 EMOTIONS = ("anger", "fear", "happy", "sad", "tender")
 LEVELS = {

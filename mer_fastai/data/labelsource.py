@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LabelSource", "label_option", "label_source"]
+__all__ = ["LabelSource"]
 
 
 def label_option(default: Any = None, *, flags: tuple[str, ...], help: str) -> Any:  # noqa: A002 (typer's word)

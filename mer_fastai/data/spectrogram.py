@@ -29,6 +29,8 @@ from .images import resize
 if TYPE_CHECKING:
     import scipy.sparse
 
+__all__ = ["SpecConfig", "musicnn_spec"]
+
 SPEC_FILE = "spectrogram.json"
 FFT_BLOCK = 64  # STFT frames transformed per FFT call
 MIN_LOG_MEL = 1000.0 / (200.0 / 3)  # where Slaney's scale turns logarithmic, computed as librosa does

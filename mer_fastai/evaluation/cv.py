@@ -39,6 +39,8 @@ from ..training.fit import task_monitor, train
 from .folds import Fold, build_fold_data, dataset_folds
 from .oof import CVResult, pool_folds
 
+__all__ = ["run_cv", "CVResult"]
+
 INTERVAL = "95 % t-interval over the fold values: mean ± t(0.975, n−1) · sd / √n (sd with n−1)"
 
 

@@ -27,6 +27,8 @@ from ..models.modelmeta import ModelMeta, ensemble_record
 from ..runs.inputs import Inputs, model_inputs, refuse_overwrite
 from ..runs.layout import model_file_path
 
+__all__ = ["ensemble_models", "EnsembleResult"]
+
 # what every member must share, and how a refusal names it
 SHARED = {
     "task": "task",

@@ -32,6 +32,8 @@ from ..runs.inputs import model_inputs, refuse_overwrite
 from ..scoring.scores import Tracks, check_aggregate
 from .eval_files import FILES, write_label_report, write_value_report
 
+__all__ = ["evaluate", "EvaluationResult"]
+
 
 @dataclass
 class EvaluationResult:

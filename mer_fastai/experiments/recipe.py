@@ -17,6 +17,8 @@ from ..errors import MerError
 from .recipe_checks import validate
 from .recipe_schema import DatasetSpec, DemoData, GanSpec, Recipe, Stage, typed_values
 
+__all__ = ["load_recipe"]
+
 RECIPES_PACKAGE = "mer_fastai.recipes"
 
 

@@ -38,6 +38,8 @@ from .recipe import load_recipe
 from .recipe_schema import Recipe, Stage, arch_settings, demo_notes, recipe_settings, stage_archs
 from .state import State
 
+__all__ = ["run_recipe", "RunSummary"]
+
 
 @dataclass
 class RunSummary:

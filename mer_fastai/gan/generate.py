@@ -15,6 +15,8 @@ from . import stylegan
 from .images import check_output_folder, resize_all, save_class_images, to_uint8
 from .model import Generator, load_checkpoint
 
+__all__ = ["generate_images"]
+
 
 def read_run(gan_run: str | Path) -> dict:
     """The `gan.json` metadata of a run folder made by `mer-fastai gan train`."""

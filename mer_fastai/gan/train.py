@@ -32,6 +32,8 @@ from .images import (
 from .model import Discriminator, GanShape, Generator, save_checkpoint
 from .quality import quality_report
 
+__all__ = ["train_gan", "GanResult"]
+
 QUALITY_IMAGES = 256  # per class, at most: real training images and generated ones compared
 SHOWN_REAL, SHOWN_FAKE = 2, 6
 

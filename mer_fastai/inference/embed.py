@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
     from .predict import Predictor
 
+__all__ = ["Embeddings", "embed_audio"]
+
 
 @dataclass
 class Embeddings:

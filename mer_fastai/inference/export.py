@@ -20,6 +20,8 @@ from ..runs.inputs import model_inputs, refuse_overwrite
 from ..runs.layout import METADATA_KEY, METRICS_FILE, read_metrics
 from ..tasks.registry import get_task
 
+__all__ = ["export_model", "ExportResult"]
+
 ONNX_OPSET = 17
 ONNX_INSTALL = "pip install onnx (or pip install 'mer-fastai[onnx]')"
 

@@ -44,6 +44,8 @@ from .tracks import Predictions, TrackPrediction, WindowPrediction
 if TYPE_CHECKING:
     from .embed import Embeddings
 
+__all__ = ["Predictor"]
+
 VALIDATION = 1  # fastai's split_idx of the validation set: random transforms take their fixed form
 
 

@@ -15,6 +15,8 @@ from ..data.audio import SkippedFile
 from ..tasks.base import DEFAULT_TASK
 from ..tasks.registry import get_task
 
+__all__ = ["TrackPrediction", "WindowPrediction", "Predictions"]
+
 MIXED_NOTE = (
     "a mixed-input ensemble: the members of each input read its own windows (see inputs); a track's outputs are "
     "the mean of its members' track outputs (each the mean of that member's windows); window rows are omitted, "

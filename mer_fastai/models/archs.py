@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # torch is imported where a network is built, so the CLI star
 
     from ..data.spectrogram import SpecConfig
 
+__all__ = ["ARCHS", "ArchSpec", "get_arch"]
+
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 INCEPTION_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])  # Google's weights expect inputs in [-1, 1]
 MAX_SIZE = 1024  # larger inputs need tens of GB per batch; no table network was trained beyond 600 px

@@ -25,6 +25,8 @@ from ..tasks.registry import get_task
 from .archs import ArchSpec, build_full_model, get_arch
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
 
+__all__ = ["load_model", "create_model"]
+
 FORMAT = "mer-fastai-model/1"
 CHECKSUM = "checksum"
 

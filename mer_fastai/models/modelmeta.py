@@ -24,6 +24,8 @@ from ..tasks.base import DEFAULT_TASK
 from ..tasks.registry import get_task
 from .preprocessing import RESIZE_METHODS, resize_policy
 
+__all__ = ["ModelMeta", "Stats"]
+
 RETRAIN = "retrain the model with this version of mer-fastai"
 FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")

@@ -41,6 +41,8 @@ from .journal import (
 )
 from .writing import hash_reused, write_clips
 
+__all__ = ["prepare_dataset", "PrepareResult"]
+
 # Recorded in the settings: a folder made by an older format (clip ids were file stems) is refused.
 DATASET_FORMAT = "clip-id-relative-path-1"
 

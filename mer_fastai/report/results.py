@@ -16,6 +16,8 @@ from ..plots.figures import save_figure
 from ..runs.layout import HEATMAP, RESULTS_CSV, RESULTS_MD
 from ..tasks.registry import get_task
 
+__all__ = ["load_results"]
+
 IDENTITY_COLUMNS = ["experiment", "dataset", "feature", "arch", "mode", "weights", "augmentation", "epochs", "lr"]
 SD_SUFFIX = "_sd"
 # The score sets a row can hold (prefix of each score's column) and what they are, in table order.

@@ -16,6 +16,8 @@ from ..choices import AGGREGATES
 from ..errors import MerError
 from .metrics import classification_metrics
 
+__all__ = ["aggregate", "score_regression", "score_multilabel"]
+
 
 def check_aggregate(method: str) -> None:
     """A clear error for an unknown --aggregate."""

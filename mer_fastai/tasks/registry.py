@@ -8,6 +8,8 @@ from .classification import CLASSIFICATION
 from .multilabel import MULTILABEL
 from .regression import REGRESSION
 
+__all__ = ["get_task", "TASKS"]
+
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION, MULTILABEL)}
 
 

@@ -33,6 +33,8 @@ from ..models.archs import ARCHS, ArchSpec, get_arch
 from ..models.preprocessing import input_size, resize_policy
 from ..models.weights import check_weights
 
+__all__ = ["TrainConfig", "TrainSettings", "setting"]
+
 TRAIN, LRFIND = "train", "lrfind"
 LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep")  # added after grids and cv folds were first fingerprinted
 BOTH = (TRAIN, LRFIND)

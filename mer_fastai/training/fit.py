@@ -44,6 +44,8 @@ from .outputs import (
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
 
+__all__ = ["find_lr", "train", "LRFindResult", "TrainResult"]
+
 SCRATCH_DIR = "models"  # fastai's scratch folder in a run folder (the kept epoch's weights), removed after fitting
 
 

@@ -23,6 +23,8 @@ from ..tasks.registry import get_task
 from .items import split_indices, target_values, training_items
 from .tensor_loaders import SpecMask, memory_dataloaders
 
+__all__ = ["load_dataloaders"]
+
 
 def default_workers() -> int:
     """Loader processes: two at most, since the training itself needs the cores."""

@@ -44,6 +44,8 @@ from ...tasks.registry import TASKS, get_task
 from .features import extract_features, feature_names
 from .models import Estimator, estimator
 
+__all__ = ["run_baseline"]
+
 PREFIXES = (("valid", ""), ("test", TEST_PREFIX))  # the scored splits and the prefix of their prediction files
 
 

@@ -24,6 +24,8 @@ from ..oof import describe
 from .classic import baseline_columns, run_baseline, write_csv
 from .features import extract_features, share_features
 
+__all__ = ["cross_validate_baseline", "BaselineCV"]
+
 
 @dataclass
 class BaselineCV:

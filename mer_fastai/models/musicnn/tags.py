@@ -19,6 +19,8 @@ from .weights import check_model, load_musicnn
 if TYPE_CHECKING:
     from torch import nn
 
+__all__ = ["musicnn_tags", "TAGS"]
+
 MTT_TAGS = (
     "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano", "ambient",
     "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals", "no vocals",

@@ -25,6 +25,8 @@ from .grid import grid_page
 from .run import run_section
 from .templating import render
 
+__all__ = ["write_report"]
+
 VERSIONED = ("mer-fastai", "torch", "fastai")  # the packages whose versions the page shows
 
 
