@@ -105,7 +105,7 @@ def test_prepare_skips_special_silent_and_near_empty_files_naming_each(tiny_audi
     assert result.clips == 16 and read_info(tmp_path / "data").skipped == result.skipped
 
 
-def test_predict_and_embed_say_per_file_why_instead_of_labelling(tiny_run, tiny_audio, tmp_path):
+def test_predict_and_embed_say_per_file_why_instead_of_labelling(tiny_run, tiny_audio, tmp_path):  # noqa: F811
     predictor = Predictor.load(tiny_run, device="cpu", bs=3)
     folder = tmp_path / "in"
     folder.mkdir()
