@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,14 @@ from mer_fastai.data.fingerprint import MATCH_SHARE, _compare, _planes, disagree
 RATE = 22050
 
 
-def _print(file: Path) -> str:
-    return fingerprint(load_audio(file, RATE), RATE)
+def _print(file: Path) -> tuple[str, float, float]:
+    """The fingerprint of `file` decoded at 22.05 kHz (as prepare decodes it), and the seconds the decoding and
+    the fingerprint took."""
+    started = time.perf_counter()
+    signal = load_audio(file, RATE)
+    decoded = time.perf_counter()
+    text = fingerprint(signal, RATE)
+    return text, decoded - started, time.perf_counter() - decoded
 
 
 def copies(file: Path, folder: Path) -> dict[str, str]:
@@ -54,11 +61,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     files = find_audio_files(args.audio)
-    prints = {
-        file.relative_to(args.audio).as_posix(): text
-        for file, text in completed(_print, files, worker_count(args.workers, len(files)))
-    }
+    prints, decode, printing = {}, [], []
+    for file, (text, decoding, took) in completed(_print, files, worker_count(args.workers, len(files))):
+        prints[file.relative_to(args.audio).as_posix()] = text
+        decode.append(decoding)
+        printing.append(took)
+    started = time.perf_counter()
     pairs = matching_pairs(prints)
+    matching = time.perf_counter() - started
+    print(f"per clip: decoding {np.mean(decode) * 1000:.0f} ms, fingerprint {np.mean(printing) * 1000:.0f} ms (mean)")
+    print(f"matching all {len(prints)} fingerprints: {matching:.2f} s\n")
     print(f"{len(prints)} clips, match at disagreement <= {MATCH_SHARE}: {len(pairs)} pair(s)\n")
     for a, b, share in pairs:
         print(f"- {a} ~ {b}: {share:.3f}")

@@ -24,7 +24,8 @@ CELLS = (BANDS - 1) * (TIMES - 1)  # 512
 LOW_HZ, HIGH_HZ = 200.0, 4000.0
 MATCH_SHARE = 0.25  # at most this share of the moving cells disagree: the same recording
 MIN_MOVING = 32  # fewer moving cells than this: too little to tell (near-constant sound)
-N_FFT, HOP = 2048, 1024
+N_FFT = 1024
+FRAMES_PER_SLICE = 8  # frames analysed per slice at most (a long clip is sampled, so every clip costs alike)
 FLOOR = 1e-2  # of the clip's mean band power: cells below it are floor (their bits stay 0 rather than follow noise)
 STEP = 0.1  # a second difference (in log power) counts as growth only above this
 BLOCK = 1024  # fingerprints compared at once (memory: a few BLOCK × clips float matrices)
@@ -48,9 +49,17 @@ def _band_power(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     signal = np.asarray(signal, dtype=np.float32)
     if len(signal) < N_FFT:
         signal = np.pad(signal, (0, N_FFT - len(signal)))
-    frames = np.lib.stride_tricks.sliding_window_view(signal, N_FFT)[::HOP]
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(N_FFT).astype(np.float32), axis=1)) ** 2
-    return spectrum @ _mel_bands(sample_rate).T
+    hop = max(N_FFT // 2, len(signal) // (TIMES * FRAMES_PER_SLICE))
+    frames = np.lib.stride_tricks.sliding_window_view(signal, N_FFT)[::hop]
+    import scipy.fft
+
+    spectrum = scipy.fft.rfft(frames * _window(), axis=1)
+    return (spectrum.real**2 + spectrum.imag**2) @ _mel_bands(sample_rate).T
+
+
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    return np.hanning(N_FFT).astype(np.float32)
 
 
 @lru_cache(maxsize=8)
@@ -59,7 +68,9 @@ def _mel_bands(sample_rate: int) -> np.ndarray:
     import librosa
 
     high = min(HIGH_HZ, 0.45 * sample_rate)
-    return librosa.filters.mel(sr=sample_rate, n_fft=N_FFT, n_mels=BANDS, fmin=LOW_HZ, fmax=high, htk=True)
+    return librosa.filters.mel(sr=sample_rate, n_fft=N_FFT, n_mels=BANDS, fmin=LOW_HZ, fmax=high, htk=True).astype(
+        np.float32
+    )
 
 
 def disagreement(first: str, second: str) -> float:
