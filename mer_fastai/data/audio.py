@@ -42,7 +42,7 @@ def find_audio_files(*roots: str | Path) -> list[Path]:
         if root.is_dir():
             tree = walk_audio(root)
             found.extend(sorted(tree.files + [path for path, _ in tree.skipped]))
-        elif root.exists() or root.is_symlink():
+        elif root.exists():
             if root.suffix.lower() not in AUDIO_EXTENSIONS:
                 known = " ".join(sorted(AUDIO_EXTENSIONS))
                 raise MerError(f"{root}: no audio file (the name does not end in one of {known}); check the path")
@@ -123,6 +123,9 @@ def audio_tree(audio_dir: str | Path) -> AudioTree:
     if not audio_dir.is_dir():
         raise MerError(f"{audio_dir}: no such file or folder; check the path")
     tree = walk_audio(audio_dir)
+    if not tree.files and tree.skipped:
+        path, why = tree.skipped[0]
+        raise MerError(f"{audio_dir}: no audio files, only entries that are no regular file (e.g. {path}: {why})")
     if not tree.files:
         raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
     return tree

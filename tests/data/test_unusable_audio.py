@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from mer_fastai.data.audio import MIN_SECONDS, find_audio_files, load_audio, walk_audio
+from mer_fastai.data.audio import MIN_SECONDS, audio_tree, find_audio_files, load_audio, walk_audio
 from mer_fastai.data.dataset import read_info
-from mer_fastai.errors import AudioError
+from mer_fastai.errors import AudioError, MerError
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.preparation.prepare import prepare_dataset
 from tests.conftest import TINY_SPEC
@@ -68,6 +68,14 @@ def test_special_files_are_skipped_with_a_reason_and_never_opened(specials):
     assert {path.name for path in listed} == {"real.wav", "pipe.mp3", "sock.wav", "link.flac"}
     with pytest.raises(AudioError, match=r"pipe.mp3: is a named pipe \(FIFO\), not an audio file"):
         finishes(lambda: load_audio(specials / "happy" / "pipe.mp3", 22050))
+
+
+def test_a_folder_of_special_files_only_is_refused_naming_one(tmp_path):
+    os.mkfifo(tmp_path / "pipe.wav")
+    with pytest.raises(
+        MerError, match=r"no audio files, only entries that are no regular file \(e.g. .*pipe.wav: is a"
+    ):
+        finishes(lambda: audio_tree(tmp_path))
 
 
 @pytest.mark.parametrize(
