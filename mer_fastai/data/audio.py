@@ -19,7 +19,7 @@ AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", 
 PROBE_BYTES = 1 << 16  # files of one size are told apart by a hash of their first and last 64 KiB, then of all
 # How the supported formats begin: RIFF/RF64 (wav), fLaC, OggS (ogg, opus), FORM (aiff), ID3 (mp3 tags).
 AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
-MIN_SECONDS = 0.5  # a decoded clip shorter than this is too short to label (it would be mostly padding)
+MIN_SECONDS = 0.1  # a decoded clip shorter than this is too short to label (a few frames: nearly empty)
 SILENT_PEAK = 1e-4  # a decoded clip whose loudest sample stays below this (-80 dBFS) is silent
 
 
