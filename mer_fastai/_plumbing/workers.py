@@ -3,7 +3,8 @@
 Workers end with the process that started them: on Linux the kernel sends each one SIGKILL when its parent ends
 (`prctl(PR_SET_PDEATHSIG)`, however the parent ended: `kill -9` included), and a worker whose parent ended
 before it could ask for that exits at once. So a killed command leaves no worker behind writing into its output
-or holding its folder's lock. (Elsewhere only the check at start is made.)
+or holding its folder's lock. (Elsewhere only the check at start is made.) The kernel's signal follows the thread
+that started the workers, so a pool lives within the one call that iterates it, as `completed` does.
 """
 
 from __future__ import annotations
