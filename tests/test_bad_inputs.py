@@ -783,6 +783,80 @@ CASES = [
 ]
 
 
+# --- #26 C: processes, non-regular files, near-duplicates ----------------------------------------------------------
+
+
+def _reencoded_twin(root: Path) -> None:
+    """echo/: two clips per class, and sad/copy.wav: happy/0.wav low-passed, quieter, noisy, at 44.1 kHz."""
+    import scipy.signal
+    import soxr
+
+    from mer_fastai.data.synth import DEMO_CLASSES, synthesize_clip
+
+    for i, name in enumerate(("happy", "sad")):
+        for j in range(2):
+            _sine(root / "echo" / name / f"{j}.wav", freq=300 + 100 * i + 30 * j)
+    rate = 22050
+    signal = synthesize_clip(DEMO_CLASSES["happy"], 2.0, rate, np.random.default_rng(5))  # music-like, not a sine
+    soundfile.write(root / "echo" / "happy" / "0.wav", signal, rate)
+    b, a = scipy.signal.butter(6, 5000 / (rate / 2))
+    copy = scipy.signal.lfilter(b, a, signal) * 0.7 + np.random.default_rng(0).normal(0, 0.002, len(signal))
+    soundfile.write(root / "echo" / "sad" / "copy.wav", soxr.resample(copy, rate, 44100), 44100)
+
+
+def _hushed(root: Path) -> None:
+    """hush/: a silent clip and a one-sample clip, labelled by their folders."""
+    (root / "hush" / "happy").mkdir(parents=True)
+    (root / "hush" / "sad").mkdir(parents=True)
+    soundfile.write(root / "hush" / "happy" / "a.wav", np.zeros(22050, dtype=np.float32), 22050)
+    soundfile.write(root / "hush" / "sad" / "b.wav", np.array([0.5], dtype=np.float32), 22050)
+
+
+def _orphaned_lock(root: Path) -> None:
+    """data/.lock held by a live process (the test's own) while it records a PID that has ended, as the workers
+    of a killed older version held it."""
+    import fcntl
+
+    handle = (root / "data" / LOCK).open("a+")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    handle.write("999999999\n")
+    handle.flush()
+    _HELD.append(handle)
+
+
+CASES += [
+    Case(
+        "a re-encoded copy of one recording in another class",
+        [
+            "prepare",
+            f"{W}/echo",
+            "--feature",
+            "emotions",
+            "--workers",
+            "2",
+            "--segment-seconds",
+            "1",
+            "--out",
+            f"{W}/d2",
+        ],
+        "sounds like the same recording as",
+        setup=_reencoded_twin,
+    ),  # fmt: skip
+    Case(
+        "every labelled clip silent or near-empty",
+        ["prepare", f"{W}/hush", "--feature", "emotions", "--workers", "1", "--out", f"{W}/d2"],
+        "silent",
+        setup=_hushed,
+    ),
+    Case(
+        "prepare into a folder whose lock processes of an ended command still hold",
+        [*PREPARE, "--out", f"{W}/data", "--overwrite"],
+        "(PID 999999999) has ended, but processes it started still hold the lock",
+        setup=_orphaned_lock,
+    ),
+]
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_audio) -> Path:
     """Audio in class folders, labels files in three layouts, a data set, a trained run."""

@@ -4,7 +4,8 @@ Every command that writes results goes through here, so that
 - a file is either the old one or the complete new one (`atomic_path`, `atomic_write`), never half of it,
   and no `.tmp` file is left behind when writing fails;
 - an output folder is refused in one line when it names a file, cannot be created or is not writable;
-- a second writer of the same folder is refused at once, naming the holder's PID (`output_folder`);
+- a second writer of the same folder is refused at once, naming the holder's PID (`output_folder`); the lock of a
+  killed writer is taken over with a note (the kernel releases it with the writer's last process);
 - a command that fails before it wrote anything leaves no empty folder behind;
 - the temporary file of a killed write is removed by the next successful write of the same file, unless a
   live writer holds it (`remove_stale_temps`);
@@ -21,6 +22,8 @@ import functools
 import json
 import os
 import re
+import socket
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -177,6 +180,13 @@ def output_folder(path: str | Path, option: str = "--out", *, lock: bool = True)
 
 
 def _acquire(path: Path, option: str):
+    """Lock `path`'s lock file (a kernel `flock`) and record this process in it: its PID, then its host.
+
+    The kernel releases a `flock` when every process holding it has ended, so a lock whose holder was killed is
+    free again: it is taken over with a note naming the PID it records. The PID is never used to decide
+    anything (it may have been reused, or belong to another host sharing the folder over the network): only
+    to name the holder in messages.
+    """
     lock_path = path / LOCK_FILE
     try:
         handle = lock_path.open("a+")
@@ -189,17 +199,67 @@ def _acquire(path: Path, option: str):
             handle.close()
             raise
         handle.seek(0)
-        holder = handle.read().strip() or "unknown"
+        recorded = handle.read()
         handle.close()
-        raise MerError(
-            f"{path}: another mer-fastai process (PID {holder}) is writing this folder; wait for it to end "
-            f"or choose another {option}"
-        ) from exc
+        raise _held_error(path, lock_path, recorded, option) from exc
+    handle.seek(0)
+    pid, host = _recorded(handle.read())
+    if pid:
+        where = "" if host in ("", socket.gethostname()) else f" on {host}"
+        print(
+            f"note: {path}: taking over the lock of PID {pid}{where}, which ended without releasing it", file=sys.stderr
+        )
     handle.seek(0)
     handle.truncate()
-    handle.write(f"{os.getpid()}\n")
+    handle.write(f"{os.getpid()}\n{socket.gethostname()}\n")
     handle.flush()
     return handle
+
+
+def _recorded(text: str) -> tuple[str, str]:
+    """(PID, host) as a lock file records them ("" where it does not; older lock files hold the PID only)."""
+    lines = text.split()
+    return (lines[0] if lines else ""), (lines[1] if len(lines) > 1 else "")
+
+
+def _held_error(path: Path, lock_path: Path, recorded: str, option: str) -> MerError:
+    """The refusal of a locked folder, naming its holder; where the recorded holder has ended but processes it
+    started (e.g. the workers of a killed older version) still hold the lock, naming those."""
+    pid, host = _recorded(recorded)
+    if host not in ("", socket.gethostname()):
+        who = f"PID {pid} on {host}"
+    else:
+        who = f"PID {pid or 'unknown'}"
+        holders = open_by(lock_path)
+        if holders and pid not in holders:
+            listed = " ".join(holders)
+            return MerError(
+                f"{path}: the mer-fastai process that locked it (PID {pid or 'unknown'}) has ended, but processes "
+                f"it started still hold the lock (PID {listed}); end them (kill {listed}) or choose another {option}"
+            )
+    return MerError(
+        f"{path}: another mer-fastai process ({who}) is writing this folder; wait for it to end or choose another "
+        f"{option}"
+    )
+
+
+def open_by(path: Path) -> list[str]:
+    """The PIDs of this user's processes that hold `path` open (Linux's /proc; empty where it cannot tell)."""
+    try:
+        target = os.stat(path)
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    held = os.stat(f"/proc/{pid}/fd/{fd}")
+                    if (held.st_dev, held.st_ino) == (target.st_dev, target.st_ino):
+                        found.append(pid)
+                        break
+    return sorted(found, key=int)
 
 
 def _release(handle) -> None:
@@ -267,7 +327,7 @@ def _folder_lock(folder: Path, *, shared: bool, option: str = "--out") -> Iterat
 def _writer_error(folder: Path) -> MerError:
     """A reader refused: `prepare` is changing the data set (its PID is in the folder's lock file)."""
     try:
-        holder = (folder / LOCK_FILE).read_text().strip() or "unknown"
+        holder = _recorded((folder / LOCK_FILE).read_text())[0] or "unknown"
     except OSError:
         holder = "unknown"
     return MerError(

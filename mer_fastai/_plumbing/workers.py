@@ -1,8 +1,18 @@
-"""The one worker pool: call a function on many items in forked processes, yielding each result as it finishes."""
+"""The one worker pool: call a function on many items in forked processes, yielding each result as it finishes.
+
+Workers end with the process that started them: on Linux the kernel sends each one SIGKILL when its parent ends
+(`prctl(PR_SET_PDEATHSIG)`, however the parent ended: `kill -9` included), and a worker whose parent ended
+before it could ask for that exits at once. So a killed command leaves no worker behind writing into its output
+or holding its folder's lock. (Elsewhere only the check at start is made.) The kernel's signal follows the thread
+that started the workers, so a pool lives within the one call that iterates it, as `completed` does.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -11,6 +21,7 @@ from typing import TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 AHEAD = 4  # items submitted per worker before waiting for one to finish
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def worker_count(workers: int | None, jobs: int) -> int:
@@ -32,7 +43,8 @@ def completed(
         for item in items:
             yield item, function(item, *args)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+    context = get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=end_with_parent, initargs=(os.getpid(),)) as pool:
         pending: dict[Future, Item] = {}
         queue = iter(items)
         while True:
@@ -45,3 +57,12 @@ def completed(
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield pending.pop(future), future.result()
+
+
+def end_with_parent(parent: int) -> None:
+    """In a worker: have the kernel kill it when its parent ends (Linux), and exit now if `parent` already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before the line above: nobody waits for this worker
+        os._exit(1)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat as stat_module
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +21,34 @@ AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", 
 PROBE_BYTES = 1 << 16  # files of one size are told apart by a hash of their first and last 64 KiB, then of all
 # How the supported formats begin: RIFF/RF64 (wav), fLaC, OggS (ogg, opus), FORM (aiff), ID3 (mp3 tags).
 AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
+MIN_SECONDS = 0.1  # a decoded clip shorter than this is too short to label (a few frames: nearly empty)
+SILENT_PEAK = 1e-4  # a decoded clip whose loudest sample stays below this (-80 dBFS) is silent
 
 
 @dataclass
 class AudioTree:
-    """The audio files found under a folder (sorted) and every folder walked to find them (resolved)."""
+    """The audio files found under a folder (sorted), every folder walked to find them (resolved), and the
+    entries with an audio name left out because they are no regular file (`(path, why)`, never opened)."""
 
     files: list[Path]
     folders: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def find_audio_files(*roots: str | Path) -> list[Path]:
     """Audio files given directly or found recursively under folders (see `walk_audio`), sorted for
-    reproducibility."""
+    reproducibility. Entries with an audio name that are no regular file (a FIFO, ...) are listed too, for
+    `load_audio` to refuse without opening them, so that they are reported as skipped with their reason."""
     found: list[Path] = []
     for root in map(Path, roots):
-        if root.is_file():
+        if root.is_dir():
+            tree = walk_audio(root)
+            found.extend(sorted(tree.files + [path for path, _ in tree.skipped]))
+        elif root.exists():
             if root.suffix.lower() not in AUDIO_EXTENSIONS:
                 known = " ".join(sorted(AUDIO_EXTENSIONS))
                 raise MerError(f"{root}: no audio file (the name does not end in one of {known}); check the path")
             found.append(root)
-        elif root.is_dir():
-            found.extend(walk_audio(root).files)
         else:
             raise MerError(f"{root}: no such file or folder; check the path")
     return found
@@ -78,7 +85,28 @@ def _walk(folder: Path, above: tuple[tuple[int, int], ...], tree: AudioTree) -> 
         if entry.is_dir():  # a link to a folder too
             _walk(path, (*above, here), tree)
         elif path.suffix.lower() in AUDIO_EXTENSIONS:
-            tree.files.append(path)
+            why = not_a_regular_file(path)
+            if why:
+                tree.skipped.append((path, why))
+            else:
+                tree.files.append(path)
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why `path` (after links) cannot be an audio file to read: a FIFO, socket, device, broken link; or None.
+
+    Only `stat` is asked, so a FIFO is never opened (opening one blocks until someone writes to it).
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror}); a broken link? fix or remove it"
+    if stat_module.S_ISREG(mode):
+        return None
+    kinds = ((stat_module.S_ISFIFO, "a named pipe (FIFO)"), (stat_module.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "a device or other special file")
+    link = " (through a link)" if path.is_symlink() else ""
+    return f"is {kind}{link}, not an audio file; never read: remove it from the audio folder"
 
 
 def audio_files(audio_dir: str | Path) -> list[Path]:
@@ -97,6 +125,9 @@ def audio_tree(audio_dir: str | Path) -> AudioTree:
     if not audio_dir.is_dir():
         raise MerError(f"{audio_dir}: no such file or folder; check the path")
     tree = walk_audio(audio_dir)
+    if not tree.files and tree.skipped:
+        path, why = tree.skipped[0]
+        raise MerError(f"{audio_dir}: no audio files, only entries that are no regular file (e.g. {path}: {why})")
     if not tree.files:
         raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
     return tree
@@ -105,6 +136,9 @@ def audio_tree(audio_dir: str | Path) -> AudioTree:
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Decode any supported file to a mono float32 signal at `sample_rate`."""
     path = Path(path)
+    special = not_a_regular_file(path)
+    if special:
+        raise AudioError(f"{path}: {special}")
     try:
         signal = _decode(path, sample_rate)
     except Exception as exc:  # decoders raise many unrelated types
@@ -114,7 +148,21 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         raise AudioError(f"{path}: the file holds no audio samples; remove it")
     if not np.isfinite(signal).all():
         raise AudioError(f"{path}: the decoded audio holds NaN or infinite samples; re-encode the file")
+    check_signal(path, signal, sample_rate)
     return signal.astype(np.float32, copy=False)
+
+
+def check_signal(path: str | Path, signal: np.ndarray, sample_rate: int) -> None:
+    """Refuse (`AudioError`) a decoded clip with nothing to label: shorter than `MIN_SECONDS`, or silent (no
+    sample reaches `SILENT_PEAK`, -80 dBFS)."""
+    seconds = signal.size / sample_rate
+    if seconds < MIN_SECONDS:
+        raise AudioError(
+            f"{path}: too short to label ({seconds:.3g} s of audio, under {MIN_SECONDS} s); remove it or use "
+            "the whole recording"
+        )
+    if float(np.max(np.abs(signal))) < SILENT_PEAK:
+        raise AudioError(f"{path}: silent (no sample above -80 dBFS); nothing to label: remove it")
 
 
 def _decode(path: Path, sample_rate: int) -> np.ndarray:

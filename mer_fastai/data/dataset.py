@@ -3,7 +3,8 @@
 A data set folder holds
 - `dataset.json`: its summary (`DatasetInfo`: feature, classes, counts, the settings it was made with, ...);
 - `manifest.csv`: one row per spectrogram image (`ManifestRow`: source file, clip id, window start, label,
-  split, image path relative to the folder, group, the SHA-256 of the source file's bytes; a regression data
+  split, image path relative to the folder, group, the SHA-256 of the source file's bytes, the fingerprint of its
+  decoded audio (`data.fingerprint`: re-encoded copies of one recording share it, nearly); a regression data
   set adds one `target_<name>` column per target with the clip's value);
 - `spectrogram.json`: the `SpecConfig` that made the images;
 - `train/<class>/*.png`, `valid/<class>/*.png` and, with `prepare --test-pct`, `test/<class>/*.png`: the
@@ -140,6 +141,7 @@ class ManifestRow:
     image: str  # relative to the data set folder, "/"-separated: <split>/<label>/<name>.png
     group: str = ""  # what the split kept together: the --group-by value, else the clip id ("" in older manifests)
     sha256: str = ""  # of the source file's bytes: one recording, one hash ("" in older manifests)
+    fingerprint: str = ""  # of the decoded audio, `data.fingerprint` (hex; "" in older manifests)
     targets: dict[str, float] = field(default_factory=dict, hash=False)  # regression: target → value
 
     def to_dict(self) -> dict[str, str]:
@@ -162,6 +164,7 @@ class ManifestRow:
             **{**text, "segment_start": float(text["segment_start"])},
             group=values.get("group") or "",
             sha256=values.get("sha256") or "",
+            fingerprint=values.get("fingerprint") or "",
             targets=targets,
         )
 
@@ -177,7 +180,7 @@ class ManifestRow:
 
 TARGET_PREFIX = "target_"
 MANIFEST_COLUMNS = tuple(f.name for f in dataclasses.fields(ManifestRow))[:-1]  # then one column per target
-REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-2]  # manifests written before `group` and `sha256` existed lack them
+REQUIRED_COLUMNS = MANIFEST_COLUMNS[:-3]  # manifests written before `group`, `sha256`, `fingerprint` lack them
 
 
 def _finite(text: str) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..data.audio import same_recordings
 from ..data.dataset import ManifestRow
+from ..data.fingerprint import joined_groups, matching_pairs
 from ..data.labelfiles import ClipLabel, LabelTable, nfc
 from ..data.matching import match_clips, unlabeled_error
 from ..data.split import mood_stratum, split_groups
@@ -55,9 +56,14 @@ def plan_clips(
     seed: int,
     skip_unlabeled: bool,
     test_pct: float = 0.0,
+    prints: dict[str, str] | None = None,
 ) -> Plan:
     """Match files to labels, check the classes and assign each clip to train, validation or test (stratified by
-    class, or per mood where the `task`'s labels are mood sets)."""
+    class, or per mood where the `task`'s labels are mood sets).
+
+    `prints`: the fingerprints known so far, by clip key (see `data.fingerprint`): clips that sound like one
+    recording join one group, so that they share a side (and a cross-validation fold), or are refused when
+    labelled differently."""
     matched, excluded, unlabeled = match_clips(audio_dir, files, table)
     if unlabeled and not skip_unlabeled:
         raise unlabeled_error(audio_dir, unlabeled, table)
@@ -84,7 +90,7 @@ def plan_clips(
             "at least two classes: add clips of another class, or check --labels and --feature"
         )
     labels = [_stratum(task, table, clip) for _, _, clip in matched]
-    groups = [clip.group or name for _, name, clip in matched]
+    groups, sounds_alike = _near_duplicates(audio_dir, matched, prints or {})
     sides = split_groups(labels, groups, valid_pct, seed, test_pct)
     clips = [
         ClipJob(str(file), name, _clip_key(file, audio_dir), clip.label, side, _targets(table, clip))
@@ -93,7 +99,8 @@ def plan_clips(
     skipped = [{"file": str(file), "reason": reason} for file, reason in excluded]
     skipped += [{"file": str(file), "reason": f"no row in {table.source}"} for file in unlabeled]
     # each "class" of a mood-set task is a mood set: the split is stratified per mood instead
-    notes = [*table.notes, *duplicates, *([] if task.labels_are_sets else split_notes(clips, test_pct > 0))]
+    notes = [*table.notes, *duplicates, *sounds_alike]
+    notes += [] if task.labels_are_sets else split_notes(clips, test_pct > 0)
     return Plan(clips, skipped, notes, {clip.key: group for clip, group in zip(clips, groups, strict=True)})
 
 
@@ -130,6 +137,28 @@ def _one_clip_per_recording(audio_dir: Path, matched: Matched) -> tuple[Matched,
             f"note: {', '.join(map(repr, others))} {verb} {how.format(repr(kept[1]))}; kept once, as {kept[1]!r}"
         )
     return [item for item in matched if item[0] not in dropped], notes
+
+
+def _near_duplicates(audio_dir: Path, matched: Matched, prints: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The split group of each clip, the groups of clips whose `prints` match joined; and a note per match.
+    A match labelled differently is refused, naming both files."""
+    by_key = {_clip_key(file, audio_dir): (file, name, clip) for file, name, clip in matched}
+    pairs = matching_pairs({key: prints[key] for key in by_key if key in prints})
+    notes = []
+    for a, b, share in pairs:
+        (file, name, clip), (other, other_name, other_clip) = by_key[a], by_key[b]
+        if (clip.label, clip.values) != (other_clip.label, other_clip.values):
+            raise MerError(
+                f"{other}: sounds like the same recording as {file} (their fingerprints disagree in {share:.0%}: "
+                "re-encoded copies?) but is labelled {_shown(other_clip)}, that one {_shown(clip)}; "
+                "one recording takes one label: remove a copy or correct its label"
+            )
+        notes.append(
+            f"note: {other_name!r} sounds like the same recording as {name!r} (fingerprints disagree in "
+            f"{share:.0%}); both kept, on one side of the split"
+        )
+    groups = joined_groups({key: clip.group or name for key, (_, name, clip) in by_key.items()}, pairs)
+    return [groups[key] for key in by_key], notes
 
 
 def _through_link(audio_dir: Path, file: Path) -> bool:

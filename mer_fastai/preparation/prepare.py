@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ..data.split import SPLIT_METHOD
 from ..errors import MerError
 from ..tasks.base import Task
 from ..tasks.registry import get_task, implied_task
-from .clips import Plan, plan_clips, window_notes
+from .clips import ClipJob, Plan, plan_clips, window_notes
 from .journal import (
     JOURNAL_FILE,
     Change,
@@ -39,7 +40,7 @@ from .journal import (
     remove_stale_images,
     reusable_rows,
 )
-from .writing import hash_reused, write_clips
+from .writing import hash_reused, move_clips, write_clips
 
 __all__ = ["prepare_dataset", "PrepareResult"]
 
@@ -115,7 +116,13 @@ def prepare_dataset(
     _check_out(audio_dir, out_dir, tree.folders)
     files = tree.files
     table = kind.read_labels(source, feature, audio_dir, files)
-    plan = plan_clips(audio_dir, kind, table, files, valid_pct, seed, source.skip_unlabeled, test_pct)
+
+    def replan(prints: dict[str, str]) -> Plan:
+        plan = plan_clips(audio_dir, kind, table, files, valid_pct, seed, source.skip_unlabeled, test_pct, prints)
+        plan.skipped[:0] = [{"file": str(path), "reason": why} for path, why in tree.skipped]  # never opened
+        return plan
+
+    plan = replan(known_prints(out_dir))
     settings = {
         "format": DATASET_FORMAT,
         "feature": feature,
@@ -136,11 +143,37 @@ def prepare_dataset(
         fresh = all(entry.name == LOCK_FILE for entry in out_dir.iterdir())
         made = Made(audio_dir, out_dir, feature, kind, spec, settings)
         try:
-            return _write_dataset(made, plan, table, workers, progress, change)
+            return _write_dataset(made, plan, table, workers, progress, change, replan)
         except MerError:
             if fresh:  # nothing came of it (e.g. no file could be decoded): leave no half-made folder
                 remove_own_files(out_dir)
             raise
+
+
+def known_prints(out_dir: Path) -> dict[str, str]:
+    """The fingerprints of the clips earlier runs into `out_dir` finished, by clip key (none for a new folder)."""
+    finished, _ = read_journal(out_dir) if (out_dir / JOURNAL_FILE).is_file() else ({}, set())
+    return {
+        key: entry.rows[0].fingerprint for key, entry in finished.items() if entry.rows and entry.rows[0].fingerprint
+    }
+
+
+def _regrouped(
+    plan: Plan,
+    replan: Callable[[dict[str, str]], Plan],
+    rows_by_key: dict[str, list[ManifestRow]],
+    change: Change,
+    move: Callable[[list[ClipJob]], None],
+) -> Plan:
+    """The plan with every finished clip's fingerprint; the clips it puts on another side are moved there."""
+    prints = {key: rows[0].fingerprint for key, rows in rows_by_key.items() if rows and rows[0].fingerprint}
+    again = replan(prints)
+    before = {job.key: job for job in plan.jobs}
+    moves = [job for job in again.jobs if job.key in rows_by_key and job != before[job.key]]
+    if moves:
+        change()
+        move(moves)
+    return again
 
 
 def _check_out(audio_dir: Path, out_dir: Path, folders: list[Path]) -> None:
@@ -199,9 +232,18 @@ class Made:
 
 
 def _write_dataset(
-    made: Made, plan: Plan, table: LabelTable, workers: int | None, progress: bool, change: Change
+    made: Made,
+    plan: Plan,
+    table: LabelTable,
+    workers: int | None,
+    progress: bool,
+    change: Change,
+    replan: Callable[[dict[str, str]], Plan],
 ) -> PrepareResult:
-    """Make the images still missing (reusing what earlier runs finished), then the manifest and dataset.json."""
+    """Make the images still missing (reusing what earlier runs finished), then the manifest and dataset.json.
+
+    The fingerprints of the clips made here may show recordings that sound alike on different sides: the clips
+    are then planned again with every fingerprint (`replan`), and those whose side changed are moved there."""
     out_dir, clips = made.out_dir, plan.jobs
     rows_by_key: dict[str, list[ManifestRow]] = {}
     todo = []
@@ -226,6 +268,11 @@ def _write_dataset(
     with open_journal(out_dir / JOURNAL_FILE, made.settings) as journal:
         hash_reused(clips, rows_by_key, journal)
         failed = write_clips(todo, out_dir, made.spec, workers, progress, rows_by_key, journal)
+        if todo:
+            plan = _regrouped(
+                plan, replan, rows_by_key, change, lambda moves: move_clips(moves, out_dir, rows_by_key, journal)
+            )
+            clips = plan.jobs
     skipped = plan.skipped + failed
 
     rows = [replace(row, group=plan.groups[clip.key]) for clip in clips for row in rows_by_key.get(clip.key, [])]

@@ -12,6 +12,7 @@ from .._plumbing.progress import progress_bar
 from .._plumbing.workers import completed, worker_count
 from ..data.audio import content_hash, load_audio
 from ..data.dataset import ManifestRow
+from ..data.fingerprint import fingerprint
 from ..data.png import save_png
 from ..data.spectrogram import SpecConfig, window_images
 from ..errors import AudioError
@@ -19,10 +20,12 @@ from .clips import ClipJob
 
 
 def _process_clip(job: ClipJob, out_dir: str, spec_values: dict) -> list[ManifestRow]:
-    """Decode one clip, write one PNG per window; return its manifest rows (with the file's content hash)."""
+    """Decode one clip, write one PNG per window; return its manifest rows (with the file's content hash and the
+    fingerprint of the same decoded signal)."""
     spec = SpecConfig(**spec_values)
     signal = load_audio(job.source, spec.sample_rate)
     digest = content_hash(job.source)
+    printed = fingerprint(signal, spec.sample_rate)
     folder = Path(out_dir) / job.split / job.label
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -31,7 +34,7 @@ def _process_clip(job: ClipJob, out_dir: str, spec_values: dict) -> list[Manifes
         save_png(image, picture)
         relative = image.relative_to(out_dir).as_posix()
         row = ManifestRow(job.source, job.clip_id, round(start, 3), job.label, job.split, relative)
-        rows.append(replace(row, targets=job.targets, sha256=digest))
+        rows.append(replace(row, targets=job.targets, sha256=digest, fingerprint=printed))
     return rows
 
 
@@ -90,3 +93,20 @@ def write_clips(
             collect(job, outcome)
             advance()
     return skipped
+
+
+def move_clips(
+    moves: list[ClipJob], out_dir: Path, rows_by_key: dict[str, list[ManifestRow]], journal: BinaryIO
+) -> None:
+    """Move the images of finished clips to the side (`split`) their job names now, journalling the new folder
+    before the first image moves and the clip again once all have: a run killed in between redoes the clip."""
+    for job in moves:
+        append_entry(journal, {"started": {"folder": f"{job.split}/{job.label}", "key": job.key}})
+        rows = []
+        for row in rows_by_key[job.key]:
+            image = f"{job.split}/{row.image.split('/', 1)[1]}"
+            (out_dir / image).parent.mkdir(parents=True, exist_ok=True)
+            row.path(out_dir).replace(out_dir / image)
+            rows.append(replace(row, split=job.split, image=image))
+        rows_by_key[job.key] = rows
+        append_entry(journal, {"task": job.to_dict(), "rows": [row.to_dict() for row in rows]})
