@@ -11,6 +11,7 @@ workspace (audio, labels files, a prepared data set, a trained run, predictions)
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -779,6 +780,187 @@ CASES = [
         ["run", f"{W}/g/recipe-demo.json", "--out", f"{W}/g"],
         "the grid writes here, but it holds the recipe",
         setup=_write("g/recipe-demo.json", (Path(__file__).parents[1] / "recipes" / "demo.yaml").read_text()),
+    ),
+]
+
+
+# --- #26 B: ownership, full disk, messages ---
+def _another_run(name: str) -> Callable[[Path], None]:
+    """A second trained run folder (a copy of the workspace's run: another run's records and model)."""
+    return lambda root: shutil.copytree(root / "run", root / name)
+
+
+def _other_model(root: Path, out: Path) -> None:
+    """The run's model with other weights, written as train writes it (a distinct ensemble member)."""
+    from mer_fastai.models.modelfile import build_network, read_model, save_model_file
+
+    state, meta = read_model(root / "run")
+    model = build_network(meta)
+    model.load_state_dict({name: t + 0.01 if t.is_floating_point() else t for name, t in state.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    save_model_file(out / "model.safetensors", model, meta, "train")
+
+
+def _protected(relative: str, make: Callable[[Path], None] | None = None) -> Callable[[Path], None]:
+    """`relative` made (by `make`, else a small text file) and then write-protected (mode 444)."""
+
+    def setup(root: Path) -> None:
+        (make or _write(relative, "the user's own\n"))(root)
+        (root / relative).chmod(0o444)
+
+    return setup
+
+
+def _own_ensemble(root: Path) -> None:
+    """run2 (another model) and an ensemble file `ensemble` wrote of run and run2."""
+    from mer_fastai.evaluation.ensemble import ensemble_models
+
+    _other_model(root, root / "run2")
+    ensemble_models([root / "run", root / "run2"], root / "e.safetensors")
+
+
+def _fifo(relative: str) -> Callable[[Path], None]:
+    """A named pipe beside the workspace (`{W}/../relative`: the snapshot would block reading one inside it)."""
+    return lambda root: os.mkfifo(root.parent / relative)
+
+
+def _nested_ensemble(root: Path) -> None:
+    """run2 (another model) and ens.safetensors, an ensemble of run and run2."""
+    _own_ensemble(root)
+    (root / "e.safetensors").rename(root / "ens.safetensors")
+
+
+LABELS_OPTIONS = ["--id-column", "file", "--label-column", "mood"]
+CASES += [
+    # outputs replace only what the same command wrote
+    Case(
+        "an ensemble written into another run's folder",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/r3"],
+        "r3 holds the output of a training run",
+        setup=lambda root: (_other_model(root, root / "run2"), _another_run("r3")(root)),
+    ),
+    Case(
+        "export over another run's model file",
+        ["export", f"{W}/run", "--out", f"{W}/r3/model.safetensors"],
+        "r3 holds the output of a training run",
+        setup=_another_run("r3"),
+    ),
+    Case(
+        "export over a file of the user's",
+        ["export", f"{W}/run", "--out", f"{W}/mine.safetensors"],
+        "is not a model file",
+        setup=_write("mine.safetensors", "the user's own\n"),
+    ),
+    Case(
+        "export over an ensemble's model file",
+        ["export", f"{W}/run", "--out", f"{W}/e.safetensors"],
+        "is a model file `mer-fastai ensemble` wrote",
+        setup=_own_ensemble,
+    ),
+    Case(
+        "train into a folder holding the user's metrics.json",
+        [*TRAIN_FAST, "--out", f"{W}/mine"],
+        "metrics.json: mer-fastai did not write it",
+        setup=_write("mine/metrics.json", '{"accuracy": 0.99}\n'),
+    ),
+    Case(
+        "train into a folder holding the user's curves.png",
+        [*TRAIN_FAST, "--out", f"{W}/mine"],
+        "curves.png: mer-fastai did not write it",
+        setup=_write("mine/curves.png", "a picture of the user's"),
+    ),
+    Case(
+        "evaluate into a folder holding the user's metrics.json",
+        ["evaluate", f"{W}/run", f"{W}/audio", "--out", f"{W}/mine"],
+        "metrics.json: mer-fastai did not write it",
+        setup=_write("mine/metrics.json", '{"accuracy": 0.99}\n'),
+    ),
+    Case(
+        "evaluate into another run's folder",
+        ["evaluate", f"{W}/run", f"{W}/audio", "--out", f"{W}/r3"],
+        "holds the output of a training run",
+        setup=_another_run("r3"),
+    ),
+    Case(
+        "predict over a write-protected file",
+        ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.csv"],
+        "write-protected",
+        setup=_protected("p.csv"),
+    ),
+    Case(
+        "ensemble over its own write-protected file",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/e.safetensors"],
+        "write-protected",
+        setup=_protected("e.safetensors", _own_ensemble),
+    ),
+    Case(
+        "prepare --labels a file it writes in --out",
+        [
+            *PREPARE,
+            "--labels",
+            f"{W}/data/manifest.csv",
+            "--id-column",
+            "clip_id",
+            "--label-column",
+            "label",
+            "--out",
+            f"{W}/data",
+            "--overwrite",
+        ],
+        "is a file prepare writes in --out",
+    ),  # fmt: skip
+    # inputs that are folders, devices or pipes
+    Case(
+        "--labels a folder",
+        [*PREPARE, "--labels", f"{W}/audio", *LABELS_OPTIONS, "--out", f"{W}/d2"],
+        "the labels file is a folder",
+    ),
+    Case(
+        "--labels /dev/null",
+        [*PREPARE, "--labels", "/dev/null", *LABELS_OPTIONS, "--out", f"{W}/d2"],
+        "the labels file is not a regular file",
+    ),
+    Case(
+        "--labels a pipe",
+        [*PREPARE, "--labels", f"{W}/../pipe.csv", *LABELS_OPTIONS, "--out", f"{W}/d2"],
+        "the labels file is not a regular file",
+        setup=_fifo("pipe.csv"),
+    ),
+    Case(
+        "a recipe that is a folder",
+        ["run", f"{W}/r.yaml", "--out", f"{W}/g"],
+        "the recipe is a folder",
+        setup=lambda root: (root / "r.yaml").mkdir(),
+    ),  # fmt: skip
+    Case(
+        "a recipe that is a pipe",
+        ["run", f"{W}/../r.yaml", "--out", f"{W}/g"],
+        "the recipe is not a regular file",
+        setup=_fifo("r.yaml"),
+    ),  # fmt: skip
+    Case(
+        "a model that is a folder without a model",
+        ["predict", f"{W}/audio", f"{W}/audio/happy"],
+        "is a folder without model.safetensors",
+    ),
+    Case("a model that is /dev/null", ["predict", "/dev/null", f"{W}/audio/happy"], "the model is not a regular file"),
+    Case(
+        "a model that is a pipe",
+        ["predict", f"{W}/../m.safetensors", f"{W}/audio/happy"],
+        "the model is not a regular file",
+        setup=_fifo("m.safetensors"),
+    ),
+    Case(
+        "a duplicate member inside a nested ensemble",
+        ["ensemble", f"{W}/ens.safetensors", f"{W}/run", "--out", f"{W}/e2.safetensors"],
+        "run: is the same model as ",
+        setup=_nested_ensemble,
+    ),
+    Case(
+        "a duplicate member inside a nested ensemble names the nested member",
+        ["ensemble", f"{W}/ens.safetensors", f"{W}/run", "--out", f"{W}/e2.safetensors"],
+        "ens.safetensors (its member ",
+        setup=_nested_ensemble,
     ),
 ]
 

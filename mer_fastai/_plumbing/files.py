@@ -143,13 +143,19 @@ def check_output_file(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise MerError(f"{path}: is a folder; {option} needs a file name here (e.g. {path / 'out'}.json)")
-    if path.is_file() and not os.access(path, os.W_OK):
+    if path.is_file() and is_write_protected(path):
         raise MerError(
             f"{path}: is write-protected, so it is not replaced; make it writable (chmod u+w) to replace it, "
             f"or choose another {option}"
         )
     _make_folder(path.parent, option)
     return path
+
+
+def is_write_protected(path: Path) -> bool:
+    """Whether the user protected `path` against writing: no write permission for us, or no write bit at all
+    (mode 444: root may write it, but was asked not to)."""
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
 
 
 def check_input_file(path: str | Path, what: str, fix: str) -> Path:

@@ -54,10 +54,11 @@ class _Member:
     meta: ModelMeta
     checksum: str | None
     given: Path  # the RUN argument the member came from (an ensemble given as a member: the ensemble)
+    nested: bool = False  # a member of an ensemble given as a member
 
     def named(self) -> str:
-        """The member as the user typed it, and the nested member it resolved to."""
-        return str(self.given) if self.given == self.source else f"{self.given} (its member {self.source})"
+        """The member as the user typed it (and the nested member it resolved to)."""
+        return f"{self.given} (its member {self.source})" if self.nested else str(self.given)
 
 
 def ensemble_models(runs: list[str | Path], out: str | Path, *, writer: str = "ensemble") -> EnsembleResult:
@@ -101,6 +102,7 @@ def _read(run: str | Path) -> list[_Member]:
             meta.member(i),
             described.get("checksum"),
             Path(run),
+            nested=True,
         )
         for i, described in enumerate(meta.members)
     ]

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..._plumbing.files import atomic_path
+from ..._plumbing.files import atomic_path, is_write_protected
 from ...errors import MerError
 from .checkpoint import read_checkpoint
 
@@ -207,7 +207,7 @@ def _check_cache_path(path: Path) -> None:
             break
     if path.exists() and not path.is_file():
         raise MerError(f"{path}: the musicnn weights path {_not_a_file(path)}; {fix}")
-    if path.is_file() and not os.access(path, os.W_OK):
+    if path.is_file() and is_write_protected(path):
         raise MerError(f"{path}: the musicnn weights file is write-protected (and damaged or stale); {fix}")
 
 
