@@ -10,9 +10,11 @@ workspace (audio, labels files, a prepared data set, a trained run, predictions)
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -1019,3 +1021,123 @@ def test_bad_input_is_one_line_and_changes_nothing(case, workspace, tmp_path, ca
 
 def test_there_are_at_least_a_hundred_cases():
     assert len(CASES) >= 100 and len({case.name for case in CASES}) == len(CASES)
+
+
+def _full_temp_files(monkeypatch) -> None:
+    """Every atomic write's temporary file is a link to /dev/full: the first write through it fails with ENOSPC,
+    as on a full disk (matplotlib, numpy and text writes; safetensors replaces the link, see `_full_safetensors`)."""
+    import itertools
+
+    from mer_fastai._plumbing import files
+
+    counter = itertools.count()
+
+    def mkstemp(prefix: str, suffix: str, dir: Path) -> tuple[int, str]:
+        name = Path(dir) / f"{prefix}full{next(counter):04d}{suffix}"
+        name.symlink_to("/dev/full")
+        return os.open(name, os.O_RDWR), str(name)
+
+    monkeypatch.setattr(files, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
+
+
+def _full_safetensors(monkeypatch) -> None:
+    """safetensors' writer fails as it does on a full disk (its own error type, the errno only in its text)."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def save_file(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half")
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+
+
+def _full_images(monkeypatch) -> None:
+    """prepare's spectrogram images hit a full disk."""
+    from mer_fastai.data import png
+
+    class FullPath(type(Path())):
+        def write_bytes(self, data: bytes) -> int:
+            self.touch()  # a write that began: the file exists, half made
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(png, "Path", FullPath)
+
+
+def _full_checkpoints(monkeypatch) -> None:
+    """fastai's checkpoint save (torch.save) fails as torch reports a full disk: a RuntimeError without errno."""
+    import torch
+
+    def save(obj, file, *args, **kwargs):
+        Path(file).write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")  # fmt: skip
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@dataclass(frozen=True)
+class Full:
+    """A command whose output hits a full disk (`fault`): one line naming `file`, nothing left behind."""
+
+    name: str
+    args: list[str]
+    file: str
+    fault: Callable = _full_temp_files
+    setup: Callable[[Path], None] | None = None
+
+
+FULL_DISK = [
+    Full("predict", ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.csv"], "p.csv"),
+    Full("export", ["export", f"{W}/run", "--out", f"{W}/m.safetensors"], "m.safetensors", _full_safetensors),
+    Full(
+        "ensemble",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/e.safetensors"],
+        "e.safetensors",
+        _full_safetensors,
+        setup=lambda root: _other_model(root, root / "run2"),
+    ),
+    Full("report", ["report", f"{W}/run", "--out", f"{W}/r.html"], "r.html"),
+    Full("embed", ["embed", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/e.npz"], "e.npz"),
+    Full("evaluate", ["evaluate", f"{W}/run", f"{W}/audio", "--out", f"{W}/ev"], "ev/"),
+    Full("prepare", [*PREPARE, "--out", f"{W}/d2"], ".png", _full_images),
+    Full("train", [*TRAIN_FAST, "--keep", "best", "--out", f"{W}/r2"], "best.pth", _full_checkpoints),
+    Full("train (model file)", [*TRAIN_FAST, "--out", f"{W}/r2"], "model.safetensors", _full_safetensors),
+    Full("train (records)", [*TRAIN_FAST, "--out", f"{W}/r2"], "r2/", _full_temp_files),
+]
+
+
+@pytest.mark.parametrize("case", FULL_DISK, ids=[case.name for case in FULL_DISK])
+def test_a_full_disk_is_one_line_naming_the_file(case, workspace, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root)
+    monkeypatch.chdir(tmp_path)
+    if case.setup:
+        case.setup(root)
+    before = snapshot(root)
+    case.fault(monkeypatch)
+    code, err = run_main([a.replace(W, str(root)) for a in case.args], capsys, monkeypatch)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert case.file in errors[0] and "could not be written" in errors[0] and "free there" in errors[0], err
+    after = snapshot(root)
+    assert after == before, f"the failed command changed or left files: {set(after.items()) ^ set(before.items())}"
+
+
+def test_musicnn_weights_path_that_is_a_folder_speaks_of_the_cache(tmp_path, capsys, monkeypatch):
+    """`weights get` has no --out: a weights path that is a folder names the path and $MER_FASTAI_CACHE; loading
+    says it is a folder rather than "not found"."""
+    from mer_fastai.errors import MerError
+    from mer_fastai.models.musicnn.weights import load_state
+
+    (tmp_path / "musicnn" / "msd.safetensors").mkdir(parents=True)
+    monkeypatch.setenv("MER_FASTAI_CACHE", str(tmp_path))
+    with pytest.raises(MerError, match="is a folder, not a file"):
+        load_state("msd")
+    code, err = run_main(["weights", "get", "musicnn", "--from", str(tmp_path)], capsys, monkeypatch)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, err
+    assert "msd.safetensors" in errors[0] and "MER_FASTAI_CACHE" in errors[0] and "--out" not in errors[0], err
+    assert (tmp_path / "musicnn" / "msd.safetensors").is_dir()
