@@ -16,8 +16,10 @@ from .._plumbing.files import atomic_write
 from ..errors import MerError
 from .layout import (
     CV_FILE,
+    ENSEMBLE_FILE,
     LR_JSON,
     METRICS_FILE,
+    MODEL_FILE,
     OWNER_FILE,
     RESULTS_CSV,
     model_header,
@@ -67,13 +69,16 @@ def claim_folder(out: Path, kind: str) -> None:
 
 
 def check_model_out(target: Path, command: str, option: str = "--out") -> None:
-    """A model file `command` (export, ensemble) may write: not into another command's output folder (whose records
-    describe the model there), and not over a file it did not write itself (a user's file, a run's model, or an
+    """A model file `command` (export, ensemble) may write: not as the model of another command's output folder
+    (whose records describe the model there: its model.safetensors, ensemble.safetensors or any file already
+    there), and not over a file it did not write itself (a user's file, a run's model, or an
     older version's file, which does not say who wrote it)."""
     folder = target.parent
     owner = folder_owner(folder) if folder.is_dir() else None
     records = [name for name in (CV_FILE, RESULTS_CSV) if (folder / name).is_file()]
-    if owner or records:
+    # a new file of another name beside a run's records replaces nothing and is taken for no run's model
+    theirs = target.name in (MODEL_FILE, ENSEMBLE_FILE) or target.exists() or target.is_symlink()
+    if (owner or records) and theirs:
         what = KIND_NAMES.get(owner, owner) if owner else f"a folder holding {records[0]}"
         raise MerError(
             f"{option} {target}: {folder} holds the output of {what}, whose records describe its own model; "
