@@ -77,7 +77,8 @@ def check_model_out(target: Path, command: str, option: str = "--out") -> None:
     owner = folder_owner(folder) if folder.is_dir() else None
     records = [name for name in (CV_FILE, RESULTS_CSV) if (folder / name).is_file()]
     # a new file of another name beside a run's records replaces nothing and is taken for no run's model
-    theirs = target.name in (MODEL_FILE, ENSEMBLE_FILE) or target.exists() or target.is_symlink()
+    theirs = target.exists() or target.is_symlink() or target.name == MODEL_FILE
+    theirs |= target.name == ENSEMBLE_FILE and CV_FILE in records  # a cross-validation's fold ensemble
     if (owner or records) and theirs:
         what = KIND_NAMES.get(owner, owner) if owner else f"a folder holding {records[0]}"
         raise MerError(
