@@ -10,8 +10,11 @@ workspace (audio, labels files, a prepared data set, a trained run, predictions)
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import shutil
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -857,6 +860,187 @@ CASES += [
 ]
 
 
+# --- #26 B: ownership, full disk, messages ---
+def _another_run(name: str) -> Callable[[Path], None]:
+    """A second trained run folder (a copy of the workspace's run: another run's records and model)."""
+    return lambda root: shutil.copytree(root / "run", root / name)
+
+
+def _other_model(root: Path, out: Path) -> None:
+    """The run's model with other weights, written as train writes it (a distinct ensemble member)."""
+    from mer_fastai.models.modelfile import build_network, read_model, save_model_file
+
+    state, meta = read_model(root / "run")
+    model = build_network(meta)
+    model.load_state_dict({name: t + 0.01 if t.is_floating_point() else t for name, t in state.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    save_model_file(out / "model.safetensors", model, meta, "train")
+
+
+def _protected(relative: str, make: Callable[[Path], None] | None = None) -> Callable[[Path], None]:
+    """`relative` made (by `make`, else a small text file) and then write-protected (mode 444)."""
+
+    def setup(root: Path) -> None:
+        (make or _write(relative, "the user's own\n"))(root)
+        (root / relative).chmod(0o444)
+
+    return setup
+
+
+def _own_ensemble(root: Path) -> None:
+    """run2 (another model) and an ensemble file `ensemble` wrote of run and run2."""
+    from mer_fastai.evaluation.ensemble import ensemble_models
+
+    _other_model(root, root / "run2")
+    ensemble_models([root / "run", root / "run2"], root / "e.safetensors")
+
+
+def _fifo(relative: str) -> Callable[[Path], None]:
+    """A named pipe beside the workspace (`{W}/../relative`: the snapshot would block reading one inside it)."""
+    return lambda root: os.mkfifo(root.parent / relative)
+
+
+def _nested_ensemble(root: Path) -> None:
+    """run2 (another model) and ens.safetensors, an ensemble of run and run2."""
+    _own_ensemble(root)
+    (root / "e.safetensors").rename(root / "ens.safetensors")
+
+
+LABELS_OPTIONS = ["--id-column", "file", "--label-column", "mood"]
+CASES += [
+    # outputs replace only what the same command wrote
+    Case(
+        "an ensemble written into another run's folder",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/r3"],
+        "r3 holds the output of a training run",
+        setup=lambda root: (_other_model(root, root / "run2"), _another_run("r3")(root)),
+    ),
+    Case(
+        "export over another run's model file",
+        ["export", f"{W}/run", "--out", f"{W}/r3/model.safetensors"],
+        "r3 holds the output of a training run",
+        setup=_another_run("r3"),
+    ),
+    Case(
+        "export over a file of the user's",
+        ["export", f"{W}/run", "--out", f"{W}/mine.safetensors"],
+        "is not a model file",
+        setup=_write("mine.safetensors", "the user's own\n"),
+    ),
+    Case(
+        "export over an ensemble's model file",
+        ["export", f"{W}/run", "--out", f"{W}/e.safetensors"],
+        "is a model file `mer-fastai ensemble` wrote",
+        setup=_own_ensemble,
+    ),
+    Case(
+        "train into a folder holding the user's metrics.json",
+        [*TRAIN_FAST, "--out", f"{W}/mine"],
+        "metrics.json: mer-fastai did not write it",
+        setup=_write("mine/metrics.json", '{"accuracy": 0.99}\n'),
+    ),
+    Case(
+        "train into a folder holding the user's curves.png",
+        [*TRAIN_FAST, "--out", f"{W}/mine"],
+        "curves.png: mer-fastai did not write it",
+        setup=_write("mine/curves.png", "a picture of the user's"),
+    ),
+    Case(
+        "evaluate into a folder holding the user's metrics.json",
+        ["evaluate", f"{W}/run", f"{W}/audio", "--out", f"{W}/mine"],
+        "metrics.json: mer-fastai did not write it",
+        setup=_write("mine/metrics.json", '{"accuracy": 0.99}\n'),
+    ),
+    Case(
+        "evaluate into another run's folder",
+        ["evaluate", f"{W}/run", f"{W}/audio", "--out", f"{W}/r3"],
+        "holds the output of a training run",
+        setup=_another_run("r3"),
+    ),
+    Case(
+        "predict over a write-protected file",
+        ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.csv"],
+        "write-protected",
+        setup=_protected("p.csv"),
+    ),
+    Case(
+        "ensemble over its own write-protected file",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/e.safetensors"],
+        "write-protected",
+        setup=_protected("e.safetensors", _own_ensemble),
+    ),
+    Case(
+        "prepare --labels a file it writes in --out",
+        [
+            *PREPARE,
+            "--labels",
+            f"{W}/data/manifest.csv",
+            "--id-column",
+            "clip_id",
+            "--label-column",
+            "label",
+            "--out",
+            f"{W}/data",
+            "--overwrite",
+        ],
+        "is a file prepare writes in --out",
+    ),  # fmt: skip
+    # inputs that are folders, devices or pipes
+    Case(
+        "--labels a folder",
+        [*PREPARE, "--labels", f"{W}/audio", *LABELS_OPTIONS, "--out", f"{W}/d2"],
+        "the labels file is a folder",
+    ),
+    Case(
+        "--labels /dev/null",
+        [*PREPARE, "--labels", "/dev/null", *LABELS_OPTIONS, "--out", f"{W}/d2"],
+        "the labels file is not a regular file",
+    ),
+    Case(
+        "--labels a pipe",
+        [*PREPARE, "--labels", f"{W}/../pipe.csv", *LABELS_OPTIONS, "--out", f"{W}/d2"],
+        "the labels file is not a regular file",
+        setup=_fifo("pipe.csv"),
+    ),
+    Case(
+        "a recipe that is a folder",
+        ["run", f"{W}/r.yaml", "--out", f"{W}/g"],
+        "the recipe is a folder",
+        setup=lambda root: (root / "r.yaml").mkdir(),
+    ),  # fmt: skip
+    Case(
+        "a recipe that is a pipe",
+        ["run", f"{W}/../r.yaml", "--out", f"{W}/g"],
+        "the recipe is not a regular file",
+        setup=_fifo("r.yaml"),
+    ),  # fmt: skip
+    Case(
+        "a model that is a folder without a model",
+        ["predict", f"{W}/audio", f"{W}/audio/happy"],
+        "is a folder without model.safetensors",
+    ),
+    Case("a model that is /dev/null", ["predict", "/dev/null", f"{W}/audio/happy"], "the model is not a regular file"),
+    Case(
+        "a model that is a pipe",
+        ["predict", f"{W}/../m.safetensors", f"{W}/audio/happy"],
+        "the model is not a regular file",
+        setup=_fifo("m.safetensors"),
+    ),
+    Case(
+        "a duplicate member inside a nested ensemble",
+        ["ensemble", f"{W}/ens.safetensors", f"{W}/run", "--out", f"{W}/e2.safetensors"],
+        "run: is the same model as ",
+        setup=_nested_ensemble,
+    ),
+    Case(
+        "a duplicate member inside a nested ensemble names the nested member",
+        ["ensemble", f"{W}/ens.safetensors", f"{W}/run", "--out", f"{W}/e2.safetensors"],
+        "ens.safetensors (its member ",
+        setup=_nested_ensemble,
+    ),
+]
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_audio) -> Path:
     """Audio in class folders, labels files in three layouts, a data set, a trained run."""
@@ -911,3 +1095,123 @@ def test_bad_input_is_one_line_and_changes_nothing(case, workspace, tmp_path, ca
 
 def test_there_are_at_least_a_hundred_cases():
     assert len(CASES) >= 100 and len({case.name for case in CASES}) == len(CASES)
+
+
+def _full_temp_files(monkeypatch) -> None:
+    """Every atomic write's temporary file is a link to /dev/full: the first write through it fails with ENOSPC,
+    as on a full disk (matplotlib, numpy and text writes; safetensors replaces the link, see `_full_safetensors`)."""
+    import itertools
+
+    from mer_fastai._plumbing import files
+
+    counter = itertools.count()
+
+    def mkstemp(prefix: str, suffix: str, dir: Path) -> tuple[int, str]:
+        name = Path(dir) / f"{prefix}full{next(counter):04d}{suffix}"
+        name.symlink_to("/dev/full")
+        return os.open(name, os.O_RDWR), str(name)
+
+    monkeypatch.setattr(files, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
+
+
+def _full_safetensors(monkeypatch) -> None:
+    """safetensors' writer fails as it does on a full disk (its own error type, the errno only in its text)."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def save_file(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half")
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+
+
+def _full_images(monkeypatch) -> None:
+    """prepare's spectrogram images hit a full disk."""
+    from mer_fastai.data import png
+
+    class FullPath(type(Path())):
+        def write_bytes(self, data: bytes) -> int:
+            self.touch()  # a write that began: the file exists, half made
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(png, "Path", FullPath)
+
+
+def _full_checkpoints(monkeypatch) -> None:
+    """fastai's checkpoint save (torch.save) fails as torch reports a full disk: a RuntimeError without errno."""
+    import torch
+
+    def save(obj, file, *args, **kwargs):
+        Path(file).write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")  # fmt: skip
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@dataclass(frozen=True)
+class Full:
+    """A command whose output hits a full disk (`fault`): one line naming `file`, nothing left behind."""
+
+    name: str
+    args: list[str]
+    file: str
+    fault: Callable = _full_temp_files
+    setup: Callable[[Path], None] | None = None
+
+
+FULL_DISK = [
+    Full("predict", ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.csv"], "p.csv"),
+    Full("export", ["export", f"{W}/run", "--out", f"{W}/m.safetensors"], "m.safetensors", _full_safetensors),
+    Full(
+        "ensemble",
+        ["ensemble", f"{W}/run", f"{W}/run2", "--out", f"{W}/e.safetensors"],
+        "e.safetensors",
+        _full_safetensors,
+        setup=lambda root: _other_model(root, root / "run2"),
+    ),
+    Full("report", ["report", f"{W}/run", "--out", f"{W}/r.html"], "r.html"),
+    Full("embed", ["embed", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/e.npz"], "e.npz"),
+    Full("evaluate", ["evaluate", f"{W}/run", f"{W}/audio", "--out", f"{W}/ev"], "ev/"),
+    Full("prepare", [*PREPARE, "--out", f"{W}/d2"], ".png", _full_images),
+    Full("train", [*TRAIN_FAST, "--keep", "best", "--out", f"{W}/r2"], "best.pth", _full_checkpoints),
+    Full("train (model file)", [*TRAIN_FAST, "--out", f"{W}/r2"], "model.safetensors", _full_safetensors),
+    Full("train (records)", [*TRAIN_FAST, "--out", f"{W}/r2"], "r2/", _full_temp_files),
+]
+
+
+@pytest.mark.parametrize("case", FULL_DISK, ids=[case.name for case in FULL_DISK])
+def test_a_full_disk_is_one_line_naming_the_file(case, workspace, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root)
+    monkeypatch.chdir(tmp_path)
+    if case.setup:
+        case.setup(root)
+    before = snapshot(root)
+    case.fault(monkeypatch)
+    code, err = run_main([a.replace(W, str(root)) for a in case.args], capsys, monkeypatch)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert case.file in errors[0] and "could not be written" in errors[0] and "free there" in errors[0], err
+    after = snapshot(root)
+    assert after == before, f"the failed command changed or left files: {set(after.items()) ^ set(before.items())}"
+
+
+def test_musicnn_weights_path_that_is_a_folder_speaks_of_the_cache(tmp_path, capsys, monkeypatch):
+    """`weights get` has no --out: a weights path that is a folder names the path and $MER_FASTAI_CACHE; loading
+    says it is a folder rather than "not found"."""
+    from mer_fastai.errors import MerError
+    from mer_fastai.models.musicnn.weights import load_state
+
+    (tmp_path / "musicnn" / "msd.safetensors").mkdir(parents=True)
+    monkeypatch.setenv("MER_FASTAI_CACHE", str(tmp_path))
+    with pytest.raises(MerError, match="is a folder, not a file"):
+        load_state("msd")
+    code, err = run_main(["weights", "get", "musicnn", "--from", str(tmp_path)], capsys, monkeypatch)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, err
+    assert "msd.safetensors" in errors[0] and "MER_FASTAI_CACHE" in errors[0] and "--out" not in errors[0], err
+    assert (tmp_path / "musicnn" / "msd.safetensors").is_dir()

@@ -254,3 +254,93 @@ def test_every_command_that_takes_out_is_walked_at_the_audio_folder_and_its_pare
     for command in commands:
         outs = {walk.out for walk in WALKS if walk.name == command}
         assert {AUDIO, PARENT} <= outs, command
+
+
+# --- #26 B: outputs replace only what the same command wrote ---
+OWNERSHIP = [
+    refused(ENSEMBLE, f"{W}/other", "other holds the output of a training run"),
+    refused(["export", f"{W}/run"], f"{W}/other/model.safetensors", "other holds the output of a training run"),
+    refused(["export", f"{W}/run"], f"{W}/other", "other holds the output of a training run"),
+    refused(TRAIN, f"{W}/mine", "metrics.json: mer-fastai did not write it"),
+    refused(LRFIND, f"{W}/evaluated", "holds the output of `mer-fastai evaluate`"),
+    refused(EVALUATE, f"{W}/mine", "metrics.json: mer-fastai did not write it"),
+    refused(EVALUATE, f"{W}/other", "holds the output of a training run"),
+    refused([*PREDICT, "--format", "csv"], f"{W}/locked.csv", "write-protected"),
+    refused([*EMBED], f"{W}/locked.npz", "write-protected"),
+    refused(ENSEMBLE, f"{W}/mine.safetensors", "is not a model file"),
+    refused(["export", f"{W}/run"], f"{W}/run2/model.safetensors", "is a model file another command"),
+    writes(ENSEMBLE, f"{W}/mine/ens.safetensors"),  # a new file beside the user's: nothing of theirs replaced
+]
+
+
+def _owned(root: Path) -> None:
+    """Another run's folder, a folder of the user's files, an evaluate folder, write-protected files."""
+    shutil.copytree(root / "run", root / "other")
+    (root / "mine").mkdir()
+    (root / "mine" / "metrics.json").write_text('{"accuracy": 0.99}\n')
+    (root / "mine" / "curves.png").write_bytes(b"the user's picture")
+    (root / "evaluated").mkdir()
+    (root / "evaluated" / "metrics.json").write_text('{"audio_dir": "a", "model": "m"}\n')  # an older evaluate's
+    (root / "evaluated" / "lr_find.png").write_bytes(b"named like lrfind's plot")
+    for name in ("locked.csv", "locked.npz", "mine.safetensors"):
+        (root / name).write_text("the user's own\n")
+    (root / "locked.csv").chmod(0o444)
+    (root / "locked.npz").chmod(0o444)
+
+
+@pytest.mark.parametrize("walk", OWNERSHIP, ids=[f"{w.name} --out {w.out.replace(W, 'W')}" for w in OWNERSHIP])
+def test_out_holding_what_the_command_did_not_write_is_refused(walk, workspace, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root, symlinks=True)
+    _owned(root)
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(root)
+    code, err = run_main([a.replace(W, str(root)) for a in [*walk.command, "--out", walk.out]], capsys, monkeypatch)
+    after = snapshot(root)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in err and not [key for key in after if key.endswith(".tmp")], err
+    changed = sorted(key for key, digest in before.items() if after.get(key) != digest)
+    assert not changed, f"files that were there before changed or went: {changed}"
+    if walk.refused:
+        assert code == 2 and len(errors) == 1 and walk.phrase.lower() in errors[0].lower(), err
+        assert after == before
+    else:
+        assert code == 0 and set(after) - set(before) == {"mine/ens.safetensors"}, err
+
+
+def test_a_command_replaces_its_own_earlier_output(workspace, tmp_path, capsys, monkeypatch):
+    """ensemble over its own file, export over its own file, evaluate into its own folder: allowed, and the
+    marks say who wrote them."""
+    from mer_fastai.runs.layout import OWNER_FILE, model_writer
+
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root, symlinks=True)
+    for command, out in ((ENSEMBLE, f"{W}/e.safetensors"), (["export", f"{W}/run"], f"{W}/x.safetensors"),
+                         (EVALUATE, f"{W}/ev")):  # fmt: skip
+        for _ in range(2):
+            code, err = run_main([a.replace(W, str(root)) for a in [*command, "--out", out]], capsys, monkeypatch)
+            assert code == 0, err
+    assert model_writer(root / "e.safetensors") == "ensemble" and model_writer(root / "x.safetensors") == "export"
+    assert model_writer(root / "run") == "train" and (root / "run" / OWNER_FILE).read_text() == "run\n"
+    assert (root / "ev" / OWNER_FILE).read_text() == "evaluate\n"
+
+
+def test_export_attaches_only_the_metrics_of_its_model(workspace, tmp_path, capsys, monkeypatch):
+    """A run's metrics.json is bound to its model file by checksum: after the model file is swapped for another
+    (here run2's), export leaves the metrics out and says so; the run's own model gets them."""
+    from mer_fastai.models.modelfile import read_model
+    from mer_fastai.runs.layout import MODEL_CHECKSUM, model_header, read_metrics
+
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root, symlinks=True)
+    metrics = read_metrics(root / "run")
+    assert metrics[MODEL_CHECKSUM] == model_header(root / "run")["checksum"]
+    code, err = run_main(["export", str(root / "run"), "--out", str(root / "own.safetensors")], capsys, monkeypatch)
+    assert code == 0, err
+    assert read_model(root / "own.safetensors")[1].metrics.get(MODEL_CHECKSUM) == metrics[MODEL_CHECKSUM]
+    shutil.copy(root / "run2" / "model.safetensors", root / "run" / "model.safetensors")
+    code, err = run_main(["export", str(root / "run"), "--out", str(root / "swapped.safetensors")], capsys, monkeypatch)
+    assert code == 0, err
+    assert "describes another model file" in err and "left out" in err, err
+    swapped = read_model(root / "swapped.safetensors")[1].metrics
+    assert MODEL_CHECKSUM not in swapped and "valid" not in swapped

@@ -9,6 +9,9 @@ Every command that writes results goes through here, so that
 - a command that fails before it wrote anything leaves no empty folder behind;
 - the temporary file of a killed write is removed by the next successful write of the same file, unless a
   live writer holds it (`remove_stale_temps`);
+- a full disk (or a file-size limit) while writing is one line naming the file and the space left
+  (`diskfull`), and a write-protected file is never replaced (`check_output_file`);
+- an input that must be a regular file but is a folder, a device or a pipe is one line saying so (`check_input_file`);
 - commands that read a data set hold a shared lock on its folder (`reading`) that `prepare` needs exclusively
   before it changes the data set (`excluding_readers`): each is refused at once, naming the other's PID.
 """
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import MerError
+from .diskfull import disk_full_error
 
 T = TypeVar("T")
 
@@ -67,10 +71,11 @@ def check_inside(root: str | Path, path: str | Path, option: str = "--out") -> P
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+def atomic_path(path: str | Path, option: str = "--out") -> Iterator[Path]:
+    """A temporary path beside `path`; on success it replaces `path`, on failure it is removed (`option`: what
+    the user sets to choose another place, for the messages)."""
     path = Path(path)
-    check_output_file(path)
+    check_output_file(path, option)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(name)
     try:
@@ -80,8 +85,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)  # mkstemp makes owner-only files; results are meant to be shared
         tmp.replace(path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        full = disk_full_error(exc, path, option)
+        if full is not None:
+            raise full from exc
         raise
     finally:
         os.close(handle)
@@ -133,11 +141,36 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
 
 
 def check_output_file(path: str | Path, option: str = "--out") -> Path:
-    """`path` as a file to write: its folder is created; a folder at `path` itself is refused."""
+    """`path` as a file to write: its folder is created; a folder at `path` itself, or a write-protected file
+    (which a rename would silently replace), is refused."""
     path = Path(path)
     if path.is_dir():
         raise MerError(f"{path}: is a folder; {option} needs a file name here (e.g. {path / 'out'}.json)")
+    if path.is_file() and is_write_protected(path):
+        raise MerError(
+            f"{path}: is write-protected, so it is not replaced; make it writable (chmod u+w) to replace it, "
+            f"or choose another {option}"
+        )
     _make_folder(path.parent, option)
+    return path
+
+
+def is_write_protected(path: Path) -> bool:
+    """Whether the user protected `path` against writing: no write permission for us, or no write bit at all
+    (mode 444: root may write it, but was asked not to)."""
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
+
+
+def check_input_file(path: str | Path, what: str, fix: str) -> Path:
+    """`path` as an input that must be a regular file: missing, a folder, a device or a pipe is one line saying
+    which, naming `what` it is ("--labels", "the recipe", ...) and the `fix`."""
+    path = Path(path)
+    if path.is_dir():
+        raise MerError(f"{path}: {what} is a folder, not a file; {fix}")
+    if not path.exists():
+        raise MerError(f"{path}: {what} not found; {fix}")
+    if not path.is_file():
+        raise MerError(f"{path}: {what} is not a regular file (a device, pipe or socket); {fix}")
     return path
 
 

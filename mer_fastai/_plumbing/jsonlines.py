@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from .diskfull import disk_full_error
+
 
 def read_entries(path: Path) -> list:
     """Every whole entry of the journal at `path` (none if it is missing); a line torn by a kill is skipped."""
@@ -35,6 +37,13 @@ def open_to_append(path: Path) -> BinaryIO:
 
 
 def append_entry(journal: BinaryIO, entry: dict) -> None:
-    """Write `entry` as one line and flush it: once written it counts as finished, even if the run is killed."""
-    journal.write(json.dumps(entry).encode() + b"\n")
-    journal.flush()
+    """Write `entry` as one line and flush it: once written it counts as finished, even if the run is killed (a
+    line torn by a full disk is skipped by `read_entries`; the failure is one line naming the journal)."""
+    try:
+        journal.write(json.dumps(entry).encode() + b"\n")
+        journal.flush()
+    except OSError as exc:
+        full = disk_full_error(exc, getattr(journal, "name", "the journal"))
+        if full is None:
+            raise
+        raise full from exc

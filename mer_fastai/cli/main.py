@@ -48,6 +48,7 @@ KEPT = "finished results are kept"
 OS_ERROR_FIXES = {
     errno.ENOSPC: "free disk space, then rerun the same command",
     errno.EDQUOT: "free disk space (quota exceeded), then rerun the same command",
+    errno.EFBIG: "the file is larger than this file system or its limit allows; choose another path",
     errno.EACCES: "check its permissions or choose another path",
     errno.EPERM: "check its permissions or choose another path",
     errno.EROFS: "the file system is read-only; choose another path",

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .._plumbing.files import check_component
+from .._plumbing.files import check_component, check_input_file
 from ..errors import MerError
 from .audio import AUDIO_EXTENSIONS
 
@@ -108,8 +108,7 @@ def _decode(path: Path, data: bytes) -> str:
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """Columns and `(line number, row)` pairs of a CSV/TSV file (header = line 1), whatever its delimiter,
     byte-order mark or line ends."""
-    if not path.is_file():
-        raise MerError(f"{path}: labels file not found; check --labels")
+    check_input_file(path, "the labels file", "pass a CSV or TSV file to --labels")
     lines = nfc(_decode(path, path.read_bytes())).splitlines()
     if not lines or not lines[0].strip():
         raise MerError(f"{path}: the labels file is empty; it needs a header row")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._plumbing.diskfull import writing
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILTER_SUB = 1  # each byte minus its left neighbour: neighbouring frames are alike
 # Run-length deflate of the filtered rows: files as small as Pillow's fastest level, written 2-3x faster
@@ -44,5 +46,7 @@ def read_png16(path: str | Path) -> np.ndarray:
 
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
-    """Write `image` (uint8 or uint16, height × width) to `path` as a greyscale PNG."""
-    Path(path).write_bytes(encode_png(image))
+    """Write `image` (uint8 or uint16, height × width) to `path` as a greyscale PNG (on a full disk: one line
+    naming it, no half image left)."""
+    with writing(path):
+        Path(path).write_bytes(encode_png(image))

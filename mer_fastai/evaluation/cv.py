@@ -118,7 +118,7 @@ def run_cv(
         if ensemble:
             from .ensemble import ensemble_models
 
-            result.ensemble = ensemble_models(result.fold_dirs, out / ENSEMBLE_FILE).model_file
+            result.ensemble = ensemble_models(result.fold_dirs, out / ENSEMBLE_FILE, writer="cv").model_file
         write_json(out / CV_FILE, _cv_document(data_dir, config, plan, result, info, group_source))
     if show:
         console.print(summary_table(result))

@@ -26,6 +26,7 @@ from ..models.modelfile import CHECKSUM, build_network, load_model, model_target
 from ..models.modelmeta import ModelMeta, ensemble_record
 from ..runs.inputs import Inputs, model_inputs, refuse_overwrite
 from ..runs.layout import model_file_path
+from ..runs.ownership import check_model_out
 
 __all__ = ["ensemble_models", "EnsembleResult"]
 
@@ -54,27 +55,37 @@ class _Member:
     state: dict[str, torch.Tensor]
     meta: ModelMeta
     checksum: str | None
+    given: Path  # the RUN argument the member came from (an ensemble given as a member: the ensemble)
+    nested: bool = False  # a member of an ensemble given as a member
+
+    def named(self) -> str:
+        """The member as the user typed it (and the nested member it resolved to)."""
+        return f"{self.given} (its member {self.source})" if self.nested else str(self.given)
 
 
-def ensemble_models(runs: list[str | Path], out: str | Path) -> EnsembleResult:
+def ensemble_models(runs: list[str | Path], out: str | Path, *, writer: str = "ensemble") -> EnsembleResult:
     """Write the runs (run folders or model files) as one ensemble model file `out` (a folder gets model.safetensors).
 
     Refused in one line, before anything is written: an `out` that is a member (its model file, run folder or
     the run's records), fewer than two distinct models, or members that differ in what they predict (naming the
-    first mismatch and the two runs). Members may differ in architecture and input (see the module).
+    first mismatch and the two runs). Members may differ in architecture and input (see the module). The command
+    `ensemble` (`writer`) writes neither into another command's output folder nor over a file it did not write
+    (`runs.ownership.check_model_out`); `cv` writes its folds' ensemble into its own folder.
     """
     target = model_target(out)
     members_read: Inputs = {}
     for run in runs:
         members_read.update(model_inputs(run, "an ensemble member"))
     refuse_overwrite([out, target], members_read)
+    if writer == "ensemble":
+        check_model_out(target, writer)
     members = _flatten([_read(run) for run in runs])
     _check_members(members)
     meta = ensemble_record([member.meta for member in members], [_origin(member) for member in members])
     model = build_network(meta)
     state = {f"members.{i}.{name}": tensor for i, member in enumerate(members) for name, tensor in member.state.items()}
     model.load_state_dict(state, strict=True)
-    save_model_file(target, model, meta)
+    save_model_file(target, model, meta, writer)
     load_model(target)  # what was written reads back, checksum verified
     return EnsembleResult(target, meta)
 
@@ -85,13 +96,15 @@ def _read(run: str | Path) -> list[_Member]:
     state, metadata = read_model_file(source)
     meta = ModelMeta.from_dict(metadata, source)
     if not meta.is_ensemble:
-        return [_Member(source, state, meta, metadata.get(CHECKSUM))]
+        return [_Member(source, state, meta, metadata.get(CHECKSUM), Path(run))]
     return [
         _Member(
             Path(described["source"]),
             {name.split(".", 2)[2]: t for name, t in state.items() if name.startswith(f"members.{i}.")},
             meta.member(i),
             described.get("checksum"),
+            Path(run),
+            nested=True,
         )
         for i, described in enumerate(meta.members)
     ]
@@ -99,13 +112,14 @@ def _read(run: str | Path) -> list[_Member]:
 
 def _flatten(groups: list[list[_Member]]) -> list[_Member]:
     members = [member for group in groups for member in group]
-    seen: dict[str, Path] = {}
+    seen: dict[str, _Member] = {}
     for member in members:
         if member.checksum is not None and member.checksum in seen:
             raise MerError(
-                f"{member.source}: is the same model as {seen[member.checksum]}; an ensemble needs different models"
+                f"{member.named()}: is the same model as {seen[member.checksum].named()}; an ensemble needs "
+                "different models"
             )
-        seen[member.checksum or str(member.source)] = member.source
+        seen[member.checksum or str(member.source)] = member
     if len(members) < 2:
         raise MerError("ensemble: needs at least two runs or model files; pass more RUN arguments")
     return members
@@ -119,7 +133,7 @@ def _check_members(members: list[_Member]) -> None:
             mine, theirs = getattr(first.meta, name), getattr(member.meta, name)
             if mine != theirs:
                 raise MerError(
-                    f"{member.source}: does not match {first.source} in its {what} ({theirs} vs {mine}); "
+                    f"{member.named()}: does not match {first.named()} in its {what} ({theirs} vs {mine}); "
                     "an ensemble's members must share task, classes (targets, moods), feature, scales and rating cuts"
                 )
 

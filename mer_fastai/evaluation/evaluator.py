@@ -29,6 +29,7 @@ from ..errors import MerError
 from ..inference.predict import Predictor
 from ..inference.tracks import MIXED_NOTE, Predictions
 from ..runs.inputs import model_inputs, refuse_overwrite
+from ..runs.ownership import check_own_folder, claim_folder
 from ..scoring.scores import Tracks, check_aggregate
 from .eval_files import FILES, write_label_report, write_value_report
 
@@ -86,6 +87,7 @@ def evaluate(
     check_aggregate(aggregate)
     _refuse_inputs(out_dir, model, audio_dir, source.labels)
     with output_folder(out_dir, "--out"):
+        check_own_folder(out_dir, "evaluate", FILES)  # never over another command's or the user's files
         predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
         task = predictor.rules
         if task.takes_targets:
@@ -125,6 +127,7 @@ def evaluate(
             skipped=[asdict(item) for item in skipped],
             notes=table.notes,
         )
+        claim_folder(out_dir, "evaluate")
         write_label_report(out_dir, metrics, tracks, predictions, truth, ids, predictor)
     return EvaluationResult(out_dir, metrics, predictions, skipped)
 
@@ -232,6 +235,7 @@ def _evaluate_values(
         **({"out_of_range": out_of_range} if task.predicts_values else {}),
     }
     counts = {track.file: track.n_windows for track in predictions}
+    claim_folder(out_dir, "evaluate")
     write_value_report(out_dir, metrics, tracks, truth, ids, predictor, counts)
     return EvaluationResult(out_dir, metrics, predictions, skipped)
 

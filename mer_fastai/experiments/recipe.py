@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .._plumbing.files import check_input_file
 from ..errors import MerError
 from .recipe_checks import validate
 from .recipe_schema import DatasetSpec, DemoData, GanSpec, Recipe, Stage, typed_values
@@ -31,8 +32,7 @@ def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
     """(YAML text, where it came from) of a built-in name or a file path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise MerError(f"{path}: recipe file not found; built-in recipes: {', '.join(builtin_names())}")
+        check_input_file(path, "the recipe", f"pass a recipe .yaml file or a built-in: {', '.join(builtin_names())}")
         try:
             return path.read_text(encoding="utf-8"), str(path)
         except UnicodeDecodeError as exc:

@@ -13,11 +13,12 @@ from torch import nn
 
 from .._plumbing.files import atomic_path
 from ..errors import MerError
-from ..models.modelfile import load_model, model_target, save_model_file
+from ..models.modelfile import CHECKSUM, load_model, model_target, save_model_file
 from ..models.modelmeta import ModelMeta
 from ..models.preprocessing import native_input
 from ..runs.inputs import model_inputs, refuse_overwrite
-from ..runs.layout import METADATA_KEY, METRICS_FILE, read_metrics
+from ..runs.layout import METADATA_KEY, METRICS_FILE, MODEL_CHECKSUM, model_header, read_metrics
+from ..runs.ownership import check_model_out
 from ..tasks.registry import get_task
 
 __all__ = ["export_model", "ExportResult"]
@@ -33,6 +34,7 @@ class ExportResult:
     model_file: Path
     onnx_file: Path | None
     meta: ModelMeta
+    note: str | None = None  # why the run's metrics.json was left out, where it was
 
 
 def export_model(
@@ -48,7 +50,11 @@ def export_model(
     different spectrograms) has no single input, so its `onnx` is refused before anything is written.
     The written file carries a checksum; `accept_unverified` lets a source without one (written by an
     older version) through, so that exporting it adds the checksum — only when the user vouches for it.
-    An `out` (or its .onnx) that is the source model, its run folder or one of its records is refused first.
+    An `out` (or its .onnx) that is the source model, its run folder or one of its records is refused first, and so
+    is an `out` in another command's output folder or over a file export did not write (`check_model_out`).
+    The run's metrics.json is added only when it describes this model file: its `model_checksum` (written by
+    train) must be the model's checksum; an older run's metrics.json without one must name the model's task,
+    architecture and feature. Otherwise it is left out and `note` says why (never another model's scores).
     """
     source, out = Path(source), Path(out)
     target = model_target(out)
@@ -57,6 +63,7 @@ def export_model(
     metrics_path = run_dir / METRICS_FILE
     read = {**model_inputs(source, "the model exported"), metrics_path: "the metrics file of the model exported"}
     refuse_overwrite([path for path in (out, target, onnx_file) if path], read)
+    check_model_out(target, "export")
     if onnx_file:
         _require_onnx()
     model, meta = load_model(source, accept_unverified=accept_unverified)
@@ -65,13 +72,33 @@ def export_model(
             f"{source}: --onnx: a mixed-input ensemble reads {len(meta.input_groups)} different spectrograms, so it "
             "has no single ONNX input; export each member (its run folder) with --onnx, or drop --onnx"
         )
+    note = None
     if metrics_path.is_file():
-        meta = dataclasses.replace(meta, metrics={**meta.metrics, **_read_metrics(run_dir)})
-    save_model_file(target, model, meta)
+        metrics = _read_metrics(run_dir)
+        note = _unbound(metrics, meta, model_header(source) or {}, metrics_path)
+        if note is None:
+            meta = dataclasses.replace(meta, metrics={**meta.metrics, **metrics})
+    save_model_file(target, model, meta, "export")
     load_model(target)  # what was written reads back
     if onnx_file:
         export_onnx(model, meta, onnx_file)
-    return ExportResult(target, onnx_file, meta)
+    return ExportResult(target, onnx_file, meta, note)
+
+
+def _unbound(metrics: dict, meta: ModelMeta, header: dict, path: Path) -> str | None:
+    """Why `metrics` (a run's metrics.json) do not describe the model whose `meta` and header are given; None when
+    they do."""
+    bound = metrics.get(MODEL_CHECKSUM)
+    if bound is not None:
+        if bound == header.get(CHECKSUM):
+            return None
+        return f"{path} describes another model file (its {MODEL_CHECKSUM} differs: the model was replaced)"
+    for key in ("task", "arch", "feature"):
+        if key in metrics and metrics[key] != getattr(meta, key):
+            return f"{path} describes another model ({key} {metrics[key]!r}, the model's is {getattr(meta, key)!r})"
+    if "task" not in metrics or "arch" not in metrics:
+        return f"{path} does not say which model it describes (no {MODEL_CHECKSUM}, task or arch)"
+    return None
 
 
 def _read_metrics(run_dir: Path) -> dict:

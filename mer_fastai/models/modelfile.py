@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._plumbing.files import atomic_path
+from .._plumbing.files import atomic_path, check_input_file
 from ..choices import TASKS
 from ..errors import MerError
-from ..runs.layout import METADATA_KEY, MODEL_FILE, model_file_path
+from ..runs.layout import METADATA_KEY, MODEL_FILE, WRITER_KEY, model_file_path
 from ..tasks.registry import get_task
 from .archs import ArchSpec, build_full_model, get_arch
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
@@ -67,8 +67,11 @@ def checksum(state: Mapping[str, torch.Tensor], metadata: dict) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def write_safetensors(path: str | Path, state: Mapping[str, torch.Tensor], metadata: dict, fmt: FileFormat) -> Path:
-    """Write `state` and `metadata` (with `fmt`'s format name and a checksum) atomically to `path`."""
+def write_safetensors(
+    path: str | Path, state: Mapping[str, torch.Tensor], metadata: dict, fmt: FileFormat, writer: str | None = None
+) -> Path:
+    """Write `state` and `metadata` (with `fmt`'s format name and a checksum) atomically to `path`; `writer` names
+    the command in the header (`runs.layout.model_writer`), outside the checksummed record."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -77,7 +80,7 @@ def write_safetensors(path: str | Path, state: Mapping[str, torch.Tensor], metad
     body = json.loads(json.dumps({"format": fmt.name, **fields}))  # as it will read back (tuples → lists)
     body[CHECKSUM] = checksum(tensors, body)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={fmt.key: json.dumps(body)})
+        save_file(tensors, str(tmp), metadata={fmt.key: json.dumps(body), **({WRITER_KEY: writer} if writer else {})})
     return path
 
 
@@ -130,14 +133,14 @@ def _damaged(path: Path, reason: str) -> MerError:
     return MerError(f"{path}: is damaged ({reason}); retrain or restore it from a copy")
 
 
-def save_model_file(path: str | Path, model: nn.Module, meta: ModelMeta | dict) -> Path:
+def save_model_file(path: str | Path, model: nn.Module, meta: ModelMeta | dict, writer: str | None = None) -> Path:
     """Write `model`'s weights and its `ModelMeta` to one checksummed file; a malformed record is refused first.
 
     The record goes through `ModelMeta.from_dict` (as every reader will), so nothing unreadable is written;
-    its stored form (a dict) is accepted too.
+    its stored form (a dict) is accepted too. `writer`: the command writing it ("train", "export", ...).
     """
     meta = ModelMeta.from_dict(meta.to_dict() if isinstance(meta, ModelMeta) else meta, path)
-    return write_safetensors(path, model.state_dict(), meta.to_dict(), MODEL_FORMAT)
+    return write_safetensors(path, model.state_dict(), meta.to_dict(), MODEL_FORMAT, writer)
 
 
 def model_target(out: str | Path) -> Path:
@@ -154,9 +157,12 @@ def read_model_file(path: str | Path, *, accept_unverified: bool = False) -> tup
 
     `accept_unverified` lets a file without a checksum (older versions) through, only for `export`.
     """
-    path = model_file_path(path)
-    if not path.is_file():
-        raise MerError(f"{path}: model file not found; pass a run folder or its {MODEL_FILE}")
+    given, path = Path(path), model_file_path(path)
+    if given.is_dir() and not path.exists():
+        raise MerError(
+            f"{given}: is a folder without {MODEL_FILE} (not a run folder); pass a run folder or a model file"
+        )
+    check_input_file(path, "the model", f"pass a run folder or its {MODEL_FILE}")
     return read_safetensors(path, MODEL_FORMAT, accept_unverified=accept_unverified)
 
 

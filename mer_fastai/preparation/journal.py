@@ -168,8 +168,10 @@ def _manifest_images(out_dir: Path) -> set[str]:
 
 
 def _remove_empty_folders(out_dir: Path, images: set[str]) -> None:
-    """Remove the class folders of `images` and the split folders that are empty now."""
+    """Remove the class folders of `images`, those a clip's writing began in (a write that failed, e.g. on a full
+    disk) and the split folders that are empty now."""
     folders = {(out_dir / image).parent for image in images} | {out_dir / split for split in SPLITS}
+    folders |= {path for split in SPLITS if (out_dir / split).is_dir() for path in (out_dir / split).iterdir()}
     for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
         with contextlib.suppress(OSError):  # missing, or not empty: kept
             folder.rmdir()

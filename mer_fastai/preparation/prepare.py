@@ -17,20 +17,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .._plumbing.files import LOCK_FILE, output_folder
+from .._plumbing.files import LOCK_FILE, is_within, output_folder
 from ..choices import TASKS
 from ..data.audio import audio_tree
-from ..data.dataset import DATASET_FILE, MANIFEST_FILE, DatasetInfo, ManifestRow, write_info, write_manifest, write_spec
+from ..data.dataset import (
+    DATASET_FILE,
+    MANIFEST_FILE,
+    SPLITS,
+    DatasetInfo,
+    ManifestRow,
+    write_info,
+    write_manifest,
+    write_spec,
+)
 from ..data.labelfiles import LabelTable
 from ..data.labelsource import LabelSource, label_source
 from ..data.spectrogram import SpecConfig
 from ..data.split import SPLIT_METHOD
 from ..errors import MerError
+from ..runs.inputs import same_path
 from ..tasks.base import Task
 from ..tasks.registry import get_task, implied_task
 from .clips import ClipJob, Plan, plan_clips, window_notes
 from .journal import (
     JOURNAL_FILE,
+    OWN_FILES,
     Change,
     check_existing,
     open_journal,
@@ -114,6 +125,7 @@ def prepare_dataset(
     spec = spec or SpecConfig()
     tree = audio_tree(audio_dir)
     _check_out(audio_dir, out_dir, tree.folders)
+    _check_labels_out(source.labels, out_dir)
     files = tree.files
     table = kind.read_labels(source, feature, audio_dir, files)
 
@@ -174,6 +186,19 @@ def _regrouped(
         change()
         move(moves)
     return again
+
+
+def _check_labels_out(labels: str | Path | None, out_dir: Path) -> None:
+    """Refuse a labels file that is one of the files prepare writes in `out_dir` (its records, or anything under
+    train/, valid/ or test/): a rerun would replace what it reads."""
+    if labels is None:
+        return
+    own = [out_dir / name for name in OWN_FILES] + [out_dir / split for split in SPLITS]
+    if any(same_path(labels, path) or is_within(labels, path) for path in own):
+        raise MerError(
+            f"--labels {labels}: is a file prepare writes in --out {out_dir}; copy the labels file out of the data "
+            "set folder and pass the copy"
+        )
 
 
 def _check_out(audio_dir: Path, out_dir: Path, folders: list[Path]) -> None:

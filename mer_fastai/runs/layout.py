@@ -45,6 +45,9 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"  # the per-epoch scores
 MODEL_FILE = "model.safetensors"
 METADATA_KEY = "mer_fastai"  # the safetensors metadata key that holds a model file's JSON
+MODEL_CHECKSUM = "model_checksum"  # in metrics.json: the checksum of the model file the scores are of
+WRITER_KEY = "written_by"  # the safetensors metadata key naming the command that wrote a model file
+OWNER_FILE = ".written-by"  # in an output folder: the kind of output it holds ("run", "evaluate"), see runs.ownership
 VALID_PREDICTIONS = "valid_predictions.csv"
 TRACK_PREDICTIONS = "track_predictions.csv"
 TEST_PREFIX = "test_"  # the test split's files: test_predictions.csv, test_track_predictions.csv, ...
@@ -177,18 +180,36 @@ def read_config(run_dir: Path) -> dict:
     return read_json(path) if path.is_file() else {}
 
 
-def model_header(path: str | Path) -> dict | None:
-    """A model file's metadata, read from its safetensors header alone (no torch, no weights); None when the
-    file is missing or is not a model file. The checksum is not verified: use `models.modelfile` for that."""
-    path = model_file_path(path)
+def _safetensors_metadata(path: Path) -> dict | None:
+    """The `__metadata__` table of a safetensors file's header; None when it cannot be read (or is no regular
+    file: a pipe would block)."""
+    if not path.is_file():
+        return None
     try:
         with open(path, "rb") as handle:
             (size,) = struct.unpack("<Q", handle.read(8))
             if size > path.stat().st_size - 8:
                 return None
             header = json.loads(handle.read(size))
-        raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
-        metadata = json.loads(raw) if raw else None
+        metadata = header.get("__metadata__") or {}
     except (OSError, struct.error, ValueError, AttributeError):
+        return None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def model_writer(path: str | Path) -> str | None:
+    """The command that wrote a model file ("train", "export", "ensemble", "cv"); None for a file that does not
+    say (an older version's, or not a model file)."""
+    writer = (_safetensors_metadata(model_file_path(path)) or {}).get(WRITER_KEY)
+    return writer if isinstance(writer, str) else None
+
+
+def model_header(path: str | Path) -> dict | None:
+    """A model file's metadata, read from its safetensors header alone (no torch, no weights); None when the
+    file is missing or is not a model file. The checksum is not verified: use `models.modelfile` for that."""
+    raw = (_safetensors_metadata(model_file_path(path)) or {}).get(METADATA_KEY)
+    try:
+        metadata = json.loads(raw) if raw else None
+    except (ValueError, TypeError):
         return None
     return metadata if isinstance(metadata, dict) else None

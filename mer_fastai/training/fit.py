@@ -15,6 +15,7 @@ import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and l
 import numpy as np
 import torch
 
+from .._plumbing.diskfull import writing
 from .._plumbing.files import reading
 from .._plumbing.progress import console
 from ..data.dataset import REPAIR, DatasetInfo, read_info, read_spec
@@ -152,7 +153,8 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
         with results_folder(out, LR_FILES) as stage:
             learn = _learner(data_dir, settings, stage)
             try:
-                found = _lr_find(_fitter(learn, settings), stage)
+                with checkpoint(stage, "_tmp"):
+                    found = _lr_find(_fitter(learn, settings), stage)
             finally:
                 shutil.rmtree(stage / SCRATCH_DIR, ignore_errors=True)
     return LRFindResult(found.suggestion, found.suggestions, out / LR_PLOT)
@@ -215,7 +217,7 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     task, monitor = get_task(info.task), task_monitor(settings, info)
     learn = _learner(data_dir, settings, run_dir)
     fitter = _fitter(learn, settings)
-    with images_read(data_dir):
+    with images_read(data_dir), checkpoint(run_dir, "_tmp"):  # fastai's lr_find saves the weights first
         lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if settings.lr is None else settings.lr
     timer = EpochTimer()
     callbacks = [timer, *epoch_callbacks()]
@@ -228,7 +230,7 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
 
         callbacks.append(MixUp(config.mixup))
     try:
-        with images_read(data_dir), distributed_fit(fitter):
+        with images_read(data_dir), distributed_fit(fitter), checkpoint(run_dir, "best"):
             fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
         history = [{**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)]
         with images_read(data_dir):
@@ -267,6 +269,12 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     if is_main_process():  # one process of a distributed training: rank 0 writes
         write_run(run_dir, learn, settings, splits, Scored(names, truth, outputs, tracks), history, metrics, started)
     return TrainResult(run_dir, lr, metrics)
+
+
+def checkpoint(run_dir: Path, name: str):
+    """fastai's checkpoint `name` (SaveModelCallback's "best", lr_find's "_tmp") in the scratch folder: a full disk
+    while saving it is one line naming it (`writing`); the scratch folder is removed after fitting."""
+    return writing(run_dir / SCRATCH_DIR / f"{name}.pth")
 
 
 def _history(learn) -> list[dict]:

@@ -16,7 +16,7 @@ import torch
 from .._plumbing.files import output_folder, write_json
 from .._version import __version__
 from ..data.dataset import DatasetInfo, read_spec
-from ..models.modelfile import save_model_file
+from ..models.modelfile import CHECKSUM, save_model_file
 from ..models.modelmeta import ModelMeta
 from ..plots.figures import plot_curves, save_figure
 from ..runs.layout import (
@@ -28,6 +28,7 @@ from ..runs.layout import (
     LR_JSON,
     LR_PLOT,
     METRICS_FILE,
+    MODEL_CHECKSUM,
     MODEL_FILE,
     REPORT_FILE,
     REPORT_HTML,
@@ -38,7 +39,9 @@ from ..runs.layout import (
     TRACK_CONFUSION_FILE,
     TRACK_PREDICTIONS,
     VALID_PREDICTIONS,
+    model_header,
 )
+from ..runs.ownership import check_own_folder, claim_folder
 from ..scoring.scores import Tracks, ValueTracks
 from ..tasks.base import Task
 from ..tasks.registry import get_task
@@ -53,6 +56,7 @@ CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CON
 RUN_FILES = (METRICS_FILE, RUN_CONFIG, HISTORY_FILE, REPORT_FILE, *CONFUSION_FILES, CURVES_FILE, MODEL_FILE)
 RUN_FILES += (*PREDICTION_FILES, REPORT_HTML, CIRCUMPLEX_FILE, TEST_PREFIX + CIRCUMPLEX_FILE, LABELS_FILE)
 RUN_FILES += (TEST_PREFIX + LABELS_FILE,)
+RUN_KIND = "run"  # what `runs.ownership` calls a training run's folder (train, lrfind, cv's folds)
 STAGING = ".partial"  # a run writes here; its files move into the run folder once it has finished
 
 
@@ -62,14 +66,17 @@ def results_folder(out: Path, owned: tuple[str, ...]) -> Iterator[Path]:
 
     On success its files replace those in `out` (the `owned` files an earlier run left there and this
     one did not write are removed); on any failure, Ctrl-C included, it is removed, so an earlier run
-    in `out` stays as it was and a folder created here is not left behind. In a distributed training
-    only the main process creates, locks and fills `out`; the others get the same staging path.
+    in `out` stays as it was and a folder created here is not left behind. An `out` holding any of the `owned`
+    names that a training run did not write (another command's output, the user's own file) is refused first. In
+    a distributed training only the main process creates, locks and fills `out`; the others get the same staging
+    path.
     """
     stage = out / STAGING
     if not is_main_process():
         yield stage
         return
     with output_folder(out, "--out"):
+        check_own_folder(out, RUN_KIND, owned)  # before any work: never over another command's or the user's files
         shutil.rmtree(stage, ignore_errors=True)  # left by a killed run
         stage.mkdir()
         try:
@@ -82,6 +89,7 @@ def results_folder(out: Path, owned: tuple[str, ...]) -> Iterator[Path]:
 def _publish(stage: Path, out: Path, owned: tuple[str, ...]) -> None:
     """Move the staged files into `out`: the old metrics.json is removed first and the new one moved last,
     so a run folder interrupted here never looks finished."""
+    claim_folder(out, RUN_KIND)
     (out / METRICS_FILE).unlink(missing_ok=True)
     files = sorted((p for p in stage.iterdir() if p.is_file()), key=lambda p: p.name == METRICS_FILE)
     for name in set(owned) - {p.name for p in files}:
@@ -117,7 +125,8 @@ def write_run(
     task = get_task(info.task)
     title = run_title(settings, info)
     meta = model_metadata(learn, settings, info, valid.data_dir, scored.names, metrics)
-    save_model_file(run_dir / MODEL_FILE, learn.model, meta)
+    save_model_file(run_dir / MODEL_FILE, learn.model, meta, "train")
+    metrics[MODEL_CHECKSUM] = (model_header(run_dir / MODEL_FILE) or {}).get(CHECKSUM)  # binds the scores to it
     _write_split(run_dir, "", task, valid, scored.outputs, scored.tracks, scored.names, metrics["valid"], info, title)
     if test is not None:  # scored once, with the final model
         outputs, metrics["test"], tracks = score_test(learn.model, meta, task, test, settings.config.aggregate)

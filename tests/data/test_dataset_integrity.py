@@ -158,7 +158,7 @@ def test_a_failure_after_the_folder_was_made_leaves_no_folder(tiny_data, tmp_pat
 def test_a_failed_rerun_keeps_the_earlier_run(tiny_data, tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
-    earlier = {"metrics.json": "{}", "model.safetensors": "weights", "lr_find.png": "plot"}
+    earlier = {"metrics.json": '{"epochs_run": 1}', "model.safetensors": "weights", "lr_find.png": "plot"}
     for name, text in earlier.items():
         (run / name).write_text(text)
 

@@ -264,6 +264,6 @@ def test_failed_write_leaves_no_temporary_file(predictor, tiny_audio, tmp_path, 
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_text", full)
-    with pytest.raises(MerError, match="cannot write"):
+    with pytest.raises(MerError, match=r"p.json: could not be written \(the disk is full"):
         write_predictions(predictions, predictor, out, "csv")
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"] and out.read_bytes() == before

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..._plumbing.files import atomic_path
+from ..._plumbing.files import atomic_path, is_write_protected
 from ...errors import MerError
 from .checkpoint import read_checkpoint
 
@@ -180,6 +180,8 @@ def get_weights(source: str | Path | None = None, models: list[str] | None = Non
     if source is not None and not Path(source).exists():
         raise MerError(f"{source}: not found; pass {WHEEL} or its unpacked folder to --from")
     missing = [model for model in models if not cached(model)]
+    for model in missing:
+        _check_cache_path(weights_path(model))
     if missing:
         with tempfile.TemporaryDirectory(prefix="mer-fastai-musicnn-") as folder:
             read = _reader(Path(source) if source is not None else download_wheel(Path(folder)))
@@ -190,10 +192,29 @@ def get_weights(source: str | Path | None = None, models: list[str] | None = Non
     return {model: weights_path(model) for model in models}
 
 
+def _not_a_file(path: Path) -> str:
+    return "is a folder, not a file" if path.is_dir() else "is not a regular file (a device or pipe)"
+
+
+def _check_cache_path(path: Path) -> None:
+    """Where `weights get` writes a model's weights: the cache folder, and the file itself if it exists, must be
+    what they should; else one line naming the path and the cache variable (weights get has no --out)."""
+    fix = f"remove it, or set ${CACHE_VARIABLE} to another folder, then rerun `{GET}`"
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise MerError(f"{folder}: is a file where the musicnn weights cache folder {path.parent} goes; {fix}")
+            break
+    if path.exists() and not path.is_file():
+        raise MerError(f"{path}: the musicnn weights path {_not_a_file(path)}; {fix}")
+    if path.is_file() and is_write_protected(path):
+        raise MerError(f"{path}: the musicnn weights file is write-protected (and damaged or stale); {fix}")
+
+
 def _save(state: dict[str, torch.Tensor], path: Path) -> None:
     from safetensors.torch import save_file
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, f"${CACHE_VARIABLE}") as tmp:
         save_file(state, str(tmp), metadata={"source": PACKAGE, "sha256": state_digest(state)})
 
 
@@ -203,6 +224,8 @@ def load_state(model: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     path = weights_path(model)
+    if path.exists() and not path.is_file():
+        raise MerError(f"{path}: the musicnn weights path {_not_a_file(path)}; remove it, then run `{GET}`")
     if not path.is_file():
         raise MerError(f"musicnn weights not found at {path}; get them with `{GET}`")
     damaged = f"{path}: damaged musicnn weights (checksum mismatch); rerun `{GET}`"
