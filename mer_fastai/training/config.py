@@ -67,7 +67,8 @@ class TrainConfig:
     mode: str = setting(
         MODES[0],
         flags=("--mode", "-m"),
-        help=f"{MODES[0]}: only the head learns; {MODES[1]}: every layer learns.",
+        help=f"{MODES[0]}: only the head learns; {MODES[1]}: every layer learns; {MODES[2]}: the body's first layers "
+        "stay frozen (musicnn: its front end), their outputs computed once and cached on disk, and the rest learns.",
         choices=MODES,
     )
     epochs: int = setting(

@@ -17,6 +17,7 @@ import torch
 
 from .._plumbing.files import reading
 from .._plumbing.progress import console
+from ..choices import PARTIAL
 from ..data.dataset import REPAIR, DatasetInfo, read_info, read_spec
 from ..errors import MerError
 from ..models.archs import check_spectrogram
@@ -41,6 +42,7 @@ from .outputs import (
     write_lr_find,
     write_run,
 )
+from .partial import can_cache_prefix, prefix_learner
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
 
@@ -128,6 +130,9 @@ def _fitter(learn, settings: TrainSettings):
     config = settings.config
     if config.feature_cache and not config.mixup and can_cache(learn, config.mode, config.train_bn, config.augment):
         return head_learner(learn)
+    cache = config.mode == PARTIAL and config.feature_cache and not config.mixup
+    if cache and can_cache_prefix(learn, config.train_bn, config.augment):
+        return prefix_learner(learn)  # its cache lives in SCRATCH_DIR, removed after fitting
     return learn
 
 
