@@ -18,13 +18,14 @@ import torch
 from .._plumbing.files import reading
 from .._plumbing.progress import console
 from ..choices import PARTIAL
-from ..data.dataset import REPAIR, DatasetInfo, read_info, read_spec
+from ..data.dataset import REPAIR, DatasetInfo, read_info, read_manifest, read_spec
 from ..errors import MerError
 from ..models.archs import check_spectrogram
 from ..models.preprocessing import loader_size
 from ..report.html.page import write_report_or_warn
 from ..runs.layout import LR_PLOT, TEST_PREFIX, scatter_file
 from ..tasks.registry import get_task
+from .audio_augment import augmented_data
 from .callbacks import EpochTimer
 from .config import TrainConfig, TrainSettings, checked, flag
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
@@ -218,7 +219,7 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     started = time.time()
     config, info, valid = settings.config, splits.info, splits.valid
     task, monitor = get_task(info.task), task_monitor(settings, info)
-    learn = _learner(data_dir, settings, run_dir)
+    learn = _learner(_training_data(data_dir, settings, splits, run_dir), settings, run_dir)
     fitter = _fitter(learn, settings)
     with images_read(data_dir):
         lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if settings.lr is None else settings.lr
@@ -272,6 +273,15 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     if is_main_process():  # one process of a distributed training: rank 0 writes
         write_run(run_dir, learn, settings, splits, Scored(names, truth, outputs, tracks), history, metrics, started)
     return TrainResult(run_dir, lr, metrics)
+
+
+def _training_data(data_dir: Path, settings: TrainSettings, splits: Splits, stage: Path) -> Path:
+    """The data set training reads: `data_dir`, or with `--augment-audio` a view adding the augmented copies of its
+    training clips (their images cached in the run's --out, the parent of the staging folder `stage`)."""
+    if not settings.config.augment_audio:
+        return data_dir
+    rows = read_manifest(data_dir)
+    return augmented_data(data_dir, splits.info, rows, settings.config, stage.parent, stage)
 
 
 def _history(learn) -> list[dict]:
