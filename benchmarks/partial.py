@@ -3,7 +3,8 @@ folds of the accuracy benchmark's 5-fold artist-grouped split of 4q-dev (a paire
 2-core machine).
 
     python benchmarks/partial.py --folds-run 2                  # rows in order, resumable (journal in --work)
-    python benchmarks/partial.py --rows "freeze,partial" --write BENCHMARKS.md
+    python benchmarks/partial.py --rows "freeze,partial"
+    python benchmarks/partial.py --cost                         # seconds per patch of each training path
 
 Rows (each trains the same folds; track = mean of a clip's window probabilities, last epoch kept):
 - freeze: the body frozen, only the head trains (the "Music-pretrained transfer" row's settings);
@@ -85,13 +86,57 @@ def overlap_row(fold_data: list[Path], work: Path) -> dict:
     return {"folds": scores}
 
 
+def step_costs(batch: int = 8, repeats: int = 5) -> dict:
+    """Seconds per 2.992 s patch of one training step (forward + backward) of musicnn-msd with fastai's head:
+    whole mode on images, partial mode on cached front-end outputs, and the front end's one-off forward pass
+    that fills the cache; the fastest of `repeats` interleaved runs, one thread."""
+    import torch
+
+    from mer_fastai.models.archs import get_arch
+    from mer_fastai.models.modelfile import create_model
+    from mer_fastai.models.prefix import split_body
+
+    torch.set_num_threads(1)
+    model = create_model(get_arch("musicnn-msd"), 4)
+    split = split_body(model[0])
+    images, target = torch.rand(batch, 3, 96, 187), torch.randint(0, 4, (batch,))
+    with torch.no_grad():
+        cached = split.prefix.eval()(images)
+    loss = torch.nn.CrossEntropyLoss()
+    rest = torch.nn.Sequential(split.rest, model[1])
+
+    def whole() -> None:
+        model.train()
+        loss(model(images), target).backward()
+
+    def partial() -> None:
+        rest.train()
+        loss(rest(cached), target).backward()
+
+    def fill() -> None:
+        with torch.no_grad():
+            split.prefix.eval()(images)
+
+    best = {name: float("inf") for name in ("whole step", "partial step (cached)", "front end once (cache fill)")}
+    for _ in range(repeats):
+        for name, step in zip(best, (whole, partial, fill)):
+            started = time.perf_counter()
+            step()
+            best[name] = min(best[name], (time.perf_counter() - started) / batch)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio", type=Path, default=REPO.parent / "shared" / "data" / "4q-dev")
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "mer-fastai-benchmarks" / "partial")
     parser.add_argument("--folds-run", type=int, default=2, help="How many of the 5 folds to train (first ones).")
     parser.add_argument("--rows", default=",".join(ORDER))
+    parser.add_argument("--cost", action="store_true", help="Only time one training step of each path.")
     args = parser.parse_args()
+    if args.cost:
+        print(json.dumps(step_costs(), indent=1))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     log = args.work / "partial.jsonl"
     data_dir = prepare_musicnn(args.audio, args.work, "musicnn")

@@ -37,14 +37,8 @@ from ..models.weights import check_weights
 __all__ = ["TrainConfig", "TrainSettings", "setting"]
 
 TRAIN, LRFIND = "train", "lrfind"
-LATER_SETTINGS = (
-    "mixup",
-    "label_smoothing",
-    "norm",
-    "keep",
-    "augment_audio",
-    "augment_audio_kinds",
-)  # added after grids and cv folds were first fingerprinted
+# added after grids and cv folds were first fingerprinted
+LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep", "augment_audio", "augment_audio_kinds")
 BOTH = (TRAIN, LRFIND)
 AUTO_LR = "auto"  # `--lr auto`: take the lr_find suggestion
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
@@ -154,23 +148,14 @@ class TrainConfig:
         factory=list,
     )
     augment_audio: int = setting(
-        0,
-        flags=("--augment-audio",),
-        help="Train also on K augmented copies of each training clip, made on its audio (--augment-audio-kinds) and "
-        "made into spectrograms as prepare makes them, so that a frozen body's cache sees them too; kept in "
-        "<out>/audio-augment/ and remade only when the settings change. 0 = off.",
-        commands=(TRAIN,),
-        recipe=True,
-        minimum=0,
-    )
+        0, flags=("--augment-audio",), commands=(TRAIN,), recipe=True, minimum=0,
+        help="Train also on K copies of each training clip augmented on its audio (cached in <out>/audio-augment/).",
+    )  # fmt: skip
     augment_audio_kinds: str = setting(
-        ",".join(AUDIO_AUGMENTS),
-        flags=("--augment-audio-kinds",),
-        help="What each --augment-audio copy changes, comma-separated: pitch (±2 semitones), stretch (0.9-1.1× "
-        "tempo), gain (±6 dB), noise (20-40 dB SNR); amounts drawn per copy from --seed.",
-        commands=(TRAIN,),
-        recipe=True,
-    )
+        ",".join(AUDIO_AUGMENTS), flags=("--augment-audio-kinds",), commands=(TRAIN,), recipe=True,
+        help="What each --augment-audio copy changes: pitch (±2 semitones), stretch (0.9-1.1× tempo), gain (±6 dB), "
+        "noise (20-40 dB SNR); comma-separated.",
+    )  # fmt: skip
     keep: str = setting(
         KEEPS[0],
         flags=("--keep",),
@@ -276,12 +261,8 @@ class TrainConfig:
                 f"{name('arch')} {self.arch} is pretrained on {spec.pretraining}, not ImageNet; pass "
                 f"{name('weights')} {PRETRAINED} (or {NONE})"
             )
-        kinds = [kind.strip() for kind in self.augment_audio_kinds.split(",") if kind.strip()]
-        if not kinds or any(kind not in AUDIO_AUGMENTS for kind in kinds):
-            raise MerError(
-                f"{name('augment_audio_kinds')} {self.augment_audio_kinds!r}: choose from {', '.join(AUDIO_AUGMENTS)} "
-                "(comma-separated)"
-            )
+        if not set(kinds := self.augment_audio_kinds.replace(" ", "").split(",")) <= set(AUDIO_AUGMENTS):
+            raise MerError(f"{name('augment_audio_kinds')} {','.join(kinds)}: choose from {', '.join(AUDIO_AUGMENTS)}")
         if self.label_smoothing >= 1:
             raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
         lr = self.lr
