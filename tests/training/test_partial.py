@@ -88,3 +88,23 @@ def test_lr_find_in_partial_mode_leaves_no_cache(tiny_data, tmp_path):
 
 def test_a_recipe_stage_still_grids_the_study_modes():
     assert "partial" in MODES and Stage("s", "d").modes == list(STUDY_MODES) == ["freeze", "whole"]
+
+
+def test_rest_and_head_on_the_cached_prefix_compute_the_whole_network(tiny_data, tmp_path):
+    import numpy as np
+
+    from mer_fastai.training.learner import build_learner, set_mode
+    from mer_fastai.training.partial import CACHE_DIR, prefix_learner
+    from mer_fastai.training.tensor_loaders import memory_dataloaders
+
+    spec = get_arch("squeezenet1_0")
+    dls = memory_dataloaders(tiny_data, size=48, bs=4, stats=spec.stats)
+    learn = build_learner(dls, spec, "none", tmp_path)
+    set_mode(learn, "partial")
+    fitter = prefix_learner(learn)
+    cached = np.load(tmp_path / "models" / CACHE_DIR / "valid.npy", mmap_mode="r")
+    learn.model.eval()
+    fitter.model.eval()
+    with torch.no_grad():
+        expected = learn.model(torch.cat([xb.as_subclass(torch.Tensor) for xb, _ in dls.valid]))
+        torch.testing.assert_close(fitter.model(torch.from_numpy(np.array(cached))), expected, rtol=1e-4, atol=1e-5)
