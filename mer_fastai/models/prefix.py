@@ -1,6 +1,6 @@
 """A network body cut into a frozen prefix and a trainable rest, for `--mode partial`.
 
-musicnn: the prefix is its input conversion and front end (the timbral and temporal convolutions, about 80 % of
+musicnn: the prefix is its input conversion and front end (the timbral and temporal convolutions, about 96 % of
 its compute); the rest its mid-end, temporal pooling and dense layers. The study's CNNs and `melcnn`: the body's
 nested `Sequential`s flattened into their layers; the rest starts at the last layer holding a convolution (the
 last ResNeXt bottleneck, SqueezeNet's last Fire module, DenseNet's last dense block, Inception's Mixed_7c, VGG's
