@@ -6,8 +6,11 @@ modules that act on a value import its tuple from here, so each list is declared
 
 from __future__ import annotations
 
-MODES = ("freeze", "whole")  # learner: which layers learn
+MODES = ("freeze", "whole", "partial")  # learner: which layers learn (partial: the body's last stage and the head)
+PARTIAL = MODES[2]
+STUDY_MODES = MODES[:2]  # the modes of the transfer-learning study: a recipe stage's default grid
 AUGMENTS = ("none", "specaugment", "study")  # data: training augmentation
+AUDIO_AUGMENTS = ("pitch", "stretch", "gain", "noise")  # train --augment-audio-kinds: made on the audio
 IN_MEMORY_AUGMENTS = ("none", "specaugment")  # those the in-memory loaders serve (study needs per-image crops)
 # prepare: what a data set's labels are: one class, numbers, or a set of moods per clip
 TASKS = ("classification", "regression", "multilabel")

@@ -16,7 +16,7 @@ def command(
     recipe: str = typer.Argument(..., help="Built-in recipe name (see `mer-fastai recipes`) or a YAML path."),
     feature: list[str] = typer.Option(None, "--feature", "-f", help="Only these tasks (repeatable)."),
     arch: list[str] = typer.Option(None, "--arch", "-a", help=f"Only these architectures (repeatable). {ARCH_HELP}"),
-    mode: list[str] = typer.Option(None, "--mode", "-m", help="Only these modes: freeze, whole (repeatable)."),
+    mode: list[str] = typer.Option(None, "--mode", "-m", help="Only these modes: freeze, whole, partial (repeatable)."),
     set_: list[str] = typer.Option(
         None,
         "--set",

@@ -26,7 +26,7 @@ def command(
     ),
     out: Path = options.out_option("run", "the run (model, metrics, plots)"),
 ) -> None:
-    """Train one architecture in freeze or whole mode and write its report and model."""
+    """Train one architecture in freeze, whole or partial mode and write its report and model."""
     from ..runs.inputs import refuse_training_out
     from ..training.distributed import processes_to_launch, relaunch, without_options
     from ..training.fit import train

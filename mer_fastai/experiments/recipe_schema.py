@@ -13,7 +13,7 @@ from inspect import signature
 from pathlib import Path
 from typing import Any
 
-from ..choices import MODES
+from ..choices import STUDY_MODES
 from ..data.labelsource import LabelSource
 from ..errors import MerError
 from ..models.archs import get_arch
@@ -82,7 +82,7 @@ class Stage:
     name: str
     dataset: str
     features: list[str] = field(default_factory=list)  # classification; regression, multilabel: from `targets`
-    modes: list[str] = field(default_factory=lambda: list(MODES))
+    modes: list[str] = field(default_factory=lambda: list(STUDY_MODES))
     augmentations: list[str] = field(default_factory=lambda: ["none"])
     weights_from: str | None = None  # a previous stage whose models start this one (Experiment B)
     archs: list[str] | None = None  # the stage's own architectures (default: the recipe's `archs`)

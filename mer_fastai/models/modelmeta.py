@@ -49,7 +49,7 @@ class ModelMeta:
     input_size: int  # square side in pixels
     resize: str = "squish"  # one of RESIZE_METHODS
     feature: str | None = None
-    mode: str | None = None  # freeze or whole
+    mode: str | None = None  # freeze, whole or partial
     cuts: tuple[float, ...] | None = None  # rating cut points of 3-level features
     package_version: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)

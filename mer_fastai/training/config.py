@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 
 from ..choices import (
     AGGREGATES,
+    AUDIO_AUGMENTS,
     AUGMENTS,
     IMAGENET,
     IN_MEMORY_AUGMENTS,
@@ -36,7 +37,8 @@ from ..models.weights import check_weights
 __all__ = ["TrainConfig", "TrainSettings", "setting"]
 
 TRAIN, LRFIND = "train", "lrfind"
-LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep")  # added after grids and cv folds were first fingerprinted
+# added after grids and cv folds were first fingerprinted
+LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep", "augment_audio", "augment_audio_kinds")
 BOTH = (TRAIN, LRFIND)
 AUTO_LR = "auto"  # `--lr auto`: take the lr_find suggestion
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
@@ -67,7 +69,8 @@ class TrainConfig:
     mode: str = setting(
         MODES[0],
         flags=("--mode", "-m"),
-        help=f"{MODES[0]}: only the head learns; {MODES[1]}: every layer learns.",
+        help=f"{MODES[0]}: only the head learns; {MODES[1]}: every layer learns; {MODES[2]}: the body's first layers "
+        "stay frozen (musicnn: its front end), their outputs computed once and cached on disk, and the rest learns.",
         choices=MODES,
     )
     epochs: int = setting(
@@ -144,6 +147,15 @@ class TrainConfig:
         commands=(TRAIN,),
         factory=list,
     )
+    augment_audio: int = setting(
+        0, flags=("--augment-audio",), commands=(TRAIN,), recipe=True, minimum=0,
+        help="Train also on K copies of each training clip augmented on its audio (cached in <out>/audio-augment/).",
+    )  # fmt: skip
+    augment_audio_kinds: str = setting(
+        ",".join(AUDIO_AUGMENTS), flags=("--augment-audio-kinds",), commands=(TRAIN,), recipe=True,
+        help="What each --augment-audio copy changes: pitch (±2 semitones), stretch (0.9-1.1× tempo), gain (±6 dB), "
+        "noise (20-40 dB SNR); comma-separated.",
+    )  # fmt: skip
     keep: str = setting(
         KEEPS[0],
         flags=("--keep",),
@@ -249,6 +261,8 @@ class TrainConfig:
                 f"{name('arch')} {self.arch} is pretrained on {spec.pretraining}, not ImageNet; pass "
                 f"{name('weights')} {PRETRAINED} (or {NONE})"
             )
+        if not set(kinds := self.augment_audio_kinds.replace(" ", "").split(",")) <= set(AUDIO_AUGMENTS):
+            raise MerError(f"{name('augment_audio_kinds')} {','.join(kinds)}: choose from {', '.join(AUDIO_AUGMENTS)}")
         if self.label_smoothing >= 1:
             raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
         lr = self.lr

@@ -18,13 +18,15 @@ import torch
 from .._plumbing.diskfull import writing
 from .._plumbing.files import reading
 from .._plumbing.progress import console
-from ..data.dataset import REPAIR, DatasetInfo, read_info, read_spec
+from ..choices import PARTIAL
+from ..data.dataset import REPAIR, DatasetInfo, read_info, read_manifest, read_spec
 from ..errors import MerError
 from ..models.archs import check_spectrogram
 from ..models.preprocessing import loader_size
 from ..report.html.page import write_report_or_warn
 from ..runs.layout import LR_PLOT, TEST_PREFIX, scatter_file
 from ..tasks.registry import get_task
+from .audio_augment import augmented_data
 from .callbacks import EpochTimer
 from .config import TrainConfig, TrainSettings, checked, flag
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
@@ -42,6 +44,7 @@ from .outputs import (
     write_lr_find,
     write_run,
 )
+from .partial import can_cache_prefix, prefix_learner
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
 
@@ -129,6 +132,9 @@ def _fitter(learn, settings: TrainSettings):
     config = settings.config
     if config.feature_cache and not config.mixup and can_cache(learn, config.mode, config.train_bn, config.augment):
         return head_learner(learn)
+    cache = config.mode == PARTIAL and config.feature_cache and not config.mixup
+    if cache and can_cache_prefix(learn, config.train_bn, config.augment):
+        return prefix_learner(learn)  # its cache lives in SCRATCH_DIR, removed after fitting
     return learn
 
 
@@ -215,7 +221,7 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     started = time.time()
     config, info, valid = settings.config, splits.info, splits.valid
     task, monitor = get_task(info.task), task_monitor(settings, info)
-    learn = _learner(data_dir, settings, run_dir)
+    learn = _learner(_training_data(data_dir, settings, splits, run_dir), settings, run_dir)
     fitter = _fitter(learn, settings)
     with images_read(data_dir), checkpoint(run_dir, "_tmp"):  # fastai's lr_find saves the weights first
         lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if settings.lr is None else settings.lr
@@ -275,6 +281,15 @@ def checkpoint(run_dir: Path, name: str):
     """fastai's checkpoint `name` (SaveModelCallback's "best", lr_find's "_tmp") in the scratch folder: a full disk
     while saving it is one line naming it (`writing`); the scratch folder is removed after fitting."""
     return writing(run_dir / SCRATCH_DIR / f"{name}.pth")
+
+
+def _training_data(data_dir: Path, settings: TrainSettings, splits: Splits, stage: Path) -> Path:
+    """The data set training reads: `data_dir`, or with `--augment-audio` a view adding the augmented copies of its
+    training clips (their images cached in the run's --out, the parent of the staging folder `stage`)."""
+    if not settings.config.augment_audio:
+        return data_dir
+    rows = read_manifest(data_dir)
+    return augmented_data(data_dir, splits.info, rows, settings.config, stage.parent, stage)
 
 
 def _history(learn) -> list[dict]:

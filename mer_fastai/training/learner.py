@@ -24,6 +24,7 @@ from ..models.weights import model_factory, transfer_weights
 from ..tasks.base import Task
 from ..tasks.registry import get_task
 from .callbacks import use_rich_progress
+from .partial import partial_groups
 
 
 def build_learner(
@@ -60,12 +61,17 @@ def build_learner(
 
 
 def set_mode(learn: Learner, mode: str, train_bn: bool = False) -> None:
-    """`freeze`: only the head learns (BatchNorm statistics frozen too unless `train_bn`); `whole`: all layers."""
+    """`freeze`: only the head learns (BatchNorm statistics frozen too unless `train_bn`); `whole`: all layers;
+    `partial`: the body's prefix (`models.prefix.split_body`) is frozen, its rest and the head learn."""
     if mode not in MODES:
-        raise MerError(f"unknown mode {mode!r}; choose freeze or whole")
+        raise MerError(f"unknown mode {mode!r}; choose {', '.join(MODES)}")
     learn.train_bn = train_bn
     learn.opt = None  # the optimizer records train_bn when created: make it anew
-    if mode == "freeze":
+    if mode == "partial":
+        partial_groups(learn)
+    else:
+        learn.splitter = default_split
+    if mode in ("freeze", "partial"):
         learn.freeze()
         if not train_bn and not any(isinstance(cb, BnFreeze) for cb in learn.cbs):
             learn.add_cb(BnFreeze())

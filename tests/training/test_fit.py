@@ -144,7 +144,7 @@ def test_weights_from_another_arch_are_refused(tiny_data, tmp_path, whole_run):
         ({"lr": "fast"}, "--lr"),
         ({"weights": "/no/such/model"}, "--weights"),
         ({"monitor": "speed"}, "--monitor"),
-        ({"mode": "partial"}, "freeze or whole"),
+        ({"mode": "half"}, "unknown --mode .half.; choose freeze, whole or partial"),
         ({"arch": "inception_v3", "size": 64}, "too small for inception_v3; use 75 to"),
         ({"size": 100000}, "--size 100000 is too large"),
     ],
