@@ -195,14 +195,14 @@ class _Held:
 
 def _reading_data(root: Path) -> None:
     """A command (the test's own process) reading the data set, e.g. a `train`."""
-    from mer_fastai._plumbing.files import reading
+    from mer_fastai._plumbing.locks import reading
 
     _HELD.append(_Held(reading(root / "data")))
 
 
 def _prepare_changing_data(root: Path) -> None:
     """`prepare` (PID 4242) changing the data set: its lock against readers, its PID in the lock file."""
-    from mer_fastai._plumbing.files import excluding_readers
+    from mer_fastai._plumbing.locks import excluding_readers
 
     _HELD.append(_Held(excluding_readers(root / "data")))
     (root / "data" / LOCK).write_text("4242\n")

@@ -17,7 +17,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from .._plumbing.files import output_folder, reads_dataset, write_json
+from .._plumbing.files import output_folder, write_json
+from .._plumbing.locks import reads_dataset
 from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo
 from ..errors import MerError

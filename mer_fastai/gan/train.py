@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._plumbing.files import reads_dataset, write_json
+from .._plumbing.files import write_json
+from .._plumbing.locks import reads_dataset
 from .._plumbing.progress import progress_bar
 from .._version import __version__
 from ..choices import GAN_BACKENDS

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .._plumbing.files import excluding_readers
 from .._plumbing.jsonlines import append_entry, open_to_append, read_entries
+from .._plumbing.locks import excluding_readers
 from ..data.dataset import DATASET_FILE, MANIFEST_FILE, SPEC_FILE, SPLITS, ManifestRow, read_info, read_manifest
 from ..errors import MerError
 from .clips import ClipJob
@@ -190,7 +190,7 @@ def remove_stale_images(out_dir: Path, stale: set[str]) -> None:
 
 @dataclass
 class Change:
-    """Takes the data set folder's lock against readers (`_plumbing.files.excluding_readers`) once, before this
+    """Takes the data set folder's lock against readers (`_plumbing.locks.excluding_readers`) once, before this
     run first changes the data set: a rerun that changes nothing never waits for a reader."""
 
     out_dir: Path

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .._plumbing.files import LOCK_FILE, is_within, output_folder
+from .._plumbing.files import is_within, output_folder
+from .._plumbing.locks import LOCK_FILE
 from ..choices import TASKS
 from ..data.audio import audio_tree
 from ..data.dataset import (
@@ -113,7 +114,7 @@ def prepare_dataset(
     Audio, labels, matching and classes are checked before anything is written; `out_dir` must lie outside
     the audio folders (see `_check_out`). The output folder is locked while it is written, so a second run into
     it is refused at once, and so is a run that would change a data set a command is reading
-    (`_plumbing.files.reading`).
+    (`_plumbing.locks.reading`).
     """
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     source = label_source(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._plumbing.diskfull import writing
-from .._plumbing.files import reading
+from .._plumbing.locks import reading
 from .._plumbing.progress import console
 from ..choices import PARTIAL
 from ..data.dataset import REPAIR, DatasetInfo, read_info, read_manifest, read_spec

@@ -212,7 +212,7 @@ def test_commands_reading_a_data_set_wait_for_no_prepare_and_hold_it_meanwhile(d
     import fcntl
     import os
 
-    from mer_fastai._plumbing.files import excluding_readers
+    from mer_fastai._plumbing.locks import excluding_readers
     from mer_fastai.evaluation.baseline.classic import run_baseline
     from mer_fastai.evaluation.cv import run_cv
 

@@ -317,7 +317,7 @@ def test_readers_and_prepare_exclude_each_other(tmp_path, tiny_audio):
     import fcntl
     import os
 
-    from mer_fastai._plumbing.files import reading
+    from mer_fastai._plumbing.locks import reading
 
     out = tmp_path / "d"
     prepare_dataset(tiny_audio, out, "emotions", spec=TINY_SPEC, workers=1, progress=False)

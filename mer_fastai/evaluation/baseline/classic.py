@@ -24,7 +24,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-from ..._plumbing.files import reads_dataset, write_json
+from ..._plumbing.files import write_json
+from ..._plumbing.locks import reads_dataset
 from ..._plumbing.progress import console
 from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, DatasetInfo, ManifestRow, read_info, read_manifest

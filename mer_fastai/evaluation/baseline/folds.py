@@ -14,7 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..._plumbing.files import output_folder, reads_dataset
+from ..._plumbing.files import output_folder
+from ..._plumbing.locks import reads_dataset
 from ...report.results import SD_SUFFIX, SPREAD_SETS, csv_score
 from ...runs.layout import BASELINE_CSV, FEATURES_FILE, FOLD_DATA, fold_dir
 from ...tasks.base import Task

@@ -6,7 +6,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from ..._plumbing.files import reading
+from ..._plumbing.locks import reading
 from ...errors import MerError
 from ...runs.layout import FOLD_DATA, FOLDS_DIR, GRID_DATA
 from ...tasks.registry import get_task
