@@ -1,7 +1,7 @@
 """Exploration of track-level heads on cached frozen musicnn layers (issue 27 A), on the folds of the accuracy
 benchmark: which head, which pooling, which layer, which head settings, each lever paired fold by fold.
 
-    python benchmarks/track_heads.py --cache /work/cache/musicnn-4q-msd            # every row
+    python benchmarks/track_heads.py --cache /work/cache/musicnn-4q-msd          # every row
     python benchmarks/track_heads.py --cache ... --rows "window,track mean+std+max"  # some rows
 
 The cache holds one `Q<k>__<song>.npz` per 4q-dev clip with musicnn's per-patch layers (3 s patches without
@@ -61,7 +61,6 @@ WINDOW = Head(kind="window")
 TRACK = Head()
 ROWS: dict[str, Head] = {
     "window": WINDOW,
-    "window on pooled": replace(WINDOW, layer="pooled"),
     "track mean+std+max": TRACK,
     "track mean": replace(TRACK, pooling="mean"),
     "track mean+std": replace(TRACK, pooling="mean+std"),
@@ -77,17 +76,19 @@ ROWS: dict[str, Head] = {
     "track 10 epochs": replace(TRACK, epochs=10),
     "track 40 epochs": replace(TRACK, epochs=40),
     "logreg mean+std (C 0.01)": Head(kind="logreg", pooling="mean+std"),
+    "window on pooled": replace(WINDOW, layer="pooled"),
 }
 REFERENCE = "window"
 
 
-def load_clips(cache: Path, annotations: Path) -> tuple[list[str], list[str], list[str], dict[str, np.ndarray]]:
-    """Clip ids (`Q<k>/<song>.mp3`), quadrants, artists and per-clip layer arrays of every cached clip."""
+def load_clips(caches: list[Path], annotations: Path) -> tuple[list[str], list[str], list[str], dict]:
+    """Clip ids (`Q<k>/<song>.mp3`), quadrants, artists and per-clip layer arrays of every clip in the caches."""
     ids, labels, artists, arrays = [], [], [], {}
     with annotations.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            path = cache / f"{row['Quadrant']}__{row['Song']}.npz"
-            if not path.exists():
+            found = [cache / f"{row['Quadrant']}__{row['Song']}.npz" for cache in caches]
+            path = next((p for p in found if p.exists()), None)
+            if path is None:
                 continue
             clip = f"{row['Quadrant']}/{row['Song']}.mp3"
             with np.load(path) as data:
@@ -228,14 +229,20 @@ def run_row(head: Head, arrays: dict, ids: list[str], y: dict, folds: list[froze
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache", type=Path, default=Path("/work/cache/musicnn-4q-msd"))
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        action="append",
+        help="Cache folder (repeatable; a clip is read from "
+        "the first that has it). Default: /work/cache/musicnn-4q-msd",
+    )
     audio = REPO.parent / "shared" / "data" / "4q-dev"
     parser.add_argument("--annotations", type=Path, default=audio / "annotations.csv")
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    ids, labels, artists, arrays = load_clips(args.cache, args.annotations)
+    ids, labels, artists, arrays = load_clips(args.cache or [Path("/work/cache/musicnn-4q-msd")], args.annotations)
     classes = sorted(set(labels))
     y = {clip: classes.index(label) for clip, label in zip(ids, labels, strict=True)}
     folds = folds_of(ids, labels, artists)
