@@ -50,6 +50,21 @@ def test_each_layer_is_the_original_networks_layer(pretrained, model):  # noqa: 
         torch.testing.assert_close(out[:, :, 0, 0], expected[layer], rtol=1e-5, atol=1e-5, msg=layer)
 
 
+def test_the_feature_memo_tells_layers_with_the_same_weights_apart():
+    """penultimate and pooled+penultimate bodies hold the same tensors; their cached features must not mix."""
+    from mer_fastai.training.feature_cache import FeatureMemo
+
+    bodies = {}
+    for layer in LAYERS:
+        torch.manual_seed(0)  # the same weights in every body
+        bodies[layer] = transfer_model("msd", pretrained=False, layer=layer)[0].eval()
+    same = bodies["penultimate"].state_dict().keys() == bodies["pooled+penultimate"].state_dict().keys()
+    assert same and torch.equal(
+        bodies["penultimate"].penultimate[1].weight, bodies["pooled+penultimate"].penultimate[1].weight
+    )
+    assert len({FeatureMemo.encoder_key(body) for body in bodies.values()}) == len(LAYERS)
+
+
 def test_a_layered_name_is_an_architecture_of_its_own():
     spec = get_arch("musicnn-msd:pooled")
     assert (spec.layer, spec.model_name, spec.spectrogram) == ("pooled", "msd", "musicnn")

@@ -48,6 +48,9 @@ class MusicnnBody(nn.Module):
         self.feature_dim = {"penultimate": network.feature_dim, "pooled": pooled, "tags": network.head[-1].out_features,
                             "pooled+penultimate": pooled + network.feature_dim}[layer]  # fmt: skip
 
+    def extra_repr(self) -> str:
+        return f"layer={self.layer}"
+
     def forward(self, x: Tensor) -> Tensor:
         pooled = self.pool(self.midend(self.frontend(self.input(x))))
         if self.layer == "pooled":
