@@ -50,6 +50,10 @@ ROWS: dict[str, tuple[str, dict]] = {
     "musicnn-mtt freeze": ("musicnn", {"arch": "musicnn-mtt", **FREEZE}),
     "musicnn-msd freeze (patches every 1.5 s)": ("musicnn-overlap", {"arch": "musicnn-msd", **FREEZE}),
     "musicnn-msd freeze (5 epochs)": ("musicnn", {"arch": "musicnn-msd", **FREEZE, "epochs": 5}),
+    **{
+        f"musicnn-msd freeze ({layer} layer)": ("musicnn", {"arch": "musicnn-msd", **FREEZE, "layer": layer})
+        for layer in ("pooled", "tags", "pooled+penultimate")
+    },  # issue 27: which layer the head reads (benchmarks/track_heads.py explores them on cached layers)
     "scratch": ("10s", SCRATCH),
 }
 # fusion rows: name → the two rows whose held-out track probabilities are averaged
@@ -175,6 +179,7 @@ def main() -> None:
         "musicnn-msd freeze (5 epochs)",
         "scratch",
         "musicnn-msd + scratch",
+        *[row for row in ROWS if row.endswith(" layer)")],
     ]
     parser.add_argument("--rows", default=",".join(order), help="Comma-separated rows to run, in this order.")
     parser.add_argument("--write", type=Path, help="Report file whose musicnn section to replace.")

@@ -20,6 +20,9 @@ KEEPS = ("best", "last")
 MONITORS = ("auto", "accuracy", "macro_f1", "ccc", "valid_loss")
 NORMS = ("arch", "dataset")  # data: input normalisation statistics (the architecture's, or the training images')
 LOSSES = ("auto", "mse", "ccc")  # train: regression loss (auto = mse); classification always uses cross-entropy
+# train: which musicnn layer the frozen body hands the head (per 3 s patch): the 200-unit penultimate layer, the
+# mid-end's max and mean over time (1506), the 50 tag probabilities, or the pooled and penultimate layers side by side
+LAYERS = ("penultimate", "pooled", "tags", "pooled+penultimate")
 AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from windows (scoring.scores.aggregate)
 FORMATS = ("json", "csv")  # predict: output formats
 EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run

@@ -10,10 +10,11 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from ..choices import LAYERS
 from ..errors import MerError
 
 if TYPE_CHECKING:  # torch is imported where a network is built, so the CLI starts without it
@@ -45,6 +46,7 @@ class ArchSpec:
     min_size: int = 32  # smallest input that survives the body's downsampling
     spectrogram: str | None = None  # the spectrogram preset the network reads (fixed size, no resizing)
     pretraining: str | None = "ImageNet"  # what `--weights pretrained` loads; None: no pretrained weights
+    layer: str | None = None  # musicnn: the layer its body ends at (`choices.LAYERS`; named `musicnn-msd:pooled`)
 
     def check_size(self, size: int | None) -> None:
         """A training resolution this network can take, or one clear error."""
@@ -149,12 +151,23 @@ ARCHS: dict[str, ArchSpec] = {
     )
 }
 TIMM_PREFIX = "timm/"
+LAYER_SEPARATOR = ":"  # a musicnn body ending at another layer than the penultimate: musicnn-msd:pooled
+
+
+def layered(arch: str, layer: str) -> str:
+    """The architecture name of `arch`'s body ending at `layer` (the default layer: `arch` itself)."""
+    return arch if layer == LAYERS[0] else f"{arch}{LAYER_SEPARATOR}{layer}"
 
 
 def get_arch(name: str) -> ArchSpec:
     """The table entry for `name`, or a `timm/<model>` entry made from timm's own config."""
     if name in ARCHS:
         return ARCHS[name]
+    base, _, layer = name.partition(LAYER_SEPARATOR)
+    if layer and base in ARCHS and ARCHS[base].source == MUSICNN:
+        if layer not in LAYERS:
+            raise MerError(f"unknown musicnn layer {layer!r} in {name!r}; choose {', '.join(LAYERS)}")
+        return replace(ARCHS[base], name=name, layer=layer)
     if name.startswith(TIMM_PREFIX):
         import timm
 
@@ -182,7 +195,7 @@ def build_full_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
     if spec.source == MUSICNN:
         from .musicnn.transfer import transfer_model
 
-        return transfer_model(spec.model_name, pretrained)
+        return transfer_model(spec.model_name, pretrained, spec.layer or LAYERS[0])
     if spec.source == "timm":
         import timm
 

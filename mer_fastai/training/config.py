@@ -22,6 +22,7 @@ from ..choices import (
     IMAGENET,
     IN_MEMORY_AUGMENTS,
     KEEPS,
+    LAYERS,
     LOSSES,
     MODES,
     MONITORS,
@@ -30,15 +31,15 @@ from ..choices import (
     PRETRAINED,
 )
 from ..errors import MerError
-from ..models.archs import ARCHS, ArchSpec, get_arch
+from ..models.archs import ARCHS, MUSICNN, ArchSpec, get_arch, layered
 from ..models.preprocessing import input_size, resize_policy
 from ..models.weights import check_weights
 
 __all__ = ["TrainConfig", "TrainSettings", "setting"]
 
 TRAIN, LRFIND = "train", "lrfind"
-# added after grids and cv folds were first fingerprinted
-LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep", "augment_audio", "augment_audio_kinds")
+# settings added after grids and cv folds were first fingerprinted
+LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep", "augment_audio", "augment_audio_kinds", "layer")
 BOTH = (TRAIN, LRFIND)
 AUTO_LR = "auto"  # `--lr auto`: take the lr_find suggestion
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
@@ -73,6 +74,11 @@ class TrainConfig:
         "stay frozen (musicnn: its front end), their outputs computed once and cached on disk, and the rest learns.",
         choices=MODES,
     )
+    layer: str = setting(
+        LAYERS[0], flags=("--layer",), recipe=True, choices=LAYERS,
+        help="musicnn: the pretrained layer the head learns from, per 3 s patch: penultimate (200 units), pooled (the "
+        "mid-end's max and mean over time, 1506), tags (50 tag probabilities) or pooled+penultimate.",
+    )  # fmt: skip
     epochs: int = setting(
         20, flags=("--epochs", "-e"), help="Maximum epochs (one-cycle schedule).", commands=(TRAIN,), recipe=True,
         minimum=1,
@@ -246,6 +252,11 @@ class TrainConfig:
         spec = get_arch(self.arch)
         for item in fields(self):
             _check_field(item, getattr(self, item.name), name(item.name))
+        if self.layer != LAYERS[0]:  # a musicnn body ending at another layer, named e.g. musicnn-msd:pooled
+            if spec.source != MUSICNN or spec.layer:
+                also = f"drop {name('layer')}, or pass {name('arch')} musicnn-msd or musicnn-mtt"
+                raise MerError(f"{name('layer')} {self.layer}: picks a layer of musicnn, not of {self.arch}; {also}")
+            spec = get_arch(layered(self.arch, self.layer))
         spec.check_size(self.size)
         check_weights(self.weights)
         if self.weights in (IMAGENET, PRETRAINED) and spec.pretraining is None:
@@ -306,7 +317,7 @@ class TrainSettings:
     """
 
     config: TrainConfig
-    arch: ArchSpec  # the architecture's table entry
+    arch: ArchSpec  # the architecture's table entry (a musicnn entry ending at `--layer`: `arch.name` records it)
     lr: float | None  # the peak learning rate; None: take the lr_find suggestion (`--lr auto`)
     input_size: int  # the training resolution: `--size`, else the architecture's (`models.preprocessing.input_size`)
     resize: str  # how validation images are resized (`models.preprocessing.resize_policy`), as predict will

@@ -82,6 +82,7 @@ class FeatureMemo:
     @staticmethod
     def encoder_key(encoder: nn.Module) -> str:
         digest = hashlib.blake2b(digest_size=16)
+        digest.update(repr(encoder).encode())  # the structure too: bodies with the same weights may end elsewhere
         for name, tensor in encoder.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

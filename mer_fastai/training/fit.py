@@ -251,7 +251,7 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     metrics = {**scores, "valid": scores, "test": None}
     best = _best_epoch(history, monitor)
     metrics.update(
-        arch=config.arch,
+        arch=settings.arch.name,
         mode=config.mode,
         feature=info.feature,
         task=info.task,

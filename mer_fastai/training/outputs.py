@@ -143,7 +143,7 @@ def write_run(
 
 def run_title(settings: TrainSettings, info: DatasetInfo) -> str:
     """What a run's plots and table are titled: architecture, mode and feature."""
-    return f"{settings.config.arch} · {settings.config.mode} · {info.feature}"
+    return f"{settings.arch.name} · {settings.config.mode} · {info.feature}"
 
 
 def _write_split(
@@ -169,7 +169,7 @@ def model_metadata(
     """What a model file must say to be rebuilt and fed exactly like in training."""
     config = settings.config
     return ModelMeta(
-        arch=config.arch,
+        arch=settings.arch.name,  # a musicnn body ending at another layer: musicnn-msd:pooled
         classes=tuple(names),
         feature=info.feature,
         spec=read_spec(data_dir),

@@ -6,14 +6,18 @@ head on it (pooling, batch norm, dropout, dense layers), as for every other arch
 `body` reads the images that `prepare --spectrogram musicnn` writes, as the data loaders feed them: 16-bit
 log-mel images scaled to [0, 1] (pixel / 65535), repeated over 3 channels, low frequencies at the bottom, with
 identity statistics. It turns them back into musicnn's input (log10(1 + 10000·P), mel band 0 first) and runs
-musicnn up to its penultimate layer: (batch, 200, 1, 1). Its dropout is left out (fastai's head has its own), so
-the frozen body is deterministic and freeze mode trains on cached features.
+musicnn up to the chosen layer (`choices.LAYERS`): the penultimate layer (batch, 200, 1, 1) by default, the
+mid-end's max and mean over time (1506), the 50 tag probabilities, or the pooled and penultimate layers side by side
+(1706). Its dropout is left out (fastai's head has its own), so the frozen body is deterministic and freeze mode
+trains on cached features.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
+from ...choices import LAYERS
 from ...data.spectrogram import LOG_SCALE
 from .network import MusicNN
 from .tags import TAGS
@@ -29,27 +33,50 @@ class SpectrogramInput(nn.Module):
 
 
 class MusicnnBody(nn.Module):
-    """Spectrogram images → musicnn's penultimate features (B, 200, 1, 1)."""
+    """Spectrogram images → one of musicnn's layers per patch (B, features, 1, 1), without dropout."""
 
-    def __init__(self, network: MusicNN) -> None:
+    def __init__(self, network: MusicNN, layer: str = LAYERS[0]) -> None:
         super().__init__()
+        self.layer = layer
         self.input = SpectrogramInput()
         self.frontend, self.midend, self.pool = network.frontend, network.midend, network.pool
-        self.penultimate = nn.Sequential(*[m for m in network.penultimate if not isinstance(m, nn.Dropout)])
-        self.feature_dim = network.feature_dim
+        if layer != "pooled":  # only the layers the output needs are held (and saved)
+            self.penultimate = _without_dropout(network.penultimate)
+        if layer == "tags":
+            self.tags = _without_dropout(network.head)
+        pooled = network.penultimate[0].num_features
+        self.feature_dim = {"penultimate": network.feature_dim, "pooled": pooled, "tags": network.head[-1].out_features,
+                            "pooled+penultimate": pooled + network.feature_dim}[layer]  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return f"layer={self.layer}"
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(self.midend(self.frontend(self.input(x))))
-        return self.penultimate(x)[:, :, None, None]
+        pooled = self.pool(self.midend(self.frontend(self.input(x))))
+        if self.layer == "pooled":
+            return pooled[:, :, None, None]
+        penultimate = self.penultimate(pooled)
+        if self.layer == "tags":
+            out = torch.sigmoid(self.tags(penultimate))
+        elif self.layer == "pooled+penultimate":
+            out = torch.cat([pooled, penultimate], 1)
+        else:
+            out = penultimate
+        return out[:, :, None, None]
 
 
-def transfer_model(model: str, pretrained: bool) -> nn.Sequential:
-    """musicnn `model` ("msd" or "mtt") as `Sequential(body, tags)`, with its weights from the user cache when
-    `pretrained` (one clear error naming `mer-fastai weights get musicnn` when they are missing)."""
+def _without_dropout(module: nn.Sequential) -> nn.Sequential:
+    return nn.Sequential(*[m for m in module if not isinstance(m, nn.Dropout)])
+
+
+def transfer_model(model: str, pretrained: bool, layer: str = LAYERS[0]) -> nn.Sequential:
+    """musicnn `model` ("msd" or "mtt") as `Sequential(body, tags)`, the body ending at `layer`, with its weights
+    from the user cache when `pretrained` (one clear error naming `mer-fastai weights get musicnn` when they are
+    missing)."""
     from .weights import load_state
 
     network = MusicNN(n_tags=len(TAGS[model]))
     if pretrained:
         network.load_state_dict(load_state(model))
     tags = nn.Sequential(nn.Flatten(), *network.head)
-    return nn.Sequential(MusicnnBody(network), tags)
+    return nn.Sequential(MusicnnBody(network, layer), tags)
