@@ -63,6 +63,7 @@ def evaluate(
     bs: int = 32,
     device: str | None = None,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> EvaluationResult:
     """Predict every labelled file under `audio_dir` and score the track labels against the truth.
 
@@ -84,7 +85,9 @@ def evaluate(
     check_aggregate(aggregate)
     _refuse_inputs(out_dir, model, audio_dir, source.labels)
     with output_folder(out_dir, "--out"):
-        predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
+        predictor = (
+            model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs, precision=precision)
+        )
         task = predictor.rules
         if task.takes_targets:
             if feature is not None or source.cuts is not None:
@@ -118,6 +121,7 @@ def evaluate(
             window=predictions.window,
             hop=predictions.hop,
             aggregate=aggregate,
+            precision=predictor.precision,
             **_mixed(predictions),
             n_skipped=len(skipped),
             skipped=[asdict(item) for item in skipped],
@@ -223,6 +227,7 @@ def _evaluate_values(
         "window": predictions.window,
         "hop": predictions.hop,
         "aggregate": "mean",
+        "precision": predictor.precision,
         **mixed,
         "n_skipped": len(skipped),
         "skipped": [asdict(item) for item in skipped],
