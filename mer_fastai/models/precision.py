@@ -37,7 +37,8 @@ from .folding import fold
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 FASTEST_FIRST = ("int8", "bf16", "fp32")
 TOLERANCE = 0.02  # largest difference from fp32 in an output (probability, or value) that a check accepts
-AGREEMENT = 0.99  # share of windows whose top output must be fp32's
+AGREEMENT = 0.99  # share of windows whose top output (and top-5 set of a tagger's tags) must be fp32's
+TOP_K = 5
 CALIBRATION_WINDOWS = 64
 CPU_NEEDS = {"bf16": ("avx512_bf16", "amx_bf16"), "int8": ("avx512_vnni", "avx_vnni", "amx_int8")}
 
@@ -133,13 +134,22 @@ def lower(model: nn.Module, precision: str, calibration: torch.Tensor) -> nn.Mod
 
 
 def passes(reference: torch.Tensor, candidate: torch.Tensor) -> bool:
-    """Whether `candidate` outputs (N, K) are within `TOLERANCE` of `reference` with the same top output on at
-    least `AGREEMENT` of the rows."""
+    """Whether `candidate` outputs (N, K) are within `TOLERANCE` of `reference` with the same top output, and for
+    more than `TOP_K` outputs (a tagger's tags) the same top-`TOP_K` set, on at least `AGREEMENT` of the rows."""
     if reference.shape != candidate.shape or not torch.isfinite(candidate).all():
         return False
-    close = float((reference - candidate).abs().max()) <= TOLERANCE if reference.numel() else True
-    same = (reference.argmax(dim=1) == candidate.argmax(dim=1)).float().mean() if len(reference) else 1.0
-    return close and float(same) >= AGREEMENT
+    if not len(reference):
+        return True
+    close = float((reference - candidate).abs().max()) <= TOLERANCE
+    return close and all(agreement(reference, candidate, k) >= AGREEMENT for k in {1, min(TOP_K, reference.shape[1])})
+
+
+def agreement(reference: torch.Tensor, candidate: torch.Tensor, k: int) -> float:
+    """The share of rows whose `k` largest outputs are the same set in both."""
+    if k >= reference.shape[1]:
+        return 1.0
+    top = [outputs.topk(k, dim=1).indices.sort(dim=1).values for outputs in (reference, candidate)]
+    return float((top[0] == top[1]).all(dim=1).float().mean())
 
 
 def model_key(model: nn.Module) -> str:
