@@ -153,13 +153,14 @@ def accuracy(model: MusicNN, patches: list[torch.Tensor], quadrants: list[str], 
     folds = np.array(k_fold_groups(quadrants, artists, FOLDS, FOLD_SEED))
     results, reference = {}, None
     for precision in ("fp32", "bf16", "int8"):
-        net = prec.lower(model, precision, calibration)
-        body = prec.lower(nn.Sequential(*list(model)[:-1]), precision, calibration)  # up to the penultimate layer
+        # the body (up to the penultimate layer) at the precision, the tag layer in fp32: as `predict` runs it
+        body = prec.lower(nn.Sequential(*list(model)[:-1]), precision, calibration)
         tags, features = [], []
         with torch.inference_mode():
             for x in patches:
-                tags.append(torch.sigmoid(net(x)).float().numpy())
-                features.append(body(x).float().mean(0).numpy())
+                penultimate = body(x).float()
+                tags.append(torch.sigmoid(model.head(penultimate)).numpy())
+                features.append(penultimate.mean(0).numpy())
         labels = np.array(quadrants)
         predicted = np.empty(len(labels), dtype=object)
         for f in range(FOLDS):

@@ -135,7 +135,7 @@ def test_cli_precision_is_checked_in_one_line_and_recorded_by_evaluate(
 
 
 @pytest.mark.integration
-def test_auto_picks_on_real_clips_only_a_precision_that_meets_the_criteria(shared_data, cache):
+def test_auto_picks_on_real_clips_only_a_precision_that_meets_the_criteria(shared_data, tmp_path, monkeypatch):
     """On 24 4q-dev clips (about 240 patches), each lower precision's tags against fp32's: the check (`passes`)
     refuses any precision that misses tag probabilities within 0.02, the same top-5 tags on ≥ 99 % of patches
     or the same top tag of the track (mean over patches) on ≥ 99 % of clips; `auto`, checking a sample of the
@@ -145,6 +145,7 @@ def test_auto_picks_on_real_clips_only_a_precision_that_meets_the_criteria(share
     network = MusicNN()
     network.load_state_dict(weights.load_state("msd"))
     network.eval()
+    monkeypatch.setenv("MER_FASTAI_CACHE", str(tmp_path))  # auto's record, after the weights are read
     folders = [shared_data / "4q-dev" / q for q in ("Q1", "Q2", "Q3", "Q4")]
     clips = [path for folder in folders for path in sorted(folder.glob("*.mp3"))[:REAL_CLIPS_PER_QUADRANT]]
     batches = [torch.from_numpy(audio_patches(path)) for path in clips]
