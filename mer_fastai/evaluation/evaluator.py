@@ -66,6 +66,7 @@ def evaluate(
     bs: int = 32,
     device: str | None = None,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> EvaluationResult:
     """Predict every labelled file under `audio_dir` and score the track labels against the truth.
 
@@ -88,7 +89,9 @@ def evaluate(
     _refuse_inputs(out_dir, model, audio_dir, source.labels)
     with output_folder(out_dir, "--out"):
         check_own_folder(out_dir, "evaluate", FILES)  # never over another command's or the user's files
-        predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
+        predictor = (
+            model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs, precision=precision)
+        )
         task = predictor.rules
         if task.takes_targets:
             if feature is not None or source.cuts is not None:
@@ -122,6 +125,7 @@ def evaluate(
             window=predictions.window,
             hop=predictions.hop,
             aggregate=aggregate,
+            precision=predictor.precision,
             **_mixed(predictions),
             n_skipped=len(skipped),
             skipped=[asdict(item) for item in skipped],
@@ -228,6 +232,7 @@ def _evaluate_values(
         "window": predictions.window,
         "hop": predictions.hop,
         "aggregate": "mean",
+        "precision": predictor.precision,
         **mixed,
         "n_skipped": len(skipped),
         "skipped": [asdict(item) for item in skipped],

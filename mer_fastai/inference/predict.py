@@ -33,6 +33,7 @@ from ..data.spectrogram import SpecConfig, window_images
 from ..errors import AudioError, MerError
 from ..models.modelfile import load_model
 from ..models.modelmeta import ModelMeta
+from ..models.precision import check_precision, choose
 from ..models.preprocessing import native_input, resize_transform
 from ..runs.layout import model_file_path
 from ..scoring.scores import aggregate as aggregate_windows
@@ -76,6 +77,7 @@ class Predictor:
         device: str | None = None,
         bs: int = 32,
         source: Path | None = None,
+        precision: str = "fp32",
     ):
         if bs < 1:
             raise MerError(f"--bs must be at least 1 (got {bs})")
@@ -85,13 +87,15 @@ class Predictor:
         self.meta = meta
         self.bs = bs
         self.source = source
+        self.precision = check_precision(precision, self.device)  # `auto` until the first batch resolves it
+        self.network: nn.Module | None = None  # the folded network at that precision (`models.precision.choose`)
         self.resize_transform = resize_transform(meta.input_size, meta.resize)
         mean, std = (torch.tensor(s, dtype=torch.float32).view(1, 3, 1, 1) for s in meta.stats)
         self.mean, self.std = mean.to(self.device), std.to(self.device)
         # a mixed-input ensemble: one predictor per input group (its members, fed that group's windows)
         groups = meta.input_groups if meta.is_mixed else ()
         self.groups = [
-            Predictor(model.group(g), meta.group(g), device=str(self.device), bs=bs, source=source)
+            Predictor(model.group(g), meta.group(g), device=str(self.device), bs=bs, source=source, precision=precision)
             for g in range(len(groups))
         ]
         self.group_sizes = [len(group) for group in groups]
@@ -127,10 +131,10 @@ class Predictor:
         return self.meta.spec
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | None = None, bs: int = 32) -> Predictor:
+    def load(cls, path: str | Path, *, device: str | None = None, bs: int = 32, precision: str = "fp32") -> Predictor:
         """A model file or a run folder made by `train`; a damaged file is one clear `MerError`."""
         model, meta = load_model(path)
-        return cls(model, meta, device=device, bs=bs, source=model_file_path(path))
+        return cls(model, meta, device=device, bs=bs, source=model_file_path(path), precision=precision)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Spectrogram images (height, width) → the normalised (N, 3, height, width) batch training saw: 8-bit
@@ -152,10 +156,19 @@ class Predictor:
     def logits(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Raw model outputs (N, classes) for uint8 spectrogram images, computed in batches of `bs`."""
         outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(images), self.bs):
-                outputs.append(self.model(self.preprocess(images[start : start + self.bs])).float().cpu())
+        for start in range(0, len(images), self.bs):
+            batch = self.preprocess(images[start : start + self.bs])
+            network = self.runner(batch)
+            with torch.inference_mode():
+                outputs.append(network(batch).float().cpu())
         return torch.cat(outputs) if outputs else torch.empty(0, len(self.classes))
+
+    def runner(self, sample: torch.Tensor) -> nn.Module:
+        """The network that computes outputs: the model folded, at its precision (`auto` resolved on `sample`, the
+        first batch: the check's windows and int8's calibration)."""
+        if self.network is None:
+            self.precision, self.network = choose(self.model, self.precision, sample, self.rules.outputs, self.device)
+        return self.network
 
     def outputs(self, logits: torch.Tensor) -> np.ndarray:
         """Raw outputs as the task reads them: class probabilities (softmax), mood probabilities (sigmoid) or
@@ -262,7 +275,10 @@ class Predictor:
     def features(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate-layer features (the input of the head's final Linear) and logits of spectrogram images."""
         captured: list[torch.Tensor] = []
-        hook = penultimate_layer(self.model).register_forward_hook(
+        penultimate_layer(self.model)  # refuses an ensemble
+        if images:
+            self.runner(self.preprocess(images[: self.bs]))
+        hook = penultimate_layer(self.network or self.model).register_forward_hook(
             lambda _module, inputs, _output: captured.append(inputs[0].detach().float().cpu())
         )
         try:

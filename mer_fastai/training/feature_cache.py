@@ -19,6 +19,7 @@ from fastai.learner import Learner
 from fastai.torch_core import trainable_params
 from torch import nn
 
+from ..models.folding import fold
 from .callbacks import use_rich_progress
 from .tensor_loaders import as_target
 
@@ -57,17 +58,16 @@ def compute_features(encoder: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor
 
     Outputs are remembered for the process (`FeatureMemo`), keyed by the encoder's weights and each input's
     bytes: the folds of a cross-validation, which see the same images through the same frozen body, compute
-    each image's features once.
+    each image's features once. They are computed by the encoder with its batch norms folded (`models.folding`,
+    on a copy: training never sees it), which computes the same features.
     """
-    was_training = encoder.training
-    encoder.eval()
     weights = MEMO.encoder_key(encoder)
+    folded = fold(encoder)
     features, targets = [], []
     with torch.no_grad():
         for xb, yb in dl:
-            features.append(MEMO.features(encoder, weights, xb.as_subclass(torch.Tensor)))
+            features.append(MEMO.features(folded, weights, xb.as_subclass(torch.Tensor)))
             targets.append(yb.as_subclass(torch.Tensor).cpu())
-    encoder.train(was_training)
     return torch.cat(features), torch.cat(targets)
 
 
