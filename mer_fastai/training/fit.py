@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .._plumbing.files import reading
+from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import console
 from ..data.dataset import REPAIR, DatasetInfo, read_info, read_spec
 from ..errors import MerError
@@ -91,6 +92,7 @@ def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path)
 
     settings = checked(config)
     config, spec = settings.config, settings.arch
+    reuse_freed_memory()  # every batch's activations reuse freed pages (`_plumbing.memory`)
     info = read_info(data_dir)
     task = get_task(info.task)
     set_seed(config.seed, reproducible=True)
