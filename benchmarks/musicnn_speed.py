@@ -55,7 +55,7 @@ model, options = sys.argv[2], json.loads(sys.argv[3])
 import mer_fastai.inference.predict as predict
 if options.pop("malloc_default", False):
     predict.reuse_freed_memory = lambda: False
-load = {"precision": options.pop("precision")} if "precision" in options else {}
+load = {key: options.pop(key) for key in ("precision", "workers") if key in options}
 predictor = predict.Predictor.load(model, device="cpu", **load)
 predictor.predict_many(files[:1], **options)
 r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

@@ -10,7 +10,7 @@ from rich.markup import escape
 from .._plumbing.progress import console
 from ..data.labelsource import LabelSource
 from . import options
-from .predict import Bs, Device, Hop, Model, Window
+from .predict import Bs, Device, Hop, Model, Window, Workers
 
 
 @options.with_label_options("labels", "id_column", "label_column", "cuts", "skip_unlabeled")
@@ -30,6 +30,7 @@ def command(
     hop: float = Hop,
     bs: int = Bs,
     device: str = Device,
+    workers: int = Workers,
 ) -> None:
     """Use a trained model as a feature extractor: features per window and per track (mean of its windows); a
     musicnn model also writes musicnn's 50 tag probabilities to <out>-tags.csv."""
@@ -40,7 +41,7 @@ def command(
 
     check_embed_out(out)
     refuse_input_out([out, tags_file(out), *(map_files(out) if show_map else ())], model, audio, source.labels)
-    predictor = Predictor.load(model, device=device, bs=bs)
+    predictor = Predictor.load(model, device=device, bs=bs, workers=workers)
     embeddings = predictor.embed(
         audio,
         labels=source,

@@ -10,7 +10,7 @@ from rich.markup import escape
 from .._plumbing.progress import console
 from ..data.labelsource import LabelSource
 from . import options
-from .predict import Aggregate, Bs, Device, Hop, Model, Window
+from .predict import Aggregate, Bs, Device, Hop, Model, Window, Workers
 
 
 @options.with_label_options(
@@ -40,6 +40,7 @@ def command(
     aggregate: str = Aggregate,
     bs: int = Bs,
     device: str = Device,
+    workers: int = Workers,
 ) -> None:
     """Score a model's tracks against known labels: accuracy, macro-F1, report, confusion matrix; a regression
     model's CCC, r, R², RMSE, MAE with scatter and circumplex plots; a multilabel model's F1, mAP, per mood."""
@@ -56,6 +57,7 @@ def command(
         aggregate=aggregate,
         bs=bs,
         device=device,
+        workers=workers,
     )
     metrics = result.metrics
     made = "mean of the members' tracks" if metrics.get("inputs") else f"{aggregate} of windows"

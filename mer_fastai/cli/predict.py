@@ -38,6 +38,12 @@ Aggregate = typer.Option(
 )
 Bs = typer.Option(32, "--bs", help="Windows per inference batch.")
 Device = typer.Option("auto", "--device", help="auto (GPU if present), cpu, cuda or cuda:N.")
+Workers = typer.Option(
+    1,
+    "--workers",
+    help="Processes decoding audio files while the network runs on batches of their windows (default 1: "
+    "decode, then run, in turn; more helps where the network does not need every core, e.g. on a GPU).",
+)
 
 
 def command(
@@ -62,6 +68,7 @@ def command(
         help="File for the predictions; with --format but no --out they go to standard output.",
     ),
     device: str = Device,
+    workers: int = Workers,
 ) -> None:
     """Predict each track's emotion class (or its moods, or its target values), window by window, and aggregate
     per track."""
@@ -73,7 +80,7 @@ def command(
     chosen = output_format(out, fmt) if out or fmt else None
     if out is not None:
         refuse_input_out([out], model, audio)
-    predictor = Predictor.load(model, device=device, bs=bs)
+    predictor = Predictor.load(model, device=device, bs=bs, workers=workers)
     predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
     if chosen and out is None:
         sys.stdout.write(render_predictions(predictions, predictor, chosen))

@@ -63,6 +63,7 @@ def evaluate(
     bs: int = 32,
     device: str | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> EvaluationResult:
     """Predict every labelled file under `audio_dir` and score the track labels against the truth.
 
@@ -84,7 +85,9 @@ def evaluate(
     check_aggregate(aggregate)
     _refuse_inputs(out_dir, model, audio_dir, source.labels)
     with output_folder(out_dir, "--out"):
-        predictor = model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs)
+        predictor = (
+            model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs, workers=workers)
+        )
         task = predictor.rules
         if task.takes_targets:
             if feature is not None or source.cuts is not None:

@@ -118,7 +118,6 @@ def embed_audio(
     window: float | None = None,
     hop: float | None = None,
     progress: bool = False,
-    workers: int = 1,
 ) -> Embeddings:
     """Features of audio files and folders (searched recursively); clip ids are relative to the folder given.
 
@@ -127,7 +126,7 @@ def embed_audio(
     or the labels file (any layout `prepare` reads) with the label keywords `id_column` ... `skip_unlabeled` (kept
     for one release; then `labels` is not a `LabelSource`). Undecodable files are skipped with their reason. A
     musicnn model's tags come with the features (see the module); an ensemble is refused before any work.
-    Each file is decoded once (`workers` > 1: in that many processes) and windows are batched across files.
+    Each file is decoded once (in `predictor.workers` processes) and windows are batched across files.
     """
     source = label_source(
         "embed_audio", labels, id_column=id_column, label_column=label_column, cuts=cuts, skip_unlabeled=skip_unlabeled
@@ -149,7 +148,7 @@ def embed_audio(
         tags = (tag_probabilities(tagger, images, predictor.device, predictor.bs),) if tagger is not None else ()
         return (features.numpy().astype(np.float32), predictor.outputs(logits), *tags)
 
-    decoded = decoded_in_order([file for file, _ in todo], predictor.spec, seconds, step, workers)
+    decoded = decoded_in_order([file for file, _ in todo], predictor.spec, seconds, step, predictor.workers)
     with progress_bar("embedding", total=len(todo), enabled=progress) as advance:
         for item, rows in batched(decoded, compute, predictor.bs):  # one pass per file, windows batched across files
             if item.error is not None:

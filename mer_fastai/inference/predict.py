@@ -76,9 +76,13 @@ class Predictor:
         device: str | None = None,
         bs: int = 32,
         source: Path | None = None,
+        workers: int = 1,
     ):
         if bs < 1:
             raise MerError(f"--bs must be at least 1 (got {bs})")
+        if workers < 1:
+            raise MerError(f"--workers must be at least 1 (got {workers})")
+        self.workers = workers  # processes decoding audio while this one runs the network (1: in turn)
         self.device = pick_device(device)
         reuse_freed_memory()  # big activations reuse freed pages instead of faulting in fresh ones every batch
         # channels-last convolutions: faster inference for the table's CNNs on CPU and GPU
@@ -128,10 +132,11 @@ class Predictor:
         return self.meta.spec
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | None = None, bs: int = 32) -> Predictor:
-        """A model file or a run folder made by `train`; a damaged file is one clear `MerError`."""
+    def load(cls, path: str | Path, *, device: str | None = None, bs: int = 32, workers: int = 1) -> Predictor:
+        """A model file or a run folder made by `train`; a damaged file is one clear `MerError`. `workers` > 1:
+        `predict_many` and `embed` decode files in that many processes while this one runs the network."""
         model, meta = load_model(path)
-        return cls(model, meta, device=device, bs=bs, source=model_file_path(path))
+        return cls(model, meta, device=device, bs=bs, source=model_file_path(path), workers=workers)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Spectrogram images (height, width) → the normalised (N, 3, height, width) batch training saw: 8-bit
@@ -293,10 +298,9 @@ class Predictor:
         hop: float | None = None,
         aggregate: str = "mean",
         progress: bool = False,
-        workers: int = 1,
     ) -> Predictions:
         """Label files and folders (searched recursively); undecodable files are skipped with their reason.
-        `workers` > 1 decodes files in that many processes while this one runs the network."""
+        Each file is decoded once and windows are batched across files (`batching`; `workers`)."""
         self.check_aggregate(aggregate)
         seconds: float | None
         step: float | None
@@ -308,7 +312,7 @@ class Predictor:
         files = find_audio_files(*paths)
         result = Predictions([], [], seconds, step, aggregate, self.inputs())
         with progress_bar("predicting", total=len(files), enabled=progress) as advance:
-            for track in self._tracks(files, seconds, step, aggregate, workers):
+            for track in self._tracks(files, seconds, step, aggregate):
                 if isinstance(track, SkippedFile):
                     result.skipped.append(track)
                 else:
@@ -317,7 +321,7 @@ class Predictor:
         return result
 
     def _tracks(
-        self, files: list[Path], seconds: float | None, step: float | None, aggregate: str, workers: int
+        self, files: list[Path], seconds: float | None, step: float | None, aggregate: str
     ) -> Iterator[TrackPrediction | SkippedFile]:
         """Each file's track (or why it was skipped), in order: one pass per file, windows batched across files
         (`batching`); a mixed-input ensemble file by file."""
@@ -333,7 +337,7 @@ class Predictor:
         def compute(images: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
             return (self.logits(images).numpy(),)
 
-        decoded = decoded_in_order(files, self.spec, seconds, step, workers)
+        decoded = decoded_in_order(files, self.spec, seconds, step, self.workers)
         for item, rows in batched(decoded, compute, self.bs):
             if item.error is not None:
                 yield SkippedFile(str(item.file), item.error.removeprefix(f"{item.file}: "))

@@ -11,6 +11,7 @@ import numpy as np
 import soundfile
 
 from mer_fastai.inference.batching import Decoded, batched
+from mer_fastai.inference.predict import Predictor
 from mer_fastai.inference.writing import write_predictions
 
 from .test_predict import predictor, tiny_run  # noqa: F401  (session fixtures)
@@ -68,7 +69,7 @@ def test_batched_predictions_file_equals_file_by_file(predictor, tiny_audio, tmp
     for got, want in zip(batched_run, one_by_one, strict=True):
         assert len(got.windows) == len(want.windows) and len(got.windows) > 1
         np.testing.assert_allclose(list(got.probabilities.values()), list(want.probabilities.values()), atol=1e-6)
-    in_workers = predictor.predict_many([audio], workers=2)
+    in_workers = Predictor(predictor.model, predictor.meta, device="cpu", bs=2, workers=2).predict_many([audio])
     out = write_predictions(batched_run, predictor, tmp_path / "batched.json", "json")
     again = write_predictions(in_workers, predictor, tmp_path / "workers.json", "json")
     assert json.loads(out.read_text()) == json.loads(again.read_text())
@@ -90,7 +91,7 @@ def test_batched_predictions_equal_the_legacy_loop(predictor, tiny_audio, tmp_pa
 
 def test_batched_embeddings_equal_each_file_alone(predictor, tiny_audio, tmp_path):  # noqa: F811
     audio = _clips(tiny_audio, tmp_path / "audio")
-    embeddings = predictor.embed([audio], workers=2)
+    embeddings = Predictor(predictor.model, predictor.meta, device="cpu", bs=4, workers=2).embed([audio])
     assert [Path(s.file).name for s in embeddings.skipped] == ["broken.mp3"]
     assert embeddings.track_file == [str(f) for f in sorted(audio.glob("*.wav"))]
     offset = 0
