@@ -106,3 +106,19 @@ def test_batched_embeddings_equal_each_file_alone(predictor, tiny_audio, tmp_pat
         assert embeddings.window_start[offset : offset + count] == starts
         offset += count
     assert offset == len(embeddings.window_features)
+
+
+def test_cli_workers_decode_in_processes_and_refuse_zero(tiny_run, tiny_audio, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from tests.test_cli import run_main
+
+    audio = _clips(tiny_audio, tmp_path / "audio")
+    code, err = run_main(["predict", str(tiny_run), str(audio), "--workers", "0"], capsys, monkeypatch)
+    assert code == 2 and "--workers must be at least 1 (got 0)" in err and "Traceback" not in err
+    outputs = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"workers{workers}.csv"
+        code, err = run_main(["predict", str(tiny_run), str(audio), "--workers", workers, "--out", str(out)], capsys,
+                             monkeypatch)  # fmt: skip
+        assert code == 0, err
+        outputs[workers] = out.read_text()
+    assert outputs["1"] == outputs["2"] and outputs["1"].count("clip") >= 4
