@@ -10,7 +10,7 @@ from rich.markup import escape
 from .._plumbing.progress import console
 from ..data.labelsource import LabelSource
 from . import options
-from .predict import Bs, Device, Hop, Model, Precision, Window
+from .predict import Bs, Device, Hop, Model, Precision, Window, Workers
 
 
 @options.with_label_options("labels", "id_column", "label_column", "cuts", "skip_unlabeled")
@@ -31,6 +31,7 @@ def command(
     bs: int = Bs,
     device: str = Device,
     precision: str = Precision,
+    workers: int = Workers,
 ) -> None:
     """Use a trained model as a feature extractor: features per window and per track (mean of its windows); a
     musicnn model also writes musicnn's 50 tag probabilities to <out>-tags.csv."""
@@ -41,7 +42,7 @@ def command(
 
     check_embed_out(out)
     refuse_input_out([out, tags_file(out), *(map_files(out) if show_map else ())], model, audio, source.labels)
-    predictor = Predictor.load(model, device=device, bs=bs, precision=precision)
+    predictor = Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
     embeddings = predictor.embed(
         audio,
         labels=source,

@@ -10,7 +10,7 @@ from rich.markup import escape
 from .._plumbing.progress import console
 from ..data.labelsource import LabelSource
 from . import options
-from .predict import Aggregate, Bs, Device, Hop, Model, Precision, Window
+from .predict import Aggregate, Bs, Device, Hop, Model, Precision, Window, Workers
 
 
 @options.with_label_options(
@@ -41,6 +41,7 @@ def command(
     bs: int = Bs,
     device: str = Device,
     precision: str = Precision,
+    workers: int = Workers,
 ) -> None:
     """Score a model's tracks against known labels: accuracy, macro-F1, report, confusion matrix; a regression
     model's CCC, r, R², RMSE, MAE with scatter and circumplex plots; a multilabel model's F1, mAP, per mood."""
@@ -58,6 +59,7 @@ def command(
         bs=bs,
         device=device,
         precision=precision,
+        workers=workers,
     )
     metrics = result.metrics
     made = "mean of the members' tracks" if metrics.get("inputs") else f"{aggregate} of windows"

@@ -45,6 +45,12 @@ Precision = typer.Option(
     "VNNI, within 0.02 of fp32's probabilities); auto: the fastest of them that passed its check against fp32 "
     "on this model and CPU (recorded in the user cache).",
 )
+Workers = typer.Option(
+    1,
+    "--workers",
+    help="Processes decoding audio files while the network runs on batches of their windows (default 1: "
+    "decode, then run, in turn; more helps where the network does not need every core, e.g. on a GPU).",
+)
 
 
 def command(
@@ -70,6 +76,7 @@ def command(
     ),
     device: str = Device,
     precision: str = Precision,
+    workers: int = Workers,
 ) -> None:
     """Predict each track's emotion class (or its moods, or its target values), window by window, and aggregate
     per track."""
@@ -81,7 +88,7 @@ def command(
     chosen = output_format(out, fmt) if out or fmt else None
     if out is not None:
         refuse_input_out([out], model, audio)
-    predictor = Predictor.load(model, device=device, bs=bs, precision=precision)
+    predictor = Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
     predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
     if chosen and out is None:
         sys.stdout.write(render_predictions(predictions, predictor, chosen))

@@ -67,6 +67,7 @@ def evaluate(
     device: str | None = None,
     progress: bool = True,
     precision: str = "fp32",
+    workers: int = 1,
 ) -> EvaluationResult:
     """Predict every labelled file under `audio_dir` and score the track labels against the truth.
 
@@ -90,7 +91,9 @@ def evaluate(
     with output_folder(out_dir, "--out"):
         check_own_folder(out_dir, "evaluate", FILES)  # never over another command's or the user's files
         predictor = (
-            model if isinstance(model, Predictor) else Predictor.load(model, device=device, bs=bs, precision=precision)
+            model
+            if isinstance(model, Predictor)
+            else Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
         )
         task = predictor.rules
         if task.takes_targets:

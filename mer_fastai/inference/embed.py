@@ -28,8 +28,9 @@ from ..data.audio import SkippedFile, find_audio_files
 from ..data.labels import label_table
 from ..data.labelsource import LabelSource, label_source
 from ..data.matching import clip_id, labelled_files
-from ..errors import AudioError, MerError
+from ..errors import MerError
 from ..tasks.base import DEFAULT_TASK
+from .batching import Decoded, batched, decoded_in_order
 
 if TYPE_CHECKING:
     import torch
@@ -127,6 +128,7 @@ def embed_audio(
     or the labels file (any layout `prepare` reads) with the label keywords `id_column` ... `skip_unlabeled` (kept
     for one release; then `labels` is not a `LabelSource`). Undecodable files are skipped with their reason. A
     musicnn model's tags come with the features (see the module); an ensemble is refused before any work.
+    Each file is decoded once (in `predictor.workers` processes) and windows are batched across files.
     """
     source = label_source(
         "embed_audio", labels, id_column=id_column, label_column=label_column, cuts=cuts, skip_unlabeled=skip_unlabeled
@@ -141,12 +143,20 @@ def embed_audio(
     result.skipped = skipped
     tagger = _tagger(predictor, result)
     todo = [(file, name) for file, name, _ in files if source.labels is None or file in truth]
+    names = dict(todo)
+
+    def compute(images):
+        features, logits = predictor.features(images)
+        tags = (tag_probabilities(tagger, images, predictor.device, predictor.bs),) if tagger is not None else ()
+        return (features.numpy().astype(np.float32), predictor.outputs(logits), *tags)
+
+    decoded = decoded_in_order([file for file, _ in todo], predictor.spec, seconds, step, predictor.workers)
     with progress_bar("embedding", total=len(todo), enabled=progress) as advance:
-        for file, name in todo:
-            try:
-                _add_track(result, predictor, tagger, file, name, truth.get(file, ""), seconds, step)
-            except AudioError as exc:
-                result.skipped.append(SkippedFile(str(file), str(exc).removeprefix(f"{file}: ")))
+        for item, rows in batched(decoded, compute, predictor.bs):  # one pass per file, windows batched across files
+            if item.error is not None:
+                result.skipped.append(SkippedFile(str(item.file), item.error.removeprefix(f"{item.file}: ")))
+            else:
+                _add_track(result, predictor, item, names[item.file], truth.get(item.file, ""), rows)
             advance()
     if not result.track_features:
         raise MerError("no audio file could be embedded; see the skipped files and check the paths")
@@ -229,23 +239,14 @@ def tag_probabilities(tagger: nn.Module, images: list[np.ndarray], device: torch
 
 
 def _add_track(
-    result: Embeddings,
-    predictor: Predictor,
-    tagger: nn.Module | None,
-    file: Path,
-    name: str,
-    label: str,
-    seconds: float,
-    step: float,
+    result: Embeddings, predictor: Predictor, item: Decoded, name: str, label: str, rows: tuple[np.ndarray, ...]
 ) -> None:
-    _, starts, images = predictor.window_images(file, seconds, step)
-    if tagger is not None:
-        tags = tag_probabilities(tagger, images, predictor.device, predictor.bs)
-        result.window_tags += list(tags)
-        result.track_tags.append(tags.mean(axis=0))
-    features, logits = predictor.features(images)
-    probs = predictor.outputs(logits)
-    vectors = features.numpy().astype(np.float32)
+    """One file's windows and track: `rows` are its windows' features, outputs and (musicnn) tags."""
+    vectors, probs, *tags = rows
+    file, starts = item.file, item.starts
+    if tags:
+        result.window_tags += list(tags[0])
+        result.track_tags.append(tags[0].mean(axis=0))
     for start, vector, p in zip(starts, vectors, probs, strict=True):
         result.window_features.append(vector)
         result.window_file.append(str(file))

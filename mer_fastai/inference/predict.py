@@ -19,7 +19,7 @@ windows do not line up across groups, so it has no window rows: a track gives it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import progress_bar
 from ..data.audio import SkippedFile, find_audio_files, load_audio
 from ..data.spectrogram import SpecConfig, window_images
@@ -40,6 +41,7 @@ from ..scoring.scores import aggregate as aggregate_windows
 from ..scoring.scores import check_aggregate
 from ..tasks.base import Task
 from ..tasks.registry import get_task
+from .batching import Decoded, batched, decode, decoded_in_order
 from .tracks import Predictions, TrackPrediction, WindowPrediction
 
 if TYPE_CHECKING:
@@ -78,10 +80,15 @@ class Predictor:
         bs: int = 32,
         source: Path | None = None,
         precision: str = "fp32",
+        workers: int = 1,
     ):
         if bs < 1:
             raise MerError(f"--bs must be at least 1 (got {bs})")
+        if workers < 1:
+            raise MerError(f"--workers must be at least 1 (got {workers})")
+        self.workers = workers  # processes decoding audio while this one runs the network (1: in turn)
         self.device = pick_device(device)
+        reuse_freed_memory()  # big activations reuse freed pages instead of faulting in fresh ones every batch
         # channels-last convolutions: faster inference for the table's CNNs on CPU and GPU
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.meta = meta
@@ -131,10 +138,15 @@ class Predictor:
         return self.meta.spec
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | None = None, bs: int = 32, precision: str = "fp32") -> Predictor:
-        """A model file or a run folder made by `train`; a damaged file is one clear `MerError`."""
+    def load(
+        cls, path: str | Path, *, device: str | None = None, bs: int = 32, precision: str = "fp32", workers: int = 1
+    ) -> Predictor:
+        """A model file or a run folder made by `train`; a damaged file is one clear `MerError`. `workers` > 1:
+        `predict_many` and `embed` decode files in that many processes while this one runs the network."""
         model, meta = load_model(path)
-        return cls(model, meta, device=device, bs=bs, source=model_file_path(path), precision=precision)
+        return cls(
+            model, meta, device=device, bs=bs, source=model_file_path(path), precision=precision, workers=workers
+        )
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Spectrogram images (height, width) → the normalised (N, 3, height, width) batch training saw: 8-bit
@@ -241,15 +253,21 @@ class Predictor:
         if self.groups:
             return self._predict_mixed(audio, window, hop)
         seconds, step = self.window_settings(window, hop)
-        signal, starts, images = self.window_images(audio, seconds, step)
-        outputs = self.outputs(self.logits(images))
-        track, best = aggregate_windows(outputs, aggregate)  # the aggregation train and evaluate use
+        decoded = decode(Path(audio), self.spec, seconds, step)
+        if decoded.error is not None:
+            raise AudioError(decoded.error)
+        return self._track(str(audio), decoded, self.logits(decoded.images), aggregate)
+
+    def _track(self, name: str, decoded: Decoded, logits: torch.Tensor, aggregate: str) -> TrackPrediction:
+        """A file's prediction from its windows' logits, aggregated as train and evaluate aggregate."""
+        outputs = self.outputs(logits)
+        track, best = aggregate_windows(outputs, aggregate)
         windows = [
-            WindowPrediction(float(start), **self.rules.prediction(self.classes, p))
-            for start, p in zip(starts, outputs, strict=True)
+            WindowPrediction(start, **self.rules.prediction(self.classes, p))
+            for start, p in zip(decoded.starts, outputs, strict=True)
         ]
-        return TrackPrediction(str(audio), windows=windows, duration=len(signal) / self.spec.sample_rate,
-                               task=self.task, **self.rules.prediction(self.classes, track, best))  # fmt: skip
+        return TrackPrediction(name, windows=windows, duration=decoded.duration, task=self.task,
+                               **self.rules.prediction(self.classes, track, best))  # fmt: skip
 
     def _predict_mixed(self, audio: str | Path, window: float | None, hop: float | None) -> TrackPrediction:
         """A mixed-input ensemble's track: each input group's members on the group's own windows; the track's
@@ -303,7 +321,8 @@ class Predictor:
         aggregate: str = "mean",
         progress: bool = False,
     ) -> Predictions:
-        """Label files and folders (searched recursively); undecodable files are skipped with their reason."""
+        """Label files and folders (searched recursively); undecodable files are skipped with their reason.
+        Each file is decoded once and windows are batched across files (`batching`; `workers`)."""
         self.check_aggregate(aggregate)
         seconds: float | None
         step: float | None
@@ -315,13 +334,37 @@ class Predictor:
         files = find_audio_files(*paths)
         result = Predictions([], [], seconds, step, aggregate, self.inputs())
         with progress_bar("predicting", total=len(files), enabled=progress) as advance:
-            for file in files:
-                try:
-                    result.tracks.append(self.predict(file, window=seconds, hop=step, aggregate=aggregate))
-                except AudioError as exc:
-                    result.skipped.append(SkippedFile(str(file), str(exc).removeprefix(f"{file}: ")))
+            for track in self._tracks(files, seconds, step, aggregate):
+                if isinstance(track, SkippedFile):
+                    result.skipped.append(track)
+                else:
+                    result.tracks.append(track)
                 advance()
         return result
+
+    def _tracks(
+        self, files: list[Path], seconds: float | None, step: float | None, aggregate: str
+    ) -> Iterator[TrackPrediction | SkippedFile]:
+        """Each file's track (or why it was skipped), in order: one pass per file, windows batched across files
+        (`batching`); a mixed-input ensemble file by file."""
+        if self.groups:
+            for file in files:
+                try:
+                    yield self._predict_mixed(file, None, None)
+                except AudioError as exc:
+                    yield SkippedFile(str(file), str(exc).removeprefix(f"{file}: "))
+            return
+        assert seconds is not None and step is not None
+
+        def compute(images: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+            return (self.logits(images).numpy(),)
+
+        decoded = decoded_in_order(files, self.spec, seconds, step, self.workers)
+        for item, rows in batched(decoded, compute, self.bs):
+            if item.error is not None:
+                yield SkippedFile(str(item.file), item.error.removeprefix(f"{item.file}: "))
+            else:
+                yield self._track(str(item.file), item, torch.from_numpy(rows[0]), aggregate)
 
 
 def pick_device(name: str | None) -> torch.device:

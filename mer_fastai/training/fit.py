@@ -17,6 +17,7 @@ import torch
 
 from .._plumbing.diskfull import writing
 from .._plumbing.locks import reading
+from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import console
 from ..choices import PARTIAL
 from ..data.dataset import REPAIR, DatasetInfo, read_info, read_manifest, read_spec
@@ -97,6 +98,7 @@ def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path)
 
     settings = checked(config)
     config, spec = settings.config, settings.arch
+    reuse_freed_memory()  # every batch's activations reuse freed pages (`_plumbing.memory`)
     info = read_info(data_dir)
     task = get_task(info.task)
     set_seed(config.seed, reproducible=True)

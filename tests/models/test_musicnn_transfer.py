@@ -247,3 +247,21 @@ def test_musicnn_learns_ratings_and_moods_too(pretrained, tmp_path, task):
         assert (outputs[:, 0] >= 1 - 1e-6).all() and (outputs[:, 0] <= 6 + 1e-6).all()
     else:
         assert ((outputs >= 0) & (outputs <= 1)).all()
+
+
+def test_freeze_validation_from_cached_features_equals_the_predictor(freeze_run, clips_data):
+    """The run's validation window probabilities (its head on the body's cached features) are what `Predictor`
+    computes from the same images through the whole saved network, to 1e-5."""
+    import csv
+
+    predictor = Predictor.load(freeze_run, device="cpu")
+    with (freeze_run / "valid_predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows
+    images = [read_png16(clips_data / row["image"]) for row in rows]
+    expected = predictor.outputs(predictor.logits(images))
+    written = np.array([[float(row[f"prob_{name}"]) for name in predictor.classes] for row in rows])
+    np.testing.assert_allclose(written, expected, atol=1e-5)  # the file keeps 6 decimals
+    metrics = json.loads((freeze_run / "metrics.json").read_text())
+    truth = [predictor.classes.index(row["true"]) for row in rows]
+    assert metrics["accuracy"] == pytest.approx(float(np.mean(expected.argmax(axis=1) == truth)))
