@@ -26,6 +26,8 @@ from torch import Tensor, nn
 
 from .musicnn.network import FrequencyMaxBlock, Frontend, Midend
 
+__all__ = ["fold"]
+
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 PASS_THROUGH = (nn.Dropout, nn.Identity)  # identities in eval mode: a batch norm folds across them

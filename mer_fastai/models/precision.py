@@ -34,6 +34,8 @@ from .._plumbing.files import atomic_path
 from ..errors import MerError
 from .folding import fold
 
+__all__ = ["PRECISIONS", "check_precision", "choose", "lower", "passes", "supported"]
+
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 FASTEST_FIRST = ("int8", "bf16", "fp32")
 TOLERANCE = 0.02  # largest difference from fp32 in an output (probability, or value) that a check accepts
