@@ -15,6 +15,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from ..bounds import Bounds, quote
 from ..choices import (
     AGGREGATES,
     AUGMENTS,
@@ -48,12 +49,13 @@ def setting(
     commands: tuple[str, ...] = BOTH,
     recipe: bool = False,
     choices: tuple[str, ...] = (),
-    minimum: int | None = None,
+    bounds: Bounds | None = None,
     factory: Callable[[], Any] | Any = MISSING,
 ) -> Any:
-    """A `TrainConfig` field: its default, CLI flags and help, the commands offering it, and its checks."""
+    """A `TrainConfig` field: its default, CLI flags and help, the commands offering it, and its checks (its
+    choices, or the `bounds` of a number)."""
     metadata = {"flags": flags, "help": help, "commands": commands if flags else (), "recipe": recipe,
-                "choices": choices, "minimum": minimum}  # fmt: skip
+                "choices": choices, "bounds": bounds}  # fmt: skip
     return field(default=default, default_factory=factory, metadata=metadata)
 
 
@@ -70,19 +72,23 @@ class TrainConfig:
     )
     epochs: int = setting(
         20, flags=("--epochs", "-e"), help="Maximum epochs (one-cycle schedule).", commands=(TRAIN,), recipe=True,
-        minimum=1,
+        bounds=Bounds(1, 100_000, whole=True),
     )  # fmt: skip
     lr: float | str = setting(
         AUTO_LR,
         flags=("--lr",),
-        help="Peak learning rate, or 'auto' to take the lr_find suggestion.",
+        help="Peak learning rate (above 0, at most 10), or 'auto' to take the lr_find suggestion.",
         commands=(TRAIN,),
         recipe=True,
+        bounds=Bounds(0, 10, above=True),
     )
-    bs: int = setting(32, flags=("--bs",), help="Batch size.", recipe=True, minimum=1)
+    bs: int = setting(
+        32, flags=("--bs",), help="Batch size (at least 2: BatchNorm needs two samples; a last training batch of one "
+        "sample is dropped).", recipe=True, bounds=Bounds(2, 65_536, whole=True),
+    )  # fmt: skip
     size: int | None = setting(
         None, flags=("--size",), help="Training resolution in pixels (default: the architecture's, e.g. 224).",
-        recipe=True,
+        recipe=True, bounds=Bounds(8, 4096, whole=True),
     )  # fmt: skip
     weights: str = setting(
         PRETRAINED,
@@ -92,7 +98,9 @@ class TrainConfig:
         "earlier run's model file / run folder.",
         recipe=True,
     )
-    seed: int = setting(42, flags=("--seed",), help="Random seed.", recipe=True)
+    seed: int = setting(
+        42, flags=("--seed",), help="Random seed.", recipe=True, bounds=Bounds(0, 2**32 - 1, whole=True)
+    )
     train_bn: bool = setting(
         False, flags=("--train-bn",), help="In freeze mode, keep BatchNorm layers of the body trainable.", recipe=True
     )
@@ -111,7 +119,7 @@ class TrainConfig:
         "α (e.g. 0.4), 0 = off. Classification only.",
         commands=(TRAIN,),
         recipe=True,
-        minimum=0,
+        bounds=Bounds(0, 100),
     )
     label_smoothing: float = setting(
         0.0,
@@ -119,7 +127,7 @@ class TrainConfig:
         help="Label-smoothing cross-entropy: ε of the target mass spread over all classes (e.g. 0.1), 0 = plain "
         "cross-entropy. Classification only.",
         recipe=True,
-        minimum=0,
+        bounds=Bounds(0, 1),
     )
     norm: str = setting(
         NORMS[0],
@@ -176,6 +184,7 @@ class TrainConfig:
         help="Stop after this many epochs without improvement.",
         commands=(TRAIN,),
         recipe=True,
+        bounds=Bounds(1, 100_000, whole=True),
     )
     aggregate: str = setting(
         AGGREGATES[0],
@@ -198,6 +207,7 @@ class TrainConfig:
         flags=("--workers",),
         help="Data-loading processes of the per-image pipeline (--no-cache; default: up to 2).",
         recipe=True,
+        bounds=Bounds(0, 256, whole=True),
     )
     cache: bool = setting(
         True,
@@ -248,13 +258,15 @@ class TrainConfig:
                 f"{name('weights')} {PRETRAINED} (or {NONE})"
             )
         if self.label_smoothing >= 1:
-            raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
+            raise MerError(f"{name('label_smoothing')} must be below 1 (got {quote(self.label_smoothing)})")
         lr = self.lr
         if isinstance(lr, str) and lr != AUTO_LR:
             try:
                 lr = float(lr)
             except ValueError as exc:
-                raise MerError(f"{name('lr')} must be a number or '{AUTO_LR}' (got {lr!r})") from exc
+                raise MerError(f"{name('lr')} must be a number or '{AUTO_LR}' (got {quote(lr)})") from exc
+        if lr != AUTO_LR:
+            _field("lr").metadata["bounds"].check(lr, name("lr"), fix=", e.g. 1e-3, or 'auto'")
         return TrainSettings(
             config=replace(self, lr=lr, extra_train_dirs=list(self.extra_train_dirs)),
             arch=spec,
@@ -302,12 +314,12 @@ def checked(config: TrainConfig | TrainSettings) -> TrainSettings:
 
 
 def _check_field(item: Field, value: Any, name: str) -> None:
-    """A field's declared checks: its choices and its lower bound."""
-    choices, minimum = item.metadata.get("choices"), item.metadata.get("minimum")
+    """A field's declared checks: its choices and its bounds (`lr` text is checked once made a number)."""
+    choices, bounds = item.metadata.get("choices"), item.metadata.get("bounds")
     if choices and value not in choices:
-        raise MerError(f"unknown {name} {value!r}; choose {', '.join(choices[:-1])} or {choices[-1]}")
-    if minimum is not None and value < minimum:
-        raise MerError(f"{name} must be at least {minimum} (got {value})")
+        raise MerError(f"unknown {name} {quote(value)}; choose {', '.join(choices[:-1])} or {choices[-1]}")
+    if bounds is not None and not (isinstance(value, str) and "str" in str(item.type)):
+        bounds.check(value, name)
 
 
 def _field(name: str) -> Field:
