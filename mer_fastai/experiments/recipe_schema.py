@@ -13,6 +13,7 @@ from inspect import signature
 from pathlib import Path
 from typing import Any
 
+from ..bounds import quote
 from ..choices import MODES
 from ..data.labelsource import LabelSource
 from ..errors import MerError
@@ -168,8 +169,8 @@ def typed_values(cls, raw: dict, source: str, prefix: str) -> dict:
         if key not in known or key in _INTERNAL:
             keys = [k for k in known if k not in _INTERNAL]
             close = difflib.get_close_matches(str(key), keys, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(keys)}"
-            raise MerError(f"{source}: unknown key {prefix + str(key)!r}{hint}")
+            hint = f" (did you mean {quote(close[0])}?)" if close else f"; known keys: {', '.join(keys)}"
+            raise MerError(f"{source}: unknown key {quote(prefix + str(key))}{hint}")
         if key in _NESTED:
             continue
         values[key] = _check_type(known[key].type, value, source, f"{prefix}{key}")
@@ -181,7 +182,7 @@ def _check_type(annotation: str, value: Any, source: str, key: str) -> Any:
     if value is None:
         if "None" in annotation:
             return None
-        raise MerError(f"{source}: {key!r} must not be empty")
+        raise MerError(f"{source}: {quote(key)} must not be empty")
     checks = [
         (
             "list[float]",
@@ -207,6 +208,9 @@ def _check_type(annotation: str, value: Any, source: str, key: str) -> Any:
     for name, check, meaning in checks:
         if annotation.startswith(name):
             if not check(value):
-                raise MerError(f"{source}: {key!r} must be {meaning} (got {value!r})")
+                raise MerError(f"{source}: {quote(key)} must be {meaning} (got {quote(value)})")
+            texts = [value] if name.startswith("str") else value if name == "list[str]" else []
+            if not all(str(text).strip() for text in texts):
+                raise MerError(f"{source}: {quote(key)} must not be empty text (an unset shell variable?)")
             return str(value) if name.startswith("str") else value
     return value
