@@ -13,7 +13,7 @@ from inspect import signature
 from pathlib import Path
 from typing import Any
 
-from ..bounds import quote
+from ..bounds import Bounds, quote
 from ..choices import MODES
 from ..data.labelsource import LabelSource
 from ..errors import MerError
@@ -43,13 +43,18 @@ RecipeTask = make_dataclass(
 )  # fmt: skip
 
 
+def bounded(default: Any, bounds: Bounds) -> Any:
+    """A recipe key's default and the `bounds` its value must lie in (checked by `typed_values`)."""
+    return field(default=default, metadata={"bounds": bounds})
+
+
 @dataclass
 class DemoData:
     """Built-in synthetic study-style audio used while a data set names no `audio` folder."""
 
-    clips_per_class: int = 8
-    seconds: float = 6.0
-    seed: int = 0
+    clips_per_class: int = bounded(8, Bounds(2, 10_000, whole=True))
+    seconds: float = bounded(6.0, Bounds(0, 3600, above=True))
+    seed: int = bounded(0, Bounds(0, 2**32 - 1, whole=True))
 
 
 RECIPE_LABEL_KEYS = ("targets", "threshold")  # LabelSource fields a recipe sets at its top level, for every data set
@@ -105,9 +110,9 @@ class GanSpec:
     """How Experiment C makes its artificial spectrograms."""
 
     backend: str = "diffaug"
-    steps: int = 300
-    images_per_class: int = 40
-    size: int = 32
+    steps: int = bounded(300, Bounds(1, 10_000_000, whole=True))
+    images_per_class: int = bounded(40, Bounds(1, 100_000, whole=True))
+    size: int = bounded(32, Bounds(8, 1024, whole=True))
     stylegan_dir: str | None = None
 
 
@@ -174,6 +179,9 @@ def typed_values(cls, raw: dict, source: str, prefix: str) -> dict:
         if key in _NESTED:
             continue
         values[key] = _check_type(known[key].type, value, source, f"{prefix}{key}")
+        bounds = known[key].metadata.get("bounds")
+        if bounds is not None:
+            bounds.check(value, f"{source}: {quote(prefix + key)}")
     return values
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .._plumbing.files import LOCK_FILE, output_folder
+from .._plumbing.workers import WORKERS
 from ..choices import TASKS
 from ..data.audio import audio_tree
 from ..data.dataset import DATASET_FILE, MANIFEST_FILE, DatasetInfo, ManifestRow, write_info, write_manifest, write_spec
@@ -106,6 +107,7 @@ def prepare_dataset(
         "prepare_dataset", labels, group_by=group_by, id_column=id_column, label_column=label_column, cuts=cuts,
         skip_unlabeled=skip_unlabeled, targets=targets, threshold=threshold, allow_outliers=allow_outliers,
     )  # fmt: skip
+    WORKERS.check(workers, "--workers")
     kind = check_labels(task, feature, source)
     feature = feature or kind.default_feature(source.targets)
     spec = spec or SpecConfig()
