@@ -59,6 +59,7 @@ SHAPES = [
           recipe="task: multilabel\ntargets: [happy, sad, fear]\n"),
 ]  # fmt: skip
 IDS = [shape.name for shape in SHAPES]
+pytestmark = pytest.mark.slow  # trains 5 models per shape (about 2.5 minutes on one core)
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +202,16 @@ def test_a_recipe_trains_the_shape(made, tmp_path):
     with next((tmp_path / "grid").rglob("results.csv")).open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and rows[0]["arch"] == "melcnn" and np.isfinite(float(rows[0][shape.score]))
+
+
+def test_the_python_api_trains_saves_predicts_and_exports(made, tmp_path):
+    """The same shape through the public API: train, export, then predict from the exported file."""
+    import mer_fastai
+
+    shape, clip = made["shape"], sorted(made["audio"].glob("*.wav"))[0]
+    config = mer_fastai.TrainConfig(arch="melcnn", weights="none", epochs=1, bs=4, size=32, lr=1e-3)
+    result = mer_fastai.train(made["root"] / "data", config, tmp_path / "run", show=False)
+    mer_fastai.export_model(result.run_dir, tmp_path / "m.safetensors")
+    from_run = mer_fastai.Predictor.load(result.run_dir, device="cpu").predict(clip)
+    from_file = mer_fastai.Predictor.load(tmp_path / "m.safetensors", device="cpu").predict(clip)
+    assert set(from_file.outputs) == set(shape.outputs) and from_file.outputs == from_run.outputs
