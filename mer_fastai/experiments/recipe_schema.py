@@ -112,7 +112,7 @@ class GanSpec:
     backend: str = "diffaug"
     steps: int = bounded(300, Bounds(1, 10_000_000, whole=True))
     images_per_class: int = bounded(40, Bounds(1, 100_000, whole=True))
-    size: int = bounded(32, Bounds(8, 1024, whole=True))
+    size: int = bounded(32, Bounds(8, 1024, whole=True))  # as gan.train.GAN_SIZE
     stylegan_dir: str | None = None
 
 

@@ -204,8 +204,8 @@ class Predictor:
     def window_settings(self, window: float | None = None, hop: float | None = None) -> tuple[float, float]:
         """Window and hop in seconds: the training window and hop by default; a new window hops by itself."""
         seconds, step = self.spec.windowing(window, hop)
-        SECONDS.check(seconds, "--window", " seconds")
-        SECONDS.check(step, "--hop", " seconds")
+        SECONDS.check(seconds, "--window (seconds)")
+        SECONDS.check(step, "--hop (seconds)")
         if self.spec.framing == "clip" and seconds != self.spec.segment_seconds:
             raise MerError(
                 f"--window {seconds:g}: {self.meta.arch} reads {self.spec.segment_seconds:g} s patches only; "
