@@ -88,7 +88,7 @@ class TrainConfig:
     )  # fmt: skip
     size: int | None = setting(
         None, flags=("--size",), help="Training resolution in pixels (default: the architecture's, e.g. 224).",
-        recipe=True, bounds=Bounds(8, 4096, whole=True),
+        recipe=True,
     )  # fmt: skip
     weights: str = setting(
         PRETRAINED,

@@ -74,7 +74,6 @@ def test_the_decorator_makes_one_option_per_setting_and_passes_the_config():
         ({"epochs": 2.5}, "--epochs must be a whole number"),
         ({"patience": 0}, "--patience must be a whole number from 1"),
         ({"num_workers": -1}, "--workers must be a whole number from 0 to 256"),
-        ({"size": 100000}, "--size must be a whole number from 8 to 4096"),
         ({"seed": -1}, "--seed must be a whole number from 0"),
         ({"monitor": "speed"}, "unknown --monitor 'speed'; choose auto, accuracy, macro_f1, ccc or valid_loss"),
         ({"augment": "zoom"}, "unknown --augment 'zoom'"),
