@@ -1215,3 +1215,125 @@ def test_musicnn_weights_path_that_is_a_folder_speaks_of_the_cache(tmp_path, cap
     assert code == 2 and len(errors) == 1, err
     assert "msd.safetensors" in errors[0] and "MER_FASTAI_CACHE" in errors[0] and "--out" not in errors[0], err
     assert (tmp_path / "musicnn" / "msd.safetensors").is_dir()
+
+
+# --- #26 A: numbers in range ---------------------------------------------------------------------------------------
+# Every numeric option and recipe key within its declared bounds (CLI, recipe --set); model-file fields that size
+# what a reader allocates; recipe aliases that would expand without bound; an empty --set value.
+
+
+def _model_with(**fields: object) -> Callable[[Path], None]:
+    """A copy of the run's model file with metadata `fields` changed (spectrogram fields go into its settings),
+    written with a valid checksum: only the bounds of `ModelMeta` can refuse it."""
+
+    def setup(root: Path) -> None:
+        from mer_fastai.models.modelfile import MODEL_FORMAT, read_safetensors, write_safetensors
+
+        state, metadata = read_safetensors(root / "run" / "model.safetensors", MODEL_FORMAT)
+        for key, value in fields.items():
+            if key in metadata["spectrogram"] or key == "segment_seconds":
+                metadata["spectrogram"][key] = value
+            else:
+                metadata[key] = value
+        write_safetensors(root / "odd.safetensors", state, metadata, MODEL_FORMAT)
+
+    return setup
+
+
+def _alias_bomb(root: Path) -> None:
+    """A recipe whose nine nested aliases expand to 9**9 values under a known key (the "billion laughs")."""
+    lines = ["experiment: &l0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    (root / "bomb.yaml").write_text("\n".join(lines).replace("experiment: &l0", "l0: &l0") + "\nexperiment: *l8\n")
+
+
+NUMBERS = [
+    *[Case(f"train --lr {lr}", [*TRAIN, "--epochs", "1", "--lr", lr, "--out", f"{W}/r"],
+           "--lr must be a number above 0") for lr in ("nan", "inf", "-1", "0")],
+    *[Case(f"recipe lr={lr}", ["run", "demo", "--set", f"lr={lr}", "--out", f"{W}/g"],
+           "'lr' must be a number above 0") for lr in (".nan", ".inf", "-1", "0")],
+    Case("train --bs 1", [*TRAIN, "--epochs", "1", "--bs", "1", "--out", f"{W}/r"],
+         "--bs must be a whole number from 2"),
+    Case("recipe bs=1", ["run", "demo", "--set", "bs=1", "--out", f"{W}/g"], "'bs' must be a whole number from 2"),
+    Case("cv --bs 1", ["cv", f"{W}/data", "--arch", "squeezenet1_0", "--weights", "none", "--bs", "1", "--out",
+                       f"{W}/c"], "--bs must be"),
+    Case("train --epochs 0", [*TRAIN, "--epochs", "0", "--out", f"{W}/r"], "--epochs must be a whole number from 1"),
+    Case("train --mixup nan", [*TRAIN_FAST, "--mixup", "nan", "--out", f"{W}/r"], "--mixup must be a number from 0"),
+    Case("train --label-smoothing -1", [*TRAIN_FAST, "--label-smoothing", "-1", "--out", f"{W}/r"],
+         "--label-smoothing must be"),
+    Case("train --patience 0", [*TRAIN_FAST, "--patience", "0", "--out", f"{W}/r"], "--patience must be"),
+    Case("train --workers -1", [*TRAIN_FAST, "--workers", "-1", "--out", f"{W}/r"], "--workers must be"),
+    Case("train --size 100000", [*TRAIN_FAST[:-2], "--size", "100000", "--out", f"{W}/r"],
+         "--size 100000 is too large"),
+    Case("train --seed -1", [*TRAIN_FAST, "--seed", "-1", "--out", f"{W}/r"], "--seed must be"),
+    Case("recipe epochs=0", ["run", "demo", "--set", "epochs=0", "--out", f"{W}/g"], "'epochs' must be"),
+    Case("recipe mixup=.nan", ["run", "demo", "--set", "mixup=.nan", "--out", f"{W}/g"], "'mixup' must be"),
+    Case("gan train --size 100000", ["gan", "train", f"{W}/data", "--size", "100000", "--out", f"{W}/gan"],
+         "--size must be a whole number from 8 to 1024"),
+    Case("recipe gan.size=100000", ["run", "expC", "--set", "gan.size=100000", "--out", f"{W}/g"],
+         "'gan.size' must be"),
+    Case("recipe gan.steps=0", ["run", "expC", "--set", "gan.steps=0", "--out", f"{W}/g"], "'gan.steps' must be"),
+    Case("recipe demo seconds=-1", ["run", "demo", "--set", "datasets.small.demo.seconds=-1", "--out", f"{W}/g"],
+         "'datasets.small.demo.seconds' must be"),
+    Case("recipe spectrogram window of 1e9 s",
+         ["run", "demo", "--set", "spectrogram={segment_seconds: 1.0e9}", "--out", f"{W}/g"], "segment_seconds"),
+    Case("recipe threshold=.nan", ["run", "demo", "--set", "task=multilabel", "--set", "targets=[happy, sad]", "--set",
+                                   "threshold=.nan", "--set", "stages=[{name: m, dataset: small}]", "--out", f"{W}/g"],
+         "'threshold' must lie in (0, 1]"),
+    *[Case(f"prepare {flag} {value}", [*PREPARE, flag, value, "--out", f"{W}/d2"], phrase)
+      for flag, value, phrase in [
+          ("--segment-seconds", "nan", "--segment-seconds"), ("--segment-seconds", "1e9", "--segment-seconds"),
+          ("--segment-seconds", "0", "--segment-seconds"), ("--hop-seconds", "-1", "--hop-seconds"),
+          ("--hop-seconds", "inf", "--hop-seconds"), ("--n-mels", "0", "--n-mels"), ("--n-mels", "100000", "--n-mels"),
+          ("--sample-rate", "1000000000", "--sample-rate"), ("--n-fft", "0", "--n-fft"),
+          ("--hop-length", "0", "--hop-length"), ("--valid-pct", "nan", "--valid-pct"),
+          ("--test-pct", "2", "--test-pct"), ("--workers", "-1", "--workers"),
+      ]],
+    Case("prepare a 1 h window of hop 1", [*PREPARE[:-4], "--segment-seconds", "3600", "--hop-length", "1", "--out",
+                                           f"{W}/d2"], "pixels"),
+    Case("prepare --threshold nan",
+         ["prepare", f"{W}/audio", "--task", "multilabel", "--labels", f"{W}/labels.csv", "--id-column", "file",
+          "--target", "v", "--threshold", "nan", "--out", f"{W}/d2"], "--threshold"),
+    Case("prepare --cuts nan,5", [*PREPARE, "--labels", f"{W}/labels.csv", "--cuts", "nan,5", "--out", f"{W}/d2"],
+         "--cuts"),
+    Case("predict --window 1e9", ["predict", f"{W}/run", f"{W}/audio", "--window", "1e9", "--out", f"{W}/p.csv"],
+         "--window (seconds) must be"),
+    Case("predict --hop 0", ["predict", f"{W}/run", f"{W}/audio", "--hop", "0", "--out", f"{W}/p.csv"],
+         "--hop (seconds) must be"),
+    # --- model-file fields with a valid checksum, refused before anything is allocated
+    Case("model file with a 1e9 s window", ["predict", f"{W}/odd.safetensors", f"{W}/audio", "--out", f"{W}/p.csv"],
+         "segment_seconds", setup=_model_with(segment_seconds=1e9)),
+    Case("model file with input_size 100000",
+         ["predict", f"{W}/odd.safetensors", f"{W}/audio", "--out", f"{W}/p.csv"], "'input_size'",
+         setup=_model_with(input_size=100000)),
+    Case("model file with 10**9 Hz", ["evaluate", f"{W}/odd.safetensors", f"{W}/audio", "--out", f"{W}/e"],
+         "sample_rate", setup=_model_with(sample_rate=10**9)),
+    Case("model file with 4096 mel bands", ["export", f"{W}/odd.safetensors", "--out", f"{W}/x.safetensors"],
+         "n_mels", setup=_model_with(n_mels=4096)),
+    # --- recipes that would print or build something huge, or fall back to the demo audio
+    Case("recipe alias bomb", ["run", f"{W}/bomb.yaml", "--out", f"{W}/g"], "aliases", setup=_alias_bomb),
+    Case("--set alias bomb", ["run", "demo", "--set", "epochs=[&a [1,1,1,1,1,1,1,1,1], [*a,*a,*a,*a,*a,*a,*a,*a]]",
+                              "--out", f"{W}/g"], "'epochs' must be a whole number"),
+    Case("empty --set audio (an unset shell variable)",
+         ["run", "demo", "--set", "datasets.small.audio=", "--out", f"{W}/g"], "datasets.small.audio"),
+    Case("empty text for a recipe path", ["run", "demo", "--set", "datasets.small.audio=''", "--out", f"{W}/g"],
+         "'datasets.small.audio' must not be empty"),
+    Case("recipe labels without audio", ["run", "demo", "--set", f"datasets.small.labels={W}/labels.csv", "--out",
+                                         f"{W}/g"], "datasets.small.audio"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NUMBERS, ids=[case.name for case in NUMBERS])
+def test_a_number_out_of_range_is_one_line_and_changes_nothing(case, workspace, tmp_path, capsys, monkeypatch):
+    test_bad_input_is_one_line_and_changes_nothing(case, workspace, tmp_path, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("case", [c for c in NUMBERS if "bomb" in c.name or "1e9" in c.name], ids=lambda c: c.name)
+def test_a_huge_value_is_quoted_short(case, workspace, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root)
+    if case.setup:
+        case.setup(root)
+    code, err = run_main([a.replace(W, str(root)) for a in case.args], capsys, monkeypatch)
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(line.replace(str(root), "W")) < 400, line

@@ -93,7 +93,7 @@ def test_classification_levers_are_refused_for_other_tasks(va_data, tmp_path):  
 def test_settings_checks():
     with pytest.raises(MerError, match="--label-smoothing must be below 1"):
         TrainConfig(arch="squeezenet1_0", weights="none", label_smoothing=1.0).check()
-    with pytest.raises(MerError, match="--mixup must be at least 0"):
+    with pytest.raises(MerError, match="--mixup must be a number from 0 to 100"):
         TrainConfig(arch="squeezenet1_0", weights="none", mixup=-1.0).check()
     with pytest.raises(MerError, match="--arch melcnn has no pretrained weights; pass --weights none"):
         TrainConfig(arch="melcnn").check()

@@ -18,14 +18,20 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from multiprocessing import get_context
 from typing import TypeVar
 
+from ..bounds import Bounds
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 AHEAD = 4  # items submitted per worker before waiting for one to finish
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+WORKERS = Bounds(0, 1024, whole=True)  # --workers: 0 (every core) up to this many processes
 
 
 def worker_count(workers: int | None, jobs: int) -> int:
-    """The processes to use for `jobs` items: `workers` (default: every core), never more than the items, at least 1."""
+    """The processes to use for `jobs` items: `workers` (default: every core), never more than the items, at least 1.
+
+    `workers` outside `WORKERS` is refused, naming --workers."""
+    WORKERS.check(workers, "--workers")
     return max(1, min(workers or os.cpu_count() or 1, jobs or 1))
 
 

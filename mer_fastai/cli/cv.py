@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..training.config import TRAIN, TrainConfig, with_train_options
+from ..training.config import TRAIN, TrainConfig
+from ..training.options import with_train_options
 from . import options
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from .._plumbing.progress import console
-from ..training.config import LRFIND, TrainConfig, with_train_options
+from ..training.config import LRFIND, TrainConfig
+from ..training.options import with_train_options
 from . import options
 
 

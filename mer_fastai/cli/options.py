@@ -16,7 +16,7 @@ from ..data.labels import FEATURES
 from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
-from ..training.config import cli_option
+from ..training.options import cli_option
 
 # Training settings other commands share: declared once, in TrainConfig (mer_fastai/training/config.py).
 Seed = cli_option("seed")

@@ -12,16 +12,26 @@ it from the settings in `dataset.json`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from ..bounds import Bounds, quote
+from ..errors import MerError
 
 __all__ = ["LabelSource"]
 
 
-def label_option(default: Any = None, *, flags: tuple[str, ...], help: str) -> Any:  # noqa: A002 (typer's word)
-    """A `LabelSource` field: its default and the CLI flags and help of its option."""
-    return field(default=default, metadata={"flags": flags, "help": help})
+def label_option(
+    default: Any = None,
+    *,
+    flags: tuple[str, ...],
+    help: str,  # noqa: A002 (typer's word)
+    bounds: Bounds | None = None,
+) -> Any:
+    """A `LabelSource` field: its default, the CLI flags and help of its option, and the `bounds` of a number (of
+    each number of a list)."""
+    return field(default=default, metadata={"flags": flags, "help": help, "bounds": bounds})
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,9 @@ class LabelSource:
         flags=("--label-column",), help="Generic CSV: column holding the class or rating."
     )
     cuts: list[float] | None = label_option(
-        flags=("--cuts",), help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles)."
+        flags=("--cuts",),
+        help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles).",
+        bounds=Bounds(),
     )
     skip_unlabeled: bool = label_option(
         False,
@@ -56,6 +68,7 @@ class LabelSource:
         flags=("--threshold",),
         help="Multilabel from --target mood columns: a mood holds when its value is at least this fraction of the "
         "clip's largest value (default 0.5).",
+        bounds=Bounds(0, 1, above=True),
     )
     allow_outliers: bool = label_option(
         False,
@@ -63,6 +76,17 @@ class LabelSource:
         help="Regression: keep target values far outside the others (beyond 10 interquartile ranges of a "
         "quartile), which are otherwise refused naming their rows; prepare notes them.",
     )
+
+    def __post_init__(self) -> None:
+        """Every number within its field's bounds (one line naming the option)."""
+        for item in fields(self):
+            bounds, value, flag = item.metadata["bounds"], getattr(self, item.name), item.metadata["flags"][0]
+            if bounds is None or value is None:
+                continue
+            for number in value if isinstance(value, (list, tuple)) else [value]:
+                if not isinstance(number, (int, float)):
+                    raise MerError(f"{flag} must be {bounds.describe()} (got {quote(value)})")
+                bounds.check(number, flag)
 
 
 def label_source(caller: str, labels: str | Path | LabelSource | None, **options: Any) -> LabelSource:

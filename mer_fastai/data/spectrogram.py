@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._plumbing.files import atomic_write
+from ..bounds import Bounds
 from ..errors import MerError
 from .audio import window_starts, windows
 from .images import resize
@@ -40,14 +41,25 @@ FRAMINGS = ("window", "clip")
 LOG_SCALE = 4096.0  # 16-bit image steps per unit of log10(1 + 10000·P): values up to 16, error ≤ 1.3e-4
 LOG_GAIN = 10000.0
 PRESET_KEY = "preset"
+MAX_PIXELS = 1 << 24  # a window's native image (mel bands × frames): 16 Mpixels, e.g. 1024 bands × 16384 frames
+SECONDS = Bounds(0, 3600, above=True)  # a window or its hop: above 0, at most an hour
+HERTZ = Bounds(0, 192_000)
+WHOLE = Bounds(1, 16_384, whole=True)
 # settings added after data sets existed: left out of `to_dict` at their defaults, so old digests still hold
 LATER_DEFAULTS = {"compression": "db", "framing": "window"}
 
 
-def spec_setting(default: Any, *, flag: str | None = None, help: str = "") -> Any:  # noqa: A002 (typer's word)
-    """A `SpecConfig` field: its default and, for the settings `prepare` offers, its CLI flag and help (`{default}`
-    in it: the default)."""
-    return dataclasses.field(default=default, metadata={"flag": flag, "help": help.format(default=default)})
+def spec_setting(
+    default: Any,
+    bounds: Bounds,
+    *,
+    flag: str | None = None,
+    help: str = "",  # noqa: A002 (typer's word)
+) -> Any:
+    """A `SpecConfig` field: its default, its `bounds` and, for the settings `prepare` offers, its CLI flag and help
+    (`{default}` in it: the default)."""
+    metadata = {"flag": flag, "help": help.format(default=default), "bounds": bounds}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -57,22 +69,33 @@ class SpecConfig:
     The settings with a `flag` are `prepare`'s options (`cli.options.with_spec_options`), declared here once.
     """
 
-    sample_rate: int = spec_setting(22050, flag="--sample-rate", help="Resampling rate in Hz (default {default}).")
-    n_fft: int = spec_setting(2048, flag="--n-fft", help="FFT size (default {default}).")
-    hop_length: int = spec_setting(512, flag="--hop-length", help="STFT hop in samples (default {default}).")
-    n_mels: int = spec_setting(128, flag="--n-mels", help="Mel bands (image height; default {default}).")
-    fmin: float = 20.0
-    fmax: float | None = None
-    top_db: float = 80.0
+    sample_rate: int = spec_setting(
+        22050,
+        Bounds(1000, 384_000, whole=True),
+        flag="--sample-rate",
+        help="Resampling rate in Hz (default {default}).",
+    )
+    n_fft: int = spec_setting(
+        2048, Bounds(16, 65_536, whole=True), flag="--n-fft", help="FFT size (default {default})."
+    )
+    hop_length: int = spec_setting(
+        512, Bounds(1, 65_536, whole=True), flag="--hop-length", help="STFT hop in samples (default {default})."
+    )
+    n_mels: int = spec_setting(
+        128, Bounds(1, 1024, whole=True), flag="--n-mels", help="Mel bands (image height; default {default})."
+    )
+    fmin: float = spec_setting(20.0, HERTZ)
+    fmax: float | None = spec_setting(None, HERTZ)
+    top_db: float = spec_setting(80.0, Bounds(0, 1000, above=True))
     segment_seconds: float = spec_setting(
-        10.0, flag="--segment-seconds", help="Window length in seconds (default {default:g})."
+        10.0, SECONDS, flag="--segment-seconds", help="Window length in seconds (default {default:g})."
     )
     # the window hop: THE default of every command that cuts windows (`windowing`)
     segment_hop_seconds: float | None = spec_setting(
-        None, flag="--hop-seconds", help="Window hop in seconds (default: the window length)."
+        None, SECONDS, flag="--hop-seconds", help="Window hop in seconds (default: the window length)."
     )
-    image_height: int | None = None
-    image_width: int | None = None
+    image_height: int | None = spec_setting(None, WHOLE)
+    image_width: int | None = spec_setting(None, WHOLE)
     compression: str = "db"  # one of COMPRESSIONS
     framing: str = "window"  # one of FRAMINGS
 
@@ -81,14 +104,18 @@ class SpecConfig:
             raise MerError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
         if self.framing not in FRAMINGS:
             raise MerError(f"unknown framing {self.framing!r}; choose one of {', '.join(FRAMINGS)}")
-        if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
-            raise MerError("spectrogram settings must be positive: sample_rate, n_fft, hop_length, n_mels")
-        if self.segment_seconds <= 0:
-            raise MerError("segment_seconds must be positive; check --segment-seconds")
+        for item in dataclasses.fields(self):
+            flag, bounds = item.metadata.get("flag"), item.metadata.get("bounds")
+            if bounds is not None:
+                bounds.check(getattr(self, item.name), f"{item.name} ({flag})" if flag else item.name)
+        height, width = self.native_size
+        if height * width > MAX_PIXELS:
+            raise MerError(
+                f"a {self.segment_seconds:g} s window at {self.sample_rate} Hz, hop_length {self.hop_length}, makes "
+                f"a {height} × {width} image, over {MAX_PIXELS} pixels; shorten --segment-seconds or raise --hop-length"
+            )
         if self.fmax is not None and self.fmax > self.sample_rate / 2:
             raise MerError(f"fmax {self.fmax} Hz is above the Nyquist frequency {self.sample_rate / 2} Hz")
-        if self.top_db <= 0:
-            raise MerError("top_db (the dB range of the image) must be positive")
 
     @property
     def hop_seconds(self) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .._plumbing.files import check_input_file
+from ..bounds import quote
 from ..errors import MerError
 from .recipe_checks import validate
 from .recipe_schema import DatasetSpec, DemoData, GanSpec, Recipe, Stage, typed_values
@@ -21,6 +22,7 @@ from .recipe_schema import DatasetSpec, DemoData, GanSpec, Recipe, Stage, typed_
 __all__ = ["load_recipe"]
 
 RECIPES_PACKAGE = "mer_fastai.recipes"
+MAX_NODES = 100_000  # values a recipe may hold once its aliases are expanded (the built-in ones: a few hundred)
 
 
 def builtin_names() -> list[str]:
@@ -39,7 +41,7 @@ def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
             raise MerError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from exc
     name = str(name_or_path)
     if name not in builtin_names():
-        raise MerError(f"unknown recipe {name!r}; built-in: {', '.join(builtin_names())}, or pass a .yaml path")
+        raise MerError(f"unknown recipe {quote(name)}; built-in: {', '.join(builtin_names())}, or pass a .yaml path")
     return (resources.files(RECIPES_PACKAGE) / f"{name}.yaml").read_text(), f"{name}.yaml"
 
 
@@ -54,15 +56,50 @@ def yaml_error(source: str, exc: yaml.YAMLError) -> str:
     )
 
 
+def load_yaml(text: str, source: str) -> Any:
+    """The value of YAML `text`, refused in one line naming `source` when it is not valid YAML or when it would
+    hold over `MAX_NODES` values once its aliases are expanded (an alias "bomb" that grows exponentially)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        size = _expanded_size(node, {}) if node is not None else 0
+        if size > MAX_NODES:
+            raise MerError(
+                f"{source}: holds over {MAX_NODES} values once its aliases (*name) are expanded; write the recipe "
+                "out without nested aliases"
+            )
+        return loader.construct_document(node) if node is not None else None
+    except RecursionError as exc:
+        raise MerError(f"{source}: nested too deeply; write the recipe with fewer levels") from exc
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` holds with every alias expanded; each shared node is counted once per use but
+    measured once (`sizes`), so measuring an exponential alias tree stays linear."""
+    if id(node) not in sizes:
+        children = node.value if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else []
+        parts = [part for child in children for part in (child if isinstance(child, tuple) else (child,))]
+        sizes[id(node)] = min(1 + sum(_expanded_size(part, sizes) for part in parts), MAX_NODES + 1)
+    return sizes[id(node)]
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """`key.sub=value` → (["key", "sub"], YAML-parsed value)."""
+    """`key.sub=value` → (["key", "sub"], YAML-parsed value); an empty value (an unset shell variable) is refused:
+    `null` clears a key."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise MerError(f"--set {text!r}: expected key=value, e.g. --set epochs=5")
+        raise MerError(f"--set {quote(text)}: expected key=value, e.g. --set epochs=5")
+    if not value.strip():
+        raise MerError(
+            f"--set {quote(key.strip())}: the value is empty (an unset shell variable?); give a value, or write "
+            f"{key.strip()}=null to clear the key"
+        )
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml(value, f"--set {quote(text)}")
     except yaml.YAMLError as exc:
-        raise MerError(f"--set {text!r}: the value is not valid YAML ({exc.problem})") from exc
+        raise MerError(f"--set {quote(text)}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from exc
     return key.strip().split("."), parsed
 
 
@@ -75,7 +112,7 @@ def apply_override(raw: dict, keys: list[str], value: Any, source: str) -> None:
             child = node[key] = {}
         if not isinstance(child, dict):
             dotted = ".".join(keys[: depth + 1])
-            raise MerError(f"{source}: --set {'.'.join(keys)}: {dotted!r} is not a mapping")
+            raise MerError(f"{source}: --set {'.'.join(keys)}: {quote(dotted)} is not a mapping")
         node = child
     node[keys[-1]] = value
 
@@ -90,7 +127,7 @@ def load_recipe(
     """Load, override, filter and validate a recipe; any problem is one line naming the key."""
     text, source = recipe_text(name_or_path)
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, source)
     except yaml.YAMLError as exc:
         raise MerError(yaml_error(source, exc)) from exc
     if not isinstance(raw, dict):
@@ -130,7 +167,7 @@ def _build(raw: dict, source: str) -> Recipe:
     values["source"] = source
     for name in ("experiment", "description", "datasets", "stages", "archs"):
         if name not in values or values[name] in (None, [], {}):
-            raise MerError(f"{source}: missing required key {name!r}")
+            raise MerError(f"{source}: missing required key {quote(name)}")
     return Recipe(**values)
 
 
@@ -139,20 +176,20 @@ def _required(cls, raw: dict, source: str, prefix: str):
     values = typed_values(cls, raw, source, prefix)
     for item in fields(cls):
         if item.name not in values and item.default is MISSING and item.default_factory is MISSING:
-            raise MerError(f"{source}: missing required key {prefix + item.name!r}")
+            raise MerError(f"{source}: missing required key {quote(prefix + item.name)}")
     return cls(**values)
 
 
 def _mapping(raw: dict, key: str, source: str) -> dict:
     value = raw.get(key) or {}
     if not isinstance(value, dict):
-        raise MerError(f"{source}: {key!r} must be a mapping")
+        raise MerError(f"{source}: {quote(key)} must be a mapping")
     return value
 
 
 def _dataset(raw: dict, source: str, prefix: str) -> DatasetSpec:
     if not isinstance(raw, dict):
-        raise MerError(f"{source}: {prefix[:-1]!r} must be a mapping with audio, labels, ...")
+        raise MerError(f"{source}: {quote(prefix[:-1])} must be a mapping with audio, labels, ...")
     values = typed_values(DatasetSpec, raw, source, prefix)
     values["demo"] = DemoData(**typed_values(DemoData, raw.get("demo") or {}, source, f"{prefix}demo."))
     return DatasetSpec(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._plumbing.files import check_component
+from ..bounds import quote
 from ..choices import GAN_BACKENDS, MODES, TASKS
 from ..data.labels import FEATURES
 from ..data.spectrogram import SpecConfig
@@ -38,10 +39,20 @@ def validate(recipe: Recipe) -> None:
     if not 0 <= recipe.test_pct < 1 or recipe.valid_pct + recipe.test_pct >= 1:
         raise MerError(f"{src}: 'test_pct' must lie between 0 and 1 and leave clips to train beside 'valid_pct'")
     _validate_folds(recipe)
-    SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
+    for name, spec in recipe.datasets.items():
+        if spec.is_demo and spec.labels is not None:
+            raise MerError(
+                f"{src}: datasets.{name}.labels is set but datasets.{name}.audio is not (the built-in demo audio "
+                f"would be used and the labels ignored); set datasets.{name}.audio to the folder of its clips"
+            )
+    try:
+        SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
+    except MerError as exc:
+        raise MerError(str(exc) if str(exc).startswith(src) else f"{src}: spectrogram: {exc}") from exc
     unknown_demo = set(recipe.demo_settings) - set(DEMO_KEYS)
     if unknown_demo:
-        raise MerError(f"{src}: unknown key demo_settings.{sorted(unknown_demo)[0]!r}; allowed: {', '.join(DEMO_KEYS)}")
+        first = quote(sorted(map(str, unknown_demo))[0])
+        raise MerError(f"{src}: unknown key demo_settings.{first}; allowed: {', '.join(DEMO_KEYS)}")
     recipe.demo_settings = typed_values(RecipeSettings, recipe.demo_settings, src, "demo_settings.")
     settings = recipe_settings(recipe)
     for arch in every_arch:
@@ -55,17 +66,17 @@ def validate(recipe: Recipe) -> None:
         where = f"{src}: stages[{i}] ({stage.name})"
         if stage.dataset not in recipe.datasets:
             raise MerError(
-                f"{where}: data set {stage.dataset!r} is not under 'datasets' ({', '.join(recipe.datasets)})"
+                f"{where}: data set {quote(stage.dataset)} is not under 'datasets' ({', '.join(recipe.datasets)})"
             )
         bad = [f for f in stage.features if not f]
         if bad or not stage.features:
             raise MerError(f"{where}: 'features' must name at least one of {', '.join(FEATURES)}")
         for mode in stage.modes:
             if mode not in MODES:
-                raise MerError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
+                raise MerError(f"{where}: mode {quote(mode)} is not one of {', '.join(MODES)}")
         for augmentation in stage.augmentations:
             if augmentation not in ("none", "gan", "dirs"):
-                raise MerError(f"{where}: augmentation {augmentation!r} is not one of none, gan, dirs")
+                raise MerError(f"{where}: augmentation {quote(augmentation)} is not one of none, gan, dirs")
         if "dirs" in stage.augmentations and not recipe.augment_dirs:
             raise MerError(f"{where}: augmentation 'dirs' needs 'augment_dirs' (or --augment-dir DIR)")
         fixed = [arch for arch in stage_archs(recipe, stage) if get_arch(arch).spectrogram]
@@ -73,11 +84,11 @@ def validate(recipe: Recipe) -> None:
         if extra and (fixed or SpecConfig.from_dict(recipe.spectrogram).bit_depth != 8):
             reader = fixed[0] if fixed else "the recipe's spectrogram"
             raise MerError(
-                f"{where}: augmentation {extra[0]!r} adds 8-bit dB images, which {reader} does not read; give it a "
-                "stage with augmentations [none]"
+                f"{where}: augmentation {quote(extra[0])} adds 8-bit dB images, which {reader} does not read; give "
+                "it a stage with augmentations [none]"
             )
         if stage.weights_from is not None and stage.weights_from not in names[:i]:
-            raise MerError(f"{where}: weights_from {stage.weights_from!r} must name an earlier stage")
+            raise MerError(f"{where}: weights_from {quote(stage.weights_from)} must name an earlier stage")
     if len(set(names)) != len(names):
         raise MerError(f"{src}: stage names must be unique")
     _validate_names(recipe)
@@ -95,7 +106,8 @@ def _validate_names(recipe: Recipe) -> None:
             key = "targets" if get_task(recipe.task).takes_targets else f"stages[{i}] ({stage.name}) feature"
             check_component(feature, f"{src}: {key}", NAME_FIX)
     if recipe.gan.backend not in GAN_BACKENDS:
-        raise MerError(f"{src}: 'gan.backend' must be one of {', '.join(GAN_BACKENDS)} (got {recipe.gan.backend!r})")
+        backend = quote(recipe.gan.backend)
+        raise MerError(f"{src}: 'gan.backend' must be one of {', '.join(GAN_BACKENDS)} (got {backend})")
 
 
 def _validate_folds(recipe: Recipe) -> None:
@@ -133,7 +145,7 @@ def _validate_task(recipe: Recipe) -> None:
     multilabel recipe learns one data set, named as prepare names it (`valence+energy`, `moods`)."""
     src, name = recipe.source, recipe.task or TASKS[0]
     if name not in TASKS:
-        raise MerError(f"{src}: 'task' must be one of {', '.join(TASKS)} (got {name!r})")
+        raise MerError(f"{src}: 'task' must be one of {', '.join(TASKS)} (got {quote(name)})")
     recipe.task = name
     task = get_task(name)
     settings = recipe_settings(recipe)
@@ -148,7 +160,7 @@ def _validate_task(recipe: Recipe) -> None:
         for key in ("targets", "threshold"):
             if getattr(recipe, key) is not None:
                 raise MerError(
-                    f"{src}: {key!r} is for 'task: regression' or 'task: multilabel'; add 'task' or remove it"
+                    f"{src}: {quote(key)} is for 'task: regression' or 'task: multilabel'; add 'task' or remove it"
                 )
         return
     _check_task_keys(recipe, task, settings)
@@ -189,5 +201,5 @@ def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
                            "(or moods) together: remove 'features' (and --feature)")  # fmt: skip
         extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]
         if extra:
-            raise MerError(f"{where}: augmentation {extra[0]!r} adds images per class, which a {task} recipe has not; "
-                           "use 'none'")  # fmt: skip
+            raise MerError(f"{where}: augmentation {quote(extra[0])} adds images per class, which a {task} recipe "
+                           "has not; use 'none'")  # fmt: skip

@@ -13,6 +13,7 @@ from inspect import signature
 from pathlib import Path
 from typing import Any
 
+from ..bounds import Bounds, quote
 from ..choices import STUDY_MODES
 from ..data.labelsource import LabelSource
 from ..errors import MerError
@@ -42,13 +43,18 @@ RecipeTask = make_dataclass(
 )  # fmt: skip
 
 
+def bounded(default: Any, bounds: Bounds) -> Any:
+    """A recipe key's default and the `bounds` its value must lie in (checked by `typed_values`)."""
+    return field(default=default, metadata={"bounds": bounds})
+
+
 @dataclass
 class DemoData:
     """Built-in synthetic study-style audio used while a data set names no `audio` folder."""
 
-    clips_per_class: int = 8
-    seconds: float = 6.0
-    seed: int = 0
+    clips_per_class: int = bounded(8, Bounds(2, 10_000, whole=True))
+    seconds: float = bounded(6.0, Bounds(0, 3600, above=True))
+    seed: int = bounded(0, Bounds(0, 2**32 - 1, whole=True))
 
 
 RECIPE_LABEL_KEYS = ("targets", "threshold")  # LabelSource fields a recipe sets at its top level, for every data set
@@ -104,9 +110,9 @@ class GanSpec:
     """How Experiment C makes its artificial spectrograms."""
 
     backend: str = "diffaug"
-    steps: int = 300
-    images_per_class: int = 40
-    size: int = 32
+    steps: int = bounded(300, Bounds(1, 10_000_000, whole=True))
+    images_per_class: int = bounded(40, Bounds(1, 100_000, whole=True))
+    size: int = bounded(32, Bounds(8, 1024, whole=True))  # as gan.train.GAN_SIZE
     stylegan_dir: str | None = None
 
 
@@ -168,11 +174,14 @@ def typed_values(cls, raw: dict, source: str, prefix: str) -> dict:
         if key not in known or key in _INTERNAL:
             keys = [k for k in known if k not in _INTERNAL]
             close = difflib.get_close_matches(str(key), keys, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(keys)}"
-            raise MerError(f"{source}: unknown key {prefix + str(key)!r}{hint}")
+            hint = f" (did you mean {quote(close[0])}?)" if close else f"; known keys: {', '.join(keys)}"
+            raise MerError(f"{source}: unknown key {quote(prefix + str(key))}{hint}")
         if key in _NESTED:
             continue
         values[key] = _check_type(known[key].type, value, source, f"{prefix}{key}")
+        bounds = known[key].metadata.get("bounds")
+        if bounds is not None:
+            bounds.check(value, f"{source}: {quote(prefix + key)}")
     return values
 
 
@@ -181,7 +190,7 @@ def _check_type(annotation: str, value: Any, source: str, key: str) -> Any:
     if value is None:
         if "None" in annotation:
             return None
-        raise MerError(f"{source}: {key!r} must not be empty")
+        raise MerError(f"{source}: {quote(key)} must not be empty")
     checks = [
         (
             "list[float]",
@@ -207,6 +216,9 @@ def _check_type(annotation: str, value: Any, source: str, key: str) -> Any:
     for name, check, meaning in checks:
         if annotation.startswith(name):
             if not check(value):
-                raise MerError(f"{source}: {key!r} must be {meaning} (got {value!r})")
+                raise MerError(f"{source}: {quote(key)} must be {meaning} (got {quote(value)})")
+            texts = [value] if name.startswith("str") else value if name == "list[str]" else []
+            if not all(str(text).strip() for text in texts):
+                raise MerError(f"{source}: {quote(key)} must not be empty text (an unset shell variable?)")
             return str(value) if name.startswith("str") else value
     return value

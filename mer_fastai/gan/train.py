@@ -13,6 +13,7 @@ from .._plumbing.files import write_json
 from .._plumbing.locks import reads_dataset
 from .._plumbing.progress import progress_bar
 from .._version import __version__
+from ..bounds import Bounds
 from ..choices import GAN_BACKENDS
 from ..data.dataset import read_info, read_spec
 from ..errors import MerError
@@ -37,6 +38,10 @@ __all__ = ["train_gan", "GanResult"]
 
 QUALITY_IMAGES = 256  # per class, at most: real training images and generated ones compared
 SHOWN_REAL, SHOWN_FAKE = 2, 6
+
+GAN_SIZE = Bounds(8, 1024, whole=True)  # --size: the generated images' side in pixels
+GAN_LR = Bounds(0, 1, above=True)
+GAN_KIMG = Bounds(1, 1_000_000, whole=True)
 
 
 @dataclass
@@ -79,6 +84,8 @@ def train_gan(
         raise MerError(f"unknown --backend {backend!r}; choose one of {', '.join(GAN_BACKENDS)}")
     if steps < 1 or bs < 1:
         raise MerError(f"--steps and --bs must be at least 1 (got {steps} and {bs})")
+    for bounds, value, flag in ((GAN_SIZE, size, "--size"), (GAN_LR, lr, "--lr"), (GAN_KIMG, kimg, "--kimg")):
+        bounds.check(value, flag)
     parse_policy(policy)
     folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
     info = read_info(data_dir)

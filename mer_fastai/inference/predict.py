@@ -30,7 +30,7 @@ from torch import nn
 from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import progress_bar
 from ..data.audio import SkippedFile, find_audio_files, load_audio
-from ..data.spectrogram import SpecConfig, window_images
+from ..data.spectrogram import SECONDS, SpecConfig, window_images
 from ..errors import AudioError, MerError
 from ..models.modelfile import load_model
 from ..models.modelmeta import ModelMeta
@@ -231,8 +231,8 @@ class Predictor:
     def window_settings(self, window: float | None = None, hop: float | None = None) -> tuple[float, float]:
         """Window and hop in seconds: the training window and hop by default; a new window hops by itself."""
         seconds, step = self.spec.windowing(window, hop)
-        if not (seconds > 0 and step > 0):
-            raise MerError(f"--window and --hop must be positive seconds (got {seconds} and {step})")
+        SECONDS.check(seconds, "--window (seconds)")
+        SECONDS.check(step, "--hop (seconds)")
         if self.spec.framing == "clip" and seconds != self.spec.segment_seconds:
             raise MerError(
                 f"--window {seconds:g}: {self.meta.arch} reads {self.spec.segment_seconds:g} s patches only; "

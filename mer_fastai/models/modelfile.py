@@ -55,16 +55,29 @@ MODEL_FORMAT = FileFormat(
 def checksum(state: Mapping[str, torch.Tensor], metadata: dict) -> str:
     """sha256 over the tensors (sorted names, dtype, shape, raw bytes) and the canonical metadata JSON.
 
-    The metadata's own `checksum` field is left out; tensors are hashed as whole buffers (no per-element work).
+    The metadata's own `checksum` field is left out; tensors are hashed as whole buffers (no per-element work),
+    whatever their strides or dtype: the bytes of their elements in row-major order.
     """
     digest = hashlib.sha256()
     for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
+        tensor = packed(state[name])
         digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     body = {key: value for key, value in metadata.items() if key != CHECKSUM}
     digest.update(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
     return f"sha256:{digest.hexdigest()}"
+
+
+def packed(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` on the CPU with the standard row-major strides of its shape (copied only when it has others).
+
+    `.contiguous()` alone keeps any stride of a size-1 dimension (a 1-element slice such as `bounds[:, 0]`
+    keeps stride 2), which viewing the buffer as bytes refuses.
+    """
+    tensor = tensor.detach().cpu().contiguous()
+    if tensor.reshape(-1).stride(0) != 1:
+        tensor = tensor.clone(memory_format=torch.contiguous_format)
+    return tensor
 
 
 def write_safetensors(
@@ -75,7 +88,7 @@ def write_safetensors(
     from safetensors.torch import save_file
 
     path = Path(path)
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+    tensors = {name: packed(tensor) for name, tensor in state.items()}
     fields = {key: value for key, value in metadata.items() if key not in FILE_FIELDS}
     body = json.loads(json.dumps({"format": fmt.name, **fields}))  # as it will read back (tuples → lists)
     body[CHECKSUM] = checksum(tensors, body)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._plumbing.files import check_component
+from ..bounds import Bounds, quote
 from ..choices import TASKS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
@@ -34,6 +35,11 @@ REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
 CONTRACT = {"arch": "arch", "spectrogram": "spec", "input_size": "input_size", "resize": "resize", "stats": "stats"}
 ORIGIN_FIELDS = ("source", "checksum", "mode", "metrics")  # where an ensemble member came from, its mode and scores
 MEMBER_FIELDS = (*ORIGIN_FIELDS, *CONTRACT)  # all an ensemble records about each member
+
+# Plausible bounds of the fields that size what a reader allocates (the spectrogram's are `SpecConfig`'s own)
+INPUT_SIZE = Bounds(1, 4096, whole=True)  # square side in pixels, as `train --size` allows
+MAX_CLASSES = 10_000  # classes, targets or moods
+MAX_MEMBERS = 1000  # networks of an ensemble
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -139,7 +145,7 @@ class ModelMeta:
         names = {f.name for f in dataclasses.fields(cls)} - {"spec"} | {"spectrogram", *FILE_FIELDS}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise _malformed(path, f"its metadata holds unknown field(s) {', '.join(map(repr, unknown))}")
+            raise _malformed(path, f"its metadata holds unknown field(s) {', '.join(map(quote, unknown))}")
         for key in REQUIRED:
             if key not in values:
                 raise _malformed(path, f"its metadata lacks {key!r}")
@@ -216,7 +222,7 @@ def _arch(value: Any, path: Path) -> str:
     from .archs import get_arch
 
     if not isinstance(value, str) or not value:
-        raise _malformed(path, f"'arch' must be an architecture name (got {value!r})")
+        raise _malformed(path, f"'arch' must be an architecture name (got {quote(value)})")
     try:
         get_arch(value)
     except MerError as exc:
@@ -227,6 +233,8 @@ def _arch(value: Any, path: Path) -> str:
 def _classes(value: Any, path: Path) -> tuple[str, ...]:
     if not (isinstance(value, list) and value and all(isinstance(c, str) and c for c in value)):
         raise _malformed(path, "'classes' must be a non-empty list of class names")
+    if len(value) > MAX_CLASSES:
+        raise _malformed(path, f"'classes' lists {len(value)} names, over {MAX_CLASSES}")
     if len(set(value)) != len(value):
         raise _malformed(path, f"'classes' holds a name twice ({', '.join(value)})")
     for name in value:  # class, mood and target names become file names (a regression target's scatter plot)
@@ -256,20 +264,20 @@ def _stats(value: Any, path: Path) -> Stats:
 
 
 def _input_size(value: Any, path: Path) -> int:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        raise _malformed(path, f"'input_size' must be a positive whole number of pixels (got {value!r})")
+    if not (isinstance(value, int) and INPUT_SIZE.holds(value)):
+        raise _malformed(path, f"'input_size' (pixels) must be {INPUT_SIZE.describe()} (got {quote(value)})")
     return value
 
 
 def _choice(value: Any, key: str, choices: tuple[str, ...], path: Path) -> str:
     if value not in choices:
-        raise _malformed(path, f"{key!r} must be one of {', '.join(choices)} (got {value!r})")
+        raise _malformed(path, f"{key!r} must be one of {', '.join(choices)} (got {quote(value)})")
     return value
 
 
 def _optional_text(value: Any, key: str, path: Path) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise _malformed(path, f"{key!r} must be text (got {value!r})")
+        raise _malformed(path, f"{key!r} must be text (got {quote(value)})")
     return value
 
 
@@ -277,7 +285,7 @@ def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
     if value is None:
         return None
     if not (isinstance(value, list) and all(map(_is_number, value)) and value == sorted(value)):
-        raise _malformed(path, f"'cuts' must be rising rating cut points (got {value!r})")
+        raise _malformed(path, f"'cuts' must be rising rating cut points (got {quote(value)})")
     return tuple(float(v) for v in value)
 
 
@@ -308,12 +316,12 @@ def _members(value: Any, path: Path) -> tuple[dict, ...]:
     """The member descriptions of an ensemble: at least two tables of the known fields, each naming its source."""
     if value is None:
         return ()
-    if not (isinstance(value, list) and len(value) >= 2 and all(isinstance(m, Mapping) for m in value)):
-        raise _malformed(path, "'members' must list at least two member descriptions")
+    if not (isinstance(value, list) and 2 <= len(value) <= MAX_MEMBERS and all(isinstance(m, Mapping) for m in value)):
+        raise _malformed(path, f"'members' must list at least two member descriptions, at most {MAX_MEMBERS}")
     for member in value:
         unknown = sorted(set(member) - set(MEMBER_FIELDS))
         if unknown:
-            raise _malformed(path, f"an ensemble member holds unknown field(s) {', '.join(map(repr, unknown))}")
+            raise _malformed(path, f"an ensemble member holds unknown field(s) {', '.join(map(quote, unknown))}")
         if not isinstance(member.get("source"), str):
             raise _malformed(path, "every ensemble member must name its 'source'")
         _optional_text(member.get("checksum"), "checksum", path)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .._plumbing.files import is_within, output_folder
 from .._plumbing.locks import LOCK_FILE
+from .._plumbing.workers import WORKERS
 from ..choices import TASKS
 from ..data.audio import audio_tree
 from ..data.dataset import (
@@ -121,6 +122,7 @@ def prepare_dataset(
         "prepare_dataset", labels, group_by=group_by, id_column=id_column, label_column=label_column, cuts=cuts,
         skip_unlabeled=skip_unlabeled, targets=targets, threshold=threshold, allow_outliers=allow_outliers,
     )  # fmt: skip
+    WORKERS.check(workers, "--workers")
     kind = check_labels(task, feature, source)
     feature = feature or kind.default_feature(source.targets)
     spec = spec or SpecConfig()

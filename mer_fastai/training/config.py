@@ -1,20 +1,18 @@
 """`TrainConfig`: every training setting, declared once, in a module without heavy imports.
 
-Each field carries its default and, in its metadata, its CLI flags, help text, choices, lower bound, the
+Each field carries its default and, in its metadata, its CLI flags, help text, choices, range (`bounds`), the
 commands that offer it and whether a recipe may set it. The recipe schema (`recipe_fields`), the options
-of `train` and `lrfind` (`with_train_options`), the runner's cells and the benchmarks derive from here,
+of `train` and `lrfind` (`training.options.with_train_options`), the runner's cells and the benchmarks derive from here,
 so adding a setting is one field here (plus its flag in the metadata).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
+from ..bounds import Bounds, quote
 from ..choices import (
     AGGREGATES,
     AUDIO_AUGMENTS,
@@ -53,12 +51,13 @@ def setting(
     commands: tuple[str, ...] = BOTH,
     recipe: bool = False,
     choices: tuple[str, ...] = (),
-    minimum: int | None = None,
+    bounds: Bounds | None = None,
     factory: Callable[[], Any] | Any = MISSING,
 ) -> Any:
-    """A `TrainConfig` field: its default, CLI flags and help, the commands offering it, and its checks."""
+    """A `TrainConfig` field: its default, CLI flags and help, the commands offering it, and its checks (its
+    choices, or the `bounds` of a number)."""
     metadata = {"flags": flags, "help": help, "commands": commands if flags else (), "recipe": recipe,
-                "choices": choices, "minimum": minimum}  # fmt: skip
+                "choices": choices, "bounds": bounds}  # fmt: skip
     return field(default=default, default_factory=factory, metadata=metadata)
 
 
@@ -81,16 +80,20 @@ class TrainConfig:
     )  # fmt: skip
     epochs: int = setting(
         20, flags=("--epochs", "-e"), help="Maximum epochs (one-cycle schedule).", commands=(TRAIN,), recipe=True,
-        minimum=1,
+        bounds=Bounds(1, 100_000, whole=True),
     )  # fmt: skip
     lr: float | str = setting(
         AUTO_LR,
         flags=("--lr",),
-        help="Peak learning rate, or 'auto' to take the lr_find suggestion.",
+        help="Peak learning rate (above 0, at most 10), or 'auto' to take the lr_find suggestion.",
         commands=(TRAIN,),
         recipe=True,
+        bounds=Bounds(0, 10, above=True),
     )
-    bs: int = setting(32, flags=("--bs",), help="Batch size.", recipe=True, minimum=1)
+    bs: int = setting(
+        32, flags=("--bs",), help="Batch size (at least 2: BatchNorm needs two samples; a last training batch of one "
+        "sample is dropped).", recipe=True, bounds=Bounds(2, 65_536, whole=True),
+    )  # fmt: skip
     size: int | None = setting(
         None, flags=("--size",), help="Training resolution in pixels (default: the architecture's, e.g. 224).",
         recipe=True,
@@ -103,7 +106,9 @@ class TrainConfig:
         "earlier run's model file / run folder.",
         recipe=True,
     )
-    seed: int = setting(42, flags=("--seed",), help="Random seed.", recipe=True)
+    seed: int = setting(
+        42, flags=("--seed",), help="Random seed.", recipe=True, bounds=Bounds(0, 2**32 - 1, whole=True)
+    )
     train_bn: bool = setting(
         False, flags=("--train-bn",), help="In freeze mode, keep BatchNorm layers of the body trainable.", recipe=True
     )
@@ -122,7 +127,7 @@ class TrainConfig:
         "α (e.g. 0.4), 0 = off. Classification only.",
         commands=(TRAIN,),
         recipe=True,
-        minimum=0,
+        bounds=Bounds(0, 100),
     )
     label_smoothing: float = setting(
         0.0,
@@ -130,7 +135,7 @@ class TrainConfig:
         help="Label-smoothing cross-entropy: ε of the target mass spread over all classes (e.g. 0.1), 0 = plain "
         "cross-entropy. Classification only.",
         recipe=True,
-        minimum=0,
+        bounds=Bounds(0, 1),
     )
     norm: str = setting(
         NORMS[0],
@@ -154,7 +159,7 @@ class TrainConfig:
         factory=list,
     )
     augment_audio: int = setting(
-        0, flags=("--augment-audio",), commands=(TRAIN,), recipe=True, minimum=0,
+        0, flags=("--augment-audio",), commands=(TRAIN,), recipe=True, bounds=Bounds(0, 64, whole=True),
         help="Train also on K copies of each training clip augmented on its audio (cached in <out>/audio-augment/).",
     )  # fmt: skip
     augment_audio_kinds: str = setting(
@@ -196,6 +201,7 @@ class TrainConfig:
         help="Stop after this many epochs without improvement.",
         commands=(TRAIN,),
         recipe=True,
+        bounds=Bounds(1, 100_000, whole=True),
     )
     aggregate: str = setting(
         AGGREGATES[0],
@@ -218,6 +224,7 @@ class TrainConfig:
         flags=("--workers",),
         help="Data-loading processes of the per-image pipeline (--no-cache; default: up to 2).",
         recipe=True,
+        bounds=Bounds(0, 256, whole=True),
     )
     cache: bool = setting(
         True,
@@ -275,13 +282,15 @@ class TrainConfig:
         if not set(kinds := self.augment_audio_kinds.replace(" ", "").split(",")) <= set(AUDIO_AUGMENTS):
             raise MerError(f"{name('augment_audio_kinds')} {','.join(kinds)}: choose from {', '.join(AUDIO_AUGMENTS)}")
         if self.label_smoothing >= 1:
-            raise MerError(f"{name('label_smoothing')} must be below 1 (got {self.label_smoothing})")
+            raise MerError(f"{name('label_smoothing')} must be below 1 (got {quote(self.label_smoothing)})")
         lr = self.lr
         if isinstance(lr, str) and lr != AUTO_LR:
             try:
                 lr = float(lr)
             except ValueError as exc:
-                raise MerError(f"{name('lr')} must be a number or '{AUTO_LR}' (got {lr!r})") from exc
+                raise MerError(f"{name('lr')} must be a number or '{AUTO_LR}' (got {quote(lr)})") from exc
+        if lr != AUTO_LR:
+            setting_field("lr").metadata["bounds"].check(lr, name("lr"), fix=", e.g. 1e-3, or 'auto'")
         return TrainSettings(
             config=replace(self, lr=lr, extra_train_dirs=list(self.extra_train_dirs)),
             arch=spec,
@@ -301,7 +310,7 @@ class TrainConfig:
         settings = {
             key: value
             for key, value in self.to_dict().items()
-            if not key.startswith("track") and not (key in LATER_SETTINGS and value == _field(key).default)
+            if not key.startswith("track") and not (key in LATER_SETTINGS and value == setting_field(key).default)
         }
         if settings["weights"] == PRETRAINED and get_arch(self.arch).pretraining == "ImageNet":
             settings["weights"] = IMAGENET  # the same weights, as cells and folds trained before `pretrained` say
@@ -329,77 +338,25 @@ def checked(config: TrainConfig | TrainSettings) -> TrainSettings:
 
 
 def _check_field(item: Field, value: Any, name: str) -> None:
-    """A field's declared checks: its choices and its lower bound."""
-    choices, minimum = item.metadata.get("choices"), item.metadata.get("minimum")
+    """A field's declared checks: its choices and its bounds (`lr` text is checked once made a number)."""
+    choices, bounds = item.metadata.get("choices"), item.metadata.get("bounds")
     if choices and value not in choices:
-        raise MerError(f"unknown {name} {value!r}; choose {', '.join(choices[:-1])} or {choices[-1]}")
-    if minimum is not None and value < minimum:
-        raise MerError(f"{name} must be at least {minimum} (got {value})")
+        raise MerError(f"unknown {name} {quote(value)}; choose {', '.join(choices[:-1])} or {choices[-1]}")
+    if bounds is not None and "str" not in str(item.type):  # lr: checked once made a number (`check`)
+        bounds.check(value, name)
 
 
-def _field(name: str) -> Field:
+def setting_field(name: str) -> Field:
+    """The `TrainConfig` field of setting `name`."""
     return next(item for item in fields(TrainConfig) if item.name == name)
 
 
 def flag(name: str) -> str:
     """The long CLI flag of a setting (`--no-x` variants left out), for messages."""
-    flags = _field(name).metadata["flags"]
+    flags = setting_field(name).metadata["flags"]
     return flags[0].split("/")[0] if flags else name
 
 
 def recipe_fields() -> list[Field]:
     """The settings a recipe may set at its top level."""
     return [item for item in fields(TrainConfig) if item.metadata["recipe"]]
-
-
-def command_fields(command: str) -> list[Field]:
-    """The settings command `command` offers as options, in declaration order."""
-    return [item for item in fields(TrainConfig) if command in item.metadata["commands"]]
-
-
-_CLI_TYPES = {"str": str, "str | None": str, "float | str": str, "float": float, "int": int, "int | None": int,
-              "bool": bool, "list[str]": list[Path]}  # fmt: skip
-
-
-def cli_option(name: str) -> Any:
-    """The typer option of setting `name`: its flags, help and default (repeatable options default to none)."""
-    import typer
-
-    item = _field(name)
-    default = None if item.default_factory is not MISSING else item.default
-    return typer.Option(... if default is MISSING else default, *item.metadata["flags"], help=item.metadata["help"])
-
-
-def _cli_parameter(item: Field) -> inspect.Parameter:
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    return inspect.Parameter(item.name, kind, default=cli_option(item.name), annotation=_CLI_TYPES[item.type])
-
-
-def _from_cli(item: Field, value: Any) -> Any:
-    return [str(v) for v in value or []] if item.default_factory is list else value
-
-
-def with_train_options(command: str) -> Callable[[Callable], Callable]:
-    """Decorator for a typer command: its `config` parameter becomes one option per setting the command
-    offers, and the function receives the `TrainConfig` made of them."""
-
-    def decorate(func: Callable) -> Callable:
-        hints = get_type_hints(func)
-        offered = command_fields(command)
-        parameters = []
-        for parameter in inspect.signature(func).parameters.values():
-            if parameter.name == "config":
-                parameters += [_cli_parameter(item) for item in offered]
-            else:
-                parameters.append(parameter.replace(annotation=hints[parameter.name]))
-
-        @functools.wraps(func)
-        def wrapper(**kwargs: Any) -> Any:
-            values = {item.name: _from_cli(item, kwargs.pop(item.name)) for item in offered}
-            return func(config=TrainConfig(**values), **kwargs)
-
-        wrapper.__signature__ = inspect.Signature(parameters, return_annotation=hints.get("return"))
-        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-        return wrapper
-
-    return decorate

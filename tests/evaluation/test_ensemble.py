@@ -315,7 +315,7 @@ def test_a_mixed_ensemble_given_as_a_member_keeps_each_members_input(mixed_file,
     third = save_model_file(tmp_path / "third.safetensors", _perturbed(model), meta)
     flat = ensemble_models([third, mixed_file], tmp_path / "four.safetensors").meta
     assert flat.input_groups == ((0, 1, 3), (2,)) and flat.members[2]["arch"] == "musicnn-msd"
-    with pytest.raises(MerError, match="'input_size' must be a positive whole number"):
+    with pytest.raises(MerError, match=r"'input_size' \(pixels\) must be a whole number"):
         broken = [dict(member) for member in flat.members]
         broken[2]["input_size"] = 0
         ModelMeta.from_dict({**flat.to_dict(), "members": broken}, tmp_path / "broken.safetensors")

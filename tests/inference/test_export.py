@@ -207,7 +207,7 @@ def test_mismatched_or_incomplete_files_are_rejected(tiny_run, tmp_path):  # noq
         "unknown_arch": ({**stored, "arch": "resnet9000"}, "unknown architecture"),
         "no_classes": ({k: v for k, v in stored.items() if k != "classes"}, "lacks 'classes'"),
         "bad_stats": ({**stored, "stats": [[0.5], [0.2]]}, "'stats' must be"),
-        "bad_spec": ({**stored, "spectrogram": {"n_mels": -1}}, "must be positive"),
+        "bad_spec": ({**stored, "spectrogram": {"n_mels": -1}}, "n_mels .*from 1 to 1024"),
         "bad_resize": ({**stored, "resize": "zoom"}, "'resize' must be one of"),
     }
     for name, (changed, message) in {**mismatched, **malformed}.items():

@@ -198,8 +198,10 @@ def test_predict_many_skips_bad_files_and_recurses(predictor, tiny_audio, tmp_pa
 
 def test_bad_settings_are_clear_errors(predictor, tiny_audio):
     wav = tiny_audio / "happy/happy_00.wav"
-    with pytest.raises(MerError, match="--window and --hop must be positive"):
+    with pytest.raises(MerError, match=r"--window \(seconds\) must be a number above 0 and at most 3600 \(got 0\)"):
         predictor.predict(wav, window=0)
+    with pytest.raises(MerError, match=r"--hop \(seconds\) must be a number above 0"):
+        predictor.predict(wav, hop=float("nan"))
     with pytest.raises(MerError, match="unknown aggregation 'median'"):
         predictor.predict(wav, aggregate="median")
     with pytest.raises(MerError, match="no such file"):

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
 from mer_fastai.experiments.recipe_schema import Recipe
-from mer_fastai.training.config import LRFIND, TRAIN, TrainConfig, command_fields, recipe_fields, with_train_options
+from mer_fastai.training.config import LRFIND, TRAIN, TrainConfig, recipe_fields
+from mer_fastai.training.options import command_fields, with_train_options
 
 runner = CliRunner()
 
@@ -60,8 +61,21 @@ def test_the_decorator_makes_one_option_per_setting_and_passes_the_config():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"epochs": 0}, "--epochs must be at least 1 (got 0)"),
-        ({"bs": 0}, "--bs must be at least 1"),
+        ({"epochs": 0}, "--epochs must be a whole number from 1 to 100000 (got 0)"),
+        ({"bs": 0}, "--bs must be a whole number from 2 to 65536 (got 0)"),
+        ({"bs": 1}, "--bs must be a whole number from 2"),
+        ({"lr": "nan"}, "--lr must be a number above 0 and at most 10 (got nan), e.g. 1e-3, or 'auto'"),
+        ({"lr": "inf"}, "--lr must be a number above 0 and at most 10 (got inf)"),
+        ({"lr": "-1"}, "--lr must be a number above 0 and at most 10 (got -1.0)"),
+        ({"lr": "0"}, "--lr must be a number above 0"),
+        ({"lr": 0.0}, "--lr must be a number above 0"),
+        ({"lr": float("nan")}, "--lr must be a number above 0"),
+        ({"mixup": float("nan")}, "--mixup must be a number from 0 to 100 (got nan)"),
+        ({"label_smoothing": float("nan")}, "--label-smoothing must be a number from 0 to 1"),
+        ({"epochs": 2.5}, "--epochs must be a whole number"),
+        ({"patience": 0}, "--patience must be a whole number from 1"),
+        ({"num_workers": -1}, "--workers must be a whole number from 0 to 256"),
+        ({"seed": -1}, "--seed must be a whole number from 0"),
         ({"monitor": "speed"}, "unknown --monitor 'speed'; choose auto, accuracy, macro_f1, ccc or valid_loss"),
         ({"augment": "zoom"}, "unknown --augment 'zoom'"),
         ({"lr": "fast"}, "--lr must be a number or 'auto'"),
