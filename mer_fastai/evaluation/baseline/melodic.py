@@ -6,12 +6,13 @@ basic-pitch, the note model first chosen, does not install on Python 3.11 withou
 `tensorflow<2.15.1` there). pYIN follows one predominant pitch, so on dense mixes it tracks whatever is loudest.
 
 From the voiced frames (pitch in semitones) come the contour's statistics and its pitch-class histogram; the
-contour is cut into notes where the pitch leaves the running note by more than half a semitone or unvoices
+contour is cut into notes where the pitch leaves the running note's mean by more than `NOTE_TOLERANCE` semitones
+(wide enough to keep a vibrato of up to ±70 cents in one note, narrow enough to split a semitone step) or unvoices
 (notes shorter than `MIN_NOTE_FRAMES` are dropped), which gives the note density, note durations
 (articulation: the share of the window covered by notes, the gaps between them) and the intervals between
 consecutive notes. Vibrato is measured on notes of at least `VIBRATO_SECONDS`: the strongest 4–8 Hz
-modulation of the note's detrended pitch (its rate, its extent in cents, and the share of such notes where
-it dominates the note's other modulations).
+modulation of the note's detrended pitch, when it is the note's strongest and the pitch swings by at least
+`VIBRATO_MIN_CENTS` (sd): its rate, its extent in cents, and the share of long notes that have one.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ MELODIC_VERSION = "melodic-pyin/1"  # change whenever `melodic_features` changes
 RATE, FRAME, HOP = 16000, 1024, 512  # pYIN's input: 16 kHz, 64 ms frames every 32 ms
 FMIN, FMAX = 65.0, 1047.0  # C2 to C6
 MIN_NOTE_FRAMES = 3  # ~0.1 s
+NOTE_TOLERANCE = 0.8  # semitones from the running note's mean
 VIBRATO_SECONDS = 0.25
 VIBRATO_BAND = (4.0, 8.0)  # Hz
+VIBRATO_MIN_CENTS = 10.0
 STEP, LEAP = 2, 5  # semitones: an interval up to STEP is a step, from LEAP on a leap
 
 MELODIC_NAMES = (
@@ -82,10 +85,10 @@ def _contour(values: np.ndarray, voiced: np.ndarray, pitch: np.ndarray) -> list[
 
 
 def _spans(pitch: np.ndarray) -> list[tuple[int, int]]:
-    """(first frame, frames) of every note: a run of voiced frames within half a semitone of its running mean."""
+    """(first frame, frames) of every note: a run of voiced frames within `NOTE_TOLERANCE` of its running mean."""
     spans, start = [], None
     for index, value in enumerate([*pitch.tolist(), np.nan]):
-        if start is not None and (np.isnan(value) or abs(value - np.mean(pitch[start:index])) > 0.5):
+        if start is not None and (np.isnan(value) or abs(value - np.mean(pitch[start:index])) > NOTE_TOLERANCE):
             if index - start >= MIN_NOTE_FRAMES:
                 spans.append((start, index - start))
             start = None
@@ -109,7 +112,7 @@ def _vibrato(notes: list[np.ndarray], frame_seconds: float) -> list[float]:
         power = np.abs(np.fft.rfft(cents * np.hanning(len(cents)))) ** 2
         freqs = np.fft.rfftfreq(len(cents), frame_seconds)
         peak = int(np.argmax(power[1:]) + 1) if len(power) > 1 else 0
-        if peak and VIBRATO_BAND[0] <= freqs[peak] <= VIBRATO_BAND[1]:
+        if peak and VIBRATO_BAND[0] <= freqs[peak] <= VIBRATO_BAND[1] and cents.std() >= VIBRATO_MIN_CENTS:
             rates.append(freqs[peak])
             extents.append(cents.std())
     return [_mean(np.array(rates)), _mean(np.array(extents)), len(rates) / len(long) if long else 0.0]

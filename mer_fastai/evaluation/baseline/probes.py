@@ -46,17 +46,31 @@ def probe_source(
 ) -> SourceRows:
     """Mean and sd over the patches of `layer`, for every listed window (image, start) of one file, decoding it
     once; a file that cannot be decoded gives no rows and the reason."""
-    seconds = float(spec_values["segment_seconds"])
+    outcome = _source_layers(source, tuple(starts), float(spec_values["segment_seconds"]), audio_dir, model)
+    if isinstance(outcome, str):
+        return {}, outcome
+    return {image: layers[layer] for image, layers in outcome.items()}, None
+
+
+@functools.lru_cache(maxsize=2048)
+def _source_layers(
+    source: str, starts: tuple[tuple[str, float], ...], seconds: float, audio_dir: str | None, model: str
+) -> dict[str, dict[str, np.ndarray]] | str:
+    """Every layer's pooled vector of every window of one file (one forward pass gives all three, so probing
+    another layer of the same windows in this process costs nothing), or why the file cannot be decoded."""
     try:
         signal = load_musicnn_audio(locate_source(source, audio_dir))
     except AudioError as exc:
-        return {}, str(exc)
+        return str(exc)
     rows = {}
     for image, start in starts:
         window = window_at(signal, _spec().sample_rate, seconds, start)
-        outputs = layer_outputs(window_patches(window), model, layer)
-        rows[image] = np.concatenate([outputs.mean(axis=0), outputs.std(axis=0)]).astype(np.float32)
-    return rows, None
+        outputs = layer_outputs(window_patches(window), model)
+        rows[image] = {
+            name: np.concatenate([value.mean(axis=0), value.std(axis=0)]).astype(np.float32)
+            for name, value in outputs.items()
+        }
+    return rows
 
 
 def window_patches(window: np.ndarray) -> np.ndarray:
@@ -68,24 +82,21 @@ def window_patches(window: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mel[None, None])
 
 
-def layer_outputs(batch: np.ndarray, model: str, layer: str) -> np.ndarray:
-    """(patches, units) of `layer` for musicnn's input patches."""
+def layer_outputs(batch: np.ndarray, model: str) -> dict[str, np.ndarray]:
+    """(patches, units) of every probed layer (see `LAYERS`) for musicnn's input patches, the network in eval
+    mode (dropout off)."""
     import torch
 
     network = _network(model)
+    parts: dict[str, list] = {layer: [] for layer in LAYERS}
     with torch.inference_mode():
-        parts = [_layer(network, part, layer) for part in torch.from_numpy(batch).split(BATCH)]
-    return torch.cat(parts).numpy()
-
-
-def _layer(network, x, layer: str):
-    """One batch through musicnn (eval mode: dropout off) up to `layer`."""
-    import torch
-
-    if layer == "tags":
-        return torch.sigmoid(network(x))
-    pooled = network.pool(network.midend(network.frontend(x)))
-    return pooled if layer == "pooled" else network.penultimate(pooled)
+        for x in torch.from_numpy(batch).split(BATCH):
+            pooled = network.pool(network.midend(network.frontend(x)))
+            penultimate = network.penultimate(pooled)
+            parts["pooled"].append(pooled)
+            parts["penultimate"].append(penultimate)
+            parts["tags"].append(torch.sigmoid(network.head(penultimate)))
+    return {layer: torch.cat(values).numpy() for layer, values in parts.items()}
 
 
 @functools.lru_cache(maxsize=2)
