@@ -190,3 +190,23 @@ def test_a_wrong_features_option_is_one_line(demo_data, tmp_path, args, named, c
     code, err = run_main(["baseline", str(demo_data), "--out", str(tmp_path / "out"), *args], capsys, monkeypatch)
     assert code == 2 and named in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_probe_benchmark_pairs_every_row_against_the_svm_on_83_features():
+    from benchmarks.probes import table
+
+    def scores(values: list[float]) -> dict:
+        summary = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)), "values": values}
+        return dict.fromkeys(("accuracy", "track_accuracy", "track_macro_f1"), summary)
+
+    done = {
+        "handcrafted": {"feature_cpu_minutes": 3.6, "fit_cpu_minutes": 0.01,
+                        "estimators": {"svm": scores([0.6, 0.7]), "linear": scores([0.5, 0.7])}},
+        "musicnn-msd.tags": {"feature_cpu_minutes": 11.0, "fit_cpu_minutes": 0.02,
+                             "estimators": {"linear": scores([0.7, 0.9])}},
+    }  # fmt: skip
+    lines = table(done, 2).splitlines()[2:]
+    assert lines[0].startswith("| handcrafted | svm | 0.650 ± 0.071 | – |")
+    assert "| -0.050 ± 0.071 |" in lines[1]  # gains 0.5-0.6 and 0.7-0.7, fold by fold
+    assert lines[2].startswith("| musicnn-msd.tags | linear | 0.800 ± 0.141 | +0.150 ± 0.071 |")
+    assert lines[2].endswith("| 11.0 | 0.02 |")
