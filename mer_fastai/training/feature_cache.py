@@ -68,6 +68,8 @@ def compute_features(encoder: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor
             features.append(MEMO.features(encoder, weights, xb.as_subclass(torch.Tensor)))
             targets.append(yb.as_subclass(torch.Tensor).cpu())
     encoder.train(was_training)
+    if not features:  # a refit's empty validation loader
+        return torch.zeros(0), torch.zeros(0)
     return torch.cat(features), torch.cat(targets)
 
 

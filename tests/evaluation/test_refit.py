@@ -202,3 +202,22 @@ def test_a_regression_and_a_multilabel_refit(study_set, tmp_path, name, task, te
     assert predictor.task == metrics["task"] and predictor.meta.metrics == {}
     document = json.loads((tmp_path / "cv" / CV_FILE).read_text())
     assert document["refit"]["clips"] == len({r.clip_id for r in read_manifest(data) if r.split != "test"})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"mode": "freeze", "lr": None}, {"cache": False}],
+    ids=["freeze-cached-features-lr-auto", "per-image-loaders"],
+)
+def test_a_refit_through_the_cached_features_and_the_per_image_loaders(refit_cv, tmp_path, changes):
+    """The refit's empty validation loader passes through the head-on-features path, `--lr auto` and --no-cache."""
+    from tests.inference.test_predict import TINY_CONFIG
+
+    data, _, _ = refit_cv
+    config = dataclasses.replace(TINY_CONFIG, **changes)
+    result = run_cv(data, config, tmp_path / "cv", folds=2, refit=True, show=False, report=False)
+    metrics = json.loads((result.refit.run_dir / "metrics.json").read_text())
+    assert metrics["valid"] is None and metrics["test"]["accuracy"] is not None and metrics["epochs_run"] == 1
+    assert metrics["cached_features"] is (changes.get("mode") == "freeze")
+    folds = json.loads((tmp_path / "cv" / "folds" / "0" / "metrics.json").read_text())
+    assert folds["cached_features"] is metrics["cached_features"]
