@@ -68,6 +68,8 @@ def compute_features(encoder: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor
         for xb, yb in dl:
             features.append(MEMO.features(folded, weights, xb.as_subclass(torch.Tensor)))
             targets.append(yb.as_subclass(torch.Tensor).cpu())
+    if not features:  # a refit's empty validation loader
+        return torch.zeros(0), torch.zeros(0)
     return torch.cat(features), torch.cat(targets)
 
 

@@ -83,6 +83,8 @@ def cache_outputs(prefix: nn.Module, dl, path: Path) -> tuple[np.ndarray, torch.
             start += len(out)
             targets.append(yb.as_subclass(torch.Tensor).cpu())
     prefix.train(was_training)
+    if rows is None:  # a refit's empty validation loader
+        return np.zeros((0,), dtype=np.float32), torch.zeros(0)
     rows.flush()
     del rows
     return np.load(path, mmap_mode="r"), torch.cat(targets)
