@@ -66,6 +66,9 @@ class CountImages:
     def __call__(self, _module, inputs, _output) -> None:
         self.images += len(inputs[0])
 
+    def __deepcopy__(self, memo: dict) -> CountImages:
+        return self  # the folded copy that inference runs (`models.folding.fold`) counts here too
+
 
 def test_cached_freeze_runs_the_body_once_and_keeps_it(tiny_data, tmp_path, monkeypatch):
     train_module = importlib.import_module("mer_fastai.training.fit")

@@ -61,7 +61,7 @@ def test_prepare_keeps_the_targets_and_their_scale(va_data, study_set):
         assert row.values == (float(expected["valence"]), float(expected["energy"]))
         assert row.image.startswith(f"{row.split}/{row.label}/")
     header = (va_data / "manifest.csv").read_text().splitlines()[0]
-    assert header.endswith("group,sha256,target_valence,target_energy")
+    assert header.endswith("group,sha256,fingerprint,target_valence,target_energy")
     assert {row.split for row in rows} == {"train", "valid"}
 
 
