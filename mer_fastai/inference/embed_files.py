@@ -12,12 +12,14 @@ from .._plumbing.files import atomic_path, check_output_file
 from ..errors import MerError
 from ..runs.inputs import refuse_input_out
 from .embed import Embeddings
+from .own_files import check_replaceable, is_embeddings, is_tags
 
 EMBED_FORMATS = (".npz", ".parquet")
 
 
 def check_embed_out(out: str | Path) -> Path:
-    """`--out` as an .npz or .parquet file; .parquet needs pyarrow. Checked before any work is done."""
+    """`--out` as an .npz or .parquet file (.parquet needs pyarrow) that is new, empty or embed's own earlier
+    output, and its `tags_file` likewise. Checked before any work is done, and again before writing."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in EMBED_FORMATS:
@@ -27,7 +29,8 @@ def check_embed_out(out: str | Path) -> Path:
             import pyarrow  # noqa: F401
         except ImportError as exc:
             raise MerError(f"--out {out}: writing parquet needs pyarrow; use .npz or `pip install pyarrow`") from exc
-    return check_output_file(out, "--out")
+    check_replaceable(tags_file(out), is_tags, "embed")
+    return check_replaceable(check_output_file(out, "--out"), is_embeddings, "embed")
 
 
 def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
