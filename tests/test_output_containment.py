@@ -385,7 +385,8 @@ def test_predict_and_embed_replace_their_own_output_and_an_empty_file(workspace,
     shutil.copytree(workspace, root, symlinks=True)
     (root / "empty.csv").write_text("")
     runs = [(PREDICT, "p.csv"), (PREDICT, "p.json"), ([*PREDICT, "--format", "csv"], "p.txt"),
-            ([*PREDICT, "--format", "json"], "p.txt"), (PREDICT, "empty.csv"), ([*EMBED, "--map"], "e.npz")]  # fmt: skip
+            ([*PREDICT, "--format", "json"], "p.txt"), (PREDICT, "empty.csv"),
+            ([*EMBED, "--map"], "e.npz")]  # fmt: skip
     for command, out in runs:
         for _ in range(2):
             code, err = run_main(
