@@ -1371,8 +1371,8 @@ LONG_CASES = [  # a huge value is quoted short
     Case("a 10,000-character label cell", [*PREPARE, "--labels", f"{W}/huge.csv", *LABELS_OPTIONS,
                                                     "--skip-unlabeled", "--out", f"{W}/d2"],
          "xxx...", setup=_write("huge.csv", f"file,mood\nhappy/happy_00,{LONG}\n")),
-    Case("a 10,000-character --feature", [*PREPARE[:3], LONG, *PREPARE[4:], "--labels", f"{W}/labels.csv",
-                                         "--id-column", "file", "--out", f"{W}/d2"], "xxx..."),
+    Case("a 10,000-character --feature", [*PREPARE[:3], LONG, *PREPARE[4:], "--labels", f"{W}/quadrants.csv",
+                                         "--out", f"{W}/d2"], "xxx..."),
     Case("a 10,000-character --arch", [*TRAIN_FAST, "--arch", LONG, "--out", f"{W}/t"], "xxx..."),
     Case("a 10,000-character --set value", ["run", "demo", "--set", f"archs=[{LONG}]", "--out", f"{W}/g"], "xxx..."),
 ]  # fmt: skip

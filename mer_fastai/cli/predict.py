@@ -85,9 +85,9 @@ def command(
     from ..inference.writing import output_format, render_predictions, write_predictions
     from ..runs.inputs import refuse_input_out
 
-    chosen = output_format(out, fmt) if out or fmt else None
     if out is not None:
         refuse_input_out([out], model, audio)
+    chosen = output_format(out, fmt) if out or fmt else None
     predictor = Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
     predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
     if chosen and out is None:

@@ -108,7 +108,7 @@ def _ratings(path, columns, rows, feature, group_column, cuts) -> tuple[list[Row
         for line, row in rows:
             value = row[target]
             label = value.lower() if value.lower() in EMOTIONS else None
-            left_out = None if label or is_missing(value) else f"left out of feature 'emotions' (TARGET {value})"
+            left_out = None if label or is_missing(value) else f"left out of feature 'emotions' (TARGET {quote(value)})"
             read.append(Row(line, normalize_id(row[number]), label, group_cell(row, group_column), left_out))
         return read, target, None
     column = find_column(columns, feature, path, "--feature")
