@@ -18,8 +18,7 @@ EMBED_FORMATS = (".npz", ".parquet")
 
 
 def check_embed_out(out: str | Path) -> Path:
-    """`--out` as an .npz or .parquet file (.parquet needs pyarrow) that is new, empty or embed's own earlier
-    output, and its `tags_file` likewise. Checked before any work is done, and again before writing."""
+    """`--out` as an .npz or .parquet file; .parquet needs pyarrow. Checked before any work is done."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in EMBED_FORMATS:
@@ -29,8 +28,14 @@ def check_embed_out(out: str | Path) -> Path:
             import pyarrow  # noqa: F401
         except ImportError as exc:
             raise MerError(f"--out {out}: writing parquet needs pyarrow; use .npz or `pip install pyarrow`") from exc
+    return check_output_file(out, "--out")
+
+
+def check_embed_owner(out: Path) -> None:
+    """`out` and its `tags_file`, each new, empty or embed's own earlier output; anything else is refused (after
+    the checks that name an input, which say more)."""
+    check_replaceable(out, is_embeddings, "embed")
     check_replaceable(tags_file(out), is_tags, "embed")
-    return check_replaceable(check_output_file(out, "--out"), is_embeddings, "embed")
 
 
 def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
@@ -39,6 +44,7 @@ def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
     model's tags also as `tags_file(out)` (see `write_tags`)."""
     out = check_embed_out(out)
     refuse_embed_inputs([out, *([tags_file(out)] if embeddings.tags else [])], embeddings)
+    check_embed_owner(out)
     info = json.dumps(embeddings.info())
     if out.suffix.lower() == ".npz":
         with atomic_path(out) as tmp, tmp.open("wb") as handle:

@@ -47,8 +47,9 @@ def check_map_out(out: str | Path) -> tuple[Path, Path]:
 
 def write_map(embeddings: Embeddings, out: str | Path) -> tuple[Path, Path, str]:
     """The track map as `map_files(out)` beside `out`; returns both and the method."""
-    png, html = check_map_out(out)
+    png, html = map_files(out)
     refuse_embed_inputs([png, html], embeddings)
+    check_map_out(out)
     xy, method = map_2d(np.stack(embeddings.track_features))
     plot_map(png, xy, embeddings, method)
     atomic_write(html, map_page(embeddings, xy, method, png))

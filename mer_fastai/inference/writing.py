@@ -25,9 +25,8 @@ if TYPE_CHECKING:
 def output_format(out: Path | None, fmt: str | None) -> str:
     """The format to write: --format, else the --out extension (.json or .csv), else json (standard output).
 
-    `--out` naming a folder, a --format that contradicts a .json/.csv extension, any other extension without
-    --format, and an existing file predict did not write are refused; an explicit --format may name any other
-    extension (`--out x.txt --format csv`).
+    `--out` naming a folder, a --format that contradicts a .json/.csv extension, and any other extension
+    without --format are refused; an explicit --format may name any other extension (`--out x.txt --format csv`).
     """
     if fmt is not None and fmt not in FORMATS:
         raise MerError(f"unknown --format {quote(fmt)}; choose one of {', '.join(FORMATS)}")
@@ -45,7 +44,6 @@ def output_format(out: Path | None, fmt: str | None) -> str:
         fmt = suffix
     elif fmt is None:
         raise MerError(f"--out {out}: unknown extension; use .json or .csv, or pass --format")
-    check_predictions_out(out)
     return fmt
 
 
