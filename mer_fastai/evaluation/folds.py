@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import quote
 from ..data.dataset import (
     REMAKE,
     TRAINING_SPLITS,
@@ -162,7 +163,8 @@ def _check_training_classes(clips: Clips, plan: list[Fold], what: str) -> None:
         missing = sorted(everything - trained)
         if missing:
             raise MerError(
-                f"fold {fold.name}: {what} {missing[0]!r} has all its clips in this fold's validation (its clips share "
+                f"fold {fold.name}: {what} {quote(missing[0])} has all its clips in this "
+                "fold's validation (its clips share "
                 "one group), so no model could learn it; add clips of other groups, or prepare without --group-by"
             )
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 from ..._plumbing.files import write_json
 from ..._plumbing.locks import reads_dataset
 from ..._plumbing.progress import console
+from ...bounds import quote
 from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, DatasetInfo, ManifestRow, read_info, read_manifest
 from ...errors import MerError
@@ -87,7 +88,7 @@ def run_baseline(
     chosen = list(dict.fromkeys(classifiers or CLASSIFIERS))
     unknown = [name for name in chosen if name not in CLASSIFIERS]
     if unknown:
-        raise MerError(f"unknown --classifier {unknown[0]!r}; choose from {', '.join(CLASSIFIERS)}")
+        raise MerError(f"unknown --classifier {quote(unknown[0])}; choose from {', '.join(CLASSIFIERS)}")
     info = read_info(data_dir)
     task = get_task(info.task)
     kind = estimator(task)

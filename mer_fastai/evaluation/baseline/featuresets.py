@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...bounds import quote
 from ...choices import FEATURE_SETS
 from ...choices import PROBE_LAYERS as LAYERS
 from ...errors import MerError
@@ -42,13 +43,13 @@ class Features:
 def parse_features(value: str = DEFAULT_FEATURES, layer: str = "penultimate") -> Features:
     """The feature sets of a `--features` value (one clear error naming the option for an unknown part)."""
     if layer not in LAYERS:
-        raise MerError(f"unknown --layer {layer!r}; choose one of {', '.join(LAYERS)}")
+        raise MerError(f"unknown --layer {quote(layer)}; choose one of {', '.join(LAYERS)}")
     parts = [part.strip() for part in value.split("+")]
     for part in parts:
         if part not in FEATURE_SETS:
-            raise MerError(f"unknown --features part {part!r}; join any of {', '.join(FEATURE_SETS)} with '+'")
+            raise MerError(f"unknown --features part {quote(part)}; join any of {', '.join(FEATURE_SETS)} with '+'")
     if len(set(parts)) < len(parts):
-        raise MerError(f"--features {value!r} names a feature set twice; name each once")
+        raise MerError(f"--features {quote(value)} names a feature set twice; name each once")
     sets = tuple(_feature_set(part, layer) for part in parts)
     label = "+".join(f"{part}.{layer}" if part.startswith("musicnn-") else part for part in parts)
     return Features(sets, label)

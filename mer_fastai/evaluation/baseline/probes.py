@@ -17,6 +17,7 @@ import functools
 
 import numpy as np
 
+from ...bounds import quote
 from ...choices import PROBE_LAYERS as LAYERS
 from ...data.audio import window_at
 from ...errors import AudioError, MerError
@@ -33,7 +34,7 @@ BATCH = 64  # patches per forward pass
 def probe_set(model: str, layer: str) -> FeatureSet:
     """The feature set `musicnn-<model>` at `layer` (one clear error naming --layer for an unknown one)."""
     if layer not in LAYERS:
-        raise MerError(f"unknown --layer {layer!r}; choose one of {', '.join(LAYERS)}")
+        raise MerError(f"unknown --layer {quote(layer)}; choose one of {', '.join(LAYERS)}")
     width = {"penultimate": BACKEND_UNITS, "pooled": POOLED_UNITS, "tags": len(TAGS[model])}[layer]
     columns = [f"{layer}{i}" for i in range(width)] if layer != "tags" else list(TAGS[model])
     names = tuple(f"musicnn_{model}_{c}_{stat}" for stat in ("mean", "std") for c in columns)
