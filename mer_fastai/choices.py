@@ -31,4 +31,8 @@ GAN_BACKENDS = ("diffaug", "stylegan2-ada")  # gan: how the GAN is trained
 # ImageNet's, none); any other --weights is a model file or run folder
 PRETRAINED, IMAGENET, NONE = "pretrained", "imagenet", "none"
 STARTING_WEIGHTS = (PRETRAINED, IMAGENET, NONE)
-CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees")  # baseline: the classic classifiers
+# baseline: the classic estimators (linear: logistic regression, ridge for regression targets)
+CLASSIFIERS = ("svm", "knn", "random_forest", "extra_trees", "linear")
+# baseline --features: the feature sets (joined with "+"); --layer: the probed layer of the musicnn sets
+FEATURE_SETS = ("handcrafted", "melodic", "musicnn-msd", "musicnn-mtt")
+PROBE_LAYERS = ("penultimate", "pooled", "tags")

@@ -1337,3 +1337,58 @@ def test_a_huge_value_is_quoted_short(case, workspace, tmp_path, capsys, monkeyp
     code, err = run_main([a.replace(W, str(root)) for a in case.args], capsys, monkeypatch)
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(line.replace(str(root), "W")) < 400, line
+
+
+# --- #26 D ---
+def _user_npz(root: Path) -> None:
+    """An .npz of the user's own (arrays that are not embed's)."""
+    np.savez(root / "e.npz", weights=np.arange(3.0))
+
+
+LONG = "x" * 10_000  # a value pasted by mistake: a message quotes it short
+OWN_FILES = [
+    # predict and embed replace only a file they wrote themselves (or an empty one)
+    Case("predict over the user's CSV", ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.csv"],
+         "predict did not write this file", setup=_write("p.csv", "name,score\nmine,1\n")),
+    Case("predict over the user's JSON", ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.json"],
+         "predict did not write this file", setup=_write("p.json", '{"tracks": "mine"}\n')),
+    Case("predict --format csv over the user's text file",
+         ["predict", f"{W}/run", f"{W}/audio/happy", "--format", "csv", "--out", f"{W}/p.txt"],
+         "predict did not write this file", setup=_write("p.txt", "notes of the user's\n")),
+    Case("embed over the user's .npz", ["embed", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/e.npz"],
+         "embed did not write this file", setup=_user_npz),
+    Case("embed beside the user's <out>-tags.csv",
+         ["embed", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/e.npz"], "e-tags.csv: embed did not write",
+         setup=_write("e-tags.csv", "level,mine\n")),
+    Case("embed --map beside the user's <out>-map.png",
+         ["embed", f"{W}/run", f"{W}/audio/happy", "--map", "--out", f"{W}/e.npz"], "e-map.png: embed did not write",
+         setup=_bytes("e-map.png", b"\x89PNG\r\n\x1a\nthe user's picture")),
+    Case("embed --map beside the user's <out>-map.html",
+         ["embed", f"{W}/run", f"{W}/audio/happy", "--map", "--out", f"{W}/e.npz"], "e-map.html: embed did not",
+         setup=_write("e-map.html", "<html><title>Embedding map of my own</title></html>\n")),
+]  # fmt: skip
+LONG_CASES = [  # a huge value is quoted short
+    Case("a 10,000-character label cell", [*PREPARE, "--labels", f"{W}/huge.csv", *LABELS_OPTIONS,
+                                                    "--skip-unlabeled", "--out", f"{W}/d2"],
+         "xxx...", setup=_write("huge.csv", f"file,mood\nhappy/happy_00,{LONG}\n")),
+    Case("a 10,000-character --feature", [*PREPARE[:3], LONG, *PREPARE[4:], "--labels", f"{W}/quadrants.csv",
+                                         "--out", f"{W}/d2"], "xxx..."),
+    Case("a 10,000-character --arch", [*TRAIN_FAST, "--arch", LONG, "--out", f"{W}/t"], "xxx..."),
+    Case("a 10,000-character --set value", ["run", "demo", "--set", f"archs=[{LONG}]", "--out", f"{W}/g"], "xxx..."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", OWN_FILES + LONG_CASES, ids=[case.name for case in OWN_FILES + LONG_CASES])
+def test_predict_embed_own_files_and_long_values(case, workspace, tmp_path, capsys, monkeypatch):
+    test_bad_input_is_one_line_and_changes_nothing(case, workspace, tmp_path, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("case", LONG_CASES, ids=[case.name for case in LONG_CASES])
+def test_a_pasted_value_is_quoted_in_under_300_characters(case, workspace, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root)
+    if case.setup:
+        case.setup(root)
+    code, err = run_main([a.replace(W, str(root)) for a in case.args], capsys, monkeypatch)
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(line.replace(str(root), "W")) < 300 and "x" * 100 not in line, line

@@ -344,3 +344,56 @@ def test_export_attaches_only_the_metrics_of_its_model(workspace, tmp_path, caps
     assert "describes another model file" in err and "left out" in err, err
     swapped = read_model(root / "swapped.safetensors")[1].metrics
     assert MODEL_CHECKSUM not in swapped and "valid" not in swapped
+
+
+# --- #26 D ---
+OWN_FILES = [
+    refused(PREDICT, f"{W}/mine.csv", "mine.csv: predict did not write this file"),
+    refused(PREDICT, f"{W}/mine.json", "mine.json: predict did not write this file"),
+    refused([*PREDICT, "--format", "json"], f"{W}/embedded.npz", "embedded.npz: predict did not write this file"),
+    refused(EMBED, f"{W}/mine.npz", "mine.npz: embed did not write this file"),
+    refused(EMBED, f"{W}/predicted.npz", "predicted.npz: embed did not write this file"),
+    refused([*EMBED, "--map"], f"{W}/mapped.npz", "mapped-map.html: embed did not write this file"),
+]
+
+
+@pytest.mark.parametrize("walk", OWN_FILES, ids=[f"{w.name} --out {w.out.replace(W, 'W')}" for w in OWN_FILES])
+def test_predict_and_embed_refuse_a_file_they_did_not_write(walk, workspace, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root, symlinks=True)
+    for name, text in (
+        ("mine.csv", "file,duration\nmine.wav,1.0\n"),
+        ("mine.json", '{"tracks": [], "model": 1}\n'),
+        ("mine.npz", "the user's own\n"),
+        ("mapped-map.html", "<html><title>notes</title></html>\n"),
+    ):
+        (root / name).write_text(text)  # fmt: skip
+    for command, out in (([*PREDICT, "--format", "csv"], "predicted.npz"), (EMBED, "embedded.npz")):
+        code, err = run_main([a.replace(W, str(root)) for a in [*command, "--out", f"{W}/{out}"]], capsys, monkeypatch)
+        assert code == 0, err
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(root)
+    code, err = run_main([a.replace(W, str(root)) for a in [*walk.command, "--out", walk.out]], capsys, monkeypatch)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and walk.phrase.lower() in errors[0].lower(), err
+    assert snapshot(root) == before, "a refused command changed files"
+
+
+def test_predict_and_embed_replace_their_own_output_and_an_empty_file(workspace, tmp_path, capsys, monkeypatch):
+    """A rerun over its own output (each format, embed's map and companions) and a file the user emptied."""
+    root = tmp_path / "w"
+    shutil.copytree(workspace, root, symlinks=True)
+    (root / "empty.csv").write_text("")
+    runs = [(PREDICT, "p.csv"), (PREDICT, "p.json"), ([*PREDICT, "--format", "csv"], "p.txt"),
+            ([*PREDICT, "--format", "json"], "p.txt"), (PREDICT, "empty.csv"),
+            ([*EMBED, "--map"], "e.npz")]  # fmt: skip
+    for command, out in runs:
+        for _ in range(2):
+            code, err = run_main(
+                [a.replace(W, str(root)) for a in [*command, "--out", f"{W}/{out}"]], capsys, monkeypatch
+            )
+            assert code == 0, err
+    assert (root / "p.csv").read_text().startswith("file,")
+    assert json.loads((root / "p.txt").read_text())["tracks"]  # the JSON run replaced the CSV one
+    assert (root / "empty.csv").read_text().startswith("file,")
+    assert {p.name for p in root.glob("e*")} >= {"e.npz", "e-map.png", "e-map.html"}

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from ..bounds import quote
 from ..errors import MerError
 from .diskfull import disk_full_error
 from .locks import LOCK_FILE, acquire, release
@@ -48,7 +49,7 @@ def check_component(name: str, what: str, fix: str = "use letters, digits, '-', 
     bad = [c for c in text if c in "/\\" or unicodedata.category(c) == "Cc"]
     if text.strip() in RESERVED_NAMES or bad or text != text.strip():
         shown = ", ".join(sorted({repr(c) for c in bad})) or "a name that is empty, '.', '..' or padded with spaces"
-        raise MerError(f"{what} {name!r} is not a safe file name ({shown}); {fix}")
+        raise MerError(f"{what} {quote(name)} is not a safe file name ({shown}); {fix}")
     return text
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .._plumbing.progress import console
-from ..choices import CLASSIFIERS
+from ..choices import CLASSIFIERS, FEATURE_SETS, PROBE_LAYERS
 from ..errors import MerError
 from . import options
 from .predict import Aggregate
@@ -17,7 +17,20 @@ def command(
     data_dir: Path = options.DataDir,
     out: Path = options.out_option("baseline", "<classifier>/metrics.json, its prediction CSVs and baseline.csv"),
     classifiers: list[str] = typer.Option(
-        None, "--classifier", help=f"{', '.join(CLASSIFIERS)} (repeatable; default: all four)."
+        None,
+        "--classifier",
+        help=f"{', '.join(CLASSIFIERS)} (repeatable; default: all five; linear: logistic regression, ridge "
+        "for regression targets).",
+    ),
+    features: str = typer.Option(
+        "handcrafted",
+        "--features",
+        help=f"Window features: {', '.join(FEATURE_SETS)}, or several joined with '+' (concatenated, standardised), "
+        "e.g. musicnn-msd+handcrafted+melodic. musicnn-*: mean and sd over 3 s patches of the frozen network's "
+        "--layer. Each set is cached in --out.",
+    ),
+    layer: str = typer.Option(
+        "penultimate", "--layer", help=f"Probed musicnn layer: {', '.join(PROBE_LAYERS)} (with --features musicnn-*)."
     ),
     seed: int = options.Seed,
     aggregate: str = Aggregate,
@@ -35,24 +48,34 @@ def command(
     ),
     repeats: int = typer.Option(1, "--repeats", help="With --folds: deal the K folds R times, as `cv` does."),
 ) -> None:
-    """Score classic classifiers on hand-crafted audio features of the data set's own windows and split."""
+    """Score classic classifiers on hand-crafted audio features, or linear probes of a frozen pretrained network,
+    of the data set's own windows and split."""
     from ..evaluation.baseline.classic import baseline_table, run_baseline
     from ..runs.inputs import refuse_training_out
-    from ..runs.layout import BASELINE_CSV, FEATURES_FILE
+    from ..runs.layout import BASELINE_CSV
 
     refuse_training_out(out, data_dir)
+    chosen = {"features": features, "layer": layer}
     if folds is None:
         if repeats != 1:
             raise MerError("--repeats needs --folds (e.g. --folds 5)")
-        rows = run_baseline(data_dir, out, classifiers, seed, aggregate=aggregate, workers=workers)
+        rows = run_baseline(data_dir, out, classifiers, seed, aggregate=aggregate, workers=workers, **chosen)
     else:
         from ..evaluation.baseline.folds import cross_validate_baseline
 
         rows = cross_validate_baseline(
-            data_dir, out, folds, repeats, classifiers=classifiers, seed=seed, aggregate=aggregate, workers=workers
+            data_dir,
+            out,
+            folds,
+            repeats,
+            classifiers=classifiers,
+            seed=seed,
+            aggregate=aggregate,
+            workers=workers,
+            **chosen,
         ).rows
     console.print(baseline_table(rows))
-    console.print(f"results: {out / BASELINE_CSV} (features cached in {out / FEATURES_FILE})")
+    console.print(f"results: {out / BASELINE_CSV} (features cached in {out}/features*.npz)")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,12 @@ def command(
     ensemble: bool = typer.Option(
         True, "--ensemble/--no-ensemble", help="Also write the fold models as one model file OUT/ensemble.safetensors."
     ),
+    refit: bool = typer.Option(
+        False,
+        "--refit/--no-refit",
+        help="Also train one model on every cross-validated clip, with the folds' settings and epochs, into "
+        "OUT/refit/ (no validation scores: the out-of-fold scores are its expected performance).",
+    ),
     out: Path = options.out_option("cv", "the cross-validation (folds/<k>/ runs, cv.json, out-of-fold predictions)"),
 ) -> None:
     """Train one model per fold; report mean ± sd, a 95 % interval and the out-of-fold (pooled) scores."""
@@ -27,7 +33,7 @@ def command(
     from ..runs.inputs import refuse_training_out
 
     refuse_training_out(out, data_dir, config)
-    run_cv(data_dir, config, out, folds, repeats, ensemble=ensemble)
+    run_cv(data_dir, config, out, folds, repeats, ensemble=ensemble, refit=refit)
 
 
 def register(app: typer.Typer) -> None:

@@ -35,13 +35,16 @@ def command(
 ) -> None:
     """Use a trained model as a feature extractor: features per window and per track (mean of its windows); a
     musicnn model also writes musicnn's 50 tag probabilities to <out>-tags.csv."""
-    from ..inference.embed_files import check_embed_out, tags_file, write_embeddings
-    from ..inference.embed_map import map_files, write_map
+    from ..inference.embed_files import check_embed_out, check_embed_owner, tags_file, write_embeddings
+    from ..inference.embed_map import check_map_out, map_files, write_map
     from ..inference.predict import Predictor
     from ..runs.inputs import refuse_input_out
 
     check_embed_out(out)
     refuse_input_out([out, tags_file(out), *(map_files(out) if show_map else ())], model, audio, source.labels)
+    check_embed_owner(out)
+    if show_map:
+        check_map_out(out)
     predictor = Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
     embeddings = predictor.embed(
         audio,

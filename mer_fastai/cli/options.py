@@ -12,6 +12,7 @@ from typing import Any, get_type_hints
 
 import typer
 
+from ..bounds import quote
 from ..data.labels import FEATURES
 from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
@@ -142,7 +143,7 @@ def parse_cuts(text: str | None) -> list[float] | None:
     try:
         values = sorted(float(part) for part in text.split(","))
     except ValueError as exc:
-        raise MerError(f"--cuts must be two comma-separated numbers such as 3.5,6.5 (got {text!r})") from exc
+        raise MerError(f"--cuts must be two comma-separated numbers such as 3.5,6.5 (got {quote(text)})") from exc
     if len(values) != 2:
-        raise MerError(f"--cuts needs exactly two cut points for three levels (got {text!r})")
+        raise MerError(f"--cuts needs exactly two cut points for three levels (got {quote(text)})")
     return values

@@ -82,12 +82,13 @@ def command(
     per track."""
     from ..inference.predict import Predictor
     from ..inference.tracks import MIXED_NOTE
-    from ..inference.writing import output_format, render_predictions, write_predictions
+    from ..inference.writing import check_predictions_out, output_format, render_predictions, write_predictions
     from ..runs.inputs import refuse_input_out
 
     chosen = output_format(out, fmt) if out or fmt else None
     if out is not None:
         refuse_input_out([out], model, audio)
+        check_predictions_out(out)
     predictor = Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
     predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
     if chosen and out is None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .._plumbing.progress import console
+from ..bounds import quote
 from ..errors import MerError
 
 weights_app = typer.Typer(help="Pretrained music weights: fetch them once into the user cache.", no_args_is_help=True)
@@ -26,7 +27,7 @@ def get_command(
     """Convert the musicnn taggers (MSD and MTT, musicnn and VGG) to safetensors in $MER_FASTAI_CACHE/musicnn
     (default ~/.cache/mer-fastai/musicnn), checksummed; no TensorFlow needed. Pons & Serra 2019, ISC licence."""
     if name not in SOURCES:
-        raise MerError(f"unknown weights {name!r}; choose one of {', '.join(SOURCES)}")
+        raise MerError(f"unknown weights {quote(name)}; choose one of {', '.join(SOURCES)}")
     from ..models.musicnn.weights import get_weights
 
     for model, path in get_weights(source).items():

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._plumbing.files import atomic_path, atomic_write
+from ..bounds import quote
 from ..choices import TASKS
 from ..errors import MerError
 from .spectrogram import SPEC_FILE, SpecConfig
@@ -187,7 +188,7 @@ def _finite(text: str) -> float:
     """A target cell as a finite number (ValueError otherwise)."""
     value = float(text)
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"target value {text!r} is not a finite number")
+        raise ValueError(f"target value {quote(text)} is not a finite number")
     return value
 
 
@@ -240,7 +241,7 @@ def write_spec(data_dir: str | Path, spec: SpecConfig) -> Path:
 def items(data_dir: str | Path, split: str, label: str | None = None) -> list[Path]:
     """The images of one split (of one class, if `label` is given), in manifest order."""
     if split not in SPLITS:
-        raise MerError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise MerError(f"unknown split {quote(split)}; choose one of {', '.join(SPLITS)}")
     rows = read_manifest(data_dir)
     return [row.path(data_dir) for row in rows if row.split == split and label in (None, row.label)]
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .._plumbing.files import check_component, check_input_file
+from ..bounds import QUOTE_LIMIT, quote
 from ..errors import MerError
 from .audio import AUDIO_EXTENSIONS
 
@@ -72,6 +73,7 @@ def code_points(text: str) -> str:
 
 def shown_id(text: str) -> str:
     """An id quoted for a message, followed by its code points where it holds non-ASCII characters."""
+    text = text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "..."
     return repr(text) if text.isascii() else f"{text!r} ({code_points(text)})"
 
 
@@ -127,7 +129,7 @@ def find_column(columns: list[str], name: str, path: Path, option: str) -> str:
     for column in columns:
         if column.lower() == name.lower():
             return column
-    raise MerError(f"{path}: no column {name!r} (columns: {', '.join(columns)}); fix {option}")
+    raise MerError(f"{path}: no column {quote(name)} (columns: {', '.join(columns)}); fix {option}")
 
 
 def _lines(rows: list[Row]) -> str:
@@ -147,8 +149,8 @@ def make_table(path: Path, rows: list[Row], column: str, skip_unlabeled: bool, c
     missing = [row for row in rows if row.label is None and row.left_out is None]
     if missing and not skip_unlabeled:
         raise MerError(
-            f"{path}: {_lines(missing)} ha{'ve' if len(missing) > 1 else 's'} no usable value in column {column!r} "
-            f"(blank, NaN or not a number); {SKIP_HINT}"
+            f"{path}: {_lines(missing)} ha{'ve' if len(missing) > 1 else 's'} no usable value in "
+            f"column {quote(column)} (blank, NaN or not a number); {SKIP_HINT}"
         )
     table = LabelTable({}, {}, str(path), cuts)
     first: dict[str, Row] = {}
@@ -159,11 +161,11 @@ def make_table(path: Path, rows: list[Row], column: str, skip_unlabeled: bool, c
         if earlier is not row:
             if _outcome(earlier) != _outcome(row):
                 raise MerError(
-                    f"{path}: id {row.clip!r} has conflicting labels in row {earlier.line} ({_outcome(earlier)}) "
+                    f"{path}: id {quote(row.clip)} has conflicting labels in row {earlier.line} ({_outcome(earlier)}) "
                     f"and row {row.line} ({_outcome(row)}); keep one of the rows"
                 )
             table.notes.append(
-                f"{path.name}: id {row.clip!r} is listed twice (rows {earlier.line} and {row.line}) "
+                f"{path.name}: id {quote(row.clip)} is listed twice (rows {earlier.line} and {row.line}) "
                 "with the same label; counted once"
             )
             continue
@@ -171,7 +173,7 @@ def make_table(path: Path, rows: list[Row], column: str, skip_unlabeled: bool, c
             table.labels[row.clip] = ClipLabel(row.label, row.group or None, row.values)
         else:
             table.excluded[row.clip] = (
-                row.left_out or f"no usable value in column {column!r} (row {row.line} of {path.name})"
+                row.left_out or f"no usable value in column {quote(column)} (row {row.line} of {path.name})"
             )
     return table
 
@@ -181,7 +183,7 @@ def check_class_name(name: str, what: str, fix: str) -> None:
     `..`, or a leading `.` (a hidden folder, which training would not read)."""
     check_component(name, what, f"a class names a folder of the data set: {fix}")
     if name.startswith("."):
-        raise MerError(f"{what} {name!r} begins with '.', which would hide its folder from training; {fix}")
+        raise MerError(f"{what} {quote(name)} begins with '.', which would hide its folder from training; {fix}")
 
 
 def _outcome(row: Row) -> str:

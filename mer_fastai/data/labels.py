@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import quote
 from ..errors import MerError
 from .labelfiles import (
     ClipLabel,
@@ -94,7 +95,7 @@ def read_labels(
 
 def _check_feature(feature: str, allowed: tuple[str, ...] | list[str], path: Path, kind: str) -> None:
     if feature not in allowed:
-        raise MerError(f"{path}: {kind} cannot give feature {feature!r}; choose one of {', '.join(allowed)}")
+        raise MerError(f"{path}: {kind} cannot give feature {quote(feature)}; choose one of {', '.join(allowed)}")
 
 
 def _ratings(path, columns, rows, feature, group_column, cuts) -> tuple[list[Row], str, list[float] | None]:
@@ -107,7 +108,7 @@ def _ratings(path, columns, rows, feature, group_column, cuts) -> tuple[list[Row
         for line, row in rows:
             value = row[target]
             label = value.lower() if value.lower() in EMOTIONS else None
-            left_out = None if label or is_missing(value) else f"left out of feature 'emotions' (TARGET {value})"
+            left_out = None if label or is_missing(value) else f"left out of feature 'emotions' (TARGET {quote(value)})"
             read.append(Row(line, normalize_id(row[number]), label, group_cell(row, group_column), left_out))
         return read, target, None
     column = find_column(columns, feature, path, "--feature")
@@ -142,7 +143,8 @@ def _quadrants(path, columns, rows, feature, group_column) -> tuple[list[Row], s
         value = row[quadrant].upper()
         if value not in mapping and not is_missing(value):
             raise MerError(
-                f"{path}: quadrant {row[quadrant]!r} of {row[song]!r} (row {line}) is not one of Q1..Q4; fix the file"
+                f"{path}: quadrant {quote(row[quadrant])} of {quote(row[song])} (row {line}) "
+                "is not one of Q1..Q4; fix the file"
             )
         read.append(Row(line, normalize_id(row[song]), mapping.get(value), group_cell(row, group_column)))
     return read, quadrant

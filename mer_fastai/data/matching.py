@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from ..bounds import quote
 from ..errors import MerError
 from .audio import SkippedFile
 from .labelfiles import ClipLabel, LabelTable, code_points, nfc, normalize_id, shown_id
@@ -66,14 +67,15 @@ def match_clips(
         if len(candidates) > 1:
             first, second = candidates[:2]
             raise MerError(
-                f"{table.source}: id {key!r} matches more than one clip ({first} and {second}); use ids with the "
-                f"folder, relative to {audio_dir} (e.g. {ids[first]!r}), or rename one of the files"
+                f"{table.source}: id {quote(key)} matches more than one clip ({first} and {second}); use ids with the "
+                f"folder, relative to {audio_dir} (e.g. {quote(ids[first])}), or rename one of the files"
             )
         for file in candidates:
             earlier = found.setdefault(file, (key, value))
             if earlier[1] != value:
                 raise MerError(
-                    f"{table.source}: ids {earlier[0]!r} and {key!r} both name {file} but give different labels; "
+                    f"{table.source}: ids {quote(earlier[0])} and {quote(key)} both name {file} "
+                    "but give different labels; "
                     "keep one of the rows"
                 )
     matched: list[tuple[Path, str, ClipLabel]] = []

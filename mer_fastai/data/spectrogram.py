@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._plumbing.files import atomic_write
-from ..bounds import Bounds
+from ..bounds import Bounds, quote
 from ..errors import MerError
 from .audio import window_starts, windows
 from .images import resize
@@ -101,9 +101,9 @@ class SpecConfig:
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
-            raise MerError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+            raise MerError(f"unknown compression {quote(self.compression)}; choose one of {', '.join(COMPRESSIONS)}")
         if self.framing not in FRAMINGS:
-            raise MerError(f"unknown framing {self.framing!r}; choose one of {', '.join(FRAMINGS)}")
+            raise MerError(f"unknown framing {quote(self.framing)}; choose one of {', '.join(FRAMINGS)}")
         for item in dataclasses.fields(self):
             flag, bounds = item.metadata.get("flag"), item.metadata.get("bounds")
             if bounds is not None:
@@ -172,7 +172,7 @@ class SpecConfig:
         if name is None:
             return cls(**values)
         if name not in PRESETS:
-            raise MerError(f"{source}: unknown spectrogram preset {name!r}; choose one of {', '.join(PRESETS)}")
+            raise MerError(f"{source}: unknown spectrogram preset {quote(name)}; choose one of {', '.join(PRESETS)}")
         return dataclasses.replace(PRESETS[name](), **values)
 
     def save(self, folder: str | Path) -> Path:
@@ -213,7 +213,7 @@ PRESETS = {"musicnn": musicnn_spec}
 def preset(name: str) -> SpecConfig:
     """The spectrogram settings named `name` (see `PRESETS`), or one clear error."""
     if name not in PRESETS:
-        raise MerError(f"unknown spectrogram preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise MerError(f"unknown spectrogram preset {quote(name)}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]()
 
 

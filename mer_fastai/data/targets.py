@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import quote
 from ..errors import MerError
 from .labelfiles import (
     LabelTable,
@@ -180,7 +181,7 @@ def read_moods(
         sets = [_chosen(moods, [cell_number(row[c]) for c in found], threshold or MOOD_THRESHOLD) for _, row in rows]
     bad = next((mood for mood in moods if "/" in mood or "\\" in mood or mood.startswith(".")), None)
     if bad is not None:
-        raise MerError(f"{path}: mood {bad!r} cannot name a folder ('/', '\\' or a leading '.'); rename it")
+        raise MerError(f"{path}: mood {quote(bad)} cannot name a folder ('/', '\\' or a leading '.'); rename it")
     read = [
         Row(line, normalize_id(row[id_col]), None if chosen is None else "+".join(sorted(chosen)) or "none",
              group_cell(row, group_column), values=None if chosen is None else tuple(float(m in chosen) for m in moods))
@@ -235,7 +236,7 @@ def _scale(path: Path, column: str, values: np.ndarray, known: tuple[float, floa
     """[low, high] of a target: the known rating scale when every value lies on it, else the values' range."""
     if len(values) and values.min() == values.max():
         raise MerError(
-            f"{path}: column {column!r} holds the one value {values[0]:g} for every clip; a regression target "
+            f"{path}: column {quote(column)} holds the one value {values[0]:g} for every clip; a regression target "
             "must vary: choose another --target"
         )
     if known and len(values) and known[0] <= values.min() and values.max() <= known[1]:

@@ -30,6 +30,7 @@ from ..runs.layout import (
     FOLD_DATA,
     FOLD_FILE,
     FOLDS_DIR,
+    MODEL_FILE,
     fold_dir,
     is_finished,
     read_json_or_empty,
@@ -39,6 +40,7 @@ from ..training.config import TrainConfig, TrainSettings
 from ..training.fit import task_monitor, train
 from .folds import Fold, build_fold_data, dataset_folds
 from .oof import CVResult, pool_folds
+from .refit import EXPECTED, refit_lines, refit_model
 
 __all__ = ["run_cv", "CVResult"]
 
@@ -83,6 +85,7 @@ def run_cv(
     *,
     seed: int | None = None,
     ensemble: bool = True,
+    refit: bool = False,
     report: bool = True,
     show: bool = True,
 ) -> CVResult:
@@ -90,7 +93,8 @@ def run_cv(
 
     `seed` deals the folds (default: the training seed; repeat r uses seed + r). With `ensemble`, the fold
     models are also written as one ensemble model file `out/ensemble.safetensors`; with `report`, the
-    HTML report `out/report.html`.
+    HTML report `out/report.html`. With `refit`, one more model is trained on every cross-validated clip with the
+    same settings and epochs into `out/refit/` (`evaluation.refit`; it has no validation scores).
     """
     data_dir, out = Path(data_dir), Path(out)
     settings = fold_config(config)
@@ -120,9 +124,13 @@ def run_cv(
             from .ensemble import ensemble_models
 
             result.ensemble = ensemble_models(result.fold_dirs, out / ENSEMBLE_FILE, writer="cv").model_file
+        if refit:
+            result.refit = refit_model(data_dir, info, settings, out, show)
         write_json(out / CV_FILE, _cv_document(data_dir, config, plan, result, info, group_source))
     if show:
         console.print(summary_table(result))
+        for line in model_lines(result):
+            console.print(line, soft_wrap=True, highlight=False)
     if report:
         write_report_or_warn(out, show)
     return result
@@ -175,12 +183,37 @@ def _cv_document(
         "pooled": result.pooled,
         "pooled_per_repeat": result.per_repeat,
         "ensemble": result.ensemble.name if result.ensemble else None,
+        "refit": result.refit.record(result.out) if result.refit else None,
+        "models": model_files(result),
     }
     if result.confusion:
         document.update(confusion_matrix=result.confusion["windows"], track_confusion_matrix=result.confusion["tracks"])
     else:
         document.update(pooled_metrics=result.pooled_metrics)
     return document
+
+
+def model_files(result: CVResult) -> dict[str, str]:
+    """cv.json's `models`: which model file is which, and which scores describe it."""
+    files = {
+        f"{FOLDS_DIR}/<k>/{MODEL_FILE}": "fold k's model, trained without fold k's clips: scored on them (per fold)",
+    }
+    if result.ensemble:
+        files[result.ensemble.name] = "the fold models averaged: described by the out-of-fold (pooled) scores"
+    if result.refit:
+        files[result.refit.record(result.out)["model"]] = f"one model on every clip: {EXPECTED}"
+    return files
+
+
+def model_lines(result: CVResult) -> list[str]:
+    """cv's terminal lines naming each model file and the scores that describe it."""
+    lines = [
+        f"fold models: {result.out / FOLDS_DIR}/<k>/{MODEL_FILE} — each scored on the clips it did not train on "
+        "(per fold); the pooled scores are their out-of-fold predictions together"
+    ]
+    if result.ensemble:
+        lines.append(f"fold ensemble: {result.ensemble} — the fold models averaged; described by the pooled scores")
+    return lines + (refit_lines(result.refit, result.task) if result.refit else [])
 
 
 def summary_table(result: CVResult):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._plumbing.files import output_folder
+from ..bounds import quote
 from ..data.audio import SkippedFile, audio_files
 from ..data.labelfiles import ClipLabel, LabelTable
 from ..data.labelsource import LabelSource, label_source
@@ -317,7 +318,7 @@ def _check_classes(truth: dict[str, ClipLabel], predictor: Predictor, source: st
         count = sum(clip.label in unknown for clip in truth.values())
         raise MerError(
             f"{source}: label(s) {', '.join(unknown)} of {count} file(s) are not classes of the model "
-            f"({', '.join(predictor.classes)}); evaluate the model's feature {predictor.feature!r} "
+            f"({', '.join(predictor.classes)}); evaluate the model's feature {quote(predictor.feature)} "
             "or give --cuts/--label-column that yield its classes"
         )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import quote
 from ..data.dataset import (
     REMAKE,
     TRAINING_SPLITS,
@@ -162,18 +163,28 @@ def _check_training_classes(clips: Clips, plan: list[Fold], what: str) -> None:
         missing = sorted(everything - trained)
         if missing:
             raise MerError(
-                f"fold {fold.name}: {what} {missing[0]!r} has all its clips in this fold's validation (its clips share "
+                f"fold {fold.name}: {what} {quote(missing[0])} has all its clips in this "
+                "fold's validation (its clips share "
                 "one group), so no model could learn it; add clips of other groups, or prepare without --group-by"
             )
 
 
 def build_fold_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], fold: Fold, dest: Path) -> Path:
     """A data set folder for one fold: the images linked in, its manifest, dataset.json and spectrogram.json."""
+    splits = ["valid" if row.clip_id in fold.valid_clips else "train" for row in rows]
+    settings = {**info.settings, "cv": {"repeat": fold.repeat, "fold": fold.fold, "valid_clips": len(fold.valid_clips)}}
+    return linked_data(data_dir, info, list(zip(rows, splits, strict=True)), dest, settings)
+
+
+def linked_data(
+    data_dir: Path, info: DatasetInfo, placed: list[tuple[ManifestRow, str]], dest: Path, settings: dict
+) -> Path:
+    """A data set folder of `data_dir`'s images, each row in the split given beside it (images hard-linked), with
+    its manifest, dataset.json (with `settings`) and spectrogram.json."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     fold_rows = []
-    for row in rows:
-        split = "valid" if row.clip_id in fold.valid_clips else "train"
+    for row, split in placed:
         image = f"{split}/{row.label}/{Path(row.image).name}"
         target = dest / image
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -186,14 +197,13 @@ def build_fold_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], 
         counts[row.split][row.label] += 1
     write_manifest(dest, fold_rows)
     write_spec(dest, read_spec(data_dir))
-    settings = {**info.settings, "cv": {"repeat": fold.repeat, "fold": fold.fold, "valid_clips": len(fold.valid_clips)}}
     write_info(
         dest,
         replace(
             info,
             clips=len({row.clip_id for row in fold_rows}),
             segments=len(fold_rows),
-            counts={split: dict(counts[split]) for split in CV_SPLITS},
+            counts={split: dict(counts[split]) for split in (*CV_SPLITS, *(["test"] if counts["test"] else []))},
             notes=[],
             settings=settings,
             subset_of=str(data_dir),

@@ -12,6 +12,7 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from ..tasks.base import DEFAULT_TASK, Task
 from ..tasks.registry import get_task
 from .folds import Fold
 
+if TYPE_CHECKING:
+    from .refit import Refit
+
 
 @dataclass
 class CVResult:
@@ -46,6 +50,7 @@ class CVResult:
     task: str = DEFAULT_TASK
     pooled_metrics: dict = field(default_factory=dict)  # regression/multilabel: the task's metrics of all rows
     ensemble: Path | None = None
+    refit: Refit | None = None  # with --refit: the model trained on every clip
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 

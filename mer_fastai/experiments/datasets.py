@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 from .._plumbing.progress import console
+from ..bounds import quote
 from ..data.dataset import DATASET_FILE
 from ..data.spectrogram import SpecConfig, preset
 from ..data.synth import demo_set
@@ -125,7 +126,7 @@ class RecipeData:
         if not spec.is_demo:
             return Path(spec.audio), Path(spec.labels) if spec.labels else None
         folder = self.demo_folder(name, spec)
-        demo, note = spec.demo, f"synthesising the built-in demo set {name!r} into {folder}"
+        demo, note = spec.demo, f"synthesising the built-in demo set {quote(name)} into {folder}"
         return demo_set(folder, demo.clips_per_class, demo.seconds, seed=demo.seed, announce=note)
 
     def _baseline(self, state: State, name: str, feature: str, data_dir: Path) -> None:

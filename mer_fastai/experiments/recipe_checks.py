@@ -107,7 +107,7 @@ def _validate_names(recipe: Recipe) -> None:
             check_component(feature, f"{src}: {key}", NAME_FIX)
     if recipe.gan.backend not in GAN_BACKENDS:
         backend = quote(recipe.gan.backend)
-        raise MerError(f"{src}: 'gan.backend' must be one of {', '.join(GAN_BACKENDS)} (got {backend})")
+        raise MerError(f"{src}: 'gan.backend' must be one of {', '.join(GAN_BACKENDS)} (got {quote(backend)})")
 
 
 def _validate_folds(recipe: Recipe) -> None:
@@ -118,9 +118,9 @@ def _validate_folds(recipe: Recipe) -> None:
             raise MerError(f"{src}: 'repeats' needs 'folds' (e.g. --set folds=5); remove 'repeats' or set 'folds'")
         return
     if recipe.folds < 2:
-        raise MerError(f"{src}: 'folds' must be at least 2 (got {recipe.folds}); or leave it out for one split")
+        raise MerError(f"{src}: 'folds' must be at least 2 (got {quote(recipe.folds)}); or leave it out for one split")
     if recipe.repeats < 1:
-        raise MerError(f"{src}: 'repeats' must be at least 1 (got {recipe.repeats})")
+        raise MerError(f"{src}: 'repeats' must be at least 1 (got {quote(recipe.repeats)})")
     if recipe_settings(recipe)["patience"]:
         raise MerError(
             f"{src}: 'patience' with 'folds': each fold is scored on its validation clips, so it cannot stop early on "

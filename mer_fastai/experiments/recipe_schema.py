@@ -154,7 +154,8 @@ def demo_notes(recipe: Recipe) -> list[str]:
     if not all(spec.is_demo for spec in recipe.datasets.values()):
         return []
     return [
-        f"--set {key}={getattr(recipe, key)} is used instead of demo_settings.{key}={value} (an explicit setting wins)"
+        f"--set {key}={quote(getattr(recipe, key))} is used instead of demo_settings.{key}={quote(value)} "
+        "(an explicit setting wins)"
         for key, value in recipe.demo_settings.items()
         if key in recipe.overridden and getattr(recipe, key) != value
     ]

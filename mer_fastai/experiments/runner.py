@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import choices
 from .._plumbing.files import check_inside, is_within, output_folder, write_json
 from .._plumbing.progress import console
+from ..bounds import quote
 from ..data.spectrogram import SpecConfig
 from ..errors import Interrupted, MerError
 from ..report.html.page import write_report_or_warn
@@ -67,7 +68,7 @@ class RecipeRun:
         tracking: dict | None = None,
     ):
         if executor not in EXECUTORS:
-            raise MerError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+            raise MerError(f"unknown executor {quote(executor)}; choose one of {', '.join(EXECUTORS)}")
         self.recipe, self.out, self.executor = recipe, out, executor
         self.executor_options = executor_options or {}
         self.settings = {**recipe_settings(recipe), **(tracking or {})}
@@ -135,9 +136,9 @@ class RecipeRun:
         inputs = {source: "the recipe"} if source.is_file() else {}
         for name, spec in self.recipe.datasets.items():
             if not spec.is_demo:
-                inputs[Path(spec.audio)] = f"the audio folder of data set {name!r}"
+                inputs[Path(spec.audio)] = f"the audio folder of data set {quote(name)}"
             if spec.labels:
-                inputs[Path(spec.labels)] = f"the labels file of data set {name!r}"
+                inputs[Path(spec.labels)] = f"the labels file of data set {quote(name)}"
         inputs.update({Path(folder): "an --augment-dir folder" for folder in self.recipe.augment_dirs})
         return inputs
 

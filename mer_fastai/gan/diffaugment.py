@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..bounds import quote
 from ..errors import MerError
 
 POLICIES = ("color", "translation", "cutout")
@@ -24,7 +25,7 @@ def parse_policy(policy: str) -> list[str]:
     names = [name.strip().lower() for name in policy.split(",") if name.strip()]
     unknown = [name for name in names if name not in POLICIES]
     if unknown:
-        raise MerError(f"unknown DiffAugment policy {unknown[0]!r}; combine {', '.join(POLICIES)} by commas")
+        raise MerError(f"unknown DiffAugment policy {quote(unknown[0])}; combine {', '.join(POLICIES)} by commas")
     return names
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._plumbing.files import check_component
 from .._plumbing.progress import progress_bar
+from ..bounds import quote
 from ..errors import MerError
 from ..runs.inputs import refuse_overwrite
 from ..runs.layout import GAN_CHECKPOINT, GAN_META, read_json
@@ -77,7 +78,7 @@ def generate_images(
     unknown = [name for name in chosen if name not in metadata["classes"]]
     if unknown:
         raise MerError(
-            f"{run_dir}: the GAN was not trained on class {unknown[0]!r} "
+            f"{run_dir}: the GAN was not trained on class {quote(unknown[0])} "
             f"(classes: {', '.join(metadata['classes'])}); fix --class or retrain with it"
         )
     for name in chosen:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..bounds import quote
 from ..data.dataset import MANIFEST_FILE, REPAIR, items, read_info
 from ..data.images import resize
 from ..errors import MerError
@@ -22,7 +23,7 @@ def pick_classes(data_dir: Path, classes: list[str] | None) -> list[str]:
         return list(known)
     unknown = [name for name in classes if name not in known]
     if unknown:
-        raise MerError(f"{data_dir}: has no class {unknown[0]!r} (classes: {', '.join(known)}); fix --class")
+        raise MerError(f"{data_dir}: has no class {quote(unknown[0])} (classes: {', '.join(known)}); fix --class")
     return list(dict.fromkeys(classes))
 
 
@@ -30,7 +31,7 @@ def train_images(data_dir: Path, name: str) -> list[Path]:
     """The training images of one class, never validation ones; none is a clear error."""
     files = sorted(items(data_dir, "train", name))
     if not files:
-        raise MerError(f"{data_dir / 'train' / name}: no training image of class {name!r}; check the data")
+        raise MerError(f"{data_dir / 'train' / name}: no training image of class {quote(name)}; check the data")
     missing = [file for file in files if not file.is_file()]
     if missing:
         raise MerError(f"{missing[0]}: listed in {MANIFEST_FILE} but missing ({len(missing)} in all); {REPAIR}")

@@ -12,6 +12,7 @@ from .._plumbing.files import atomic_path, check_output_file
 from ..errors import MerError
 from ..runs.inputs import refuse_input_out
 from .embed import Embeddings
+from .own_files import check_replaceable, is_embeddings, is_tags
 
 EMBED_FORMATS = (".npz", ".parquet")
 
@@ -30,12 +31,20 @@ def check_embed_out(out: str | Path) -> Path:
     return check_output_file(out, "--out")
 
 
+def check_embed_owner(out: Path) -> None:
+    """`out` and its `tags_file`, each new, empty or embed's own earlier output; anything else is refused (after
+    the checks that name an input, which say more)."""
+    check_replaceable(out, is_embeddings, "embed")
+    check_replaceable(tags_file(out), is_tags, "embed")
+
+
 def write_embeddings(embeddings: Embeddings, out: str | Path) -> Path:
     """Write .npz (arrays named as `Embeddings.arrays`, plus `info` JSON) or .parquet (one row per window
     and per track, `level` telling which, `features` a list column; `info` in the file's metadata); a musicnn
     model's tags also as `tags_file(out)` (see `write_tags`)."""
     out = check_embed_out(out)
     refuse_embed_inputs([out, *([tags_file(out)] if embeddings.tags else [])], embeddings)
+    check_embed_owner(out)
     info = json.dumps(embeddings.info())
     if out.suffix.lower() == ".npz":
         with atomic_path(out) as tmp, tmp.open("wb") as handle:

@@ -10,6 +10,7 @@ from .._plumbing.files import atomic_write
 from ..tasks.registry import get_task
 from .embed import Embeddings
 from .embed_files import refuse_embed_inputs
+from .own_files import check_replaceable, is_map_figure, is_map_page
 
 
 def map_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -38,10 +39,17 @@ def map_files(out: str | Path) -> tuple[Path, Path]:
     return out.with_name(f"{out.stem}-map.png"), out.with_name(f"{out.stem}-map.html")
 
 
+def check_map_out(out: str | Path) -> tuple[Path, Path]:
+    """`map_files(out)`, each new, empty or embed's own earlier map; anything else is refused in one line."""
+    png, html = map_files(out)
+    return check_replaceable(png, is_map_figure, "embed"), check_replaceable(html, is_map_page, "embed")
+
+
 def write_map(embeddings: Embeddings, out: str | Path) -> tuple[Path, Path, str]:
     """The track map as `map_files(out)` beside `out`; returns both and the method."""
     png, html = map_files(out)
     refuse_embed_inputs([png, html], embeddings)
+    check_map_out(out)
     xy, method = map_2d(np.stack(embeddings.track_features))
     plot_map(png, xy, embeddings, method)
     atomic_write(html, map_page(embeddings, xy, method, png))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .._plumbing.files import atomic_path
+from ..bounds import quote
 from ..errors import MerError
 from ..models.folding import fold
 from ..models.modelfile import CHECKSUM, load_model, model_target, save_model_file
@@ -96,7 +97,8 @@ def _unbound(metrics: dict, meta: ModelMeta, header: dict, path: Path) -> str | 
         return f"{path} describes another model file (its {MODEL_CHECKSUM} differs: the model was replaced)"
     for key in ("task", "arch", "feature"):
         if key in metrics and metrics[key] != getattr(meta, key):
-            return f"{path} describes another model ({key} {metrics[key]!r}, the model's is {getattr(meta, key)!r})"
+            theirs, ours = quote(metrics[key]), quote(getattr(meta, key))
+            return f"{path} describes another model ({key} {theirs}, the model's is {ours})"
     if "task" not in metrics or "arch" not in metrics:
         return f"{path} does not say which model it describes (no {MODEL_CHECKSUM}, task or arch)"
     return None

@@ -29,6 +29,7 @@ from torch import nn
 
 from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import progress_bar
+from ..bounds import quote
 from ..data.audio import SkippedFile, find_audio_files, load_audio
 from ..data.spectrogram import SECONDS, SpecConfig, window_images
 from ..errors import AudioError, MerError
@@ -374,7 +375,7 @@ def pick_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise MerError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+        raise MerError(f"unknown --device {quote(name)}; use auto, cpu, cuda or cuda:N") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MerError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
     return device

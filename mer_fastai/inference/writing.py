@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._plumbing.files import atomic_write
+from ..bounds import quote
 from ..choices import FORMATS
 from ..errors import MerError
 from ..runs.inputs import refuse_input_out
 from ..tasks.registry import get_task
+from .own_files import check_replaceable, is_predictions
 from .tracks import MIXED_NOTE, Predictions
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ def output_format(out: Path | None, fmt: str | None) -> str:
     without --format are refused; an explicit --format may name any other extension (`--out x.txt --format csv`).
     """
     if fmt is not None and fmt not in FORMATS:
-        raise MerError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise MerError(f"unknown --format {quote(fmt)}; choose one of {', '.join(FORMATS)}")
     if out is None:
         return fmt or "json"
     if out.is_dir():
@@ -39,10 +41,15 @@ def output_format(out: Path | None, fmt: str | None) -> str:
                 f"--out {out} --format {fmt}: the extension says {suffix}; drop --format or use "
                 f"--out {out.with_suffix('.' + fmt)}"
             )
-        return suffix
-    if fmt is None:
+        fmt = suffix
+    elif fmt is None:
         raise MerError(f"--out {out}: unknown extension; use .json or .csv, or pass --format")
     return fmt
+
+
+def check_predictions_out(out: Path) -> Path:
+    """`out` as a predictions file: new, empty or predict's own earlier output (JSON or CSV), else refused."""
+    return check_replaceable(out, is_predictions, "predict")
 
 
 def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str) -> str:
@@ -84,6 +91,7 @@ def write_predictions(predictions: Predictions, predictor: Predictor, out: Path,
     the model or one of the files predicted is refused."""
     files = [track.file for track in predictions] + [item.file for item in predictions.skipped]
     refuse_input_out([out], predictor.source, files)
+    check_predictions_out(out)
     text = render_predictions(predictions, predictor, fmt)
     try:
         return atomic_write(out, text)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from ..bounds import quote
 from ..choices import LAYERS
 from ..errors import MerError
 
@@ -166,7 +167,7 @@ def get_arch(name: str) -> ArchSpec:
     base, _, layer = name.partition(LAYER_SEPARATOR)
     if layer and base in ARCHS and ARCHS[base].source == MUSICNN:
         if layer not in LAYERS:
-            raise MerError(f"unknown musicnn layer {layer!r} in {name!r}; choose {', '.join(LAYERS)}")
+            raise MerError(f"unknown musicnn layer {quote(layer)} in {quote(name)}; choose {', '.join(LAYERS)}")
         return replace(ARCHS[base], name=name, layer=layer)
     if name.startswith(TIMM_PREFIX):
         import timm
@@ -174,14 +175,14 @@ def get_arch(name: str) -> ArchSpec:
         model_name = name[len(TIMM_PREFIX) :]
         if not timm.is_model(model_name):
             raise MerError(
-                f"unknown timm model {model_name!r}; "
+                f"unknown timm model {quote(model_name)}; "
                 "list them with `python -c 'import timm; print(timm.list_models())'`"
             )
         cfg = timm.get_pretrained_cfg(model_name)
         size = cfg.input_size[-1] if cfg else 224
         stats = (list(cfg.mean), list(cfg.std)) if cfg else IMAGENET_STATS
         return ArchSpec(name, "timm", model_name, cut=_timm_body, input_size=size, stats=stats)
-    raise MerError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHS)} or timm/<model>")
+    raise MerError(f"unknown architecture {quote(name)}; choose one of {', '.join(ARCHS)} or timm/<model>")
 
 
 def build_full_model(spec: ArchSpec, pretrained: bool) -> nn.Module:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .._plumbing.files import atomic_path, check_input_file
+from ..bounds import quote
 from ..choices import TASKS
 from ..errors import MerError
 from ..runs.layout import METADATA_KEY, MODEL_FILE, WRITER_KEY, model_file_path
@@ -136,7 +137,7 @@ def read_safetensors(
         raise _damaged(path, "checksum mismatch: its weights or metadata changed after it was written")
     if metadata.get("format") != fmt.name:
         raise MerError(
-            f"{path}: holds format {metadata.get('format')!r}, not {fmt.name!r}; pass a {fmt.noun} made by "
+            f"{path}: holds format {quote(metadata.get('format'))}, not {quote(fmt.name)}; pass a {fmt.noun} made by "
             f"{fmt.made_by} of this version"
         )
     return state, metadata

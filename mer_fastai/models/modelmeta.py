@@ -148,7 +148,7 @@ class ModelMeta:
             raise _malformed(path, f"its metadata holds unknown field(s) {', '.join(map(quote, unknown))}")
         for key in REQUIRED:
             if key not in values:
-                raise _malformed(path, f"its metadata lacks {key!r}")
+                raise _malformed(path, f"its metadata lacks {quote(key)}")
         resize = values.get("resize") or resize_policy(_run_augment(path.parent / RUN_CONFIG))
         return cls(
             arch=_arch(values["arch"], path),
@@ -271,13 +271,13 @@ def _input_size(value: Any, path: Path) -> int:
 
 def _choice(value: Any, key: str, choices: tuple[str, ...], path: Path) -> str:
     if value not in choices:
-        raise _malformed(path, f"{key!r} must be one of {', '.join(choices)} (got {quote(value)})")
+        raise _malformed(path, f"{quote(key)} must be one of {', '.join(choices)} (got {quote(value)})")
     return value
 
 
 def _optional_text(value: Any, key: str, path: Path) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise _malformed(path, f"{key!r} must be text (got {quote(value)})")
+        raise _malformed(path, f"{quote(key)} must be text (got {quote(value)})")
     return value
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .._plumbing.files import atomic_path
+from ..bounds import quote
 from ..errors import MerError
 from .folding import fold
 
@@ -69,7 +70,7 @@ def supported(precision: str, device: torch.device) -> bool:
 def check_precision(name: str, device: torch.device) -> str:
     """`name` if it is a precision that runs fast on `device` (or auto), else one clear error."""
     if name not in PRECISIONS:
-        raise MerError(f"unknown --precision {name!r}; use one of {', '.join(PRECISIONS)}")
+        raise MerError(f"unknown --precision {quote(name)}; use one of {', '.join(PRECISIONS)}")
     if name != "auto" and not supported(name, device):
         raise MerError(
             f"--precision {name}: this {device.type.upper()} has no fast {name} instructions "

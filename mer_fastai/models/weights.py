@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..bounds import quote
 from ..choices import IMAGENET, PRETRAINED, STARTING_WEIGHTS
 from ..errors import MerError
 from .archs import MUSICNN, ArchSpec, build_full_model
@@ -78,7 +79,7 @@ def transfer_weights(model: nn.Module, path: str | Path, arch: str) -> tuple[int
             "to --weights"
         )
     if meta.arch != arch:
-        raise MerError(f"{path}: holds a {meta.arch!r} model, not {arch!r}; pick the matching --arch or file")
+        raise MerError(f"{path}: holds a {quote(meta.arch)} model, not {quote(arch)}; pick the matching --arch or file")
     target = model.state_dict()
     body = [name for name in target if name.startswith("0.")]
     missing = [name for name in body if name not in state or state[name].shape != target[name].shape]

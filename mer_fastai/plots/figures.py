@@ -37,7 +37,8 @@ def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], titl
 
 
 def plot_curves(path: Path, history: list[dict], title: str) -> Path:
-    """Training/validation loss and the validation scores (accuracy/macro-F1, or CCC) per epoch."""
+    """Training/validation loss and the validation scores (accuracy/macro-F1, or CCC) per epoch (a refit's run
+    has no validation: its training loss alone)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,7 +47,8 @@ def plot_curves(path: Path, history: list[dict], title: str) -> Path:
     epochs = [row["epoch"] + 1 for row in history]
     fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key, style in (("train_loss", "o-"), ("valid_loss", "s-")):
-        loss_ax.plot(epochs, [row[key] for row in history], style, label=key.replace("_", " "))
+        if key in history[0]:
+            loss_ax.plot(epochs, [row[key] for row in history], style, label=key.replace("_", " "))
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
     loss_ax.legend()
@@ -54,9 +56,12 @@ def plot_curves(path: Path, history: list[dict], title: str) -> Path:
     for key, style in zip(scores, ("o-", "s-", "^-", "v-")):
         score_ax.plot(epochs, [row[key] for row in history], style, label=key.replace("_", " "))
     score_ax.set_xlabel("epoch")
-    score_ax.set_ylim(min(0, *(row[key] for row in history for key in scores)), 1)
+    score_ax.set_ylim(min([0, *(row[key] for row in history for key in scores)]), 1)
     score_ax.set_ylabel("validation score")
-    score_ax.legend()
+    if scores:
+        score_ax.legend()
+    else:
+        score_ax.text(0.5, 0.5, "no validation clips", ha="center", va="center", transform=score_ax.transAxes)
     for ax in (loss_ax, score_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bounds import quote
 from ..data.audio import same_recordings
 from ..data.dataset import ManifestRow
 from ..data.fingerprint import joined_groups, matching_pairs
@@ -81,12 +82,14 @@ def plan_clips(
     classes = Counter(clip.label for _, _, clip in matched)
     if len(classes) < 2 and table.targets:
         raise MerError(
-            f"{table.source}: all {len(matched)} matched clip(s) fall in {next(iter(classes))!r}, what the split is "
+            f"{table.source}: all {len(matched)} matched clip(s) fall in {quote(next(iter(classes)))}, "
+            "what the split is "
             "stratified by (a bin of the first target, or a mood set); add clips with other values"
         )
     if len(classes) < 2:
         raise MerError(
-            f"{table.source}: all {len(matched)} matched clip(s) have class {next(iter(classes))!r}; a data set needs "
+            f"{table.source}: all {len(matched)} matched clip(s) have class {quote(next(iter(classes)))}; "
+            "a data set needs "
             "at least two classes: add clips of another class, or check --labels and --feature"
         )
     labels = [_stratum(task, table, clip) for _, _, clip in matched]
@@ -134,7 +137,7 @@ def _one_clip_per_recording(audio_dir: Path, matched: Matched) -> tuple[Matched,
         dropped.update(file for file in group.files if file != kept[0])
         verb = "is" if len(others) == 1 else "are"
         notes.append(
-            f"note: {', '.join(map(repr, others))} {verb} {how.format(repr(kept[1]))}; kept once, as {kept[1]!r}"
+            f"note: {', '.join(map(repr, others))} {verb} {how.format(repr(kept[1]))}; kept once, as {quote(kept[1])}"
         )
     return [item for item in matched if item[0] not in dropped], notes
 
@@ -154,7 +157,7 @@ def _near_duplicates(audio_dir: Path, matched: Matched, prints: dict[str, str]) 
                 "one recording takes one label: remove a copy or correct its label"
             )
         notes.append(
-            f"note: {other_name!r} sounds like the same recording as {name!r} (fingerprints disagree in "
+            f"note: {quote(other_name)} sounds like the same recording as {quote(name)} (fingerprints disagree in "
             f"{share:.0%}); both kept, on one side of the split"
         )
     groups = joined_groups({key: clip.group or name for key, (_, name, clip) in by_key.items()}, pairs)
@@ -169,7 +172,7 @@ def _through_link(audio_dir: Path, file: Path) -> bool:
 def _shown(clip: ClipLabel) -> str:
     """A clip's label for a message, with its values (regression targets, mood flags) if it has any."""
     values = "" if clip.values is None else f" ({', '.join(f'{value:g}' for value in clip.values)})"
-    return f"{clip.label!r}{values}"
+    return f"{quote(clip.label)}{values}"
 
 
 def _stratum(task: Task, table: LabelTable, clip: ClipLabel) -> str | tuple[str, ...]:
@@ -190,12 +193,12 @@ def split_notes(jobs: list[ClipJob], tested: bool = False) -> list[str]:
     sides = (("valid", "validation", "--valid-pct"), ("test", "the test split", "--test-pct"))
     for label, count in sorted(Counter(job.label for job in jobs).items()):
         if count == 1:
-            notes.append(f"warning: class {label!r} has a single clip; its scores rest on one recording")
+            notes.append(f"warning: class {quote(label)} has a single clip; its scores rest on one recording")
             continue
         for split, name, option in sides[: 1 + tested]:
             if not any(job.label == label and job.split == split for job in jobs):
                 notes.append(
-                    f"warning: class {label!r} has no clip in {name} (its {count} clips or their groups are "
+                    f"warning: class {quote(label)} has no clip in {name} (its {count} clips or their groups are "
                     f"elsewhere); its {name} scores will be missing: add clips or raise {option}"
                 )
     return notes
@@ -212,10 +215,12 @@ def window_notes(rows: list[ManifestRow]) -> list[str]:
         name, count = clips.most_common(1)[0]
         total = sum(clips.values())
         if len(clips) == 1:
-            notes.append(f"warning: class {label!r} is validated on one clip only ({name!r}); its scores rest on it")
+            notes.append(
+                f"warning: class {quote(label)} is validated on one clip only ({quote(name)}); its scores rest on it"
+            )
         elif count * 2 > total:
             notes.append(
-                f"warning: clip {name!r} holds {count} of the {total} validation windows of class {label!r}; "
+                f"warning: clip {quote(name)} holds {count} of the {total} validation windows of class {quote(label)}; "
                 "that class's scores rest mostly on one recording"
             )
     return notes

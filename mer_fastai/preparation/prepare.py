@@ -20,6 +20,7 @@ from pathlib import Path
 from .._plumbing.files import is_within, output_folder
 from .._plumbing.locks import LOCK_FILE
 from .._plumbing.workers import WORKERS
+from ..bounds import quote
 from ..choices import TASKS
 from ..data.audio import audio_tree
 from ..data.dataset import (
@@ -225,7 +226,7 @@ def _check_out(audio_dir: Path, out_dir: Path, folders: list[Path]) -> None:
 def check_labels(task: str | None, feature: str | None, source: LabelSource) -> Task:
     """The data set's task (`--target` implies regression), the label options checked together with it."""
     if task and task not in TASKS:
-        raise MerError(f"unknown --task {task!r}; choose {' or '.join(TASKS)}")
+        raise MerError(f"unknown --task {quote(task)}; choose {' or '.join(TASKS)}")
     kind = get_task(task) if task else implied_task(bool(source.targets))
     if not kind.takes_targets:
         if source.targets:

@@ -17,6 +17,9 @@ Cross-validation folder (`cv`)::
                            fold's data set, images hard-linked from the original)
     oof_predictions.csv, oof_track_predictions.csv   every clip predicted once out of fold (per repeat)
     ensemble.safetensors   the fold models as one ensemble model file
+    refit/                 with --refit: one more run folder, trained on every cross-validated clip with the
+                           folds' settings and epochs (model.safetensors; refit.json: its settings fingerprint;
+                           data/: its data set); no validation scores, its test split's scores if there is one
 
 Grid folder (`run RECIPE`)::
 
@@ -71,6 +74,9 @@ FOLD_DATA = "data"  # in a fold's folder: its data set
 OOF_PREDICTIONS = "oof_predictions.csv"
 OOF_TRACKS = "oof_track_predictions.csv"
 ENSEMBLE_FILE = "ensemble.safetensors"
+REFIT_DIR = "refit"  # cv --refit: the run folder of the model trained on every cross-validated clip
+REFIT_FILE = "refit.json"  # in the refit folder: the settings fingerprint it was trained with
+REFIT_KEY = "refit"  # in a refit's metrics.json (no validation block): why it has no validation scores
 
 # ------------------------------------------------------------------ a grid folder
 STATE_FILE = "state.json"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bounds import quote
 from ..choices import AGGREGATES
 from ..errors import MerError
 from .metrics import classification_metrics
@@ -22,7 +23,7 @@ __all__ = ["aggregate", "score_regression", "score_multilabel"]
 def check_aggregate(method: str) -> None:
     """A clear error for an unknown --aggregate."""
     if method not in AGGREGATES:
-        raise MerError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATES)}")
+        raise MerError(f"unknown aggregation {quote(method)}; choose one of {', '.join(AGGREGATES)}")
 
 
 def aggregate(window_probs: np.ndarray, method: str = "mean") -> tuple[np.ndarray, int]:
@@ -68,7 +69,7 @@ def tracks_of(window_probs: np.ndarray, targets: np.ndarray, clip_ids: list[str]
     for clip, indices in where.items():
         truth = set(targets[indices].tolist())
         if len(truth) != 1:
-            raise MerError(f"clip {clip!r}: its windows have different labels; prepare the data set again")
+            raise MerError(f"clip {quote(clip)}: its windows have different labels; prepare the data set again")
         rows.append(aggregate(window_probs[indices], method))
     n_classes = window_probs.shape[1]
     probs = np.array([p for p, _ in rows]).reshape(-1, n_classes)
@@ -160,7 +161,7 @@ def value_tracks(predicted: np.ndarray, true: np.ndarray, clip_ids: list[str]) -
         where.setdefault(clip, []).append(i)
     for clip, indices in where.items():
         if not np.allclose(true[indices], true[indices[0]]):
-            raise MerError(f"clip {clip!r}: its windows have different target values; prepare the data set again")
+            raise MerError(f"clip {quote(clip)}: its windows have different target values; prepare the data set again")
     return ValueTracks(
         list(where),
         list(where.values()),

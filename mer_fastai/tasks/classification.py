@@ -154,7 +154,7 @@ class Classification(Task):
         """Accuracy and macro-F1, and the rating cut points of a 3-level feature."""
         cuts = info.settings.get("cuts")
         return {
-            "metrics": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]},
+            "metrics": {key: metrics[key] for key in ("accuracy", "macro_f1") if key in metrics},  # none: a refit
             "cuts": tuple(cuts) if cuts is not None else None,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..bounds import quote
 from ..errors import MerError
 from .base import DEFAULT_TASK, Task
 from .classification import CLASSIFICATION
@@ -19,7 +20,7 @@ def get_task(task: str | Task | None) -> Task:
         return task
     name = task or DEFAULT_TASK
     if name not in TASKS:
-        raise MerError(f"task {name!r} is not known; use one of {', '.join(TASKS)}")
+        raise MerError(f"task {quote(name)} is not known; use one of {', '.join(TASKS)}")
     return TASKS[name]
 
 

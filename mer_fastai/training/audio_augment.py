@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import quote
 from ..choices import AUDIO_AUGMENTS
 from ..data.audio import load_audio
 from ..data.dataset import DatasetInfo, ManifestRow, read_spec, write_info, write_manifest, write_spec
@@ -48,7 +49,7 @@ def parse_kinds(text: str) -> tuple[str, ...]:
     unknown = [k for k in kinds if k not in AUDIO_AUGMENTS]
     if unknown or not kinds:
         raise MerError(
-            f"--augment-audio-kinds {text!r}: {'unknown kind ' + unknown[0] if unknown else 'no kind'}; "
+            f"--augment-audio-kinds {quote(text)}: {'unknown kind ' + unknown[0] if unknown else 'no kind'}; "
             f"choose from {', '.join(AUDIO_AUGMENTS)} (comma-separated)"
         )
     return kinds

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import torch
 from fastai.callback.data import WeightedDL
 from fastai.data.core import DataLoaders, TfmdDL
@@ -30,7 +31,7 @@ POOLING = (AdaptiveConcatPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, Fla
 class Features:
     """Cached features and class indices (or regression target rows) as items of a fastai `TfmdDL`."""
 
-    def __init__(self, features: torch.Tensor, targets: torch.Tensor, vocab, split_idx: int):
+    def __init__(self, features: torch.Tensor | np.ndarray, targets: torch.Tensor, vocab, split_idx: int):
         self.features, self.targets, self.vocab, self.split_idx = features, targets, vocab, split_idx
 
     def __len__(self) -> int:
@@ -68,6 +69,8 @@ def compute_features(encoder: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor
         for xb, yb in dl:
             features.append(MEMO.features(folded, weights, xb.as_subclass(torch.Tensor)))
             targets.append(yb.as_subclass(torch.Tensor).cpu())
+    if not features:  # a refit's empty validation loader
+        return torch.zeros(0), torch.zeros(0)
     return torch.cat(features), torch.cat(targets)
 
 
@@ -122,17 +125,31 @@ def head_learner(learn: Learner) -> Learner:
     train_dl, valid_dl = learn.dls.train, learn.dls.valid
     train_x, train_y = compute_features(encoder, train_dl.new(shuffle=False, drop_last=False))
     valid_x, valid_y = compute_features(encoder, valid_dl)
+    return cached_learner(learn, nn.Sequential(*head[cut:]), (train_x, train_y), (valid_x, valid_y))
+
+
+def cached_learner(
+    learn: Learner,
+    model: nn.Module,
+    train: tuple,
+    valid: tuple,
+    items: type[Features] = Features,
+    train_bn: bool | None = None,
+) -> Learner:
+    """A learner training `model` (modules of `learn`, trained in place) on cached (inputs, targets) of the training
+    and validation images, with `learn`'s loss, optimizer, weight decay, metrics, batch size and sampling."""
+    train_dl, valid_dl = learn.dls.train, learn.dls.valid
     vocab = getattr(learn.dls, "vocab", None)  # a regression DataBlock has none
     common = {"num_workers": 0, "device": learn.dls.device}
-    train_ds = Features(train_x, train_y, vocab, 0)
+    train_ds = items(*train, vocab, 0)
     if isinstance(train_dl, WeightedDL):
-        train = WeightedDL(train_ds, bs=train_dl.bs, wgts=train_dl.wgts, shuffle=True, drop_last=True, **common)
+        train_loader = WeightedDL(train_ds, bs=train_dl.bs, wgts=train_dl.wgts, shuffle=True, drop_last=True, **common)
     else:
-        train = TfmdDL(train_ds, bs=train_dl.bs, shuffle=True, drop_last=True, **common)
-    valid = TfmdDL(Features(valid_x, valid_y, vocab, 1), bs=valid_dl.bs, shuffle=False, **common)
+        train_loader = TfmdDL(train_ds, bs=train_dl.bs, shuffle=True, drop_last=True, **common)
+    valid_loader = TfmdDL(items(*valid, vocab, 1), bs=valid_dl.bs, shuffle=False, **common)
     fitter = Learner(
-        DataLoaders(train, valid, path=learn.path, device=learn.dls.device),
-        nn.Sequential(*head[cut:]),
+        DataLoaders(train_loader, valid_loader, path=learn.path, device=learn.dls.device),
+        model,
         loss_func=learn.loss_func,
         opt_func=learn.opt_func,
         lr=learn.lr,
@@ -142,7 +159,7 @@ def head_learner(learn: Learner) -> Learner:
         model_dir=learn.model_dir,
         wd=learn.wd,
         wd_bn_bias=learn.wd_bn_bias,
-        train_bn=learn.train_bn,
+        train_bn=learn.train_bn if train_bn is None else train_bn,
         moms=learn.moms,
     )
     use_rich_progress(fitter)

@@ -25,7 +25,7 @@ from ..errors import MerError
 from ..models.archs import check_spectrogram
 from ..models.preprocessing import loader_size
 from ..report.html.page import write_report_or_warn
-from ..runs.layout import LR_PLOT, TEST_PREFIX, scatter_file
+from ..runs.layout import LR_PLOT, REFIT_KEY, TEST_PREFIX, scatter_file
 from ..tasks.registry import get_task
 from .audio_augment import augmented_data
 from .callbacks import EpochTimer
@@ -51,6 +51,10 @@ from .validation import Split, Splits, held_out_split
 
 __all__ = ["find_lr", "train", "LRFindResult", "TrainResult"]
 
+REFIT_NOTE = (
+    "trained on every clip of the cross-validated splits: no clip was held out, so no validation score exists; its "
+    "expected performance is the cross-validation's out-of-fold (pooled) scores in cv.json"
+)  # metrics.json's `refit` entry
 SCRATCH_DIR = "models"  # fastai's scratch folder in a run folder (the kept epoch's weights), removed after fitting
 
 
@@ -190,14 +194,16 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
         task_monitor(settings, info)
         test = held_out_split(data_dir, info, rows, config.test_dir)
         init_distributed()
-        if is_main_process():
+        if is_main_process() and any(row.split == "valid" for row in rows):  # a refit validates nothing
             _warn_unvalidated(get_task(info.task).unvalidated(rows, info.classes))
         splits = Splits(info, Split(data_dir, [row for row in rows if row.split == "valid"]), test)
         scatters = tuple(prefix + scatter_file(name) for name in info.scale for prefix in ("", TEST_PREFIX))
         with results_folder(run_dir, RUN_FILES + LR_FILES + scatters) as stage:
             result = _fit(data_dir, settings, splits, stage)
     if is_main_process():
-        if show:
+        if show and result.metrics.get(REFIT_KEY):
+            console.print(f"refit ({config.epochs} epochs, lr {result.lr:.2e}): {REFIT_NOTE}", soft_wrap=True)
+        elif show:
             kept = f"{config.keep} epoch {result.metrics['kept_epoch'] + 1}"
             title = f"{run_title(settings, info)} — {kept}, lr {result.lr:.2e}"
             console.print(get_task(info.task).terminal_table(result.metrics, title))
@@ -237,21 +243,28 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
         from fastai.callback.mixup import MixUp
 
         callbacks.append(MixUp(config.mixup))
+    if not valid.rows:  # a refit's data set: nothing held out, so nothing is validated (`refit_run`)
+        callbacks.append(refit_run(fitter, config.keep))
     try:
         with images_read(data_dir), distributed_fit(fitter), checkpoint(run_dir, "best"):
             fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
         history = [{**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)]
         with images_read(data_dir):
-            probs, targets = fitter.get_preds(ds_idx=1)
+            probs, targets = fitter.get_preds(ds_idx=1) if valid.rows else (torch.zeros(0), torch.zeros(0))
     finally:
         shutil.rmtree(run_dir / SCRATCH_DIR, ignore_errors=True)
     if len(probs) != len(valid.rows):
         raise MerError(f"{data_dir}: {len(probs)} validation predictions for {len(valid.rows)} manifest rows; {REPAIR}")
     names = task.output_names(info, lambda: list(learn.dls.vocab))
-    outputs, truth = probs.float().numpy(), targets.numpy()
-    scores, tracks = task.score(outputs, truth, valid.clip_ids, names, config.aggregate)
-    metrics = {**scores, "valid": scores, "test": None}
-    best = _best_epoch(history, monitor)
+    scored = Scored(names, None, None, None)  # a refit's: nothing validated
+    if valid.rows:
+        outputs, truth = probs.float().numpy(), targets.numpy()
+        scores, tracks = task.score(outputs, truth, valid.clip_ids, names, config.aggregate)
+        scored = Scored(names, truth, outputs, tracks)
+        metrics = {**scores, "valid": scores, "test": None}
+    else:
+        metrics = {"valid": None, "test": None, REFIT_KEY: REFIT_NOTE}
+    best = _best_epoch(history, monitor) if valid.rows else None
     metrics.update(
         arch=settings.arch.name,
         mode=config.mode,
@@ -275,8 +288,26 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
         versions=versions(),
     )
     if is_main_process():  # one process of a distributed training: rank 0 writes
-        write_run(run_dir, learn, settings, splits, Scored(names, truth, outputs, tracks), history, metrics, started)
+        write_run(run_dir, learn, settings, splits, scored, history, metrics, started)
     return TrainResult(run_dir, lr, metrics)
+
+
+def refit_run(learn, keep: str):
+    """The callback that skips validation in a refit (a data set with no validation split): the recorder logs the
+    training loss alone, and the last epoch is kept (there is nothing to pick a best one on)."""
+    from fastai.callback.core import Callback, CancelValidException
+
+    if keep != "last":
+        raise MerError("a refit has no validation clips to pick the best epoch on; it keeps the last one")
+    learn.recorder.valid_metrics, learn.metrics = False, []  # the epoch line and history: the training loss alone
+
+    class SkipValidation(Callback):
+        order = 1000  # after every other callback's before_validate (the progress bar's after_validate ends its bar)
+
+        def before_validate(self) -> None:
+            raise CancelValidException
+
+    return SkipValidation()
 
 
 def checkpoint(run_dir: Path, name: str):

@@ -26,6 +26,7 @@ from ..data.dataset import (
 from ..errors import MerError
 
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)  # what PIL raises on damage
+REFIT = "refit"  # in a data set's settings: made by `cv --refit`, all clips training, no validation split
 SHOWN = 3  # offending images named in an error
 
 
@@ -48,16 +49,22 @@ def split_indices(n_train: int, n_valid: int) -> tuple[list[int], list[int]]:
 def training_items(data_dir: Path, extra_train_dirs: list[str | Path] | None) -> tuple[list[Path], list[Path]]:
     """(training, validation) images: the manifest's, plus undamaged extra training images <dir>/<class>/<image>.
 
-    A data set without validation images is refused.
+    A data set without validation images is refused, unless it is a refit's (`is_refit`).
     """
     train, valid = split_items(data_dir)
-    if not valid:
+    if not valid and not is_refit(data_dir):
         raise MerError(f"{data_dir}: the valid/ folder holds no image; prepare with a larger --valid-pct")
     extras = extra_train_items(data_dir, extra_train_dirs)
     damaged = next(((p, reason) for p in extras if (reason := image_damage(p))), None)
     if damaged:
         raise MerError(f"{damaged[0]}: damaged image ({damaged[1]}); delete or regenerate it")
     return train + extras, valid
+
+
+def is_refit(data_dir: Path) -> bool:
+    """Whether `data_dir` is the data set of a `cv --refit` model: every clip trains, none validates by design
+    (its dataset.json's settings say `REFIT`)."""
+    return bool(read_info(data_dir).settings.get(REFIT))
 
 
 def training_stats(data_dir: Path, extra_train_dirs: list[str | Path] | None = None) -> tuple[list[float], list[float]]:

@@ -16,6 +16,7 @@ from fastai.callback.training import BnFreeze
 from fastai.learner import Learner
 from fastai.vision.learner import default_split
 
+from ..bounds import quote
 from ..choices import MODES, STARTING_WEIGHTS
 from ..errors import MerError
 from ..models.archs import ArchSpec
@@ -64,7 +65,7 @@ def set_mode(learn: Learner, mode: str, train_bn: bool = False) -> None:
     """`freeze`: only the head learns (BatchNorm statistics frozen too unless `train_bn`); `whole`: all layers;
     `partial`: the body's prefix (`models.prefix.split_body`) is frozen, its rest and the head learn."""
     if mode not in MODES:
-        raise MerError(f"unknown mode {mode!r}; choose {', '.join(MODES)}")
+        raise MerError(f"unknown mode {quote(mode)}; choose {', '.join(MODES)}")
     learn.train_bn = train_bn
     learn.opt = None  # the optimizer records train_bn when created: make it anew
     if mode == "partial":

@@ -15,6 +15,7 @@ from fastai.vision.augment import FlipItem
 from fastai.vision.core import PILImage
 from fastai.vision.data import ImageBlock
 
+from ..bounds import quote
 from ..choices import AUGMENTS, IN_MEMORY_AUGMENTS
 from ..data.dataset import read_info
 from ..errors import MerError
@@ -55,7 +56,7 @@ def load_dataloaders(
     `resize`: the run's resize policy (`TrainSettings.resize`); None: the one of `augment`.
     """
     if augment not in AUGMENTS:
-        raise MerError(f"unknown augmentation {augment!r}; choose one of {', '.join(AUGMENTS)}")
+        raise MerError(f"unknown augmentation {quote(augment)}; choose one of {', '.join(AUGMENTS)}")
     common = {"size": size, "bs": bs, "stats": stats, "augment": augment, "balanced": balanced,
               "extra_train_dirs": extra_train_dirs}  # fmt: skip
     if cache and augment in IN_MEMORY_AUGMENTS:

@@ -103,9 +103,9 @@ class Scored:
     """A run's validation windows scored: the output names, true outputs, outputs and tracks."""
 
     names: list[str]
-    truth: np.ndarray
-    outputs: np.ndarray
-    tracks: Tracks | ValueTracks
+    truth: np.ndarray | None  # None (and outputs, tracks): a refit's run, which validates nothing
+    outputs: np.ndarray | None
+    tracks: Tracks | ValueTracks | None
 
 
 def write_run(
@@ -127,7 +127,9 @@ def write_run(
     meta = model_metadata(learn, settings, info, valid.data_dir, scored.names, metrics)
     save_model_file(run_dir / MODEL_FILE, learn.model, meta, "train")
     metrics[MODEL_CHECKSUM] = (model_header(run_dir / MODEL_FILE) or {}).get(CHECKSUM)  # binds the scores to it
-    _write_split(run_dir, "", task, valid, scored.outputs, scored.tracks, scored.names, metrics["valid"], info, title)
+    if scored.outputs is not None:
+        _write_split(run_dir, "", task, valid, scored.outputs, scored.tracks, scored.names, metrics["valid"], info,
+                     title)  # fmt: skip
     if test is not None:  # scored once, with the final model
         outputs, metrics["test"], tracks = score_test(learn.model, meta, task, test, settings.config.aggregate)
         _write_split(run_dir, TEST_PREFIX, task, test, outputs, tracks, scored.names, metrics["test"], info,
@@ -136,7 +138,8 @@ def write_run(
     config = {"data_dir": str(valid.data_dir), **settings.config.to_dict(), "lr": metrics["lr"]}
     write_json(run_dir / RUN_CONFIG, config)
     write_json(run_dir / HISTORY_FILE, {"history": history})
-    task.write_windows(run_dir, scored.truth, scored.outputs, scored.tracks, metrics["valid"], title)
+    if scored.outputs is not None:
+        task.write_windows(run_dir, scored.truth, scored.outputs, scored.tracks, metrics["valid"], title)
     plot_curves(run_dir / CURVES_FILE, history, title)
     write_json(run_dir / METRICS_FILE, metrics)
 

@@ -18,15 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.callback.data import WeightedDL
-from fastai.data.core import DataLoaders, TfmdDL
 from fastai.learner import Learner
-from fastai.torch_core import trainable_params
 from torch import nn
 
 from ..models.prefix import BodySplit, split_body
-from .callbacks import use_rich_progress
-from .feature_cache import is_random
+from .feature_cache import Features, cached_learner, is_random
 from .tensor_loaders import as_target
 
 __all__ = ["partial_groups", "can_cache_prefix", "prefix_learner"]
@@ -55,17 +51,11 @@ def can_cache_prefix(learn: Learner, train_bn: bool, augment: str) -> bool:
     return not train_bn and augment == "none" and not is_random(body_split(learn).prefix)
 
 
-class CachedRows:
-    """Cached prefix outputs (a memory-mapped array) and targets, as items of a fastai `TfmdDL`."""
-
-    def __init__(self, rows: np.ndarray, targets: torch.Tensor, vocab, split_idx: int):
-        self.rows, self.targets, self.vocab, self.split_idx = rows, targets, vocab, split_idx
-
-    def __len__(self) -> int:
-        return len(self.targets)
+class CachedRows(Features):
+    """Cached prefix outputs (a memory-mapped array, read row by row) and targets, as items of a fastai `TfmdDL`."""
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.array(self.rows[index])), as_target(self.targets[index])
+        return torch.from_numpy(np.array(self.features[index])), as_target(self.targets[index])
 
 
 def cache_outputs(prefix: nn.Module, dl, path: Path) -> tuple[np.ndarray, torch.Tensor]:
@@ -83,6 +73,8 @@ def cache_outputs(prefix: nn.Module, dl, path: Path) -> tuple[np.ndarray, torch.
             start += len(out)
             targets.append(yb.as_subclass(torch.Tensor).cpu())
     prefix.train(was_training)
+    if rows is None:  # a refit's empty validation loader
+        return np.zeros((0,), dtype=np.float32), torch.zeros(0)
     rows.flush()
     del rows
     return np.load(path, mmap_mode="r"), torch.cat(targets)
@@ -100,28 +92,5 @@ def prefix_learner(learn: Learner) -> Learner:
     train_dl, valid_dl = learn.dls.train, learn.dls.valid
     train_x, train_y = cache_outputs(split.prefix, train_dl.new(shuffle=False, drop_last=False), cache / "train.npy")
     valid_x, valid_y = cache_outputs(split.prefix, valid_dl, cache / "valid.npy")
-    vocab = getattr(learn.dls, "vocab", None)  # a regression DataBlock has none
-    common = {"num_workers": 0, "device": learn.dls.device}
-    train_ds = CachedRows(train_x, train_y, vocab, 0)
-    if isinstance(train_dl, WeightedDL):
-        train = WeightedDL(train_ds, bs=train_dl.bs, wgts=train_dl.wgts, shuffle=True, drop_last=True, **common)
-    else:
-        train = TfmdDL(train_ds, bs=train_dl.bs, shuffle=True, drop_last=True, **common)
-    valid = TfmdDL(CachedRows(valid_x, valid_y, vocab, 1), bs=valid_dl.bs, shuffle=False, **common)
-    fitter = Learner(
-        DataLoaders(train, valid, path=learn.path, device=learn.dls.device),
-        nn.Sequential(split.rest, head),
-        loss_func=learn.loss_func,
-        opt_func=learn.opt_func,
-        lr=learn.lr,
-        splitter=trainable_params,
-        metrics=learn.metrics,
-        path=learn.path,
-        model_dir=learn.model_dir,
-        wd=learn.wd,
-        wd_bn_bias=learn.wd_bn_bias,
-        train_bn=True,
-        moms=learn.moms,
-    )
-    use_rich_progress(fitter)
-    return fitter
+    rest = nn.Sequential(split.rest, head)
+    return cached_learner(learn, rest, (train_x, train_y), (valid_x, valid_y), CachedRows, train_bn=True)

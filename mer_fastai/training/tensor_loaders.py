@@ -19,6 +19,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.torch_core import TensorCategory, TensorImage, default_device
 from fasttransform import DisplayedTransform
 
+from ..bounds import quote
 from ..choices import AUGMENTS, IN_MEMORY_AUGMENTS
 from ..data.dataset import REPAIR, read_info, read_spec
 from ..data.images import resize
@@ -140,7 +141,7 @@ def memory_dataloaders(
     classes = info.classes
     if augment not in IN_MEMORY_AUGMENTS:
         known = ", ".join(AUGMENTS)
-        raise MerError(f"augmentation {augment!r} needs the per-image pipeline (--no-cache); in memory: {known}")
+        raise MerError(f"augmentation {quote(augment)} needs the per-image pipeline (--no-cache); in memory: {known}")
     train_items, valid_items = training_items(data_dir, extra_train_dirs)
     items = train_items + valid_items
     train_idx, valid_idx = split_indices(len(train_items), len(valid_items))

@@ -24,6 +24,7 @@ from typing import Any
 
 from fastai.callback.core import Callback
 
+from ..bounds import quote
 from ..data.dataset import DatasetInfo, read_info
 from ..errors import MerError
 from ..runs.layout import LR_JSON, is_finished, read_json, read_metrics
@@ -50,7 +51,7 @@ def check_track(track: str | None) -> None:
     if track is None:
         return
     if track not in TRACKERS:
-        raise MerError(f"unknown --track {track!r}; choose {', '.join(TRACKERS)}")
+        raise MerError(f"unknown --track {quote(track)}; choose {', '.join(TRACKERS)}")
     try:
         import mlflow  # noqa: F401
     except ImportError as exc:

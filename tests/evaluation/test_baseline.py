@@ -89,7 +89,7 @@ def test_rerun_reuses_the_feature_cache_and_merges_the_csv(demo_data, tmp_path, 
     def no_decoding(*args, **kwargs):
         raise AssertionError("features were extracted again")
 
-    monkeypatch.setattr(feature_module, "source_features", no_decoding)
+    monkeypatch.setattr(feature_module, "_file_features", no_decoding)
     first = {row["arch"]: row for row in read_csv(out / "baseline.csv")[1]}
     again = run_baseline(demo_data, out, ["svm"], workers=1, progress=False)
     merged = {row["arch"]: row for row in read_csv(out / "baseline.csv")[1]}
@@ -315,7 +315,7 @@ def test_cross_validated_baseline_scores_the_folds_cv_trains_on(demo_data, tmp_p
     def no_decoding(*args, **kwargs):
         raise AssertionError("a fold extracted features again")
 
-    monkeypatch.setattr(feature_module, "source_features", no_decoding)
+    monkeypatch.setattr(feature_module, "_file_features", no_decoding)
     out = tmp_path / "cv"
     result = cross_validate_baseline(demo_data, out, 2, classifiers=["knn", "svm"], seed=7, workers=1, progress=False)
     _, rows, plan, _ = dataset_folds(demo_data, 2, 1, seed=7)

@@ -1,8 +1,10 @@
-"""`baseline`: hand-crafted audio features and classic estimators on the data set's own windows and split.
+"""`baseline`: hand-crafted audio features, or a frozen network's probed layer, and classic estimators on the data
+set's own windows and split.
 
-The features of every window (`baseline.features`) are standardised on the training split and fed to an RBF
-SVM, k-NN, a random forest and extra trees of the task's kind (`baseline.models`: classifiers, regressors of the
-targets, or classifiers giving each mood a probability), evaluated on the validation split (and a held-out
+The features of every window (`baseline.featuresets`: hand-crafted, melodic, musicnn probes, or several of them
+concatenated) are standardised on the training split and fed to an RBF SVM, k-NN, a random forest, extra trees
+and a linear model (logistic regression, ridge) of the task's kind (`baseline.models`: classifiers, regressors of
+the targets, or classifiers giving each mood a probability), evaluated on the validation split (and a held-out
 test split, when the data set has one): the reference that the CNNs of the study are compared with. Windows and
 tracks are scored exactly as a training run scores them (`Task.score`: a window's label is its most probable
 class, a track's comes from its windows' `predict_proba` combined by `scoring.scores.aggregate`; a regression track's
@@ -27,13 +29,13 @@ if TYPE_CHECKING:
 from ..._plumbing.files import write_json
 from ..._plumbing.locks import reads_dataset
 from ..._plumbing.progress import console
+from ...bounds import quote
 from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, DatasetInfo, ManifestRow, read_info, read_manifest
 from ...errors import MerError
 from ...report.results import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
 from ...runs.layout import (
     BASELINE_CSV,
-    FEATURES_FILE,
     METRICS_FILE,
     TEST_PREDICTIONS,
     TEST_PREFIX,
@@ -42,7 +44,7 @@ from ...runs.layout import (
 from ...scoring.scores import check_aggregate
 from ...tasks.base import Task
 from ...tasks.registry import TASKS, get_task
-from .features import extract_features, feature_names
+from .featuresets import DEFAULT_FEATURES, Features, gather, parse_features
 from .models import Estimator, estimator
 
 __all__ = ["run_baseline"]
@@ -69,28 +71,34 @@ def run_baseline(
     aggregate: str = "mean",
     workers: int | None = None,
     progress: bool = True,
+    features: str = DEFAULT_FEATURES,
+    layer: str = "penultimate",
 ) -> list[dict]:
-    """Fit each classifier on the training windows, score it on the validation (and test) windows and tracks.
+    """Fit each classifier on the training windows' `features` (a `--features` value; `layer`: the probed
+    musicnn layer), score it on the validation (and test) windows and tracks.
 
-    Writes `out/<classifier>/metrics.json` (laid out as a training run's: window scores, the `track` block,
-    `valid` and `test`), the classifier's prediction files (those of a training run) and `out/baseline.csv`;
-    returns the CSV rows of this run.
+    Writes `out/<row>/metrics.json` (laid out as a training run's: window scores, the `track` block, `valid`
+    and `test`), the row's prediction files (those of a training run) and `out/baseline.csv`; returns the CSV
+    rows of this run. A row is named by its classifier, followed by the feature label for any features but the
+    hand-crafted ones (`linear-musicnn-msd.penultimate`).
     """
     check_aggregate(aggregate)
+    chosen_features = parse_features(features, layer)
     data_dir, out = Path(data_dir), Path(out)
     chosen = list(dict.fromkeys(classifiers or CLASSIFIERS))
     unknown = [name for name in chosen if name not in CLASSIFIERS]
     if unknown:
-        raise MerError(f"unknown --classifier {unknown[0]!r}; choose from {', '.join(CLASSIFIERS)}")
+        raise MerError(f"unknown --classifier {quote(unknown[0])}; choose from {', '.join(CLASSIFIERS)}")
     info = read_info(data_dir)
     task = get_task(info.task)
     kind = estimator(task)
     started = time.time()
-    found, skipped = extract_features(data_dir, workers, progress, cache=out / FEATURES_FILE)
+    found, skipped = gather(data_dir, chosen_features, out, workers, progress)
     feature_seconds = round(time.time() - started, 2)
     for item in skipped:
         console.print(f"[yellow]skipped[/] {item['reason']}", soft_wrap=True, highlight=False)
-    splits = _split(read_manifest(data_dir), found, info.classes, not kind.learns_classes)
+    width = len(chosen_features.names)
+    splits = _split(read_manifest(data_dir), found, info.classes, width, not kind.learns_classes)
     (x_train, y_train, _), (_, y_valid, _) = splits["train"], splits["valid"]
     if len(y_valid) == 0:
         raise MerError(f"{data_dir}: no validation window has features; prepare with a larger --valid-pct")
@@ -98,12 +106,13 @@ def run_baseline(
         raise MerError(f"{data_dir}: the training windows hold fewer than two classes; check the data set")
     dataset = data_dir.resolve().name
     results = []
-    for name in chosen:
+    for classifier in chosen:
+        name = row_name(classifier, chosen_features)
         begun, folder = time.time(), out / name
         folder.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():  # libsvm's probabilities, kept on purpose (see `make_classifier`)
             warnings.filterwarnings("ignore", "The `probability` parameter was deprecated", FutureWarning)
-            model = kind.make(name, seed, len(y_train), workers).fit(x_train, y_train)
+            model = kind.make(classifier, seed, len(y_train), workers).fit(x_train, y_train)
         scores = {split: _evaluate(model, splits[split], info, kind, aggregate, folder, prefix)
                   for split, prefix in PREFIXES}  # fmt: skip
         seconds = round(time.time() - begun, 3)
@@ -116,7 +125,8 @@ def run_baseline(
             feature=info.feature,
             seconds=seconds,
             feature_seconds=feature_seconds,
-            features=feature_names(),
+            features=chosen_features.names,
+            feature_sets=chosen_features.label,
             n_train=len(y_train),
             n_valid=len(y_valid),
             n_test=len(splits["test"][1]),
@@ -129,6 +139,11 @@ def run_baseline(
         results.append({**identity, "seconds": seconds, **score_columns(metrics, SCORE_SETS)})
     write_csv(out / BASELINE_CSV, results, baseline_columns(task))
     return results
+
+
+def row_name(classifier: str, features: Features) -> str:
+    """A row's (and its folder's) name: the classifier, and the features' label unless they are hand-crafted."""
+    return classifier if features.label == DEFAULT_FEATURES else f"{classifier}-{features.label}"
 
 
 def _evaluate(
@@ -156,11 +171,10 @@ def _evaluate(
 
 
 def _split(
-    rows: list[ManifestRow], found: dict[str, np.ndarray], classes: list[str], values: bool = False
+    rows: list[ManifestRow], found: dict[str, np.ndarray], classes: list[str], width: int, values: bool = False
 ) -> dict[str, tuple[np.ndarray, np.ndarray, list[ManifestRow]]]:
-    """(features, class indices or, with `values`, the regression targets or 1/0 per mood, manifest rows) of
-    the train, valid and test windows that have features."""
-    width = len(feature_names())
+    """(features of `width` columns, class indices or, with `values`, the regression targets or 1/0 per mood,
+    manifest rows) of the train, valid and test windows that have features."""
     parts: dict[str, tuple[list, list, list]] = {split: ([], [], []) for split in SPLITS}
     for row in rows:
         if row.image in found and row.split in parts:
@@ -191,14 +205,14 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
 
 
 def baseline_table(rows: list[dict]) -> Table:
-    """Rich table of one baseline run: one row per estimator, its task's `baseline_scores` of windows and of
-    tracks (a regression data set: per regressor, the mean over its targets of CCC and RMSE; a multilabel one:
-    macro-F1 and mAP)."""
+    """Rich table of one baseline run: one row per estimator and feature set, its task's `baseline_scores` of
+    windows and of tracks (a regression data set: per regressor, the mean over its targets of CCC and RMSE; a
+    multilabel one: macro-F1 and mAP)."""
     task = next(task for task in TASKS.values() if all(key in rows[0] for key in task.baseline_scores))
     keys = (*task.baseline_scores, *(f"track_{key}" for key in task.baseline_scores))
     first = estimator(task).called
     folds = f", mean ± sd over {rows[0]['folds']} folds" if rows[0].get("folds") else ""
-    title = f"hand-crafted features — {rows[0]['dataset']} ({rows[0]['feature']}){folds}"
+    title = f"classic estimators — {rows[0]['dataset']} ({rows[0]['feature']}){folds}"
     table = Table(title=title, title_justify="left")
     for column in (first, *keys, "seconds"):
         name = column.replace("_", " ").replace("ccc", "CCC").replace("rmse", "RMSE").replace("map", "mAP")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,20 @@ FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so ca
 N_MFCC = 20
 CONTRAST_BANDS = 6
 Windows = list[tuple[str, float]]  # the windows of one source file: (image name, start seconds)
+SourceRows = tuple[dict[str, np.ndarray], str | None]  # one file's rows by image, or why it could not be decoded
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """One family of window features: its `name` (a `--features` part), the `version` its cache is keyed by,
+    its column `names`, `describe(source, windows, spec_values, audio_dir)` of one source file, and whether
+    files are described in parallel processes (`parallel`; a network runs in this process on its own threads)."""
+
+    name: str
+    version: str
+    names: tuple[str, ...]
+    describe: Callable[[str, Windows, dict, str | None], SourceRows]
+    parallel: bool = True
 
 
 def feature_names() -> list[str]:
@@ -118,23 +134,27 @@ def source_features(
     return rows, None
 
 
-def _file_features(job: tuple[str, Windows], spec_values: dict, audio_dir: str | None):
-    """`source_features` of one (source file, its windows) job of the worker pool."""
-    return source_features(*job, spec_values, audio_dir)
+def _file_features(job: tuple[str, Windows], describe: Callable, spec_values: dict, audio_dir: str | None):
+    """`describe` of one (source file, its windows) job of the worker pool."""
+    return describe(*job, spec_values, audio_dir)
 
 
 def extract_features(
-    data_dir: str | Path, workers: int | None = None, progress: bool = True, cache: str | Path | None = None
+    data_dir: str | Path,
+    workers: int | None = None,
+    progress: bool = True,
+    cache: str | Path | None = None,
+    feature_set: FeatureSet | None = None,
 ) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
-    """Feature vector of every manifest row (keyed by image), kept in the file `cache` when given (a command's
-    `OUT/features.npz`); and skipped files.
+    """Feature vector of `feature_set` (default: the hand-crafted `HANDCRAFTED`) of every manifest row (keyed
+    by image), kept in the file `cache` when given (a command's `OUT/features.npz`); and skipped files.
 
     A rerun reuses every cached row and only decodes files whose rows are missing.
     """
-    data_dir = Path(data_dir)
+    data_dir, kind = Path(data_dir), feature_set or HANDCRAFTED
     rows = read_manifest(data_dir)
     spec = read_spec(data_dir)
-    cache_key = _cache_key(data_dir)
+    cache_key = _cache_key(data_dir, kind)
     cached = _read_cache(Path(cache), cache_key) if cache else {}
     todo: dict[str, Windows] = defaultdict(list)
     for row in rows:
@@ -144,20 +164,23 @@ def extract_features(
         return cached, []
     audio_dir = read_info(data_dir).audio_dir
     found, skipped = dict(cached), []
-    workers = worker_count(workers, len(todo))
+    workers = worker_count(workers, len(todo)) if kind.parallel else 1
     if workers > 1:  # compile librosa's numba kernels once here, so that the forked workers inherit them
         window_features(np.zeros(spec.n_fft, np.float32), spec.sample_rate, spec.n_fft, spec.hop_length)
-    with progress_bar("features", total=len(todo), enabled=progress) as advance:
-        for (source, _), outcome in completed(_file_features, todo.items(), workers, spec.to_dict(), audio_dir):
+    jobs = completed(_file_features, todo.items(), workers, kind.describe, spec.to_dict(), audio_dir)
+    with progress_bar(f"{kind.name} features", total=len(todo), enabled=progress) as advance:
+        for (source, _), outcome in jobs:
             _collect(source, *outcome, found, skipped)
             advance()
     if cache:
         known = [row.image for row in rows if row.image in found]
-        _write_cache(Path(cache), cache_key, {image: found[image] for image in known})
+        _write_cache(Path(cache), cache_key, {image: found[image] for image in known}, kind)
     return found, skipped
 
 
-def share_features(source_dir: Path, found: dict[str, np.ndarray], data_dir: Path, cache: Path) -> None:
+def share_features(
+    source_dir: Path, found: dict[str, np.ndarray], data_dir: Path, cache: Path, feature_set: FeatureSet | None = None
+) -> None:
     """Cache in the file `cache` the features, for `data_dir` (a data set made of `source_dir`'s images, e.g. a cv
     fold), `found` of `source_dir`'s windows, matched by source file and window start, so that they are not
     extracted again."""
@@ -167,14 +190,15 @@ def share_features(source_dir: Path, found: dict[str, np.ndarray], data_dir: Pat
         image = image_of.get((row.source, row.segment_start))
         if image in found:
             shared[row.image] = found[image]
-    _write_cache(cache, _cache_key(data_dir), shared)
+    kind = feature_set or HANDCRAFTED
+    _write_cache(cache, _cache_key(data_dir, kind), shared, kind)
 
 
-def _cache_key(data_dir: Path) -> str:
+def _cache_key(data_dir: Path, kind: FeatureSet) -> str:
     """What the cached features hold: the feature set, the spectrogram settings and the data set's manifest
     (another data set, or one re-prepared from other audio, in the same --out recomputes them)."""
     manifest = hashlib.sha1((Path(data_dir) / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
-    return f"{FEATURE_VERSION}:{read_spec(data_dir).digest()}:{manifest}"
+    return f"{kind.version}:{read_spec(data_dir).digest()}:{manifest}"
 
 
 def _collect(
@@ -203,13 +227,16 @@ def _read_cache(path: Path, key: str) -> dict[str, np.ndarray]:
         return {}
 
 
-def _write_cache(path: Path, key: str, rows: dict[str, np.ndarray]) -> None:
-    features = np.stack(list(rows.values())) if rows else np.zeros((0, len(feature_names())), np.float32)
+def _write_cache(path: Path, key: str, rows: dict[str, np.ndarray], kind: FeatureSet) -> None:
+    features = np.stack(list(rows.values())) if rows else np.zeros((0, len(kind.names)), np.float32)
     with atomic_path(path) as tmp, tmp.open("wb") as handle:  # a handle: np.savez would add ".npz" to a name
         np.savez(
             handle,
             key=np.array(key),
             images=np.array(list(rows)),
             features=features,
-            names=np.array(feature_names()),
+            names=np.array(kind.names),
         )
+
+
+HANDCRAFTED = FeatureSet("handcrafted", FEATURE_VERSION, tuple(feature_names()), source_features)

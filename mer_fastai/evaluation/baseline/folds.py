@@ -17,13 +17,13 @@ from pathlib import Path
 from ..._plumbing.files import output_folder
 from ..._plumbing.locks import reads_dataset
 from ...report.results import SD_SUFFIX, SPREAD_SETS, csv_score
-from ...runs.layout import BASELINE_CSV, FEATURES_FILE, FOLD_DATA, fold_dir
+from ...runs.layout import BASELINE_CSV, FOLD_DATA, fold_dir
 from ...tasks.base import Task
 from ...tasks.registry import get_task
 from ..folds import build_fold_data, dataset_folds
 from ..oof import describe
 from .classic import baseline_columns, run_baseline, write_csv
-from .features import extract_features, share_features
+from .featuresets import DEFAULT_FEATURES, gather, parse_features, share
 
 __all__ = ["cross_validate_baseline", "BaselineCV"]
 
@@ -48,21 +48,32 @@ def cross_validate_baseline(
     aggregate: str = "mean",
     workers: int | None = None,
     progress: bool = True,
+    features: str = DEFAULT_FEATURES,
+    layer: str = "penultimate",
 ) -> BaselineCV:
     """Score each classifier on every fold of the K·R folds dealt with `seed`; per classifier a row with the
     mean over the folds of its window and track scores, their sd in `<score>_sd`, and `folds`, also written
     to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`)."""
     data_dir, out = Path(data_dir), Path(out)
+    chosen = parse_features(features, layer)
     info, rows, plan, _ = dataset_folds(data_dir, folds, repeats, seed)
     scored: dict[str, list[dict]] = defaultdict(list)
     with output_folder(out, "--out"):
-        found, _ = extract_features(data_dir, workers, progress, cache=out / FEATURES_FILE)  # once for every fold
+        gather(data_dir, chosen, out, workers, progress)  # once for every fold
         for fold in plan:
             fold_out = fold_dir(out, fold.index)
             fold_data = build_fold_data(data_dir, info, rows, fold, fold_out / FOLD_DATA)
-            share_features(data_dir, found, fold_data, fold_out / FEATURES_FILE)
+            share(data_dir, fold_data, chosen, out, fold_out)
             for row in run_baseline(
-                fold_data, fold_out, classifiers, seed, aggregate=aggregate, workers=workers, progress=False
+                fold_data,
+                fold_out,
+                classifiers,
+                seed,
+                aggregate=aggregate,
+                workers=workers,
+                progress=False,
+                features=features,
+                layer=layer,
             ):
                 scored[row["arch"]].append(row)
         dataset = data_dir.resolve().name

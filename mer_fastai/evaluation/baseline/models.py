@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+LINEAR_C = 0.01  # the logistic regression's inverse regularisation, fixed (see `make_classifier`)
+RIDGE_ALPHA = 100.0  # the ridge regression's penalty, fixed (not measured: no regression data set here)
+
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
@@ -28,8 +31,13 @@ def make_classifier(name: str, seed: int, n_train: int, workers: int | None = No
     coupled). scikit-learn 1.9 deprecates that option for `CalibratedClassifierCV(SVC(), ensemble=False)`,
     but on 4q-dev's artist-grouped folds the replacement scored 0.638 ± 0.007 track accuracy against libsvm's
     0.650 ± 0.025 (BENCHMARKS.md): the reference would get weaker and flatter the CNNs, so the option stays
-    (its warning silenced in `run_baseline`) and pyproject keeps scikit-learn below 1.11, which removes it."""
+    (its warning silenced in `run_baseline`) and pyproject keeps scikit-learn below 1.11, which removes it.
+
+    `linear` is a multinomial logistic regression (the linear probe of an embedding) at the fixed `LINEAR_C`:
+    the issue's whole-clip probe of musicnn-msd measured C = 0.01 on 4q-dev's artist-grouped folds; nested
+    choice of C is not done (BENCHMARKS.md, "Linear probes")."""
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -41,13 +49,16 @@ def make_classifier(name: str, seed: int, n_train: int, workers: int | None = No
         "knn": lambda: KNeighborsClassifier(n_neighbors=min(5, n_train)),
         "random_forest": lambda: RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
         "extra_trees": lambda: ExtraTreesClassifier(n_estimators=300, random_state=seed, n_jobs=jobs),
+        "linear": lambda: LogisticRegression(C=LINEAR_C, max_iter=2000, random_state=seed),
     }
     return make_pipeline(StandardScaler(), models[name]())
 
 
 def make_regressor(name: str, seed: int, n_train: int, workers: int | None = None) -> Pipeline:
-    """A standardise-then-regress pipeline of the family `name` (one of `CLASSIFIERS`), predicting every target."""
+    """A standardise-then-regress pipeline of the family `name` (one of `CLASSIFIERS`, `linear`: ridge at
+    `RIDGE_ALPHA`), predicting every target."""
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+    from sklearn.linear_model import Ridge
     from sklearn.multioutput import MultiOutputRegressor
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.pipeline import make_pipeline
@@ -60,19 +71,21 @@ def make_regressor(name: str, seed: int, n_train: int, workers: int | None = Non
         "knn": lambda: KNeighborsRegressor(n_neighbors=min(5, n_train)),
         "random_forest": lambda: RandomForestRegressor(n_estimators=300, random_state=seed, n_jobs=jobs),
         "extra_trees": lambda: ExtraTreesRegressor(n_estimators=300, random_state=seed, n_jobs=jobs),
+        "linear": lambda: Ridge(alpha=RIDGE_ALPHA),
     }
     return make_pipeline(StandardScaler(), models[name]())
 
 
 def make_mood_classifier(name: str, seed: int, n_train: int, workers: int | None = None) -> Pipeline:
     """A standardise-then-classify pipeline of the family `name` (one of `CLASSIFIERS`) giving every mood a
-    probability: the SVM one per mood (one-vs-rest), k-NN and the forests natively multilabel."""
+    probability: the SVM and the logistic regression one per mood (one-vs-rest), k-NN and the forests natively
+    multilabel."""
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     model = make_classifier(name, seed, n_train, workers)[-1]
-    return make_pipeline(StandardScaler(), OneVsRestClassifier(model) if name == "svm" else model)
+    return make_pipeline(StandardScaler(), OneVsRestClassifier(model) if name in ("svm", "linear") else model)
 
 
 def class_probs(model: Pipeline, x: np.ndarray, n_names: int) -> np.ndarray:

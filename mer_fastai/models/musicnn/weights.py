@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..._plumbing.files import atomic_path, is_write_protected
+from ...bounds import quote
 from ...errors import MerError
 from .checkpoint import read_checkpoint
 
@@ -49,7 +50,7 @@ PIP_TIMEOUT = 600
 def check_model(model: str) -> str:
     """`model` if it names a musicnn model, else one line listing them."""
     if model not in MODELS:
-        raise MerError(f"unknown musicnn model {model!r}; choose one of {', '.join(MODELS)}")
+        raise MerError(f"unknown musicnn model {quote(model)}; choose one of {', '.join(MODELS)}")
     return model
 
 

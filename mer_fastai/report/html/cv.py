@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...runs.layout import CV_FILE, OOF_PREDICTIONS, OOF_TRACKS, fold_dirs, is_finished, read_json
+from ...runs.layout import CV_FILE, OOF_PREDICTIONS, OOF_TRACKS, REFIT_DIR, fold_dirs, is_finished, read_json
 from ...tasks.base import Task
 from ...tasks.registry import get_task
 from .dataset import find_data_dir
@@ -24,12 +24,16 @@ def cv_page(folder: Path, here: Path) -> dict:
     datasets: dict[str, dict] = {}
     folds = finished_folds(folder)
     runs = [run_section(p, here, f"fold-{slug(p.name)}", datasets) for p in folds]
+    refit = folder / (summary.get("refit") or {}).get("folder", REFIT_DIR)
+    if summary.get("refit") and is_finished(refit):  # the model on every clip: its section says it has no scores
+        runs.append({**run_section(refit, here, "refit", datasets), "title": "refit model (every clip)"})
     task = get_task(summary.get("task"))
     cv = {
         "folds": [{"name": p.name, "anchor": run["anchor"]} for p, run in zip(folds, runs)],
         "task": None if task.is_default else str(task),  # named in the heading unless it is the default
         "summary": cv_summary(summary.get("summary", {}), len(folds)),
         "settings": [(k, setting_text(v)) for k, v in summary.get("config", {}).items()],
+        "models": [(name, str(what)) for name, what in (summary.get("models") or {}).items()],
         **out_of_fold(folder, task, summary, find_data_dir(summary.get("data_dir"), folder), here),
     }
     return {"title": f"Cross-validation {folder.resolve().name}", "runs": runs, "datasets": datasets, "cv": cv}

@@ -12,6 +12,7 @@ from ...runs.layout import (
     HISTORY_FILE,
     LR_PLOT,
     METRICS_FILE,
+    REFIT_KEY,
     TEST_PREFIX,
     read_config,
     read_json,
@@ -52,6 +53,7 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
         "settings": run_settings(metrics, config, data_dir),
         "times": run_times(folder, metrics, history),
         "score_sets": score_sets(task, metrics),
+        "refit": metrics.get(REFIT_KEY),  # a refit's run: why it has no validation scores
         "plots_heading": task.plots_heading,
         "task_figures": [f for f in task_figures if f["src"]],
         "figures": [f for f in figures if f["src"]],

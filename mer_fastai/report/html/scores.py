@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...runs.layout import REFIT_KEY
 from ...tasks.base import Task
 from .values import score_text
 
@@ -31,7 +32,7 @@ def class_score_sets(metrics: dict) -> list[dict]:
 
 def _blocks(metrics: dict, how: str) -> list[tuple[str, str, dict, str | None]]:
     """(title, unit, scores, note) of the validation windows and tracks and, when recorded, the test split's."""
-    blocks = [("Validation scores (windows)", "windows", metrics, None)]
+    blocks = [] if metrics.get(REFIT_KEY) else [("Validation scores (windows)", "windows", metrics, None)]
     if metrics.get("track"):
         blocks.append(("Validation scores (tracks)", "tracks", metrics["track"], how))
     test = metrics.get("test")
