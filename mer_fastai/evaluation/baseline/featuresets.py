@@ -25,6 +25,8 @@ from .features import HANDCRAFTED, FeatureSet, extract_features, share_features
 from .melodic import MELODIC
 from .probes import probe_set
 
+__all__ = ["DEFAULT_FEATURES", "Features", "parse_features"]
+
 DEFAULT_FEATURES = "handcrafted"
 
 
