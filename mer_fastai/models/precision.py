@@ -72,10 +72,12 @@ def check_precision(name: str, device: torch.device) -> str:
     if name not in PRECISIONS:
         raise MerError(f"unknown --precision {quote(name)}; use one of {', '.join(PRECISIONS)}")
     if name != "auto" and not supported(name, device):
-        raise MerError(
-            f"--precision {name}: this {device.type.upper()} has no fast {name} instructions "
-            f"({' or '.join(CPU_NEEDS.get(name, ()))}); use --precision auto or fp32"
+        why = (
+            f"this CPU has no fast {name} instructions ({' or '.join(CPU_NEEDS.get(name, ()))})"
+            if device.type == "cpu"
+            else f"the {name} path runs on a CPU only, not on {device.type}"
         )
+        raise MerError(f"--precision {name}: {why}; use --precision auto or fp32 (or --device cpu)")
     return name
 
 

@@ -52,7 +52,7 @@ def test_passes_checks_tolerance_agreement_and_finiteness():
 def test_unknown_or_unsupported_precision_is_one_line():
     with pytest.raises(MerError, match="unknown --precision 'fp8'; use one of auto, fp32, bf16, int8"):
         prec.check_precision("fp8", CPU)
-    with pytest.raises(MerError, match="--precision bf16: this CUDA has no fast bf16"):
+    with pytest.raises(MerError, match="--precision bf16: the bf16 path runs on a CPU only, not on cuda"):
         prec.check_precision("bf16", torch.device("cuda"))
     assert prec.check_precision("auto", torch.device("cuda")) == "auto"
 
