@@ -77,20 +77,25 @@ def test_the_kept_epoch_is_the_best_or_the_last(whole_run, tiny_data, tmp_path):
     assert last["best_epoch"] == max(range(3), key=lambda i: (history[i]["accuracy"], -i))  # still reported
 
 
-def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):
+def valid_accuracy(model, meta, data_dir) -> float:
+    """The accuracy of `model` (eval mode) on `data_dir`'s validation images, loaded as `meta`'s input contract."""
     from mer_fastai.training.loaders import load_dataloaders
 
-    state, meta = read_model(whole_run.run_dir)
-    model = create_model(get_arch(meta.arch), len(meta.classes))
-    model.load_state_dict(state)
     model.eval()
-    dls = load_dataloaders(tiny_data, size=meta.input_size, bs=8, stats=meta.stats, num_workers=0)
+    dls = load_dataloaders(data_dir, size=meta.input_size, bs=8, stats=meta.stats, num_workers=0)
     correct = total = 0
     with torch.no_grad():
         for xb, yb in dls.valid:
             correct += int((model(xb).argmax(1) == yb).sum())
             total += len(yb)
-    assert correct / total == pytest.approx(whole_run.metrics["accuracy"])
+    return correct / total
+
+
+def test_saved_model_reproduces_the_reported_accuracy(whole_run, tiny_data):
+    state, meta = read_model(whole_run.run_dir)
+    model = create_model(get_arch(meta.arch), len(meta.classes))
+    model.load_state_dict(state)
+    assert valid_accuracy(model, meta, tiny_data) == pytest.approx(whole_run.metrics["accuracy"])
 
 
 def test_freeze_leaves_the_body_untouched_and_whole_changes_it(tiny_data, tmp_path, whole_run):

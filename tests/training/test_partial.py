@@ -12,7 +12,7 @@ from mer_fastai.models.archs import get_arch
 from mer_fastai.models.modelfile import create_model, read_model
 from mer_fastai.models.prefix import split_body
 from mer_fastai.training.fit import TrainConfig, find_lr, train
-from mer_fastai.training.loaders import load_dataloaders
+from tests.training.test_fit import valid_accuracy
 
 
 def tiny(**overrides) -> TrainConfig:
@@ -70,14 +70,7 @@ def test_partial_freezes_the_prefix_and_trains_the_rest(tiny_data, tmp_path, sta
     assert prefix and all(torch.equal(before[k], after[k]) for k in prefix)  # incl. BatchNorm statistics
     assert any(not torch.equal(before[k], after[k]) for k in rest)
     model.load_state_dict(after)
-    model.eval()
-    dls = load_dataloaders(tiny_data, size=meta.input_size, bs=8, stats=meta.stats, num_workers=0)
-    correct = total = 0
-    with torch.no_grad():
-        for xb, yb in dls.valid:
-            correct += int((model(xb).argmax(1) == yb).sum())
-            total += len(yb)
-    assert correct / total == pytest.approx(result.metrics["accuracy"])  # the saved model is the scored one
+    assert valid_accuracy(model, meta, tiny_data) == pytest.approx(result.metrics["accuracy"])  # the scored model
 
 
 def test_lr_find_in_partial_mode_leaves_no_cache(tiny_data, tmp_path):
