@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_type_hints
 
 import typer
 
@@ -17,6 +14,7 @@ from ..data.labels import FEATURES
 from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
+from ..settings import field_options, long_flag, with_options
 from ..training.options import cli_option
 
 # Training settings other commands share: declared once, in TrainConfig (mer_fastai/training/config.py).
@@ -34,38 +32,22 @@ def with_label_options(*names: str, helps: dict[str, str] | None = None) -> Call
     """Decorator for a typer command: its `source` parameter becomes the options of the `LabelSource` fields
     `names` (flags and help declared in `data.labelsource`; `helps`: a command's own help of a field), and the
     command receives the `LabelSource` made of them."""
-    chosen = {item.name: item for item in dataclasses.fields(LabelSource) if item.name in names}
-    helps = helps or {}
-    options = {
-        name: (_LABEL_TYPES[name], typer.Option(item.default, *item.metadata["flags"],
-                                                 help=helps.get(name, item.metadata["help"])))
-        for name, item in chosen.items()
-    }  # fmt: skip
 
     def build(values: dict) -> LabelSource:
         values["cuts"] = parse_cuts(values.get("cuts"))
         values["targets"] = list(values.get("targets") or []) or None
         return LabelSource(**values)
 
-    return _with_options("source", options, build)
-
-
-# the command-line types of LabelSource's fields (--cuts is text, parsed by `parse_cuts`)
-_LABEL_TYPES = {"labels": Path, "id_column": str, "label_column": str, "group_by": str, "cuts": str,
-                "skip_unlabeled": bool, "targets": list[str], "threshold": float, "allow_outliers": bool}  # fmt: skip
+    chosen = [item for item in dataclasses.fields(LabelSource) if item.name in names]
+    return with_options("source", field_options(chosen, helps=helps), build)
 
 
 def with_spec_options(func: Callable) -> Callable:
     """Decorator for a typer command: its `spec` parameter becomes `--spectrogram` (a named preset) and one option
     per `SpecConfig` setting that declares a flag, and the command receives the `SpecConfig` they give."""
-    settings = [item for item in dataclasses.fields(SpecConfig) if item.metadata.get("flag")]
+    settings = [item for item in dataclasses.fields(SpecConfig) if item.metadata.get("flags")]
     options = {PRESET_OPTION: (str, typer.Option(None, "--spectrogram", help=PRESET_HELP))}
-    for item in settings:
-        options[item.name] = (
-            _CLI_TYPES[item.type],
-            typer.Option(None, item.metadata["flag"], help=item.metadata["help"]),
-        )
-    return _with_options("spec", options, spec_settings)(func)
+    return with_options("spec", {**options, **field_options(settings, unset=True)}, spec_settings)(func)
 
 
 PRESET_HELP = (
@@ -74,7 +56,6 @@ PRESET_HELP = (
     "It sets every setting below but --hop-seconds (patch overlap)."
 )
 PRESET_OPTION = "spectrogram"
-_CLI_TYPES = {"int": int, "float": float, "float | None": float}
 
 
 def spec_settings(values: dict) -> SpecConfig:
@@ -86,39 +67,12 @@ def spec_settings(values: dict) -> SpecConfig:
     given = {key: value for key, value in values.items() if value is not None}
     if name is None:
         return SpecConfig(**given)
-    fixed = {item.name: item.metadata["flag"] for item in dataclasses.fields(SpecConfig) if item.name in given}
+    fixed = {item.name: long_flag(item) for item in dataclasses.fields(SpecConfig) if item.name in given}
     fixed.pop("segment_hop_seconds", None)  # the patch overlap: a preset leaves it free
     if fixed:
         flags = ", ".join(fixed.values())
         raise MerError(f"--spectrogram {name} sets {flags} itself; drop {flags} (or drop --spectrogram)")
     return dataclasses.replace(preset(name), **given)
-
-
-def _with_options(name: str, options: dict[str, tuple[Any, Any]], build: Callable[[dict], Any]) -> Callable:
-    """Decorator: the typer command's parameter `name` becomes the `options` (parameter → (type, typer option)),
-    and the command receives `build(their values)` as `name`."""
-
-    def decorate(func: Callable) -> Callable:
-        hints = get_type_hints(func)
-        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-        parameters = []
-        for parameter in inspect.signature(func).parameters.values():
-            if parameter.name == name:
-                parameters += [inspect.Parameter(key, kind, default=option, annotation=annotation)
-                               for key, (annotation, option) in options.items()]  # fmt: skip
-            else:
-                parameters.append(parameter.replace(annotation=hints[parameter.name]))
-
-        @functools.wraps(func)
-        def wrapper(**kwargs: Any) -> Any:
-            values = {key: kwargs.pop(key) for key in options}
-            return func(**{name: build(values)}, **kwargs)
-
-        wrapper.__signature__ = inspect.Signature(parameters, return_annotation=hints.get("return"))  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-        return wrapper
-
-    return decorate
 
 
 def feature_option(required: bool) -> str:

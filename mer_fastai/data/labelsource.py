@@ -2,7 +2,7 @@
 
 `prepare_dataset`, `evaluate` and `embed_audio` take the labels as one `LabelSource` (or a labels file with the
 label keywords, deprecated and kept for one release: `label_source` turns either into one value), and so do a
-recipe's data sets. Each field declares its CLI flag and help in its metadata (`label_option`), from which
+recipe's data sets. Each field declares its CLI flag and help in its metadata (`settings.setting`), from which
 `cli.options.with_label_options` makes the options of `prepare`, `evaluate` and `embed`. The task reads the source
 (`tasks.base.Task.read_labels`: prepare, evaluate), so the reader is chosen in one place; `embed` labels clips with
 the class reader (`data.labels.label_table`) whatever the model's task, and `cv` reads a data set's groups back with
@@ -12,26 +12,14 @@ it from the settings in `dataset.json`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..bounds import Bounds, quote
-from ..errors import MerError
+from ..bounds import Bounds
+from ..settings import check_setting, setting
 
 __all__ = ["LabelSource"]
-
-
-def label_option(
-    default: Any = None,
-    *,
-    flags: tuple[str, ...],
-    help: str,  # noqa: A002 (typer's word)
-    bounds: Bounds | None = None,
-) -> Any:
-    """A `LabelSource` field: its default, the CLI flags and help of its option, and the `bounds` of a number (of
-    each number of a list)."""
-    return field(default=default, metadata={"flags": flags, "help": help, "bounds": bounds})
 
 
 @dataclass(frozen=True)
@@ -39,38 +27,44 @@ class LabelSource:
     """The labels file and the options that say how to read it (all optional: without `labels`, clips are
     labelled by their class folders)."""
 
-    labels: str | Path | None = label_option(
-        flags=("--labels", "-l"), help="Ratings/quadrant/generic CSV; omit when clips sit in one folder per class."
+    labels: str | Path | None = setting(
+        None,
+        flags=("--labels", "-l"),
+        help="Ratings/quadrant/generic CSV; omit when clips sit in one folder per class.",
     )
-    group_by: str | None = label_option(flags=("--group-by",), help="Labels column of each clip's group.")
-    id_column: str | None = label_option(
+    group_by: str | None = setting(None, flags=("--group-by",), help="Labels column of each clip's group.")
+    id_column: str | None = setting(
+        None,
         flags=("--id-column",),
         help="Generic CSV: column holding the clip id (path relative to the audio folder, or file stem).",
     )
-    label_column: str | None = label_option(
-        flags=("--label-column",), help="Generic CSV: column holding the class or rating."
+    label_column: str | None = setting(
+        None, flags=("--label-column",), help="Generic CSV: column holding the class or rating."
     )
-    cuts: list[float] | None = label_option(
+    cuts: list[float] | None = setting(
+        None,
         flags=("--cuts",),
         help="Explicit cut points for 3 levels, e.g. '3.5,6.5' (default: tertiles).",
         bounds=Bounds(),
+        cli=str,  # text on the command line: `cli.options.parse_cuts`
     )
-    skip_unlabeled: bool = label_option(
+    skip_unlabeled: bool = setting(
         False,
         flags=("--skip-unlabeled",),
         help="Leave out audio files with no row in --labels, or whose label cell is blank/NaN/not a number "
         "(reported as skipped).",
     )
-    targets: list[str] | None = label_option(
-        flags=("--target",), help="A numeric labels column: a regression target or a mood (repeatable)."
+    targets: list[str] | None = setting(
+        None, flags=("--target",), help="A numeric labels column: a regression target or a mood (repeatable)."
     )
-    threshold: float | None = label_option(
+    threshold: float | None = setting(
+        None,
         flags=("--threshold",),
         help="Multilabel from --target mood columns: a mood holds when its value is at least this fraction of the "
         "clip's largest value (default 0.5).",
         bounds=Bounds(0, 1, above=True),
     )
-    allow_outliers: bool = label_option(
+    allow_outliers: bool = setting(
         False,
         flags=("--allow-outliers",),
         help="Regression: keep target values far outside the others (beyond 10 interquartile ranges of a "
@@ -80,13 +74,7 @@ class LabelSource:
     def __post_init__(self) -> None:
         """Every number within its field's bounds (one line naming the option)."""
         for item in fields(self):
-            bounds, value, flag = item.metadata["bounds"], getattr(self, item.name), item.metadata["flags"][0]
-            if bounds is None or value is None:
-                continue
-            for number in value if isinstance(value, (list, tuple)) else [value]:
-                if not isinstance(number, (int, float)):
-                    raise MerError(f"{flag} must be {bounds.describe()} (got {quote(value)})")
-                bounds.check(number, flag)
+            check_setting(item, getattr(self, item.name), item.metadata["flags"][0])
 
 
 def label_source(caller: str, labels: str | Path | LabelSource | None, **options: Any) -> LabelSource:

@@ -17,13 +17,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._plumbing.files import atomic_write
 from ..bounds import Bounds, quote
 from ..errors import MerError
+from ..settings import check_setting, long_flag, setting
 from .audio import window_starts, windows
 from .images import resize
 
@@ -49,53 +50,47 @@ WHOLE = Bounds(1, 16_384, whole=True)
 LATER_DEFAULTS = {"compression": "db", "framing": "window"}
 
 
-def spec_setting(
-    default: Any,
-    bounds: Bounds,
-    *,
-    flag: str | None = None,
-    help: str = "",  # noqa: A002 (typer's word)
-) -> Any:
-    """A `SpecConfig` field: its default, its `bounds` and, for the settings `prepare` offers, its CLI flag and help
-    (`{default}` in it: the default)."""
-    metadata = {"flag": flag, "help": help.format(default=default), "bounds": bounds}
-    return dataclasses.field(default=default, metadata=metadata)
-
-
 @dataclass(frozen=True)
 class SpecConfig:
     """Everything that turns audio into a spectrogram image; saved beside every data set and model.
 
-    The settings with a `flag` are `prepare`'s options (`cli.options.with_spec_options`), declared here once.
+    The settings with `flags` are `prepare`'s options (`cli.options.with_spec_options`), declared here once
+    (`settings.setting`).
     """
 
-    sample_rate: int = spec_setting(
+    sample_rate: int = setting(
         22050,
-        Bounds(1000, 384_000, whole=True),
-        flag="--sample-rate",
+        flags=("--sample-rate",),
         help="Resampling rate in Hz (default {default}).",
+        bounds=Bounds(1000, 384_000, whole=True),
     )
-    n_fft: int = spec_setting(
-        2048, Bounds(16, 65_536, whole=True), flag="--n-fft", help="FFT size (default {default})."
+    n_fft: int = setting(
+        2048, flags=("--n-fft",), help="FFT size (default {default}).", bounds=Bounds(16, 65_536, whole=True)
     )
-    hop_length: int = spec_setting(
-        512, Bounds(1, 65_536, whole=True), flag="--hop-length", help="STFT hop in samples (default {default})."
+    hop_length: int = setting(
+        512,
+        flags=("--hop-length",),
+        help="STFT hop in samples (default {default}).",
+        bounds=Bounds(1, 65_536, whole=True),
     )
-    n_mels: int = spec_setting(
-        128, Bounds(1, 1024, whole=True), flag="--n-mels", help="Mel bands (image height; default {default})."
+    n_mels: int = setting(
+        128,
+        flags=("--n-mels",),
+        help="Mel bands (image height; default {default}).",
+        bounds=Bounds(1, 1024, whole=True),
     )
-    fmin: float = spec_setting(20.0, HERTZ)
-    fmax: float | None = spec_setting(None, HERTZ)
-    top_db: float = spec_setting(80.0, Bounds(0, 1000, above=True))
-    segment_seconds: float = spec_setting(
-        10.0, SECONDS, flag="--segment-seconds", help="Window length in seconds (default {default:g})."
+    fmin: float = setting(20.0, bounds=HERTZ)
+    fmax: float | None = setting(None, bounds=HERTZ)
+    top_db: float = setting(80.0, bounds=Bounds(0, 1000, above=True))
+    segment_seconds: float = setting(
+        10.0, flags=("--segment-seconds",), help="Window length in seconds (default {default:g}).", bounds=SECONDS
     )
     # the window hop: THE default of every command that cuts windows (`windowing`)
-    segment_hop_seconds: float | None = spec_setting(
-        None, SECONDS, flag="--hop-seconds", help="Window hop in seconds (default: the window length)."
+    segment_hop_seconds: float | None = setting(
+        None, flags=("--hop-seconds",), help="Window hop in seconds (default: the window length).", bounds=SECONDS
     )
-    image_height: int | None = spec_setting(None, WHOLE)
-    image_width: int | None = spec_setting(None, WHOLE)
+    image_height: int | None = setting(None, bounds=WHOLE)
+    image_width: int | None = setting(None, bounds=WHOLE)
     compression: str = "db"  # one of COMPRESSIONS
     framing: str = "window"  # one of FRAMINGS
 
@@ -105,9 +100,9 @@ class SpecConfig:
         if self.framing not in FRAMINGS:
             raise MerError(f"unknown framing {quote(self.framing)}; choose one of {', '.join(FRAMINGS)}")
         for item in dataclasses.fields(self):
-            flag, bounds = item.metadata.get("flag"), item.metadata.get("bounds")
-            if bounds is not None:
-                bounds.check(getattr(self, item.name), f"{item.name} ({flag})" if flag else item.name)
+            if item.metadata:  # the settings (`settings.setting`), not compression and framing
+                flag = long_flag(item)
+                check_setting(item, getattr(self, item.name), f"{item.name} ({flag})" if flag else item.name)
         height, width = self.native_size
         if height * width > MAX_PIXELS:
             raise MerError(

@@ -1,15 +1,17 @@
 """`TrainConfig`: every training setting, declared once, in a module without heavy imports.
 
-Each field carries its default and, in its metadata, its CLI flags, help text, choices, range (`bounds`), the
-commands that offer it and whether a recipe may set it. The recipe schema (`recipe_fields`), the options
-of `train` and `lrfind` (`training.options.with_train_options`), the runner's cells and the benchmarks derive from here,
-so adding a setting is one field here (plus its flag in the metadata).
+Each field is declared with `settings.setting`: its default and, in its metadata, its CLI flags, help text, choices,
+range (`bounds`), the commands that offer it (`commands`, default both) and whether a recipe may set it (`recipe`).
+The recipe schema (`recipe_fields`), the options of `train` and `lrfind` (`training.options.with_train_options`),
+the runner's cells and the benchmarks derive from here, so adding a setting is one field here (plus its flag in the
+metadata).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from dataclasses import Field, asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ..bounds import Bounds, quote
@@ -32,6 +34,7 @@ from ..errors import MerError
 from ..models.archs import ARCHS, MUSICNN, ArchSpec, get_arch, layered
 from ..models.preprocessing import input_size, resize_policy
 from ..models.weights import check_weights
+from ..settings import check_setting, long_flag, setting
 
 __all__ = ["TrainConfig", "TrainSettings", "setting"]
 
@@ -41,24 +44,6 @@ LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep", "augment_audio", "
 BOTH = (TRAIN, LRFIND)
 AUTO_LR = "auto"  # `--lr auto`: take the lr_find suggestion
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
-
-
-def setting(
-    default: Any = MISSING,
-    *,
-    flags: tuple[str, ...] = (),
-    help: str = "",  # noqa: A002 (typer's word)
-    commands: tuple[str, ...] = BOTH,
-    recipe: bool = False,
-    choices: tuple[str, ...] = (),
-    bounds: Bounds | None = None,
-    factory: Callable[[], Any] | Any = MISSING,
-) -> Any:
-    """A `TrainConfig` field: its default, CLI flags and help, the commands offering it, and its checks (its
-    choices, or the `bounds` of a number)."""
-    metadata = {"flags": flags, "help": help, "commands": commands if flags else (), "recipe": recipe,
-                "choices": choices, "bounds": bounds}  # fmt: skip
-    return field(default=default, default_factory=factory, metadata=metadata)
 
 
 @dataclass
@@ -157,6 +142,7 @@ class TrainConfig:
         help="Extra training images in <dir>/<class>/ (e.g. GAN output); repeatable.",
         commands=(TRAIN,),
         factory=list,
+        cli=list[Path],  # folders
     )
     augment_audio: int = setting(
         0, flags=("--augment-audio",), commands=(TRAIN,), recipe=True, bounds=Bounds(0, 64, whole=True),
@@ -338,12 +324,10 @@ def checked(config: TrainConfig | TrainSettings) -> TrainSettings:
 
 
 def _check_field(item: Field, value: Any, name: str) -> None:
-    """A field's declared checks: its choices and its bounds (`lr` text is checked once made a number)."""
-    choices, bounds = item.metadata.get("choices"), item.metadata.get("bounds")
-    if choices and value not in choices:
-        raise MerError(f"unknown {name} {quote(value)}; choose {', '.join(choices[:-1])} or {choices[-1]}")
-    if bounds is not None and "str" not in str(item.type):  # lr: checked once made a number (`check`)
-        bounds.check(value, name)
+    """A field's declared checks (`settings.check_setting`); `lr` text is checked once made a number (`check`)."""
+    if "str" in str(item.type) and item.metadata["bounds"] is not None:
+        return
+    check_setting(item, value, name)
 
 
 def setting_field(name: str) -> Field:
@@ -353,10 +337,16 @@ def setting_field(name: str) -> Field:
 
 def flag(name: str) -> str:
     """The long CLI flag of a setting (`--no-x` variants left out), for messages."""
-    flags = setting_field(name).metadata["flags"]
-    return flags[0].split("/")[0] if flags else name
+    return long_flag(setting_field(name)) or name
 
 
 def recipe_fields() -> list[Field]:
     """The settings a recipe may set at its top level."""
-    return [item for item in fields(TrainConfig) if item.metadata["recipe"]]
+    return [item for item in fields(TrainConfig) if item.metadata.get("recipe")]
+
+
+def command_fields(command: str) -> list[Field]:
+    """The settings command `command` offers as options (every command that has options: `BOTH`), in declaration
+    order."""
+    offered = [item for item in fields(TrainConfig) if item.metadata["flags"]]
+    return [item for item in offered if command in item.metadata.get("commands", BOTH)]
