@@ -46,7 +46,7 @@ def validate(recipe: Recipe) -> None:
                 f"would be used and the labels ignored); set datasets.{name}.audio to the folder of its clips"
             )
     try:
-        SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")
+        recipe.spec = SpecConfig.from_dict(recipe.spectrogram, source=f"{src}: spectrogram")  # the one parse
     except MerError as exc:
         raise MerError(str(exc) if str(exc).startswith(src) else f"{src}: spectrogram: {exc}") from exc
     unknown_demo = set(recipe.demo_settings) - set(DEMO_KEYS)
@@ -81,7 +81,7 @@ def validate(recipe: Recipe) -> None:
             raise MerError(f"{where}: augmentation 'dirs' needs 'augment_dirs' (or --augment-dir DIR)")
         fixed = [arch for arch in stage_archs(recipe, stage) if get_arch(arch).spectrogram]
         extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]
-        if extra and (fixed or SpecConfig.from_dict(recipe.spectrogram).bit_depth != 8):
+        if extra and (fixed or recipe.spec.bit_depth != 8):
             reader = fixed[0] if fixed else "the recipe's spectrogram"
             raise MerError(
                 f"{where}: augmentation {quote(extra[0])} adds 8-bit dB images, which {reader} does not read; give "

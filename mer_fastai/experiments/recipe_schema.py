@@ -8,7 +8,7 @@ keys `LabelSource`'s (same types and defaults): each is declared once, where it 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from inspect import signature
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from ..bounds import Bounds, quote
 from ..choices import STUDY_MODES
 from ..data.labelsource import LabelSource
+from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..models.archs import get_arch
 from ..preparation.prepare import prepare_dataset
@@ -138,6 +139,14 @@ class Recipe(RecipeSettings, RecipeTask):
     baseline: bool = False
     source: str = ""
     overridden: list[str] = field(default_factory=list)  # top-level keys set by --set / overrides: never demo_settings'
+    # `spectrogram` parsed, once, by `recipe_checks.validate` (`load_recipe`): what the checks and the runner read
+    spec: SpecConfig | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The recipe as run, as plain data (its keys as written: `spectrogram`, not `spec`)."""
+        values = asdict(self)
+        del values["spec"]
+        return values
 
 
 def recipe_settings(recipe: Recipe) -> dict:
@@ -162,7 +171,7 @@ def demo_notes(recipe: Recipe) -> list[str]:
 
 
 _NESTED = {"datasets", "stages", "gan", "demo", "source"}
-_INTERNAL = {"source", "overridden"}  # Recipe fields that are not recipe keys
+_INTERNAL = {"source", "overridden", "spec"}  # Recipe fields that are not recipe keys
 
 
 def typed_values(cls, raw: dict, source: str, prefix: str) -> dict:

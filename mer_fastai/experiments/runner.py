@@ -17,14 +17,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import choices
 from .._plumbing.files import check_inside, is_within, output_folder, write_json
 from .._plumbing.progress import console
 from ..bounds import quote
-from ..data.spectrogram import SpecConfig
 from ..errors import Interrupted, MerError
 from ..report.html.page import write_report_or_warn
 from ..report.results import load_results, results_tables, write_results
@@ -72,8 +71,7 @@ class RecipeRun:
         self.recipe, self.out, self.executor = recipe, out, executor
         self.executor_options = executor_options or {}
         self.settings = {**recipe_settings(recipe), **(tracking or {})}
-        spec = SpecConfig.from_dict(recipe.spectrogram, source=f"{recipe.source}: spectrogram")
-        self.data = RecipeData(recipe, out, spec, self.settings["aggregate"])
+        self.data = RecipeData(recipe, out, recipe.spec, self.settings["aggregate"])
         self.state = State(out)  # reread by `run` once the folder is locked
         self.summary = RunSummary(out, [])
 
@@ -119,7 +117,7 @@ class RecipeRun:
 
     def _write_recipe(self) -> None:
         """The recipe as run, beside its results (written once there is something to run)."""
-        write_json(self._recipe_file(), asdict(self.recipe))
+        write_json(self._recipe_file(), self.recipe.to_dict())
 
     def _recipe_file(self) -> Path:
         return self.out / recipe_file(self.recipe.experiment)

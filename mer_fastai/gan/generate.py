@@ -49,11 +49,24 @@ def sample_class(
     run_dir: Path, metadata: dict, name: str, n: int, seed: int, stylegan_python: str | None = None
 ) -> list[np.ndarray]:
     """`n` generated images of class `name`, whichever backend trained the run."""
-    index = metadata["classes"].index(name)
-    if metadata["backend"] == "stylegan2-ada":
-        return stylegan.sample(run_dir, metadata, index, n, seed, stylegan_python)
+    if metadata.get("backend") not in SAMPLERS:
+        raise MerError(
+            f"{run_dir / GAN_META}: unknown backend {quote(metadata.get('backend'))}; pass a folder made by "
+            f"`mer-fastai gan train` ({', '.join(SAMPLERS)})"
+        )
+    return SAMPLERS[metadata["backend"]](run_dir, metadata, metadata["classes"].index(name), n, seed, stylegan_python)
+
+
+def _sample_run(
+    run_dir: Path, metadata: dict, class_index: int, n: int, seed: int, python: str | None = None
+) -> list[np.ndarray]:
+    """diffaug: `n` images of one class from the run's saved generator."""
     generator, _ = load_checkpoint(run_dir / GAN_CHECKPOINT)
-    return sample_diffaug(generator, index, n, seed, tuple(metadata["image_size"]))
+    return sample_diffaug(generator, class_index, n, seed, tuple(metadata["image_size"]))
+
+
+# each backend: how a trained run draws images of one class (training: `train.BACKENDS`)
+SAMPLERS = {"diffaug": _sample_run, "stylegan2-ada": stylegan.sample}
 
 
 def generate_images(

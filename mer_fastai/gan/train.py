@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +89,8 @@ def train_gan(
     for bounds, value, flag in ((GAN_SIZE, size, "--size"), (GAN_LR, lr, "--lr"), (GAN_KIMG, kimg, "--kimg")):
         bounds.check(value, flag)
     parse_policy(policy)
-    folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
+    fit, ready = BACKENDS[backend]
+    options = GanOptions(steps, size, bs, seed, lr, latent_dim, policy, kimg, ready(stylegan_dir), stylegan_python)
     info = read_info(data_dir)
     if not get_task(info.task).labels_are_classes:  # the GAN is conditioned on the class of each image
         raise MerError(
@@ -98,7 +101,6 @@ def train_gan(
         raise MerError(f"{data_dir}: gan train makes 8-bit dB spectrograms, not this data set's 16-bit ones; "
                        "train the GAN on a data set prepared without --spectrogram")  # fmt: skip
     chosen = pick_classes(data_dir, classes)
-    shape = GanShape(n_classes=len(chosen), size=size, latent_dim=latent_dim)
     images, labels = load_real(data_dir, chosen, size)
     out.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -113,33 +115,15 @@ def train_gan(
         "version": __version__,
     }
     started = time.time()
-    if backend == "diffaug":
-        generator, history = train_diffaug(
-            images, labels, shape, steps=steps, bs=bs, lr=lr, seed=seed, policy=policy, progress=progress
-        )
-        metadata.update(steps=steps, bs=bs, lr=lr, latent_dim=latent_dim, policy=policy)
-        save_checkpoint(out / GAN_CHECKPOINT, generator, metadata)
-    else:
-        kimg = kimg or max(1, round(steps * bs / 1000))
-        extra, history = stylegan.train(
-            images,
-            labels,
-            chosen,
-            out,
-            kimg=kimg,
-            batch=bs,
-            seed=seed,
-            folder=folder,
-            python=stylegan_python,
-        )
-        metadata.update(extra)
+    extra, history = fit(images, labels, out, metadata, options, progress)
+    metadata.update(extra)
     seconds = round(time.time() - started, 2)
     write_json(out / GAN_META, metadata)
     quality = evaluate(out, metadata, data_dir, seed)
     metrics = {
         "backend": backend,
         "classes": chosen,
-        "steps": steps if backend == "diffaug" else None,
+        "steps": metadata.get("steps"),  # diffaug's; stylegan2-ada trains `kimg`
         "kimg": metadata.get("kimg"),
         "seconds": seconds,
         "losses": history,
@@ -147,6 +131,54 @@ def train_gan(
     }
     write_json(out / METRICS_FILE, metrics)
     return GanResult(out, backend, chosen, metrics)
+
+
+@dataclass(frozen=True)
+class GanOptions:
+    """`train_gan`'s training settings, as a backend reads them (`folder`: the checked StyleGAN2-ADA checkout)."""
+
+    steps: int
+    size: int
+    bs: int
+    seed: int
+    lr: float
+    latent_dim: int
+    policy: str
+    kimg: int | None
+    folder: Path | None
+    python: str | None
+
+
+def _fit_diffaug(
+    images: np.ndarray, labels: np.ndarray, out: Path, metadata: dict, options: GanOptions, progress: bool
+) -> tuple[dict, list[dict]]:
+    """diffaug: train here and save the averaged generator; returns its settings (for `gan.json`) and losses."""
+    shape = GanShape(n_classes=len(metadata["classes"]), size=options.size, latent_dim=options.latent_dim)
+    generator, history = train_diffaug(
+        images, labels, shape, steps=options.steps, bs=options.bs, lr=options.lr, seed=options.seed,
+        policy=options.policy, progress=progress,
+    )  # fmt: skip
+    extra = {"steps": options.steps, "bs": options.bs, "lr": options.lr, "latent_dim": options.latent_dim,
+             "policy": options.policy}  # fmt: skip
+    save_checkpoint(out / GAN_CHECKPOINT, generator, {**metadata, **extra})
+    return extra, history
+
+
+def _fit_stylegan(
+    images: np.ndarray, labels: np.ndarray, out: Path, metadata: dict, options: GanOptions, progress: bool
+) -> tuple[dict, list[dict]]:
+    """stylegan2-ada: NVIDIA's checkout trains `kimg` thousand images (default: steps × bs / 1000)."""
+    kimg = options.kimg or max(1, round(options.steps * options.bs / 1000))
+    return stylegan.train(images, labels, metadata["classes"], out, kimg=kimg, batch=options.bs, seed=options.seed,
+                          folder=options.folder, python=options.python)  # fmt: skip
+
+
+# each backend: how it trains (its settings for gan.json, its losses), and what it checks before data is read (the
+# StyleGAN2-ADA checkout); sampling: `generate.SAMPLERS`
+BACKENDS: dict[str, tuple[Callable[..., tuple[dict, list[dict]]], Callable[[Any], Path | None]]] = {
+    "diffaug": (_fit_diffaug, lambda _folder: None),
+    "stylegan2-ada": (_fit_stylegan, stylegan.check_ready),
+}
 
 
 def train_diffaug(

@@ -186,27 +186,47 @@ def get_arch(name: str) -> ArchSpec:
 
 
 def build_full_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
-    """The complete network from its library, with ImageNet weights when `pretrained`."""
-    if spec.source == LOCAL:
-        import importlib
+    """The complete network from its library (`SOURCES`), with its pretrained weights when `pretrained`."""
+    return SOURCES[spec.source](spec, pretrained)
 
-        if pretrained:
-            raise MerError(f"{spec.name} has no pretrained weights; pass --weights none or an earlier run's model")
-        return getattr(importlib.import_module(f"{__package__}.{spec.model_name}"), spec.model_name)()
-    if spec.source == MUSICNN:
-        from .musicnn.transfer import transfer_model
 
-        return transfer_model(spec.model_name, pretrained, spec.layer or LAYERS[0])
-    if spec.source == "timm":
-        import timm
+def _local_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
+    """An architecture of this package: `mer_fastai.models.<model_name>.<model_name>()`, never pretrained."""
+    import importlib
 
-        offline = pretrained and not _timm_weights_cached(spec.model_name) and not _hub_reachable()
-        with _hub_offline() if offline else nullcontext():
-            return timm.create_model(spec.model_name, pretrained=pretrained, num_classes=0)
+    if pretrained:
+        raise MerError(f"{spec.name} has no pretrained weights; pass --weights none or an earlier run's model")
+    return getattr(importlib.import_module(f"{__package__}.{spec.model_name}"), spec.model_name)()
+
+
+def _musicnn_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
+    from .musicnn.transfer import transfer_model
+
+    return transfer_model(spec.model_name, pretrained, spec.layer or LAYERS[0])
+
+
+def _timm_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
+    import timm
+
+    offline = pretrained and not _timm_weights_cached(spec.model_name) and not _hub_reachable()
+    with _hub_offline() if offline else nullcontext():
+        return timm.create_model(spec.model_name, pretrained=pretrained, num_classes=0)
+
+
+def _torchvision_model(spec: ArchSpec, pretrained: bool) -> nn.Module:
     import torchvision
 
     extra = {"aux_logits": True, "init_weights": False} if spec.model_name == "inception_v3" else {}
     return torchvision.models.get_model(spec.model_name, weights="DEFAULT" if pretrained else None, **extra)
+
+
+# how each source builds a full network (`ArchSpec.source`)
+SOURCES: dict[str, Callable[[ArchSpec, bool], nn.Module]] = {
+    "torchvision": _torchvision_model,
+    "timm": _timm_model,
+    LOCAL: _local_model,
+    MUSICNN: _musicnn_model,
+}
 
 
 def _timm_weights_cached(model_name: str) -> bool:

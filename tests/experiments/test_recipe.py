@@ -647,3 +647,25 @@ def test_a_stage_of_musicnn_gets_a_data_set_in_its_own_input(tmp_path):
     assert own.name == "small-valence-musicnn" and read_spec(own) == musicnn_spec() and config["size"] is None
     clips = {(row.clip_id, row.split) for row in read_manifest(own)}
     assert clips == {(row.clip_id, row.split) for row in read_manifest(shared)}  # the same clips, the same split
+
+
+def test_the_spectrogram_block_is_parsed_once(tiny_recipe, tmp_path, monkeypatch):
+    """`load_recipe` parses the recipe's spectrogram into one `SpecConfig`, which its checks and the runner read;
+    the recipe as run keeps the block as written."""
+    from mer_fastai.data.spectrogram import SpecConfig
+    from mer_fastai.experiments.runner import RecipeRun
+
+    parsed, original = [], SpecConfig.from_dict.__func__
+
+    def counted(cls, values, source="spectrogram settings"):
+        parsed.append(dict(values))
+        return original(cls, values, source)
+
+    monkeypatch.setattr(SpecConfig, "from_dict", classmethod(counted))
+    recipe = load_recipe(tiny_recipe)
+    run = RecipeRun(recipe, tmp_path / "out")
+    assert parsed == [{"segment_seconds": 1.0, "n_mels": 32}]
+    assert recipe.spec == SpecConfig(segment_seconds=1.0, n_mels=32) and run.data.spec is recipe.spec
+    assert "spec" not in recipe.to_dict() and recipe.to_dict()["spectrogram"] == parsed[0]
+    with pytest.raises(MerError, match=r"tiny.yaml: spectrogram: unknown spectrogram setting\(s\) colour"):
+        load_recipe(tiny_recipe, ["spectrogram.colour=1"])

@@ -339,3 +339,19 @@ def test_cli_train_and_generate(tiny_data, tmp_path):
     assert sorted(p.name for p in gen.iterdir()) == ["sad"] and len(list((gen / "sad").glob("*.png"))) == 2
     refused = runner.invoke(app, ["gan", "train", str(tiny_data), "--backend", "stylegan2-ada", "-o", str(run)])
     assert isinstance(refused.exception, MerError) and "--stylegan-dir" in str(refused.exception)
+
+
+def test_every_backend_trains_and_samples_from_its_table_entry(gan_run, tmp_path):
+    """The backends are tables (`train.BACKENDS`, `generate.SAMPLERS`) of exactly the offered choices; a run whose
+    gan.json names no known backend is refused in one line naming the file."""
+    from mer_fastai.choices import GAN_BACKENDS
+    from mer_fastai.gan.generate import SAMPLERS
+    from mer_fastai.gan.train import BACKENDS
+
+    assert tuple(BACKENDS) == tuple(SAMPLERS) == GAN_BACKENDS
+    copy = tmp_path / "run"
+    copy.mkdir()
+    meta = json.loads((gan_run / "gan.json").read_text())
+    (copy / "gan.json").write_text(json.dumps({**meta, "backend": "biggan"}))
+    with pytest.raises(MerError, match=r"gan.json: unknown backend 'biggan'; pass a folder made by"):
+        generate_images(copy, 1, tmp_path / "gen", progress=False)

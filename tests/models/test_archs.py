@@ -138,3 +138,14 @@ def test_timm_weights_offline_fail_at_once_without_hub_retries(tmp_path, monkeyp
     assert offline_during_download and all(offline_during_download)
     assert huggingface_hub.constants.HF_HUB_OFFLINE is offline_before
     assert "--weights none" in str(error.value) and "timm/resnet18" in str(error.value)
+
+
+def test_each_source_builds_from_its_table_entry():
+    """`build_full_model` looks the source up in `SOURCES` (no ladder): every entry's source is there, and a
+    local network built from it refuses pretrained weights in one line."""
+    from mer_fastai.models.archs import SOURCES, build_full_model
+
+    assert {spec.source for spec in ARCHS.values()} | {"timm"} == set(SOURCES)
+    assert isinstance(build_full_model(get_arch("melcnn"), pretrained=False), torch.nn.Module)
+    with pytest.raises(MerError, match="^melcnn has no pretrained weights; pass --weights none"):
+        build_full_model(get_arch("melcnn"), pretrained=True)
