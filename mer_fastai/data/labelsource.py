@@ -12,11 +12,13 @@ it from the settings in `dataset.json`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..bounds import Bounds
+from ..errors import MerError
 from ..settings import check_setting, setting
 
 __all__ = ["LabelSource"]
@@ -75,6 +77,40 @@ class LabelSource:
         """Every number within its field's bounds (one line naming the option)."""
         for item in fields(self):
             check_setting(item, getattr(self, item.name), item.metadata["flags"][0])
+
+    def check(self, task: LabelRules, name: Callable[[str], str] | None = None, what: str = "data set") -> None:
+        """The options checked against the `task` they label for, each rule worded here once (prepare, evaluate
+        and recipes ask): one line naming an option as `name(field)` says (default: its CLI flag; a recipe names
+        its keys) and saying what `what` (a data set, a recipe, a model) of that task takes instead."""
+        name = name or flag
+        if self.cuts and task.takes_targets:
+            raise MerError(f"{name('cuts')} bins ratings into classes; a {task} {what} keeps its values: drop it")
+        if self.label_column and not task.reads_label_column:
+            raise MerError(
+                f"{name('label_column')} names classes; a {task} {what} reads {name('targets')} columns: drop it"
+            )
+        if self.targets and not task.takes_targets:
+            raise MerError(f"{name('targets')} names regression targets or moods; a {task} {what} has classes: drop it")
+        if self.threshold is not None and not task.takes_threshold:
+            raise MerError(f"{name('threshold')} reads mood columns; a {task} {what} has no moods: drop it")
+        if self.allow_outliers and not task.checks_outliers:
+            raise MerError(
+                f"{name('allow_outliers')} keeps outlying regression targets; a {task} {what} has none: drop it"
+            )
+
+
+class LabelRules(Protocol):
+    """What a task says about its labels (`tasks.base.Task`'s facts), as `LabelSource.check` reads them."""
+
+    takes_targets: bool  # learns numeric --target columns (regression targets, moods)
+    reads_label_column: bool  # reads --label-column (classes, or ';'-separated moods)
+    takes_threshold: bool  # decides moods at --threshold
+    checks_outliers: bool  # refuses outlying targets unless --allow-outliers
+
+
+def flag(name: str) -> str:
+    """The CLI flag of `LabelSource` field `name`, for messages."""
+    return next(item.metadata["flags"][0] for item in fields(LabelSource) if item.name == name)
 
 
 def label_source(caller: str, labels: str | Path | LabelSource | None, **options: Any) -> LabelSource:

@@ -97,14 +97,14 @@ def evaluate(
             else Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
         )
         task = predictor.rules
+        if task.takes_targets and feature is not None:
+            raise MerError(
+                f"--feature: names a class task; a {predictor.task} model is scored against its --target columns: "
+                "drop it"
+            )
+        source.check(task, what="model")
         if task.takes_targets:
-            if feature is not None or source.cuts is not None:
-                raise MerError(
-                    f"--{'feature' if feature is not None else 'cuts'}: names a class task; a {predictor.task} "
-                    "model is scored against its --target columns: drop it"
-                )
             return _evaluate_values(predictor, audio_dir, out_dir, source, window, hop, aggregate, progress)
-        _refuse_value_options(source.targets, source.threshold)
         feature = feature or predictor.feature or "emotions"
         files = audio_files(audio_dir)
         if source.labels is not None and source.cuts is None and feature == predictor.feature:
@@ -171,14 +171,6 @@ def _rows(predictions: Predictions) -> list[tuple[str, Any]]:
 def _mixed(predictions: Predictions) -> dict:
     """A mixed-input ensemble's inputs and how its tracks were made, for metrics.json (nothing for other models)."""
     return {"inputs": predictions.inputs, "note": MIXED_NOTE} if predictions.inputs else {}
-
-
-def _refuse_value_options(targets: list[str] | None, threshold: float | None) -> None:
-    if targets or threshold is not None:
-        option = "--target" if targets else "--threshold"
-        raise MerError(
-            f"{option}: names regression or multilabel columns; a classifier is scored by --feature, drop it"
-        )
 
 
 def _evaluate_values(
@@ -287,10 +279,6 @@ def _value_table(predictor: Predictor, source: LabelSource, audio_dir: Path, fil
             f"--target {' --target '.join(columns)}: the model predicts {len(predictor.classes)} "
             f"({', '.join(predictor.classes)}); name one labels column for each, in that order"
         )
-    if (source.label_column and not task.reads_label_column) or (
-        source.threshold is not None and not task.takes_threshold
-    ):
-        raise MerError(f"--label-column/--threshold: a {task} model is scored against --target columns; drop it")
     # outlying truth is scored, not refused: the out-of-range note (`range_note`) says how far it lies
     table = task.read_labels(replace(source, targets=columns or None, allow_outliers=True), None, audio_dir, files)
     if source.label_column:

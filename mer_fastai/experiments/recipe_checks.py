@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from .._plumbing.files import check_component
 from ..bounds import quote
-from ..choices import GAN_BACKENDS, MODES, TASKS
+from ..choices import GAN_BACKENDS, MODES
 from ..data.labels import FEATURES
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..models.archs import get_arch
-from ..tasks.base import Task
-from ..tasks.registry import get_task
+from ..tasks.base import DEFAULT_TASK, Task
+from ..tasks.registry import TASKS, get_task
 from ..training.config import TrainConfig
 from .recipe_schema import (
     DEMO_KEYS,
+    RECIPE_LABEL_KEYS,
     Recipe,
     RecipeSettings,
     arch_settings,
@@ -143,7 +144,7 @@ def _validate_folds(recipe: Recipe) -> None:
 def _validate_task(recipe: Recipe) -> None:
     """`task`, `targets`, `threshold` and the keys that depend on the task; then each stage of a regression or
     multilabel recipe learns one data set, named as prepare names it (`valence+energy`, `moods`)."""
-    src, name = recipe.source, recipe.task or TASKS[0]
+    src, name = recipe.source, recipe.task or DEFAULT_TASK
     if name not in TASKS:
         raise MerError(f"{src}: 'task' must be one of {', '.join(TASKS)} (got {quote(name)})")
     recipe.task = name
@@ -162,10 +163,25 @@ def _validate_task(recipe: Recipe) -> None:
                 raise MerError(
                     f"{src}: {quote(key)} is for 'task: regression' or 'task: multilabel'; add 'task' or remove it"
                 )
+        _check_label_sources(recipe, task)
         return
     _check_task_keys(recipe, task, settings)
     for stage in recipe.stages:
         stage.features = [task.default_feature(recipe.targets)]
+
+
+def _check_label_sources(recipe: Recipe, task: Task) -> None:
+    """Each data set's labels (its keys and the recipe's `targets` and `threshold`) checked against the task, as
+    `prepare` checks its options (`LabelSource.check`), naming the recipe's keys."""
+    for name, spec in recipe.datasets.items():
+
+        def key(field: str, dataset: str = name) -> str:
+            return quote(field if field in RECIPE_LABEL_KEYS else f"datasets.{dataset}.{field}")
+
+        try:
+            spec.label_source(spec.labels, recipe).check(task, key, "recipe")
+        except MerError as exc:
+            raise MerError(f"{recipe.source}: {exc}") from exc
 
 
 def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
@@ -174,10 +190,11 @@ def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
     if not task.reads_label_column and not recipe.targets:
         raise MerError(f"{src}: 'task: {task}' needs 'targets', the numeric labels columns to learn (e.g. "
                        "targets: [valence, energy])")  # fmt: skip
-    if recipe.threshold is not None and (not task.takes_threshold or not recipe.targets):
-        raise MerError(f"{src}: 'threshold' reads mood columns ('task: multilabel' with 'targets'); remove 'threshold'")
     if recipe.threshold is not None and not 0 < recipe.threshold <= 1:
         raise MerError(f"{src}: 'threshold' must lie in (0, 1]: a mood holds at that share of the clip's top value")
+    _check_label_sources(recipe, task)
+    if recipe.threshold is not None and not recipe.targets:
+        raise MerError(f"{src}: 'threshold' reads mood columns ('task: multilabel' with 'targets'); remove 'threshold'")
     if settings["balanced"]:
         raise MerError(f"{src}: 'balanced' balances classes, which a {task} recipe has not; set 'balanced: false'")
     for key in ("mixup", "label_smoothing"):
@@ -185,10 +202,6 @@ def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
             raise MerError(f"{src}: '{key}' is for classification; a {task} recipe trains without it: set '{key}: 0'")
     for name, spec in recipe.datasets.items():
         where = f"{src}: 'datasets.{name}"
-        if spec.cuts:
-            raise MerError(f"{where}.cuts' bins ratings into classes; a {task} recipe keeps the values: remove it")
-        if not task.reads_label_column and spec.label_column:
-            raise MerError(f"{where}.label_column' names classes; a {task} recipe learns 'targets': remove it")
         if task.reads_label_column and bool(recipe.targets) == bool(spec.label_column):
             raise MerError(
                 f"{where}': a {task} recipe reads the moods from 'targets' (one column per mood) or from "

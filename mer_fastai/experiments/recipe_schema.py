@@ -20,6 +20,7 @@ from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..models.archs import get_arch
 from ..preparation.prepare import prepare_dataset
+from ..settings import setting
 from ..training.config import recipe_fields
 
 DEMO_KEYS = ("epochs", "bs", "size", "lr", "weights")  # the settings `demo_settings` may change
@@ -44,18 +45,13 @@ RecipeTask = make_dataclass(
 )  # fmt: skip
 
 
-def bounded(default: Any, bounds: Bounds) -> Any:
-    """A recipe key's default and the `bounds` its value must lie in (checked by `typed_values`)."""
-    return field(default=default, metadata={"bounds": bounds})
-
-
 @dataclass
 class DemoData:
     """Built-in synthetic study-style audio used while a data set names no `audio` folder."""
 
-    clips_per_class: int = bounded(8, Bounds(2, 10_000, whole=True))
-    seconds: float = bounded(6.0, Bounds(0, 3600, above=True))
-    seed: int = bounded(0, Bounds(0, 2**32 - 1, whole=True))
+    clips_per_class: int = setting(8, bounds=Bounds(2, 10_000, whole=True))
+    seconds: float = setting(6.0, bounds=Bounds(0, 3600, above=True))
+    seed: int = setting(0, bounds=Bounds(0, 2**32 - 1, whole=True))
 
 
 RECIPE_LABEL_KEYS = ("targets", "threshold")  # LabelSource fields a recipe sets at its top level, for every data set
@@ -111,9 +107,9 @@ class GanSpec:
     """How Experiment C makes its artificial spectrograms."""
 
     backend: str = "diffaug"
-    steps: int = bounded(300, Bounds(1, 10_000_000, whole=True))
-    images_per_class: int = bounded(40, Bounds(1, 100_000, whole=True))
-    size: int = bounded(32, Bounds(8, 1024, whole=True))  # as gan.train.GAN_SIZE
+    steps: int = setting(300, bounds=Bounds(1, 10_000_000, whole=True))
+    images_per_class: int = setting(40, bounds=Bounds(1, 100_000, whole=True))
+    size: int = setting(32, bounds=Bounds(8, 1024, whole=True))  # as gan.train.GAN_SIZE
     stylegan_dir: str | None = None
 
 

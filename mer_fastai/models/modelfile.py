@@ -19,9 +19,9 @@ from torch import nn
 
 from .._plumbing.files import atomic_path, check_input_file
 from ..bounds import quote
-from ..choices import TASKS
 from ..errors import MerError
 from ..runs.layout import METADATA_KEY, MODEL_FILE, WRITER_KEY, model_file_path
+from ..tasks.base import DEFAULT_TASK
 from ..tasks.registry import get_task
 from .archs import ArchSpec, build_full_model, get_arch
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
@@ -246,7 +246,7 @@ class EnsembleModel(nn.Module):
     def __init__(
         self,
         members: list[nn.Module],
-        task: str = TASKS[0],
+        task: str = DEFAULT_TASK,
         renorm: list[tuple] | None = None,
         groups: tuple[tuple[int, ...], ...] | None = None,
     ):

@@ -17,12 +17,11 @@ from typing import Any
 
 from .._plumbing.files import check_component
 from ..bounds import Bounds, quote
-from ..choices import TASKS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..runs.layout import RUN_CONFIG, read_json_or_empty
 from ..tasks.base import DEFAULT_TASK
-from ..tasks.registry import get_task
+from ..tasks.registry import TASKS, get_task
 from .preprocessing import RESIZE_METHODS, resize_policy
 
 __all__ = ["ModelMeta", "Stats"]
@@ -129,7 +128,7 @@ class ModelMeta:
             "package_version": self.package_version,
             "metrics": dict(self.metrics),
             **({"members": [dict(member) for member in self.members]} if self.members else {}),
-            **({"task": self.task, "scale": [list(pair) for pair in self.scale]} if self.task != TASKS[0] else {}),
+            **({"task": self.task, "scale": [list(pair) for pair in self.scale]} if self.task != DEFAULT_TASK else {}),
         }
 
     @classmethod
@@ -163,8 +162,8 @@ class ModelMeta:
             package_version=_optional_text(values.get("package_version"), "package_version", path),
             metrics=_metrics(values.get("metrics"), path),
             members=_members(values.get("members"), path),
-            task=_choice(values.get("task", TASKS[0]), "task", TASKS, path),
-            scale=_scale(values.get("scale"), values.get("task", TASKS[0]), len(values["classes"]), path),
+            task=_choice(values.get("task", DEFAULT_TASK), "task", tuple(TASKS), path),
+            scale=_scale(values.get("scale"), values.get("task", DEFAULT_TASK), len(values["classes"]), path),
         )
 
 

@@ -21,7 +21,6 @@ from .._plumbing.files import is_within, output_folder
 from .._plumbing.locks import LOCK_FILE
 from .._plumbing.workers import WORKERS
 from ..bounds import quote
-from ..choices import TASKS
 from ..data.audio import audio_tree
 from ..data.dataset import (
     DATASET_FILE,
@@ -40,7 +39,7 @@ from ..data.split import SPLIT_METHOD
 from ..errors import MerError
 from ..runs.inputs import same_path
 from ..tasks.base import Task
-from ..tasks.registry import get_task, implied_task
+from ..tasks.registry import TASKS, get_task, implied_task
 from .clips import ClipJob, Plan, plan_clips, window_notes
 from .journal import (
     JOURNAL_FILE,
@@ -236,14 +235,9 @@ def check_labels(task: str | None, feature: str | None, source: LabelSource) -> 
     else:
         if source.labels is None:
             raise MerError(f"--task {kind} needs a --labels file that holds its columns")
-        if source.cuts:
-            raise MerError(f"--cuts bins ratings into classes; a {kind} data set keeps its values: drop --cuts")
         if not kind.reads_label_column and not source.targets:
             raise MerError(f"--task {kind} needs the numeric column(s) to learn: pass --target COL (repeatable)")
-        if not kind.reads_label_column and source.label_column:
-            raise MerError("--label-column names classes; with --target drop it")
-    if source.allow_outliers and not kind.checks_outliers:
-        raise MerError(f"--allow-outliers keeps outlying regression targets; this is a {kind} data set: drop it")
+    source.check(kind)
     return kind
 
 

@@ -10,11 +10,10 @@ from pathlib import Path
 from rich.table import Table
 
 from .._plumbing.files import atomic_path, atomic_write
-from ..choices import TASKS
 from ..errors import MerError
 from ..plots.figures import save_figure
 from ..runs.layout import HEATMAP, RESULTS_CSV, RESULTS_MD
-from ..tasks.registry import get_task
+from ..tasks.registry import TASKS, get_task
 
 __all__ = ["load_results"]
 

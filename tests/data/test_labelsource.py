@@ -1,13 +1,16 @@
-"""`label_source`: a `LabelSource` given whole, or a labels file with the loose label keywords (deprecated)."""
+"""`label_source`: a `LabelSource` given whole, or a labels file with the loose label keywords (deprecated); its
+rules checked against a task (`LabelSource.check`)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
 import pytest
 
 from mer_fastai.data.labelsource import LabelSource, label_source
+from mer_fastai.errors import MerError
 
 
 def call_as_a_function_would(labels, **options):
@@ -38,3 +41,36 @@ def test_a_label_source_a_lone_labels_file_or_no_labels_do_not_warn():
 def test_keywords_beside_a_label_source_are_refused():
     with pytest.raises(TypeError, match="prepare_dataset: threshold given beside a LabelSource"):
         call_as_a_function_would(LabelSource("r.csv"), threshold=0.5)
+
+
+class _Task:
+    """A task's label facts, as `LabelSource.check` reads them."""
+
+    def __init__(self, name: str, targets: bool, label_column: bool, threshold: bool, outliers: bool):
+        self.name, self.takes_targets, self.reads_label_column = name, targets, label_column
+        self.takes_threshold, self.checks_outliers = threshold, outliers
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CLASSES = _Task("classification", False, True, False, False)
+VALUES = _Task("regression", True, False, False, True)
+
+
+@pytest.mark.parametrize(
+    ("task", "options", "message"),
+    [
+        (VALUES, {"cuts": [3.0, 6.0]}, "--cuts bins ratings into classes; a regression data set keeps its values"),
+        (VALUES, {"label_column": "mood"}, "--label-column names classes; a regression data set reads --target"),
+        (CLASSES, {"targets": ["v"]}, "--target names regression targets or moods; a classification data set"),
+        (VALUES, {"threshold": 0.5}, "--threshold reads mood columns; a regression data set has no moods: drop it"),
+        (CLASSES, {"allow_outliers": True}, "--allow-outliers keeps outlying regression targets; a classification"),
+    ],
+)  # fmt: skip
+def test_check_words_each_rule_once_naming_the_option(task, options, message):
+    with pytest.raises(MerError, match=f"^{re.escape(message)}"):
+        LabelSource(**options).check(task)
+    with pytest.raises(MerError, match=r"^'key:\w+' .* a \w+ recipe "):  # a recipe names its keys
+        LabelSource(**options).check(task, lambda field: f"'key:{field}'", "recipe")
+    LabelSource().check(task)  # nothing set: nothing to refuse
