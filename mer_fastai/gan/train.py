@@ -16,7 +16,6 @@ from .._plumbing.locks import reads_dataset
 from .._plumbing.progress import progress_bar
 from .._version import __version__
 from ..bounds import Bounds, quote
-from ..choices import GAN_BACKENDS
 from ..data.dataset import read_info, read_spec
 from ..errors import MerError
 from ..runs.layout import GAN_CHECKPOINT, GAN_META, GAN_SAMPLES, METRICS_FILE
@@ -82,8 +81,8 @@ def train_gan(
     training length is `kimg`, by default steps × bs / 1000).
     """
     data_dir, out = Path(data_dir), Path(out)
-    if backend not in GAN_BACKENDS:
-        raise MerError(f"unknown --backend {quote(backend)}; choose one of {', '.join(GAN_BACKENDS)}")
+    if backend not in BACKENDS:
+        raise MerError(f"unknown --backend {quote(backend)}; choose one of {', '.join(BACKENDS)}")
     if steps < 1 or bs < 1:
         raise MerError(f"--steps and --bs must be at least 1 (got {steps} and {bs})")
     for bounds, value, flag in ((GAN_SIZE, size, "--size"), (GAN_LR, lr, "--lr"), (GAN_KIMG, kimg, "--kimg")):
