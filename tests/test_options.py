@@ -51,6 +51,18 @@ def test_each_setting_option_is_its_fields_declaration(command):
         assert param.default == default or (param.required and default is dataclasses.MISSING), name
 
 
+@pytest.mark.parametrize(("path", "name"), [(["baseline"], "seed"), (["gan", "train"], "seed"), (["run"], "track"),
+                                            (["run"], "tracking_uri")])  # fmt: skip
+def test_a_shared_training_option_is_its_fields_declaration(path, name):
+    command = COMMANDS[path[0]]
+    for part in path[1:]:
+        command = command.commands[part]
+    param = next(param for param in command.params if param.name == name)
+    item = next(item for item in dataclasses.fields(TrainConfig) if item.name == name)
+    declared = (list(item.metadata["flags"]), item.metadata["help"], item.default)
+    assert (param.opts, param.help, param.default) == declared
+
+
 def test_prepare_offers_every_flagged_spectrogram_setting_unset():
     params = _params("prepare", {*SPEC_FIELDS, "spectrogram"})
     assert set(params) == {*SPEC_FIELDS, "spectrogram"}
