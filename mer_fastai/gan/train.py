@@ -89,7 +89,7 @@ def train_gan(
     parse_policy(policy)
     folder = stylegan.check_ready(stylegan_dir) if backend == "stylegan2-ada" else None
     info = read_info(data_dir)
-    if not get_task(info.task).labels_are_classes:  # the GAN is conditioned on the class of each image
+    if not get_task(info.task).facts.labels_are_classes:  # the GAN is conditioned on the class of each image
         raise MerError(
             f"{data_dir}: is a {info.task} data set; `mer-fastai gan train` handles classification data "
             "sets only in this version (train and its metrics.json/plots handle every task)"

@@ -228,7 +228,7 @@ def check_labels(task: str | None, feature: str | None, source: LabelSource) -> 
     if task and task not in TASKS:
         raise MerError(f"unknown --task {quote(task)}; choose {' or '.join(TASKS)}")
     kind = get_task(task) if task else implied_task(bool(source.targets))
-    if not kind.takes_targets:
+    if not kind.facts.takes_targets:
         if source.targets:
             raise MerError(f"--target gives a regression data set; drop --task {kind}, or --target")
         if not feature:
@@ -238,11 +238,11 @@ def check_labels(task: str | None, feature: str | None, source: LabelSource) -> 
             raise MerError(f"--task {kind} needs a --labels file that holds its columns")
         if source.cuts:
             raise MerError(f"--cuts bins ratings into classes; a {kind} data set keeps its values: drop --cuts")
-        if not kind.reads_label_column and not source.targets:
+        if not kind.facts.reads_label_column and not source.targets:
             raise MerError(f"--task {kind} needs the numeric column(s) to learn: pass --target COL (repeatable)")
-        if not kind.reads_label_column and source.label_column:
+        if not kind.facts.reads_label_column and source.label_column:
             raise MerError("--label-column names classes; with --target drop it")
-    if source.allow_outliers and not kind.checks_outliers:
+    if source.allow_outliers and not kind.facts.checks_outliers:
         raise MerError(f"--allow-outliers keeps outlying regression targets; this is a {kind} data set: drop it")
     return kind
 
@@ -323,7 +323,7 @@ def _write_dataset(
         counts=counts,
         excluded_by_feature=len(table.excluded),
         skipped=skipped,
-        notes=[*plan.notes, *([] if made.task.labels_are_sets else window_notes(rows))],
+        notes=[*plan.notes, *([] if made.task.facts.labels_are_sets else window_notes(rows))],
         settings=made.settings,
         task=str(made.task),
         targets=table.targets,
