@@ -70,3 +70,10 @@ def test_the_package_reads_facts_by_their_new_names():
     found = [f"{p.relative_to(package)}:{n}: {line.strip()}" for p in package.rglob("*.py")
              for n, line in enumerate(p.read_text().splitlines(), 1) if old.search(line)]  # fmt: skip
     assert found == []
+
+
+def test_a_new_tasks_facts_must_state_what_every_task_has():
+    with pytest.raises(TypeError, match="scores"):
+        TaskFacts(names_key="levels", learned="level", column_prefix="prob", label_columns=("label",),
+                  prediction_fields=("label",), monitors=("valid_loss",), table_scores=("mae",), per_output="per_class",
+                  report_errors="mistakes", baseline_estimator="classifier", baseline_scores=("mae",))  # fmt: skip
