@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ...scoring.scores import Tracks, ValueTracks
     from ...tasks.base import Task
 
+__all__ = ["TaskViews"]
+
 
 class TaskViews:
     """The views of one task object (`self.task`); a subclass per task fills in the ones without a default."""
