@@ -242,7 +242,10 @@ def test_inference_rebuilds_the_training_head_and_threshold():
     from mer_fastai.tasks import multilabel
     from mer_fastai.training import learner
 
-    assert learner.create_model is modelfile.create_model and multilabel.MULTILABEL.decision is multilabel.MOOD_DECISION
+    assert (
+        learner.create_model is modelfile.create_model
+        and multilabel.MULTILABEL.facts.decision is multilabel.MOOD_DECISION
+    )
     head = modelfile.TargetRange([[1.0, 9.0], [-1.0, 1.0]])
     out = head(torch.tensor([[-50.0, 0.0], [50.0, 0.0]]))
     torch.testing.assert_close(out, torch.tensor([[1.0, 0.0], [9.0, 0.0]]))  # squeezed into each target's scale

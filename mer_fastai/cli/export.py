@@ -37,7 +37,7 @@ def command(
     if result.note:
         console.print(f"[yellow]note:[/] {result.note}; its scores were left out of the exported file", soft_wrap=True)
     kind = f"ensemble of {meta.arch_summary}" if meta.is_ensemble else meta.arch
-    what = get_task(meta.task).names_key  # classes, targets or moods
+    what = get_task(meta.task).facts.names_key  # classes, targets or moods
     console.print(f"model file: [bold]{result.model_file}[/] ({kind}, {meta.task}, {what} {', '.join(meta.classes)})")
     if result.onnx_file:
         height, width = input_shape(meta)

@@ -119,15 +119,15 @@ def predictions_table(predictions: Predictions, classes: list[str], task: str = 
         title_justify="left",
     )
     table.add_column("file", overflow="fold")
-    for name in rules.label_columns:  # a class, or the moods
+    for name in rules.facts.label_columns:  # a class, or the moods
         table.add_column(name, style="bold")
-    chosen = ("p(label)",) if rules.chooses_one_label else ()  # the probability of the one label chosen
+    chosen = ("p(label)",) if rules.facts.chooses_one_label else ()  # the probability of the one label chosen
     for name in (*chosen, "windows", *classes):
         table.add_column(name, justify="right")
     for track in predictions:
         table.add_row(
             Path(track.file).name,
-            *(track.label or "–" for _ in rules.label_columns),
+            *(track.label or "–" for _ in rules.facts.label_columns),
             *(f"{track.outputs[track.label]:.3f}" for _ in chosen),
             track.n_windows,
             *(f"{track.outputs[name]:.3f}" for name in classes),

@@ -83,17 +83,17 @@ class LabelSource:
         and recipes ask): one line naming an option as `name(field)` says (default: its CLI flag; a recipe names
         its keys) and saying what `what` (a data set, a recipe, a model) of that task takes instead."""
         name = name or flag
-        if self.cuts and task.takes_targets:
+        if self.cuts and task.facts.takes_targets:
             raise MerError(f"{name('cuts')} bins ratings into classes; a {task} {what} keeps its values: drop it")
-        if self.label_column and not task.reads_label_column:
+        if self.label_column and not task.facts.reads_label_column:
             raise MerError(
                 f"{name('label_column')} names classes; a {task} {what} reads {name('targets')} columns: drop it"
             )
-        if self.targets and not task.takes_targets:
+        if self.targets and not task.facts.takes_targets:
             raise MerError(f"{name('targets')} names regression targets or moods; a {task} {what} has classes: drop it")
-        if self.threshold is not None and not task.takes_threshold:
+        if self.threshold is not None and not task.facts.takes_threshold:
             raise MerError(f"{name('threshold')} reads mood columns; a {task} {what} has no moods: drop it")
-        if self.allow_outliers and not task.checks_outliers:
+        if self.allow_outliers and not task.facts.checks_outliers:
             raise MerError(
                 f"{name('allow_outliers')} keeps outlying regression targets; a {task} {what} has none: drop it"
             )

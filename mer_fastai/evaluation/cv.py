@@ -224,7 +224,7 @@ def summary_table(result: CVResult):
     table = Table(title=f"cross-validation ({result.task}): {len(result.fold_dirs)} folds — {result.out}")
     for column in ("score", "mean ± sd", "95 % interval", "pooled (out of fold)", "per fold"):
         table.add_column(column)
-    for name in (prefix + key for prefix in ("", "track_") for key in get_task(result.task).scores):
+    for name in (prefix + key for prefix in ("", "track_") for key in get_task(result.task).facts.scores):
         values = result.summary[name]
         low, high = values["ci95"]
         table.add_row(

@@ -32,7 +32,7 @@ from ..inference.tracks import MIXED_NOTE, Predictions
 from ..runs.inputs import model_inputs, refuse_overwrite
 from ..runs.ownership import check_own_folder, claim_folder
 from ..scoring.scores import Tracks, check_aggregate
-from .eval_files import FILES, write_label_report, write_value_report
+from .eval_files import FILES, write_evaluation
 
 __all__ = ["evaluate", "EvaluationResult"]
 
@@ -97,13 +97,13 @@ def evaluate(
             else Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
         )
         task = predictor.rules
-        if task.takes_targets and feature is not None:
+        if task.facts.takes_targets and feature is not None:
             raise MerError(
                 f"--feature: names a class task; a {predictor.task} model is scored against its --target columns: "
                 "drop it"
             )
         source.check(task, what="model")
-        if task.takes_targets:
+        if task.facts.takes_targets:
             return _evaluate_values(predictor, audio_dir, out_dir, source, window, hop, aggregate, progress)
         feature = feature or predictor.feature or "emotions"
         files = audio_files(audio_dir)
@@ -136,7 +136,7 @@ def evaluate(
             notes=table.notes,
         )
         claim_folder(out_dir, "evaluate")
-        write_label_report(out_dir, metrics, tracks, predictions, truth, ids, predictor)
+        write_evaluation(out_dir, metrics, tracks, truth, ids, predictor, {t.file: t.n_windows for t in predictions})
     return EvaluationResult(out_dir, metrics, predictions, skipped)
 
 
@@ -211,7 +211,7 @@ def _evaluate_values(
     notes, out_of_range, task = list(table.notes), {}, predictor.rules
     outputs = np.array([[w.outputs[n] for n in classes] for _, w in windows])
     scores, tracks = task.score(outputs, true, clip_ids, classes)
-    if task.predicts_values:  # truth beyond the model's output range is scored, with a note
+    if task.facts.predicts_values:  # truth beyond the model's output range is scored, with a note
         out_of_range = outside_range(tracks.targets, classes, predictor.meta.scale)
         notes += [range_note(name, found) for name, found in out_of_range.items()]
     mixed = _mixed(predictions)
@@ -233,11 +233,11 @@ def _evaluate_values(
         "n_skipped": len(skipped),
         "skipped": [asdict(item) for item in skipped],
         "notes": notes,
-        **({"out_of_range": out_of_range} if task.predicts_values else {}),
+        **({"out_of_range": out_of_range} if task.facts.predicts_values else {}),
     }
     counts = {track.file: track.n_windows for track in predictions}
     claim_folder(out_dir, "evaluate")
-    write_value_report(out_dir, metrics, tracks, truth, ids, predictor, counts)
+    write_evaluation(out_dir, metrics, tracks, truth, ids, predictor, counts)
     return EvaluationResult(out_dir, metrics, predictions, skipped)
 
 

@@ -130,7 +130,7 @@ Clips = dict[str, tuple[str | tuple[str, ...], str]]  # clip id → (what it is 
 def clip_strata(info: DatasetInfo, row: ManifestRow) -> str | tuple[str, ...]:
     """What a clip's fold is stratified by, as prepare's split: its class (a regression's: the first target's
     bin, its folder), or each of its moods."""
-    return mood_stratum(info.targets, row.values) if get_task(info.task).labels_are_sets else row.label
+    return mood_stratum(info.targets, row.values) if get_task(info.task).facts.labels_are_sets else row.label
 
 
 def plan_folds(clips: Clips, folds: int, repeats: int, seed: int, learned: str | None = "class") -> list[Fold]:
@@ -232,4 +232,4 @@ def dataset_folds(
     rows = [row for row in all_rows if row.split in CV_SPLITS]
     groups, group_source = clip_groups(data_dir, info, rows)
     clips = {row.clip_id: (clip_strata(info, row), groups[row.clip_id]) for row in rows}
-    return info, rows, plan_folds(clips, folds, repeats, seed, get_task(info.task).learned), group_source
+    return info, rows, plan_folds(clips, folds, repeats, seed, get_task(info.task).facts.learned), group_source

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._plumbing.files import atomic_path
 from ..data.dataset import DatasetInfo, ManifestRow
 from ..errors import MerError
+from ..report.views.predictions import write_predictions
+from ..report.views.registry import views_of
 from ..runs.layout import (
     OOF_PREDICTIONS,
     OOF_TRACKS,
@@ -68,7 +69,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def _names(task: Task, columns: list[str], path: Path) -> list[str]:
     """The classes or moods (`prob_<name>` columns), or a regression's targets (`pred_<name>`), in order."""
-    prefix = f"{task.column_prefix}_"
+    prefix = f"{task.facts.column_prefix}_"
     names = [name.removeprefix(prefix) for name in columns if name.startswith(prefix)]
     if not names:
         raise MerError(f"{path}: has no {prefix}<name> columns; delete {path.parent} and rerun the same command")
@@ -100,11 +101,11 @@ def _score_rows(task: Task, names: list[str], windows: list[dict], tracks: list[
 
 
 def _fold_scores(task: Task, names: list[str], scored: _Scored) -> dict[str, float | None]:
-    """The scores cv.json summarises: the task's scores (`Task.scores`) of windows, then of tracks (`track_`);
+    """The scores cv.json summarises: the task's scores (`TaskFacts.scores`) of windows, then of tracks (`track_`);
     a regression's also per target (`ccc_valence`, `track_rmse_energy`, ...)."""
     values: dict[str, float | None] = {}
     for prefix, block in (("", scored.window), ("track_", scored.track)):
-        values.update({prefix + key: block[key] for key in task.scores})
+        values.update({prefix + key: block[key] for key in task.facts.scores})
         values.update(task.output_scores(block, names, prefix))
     return values
 
@@ -161,7 +162,7 @@ def _plot_pooled(out: Path, task: Task, info: DatasetInfo, names: list[str], sco
     """The pooled pictures of the task, drawn by the functions a training run draws them with: confusion
     matrices (windows, tracks), a regression's scatters and circumplex of the tracks, a multilabel's per-mood
     bars of the windows."""
-    task.plot_pooled(out, scored.window, scored.track, scored.values, names, info.scale, title)
+    views_of(task).plot_pooled(out, scored.window, scored.track, scored.values, names, info.scale, title)
 
 
 def _check_coverage(plan: list[Fold], rows: list[ManifestRow], windows: list[dict], tracks: list[dict]) -> None:
@@ -185,10 +186,9 @@ def _check_coverage(plan: list[Fold], rows: list[ManifestRow], windows: list[dic
 
 
 def _write_oof(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*columns, "repeat", "fold"])
-        writer.writeheader()
-        writer.writerows(rows)
+    """The folds' prediction rows pooled, each with its repeat and fold, by the one prediction writer."""
+    heads = [*columns, "repeat", "fold"]
+    write_predictions(path, heads, ([row[head] for head in heads] for row in rows))
 
 
 def describe(values: list[float | None]) -> dict:

@@ -98,7 +98,7 @@ def refit_lines(refit: Refit, task: str) -> list[str]:
         f"validation scores: {EXPECTED}"
     ]
     if refit.test:
-        keys = get_task(task).scores
+        keys = get_task(task).facts.scores
         shown = [f"{key} {refit.test[key]:.4f}" for key in keys if refit.test.get(key) is not None]
         shown += [f"track_{k} {v:.4f}" for k in keys if (v := (refit.test.get("track") or {}).get(k)) is not None]
         lines.append(f"refit model on the held-out test split: {', '.join(shown)}")

@@ -97,7 +97,7 @@ def cv_row(cell: Cell, result: CVResult) -> dict:
         "folds": len(result.fold_dirs),
         "task": result.task,
     }
-    for score in (prefix + key for prefix in SPREAD_SETS for key in get_task(result.task).scores):
+    for score in (prefix + key for prefix in SPREAD_SETS for key in get_task(result.task).facts.scores):
         values = result.summary[score]
         row[score], row[f"{score}{SD_SUFFIX}"] = csv_score(values["mean"]), csv_score(values["sd"])
     return row

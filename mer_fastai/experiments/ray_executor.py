@@ -92,7 +92,7 @@ def _collect(ray, pending: dict, on_result: OnResult, max_retries: int) -> None:
 def done_line(cell: Cell, row: dict) -> str:
     """`done <cell>: <score> <value>, <score> <value>`: the first two scores the tables show for the row's task."""
     scores = []
-    for name in get_task(row.get("task")).table_scores[:2]:
+    for name in get_task(row.get("task")).facts.table_scores[:2]:
         value = row.get(name)
         scores.append(f"{SCORE_LABELS[name]} " + (f"{value:.3f}" if isinstance(value, float | int) else "–"))
     return f"done {cell.id}: {', '.join(scores)}"

@@ -104,7 +104,7 @@ def _validate_names(recipe: Recipe) -> None:
     for i, stage in enumerate(recipe.stages):
         check_component(stage.name, f"{src}: stages[{i}] name", NAME_FIX)
         for feature in stage.features:
-            key = "targets" if get_task(recipe.task).takes_targets else f"stages[{i}] ({stage.name}) feature"
+            key = "targets" if get_task(recipe.task).facts.takes_targets else f"stages[{i}] ({stage.name}) feature"
             check_component(feature, f"{src}: {key}", NAME_FIX)
     if recipe.gan.backend not in GAN_BACKENDS:
         backend = quote(recipe.gan.backend)
@@ -150,14 +150,14 @@ def _validate_task(recipe: Recipe) -> None:
     recipe.task = name
     task = get_task(name)
     settings = recipe_settings(recipe)
-    if settings["loss"] != "auto" and not task.takes_loss:
+    if settings["loss"] != "auto" and not task.facts.takes_loss:
         raise MerError(f"{src}: 'loss: {settings['loss']}' is a regression loss; remove it or set 'task: regression'")
-    if settings["monitor"] not in ("auto", *task.monitors):
+    if settings["monitor"] not in ("auto", *task.facts.monitors):
         raise MerError(
             f"{src}: 'monitor: {settings['monitor']}' is not a score of a {task} recipe; choose auto or "
-            f"{' or '.join(task.monitors)}"
+            f"{' or '.join(task.facts.monitors)}"
         )
-    if not task.takes_targets:
+    if not task.facts.takes_targets:
         for key in ("targets", "threshold"):
             if getattr(recipe, key) is not None:
                 raise MerError(
@@ -187,7 +187,7 @@ def _check_label_sources(recipe: Recipe, task: Task) -> None:
 def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
     """A regression or multilabel recipe: its own keys given, and none of classification's."""
     src = recipe.source
-    if not task.reads_label_column and not recipe.targets:
+    if not task.facts.reads_label_column and not recipe.targets:
         raise MerError(f"{src}: 'task: {task}' needs 'targets', the numeric labels columns to learn (e.g. "
                        "targets: [valence, energy])")  # fmt: skip
     if recipe.threshold is not None and not 0 < recipe.threshold <= 1:
@@ -202,7 +202,7 @@ def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
             raise MerError(f"{src}: '{key}' is for classification; a {task} recipe trains without it: set '{key}: 0'")
     for name, spec in recipe.datasets.items():
         where = f"{src}: 'datasets.{name}"
-        if task.reads_label_column and bool(recipe.targets) == bool(spec.label_column):
+        if task.facts.reads_label_column and bool(recipe.targets) == bool(spec.label_column):
             raise MerError(
                 f"{where}': a {task} recipe reads the moods from 'targets' (one column per mood) or from "
                 f"'datasets.{name}.label_column' (';'-separated moods): set one of them, not both"

@@ -91,7 +91,7 @@ def train_gan(
     fit, ready = BACKENDS[backend]
     options = GanOptions(steps, size, bs, seed, lr, latent_dim, policy, kimg, ready(stylegan_dir), stylegan_python)
     info = read_info(data_dir)
-    if not get_task(info.task).labels_are_classes:  # the GAN is conditioned on the class of each image
+    if not get_task(info.task).facts.labels_are_classes:  # the GAN is conditioned on the class of each image
         raise MerError(
             f"{data_dir}: is a {info.task} data set; `mer-fastai gan train` handles classification data "
             "sets only in this version (train and its metrics.json/plots handle every task)"

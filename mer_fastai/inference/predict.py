@@ -126,7 +126,7 @@ class Predictor:
     @property
     def threshold(self) -> float | None:
         """The probability at which a multilabel model predicts a mood (None for other tasks)."""
-        return self.rules.decision
+        return self.rules.facts.decision
 
     @property
     def feature(self) -> str | None:
@@ -196,7 +196,7 @@ class Predictor:
     def check_aggregate(self, method: str) -> None:
         """A clear error for an unknown --aggregate, or for vote/max with a model whose tracks are means."""
         check_aggregate(method)
-        if not self.rules.chooses_one_label and method != "mean":
+        if not self.rules.facts.chooses_one_label and method != "mean":
             raise MerError(
                 f"--aggregate {method}: a {self.task} model's tracks are the mean of their windows; drop --aggregate"
             )

@@ -39,7 +39,7 @@ class _Outputs:
 
     def fields(self, task: str) -> dict:
         """The prediction as `task` shows it in JSON (e.g. `label` and `probabilities`, or `values`)."""
-        return {name: _plain(getattr(self, name)) for name in get_task(task).prediction_fields}
+        return {name: _plain(getattr(self, name)) for name in get_task(task).facts.prediction_fields}
 
 
 def _plain(value):

@@ -78,10 +78,10 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
     task = get_task(predictor.task)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", *task.label_columns, "duration", "windows", *task.columns(classes)])
+    writer.writerow(["file", *task.facts.label_columns, "duration", "windows", *task.columns(classes)])
     for track in predictions:
         cells = [f"{track.outputs[name]:.6f}" for name in classes]
-        writer.writerow([track.file, *(track.label for _ in task.label_columns), f"{track.duration:.3f}",
+        writer.writerow([track.file, *(track.label for _ in task.facts.label_columns), f"{track.duration:.3f}",
                          track.n_windows, *cells])  # fmt: skip
     return buffer.getvalue()
 

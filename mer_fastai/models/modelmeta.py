@@ -290,7 +290,7 @@ def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
 
 def _scale(value: Any, task: str, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
     """A regression model's [low, high] per output; other models have none."""
-    if not get_task(task).predicts_values:
+    if not get_task(task).facts.predicts_values:
         if value:
             raise _malformed(path, f"a {task} model has no 'scale'")
         return ()

@@ -103,7 +103,7 @@ def plan_clips(
     skipped += [{"file": str(file), "reason": f"no row in {table.source}"} for file in unlabeled]
     # each "class" of a mood-set task is a mood set: the split is stratified per mood instead
     notes = [*table.notes, *duplicates, *sounds_alike]
-    notes += [] if task.labels_are_sets else split_notes(clips, test_pct > 0)
+    notes += [] if task.facts.labels_are_sets else split_notes(clips, test_pct > 0)
     return Plan(clips, skipped, notes, {clip.key: group for clip, group in zip(clips, groups, strict=True)})
 
 
@@ -177,7 +177,7 @@ def _shown(clip: ClipLabel) -> str:
 
 def _stratum(task: Task, table: LabelTable, clip: ClipLabel) -> str | tuple[str, ...]:
     """What the split stratifies a clip by: its class (or bin), or each of its moods ("none" without any)."""
-    if not task.labels_are_sets:
+    if not task.facts.labels_are_sets:
         return clip.label
     return mood_stratum(table.targets, clip.values or ())
 

@@ -227,7 +227,7 @@ def check_labels(task: str | None, feature: str | None, source: LabelSource) -> 
     if task and task not in TASKS:
         raise MerError(f"unknown --task {quote(task)}; choose {' or '.join(TASKS)}")
     kind = get_task(task) if task else implied_task(bool(source.targets))
-    if not kind.takes_targets:
+    if not kind.facts.takes_targets:
         if source.targets:
             raise MerError(f"--target gives a regression data set; drop --task {kind}, or --target")
         if not feature:
@@ -235,7 +235,7 @@ def check_labels(task: str | None, feature: str | None, source: LabelSource) -> 
     else:
         if source.labels is None:
             raise MerError(f"--task {kind} needs a --labels file that holds its columns")
-        if not kind.reads_label_column and not source.targets:
+        if not kind.facts.reads_label_column and not source.targets:
             raise MerError(f"--task {kind} needs the numeric column(s) to learn: pass --target COL (repeatable)")
     source.check(kind)
     return kind
@@ -317,7 +317,7 @@ def _write_dataset(
         counts=counts,
         excluded_by_feature=len(table.excluded),
         skipped=skipped,
-        notes=[*plan.notes, *([] if made.task.labels_are_sets else window_notes(rows))],
+        notes=[*plan.notes, *([] if made.task.facts.labels_are_sets else window_notes(rows))],
         settings=made.settings,
         task=str(made.task),
         targets=table.targets,

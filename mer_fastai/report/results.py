@@ -32,18 +32,18 @@ SCORE_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "mic
 
 
 def result_columns(tasks: Iterable[str] = ("classification",)) -> list[str]:
-    """results.csv's columns for rows of `tasks`: identity, the tasks' scores (`Task.scores`) of validation
+    """results.csv's columns for rows of `tasks`: identity, the tasks' scores (`TaskFacts.scores`) of validation
     windows, seconds, stage, run_dir, the same scores of validation tracks, test windows and test tracks, the
     folds' sd of window and track scores, `folds`, and beside classification `task`."""
     present = set(tasks)
-    scores = list(dict.fromkeys(key for task in TASKS if task in present for key in get_task(task).scores))
+    scores = list(dict.fromkeys(key for task in TASKS if task in present for key in get_task(task).facts.scores))
     columns = [*IDENTITY_COLUMNS, *scores, "seconds", "stage", "run_dir"]
     columns += [prefix + key for prefix in SCORE_SETS if prefix for key in scores]
     columns += [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in scores]
     return [*columns, "folds", *(["task"] if any(not get_task(task).is_default for task in present) else [])]
 
 
-SCORE_NAMES = frozenset(key for task in TASKS for key in get_task(task).scores)
+SCORE_NAMES = frozenset(key for task in TASKS for key in get_task(task).facts.scores)
 
 
 def is_score_column(column: str) -> bool:
@@ -62,7 +62,7 @@ def score_columns(metrics: dict, prefixes: Iterable[str] = ("track_", "test_", "
     windows and test tracks; "" adds validation windows): the task's scores, empty strings where undefined."""
     test = metrics.get("test") or {}
     blocks = {"": metrics, "track_": metrics.get("track") or {}, "test_": test, "test_track_": test.get("track") or {}}
-    keys = get_task(metrics.get("task")).scores
+    keys = get_task(metrics.get("task")).facts.scores
     return {prefix + key: csv_score(blocks[prefix].get(key)) for prefix in prefixes for key in keys}
 
 
@@ -73,12 +73,12 @@ def csv_score(value: float | None) -> float | str:
 
 def main_score(task: str) -> str:
     """The score a heatmap and a gain compare: accuracy, CCC, macro-F1."""
-    return get_task(task).table_scores[0]
+    return get_task(task).facts.table_scores[0]
 
 
 def legend(task: str) -> str:
     """What a table cell shows, e.g. `accuracy / macro-F1`."""
-    return " / ".join(SCORE_LABELS[key] for key in get_task(task).table_scores)
+    return " / ".join(SCORE_LABELS[key] for key in get_task(task).facts.table_scores)
 
 
 def _column(row: dict) -> str:
@@ -92,7 +92,7 @@ def _column(row: dict) -> str:
 def _score(row: dict, prefix: str = "") -> str:
     """The task's table scores of one score set (`accuracy / macro-F1`, `CCC / R² / RMSE`, ...); `mean ± sd`
     each where the row is cross-validated; "–" without the main score (a score undefined alone: "–" there)."""
-    names = [prefix + key for key in get_task(row_task(row)).table_scores]
+    names = [prefix + key for key in get_task(row_task(row)).facts.table_scores]
     if _missing(row, names[0]):
         return "–"
     return " / ".join("–" if _missing(row, name) else _value(row, name) for name in names)

@@ -1,14 +1,17 @@
-"""The task as a type: what a data set's labels are, and every rule that follows from it.
+"""The task as a type: what a data set's labels are, and the maths that follows from it.
 
 One `Task` object per task (`classification`, `regression`, `multilabel`), found by name with
-`tasks.registry.get_task`.
-Commands never compare task names: they ask the task (its label reader, target block, loss and monitors,
-output activation, prediction columns, scores, tables and plots, baseline maker). Adding a task is one
-new subclass and one line in `tasks.registry`.
+`tasks.registry.get_task`: its facts (`TaskFacts`: labels, outputs, options, report) and its computing
+methods (label reader, targets, loss and metrics, output activation, ensemble combination, predictions,
+scores, scale). Commands never compare task names: they ask the task. How a task's results are shown
+(plots, tables, prediction files, ONNX output text) is the report's: `report.views.registry.views_of(task)`.
+Adding a task is one new subclass, one line in `tasks.registry` and its views registered.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -23,61 +26,76 @@ if TYPE_CHECKING:
     from ..data.labelsource import LabelSource
     from ..scoring.scores import Tracks, ValueTracks
 
+__all__ = ["Task", "TaskFacts"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFacts:
+    """What a task is, as data: its labels, outputs, options and report (no behaviour); the fields without a
+    default every task states."""
+
+    # labels: what a model's outputs are called (dataset.json, metrics.json, model files: "classes", "targets",
+    # "moods"); what each fold and training split must hold one of ("class", "mood"; None: nothing); whether they
+    # come from `--target` columns, whether `--label-column` may name them, whether `--threshold` reads mood vote
+    # shares, whether outlying target values are refused (`--allow-outliers`); whether a clip's label (its image
+    # folder) is its set of moods joined by "+" (the split is stratified per mood, the per-class warnings do not
+    # apply); whether each image's label is one class (its folder name: what `gan train` conditions on)
+    names_key: str
+    learned: str | None
+    takes_targets: bool = False
+    reads_label_column: bool = True
+    takes_threshold: bool = False
+    checks_outliers: bool = False
+    labels_are_sets: bool = False
+    labels_are_classes: bool = False
+    # outputs: prediction CSV columns (the label columns, then `<column_prefix>_<name>` per output); what a window's
+    # or track's prediction shows in predict's JSON; the probability at which an output counts as predicted
+    # (None: outputs are not decided); whether track labels are chosen from window probabilities (`--aggregate
+    # vote|max`); whether the outputs are values on the targets' scales (scored, plotted and written as values)
+    column_prefix: str
+    label_columns: tuple[str, ...]
+    prediction_fields: tuple[str, ...]
+    decision: float | None = None
+    chooses_one_label: bool = False
+    predicts_values: bool = False
+    # options: the scores `--monitor` may pick (the first: what `auto` means); whether `--loss` (mse|ccc) applies;
+    # the training options only a classifier takes (`--mixup`, `--label-smoothing`), refused for this task
+    monitors: tuple[str, ...]
+    takes_loss: bool = False
+    refused_options: tuple[str, ...] = ("mixup", "label_smoothing")
+    # report: the summary scores metrics.json holds; what results.md and the terminal tables show per cell (the
+    # first: the heatmap's score); the metrics.json block of per-output scores the score tables show (per_class,
+    # per_target, per_label); what it lists as a run's errors ("mistakes": misclassified windows and tracks,
+    # confusion matrices; "largest_errors": tracks by mean absolute error; "wrong_labels": tracks by wrong
+    # moods); the heading over the task's own plots; the classic baseline's estimator family
+    # (`evaluation.baseline.models.ESTIMATORS`) and the scores its terminal table shows
+    scores: tuple[str, ...]
+    table_scores: tuple[str, ...]
+    per_output: str
+    report_errors: str
+    plots_heading: str | None = None
+    baseline_estimator: str
+    baseline_scores: tuple[str, ...]
+
 
 class Task:
-    """What every task declares; subclasses fill in the class attributes and override the behaviour."""
+    """The task's facts (`facts`) and its maths: labels, targets, loss, metrics, outputs, scores. How its results
+    are shown (plots, tables, prediction files) is the report's (`report.views`)."""
 
     name: ClassVar[str]
-    # what a model's outputs are called, as dataset.json, metrics.json and model files list them
-    names_key: ClassVar[str]
-    # what each fold and training split must hold at least one of ("class", "mood"), None: nothing
-    learned: ClassVar[str | None]
-    # prediction CSV columns: `<prefix>_<name>` per output, after the label columns
-    column_prefix: ClassVar[str]
-    label_columns: ClassVar[tuple[str, ...]]
-    # the scores `--monitor` may pick (the first: what `auto` means) and the summary scores metrics.json holds
-    monitors: ClassVar[tuple[str, ...]]
-    scores: ClassVar[tuple[str, ...]]
-    # what results.md and the terminal tables show per cell (the first: the heatmap's score)
-    table_scores: ClassVar[tuple[str, ...]]
-    # the probability at which an output counts as predicted (multilabel), None where outputs are not decided
-    decision: ClassVar[float | None] = None
-    # whether track labels are chosen from window probabilities (`--aggregate vote|max` need one label a window)
-    chooses_one_label: ClassVar[bool] = False
-    # whether `--loss` (mse|ccc) applies
-    takes_loss: ClassVar[bool] = False
-    # the report: the metrics.json block of per-output scores its score tables show (per_class, per_target,
-    # per_label); what it lists as a run's errors: "mistakes" (misclassified windows and tracks, confusion
-    # matrices), "largest_errors" (tracks by mean absolute error), "wrong_labels" (tracks by wrong moods);
-    # the heading over the task's own plots (`plot_files`)
-    per_output: ClassVar[str]
-    report_errors: ClassVar[str]
-    plots_heading: ClassVar[str | None] = None
-    # what a window's or track's prediction shows in predict's JSON ("label", "moods", "probabilities", "values")
-    prediction_fields: ClassVar[tuple[str, ...]]
-    # whether the outputs are values on the targets' scales (not probabilities): scored, plotted and written as values
-    predicts_values: ClassVar[bool] = False
-    # labels (`data.labelsource.LabelSource`): whether they come from `--target` columns (regression's values,
-    # the moods), whether `--label-column` may name them instead (classes, or ';'-separated moods), whether
-    # `--threshold` reads mood vote shares, whether outlying target values are refused (`--allow-outliers`)
-    takes_targets: ClassVar[bool] = False
-    reads_label_column: ClassVar[bool] = True
-    takes_threshold: ClassVar[bool] = False
-    checks_outliers: ClassVar[bool] = False
-    # whether a clip's label (its image folder) is its set of moods joined by "+": the split is stratified per
-    # mood, and the per-class warnings about the split and the validation windows do not apply
-    labels_are_sets: ClassVar[bool] = False
-    # the classic baseline: its estimator family (`evaluation.baseline.models.ESTIMATORS`: "classifier",
-    # "regressor", "mood_classifier") and the scores its terminal table shows of windows and of tracks
-    baseline_estimator: ClassVar[str]
-    baseline_scores: ClassVar[tuple[str, ...]]
-    # the training options only a classifier takes (`--mixup`, `--label-smoothing`): refused for this task
-    refused_options: ClassVar[tuple[str, ...]] = ("mixup", "label_smoothing")
-    # whether each image's label is one class (its folder name): what `gan train` conditions its images on
-    labels_are_classes: ClassVar[bool] = False
+    facts: ClassVar[TaskFacts]
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
+
+    def __getattr__(self, name: str) -> Any:
+        """0.2's task attributes (`Task.monitors`), now fields of `facts`: still read, with a `DeprecationWarning`,
+        until 0.3."""
+        if name in TaskFacts.__dataclass_fields__:
+            warnings.warn(f"Task.{name} moved to Task.facts.{name}; the old name goes in 0.3", DeprecationWarning,
+                          stacklevel=2)  # fmt: skip
+            return getattr(self.facts, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __str__(self) -> str:
         return self.name
@@ -101,11 +119,7 @@ class Task:
 
     def columns(self, names: list[str]) -> list[str]:
         """The output columns of a prediction CSV: `prob_<class or mood>` or `pred_<target>`."""
-        return [f"{self.column_prefix}_{name}" for name in names]
-
-    def plot_files(self, names: list[str]) -> list[tuple[str, str]]:
-        """The task's own plots in a run folder for the outputs `names`, as (file name, caption): none here."""
-        return []
+        return [f"{self.facts.column_prefix}_{name}" for name in names]
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """The output activation: raw model outputs (N, outputs) as this task reads them."""
@@ -125,10 +139,6 @@ class Task:
         """One prediction as text: its `label` (a class, or the moods joined by ";")."""
         return self.prediction(names, outputs)["label"]
 
-    def onnx_outputs(self, scale: tuple[tuple[float, float], ...], ensemble: bool) -> str:
-        """What an exported ONNX model's `logits` output holds (an ensemble's: of its members')."""
-        raise NotImplementedError
-
     def score(
         self, outputs: np.ndarray, truth: np.ndarray, clip_ids: list[str], names: list[str], aggregate: str = "mean"
     ) -> tuple[dict, Tracks | ValueTracks]:
@@ -143,13 +153,6 @@ class Task:
         """The window and track metrics of prediction rows read back (`scoring.predictions`; `clip_ids`: each
         window row's track) and, where the task scores values, their tracks: the window rows scored by `score`
         (a track: the mean of its windows, as in training)."""
-        raise NotImplementedError
-
-    def write_predictions(
-        self, folder: Path, prefix: str, rows: list, outputs: np.ndarray, tracks: Tracks | ValueTracks, names: list[str]
-    ) -> tuple[Path, Path]:
-        """A split's window and track prediction files as a training run writes them (`prefix` "" for the
-        validation split or `runs.layout.TEST_PREFIX`); `names` the classes, targets or moods."""
         raise NotImplementedError
 
     # training (`training.learner`, `training.loaders`, `training.fit`)
@@ -215,63 +218,10 @@ class Task:
 
         return np.array([row.values for row in rows], dtype=np.float64)
 
-    def plot_split(
-        self, folder: Path, prefix: str, scores: dict, tracks: Tracks | ValueTracks, info: DatasetInfo, title: str
-    ) -> None:
-        """The plots of one scored split of a training run (`prefix` "" or the test prefix)."""
-        raise NotImplementedError
-
-    def write_windows(
-        self,
-        folder: Path,
-        truth: np.ndarray,
-        outputs: np.ndarray,
-        tracks: Tracks | ValueTracks,
-        scores: dict,
-        title: str,
-    ) -> None:
-        """A training run's files about all its validation windows: none here."""
-
-    def terminal_table(self, metrics: dict, title: str) -> Any:
-        """The rich table `train` prints of a finished run's `metrics`."""
-        raise NotImplementedError
-
-    # evaluation (`evaluation.eval_files`, `evaluation.oof`) and the classic baseline
-    def track_columns(self, names: list[str]) -> list[str]:
-        """The output columns of `evaluate`'s predictions.csv of a task it writes tracks of as values, after file,
-        clip_id, group and windows."""
-        raise NotImplementedError
-
-    def track_cells(self, names: list[str], true: np.ndarray, predicted: np.ndarray) -> list[str]:
-        """One track's cells under `track_columns`."""
-        raise NotImplementedError
-
-    def plot_evaluation(
-        self, folder: Path, metrics: dict, tracks: ValueTracks, names: list[str], scale: tuple, title: str
-    ) -> None:
-        """`evaluate`'s plots of the tracks (`scale`: the model's, one [low, high] per output)."""
-        raise NotImplementedError
-
     def output_scores(self, block: dict, names: list[str], prefix: str) -> dict[str, float | None]:
         """The per-output scores a cross-validation summarises beside the task's `scores` of a metrics `block`
         (`prefix` "" or "track_"): none here."""
         return {}
-
-    def plot_pooled(
-        self, folder: Path, window: dict, track: dict, values: ValueTracks | None, names: list[str], scale: dict,
-        title: str,
-    ) -> None:  # fmt: skip
-        """A cross-validation's pooled plots of its out-of-fold `window` and `track` metrics (and value tracks)."""
-        raise NotImplementedError
-
-    def baseline_windows(self) -> list[str]:
-        """baseline.csv's columns of the validation windows: seconds, then the task's scores."""
-        return ["seconds", *self.scores]
-
-    def evaluation_table(self, metrics: dict, title: str) -> Any:
-        """The rich table `evaluate` prints of its `metrics` (the track scores, with their windows' as
-        `window_scores` where the windows line up): here the training table of them."""
-        return self.terminal_table(metrics, title)
 
 
 def named(names: list[str], outputs: np.ndarray) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import Task, named
+from .base import Task, TaskFacts, named
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -21,21 +21,23 @@ if TYPE_CHECKING:
 
 class Classification(Task):
     name = "classification"
-    names_key = "classes"
-    learned = "class"
-    column_prefix = "prob"
-    label_columns = ("label",)
-    monitors = ("accuracy", "macro_f1", "valid_loss")
-    scores = ("accuracy", "macro_f1")
-    table_scores = ("accuracy", "macro_f1")
-    baseline_estimator = "classifier"
-    baseline_scores = ("accuracy", "macro_f1")
-    chooses_one_label = True
-    refused_options = ()
-    labels_are_classes = True
-    per_output = "per_class"
-    report_errors = "mistakes"
-    prediction_fields = ("label", "probabilities")
+    facts = TaskFacts(
+        names_key="classes",
+        learned="class",
+        column_prefix="prob",
+        label_columns=("label",),
+        monitors=("accuracy", "macro_f1", "valid_loss"),
+        scores=("accuracy", "macro_f1"),
+        table_scores=("accuracy", "macro_f1"),
+        baseline_estimator="classifier",
+        baseline_scores=("accuracy", "macro_f1"),
+        chooses_one_label=True,
+        refused_options=(),
+        labels_are_classes=True,
+        per_output="per_class",
+        report_errors="mistakes",
+        prediction_fields=("label", "probabilities"),
+    )
 
     def read_labels(
         self, source: LabelSource, feature: str | None, audio_dir: str | Path, files: list[Path]
@@ -66,9 +68,6 @@ class Classification(Task):
         index = int(outputs.argmax()) if chosen is None else chosen
         return {"label": names[index], "probabilities": named(names, outputs)}
 
-    def onnx_outputs(self, scale: tuple[tuple[float, float], ...], ensemble: bool) -> str:
-        return "log mean member probabilities (softmax gives the mean)" if ensemble else "logits"
-
     def score(
         self, outputs: np.ndarray, truth: np.ndarray, clip_ids: list[str], names: list[str], aggregate: str = "mean"
     ) -> tuple[dict, Tracks]:
@@ -84,17 +83,6 @@ class Classification(Task):
         from ..scoring.predictions import label_metrics
 
         return label_metrics(windows, names), label_metrics(tracks, names), None
-
-    def write_predictions(
-        self, folder: Path, prefix: str, rows: list, outputs: np.ndarray, tracks: Tracks, names: list[str]
-    ) -> tuple[Path, Path]:
-        """Windows and tracks: the true and the predicted class, and `prob_<class>`."""
-        from ..runs.layout import prediction_files
-        from ..scoring.predictions import write_track_predictions, write_window_predictions
-
-        windows, track_file = prediction_files(folder, prefix)
-        write_window_predictions(windows, rows, outputs, names)
-        return windows, write_track_predictions(track_file, rows, tracks, names)
 
     def fit_loss(self, loss: str, label_smoothing: float) -> Any:
         """Cross-entropy (fastai's default for class targets), label-smoothed by `label_smoothing` above 0."""
@@ -163,52 +151,6 @@ class Classification(Task):
 
         index = {name: i for i, name in enumerate(names)}
         return np.array([index[row.label] for row in rows], dtype=np.int64)
-
-    def plot_split(
-        self, folder: Path, prefix: str, scores: dict, tracks: Tracks, info: DatasetInfo, title: str
-    ) -> None:
-        """The tracks' confusion matrix."""
-        from ..plots.figures import plot_confusion
-        from ..runs.layout import TRACK_CONFUSION_FILE
-
-        what = f"{scores['n_tracks']} tracks ({scores['aggregate']} of windows)"
-        plot_confusion(folder / (prefix + TRACK_CONFUSION_FILE), scores["track"]["confusion_matrix"],
-                       scores["classes"], f"{title} — {what}")  # fmt: skip
-
-    def write_windows(
-        self, folder: Path, truth: np.ndarray, outputs: np.ndarray, tracks: Tracks, scores: dict, title: str
-    ) -> None:
-        """classification_report.txt (the windows' report, then the tracks') and the windows' confusion matrix."""
-        from .._plumbing.files import atomic_write
-        from ..plots.figures import plot_confusion
-        from ..runs.layout import CONFUSION_FILE, REPORT_FILE
-        from ..scoring.metrics import text_report
-
-        classes = scores["classes"]
-        windows = text_report(truth, outputs.argmax(axis=1), classes)
-        tracked = text_report(tracks.targets, tracks.predicted, classes)
-        atomic_write(folder / REPORT_FILE, f"windows\n\n{windows}\ntracks\n\n{tracked}")
-        plot_confusion(folder / CONFUSION_FILE, scores["confusion_matrix"], classes, f"{title} — windows")
-
-    def terminal_table(self, metrics: dict, title: str) -> Any:
-        from ..plots.tables import summary_table
-
-        return summary_table(metrics, title)
-
-    def plot_pooled(
-        self, folder: Path, window: dict, track: dict, values: ValueTracks | None, names: list[str], scale: dict,
-        title: str,
-    ) -> None:  # fmt: skip
-        """The confusion matrices of the windows and of the tracks."""
-        from ..plots.figures import plot_confusion
-        from ..runs.layout import CONFUSION_FILE, TRACK_CONFUSION_FILE
-
-        plot_confusion(folder / CONFUSION_FILE, window["confusion_matrix"], names, f"windows · {title}")
-        plot_confusion(folder / TRACK_CONFUSION_FILE, track["confusion_matrix"], names, f"tracks · {title}")
-
-    def baseline_windows(self) -> list[str]:
-        """The task's scores, then seconds (0.1's order, as results.csv has them)."""
-        return [*self.scores, "seconds"]
 
 
 CLASSIFICATION = Classification()

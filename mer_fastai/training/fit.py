@@ -25,6 +25,7 @@ from ..errors import MerError
 from ..models.archs import check_spectrogram
 from ..models.preprocessing import loader_size
 from ..report.html.page import write_report_or_warn
+from ..report.views.registry import views_of
 from ..runs.layout import LR_PLOT, REFIT_KEY, TEST_PREFIX, scatter_file
 from ..tasks.registry import get_task
 from .audio_augment import augmented_data
@@ -81,16 +82,17 @@ def task_monitor(config: TrainConfig | TrainSettings, info: DatasetInfo) -> str:
     `--loss` and `--monitor ccc` are for regression."""
     config = config.config if isinstance(config, TrainSettings) else config
     task = get_task(info.task)
-    monitor = config.monitor if config.monitor != "auto" else task.monitors[0]
-    if monitor not in task.monitors:
+    monitor = config.monitor if config.monitor != "auto" else task.facts.monitors[0]
+    if monitor not in task.facts.monitors:
         raise MerError(
-            f"--monitor {monitor}: not a score of a {info.task} data set; choose auto or {' or '.join(task.monitors)}"
+            f"--monitor {monitor}: not a score of a {info.task} data set; choose auto or "
+            f"{' or '.join(task.facts.monitors)}"
         )
-    if not task.takes_loss and config.loss != "auto":
+    if not task.facts.takes_loss and config.loss != "auto":
         raise MerError(
             f"--loss {config.loss}: is a regression loss (classification uses cross-entropy, multilabel BCE); drop it"
         )
-    for name in task.refused_options:
+    for name in task.facts.refused_options:
         if getattr(config, name):
             raise MerError(f"{flag(name)} is for classification data sets (this one is {info.task}); drop it")
     return monitor
@@ -206,7 +208,7 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
         elif show:
             kept = f"{config.keep} epoch {result.metrics['kept_epoch'] + 1}"
             title = f"{run_title(settings, info)} — {kept}, lr {result.lr:.2e}"
-            console.print(get_task(info.task).terminal_table(result.metrics, title))
+            console.print(views_of(get_task(info.task)).terminal_table(result.metrics, title))
             console.print(f"run folder: [bold]{run_dir}")
         write_report_or_warn(run_dir, show)
     return TrainResult(run_dir, result.lr, result.metrics)

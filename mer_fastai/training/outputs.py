@@ -19,6 +19,8 @@ from ..data.dataset import DatasetInfo, read_spec
 from ..models.modelfile import CHECKSUM, save_model_file
 from ..models.modelmeta import ModelMeta
 from ..plots.figures import plot_curves, save_figure
+from ..report.views.predictions import write_split_predictions
+from ..report.views.registry import views_of
 from ..runs.layout import (
     CIRCUMPLEX_FILE,
     CONFUSION_FILE,
@@ -139,7 +141,7 @@ def write_run(
     write_json(run_dir / RUN_CONFIG, config)
     write_json(run_dir / HISTORY_FILE, {"history": history})
     if scored.outputs is not None:
-        task.write_windows(run_dir, scored.truth, scored.outputs, scored.tracks, metrics["valid"], title)
+        views_of(task).write_windows(run_dir, scored.truth, scored.outputs, scored.tracks, metrics["valid"], title)
     plot_curves(run_dir / CURVES_FILE, history, title)
     write_json(run_dir / METRICS_FILE, metrics)
 
@@ -162,8 +164,8 @@ def _write_split(
     title: str,
 ) -> None:
     """A split's window and track predictions and the task's plots of it (`prefix` "" or "test_")."""
-    task.write_predictions(run_dir, prefix, split.rows, outputs, tracks, names)
-    task.plot_split(run_dir, prefix, scores, tracks, info, title)
+    write_split_predictions(run_dir, prefix, task, split.rows, outputs, tracks, names)
+    views_of(task).plot_split(run_dir, prefix, scores, tracks, info, title)
 
 
 def model_metadata(

@@ -2,7 +2,7 @@
 
 One MLflow run per `train`, `lrfind` or grid cell (a cross-validated cell: one per fold), in the
 experiment named after the data set's feature (a grid: the recipe's experiment). A finished run logs its
-task's scores (`Task.scores`) of the validation windows as `final_<score>`, of its tracks as `track_<score>`
+task's scores (`TaskFacts.scores`) of the validation windows as `final_<score>`, of its tracks as `track_<score>`
 and, with a test split, `test_<score>` and `test_track_<score>`: e.g. `final_accuracy`, `track_macro_f1`,
 `final_ccc`, `test_track_map`.
 The default store is `./mlruns`: the SQLite database
@@ -159,7 +159,7 @@ def final_scores(metrics: dict, windows_prefix: str = "final_") -> dict[str, flo
     """The kept model's window (`windows_prefix`) and track scores and, when the run has a test split, its test
     scores (results.csv's names: `track_macro_f1`, `test_accuracy`, `test_track_ccc`, ...); undefined ones are
     left out."""
-    keys = get_task(metrics.get("task")).scores
+    keys = get_task(metrics.get("task")).facts.scores
     test = metrics.get("test") or {}
     values = {}
     for windows, tracks, block in ((windows_prefix, "track_", metrics), ("test_", "test_track_", test)):

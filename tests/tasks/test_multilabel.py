@@ -19,7 +19,7 @@ def test_an_ensemble_gives_the_mean_of_its_members_mood_probabilities():
 
 
 def test_a_mood_is_predicted_from_the_decision_up():
-    assert MULTILABEL.decision == MOOD_DECISION
+    assert MULTILABEL.facts.decision == MOOD_DECISION
     names = ["calm", "dark", "joy"]
     predicted = MULTILABEL.prediction(names, np.array([MOOD_DECISION, MOOD_DECISION - 1e-3, 0.9]))
     assert predicted["moods"] == ("calm", "joy") and predicted["label"] == "calm;joy"

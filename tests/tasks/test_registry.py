@@ -35,6 +35,6 @@ def test_each_task_declares_every_rule(name):
     task = get_task(name)
     declared = [k for k, v in vars(Task).get("__annotations__", {}).items() if "ClassVar" in str(v)]
     assert declared and [k for k in declared if not hasattr(task, k)] == []
-    assert set(task.monitors) <= set(MONITORS) and task.monitors[-1] == "valid_loss"
-    assert task.table_scores[0] in task.scores
-    assert task.columns(["a", "b"]) == [f"{task.column_prefix}_a", f"{task.column_prefix}_b"]
+    assert set(task.facts.monitors) <= set(MONITORS) and task.facts.monitors[-1] == "valid_loss"
+    assert task.facts.table_scores[0] in task.facts.scores
+    assert task.columns(["a", "b"]) == [f"{task.facts.column_prefix}_a", f"{task.facts.column_prefix}_b"]

@@ -10,7 +10,7 @@ tracks are scored exactly as a training run scores them (`Task.score`: a window'
 class, a track's comes from its windows' `predict_proba` combined by `scoring.scores.aggregate`; a regression track's
 prediction and a multilabel track's probabilities are its windows' mean, a mood predicted at the task's
 decision as a CNN predicts it). Each estimator's folder also gets the prediction files of a training run
-(`Task.write_predictions`: windows and tracks of validation and test)."""
+(`report.views.predictions.write_split_predictions`: windows and tracks of validation and test)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, DatasetInfo, ManifestRow, read_info, read_manifest
 from ...errors import MerError
 from ...report.results import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
+from ...report.views.predictions import write_split_predictions
+from ...report.views.registry import views_of
 from ...runs.layout import (
     BASELINE_CSV,
     METRICS_FILE,
@@ -56,8 +58,8 @@ def baseline_columns(task: Task) -> list[str]:
     """baseline.csv's columns for a data set of `task`: identity, seconds and the task's scores of validation
     windows (the default task's file keeps 0.1's order: those scores, then seconds, as results.csv has them),
     then of validation tracks, test windows and test tracks."""
-    return [*IDENTITY_COLUMNS, *task.baseline_windows()] + [
-        prefix + key for prefix in SCORE_SETS if prefix for key in task.scores
+    return [*IDENTITY_COLUMNS, *views_of(task).baseline_windows()] + [
+        prefix + key for prefix in SCORE_SETS if prefix for key in task.facts.scores
     ]
 
 
@@ -166,7 +168,7 @@ def _evaluate(
     names = task.output_names(info, lambda: info.classes)
     outputs = kind.outputs(model, x, len(names))
     scores, tracks = task.score(outputs, y, [row.clip_id for row in rows], names, aggregate)
-    task.write_predictions(folder, prefix, rows, outputs, tracks, names)
+    write_split_predictions(folder, prefix, task, rows, outputs, tracks, names)
     return scores
 
 
@@ -208,8 +210,8 @@ def baseline_table(rows: list[dict]) -> Table:
     """Rich table of one baseline run: one row per estimator and feature set, its task's `baseline_scores` of
     windows and of tracks (a regression data set: per regressor, the mean over its targets of CCC and RMSE; a
     multilabel one: macro-F1 and mAP)."""
-    task = next(task for task in TASKS.values() if all(key in rows[0] for key in task.baseline_scores))
-    keys = (*task.baseline_scores, *(f"track_{key}" for key in task.baseline_scores))
+    task = next(task for task in TASKS.values() if all(key in rows[0] for key in task.facts.baseline_scores))
+    keys = (*task.facts.baseline_scores, *(f"track_{key}" for key in task.facts.baseline_scores))
     first = estimator(task).called
     folds = f", mean ± sd over {rows[0]['folds']} folds" if rows[0].get("folds") else ""
     title = f"classic estimators — {rows[0]['dataset']} ({rows[0]['feature']}){folds}"

@@ -79,7 +79,7 @@ def cross_validate_baseline(
         dataset = data_dir.resolve().name
         task = get_task(info.task)
         summary = [_summary_row(fold_rows, task, dataset, len(plan)) for fold_rows in scored.values()]
-        spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in task.scores]
+        spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in task.facts.scores]
         write_csv(out / BASELINE_CSV, summary, [*baseline_columns(task), *spread, "folds"])
     return BaselineCV(summary, dict(scored))
 
@@ -90,7 +90,7 @@ def _summary_row(fold_rows: list[dict], task: Task, dataset: str, folds: int) ->
     first = fold_rows[0]
     row = {**first, "dataset": dataset, "seconds": round(sum(r["seconds"] for r in fold_rows), 3)}
     row.update({key: "" for key in first if key.startswith("test_")})
-    for score in (prefix + key for prefix in SPREAD_SETS for key in task.scores):
+    for score in (prefix + key for prefix in SPREAD_SETS for key in task.facts.scores):
         values = describe([None if r[score] == "" else float(r[score]) for r in fold_rows])
         row[score], row[score + SD_SUFFIX] = csv_score(values["mean"]), csv_score(values["sd"])
     return {**row, "folds": folds}

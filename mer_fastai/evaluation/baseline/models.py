@@ -1,6 +1,6 @@
 """The baseline's estimators: standardise-then-fit pipelines of the classic families, one kind per task.
 
-Every task names its estimator kind (`Task.baseline_estimator`): a classifier of the classes, a regressor of
+Every task names its estimator kind (`TaskFacts.baseline_estimator`): a classifier of the classes, a regressor of
 every target (RBF SVR, k-NN, random forest, extra trees regression), or a classifier giving each mood a
 probability (the SVM one-vs-rest, the others natively multilabel). The kind also says what its windows'
 outputs are: class probabilities (one column per data-set class), predicted values or mood probabilities.
@@ -125,7 +125,7 @@ class Estimator:
     called: str
 
 
-ESTIMATORS = {  # by `Task.baseline_estimator`
+ESTIMATORS = {  # by `TaskFacts.baseline_estimator`
     "classifier": Estimator(make_classifier, class_probs, True, "classifier"),
     "regressor": Estimator(make_regressor, predicted_values, False, "regressor"),
     "mood_classifier": Estimator(make_mood_classifier, mood_probs, False, "classifier"),
@@ -134,4 +134,4 @@ ESTIMATORS = {  # by `Task.baseline_estimator`
 
 def estimator(task: Task) -> Estimator:
     """The estimator kind of a task."""
-    return ESTIMATORS[task.baseline_estimator]
+    return ESTIMATORS[task.facts.baseline_estimator]

@@ -72,11 +72,11 @@ def cv_summary(summary: dict, n_folds: int) -> list[dict]:
 
 
 def out_of_fold(folder: Path, task: Task, summary: dict, data_dir: Path | None, here: Path) -> dict:
-    """The pooled out-of-fold errors, as `task.report_errors` says: a confusion matrix and the worst windows,
+    """The pooled out-of-fold errors, as `task.facts.report_errors` says: a confusion matrix and the worst windows,
     or the pooled plots and the worst tracks."""
-    if task.report_errors == "mistakes":
+    if task.facts.report_errors == "mistakes":
         return {"errors": "mistakes", **_oof_mistakes(folder / OOF_PREDICTIONS, data_dir, here)}
-    names = summary.get(task.names_key) or summary.get("targets", [])  # cv.json lists moods as `targets` too
+    names = summary.get(task.facts.names_key) or summary.get("targets", [])  # cv.json lists moods as `targets` too
     plots = [{"src": data_uri(folder / name), "caption": f"out of fold: {caption}"} for name, caption in
              task_plots(task, names)]  # fmt: skip
     worst = worst_tracks(folder, task, names, data_dir, here, (OOF_TRACKS, OOF_PREDICTIONS))

@@ -65,7 +65,7 @@ def dataset_facts(data_dir: Path | None) -> dict:
     table.append({"name": "all", "total": True, **{k: sum(r[k] for r in table) for k in columns}})
     facts = [("feature", info.feature), ("task", info.task)]
     if info.targets:
-        facts.append((get_task(info.task).names_key, ", ".join(info.targets)))
+        facts.append((get_task(info.task).facts.names_key, ", ".join(info.targets)))
     facts.append(("folders (what the split is stratified by)" if info.targets else "classes", ", ".join(info.classes)))
     facts.append(("audio folder", info.audio_dir or "–"))
     facts += [("clips", str(info.clips)), ("windows", str(info.segments))]

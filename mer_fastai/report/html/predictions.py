@@ -127,13 +127,13 @@ def worst_tracks(
     files: tuple[str, str] = (TRACK_PREDICTIONS, VALID_PREDICTIONS),
 ) -> dict:
     """The validation tracks a regression or multilabel run (or cross-validation) got most wrong, ranked as
-    `task.report_errors` says, each with the spectrogram of its first window and a link to its audio; a plain
+    `task.facts.report_errors` says, each with the spectrogram of its first window and a link to its audio; a plain
     note when the prediction files (`files`: tracks, windows) are absent. `names`: the targets or moods."""
     tracks = folder / files[0]
     if not tracks.is_file():
         return {"message": f"This folder has no {files[0]}, so its worst tracks cannot be shown.", "rows": []}
     columns, rows = read_csv(tracks)
-    ranked, heads, intro = TRACK_RANKINGS[task.report_errors](tracks, columns, rows, names)
+    ranked, heads, intro = TRACK_RANKINGS[task.facts.report_errors](tracks, columns, rows, names)
     thumbs = first_windows(folder / files[1], data_dir)
     shown = [
         {
@@ -193,7 +193,7 @@ def _moods(text: str) -> set[str]:
     return {m for m in text.split(";") if m}
 
 
-# how each `Task.report_errors` of worst tracks ranks them
+# how each `TaskFacts.report_errors` of worst tracks ranks them
 TRACK_RANKINGS = {"largest_errors": largest_errors, "wrong_labels": wrong_moods}
 
 

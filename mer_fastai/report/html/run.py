@@ -20,6 +20,7 @@ from ...runs.layout import (
 )
 from ...tasks.base import Task
 from ...tasks.registry import get_task
+from ..views.registry import views_of
 from .dataset import dataset_section, find_data_dir
 from .predictions import run_mistakes, worst_tracks
 from .scores import score_sets
@@ -38,11 +39,11 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
     data_dir = find_data_dir(config.get("data_dir") or metrics.get("data_dir"), grid)
     dataset = dataset_section(data_dir, config.get("data_dir") or metrics.get("data_dir"), datasets)
     title = " · ".join(str(v) for v in (metrics.get("arch"), metrics.get("mode"), metrics.get("feature")) if v)
-    names = list(metrics.get(task.names_key) or [])
+    names = list(metrics.get(task.facts.names_key) or [])
     plots = task_plots(task, names, test=bool(metrics.get("test")))
     figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in FIGURES]
     task_figures = [{"src": data_uri(folder / name), "caption": caption} for name, caption in plots]
-    lists_mistakes = task.report_errors == "mistakes"  # else: the worst tracks
+    lists_mistakes = task.facts.report_errors == "mistakes"  # else: the worst tracks
     return {
         "anchor": anchor,
         "title": f"{folder.name}: {title}" if grid or anchor != "run" else title,
@@ -54,7 +55,7 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
         "times": run_times(folder, metrics, history),
         "score_sets": score_sets(task, metrics),
         "refit": metrics.get(REFIT_KEY),  # a refit's run: why it has no validation scores
-        "plots_heading": task.plots_heading,
+        "plots_heading": task.facts.plots_heading,
         "task_figures": [f for f in task_figures if f["src"]],
         "figures": [f for f in figures if f["src"]],
         "missing_figures": [
@@ -68,7 +69,7 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
 def task_plots(task: Task, names: list[str], test: bool = False) -> list[tuple[str, str]]:
     """The task's own plots (file, caption) of validation and, with a test split, of test: scatters and
     circumplex of a regression, per-mood bars of a multilabel run; `names`: its targets or moods."""
-    plots = task.plot_files(names)
+    plots = views_of(task).plot_files(names)
     return plots + [(TEST_PREFIX + name, f"test split: {caption}") for name, caption in plots] if test else plots
 
 

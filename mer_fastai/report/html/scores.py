@@ -9,7 +9,7 @@ from .values import score_text
 
 def score_sets(task: Task, metrics: dict) -> list[dict]:
     """The score tables of a run of `task` (its `per_output` block: per class, per target or per mood)."""
-    return SCORE_TABLES[task.per_output](metrics)
+    return SCORE_TABLES[task.facts.per_output](metrics)
 
 
 def class_score_sets(metrics: dict) -> list[dict]:
@@ -92,7 +92,7 @@ def mood_score_sets(metrics: dict) -> list[dict]:
     return sets
 
 
-# the tables of each `Task.per_output` block
+# the tables of each `TaskFacts.per_output` block
 SCORE_TABLES = {"per_class": class_score_sets, "per_target": target_score_sets, "per_label": mood_score_sets}
 
 
