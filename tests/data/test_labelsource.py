@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -44,11 +45,13 @@ def test_keywords_beside_a_label_source_are_refused():
 
 
 class _Task:
-    """A task's label facts, as `LabelSource.check` reads them."""
+    """A task's label facts (`Task.facts`), as `LabelSource.check` reads them."""
 
     def __init__(self, name: str, targets: bool, label_column: bool, threshold: bool, outliers: bool):
-        self.name, self.takes_targets, self.reads_label_column = name, targets, label_column
-        self.takes_threshold, self.checks_outliers = threshold, outliers
+        self.name = name
+        self.facts = SimpleNamespace(
+            takes_targets=targets, reads_label_column=label_column, takes_threshold=threshold, checks_outliers=outliers
+        )
 
     def __str__(self) -> str:
         return self.name
