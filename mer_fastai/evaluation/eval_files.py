@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._plumbing.files import atomic_path, atomic_write, write_json
-from ..plots.figures import plot_confusion
 from ..runs.layout import (
     CIRCUMPLEX_FILE,
     CONFUSION_FILE,
@@ -42,7 +41,7 @@ def write_label_report(
     atomic_write(out_dir / REPORT_FILE, text_report(tracks.targets, tracks.predicted, classes))
     write_json(out_dir / METRICS_FILE, metrics)
     title = f"{predictor.meta.arch_summary} · {metrics['feature']} · {metrics['n_tracks']} tracks"
-    plot_confusion(out_dir / CONFUSION_FILE, metrics["confusion_matrix"], predictor.classes, title)
+    predictor.rules.plot_evaluation(out_dir, metrics, tracks, classes, predictor.meta.scale, title)
     columns = ["file", "clip_id", "group", "true", "predicted", "correct", "windows"]
     with atomic_path(out_dir / PREDICTIONS_FILE) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)

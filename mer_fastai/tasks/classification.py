@@ -168,7 +168,7 @@ class Classification(Task):
         self, folder: Path, prefix: str, scores: dict, tracks: Tracks, info: DatasetInfo, title: str
     ) -> None:
         """The tracks' confusion matrix."""
-        from ..plots.figures import plot_confusion
+        from ..report.figures import plot_confusion
         from ..runs.layout import TRACK_CONFUSION_FILE
 
         what = f"{scores['n_tracks']} tracks ({scores['aggregate']} of windows)"
@@ -180,7 +180,7 @@ class Classification(Task):
     ) -> None:
         """classification_report.txt (the windows' report, then the tracks') and the windows' confusion matrix."""
         from .._plumbing.files import atomic_write
-        from ..plots.figures import plot_confusion
+        from ..report.figures import plot_confusion
         from ..runs.layout import CONFUSION_FILE, REPORT_FILE
         from ..scoring.metrics import text_report
 
@@ -190,8 +190,17 @@ class Classification(Task):
         atomic_write(folder / REPORT_FILE, f"windows\n\n{windows}\ntracks\n\n{tracked}")
         plot_confusion(folder / CONFUSION_FILE, scores["confusion_matrix"], classes, f"{title} — windows")
 
+    def plot_evaluation(
+        self, folder: Path, metrics: dict, tracks: Tracks, names: list[str], scale: tuple, title: str
+    ) -> None:
+        """The tracks' confusion matrix."""
+        from ..report.figures import plot_confusion
+        from ..runs.layout import CONFUSION_FILE
+
+        plot_confusion(folder / CONFUSION_FILE, metrics["confusion_matrix"], names, title)
+
     def terminal_table(self, metrics: dict, title: str) -> Any:
-        from ..plots.tables import summary_table
+        from ..report.tables import summary_table
 
         return summary_table(metrics, title)
 
@@ -200,7 +209,7 @@ class Classification(Task):
         title: str,
     ) -> None:  # fmt: skip
         """The confusion matrices of the windows and of the tracks."""
-        from ..plots.figures import plot_confusion
+        from ..report.figures import plot_confusion
         from ..runs.layout import CONFUSION_FILE, TRACK_CONFUSION_FILE
 
         plot_confusion(folder / CONFUSION_FILE, window["confusion_matrix"], names, f"windows · {title}")

@@ -142,7 +142,7 @@ class Multilabel(Task):
         self, folder: Path, metrics: dict, tracks: ValueTracks, names: list[str], scale: tuple, title: str
     ) -> None:
         """Precision, recall, F1 and AP per mood."""
-        from ..plots.figures import plot_label_bars
+        from ..report.figures import plot_label_bars
         from ..runs.layout import LABELS_FILE
 
         plot_label_bars(folder / LABELS_FILE, metrics["per_label"], title)
@@ -152,7 +152,7 @@ class Multilabel(Task):
         title: str,
     ) -> None:  # fmt: skip
         """Precision, recall, F1 and AP per mood of the windows."""
-        from ..plots.figures import plot_label_bars
+        from ..report.figures import plot_label_bars
         from ..runs.layout import LABELS_FILE
 
         plot_label_bars(folder / LABELS_FILE, window["per_label"], f"windows · {title}")
@@ -165,13 +165,13 @@ class Multilabel(Task):
         self, folder: Path, prefix: str, scores: dict, tracks: ValueTracks, info: DatasetInfo, title: str
     ) -> None:
         """Precision, recall, F1 and AP per mood (windows)."""
-        from ..plots.figures import plot_label_bars
+        from ..report.figures import plot_label_bars
         from ..runs.layout import LABELS_FILE
 
         plot_label_bars(folder / (prefix + LABELS_FILE), scores["per_label"], f"{title} — windows")
 
     def terminal_table(self, metrics: dict, title: str) -> Any:
-        from ..plots.tables import multilabel_table
+        from ..report.tables import multilabel_table
 
         return multilabel_table(metrics, title)
 
@@ -183,7 +183,7 @@ class Multilabel(Task):
             return self.terminal_table({**block, "track": metrics}, title)
         from rich.table import Table
 
-        from ..plots.tables import cell
+        from ..report.tables import cell
 
         heads = ("precision", "recall", "F1", "AP", "support")
         table = Table(title=title, title_justify="left")

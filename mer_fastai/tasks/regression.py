@@ -74,7 +74,7 @@ class Regression(Task):
     def plot_files(self, names: list[str]) -> list[tuple[str, str]]:
         """A scatter of predicted against true values per target and, with valence plus arousal or energy,
         the circumplex."""
-        from ..plots.figures import circumplex_axes
+        from ..report.figures import circumplex_axes
         from ..runs.layout import CIRCUMPLEX_FILE, scatter_file
 
         plots = [(scatter_file(t), f"predicted against true {t} (tracks)") for t in names]
@@ -141,7 +141,7 @@ class Regression(Task):
         self, folder: Path, metrics: dict, tracks: ValueTracks, names: list[str], scale: tuple, title: str
     ) -> None:
         """A scatter per target and, with valence plus arousal or energy, the circumplex."""
-        from ..plots.figures import plot_value_tracks
+        from ..report.figures import plot_value_tracks
 
         scales = {name: list(pair) for name, pair in zip(names, scale)}
         plot_value_tracks(folder, "", tracks.predicted, tracks.targets, names, scales, title)
@@ -156,7 +156,7 @@ class Regression(Task):
         title: str,
     ) -> None:  # fmt: skip
         """The tracks' scatters and circumplex."""
-        from ..plots.figures import plot_value_tracks
+        from ..report.figures import plot_value_tracks
 
         if values is not None:
             plot_value_tracks(folder, "", values.predicted, values.targets, names, scale,
@@ -176,13 +176,13 @@ class Regression(Task):
     ) -> None:
         """A scatter of the tracks' predicted against true values per target and (valence with arousal or energy)
         the circumplex."""
-        from ..plots.figures import plot_value_tracks
+        from ..report.figures import plot_value_tracks
 
         what = f"{title} — {len(tracks.ids)} tracks (mean of windows)"
         plot_value_tracks(folder, prefix, tracks.predicted, tracks.targets, list(info.targets), info.scale, what)
 
     def terminal_table(self, metrics: dict, title: str) -> Any:
-        from ..plots.tables import regression_table
+        from ..report.tables import regression_table
 
         return regression_table(metrics, title)
 
@@ -193,7 +193,7 @@ class Regression(Task):
             return self.terminal_table({**metrics["window_scores"], "track": metrics}, title)
         from rich.table import Table
 
-        from ..plots.tables import cell
+        from ..report.tables import cell
 
         keys, heads = ("ccc", "pearson_r", "r2", "rmse", "mae"), ("CCC", "r", "R²", "RMSE", "MAE")
         table = Table(title=title, title_justify="left")

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
+from mer_fastai.api.training import find_lr, train
 from mer_fastai.errors import MerError
 from mer_fastai.models.archs import get_arch
 from mer_fastai.models.modelfile import create_model, read_model
-from mer_fastai.training.fit import TrainConfig, find_lr, train
+from mer_fastai.training.fit import TrainConfig
 
 RUN_FILES = {
     "metrics.json",
