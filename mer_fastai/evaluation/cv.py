@@ -8,7 +8,7 @@ repeat); the folds' predictions are pooled into `oof_predictions.csv` and `oof_t
 scores with), their mean, standard deviation and 95 % t-interval, the pooled (out-of-fold) scores and the
 pooled confusion matrices (classification) or metrics (regression, multilabel), beside the task's pooled
 plots. A finished fold whose settings match is skipped on rerun. The folder's files: `runs.layout`. The pages
-(each run's plots and report, the summary table, `report.html`) are the caller's (`api.training.run_cv`).
+(each run's curves, LR plot and report, the summary table, `report.html`) are the caller's (`api.training.run_cv`).
 """
 
 from __future__ import annotations
