@@ -76,7 +76,7 @@ def cpu_seconds() -> float:
 
 def cross_validate(data_dir: Path, out: Path, settings: dict, folds: int) -> dict:
     """`mer-fastai cv` of one row: its summary (mean, sd, 95 % interval per score) and CPU minutes per model."""
-    from mer_fastai.evaluation.cv import run_cv
+    from mer_fastai.api.training import run_cv
     from mer_fastai.evaluation.oof import describe
     from mer_fastai.training.config import TrainConfig
 

@@ -89,7 +89,7 @@ print(json.dumps({"wall": wall, "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_
 TRAIN = """
 import json, resource, sys, time
 from mer_fastai.training.config import TrainConfig
-from mer_fastai.training.fit import train
+from mer_fastai.api.training import train
 config = TrainConfig(arch="musicnn-msd", mode="freeze", weights="pretrained", epochs=20, bs=32, lr=1e-3)
 t0 = time.perf_counter()
 result = train(sys.argv[1], config.check(), sys.argv[2], show=False)

@@ -54,8 +54,8 @@ def folds(data_dir: Path, work: Path, count: int) -> list[Path]:
 
 
 def train_row(name: str, fold_data: list[Path], work: Path) -> dict:
+    from mer_fastai.api.training import train
     from mer_fastai.training.config import TrainConfig
-    from mer_fastai.training.fit import train
 
     scores, seconds = [], []
     for k, data in enumerate(fold_data):

@@ -252,7 +252,7 @@ def write_report(path: Path, results: dict) -> str:
         "",
         "(a) `benchmarks/study_loop.py`: ImageFolder PNGs, torchvision transforms per image and epoch, "
         f"2 loader workers, SGD 0.001 + momentum 0.9, ReduceLROnPlateau, {settings['study_size']} px; "
-        "freeze = backbone `requires_grad=False`. (b) `mer_fastai.training.fit.train` with the defaults: "
+        "freeze = backbone `requires_grad=False`. (b) `mer_fastai.train` with the defaults: "
         "spectrograms decoded once into memory, channels-last weights, freeze mode on cached body "
         "features, fit_one_cycle after lr_find. (c) the same network's forward + backward + SGD step "
         "(whole) or forward pass (freeze) on random in-memory tensors, median of repeated batches, "

@@ -51,7 +51,8 @@ def prepare_all(work: Path, clips_per_class: int) -> dict[str, Path]:
 
 def epoch_seconds(data_dir: Path, out: Path, arch: str, size: int, epochs: int, bs: int) -> list[float]:
     """Seconds of each epoch of one whole-mode training (fixed LR: no LR finder in the timing)."""
-    from mer_fastai.training.fit import TrainConfig, train
+    from mer_fastai.api.training import train
+    from mer_fastai.training.fit import TrainConfig
 
     config = TrainConfig(arch=arch, mode="whole", epochs=epochs, lr=1e-3, bs=bs, size=size, weights="none")
     train(data_dir, config, out, show=False)

@@ -75,7 +75,8 @@ def toolkit(data: str, out: str, **settings) -> dict:
 
     `settings` are `TrainConfig` fields (arch, mode, epochs, bs, size, seed, lr, weights, cache, ...).
     """
-    from mer_fastai.training.fit import TrainConfig, train
+    from mer_fastai.api.training import train
+    from mer_fastai.training.fit import TrainConfig
 
     config = TrainConfig(**settings)
     started = time.perf_counter()

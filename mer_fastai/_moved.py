@@ -1,10 +1,11 @@
-"""The module paths of 0.1 that moved into sub-packages in 0.2: each still imports, for one release.
+"""The module paths of 0.1 that moved into sub-packages in 0.2, and those moved since (`plots/`, folded into
+`report/`): each still imports, for one release.
 
 `import mer_fastai.dataset` (or `from mer_fastai.dataset import read_info`) gives the module at its new
 path, with a `DeprecationWarning` naming it; an old module that was split gives one module holding the names
 of all its parts (`from mer_fastai.labels import read_targets`). `mer_fastai.train` and
-`mer_fastai.evaluate` are not here: they are the API functions (their modules are `mer_fastai.training.fit`
-and `mer_fastai.evaluation.evaluator`).
+`mer_fastai.evaluate` are not here: they are the API functions (their modules are `mer_fastai.api.training`
+and `mer_fastai.evaluation.evaluator`; 0.1's `train.py` is `mer_fastai.training.fit`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "mer_fastai.modelfile": "mer_fastai.models.modelfile",
     "mer_fastai.modelmeta": ("mer_fastai.models.modelmeta", "mer_fastai.models.preprocessing"),
     "mer_fastai.musicnn": "mer_fastai.models.musicnn",
+    "mer_fastai.plots": "mer_fastai.report",
+    "mer_fastai.plots.figures": "mer_fastai.report.figures",
+    "mer_fastai.plots.tables": "mer_fastai.report.tables",
     "mer_fastai.png": "mer_fastai.data.png",
     "mer_fastai.predict": (
         "mer_fastai.inference.predict",
@@ -92,6 +96,14 @@ MOVED: dict[str, str | tuple[str, ...]] = {
 }
 
 
+LATER = "mer_fastai.plots"  # 0.2's package moved after 0.2: it imports one release longer than 0.1's paths
+
+
+def removal(old: str) -> str:
+    """The release an old path stops importing in."""
+    return "0.4" if old == LATER or old.startswith(LATER + ".") else "0.3"
+
+
 def new_paths(old: str) -> tuple[str, ...]:
     """Where an old module path (or a module inside an old package path) lives now; () if it did not move."""
     if old in MOVED:
@@ -116,7 +128,8 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec) -> ModuleType:  # noqa: ANN001
         new = new_paths(spec.name)
         where = " and ".join(new)
-        warnings.warn(f"{spec.name} moved to {where}; the old path goes in 0.3", DeprecationWarning, stacklevel=3)
+        message = f"{spec.name} moved to {where}; the old path goes in {removal(spec.name)}"
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
         modules = [importlib.import_module(name) for name in new]
         if len(modules) == 1:
             self.specs[spec.name] = modules[0].__spec__

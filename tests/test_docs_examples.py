@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mer_fastai import SpecConfig, TrainConfig, prepare_dataset
+from mer_fastai.api.training import train
 from mer_fastai.data.synth import make_study_style_set
-from mer_fastai.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -9,10 +9,11 @@ from collections import Counter
 
 import pytest
 
+from mer_fastai.api.training import train
 from mer_fastai.data.labels import read_labels
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.preparation.prepare import prepare_dataset
-from mer_fastai.training.fit import TrainConfig, train
+from mer_fastai.training.fit import TrainConfig
 
 pytestmark = pytest.mark.integration
 QUICK = {"weights": "none", "epochs": 1, "bs": 8, "size": 64, "num_workers": 0, "lr": 1e-3}

@@ -81,7 +81,7 @@ def test_mixup_trains_on_blends(tiny_data, tmp_path):
 
 
 def test_classification_levers_are_refused_for_other_tasks(va_data, tmp_path):  # noqa: F811
-    from mer_fastai.training.fit import train
+    from mer_fastai.api.training import train
 
     for lever in ({"mixup": 0.4}, {"label_smoothing": 0.1}):
         config = dataclasses.replace(TINY_CONFIG, **lever)

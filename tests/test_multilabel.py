@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score
 
+from mer_fastai.api.training import train
 from mer_fastai.data.dataset import read_info, read_manifest
 from mer_fastai.data.split import split_groups
 from mer_fastai.data.synth import STUDY_CLASSES, make_study_style_set
@@ -18,7 +19,7 @@ from mer_fastai.errors import MerError
 from mer_fastai.models.modelfile import load_model, read_model
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.scoring.scores import multilabel_metrics, score_multilabel
-from mer_fastai.training.fit import TrainConfig, train
+from mer_fastai.training.fit import TrainConfig
 from tests.conftest import TINY_SPEC
 
 MOODS = list(STUDY_CLASSES)  # anger, fear, happy, sad, tender

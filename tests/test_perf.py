@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import nn
 
+from mer_fastai.api.training import train
 from mer_fastai.data.audio import load_audio
 from mer_fastai.data.spectrogram import SpecConfig, mel_filters, mel_image, mel_power
 from mer_fastai.errors import MerError
 from mer_fastai.models.archs import IMAGENET_STATS, get_arch
 from mer_fastai.models.modelfile import create_model, read_model
 from mer_fastai.training.feature_cache import can_cache, is_random
-from mer_fastai.training.fit import TrainConfig, _learner, train
+from mer_fastai.training.fit import TrainConfig, _learner
 from mer_fastai.training.loaders import load_dataloaders
 from mer_fastai.training.tensor_loaders import memory_dataloaders
 

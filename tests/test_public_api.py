@@ -44,8 +44,9 @@ def test_the_submodules_stay_importable():
 
     import mer_fastai
 
-    module = importlib.import_module("mer_fastai.training.fit")
-    assert module.train is mer_fastai.train and module.TrainConfig is mer_fastai.TrainConfig
+    module = importlib.import_module("mer_fastai.api.training")  # the loop is `training.fit.train`
+    assert module.train is mer_fastai.train and module.run_cv is mer_fastai.run_cv
+    assert importlib.import_module("mer_fastai.training.fit").TrainConfig is mer_fastai.TrainConfig
     assert importlib.import_module("mer_fastai.evaluation.evaluator").evaluate is mer_fastai.evaluate
     assert not isinstance(mer_fastai.__dict__.get("train"), type(module))  # no submodule shadows the function
 

@@ -12,6 +12,7 @@ import torch
 from scipy import stats
 from typer.testing import CliRunner
 
+from mer_fastai.api.training import find_lr, train
 from mer_fastai.cli.main import app
 from mer_fastai.data.dataset import read_info, read_manifest
 from mer_fastai.data.synth import make_study_style_set
@@ -20,7 +21,7 @@ from mer_fastai.models.modelfile import load_model, read_model
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.scoring.scores import regression_metrics, score_regression
 from mer_fastai.tasks.regression import ccc
-from mer_fastai.training.fit import TrainConfig, find_lr, train
+from mer_fastai.training.fit import TrainConfig
 from tests.conftest import TINY_SPEC
 
 TARGETS = ["valence", "energy"]

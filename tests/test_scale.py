@@ -11,11 +11,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from mer_fastai.api.training import train
 from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
 from mer_fastai.experiments.runner import run_recipe
 from mer_fastai.preparation.prepare import prepare_dataset
-from mer_fastai.training.fit import TrainConfig, train
+from mer_fastai.training.fit import TrainConfig
 from tests.conftest import TINY_SPEC
 from tests.experiments.test_recipe import TINY_RECIPE
 

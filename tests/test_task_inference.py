@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mer_fastai.api.training import train
 from mer_fastai.cli.main import app
 from mer_fastai.data.synth import STUDY_CLASSES, make_study_style_set
 from mer_fastai.errors import MerError
@@ -21,7 +22,7 @@ from mer_fastai.inference.predict import Predictor
 from mer_fastai.models.modelfile import load_model, read_model, save_model_file
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.scoring.scores import multilabel_metrics, regression_metrics
-from mer_fastai.training.fit import TrainConfig, train
+from mer_fastai.training.fit import TrainConfig
 from tests.conftest import TINY_SPEC
 
 TARGETS = ["valence", "energy"]

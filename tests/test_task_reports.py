@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mer_fastai.api.training import train
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.report.html.page import write_report
-from mer_fastai.training.fit import train
 from tests.conftest import TINY_SPEC
 from tests.test_multilabel import mood_data, shares_file, study_audio  # noqa: F401  (module fixtures)
 from tests.test_regression import TARGETS, study_set, tiny  # noqa: F401  (module fixtures)

@@ -29,7 +29,7 @@ def command(
     out: Path = options.out_option("cv", "the cross-validation (folds/<k>/ runs, cv.json, out-of-fold predictions)"),
 ) -> None:
     """Train one model per fold; report mean ± sd, a 95 % interval and the out-of-fold (pooled) scores."""
-    from ..evaluation.cv import run_cv
+    from ..api.training import run_cv
     from ..runs.inputs import refuse_training_out
 
     refuse_training_out(out, data_dir, config)

@@ -35,6 +35,7 @@ def command(
 ) -> None:
     """Use a trained model as a feature extractor: features per window and per track (mean of its windows); a
     musicnn model also writes musicnn's 50 tag probabilities to <out>-tags.csv."""
+    from ..inference.embed import embed_audio
     from ..inference.embed_files import check_embed_out, check_embed_owner, tags_file, write_embeddings
     from ..inference.embed_map import check_map_out, map_files, write_map
     from ..inference.predict import Predictor
@@ -46,7 +47,8 @@ def command(
     if show_map:
         check_map_out(out)
     predictor = Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
-    embeddings = predictor.embed(
+    embeddings = embed_audio(
+        predictor,
         audio,
         labels=source,
         feature=feature,

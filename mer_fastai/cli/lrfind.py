@@ -19,8 +19,8 @@ def command(
     out: Path = options.out_option("lrfind", "lr_find.png and lr_find.json"),
 ) -> None:
     """Find a learning rate: save the loss-vs-LR plot and print the suggestions."""
+    from ..api.training import find_lr
     from ..runs.inputs import refuse_training_out
-    from ..training.fit import find_lr
 
     refuse_training_out(out, data_dir, config)
     result = find_lr(data_dir, config, out)

@@ -28,9 +28,9 @@ def command(
     out: Path = options.out_option("run", "the run (model, metrics, plots)"),
 ) -> None:
     """Train one architecture in freeze, whole or partial mode and write its report and model."""
+    from ..api.training import train
     from ..runs.inputs import refuse_training_out
     from ..training.distributed import processes_to_launch, relaunch, without_options
-    from ..training.fit import train
 
     refuse_training_out(out, data_dir, config)
     count = processes_to_launch(distributed, processes)

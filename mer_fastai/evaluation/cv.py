@@ -7,7 +7,8 @@ repeat); the folds' predictions are pooled into `oof_predictions.csv` and `oof_t
 (`evaluation.oof`). `cv.json` holds the per-fold scores (the task's own, scored by the functions training
 scores with), their mean, standard deviation and 95 % t-interval, the pooled (out-of-fold) scores and the
 pooled confusion matrices (classification) or metrics (regression, multilabel), beside the task's pooled
-plots. A finished fold whose settings match is skipped on rerun. The folder's files: `runs.layout`.
+plots. A finished fold whose settings match is skipped on rerun. The folder's files: `runs.layout`. The pages
+(each run's curves, LR plot and report, the summary table, `report.html`) are the caller's (`api.training.run_cv`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from .._plumbing.locks import reads_dataset
 from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo
 from ..errors import MerError
-from ..plots.tables import cell
-from ..report.html.page import write_report_or_warn
 from ..runs.layout import (
     CV_FILE,
     ENSEMBLE_FILE,
@@ -35,9 +34,8 @@ from ..runs.layout import (
     is_finished,
     read_json_or_empty,
 )
-from ..tasks.registry import get_task
 from ..training.config import TrainConfig, TrainSettings
-from ..training.fit import task_monitor, train
+from ..training.fit import Pages, task_monitor, train
 from .folds import Fold, build_fold_data, dataset_folds
 from .oof import CVResult, pool_folds
 from .refit import EXPECTED, refit_lines, refit_model
@@ -86,15 +84,16 @@ def run_cv(
     seed: int | None = None,
     ensemble: bool = True,
     refit: bool = False,
-    report: bool = True,
     show: bool = True,
+    pages: Pages | None = None,
 ) -> CVResult:
     """Cross-validate `config` on the data set `data_dir` into `out` (resumable; `out` is locked meanwhile).
 
     `seed` deals the folds (default: the training seed; repeat r uses seed + r). With `ensemble`, the fold
-    models are also written as one ensemble model file `out/ensemble.safetensors`; with `report`, the
-    HTML report `out/report.html`. With `refit`, one more model is trained on every cross-validated clip with the
-    same settings and epochs into `out/refit/` (`evaluation.refit`; it has no validation scores).
+    models are also written as one ensemble model file `out/ensemble.safetensors`. With `refit`, one more model
+    is trained on every cross-validated clip with the same settings and epochs into `out/refit/`
+    (`evaluation.refit`; it has no validation scores). `pages` (the caller's) draws each run's pages as it
+    finishes; `show` prints each fold's start.
     """
     data_dir, out = Path(data_dir), Path(out)
     settings = fold_config(config)
@@ -114,7 +113,7 @@ def run_cv(
                 console.print(f"fold {fold.index + 1}/{len(plan)}: {len(fold.valid_clips)} validation clips")
             (run_dir / FOLD_FILE).unlink(missing_ok=True)
             fold_data = build_fold_data(data_dir, info, rows, fold, run_dir / FOLD_DATA)
-            train(fold_data, settings, run_dir, show=show)
+            train(fold_data, settings, run_dir, pages)
             record = {"fingerprint": fingerprint, "folds": folds, "repeats": repeats, "repeat": fold.repeat}
             write_json(run_dir / FOLD_FILE, {**record, "fold": fold.fold})
             ran.append(fold.name)
@@ -125,14 +124,8 @@ def run_cv(
 
             result.ensemble = ensemble_models(result.fold_dirs, out / ENSEMBLE_FILE, writer="cv").model_file
         if refit:
-            result.refit = refit_model(data_dir, info, settings, out, show)
+            result.refit = refit_model(data_dir, info, settings, out, show, pages)
         write_json(out / CV_FILE, _cv_document(data_dir, config, plan, result, info, group_source))
-    if show:
-        console.print(summary_table(result))
-        for line in model_lines(result):
-            console.print(line, soft_wrap=True, highlight=False)
-    if report:
-        write_report_or_warn(out, show)
     return result
 
 
@@ -214,24 +207,3 @@ def model_lines(result: CVResult) -> list[str]:
     if result.ensemble:
         lines.append(f"fold ensemble: {result.ensemble} — the fold models averaged; described by the pooled scores")
     return lines + (refit_lines(result.refit, result.task) if result.refit else [])
-
-
-def summary_table(result: CVResult):
-    """The terminal table: each of the task's scores (windows, then tracks; a regression's means over its
-    targets, the per-target ones are in cv.json) with mean ± sd, 95 % interval, pooled and per-fold values."""
-    from rich.table import Table
-
-    table = Table(title=f"cross-validation ({result.task}): {len(result.fold_dirs)} folds — {result.out}")
-    for column in ("score", "mean ± sd", "95 % interval", "pooled (out of fold)", "per fold"):
-        table.add_column(column)
-    for name in (prefix + key for prefix in ("", "track_") for key in get_task(result.task).facts.scores):
-        values = result.summary[name]
-        low, high = values["ci95"]
-        table.add_row(
-            name,
-            f"{cell(values['mean'])} ± {cell(values['sd'])}",
-            f"{cell(low)} – {cell(high)}",
-            cell(result.pooled[name]),
-            " ".join(cell(v) for v in values["values"]),
-        )
-    return table

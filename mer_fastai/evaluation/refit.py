@@ -21,7 +21,7 @@ from ..data.dataset import DatasetInfo, ManifestRow
 from ..runs.layout import FOLD_DATA, MODEL_FILE, REFIT_DIR, REFIT_FILE, is_finished, read_json_or_empty, read_metrics
 from ..tasks.registry import get_task
 from ..training.config import TrainSettings
-from ..training.fit import train
+from ..training.fit import Pages, train
 from ..training.items import REFIT, check_dataset
 from .folds import CV_SPLITS, linked_data
 
@@ -65,8 +65,11 @@ def refit_fingerprint(data_dir: Path, info: DatasetInfo, settings: TrainSettings
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def refit_model(data_dir: Path, info: DatasetInfo, settings: TrainSettings, out: Path, show: bool) -> Refit:
-    """Train (or, when finished with the same settings, keep) the refit model in `out/refit`."""
+def refit_model(
+    data_dir: Path, info: DatasetInfo, settings: TrainSettings, out: Path, show: bool, pages: Pages | None = None
+) -> Refit:
+    """Train (or, when finished with the same settings, keep) the refit model in `out/refit` (`pages`: the
+    caller's, drawn once it is trained)."""
     _, rows = check_dataset(data_dir)
     trained = [row for row in rows if row.split in CV_SPLITS]
     clips = sorted({row.clip_id for row in trained})
@@ -79,7 +82,7 @@ def refit_model(data_dir: Path, info: DatasetInfo, settings: TrainSettings, out:
             console.print(f"refit: one model on all {len(clips)} cross-validated clips, {epochs} epochs")
         (run_dir / REFIT_FILE).unlink(missing_ok=True)
         refit_data = build_refit_data(data_dir, info, rows, run_dir / FOLD_DATA)
-        train(refit_data, settings, run_dir, show=show)
+        train(refit_data, settings, run_dir, pages)
         write_json(run_dir / REFIT_FILE, {"fingerprint": fingerprint, "epochs": epochs, "clips": len(clips)})
     return Refit(run_dir, epochs, len(clips), not done, read_metrics(run_dir).get("test"))
 

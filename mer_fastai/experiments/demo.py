@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._plumbing.progress import console
+from ..api.training import train
 from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
 from ..data.synth import MOOD_CUES, demo_set
@@ -13,7 +14,7 @@ from ..errors import MerError
 from ..preparation.prepare import PrepareResult, prepare_dataset
 from ..runs.layout import CURVES_FILE
 from ..tasks.base import DEFAULT_TASK
-from ..training.fit import TrainConfig, TrainResult, train
+from ..training.fit import TrainConfig, TrainResult
 
 DEMO_SPEC = SpecConfig(segment_seconds=3.0, n_mels=64, hop_length=256)
 DEMO_TARGETS = ["valence", "energy"]  # `demo --task regression`: the circumplex's two axes

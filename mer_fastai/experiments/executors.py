@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._plumbing.progress import console
+from ..api.training import run_cv, train
 from ..data.dataset import read_info
 from ..errors import MerError
-from ..evaluation.cv import CVResult, run_cv
-from ..report.results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
+from ..evaluation.oof import CVResult
 from ..runs.layout import CV_FILE, ENSEMBLE_FILE, METRICS_FILE, model_file_path, read_metrics
+from ..scoring.columns import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
 from ..tasks.registry import get_task
 from ..training.config import TrainConfig
-from ..training.fit import train
 
 OnResult = Callable[["Cell", dict | None, str | None], None]  # (cell, results row or None, error or None)
 
@@ -74,13 +74,14 @@ class Cell:
 
 def cell_row(cell: Cell, metrics: dict) -> dict:
     """The results.csv row of a finished cell: its task's scores of every score set it has."""
+    task = get_task(metrics.get("task"))
     return {
         **_identity(cell),
         "epochs": metrics["epochs"],
         "lr": f"{metrics['lr']:.3g}",
         "seconds": metrics["seconds"],
-        "task": get_task(metrics.get("task")).name,
-        **score_columns(metrics, SCORE_SETS),
+        "task": task.name,
+        **score_columns(metrics, task.facts.scores, SCORE_SETS),
     }
 
 

@@ -64,7 +64,7 @@ def plot_map(path: Path, xy: np.ndarray, embeddings: Embeddings, method: str) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plots.figures import save_figure
+    from ..report.figures import save_figure
 
     panels = [("label", embeddings.track_label)] if embeddings.labelled else []
     panels.append(("prediction", embeddings.track_predicted))

@@ -19,6 +19,7 @@ windows do not line up across groups, so it has no window rows: a track gives it
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -307,10 +308,15 @@ class Predictor:
         return (torch.cat(captured) if captured else torch.empty(0, 0)), logits
 
     def embed(self, paths: Iterable[str | Path], **options) -> Embeddings:
-        """Pooled penultimate features per window and per track (mean of windows) of audio files and folders;
-        see `embed.embed_audio` for the options (`labels` as one `LabelSource`, `feature`, window, hop, progress)."""
+        """Deprecated (goes in 0.4): `inference.embed.embed_audio(predictor, paths, ...)` embeds; this calls it."""
         from .embed import embed_audio
 
+        warnings.warn(
+            "Predictor.embed is deprecated and goes in 0.4; call "
+            "mer_fastai.inference.embed.embed_audio(predictor, paths, ...) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return embed_audio(self, paths, **options)
 
     def predict_many(

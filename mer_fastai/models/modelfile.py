@@ -20,10 +20,10 @@ from torch import nn
 from .._plumbing.files import atomic_path, check_input_file
 from ..bounds import quote
 from ..errors import MerError
-from ..runs.layout import METADATA_KEY, MODEL_FILE, WRITER_KEY, model_file_path
 from ..tasks.base import DEFAULT_TASK
 from ..tasks.registry import get_task
 from .archs import ArchSpec, build_full_model, get_arch
+from .header import METADATA_KEY, MODEL_FILE, WRITER_KEY, model_file_path
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
 
 __all__ = ["load_model", "create_model"]

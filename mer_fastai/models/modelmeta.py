@@ -19,9 +19,9 @@ from .._plumbing.files import check_component
 from ..bounds import Bounds, quote
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
-from ..runs.layout import RUN_CONFIG, read_json_or_empty
 from ..tasks.base import DEFAULT_TASK
 from ..tasks.registry import TASKS, get_task
+from .header import run_settings
 from .preprocessing import RESIZE_METHODS, resize_policy
 
 __all__ = ["ModelMeta", "Stats"]
@@ -148,7 +148,7 @@ class ModelMeta:
         for key in REQUIRED:
             if key not in values:
                 raise _malformed(path, f"its metadata lacks {quote(key)}")
-        resize = values.get("resize") or resize_policy(_run_augment(path.parent / RUN_CONFIG))
+        resize = values.get("resize") or resize_policy(_run_augment(path))
         return cls(
             arch=_arch(values["arch"], path),
             classes=_classes(values["classes"], path),
@@ -334,7 +334,7 @@ def _members(value: Any, path: Path) -> tuple[dict, ...]:
     return tuple(dict(member) for member in value)
 
 
-def _run_augment(config_path: Path) -> str | None:
+def _run_augment(model_path: Path) -> str | None:
     """The augmentation of the run that wrote a model file, from its config.json (None when unknown)."""
-    augment = read_json_or_empty(config_path).get("augment")
+    augment = run_settings(model_path).get("augment")
     return augment if isinstance(augment, str) else None

@@ -9,24 +9,15 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .._plumbing.files import atomic_path, atomic_write
+from .._plumbing.files import atomic_write
 from ..errors import MerError
-from ..plots.figures import save_figure
 from ..runs.layout import HEATMAP, RESULTS_CSV, RESULTS_MD
+from ..scoring.columns import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, SPREAD_SETS, write_csv_rows
 from ..tasks.registry import TASKS, get_task
+from .figures import save_figure
 
 __all__ = ["load_results"]
 
-IDENTITY_COLUMNS = ["experiment", "dataset", "feature", "arch", "mode", "weights", "augmentation", "epochs", "lr"]
-SD_SUFFIX = "_sd"
-# The score sets a row can hold (prefix of each score's column) and what they are, in table order.
-SCORE_SETS = {
-    "": "validation windows",
-    "track_": "validation tracks",
-    "test_": "test windows",
-    "test_track_": "test tracks",
-}
-SPREAD_SETS = ("", "track_")  # cross-validated cells (recipe `folds`): the sd over folds of these, in `<score>_sd`
 SCORE_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "micro_f1": "micro-F1", "map": "mAP", "ccc": "CCC",
                 "pearson_r": "r", "r2": "R²", "rmse": "RMSE", "mae": "MAE"}  # fmt: skip
 
@@ -55,20 +46,6 @@ def is_score_column(column: str) -> bool:
 def row_task(row: dict) -> str:
     """The task of a results row (rows written before tasks existed are classification)."""
     return get_task(row.get("task")).name
-
-
-def score_columns(metrics: dict, prefixes: Iterable[str] = ("track_", "test_", "test_track_")) -> dict:
-    """The score columns of a run's metrics for the score sets `prefixes` (default: validation tracks, test
-    windows and test tracks; "" adds validation windows): the task's scores, empty strings where undefined."""
-    test = metrics.get("test") or {}
-    blocks = {"": metrics, "track_": metrics.get("track") or {}, "test_": test, "test_track_": test.get("track") or {}}
-    keys = get_task(metrics.get("task")).facts.scores
-    return {prefix + key: csv_score(blocks[prefix].get(key)) for prefix in prefixes for key in keys}
-
-
-def csv_score(value: float | None) -> float | str:
-    """A score as results.csv holds it: 4 decimals, or empty where undefined."""
-    return "" if value is None else round(value, 4)
 
 
 def main_score(task: str) -> str:
@@ -273,15 +250,6 @@ def write_results(out: str | Path, rows: list[dict]) -> None:
     if rows:
         atomic_write(out / RESULTS_MD, results_markdown(rows) + "\n")
         plot_heatmap(out / HEATMAP, rows)
-
-
-def write_csv_rows(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    """A CSV of `rows` (keys outside `columns` ignored), replaced atomically."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def load_results(out: str | Path) -> list[dict]:

@@ -12,20 +12,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .._plumbing.files import is_within
 from ..choices import STARTING_WEIGHTS
 from ..errors import MerError
 from .layout import METRICS_FILE, MODEL_FILE, REPORT_HTML, RUN_CONFIG, model_file_path
 
-if TYPE_CHECKING:
-    from ..training.config import TrainConfig
-
 # A run folder's records of its model: replacing one would make them describe a model that is not there.
 RUN_RECORDS = (METRICS_FILE, RUN_CONFIG, REPORT_HTML)
 
 Inputs = dict[Path, str]  # an input's path → what it is ("the model", "the labels file", ...)
+
+
+class TrainingInputs(Protocol):
+    """What a training reads besides its data set, as `training.config.TrainConfig` holds it."""
+
+    test_dir: str | Path | None
+    extra_train_dirs: list
+    weights: str
 
 
 def same_path(a: str | Path, b: str | Path) -> bool:
@@ -102,7 +107,7 @@ def refuse_input_out(
         refuse_audio_overwrite(output, audio)
 
 
-def refuse_training_out(out: str | Path, data_dir: str | Path, config: TrainConfig | None = None) -> None:
+def refuse_training_out(out: str | Path, data_dir: str | Path, config: TrainingInputs | None = None) -> None:
     """A command that reads a data set (train, lrfind, cv, baseline, gan train): its `--out` is neither inside the
     data set, a `--test` data set or an `--augment-dir` folder, nor over its `--weights` model."""
     folders = {Path(data_dir): "the data set"}

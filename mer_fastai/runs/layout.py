@@ -37,19 +37,26 @@ GAN run folder (`gan train`): generator.safetensors, gan.json, metrics.json, sam
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 from ..errors import MerError
 
+# the model file's names (and its light header readers), owned by `models.header`, in this folder schema
+from ..models.header import (  # noqa: F401
+    ENSEMBLE_FILE,
+    METADATA_KEY,
+    MODEL_FILE,
+    RUN_CONFIG,
+    WRITER_KEY,
+    model_file_path,
+    model_header,
+    model_writer,
+)
+
 # ------------------------------------------------------------------ a run folder
-RUN_CONFIG = "config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"  # the per-epoch scores
-MODEL_FILE = "model.safetensors"
-METADATA_KEY = "mer_fastai"  # the safetensors metadata key that holds a model file's JSON
 MODEL_CHECKSUM = "model_checksum"  # in metrics.json: the checksum of the model file the scores are of
-WRITER_KEY = "written_by"  # the safetensors metadata key naming the command that wrote a model file
 OWNER_FILE = ".written-by"  # in an output folder: the kind of output it holds ("run", "evaluate"), see runs.ownership
 VALID_PREDICTIONS = "valid_predictions.csv"
 TRACK_PREDICTIONS = "track_predictions.csv"
@@ -73,7 +80,6 @@ FOLD_FILE = "fold.json"  # in a fold's run folder: the settings fingerprint it w
 FOLD_DATA = "data"  # in a fold's folder: its data set
 OOF_PREDICTIONS = "oof_predictions.csv"
 OOF_TRACKS = "oof_track_predictions.csv"
-ENSEMBLE_FILE = "ensemble.safetensors"
 REFIT_DIR = "refit"  # cv --refit: the run folder of the model trained on every cross-validated clip
 REFIT_FILE = "refit.json"  # in the refit folder: the settings fingerprint it was trained with
 REFIT_KEY = "refit"  # in a refit's metrics.json (no validation block): why it has no validation scores
@@ -127,15 +133,6 @@ def fold_dirs(cv_folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name))
 
 
-def model_file_path(path: str | Path) -> Path:
-    """The model file itself, given the file, a run folder, or a cross-validation folder (its fold ensemble)."""
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    ensemble = path / ENSEMBLE_FILE
-    return ensemble if ensemble.is_file() and not (path / MODEL_FILE).is_file() else path / MODEL_FILE
-
-
 def folder_kind(folder: Path) -> str:
     """'run', 'grid' or 'cv', from the files the folder holds."""
     if not folder.is_dir():
@@ -184,38 +181,3 @@ def read_config(run_dir: Path) -> dict:
     """A run's recorded training settings (`config.json`); {} when it has none."""
     path = run_dir / RUN_CONFIG
     return read_json(path) if path.is_file() else {}
-
-
-def _safetensors_metadata(path: Path) -> dict | None:
-    """The `__metadata__` table of a safetensors file's header; None when it cannot be read (or is no regular
-    file: a pipe would block)."""
-    if not path.is_file():
-        return None
-    try:
-        with open(path, "rb") as handle:
-            (size,) = struct.unpack("<Q", handle.read(8))
-            if size > path.stat().st_size - 8:
-                return None
-            header = json.loads(handle.read(size))
-        metadata = header.get("__metadata__") or {}
-    except (OSError, struct.error, ValueError, AttributeError):
-        return None
-    return metadata if isinstance(metadata, dict) else None
-
-
-def model_writer(path: str | Path) -> str | None:
-    """The command that wrote a model file ("train", "export", "ensemble", "cv"); None for a file that does not
-    say (an older version's, or not a model file)."""
-    writer = (_safetensors_metadata(model_file_path(path)) or {}).get(WRITER_KEY)
-    return writer if isinstance(writer, str) else None
-
-
-def model_header(path: str | Path) -> dict | None:
-    """A model file's metadata, read from its safetensors header alone (no torch, no weights); None when the
-    file is missing or is not a model file. The checksum is not verified: use `models.modelfile` for that."""
-    raw = (_safetensors_metadata(model_file_path(path)) or {}).get(METADATA_KEY)
-    try:
-        metadata = json.loads(raw) if raw else None
-    except (ValueError, TypeError):
-        return None
-    return metadata if isinstance(metadata, dict) else None

@@ -1,14 +1,17 @@
 """`lrfind` and `train`: fit one architecture on one prepared data set and write its run folder.
 
 The settings are checked once (`TrainConfig.check` → `TrainSettings`) and read from there; the splits are
-scored by `validation` and the run folder written by `outputs`.
+scored by `validation` and the run folder written by `outputs`. Both return their results; the pages (plots of the
+LR range test and of the curves, `report.html`, the terminal table) are the caller's, drawn by its `pages`
+callback once the run folder is published (`api.training` passes the report's).
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle and lr_find)
@@ -24,8 +27,6 @@ from ..data.dataset import REPAIR, DatasetInfo, read_info, read_manifest, read_s
 from ..errors import MerError
 from ..models.archs import check_spectrogram
 from ..models.preprocessing import loader_size
-from ..report.html.page import write_report_or_warn
-from ..report.views.registry import views_of
 from ..runs.layout import LR_PLOT, REFIT_KEY, TEST_PREFIX, scatter_file
 from ..tasks.registry import get_task
 from .audio_augment import augmented_data
@@ -36,16 +37,7 @@ from .feature_cache import can_cache, head_learner
 from .items import check_dataset, images_read, training_stats
 from .learner import build_learner, set_mode
 from .loaders import load_dataloaders
-from .outputs import (
-    LR_FILES,
-    RUN_FILES,
-    Scored,
-    results_folder,
-    run_title,
-    versions,
-    write_lr_find,
-    write_run,
-)
+from .outputs import LR_FILES, RUN_FILES, Scored, results_folder, run_title, versions, write_lr_find, write_run
 from .partial import can_cache_prefix, prefix_learner
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
@@ -61,20 +53,29 @@ SCRATCH_DIR = "models"  # fastai's scratch folder in a run folder (the kept epoc
 
 @dataclass
 class LRFindResult:
-    """Suggested learning rates and where the plot went."""
+    """Suggested learning rates, the range test's losses (`lrs`, `losses`) and where its plot goes."""
 
     suggestion: float
     suggestions: dict[str, float]
     plot: Path
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
 
 
 @dataclass
 class TrainResult:
-    """A finished run: its folder, the learning rate used and its metrics (see `train` for the layout)."""
+    """A finished run: its folder, the learning rate used and its metrics (see `train` for the layout); its
+    per-epoch `history` and `title` (for the curves), and the LR range test it ran (`lr: auto`), if any."""
 
     run_dir: Path
     lr: float
     metrics: dict
+    history: list[dict] = field(default_factory=list)
+    title: str = ""
+    lr_find: LRFindResult | None = None
+
+
+Pages = Callable[[TrainResult], None]  # a caller's pages of a finished, published run (its plots and report)
 
 
 def task_monitor(config: TrainConfig | TrainSettings, info: DatasetInfo) -> str:
@@ -147,19 +148,23 @@ def _fitter(learn, settings: TrainSettings):
 
 
 def _lr_find(learn, run_dir: Path) -> LRFindResult:
-    """fastai's LR range test; the valley suggestion is the one used by `--lr auto`."""
+    """fastai's LR range test (lr_find.json written); the valley suggestion is the one used by `--lr auto`."""
     from fastai.callback.schedule import minimum, steep, valley
 
     with learn.no_logging():
         found = learn.lr_find(suggest_funcs=(valley, minimum, steep), show_plot=False)
     suggestions = {name: float(value) for name, value in zip(("valley", "minimum", "steep"), found)}
-    plot = write_lr_find(run_dir, learn.recorder, suggestions)
-    return LRFindResult(suggestions["valley"], suggestions, plot)
+    plot = write_lr_find(run_dir, suggestions)
+    lrs, losses = [float(x) for x in learn.recorder.lrs], [float(x) for x in learn.recorder.losses]
+    return LRFindResult(suggestions["valley"], suggestions, plot, lrs, losses)
 
 
 @tracked
-def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFindResult:
-    """Run the LR range test for `config` and save `lr_find.png` and `lr_find.json` in `out`."""
+def find_lr(
+    data_dir: str | Path, config: TrainConfig, out: str | Path, pages: Callable[[LRFindResult], None] | None = None
+) -> LRFindResult:
+    """Run the LR range test for `config`, save `lr_find.json` in `out` and return the suggestions and losses;
+    `pages` (the caller's) then draws `lr_find.png` from them."""
     data_dir, out = Path(data_dir), Path(out)
     settings: TrainSettings = config  # checked by `tracked`
     with reading(data_dir):
@@ -171,16 +176,20 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
                     found = _lr_find(_fitter(learn, settings), stage)
             finally:
                 shutil.rmtree(stage / SCRATCH_DIR, ignore_errors=True)
-    return LRFindResult(found.suggestion, found.suggestions, out / LR_PLOT)
+    found = replace(found, plot=out / LR_PLOT)
+    if pages is not None:
+        pages(found)
+    return found
 
 
 @tracked
-def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool = True) -> TrainResult:
+def train(data_dir: str | Path, config: TrainConfig, out: str | Path, pages: Pages | None = None) -> TrainResult:
     """Check the data set, find the LR if asked, fit one cycle, keep the best or last epoch (`config.keep`),
-    write the report and model.
+    write the run folder (model, metrics, predictions) and return its results.
 
     Nothing is written unless the data set matches its manifest; the run folder receives its files only
-    when the run has finished (see `results_folder`); then `report.html` is written beside them.
+    when the run has finished (see `results_folder`); then the caller's `pages` (main process) draws the curves,
+    the LR range test's plot and `report.html` beside them, while the run is still tracked.
 
     metrics.json layout: the validation scores at the top level (window `accuracy`, `macro_f1`,
     `per_class`, `confusion_matrix`, ...; `track_accuracy`, `track_macro_f1` and the `track` block:
@@ -202,16 +211,11 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool
         scatters = tuple(prefix + scatter_file(name) for name in info.scale for prefix in ("", TEST_PREFIX))
         with results_folder(run_dir, RUN_FILES + LR_FILES + scatters) as stage:
             result = _fit(data_dir, settings, splits, stage)
-    if is_main_process():
-        if show and result.metrics.get(REFIT_KEY):
-            console.print(f"refit ({config.epochs} epochs, lr {result.lr:.2e}): {REFIT_NOTE}", soft_wrap=True)
-        elif show:
-            kept = f"{config.keep} epoch {result.metrics['kept_epoch'] + 1}"
-            title = f"{run_title(settings, info)} — {kept}, lr {result.lr:.2e}"
-            console.print(views_of(get_task(info.task)).terminal_table(result.metrics, title))
-            console.print(f"run folder: [bold]{run_dir}")
-        write_report_or_warn(run_dir, show)
-    return TrainResult(run_dir, result.lr, result.metrics)
+    tested = result.lr_find and replace(result.lr_find, plot=run_dir / LR_PLOT)
+    result = replace(result, run_dir=run_dir, lr_find=tested)
+    if is_main_process() and pages is not None:
+        pages(result)
+    return result
 
 
 def _warn_unvalidated(classes: list[str]) -> None:
@@ -233,8 +237,14 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     task, monitor = get_task(info.task), task_monitor(settings, info)
     learn = _learner(_training_data(data_dir, settings, splits, run_dir), settings, run_dir)
     fitter = _fitter(learn, settings)
+    found: list[LRFindResult] = []  # the range test, run by the main process alone
+
+    def find() -> float:
+        found.append(_lr_find(fitter, run_dir))
+        return found[0].suggestion
+
     with images_read(data_dir), checkpoint(run_dir, "_tmp"):  # fastai's lr_find saves the weights first
-        lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if settings.lr is None else settings.lr
+        lr = main_process_value(find) if settings.lr is None else settings.lr
     timer = EpochTimer()
     callbacks = [timer, *epoch_callbacks()]
     if config.keep == "best":  # else the weights of the last epoch stay
@@ -291,7 +301,7 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     )
     if is_main_process():  # one process of a distributed training: rank 0 writes
         write_run(run_dir, learn, settings, splits, scored, history, metrics, started)
-    return TrainResult(run_dir, lr, metrics)
+    return TrainResult(run_dir, lr, metrics, history, run_title(settings, info), found[0] if found else None)
 
 
 def refit_run(learn, keep: str):

@@ -18,7 +18,6 @@ from .._version import __version__
 from ..data.dataset import DatasetInfo, read_spec
 from ..models.modelfile import CHECKSUM, save_model_file
 from ..models.modelmeta import ModelMeta
-from ..plots.figures import plot_curves, save_figure
 from ..report.views.predictions import write_split_predictions
 from ..report.views.registry import views_of
 from ..runs.layout import (
@@ -54,7 +53,7 @@ from .validation import Split, Splits, score_test
 LR_FILES = (LR_PLOT, LR_JSON)
 PREDICTION_FILES = (VALID_PREDICTIONS, TRACK_PREDICTIONS, TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS)
 CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CONFUSION_FILE)
-# report.html is written after the run folder is published
+# report.html, curves.png and lr_find.png are the caller's pages, drawn after the run folder is published
 RUN_FILES = (METRICS_FILE, RUN_CONFIG, HISTORY_FILE, REPORT_FILE, *CONFUSION_FILES, CURVES_FILE, MODEL_FILE)
 RUN_FILES += (*PREDICTION_FILES, REPORT_HTML, CIRCUMPLEX_FILE, TEST_PREFIX + CIRCUMPLEX_FILE, LABELS_FILE)
 RUN_FILES += (TEST_PREFIX + LABELS_FILE,)
@@ -121,8 +120,8 @@ def write_run(
     started: float,
 ) -> None:
     """A finished run's files: the model, the validation split's predictions and plots, the test split scored
-    once with the final model, config, history, curves and metrics.json last (its `test` block and `seconds`
-    filled in here)."""
+    once with the final model, config, history and metrics.json last (its `test` block and `seconds` filled in
+    here). The curves are the caller's page (`TrainResult.history`)."""
     info, valid, test = splits.info, splits.valid, splits.test
     task = get_task(info.task)
     title = run_title(settings, info)
@@ -142,7 +141,6 @@ def write_run(
     write_json(run_dir / HISTORY_FILE, {"history": history})
     if scored.outputs is not None:
         views_of(task).write_windows(run_dir, scored.truth, scored.outputs, scored.tracks, metrics["valid"], title)
-    plot_curves(run_dir / CURVES_FILE, history, title)
     write_json(run_dir / METRICS_FILE, metrics)
 
 
@@ -202,26 +200,7 @@ def versions() -> dict[str, str]:
     return {"mer-fastai": __version__, "torch": torch.__version__, "fastai": fastai.__version__}
 
 
-def write_lr_find(run_dir: Path, recorder, suggestions: dict[str, float]) -> Path:
-    """lr_find.json (the suggestions) and lr_find.png (loss against learning rate, suggestions marked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lrs = np.array(recorder.lrs)
-    losses = np.array([float(x) for x in recorder.losses])
-    keep = slice(0, -5) if len(lrs) > 10 else slice(None)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(lrs[keep], losses[keep])
-    for (name, value), color in zip(suggestions.items(), ("red", "green", "orange")):
-        ax.axvline(value, color=color, linestyle="--", label=f"{name}: {value:.2e}")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    plot = save_figure(fig, run_dir / LR_PLOT, dpi=120)
+def write_lr_find(run_dir: Path, suggestions: dict[str, float]) -> Path:
+    """lr_find.json (the suggestions); returns the plot's path, which the caller's pages draw."""
     write_json(run_dir / LR_JSON, {"suggestions": suggestions})
-    return plot
+    return run_dir / LR_PLOT

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from mer_fastai._plumbing.files import output_folder
+from mer_fastai.api.training import find_lr, train
 from mer_fastai.errors import MerError
-from mer_fastai.training.fit import TrainConfig, find_lr, train
+from mer_fastai.training.fit import TrainConfig
 from mer_fastai.training.items import check_dataset
 from mer_fastai.training.tensor_loaders import memory_dataloaders
 
@@ -213,8 +214,8 @@ def test_commands_reading_a_data_set_wait_for_no_prepare_and_hold_it_meanwhile(d
     import os
 
     from mer_fastai._plumbing.locks import excluding_readers
+    from mer_fastai.api.training import run_cv
     from mer_fastai.evaluation.baseline.classic import run_baseline
-    from mer_fastai.evaluation.cv import run_cv
 
     handle = os.open(data_copy, os.O_RDONLY)
     fcntl.flock(handle, fcntl.LOCK_EX)  # `prepare --overwrite` (PID 4242) is changing the data set

@@ -23,6 +23,7 @@ from mer_fastai.data.synth import make_study_style_set
 from mer_fastai.errors import MerError
 from mer_fastai.evaluation.ensemble import ensemble_models
 from mer_fastai.evaluation.evaluator import evaluate
+from mer_fastai.inference.embed import embed_audio
 from mer_fastai.inference.export import export_model
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.inference.writing import render_predictions
@@ -290,7 +291,7 @@ def test_what_a_mixed_ensemble_cannot_do_is_refused_in_one_line(mixed_file, tiny
         (lambda: ensemble.predict_many([clip], hop=0.5), "--hop: a mixed-input ensemble"),
         (lambda: ensemble.predict(clip, aggregate="vote"), "--aggregate vote: a mixed-input ensemble's tracks"),
         (lambda: export_model(mixed_file, tmp_path / "e.safetensors", onnx=True), "--onnx: a mixed-input ensemble"),
-        (lambda: ensemble.embed([clip]), "one feature vector per member"),
+        (lambda: embed_audio(ensemble, [clip]), "one feature vector per member"),
         (lambda: train_run(tiny_data, tmp_path / "run", dataclasses.replace(TINY_CONFIG, weights=str(mixed_file))),
          "is an ensemble of 3 models; pass one member"),
     ]  # fmt: skip

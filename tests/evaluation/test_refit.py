@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 import mer_fastai.evaluation.cv as cv_module
 import mer_fastai.evaluation.refit as refit_module
+from mer_fastai.api.training import run_cv
 from mer_fastai.cli.main import app
 from mer_fastai.data.dataset import read_info, read_manifest
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.cv import run_cv
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.runs.layout import CV_FILE, VALID_PREDICTIONS, model_writer
 from mer_fastai.training.config import TrainConfig

@@ -11,6 +11,7 @@ import numpy as np
 import soundfile
 
 from mer_fastai.inference.batching import Decoded, batched
+from mer_fastai.inference.embed import embed_audio
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.inference.writing import write_predictions
 
@@ -91,7 +92,7 @@ def test_batched_predictions_equal_the_legacy_loop(predictor, tiny_audio, tmp_pa
 
 def test_batched_embeddings_equal_each_file_alone(predictor, tiny_audio, tmp_path):  # noqa: F811
     audio = _clips(tiny_audio, tmp_path / "audio")
-    embeddings = Predictor(predictor.model, predictor.meta, device="cpu", bs=4, workers=2).embed([audio])
+    embeddings = embed_audio(Predictor(predictor.model, predictor.meta, device="cpu", bs=4, workers=2), [audio])
     assert [Path(s.file).name for s in embeddings.skipped] == ["broken.mp3"]
     assert embeddings.track_file == [str(f) for f in sorted(audio.glob("*.wav"))]
     offset = 0

@@ -1,4 +1,4 @@
-"""`Predictor.embed` / `mer-fastai embed`: penultimate-layer features per window and track, labels, map."""
+"""`embed_audio` / `mer-fastai embed`: penultimate-layer features per window and track, labels, map."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mer_fastai.data.labelsource import LabelSource
 from mer_fastai.data.spectrogram import log_values, musicnn_spec, window_images
 from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
+from mer_fastai.inference.embed import embed_audio
 from mer_fastai.inference.embed_files import check_embed_out, write_embeddings
 from mer_fastai.inference.predict import penultimate_layer
 from mer_fastai.models.archs import IDENTITY_STATS
@@ -47,7 +48,7 @@ def test_features_are_the_input_of_the_final_linear(predictor):  # noqa: F811
 
 
 def test_embed_windows_and_tracks(predictor, tiny_audio):  # noqa: F811
-    emb = predictor.embed([tiny_audio], window=1.0, hop=0.5)
+    emb = embed_audio(predictor, [tiny_audio], window=1.0, hop=0.5)
     assert len(emb.track_file) == 16 and "angry/angry_00" in emb.track_clip_id
     arrays = emb.arrays()
     first = arrays["track_clip_id"][0]
@@ -59,13 +60,22 @@ def test_embed_windows_and_tracks(predictor, tiny_audio):  # noqa: F811
     assert arrays["track_predicted"][0] == predicted.label
     np.testing.assert_allclose(arrays["track_features"][0], arrays["window_features"][rows].mean(axis=0), rtol=1e-5)
     assert set(arrays["track_label"]) == {""}  # no labels file: no labels
-    single = predictor.embed([tiny_audio / "sad" / "sad_01.wav"])
+    single = embed_audio(predictor, [tiny_audio / "sad" / "sad_01.wav"])
     assert single.track_clip_id == ["sad_01"]  # a file given directly: relative to its own folder
+
+
+def test_predictor_embed_is_a_deprecated_alias_of_embed_audio(predictor, tiny_audio):  # noqa: F811
+    clip = tiny_audio / "sad" / "sad_01.wav"
+    with pytest.warns(DeprecationWarning, match="Predictor.embed is deprecated.*embed_audio"):
+        old = predictor.embed([clip])
+    new = embed_audio(predictor, [clip])
+    assert old.track_clip_id == new.track_clip_id == ["sad_01"]
+    np.testing.assert_array_equal(old.arrays()["track_features"], new.arrays()["track_features"])
 
 
 def test_embed_labels_match_like_evaluate(predictor, tiny_audio, labels_file, tmp_path):  # noqa: F811
     options = {"labels": labels_file, "feature": "mood", "id_column": "clip", "label_column": "mood"}
-    emb = predictor.embed([tiny_audio], **options)
+    emb = embed_audio(predictor, [tiny_audio], **options)
     by_clip = dict(zip(emb.track_clip_id, emb.track_label))
     assert by_clip["angry/angry_00"] == "lively" and by_clip["angry/angry_01"] == "calm"
     extra = tmp_path / "audio"
@@ -74,21 +84,21 @@ def test_embed_labels_match_like_evaluate(predictor, tiny_audio, labels_file, tm
         (extra / "happy" / clip.name).write_bytes(clip.read_bytes())
     (extra / "new.wav").write_bytes((tiny_audio / "sad" / "sad_00.wav").read_bytes())
     with pytest.raises(MerError, match="new"):
-        predictor.embed([extra], **options)  # a file without a row is refused, as evaluate refuses it
+        embed_audio(predictor, [extra], **options)  # a file without a row is refused, as evaluate refuses it
     with pytest.warns(DeprecationWarning, match="embed_audio: the label keyword") as seen:  # the loose keywords
-        kept = predictor.embed([extra], **options, skip_unlabeled=True)
+        kept = embed_audio(predictor, [extra], **options, skip_unlabeled=True)
     assert len([w for w in seen if w.category is DeprecationWarning]) == 1
     assert kept.track_clip_id == ["happy/happy_00", "happy/happy_01"]
     assert [s.file for s in kept.skipped] == [str(extra / "new.wav")]
     source = LabelSource(labels_file, id_column="clip", label_column="mood", skip_unlabeled=True)
-    whole = predictor.embed([extra], labels=source, feature="mood")  # the label options as one value
+    whole = embed_audio(predictor, [extra], labels=source, feature="mood")  # the label options as one value
     assert whole.track_label == kept.track_label and whole.skipped == kept.skipped
     with pytest.raises(TypeError, match="embed_audio: cuts given beside a LabelSource"):
-        predictor.embed([extra], labels=source, feature="mood", cuts=[3.0, 6.0])
+        embed_audio(predictor, [extra], labels=source, feature="mood", cuts=[3.0, 6.0])
 
 
 def test_npz_and_parquet_round_trip(predictor, tiny_audio, tmp_path):  # noqa: F811
-    emb = predictor.embed([tiny_audio / "angry"])
+    emb = embed_audio(predictor, [tiny_audio / "angry"])
     npz = np.load(write_embeddings(emb, tmp_path / "e.npz"))
     assert npz["window_features"].shape[0] == len(emb.window_file)
     assert json.loads(str(npz["info"]))["layer"] == "input of the head's final Linear"
@@ -167,7 +177,7 @@ def test_a_musicnn_model_writes_the_original_taggers_tags_beside_the_embeddings(
         [track] = [r for r in tracks if r[1] == str(file)]
         assert int(track[4]) == 4
         np.testing.assert_allclose([float(v) for v in track[5:]], expected.mean(axis=0), atol=1e-5)
-    plain = predictor.embed([audio / "sad"])
+    plain = embed_audio(predictor, [audio / "sad"])
     assert plain.tags == () and plain.tagger is None
     write_embeddings(plain, tmp_path / "plain.npz")
     assert not (tmp_path / "plain-tags.csv").exists()

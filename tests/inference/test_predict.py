@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from mer_fastai.api.training import train
 from mer_fastai.cli.main import app
 from mer_fastai.errors import MerError
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.inference.tracks import TrackPrediction
 from mer_fastai.inference.writing import write_predictions
 from mer_fastai.models.modelfile import load_model, read_model_file, save_model_file
-from mer_fastai.training.fit import TrainConfig, train
+from mer_fastai.training.fit import TrainConfig
 
 TINY_CONFIG = TrainConfig(
     arch="squeezenet1_0", mode="whole", weights="none", epochs=1, bs=4, size=64, num_workers=0, lr=1e-3

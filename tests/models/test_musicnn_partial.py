@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from mer_fastai.api.training import train
 from mer_fastai.data.dataset import read_manifest
 from mer_fastai.data.spectrogram import musicnn_spec
 from mer_fastai.errors import MerError
@@ -17,7 +18,6 @@ from mer_fastai.models.musicnn import weights
 from mer_fastai.models.musicnn.transfer import transfer_model
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.training.config import TrainConfig
-from mer_fastai.training.fit import train
 
 RATE = 16000
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from mer_fastai.api.training import train
 from mer_fastai.data.dataset import read_manifest, read_spec
 from mer_fastai.data.png import read_png16
 from mer_fastai.data.spectrogram import musicnn_spec
@@ -23,7 +24,6 @@ from mer_fastai.models.musicnn import weights
 from mer_fastai.models.musicnn.transfer import transfer_model
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.training.config import TrainConfig
-from mer_fastai.training.fit import train
 from tests.fixtures.musicnn.clips import write_clips
 from tests.test_cli import run_main
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from mer_fastai.api.training import train
 from mer_fastai.data.dataset import read_info, read_manifest
 from mer_fastai.data.split import split_groups
 from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
 from mer_fastai.experiments.runner import run_recipe
 from mer_fastai.preparation.prepare import prepare_dataset
-from mer_fastai.training.fit import TrainConfig, train
+from mer_fastai.training.fit import TrainConfig
 from mer_fastai.training.items import check_dataset
 from mer_fastai.training.loaders import load_dataloaders
 from tests.conftest import TINY_SPEC

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mer_fastai.api.training import train
 from mer_fastai.data.dataset import read_manifest
 from mer_fastai.data.png import read_png16
 from mer_fastai.errors import MerError
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.training.audio_augment import CACHE_DIR, DONE_FILE, _rng, augment_signal, augmented_data, parse_kinds
 from mer_fastai.training.config import TrainConfig
-from mer_fastai.training.fit import train
 from tests.conftest import TINY_SPEC
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mer_fastai.api.training import find_lr, train
 from mer_fastai.choices import MODES, STUDY_MODES
 from mer_fastai.errors import MerError
 from mer_fastai.experiments.recipe_schema import Stage
 from mer_fastai.models.archs import get_arch
 from mer_fastai.models.modelfile import create_model, read_model
 from mer_fastai.models.prefix import split_body
-from mer_fastai.training.fit import TrainConfig, find_lr, train
+from mer_fastai.training.fit import TrainConfig
 from tests.training.test_fit import valid_accuracy
 
 

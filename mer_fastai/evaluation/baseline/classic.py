@@ -33,7 +33,6 @@ from ...bounds import quote
 from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, DatasetInfo, ManifestRow, read_info, read_manifest
 from ...errors import MerError
-from ...report.results import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
 from ...report.views.predictions import write_split_predictions
 from ...report.views.registry import views_of
 from ...runs.layout import (
@@ -43,6 +42,7 @@ from ...runs.layout import (
     TEST_PREFIX,
     TEST_TRACK_PREDICTIONS,
 )
+from ...scoring.columns import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
 from ...scoring.scores import check_aggregate
 from ...tasks.base import Task
 from ...tasks.registry import TASKS, get_task
@@ -138,7 +138,7 @@ def run_baseline(
         write_json(folder / METRICS_FILE, metrics)
         identity = {"experiment": "baseline", "dataset": dataset, "feature": info.feature, "arch": name,
                     "mode": "features", "weights": "", "augmentation": "none", "epochs": "", "lr": ""}  # fmt: skip
-        results.append({**identity, "seconds": seconds, **score_columns(metrics, SCORE_SETS)})
+        results.append({**identity, "seconds": seconds, **score_columns(metrics, task.facts.scores, SCORE_SETS)})
     write_csv(out / BASELINE_CSV, results, baseline_columns(task))
     return results
 

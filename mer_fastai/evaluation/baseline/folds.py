@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..._plumbing.files import output_folder
 from ..._plumbing.locks import reads_dataset
-from ...report.results import SD_SUFFIX, SPREAD_SETS, csv_score
 from ...runs.layout import BASELINE_CSV, FOLD_DATA, fold_dir
+from ...scoring.columns import SD_SUFFIX, SPREAD_SETS, csv_score
 from ...tasks.base import Task
 from ...tasks.registry import get_task
 from ..folds import build_fold_data, dataset_folds

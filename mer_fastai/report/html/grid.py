@@ -7,13 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...runs.layout import CELLS_DIR, CV_FILE, HEATMAP, STATE_FILE, TEST_PREFIX, is_finished, read_json
-from ..results import SCORE_LABELS, SD_SUFFIX, is_score_column, load_results, main_score, row_task
+from ...scoring.columns import SD_SUFFIX
+from ..results import SCORE_LABELS, is_score_column, load_results, main_score, row_task
 from .cv import fold_sections
 from .run import run_section
 from .templating import data_uri
 from .values import cell, number, score_cell, slug
 
-# the identity columns of results.csv (`report.results.IDENTITY_COLUMNS`) that the page shows, in its order
+# the identity columns of results.csv (`scoring.columns.IDENTITY_COLUMNS`) that the page shows, in its order
 SHOWN_IDENTITY = ("experiment", "stage", "dataset", "feature", "arch", "mode", "weights", "augmentation")
 NUMBER_COLUMNS = ("epochs", "lr", "seconds", "folds")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from ...plots.tables import cell as score_cell_text
+from ..tables import cell as score_cell_text
 
 
 def number(text: object) -> float | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..._plumbing.files import atomic_write
-from ...plots.figures import plot_confusion
-from ...plots.tables import summary_table
 from ...runs.layout import CONFUSION_FILE, REPORT_FILE, TRACK_CONFUSION_FILE
 from ...scoring.metrics import text_report
+from ..figures import plot_confusion
+from ..tables import summary_table
 from .base import TaskViews, decimals
 
 if TYPE_CHECKING:

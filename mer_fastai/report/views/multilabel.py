@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from ...plots.figures import plot_label_bars
-from ...plots.tables import cell, multilabel_table
 from ...runs.layout import LABELS_FILE
+from ..figures import plot_label_bars
+from ..tables import cell, multilabel_table
 from .base import TaskViews, decimals
 
 if TYPE_CHECKING:

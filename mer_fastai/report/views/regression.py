@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from ...plots.figures import circumplex_axes, plot_value_tracks
-from ...plots.tables import cell, regression_table
 from ...runs.layout import CIRCUMPLEX_FILE, scatter_file
+from ..figures import circumplex_axes, plot_value_tracks
+from ..tables import cell, regression_table
 from .base import TaskViews, decimals
 
 if TYPE_CHECKING:

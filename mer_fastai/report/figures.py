@@ -1,4 +1,5 @@
-"""Figures of a finished training or evaluation: curves, confusion matrices, scatters, circumplex, mood bars."""
+"""Figures of a finished training or evaluation: curves, the LR range test, confusion matrices, scatters, circumplex,
+mood bars."""
 
 from __future__ import annotations
 
@@ -66,6 +67,28 @@ def plot_curves(path: Path, history: list[dict], title: str) -> Path:
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)
+
+
+def plot_lr_find(path: Path, lrs: list[float], losses: list[float], suggestions: dict[str, float]) -> Path:
+    """The LR range test: loss against learning rate (the last 5 steps left out), each suggestion marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lrs, losses = np.array(lrs), np.array(losses)
+    keep = slice(0, -5) if len(lrs) > 10 else slice(None)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs[keep], losses[keep])
+    for (name, value), color in zip(suggestions.items(), ("red", "green", "orange")):
+        ax.axvline(value, color=color, linestyle="--", label=f"{name}: {value:.2e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
 

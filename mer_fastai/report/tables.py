@@ -1,6 +1,9 @@
-"""Rich terminal tables of a finished training's or evaluation's scores, one per task."""
+"""Rich terminal tables of a finished training's or evaluation's scores, one per task, and of a
+cross-validation's summary."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from rich.table import Table
 
@@ -64,6 +67,25 @@ def multilabel_table(metrics: dict, title: str) -> Table:
                                      (f"{prefix}tracks", block["track"], block["n_tracks"])):  # fmt: skip
             for key, name in (("micro_f1", "micro F1"), ("macro_f1", "macro F1"), ("map", "mAP")):
                 table.add_row(f"[bold]{level} {name}", "", "", f"[bold]{cell(scores[key])}", "", str(count))
+    return table
+
+
+def cv_table(summary: dict, pooled: dict, scores: Sequence[str], title: str) -> Table:
+    """A cross-validation's table: each of the task's `scores` (windows, then tracks; a regression's means over its
+    targets, the per-target ones are in cv.json) with mean ± sd, 95 % interval, pooled and per-fold values."""
+    table = Table(title=title)
+    for column in ("score", "mean ± sd", "95 % interval", "pooled (out of fold)", "per fold"):
+        table.add_column(column)
+    for name in (prefix + key for prefix in ("", "track_") for key in scores):
+        values = summary[name]
+        low, high = values["ci95"]
+        table.add_row(
+            name,
+            f"{cell(values['mean'])} ± {cell(values['sd'])}",
+            f"{cell(low)} – {cell(high)}",
+            cell(pooled[name]),
+            " ".join(cell(v) for v in values["values"]),
+        )
     return table
 
 

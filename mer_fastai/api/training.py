@@ -1,0 +1,90 @@
+"""`find_lr`, `train` and `run_cv` as the Python API and the commands call them: the loop (`training.fit`,
+`evaluation.cv`) returns its results, and this caller draws the pages from them (`report/`).
+
+A run's pages (`lr_find.png`, `curves.png`, the terminal table, `report.html`) are drawn by `run_pages` once the
+run folder is published, while the run is still tracked, so every fold of a cross-validation has its pages as soon
+as it finishes; a cross-validation's summary table and `report.html` follow its last fold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._plumbing.progress import console
+from ..evaluation import cv as loop
+from ..evaluation.oof import CVResult
+from ..report.figures import plot_curves, plot_lr_find
+from ..report.html.page import write_report_or_warn
+from ..report.tables import cv_table
+from ..report.views.registry import views_of
+from ..runs.layout import CURVES_FILE, REFIT_KEY
+from ..tasks.registry import get_task
+from ..training import fit
+from ..training.config import TrainConfig
+from ..training.fit import LRFindResult, Pages, TrainResult
+
+__all__ = ["find_lr", "train", "run_cv", "run_pages"]
+
+
+def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFindResult:
+    """Run the LR range test for `config` and save `lr_find.png` and `lr_find.json` in `out`."""
+    return fit.find_lr(data_dir, config, out, _plot_lr_find)
+
+
+def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool = True) -> TrainResult:
+    """Train one architecture on one data set into the run folder `out` (`training.fit.train`: its layout), then
+    draw its pages: `curves.png`, `lr_find.png` (with `lr: auto`), the terminal table (`show`) and `report.html`."""
+    return fit.train(data_dir, config, out, run_pages(show))
+
+
+def run_cv(
+    data_dir: str | Path,
+    config: TrainConfig,
+    out: str | Path,
+    folds: int = 5,
+    repeats: int = 1,
+    *,
+    seed: int | None = None,
+    ensemble: bool = True,
+    refit: bool = False,
+    report: bool = True,
+    show: bool = True,
+) -> CVResult:
+    """Cross-validate `config` on the data set `data_dir` into `out` (`evaluation.cv.run_cv`: the folds, the
+    ensemble and `refit`), each run's pages drawn as it finishes; then (`show`) the summary table and the model
+    files, and with `report` the HTML report `out/report.html`."""
+    result = loop.run_cv(data_dir, config, out, folds, repeats, seed=seed, ensemble=ensemble, refit=refit, show=show,
+                         pages=run_pages(show))  # fmt: skip
+    if show:
+        title = f"cross-validation ({result.task}): {len(result.fold_dirs)} folds — {result.out}"
+        console.print(cv_table(result.summary, result.pooled, get_task(result.task).facts.scores, title))
+        for line in loop.model_lines(result):
+            console.print(line, soft_wrap=True, highlight=False)
+    if report:
+        write_report_or_warn(Path(out), show)
+    return result
+
+
+def run_pages(show: bool) -> Pages:
+    """The pages of a finished run: its plots, terminal table (`show`) and `report.html`."""
+
+    def draw(result: TrainResult) -> None:
+        run_dir, metrics = result.run_dir, result.metrics
+        if result.lr_find is not None:
+            _plot_lr_find(result.lr_find)
+        plot_curves(run_dir / CURVES_FILE, result.history, result.title)
+        if show and metrics.get(REFIT_KEY):
+            console.print(f"refit ({metrics['epochs']} epochs, lr {result.lr:.2e}): {metrics[REFIT_KEY]}",
+                          soft_wrap=True)  # fmt: skip
+        elif show:
+            kept = f"{metrics['keep']} epoch {metrics['kept_epoch'] + 1}"
+            title = f"{result.title} — {kept}, lr {result.lr:.2e}"
+            console.print(views_of(get_task(metrics["task"])).terminal_table(metrics, title))
+            console.print(f"run folder: [bold]{run_dir}")
+        write_report_or_warn(run_dir, show)
+
+    return draw
+
+
+def _plot_lr_find(found: LRFindResult) -> None:
+    plot_lr_find(found.plot, found.lrs, found.losses, found.suggestions)
