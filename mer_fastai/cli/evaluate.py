@@ -78,9 +78,9 @@ def command(
 def scores_table(metrics: dict, title: str):
     """The terminal table of an evaluation, as its task shows it (a regression or multilabel one: windows and
     tracks; a mixed-input ensemble's: tracks only)."""
-    from ..tasks.registry import get_task
+    from ..report.results import row_task
 
-    return get_task(metrics.get("task")).evaluation_table(metrics, title)
+    return row_task(metrics).evaluation_table(metrics, title)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,9 +14,8 @@ from .._plumbing.progress import console
 from ..data.dataset import read_info
 from ..errors import MerError
 from ..evaluation.cv import CVResult, run_cv
-from ..report.results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
+from ..report.results import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, row_task, score_columns
 from ..runs.layout import CV_FILE, ENSEMBLE_FILE, METRICS_FILE, model_file_path, read_metrics
-from ..tasks.registry import get_task
 from ..training.config import TrainConfig
 from ..training.fit import train
 
@@ -79,7 +78,7 @@ def cell_row(cell: Cell, metrics: dict) -> dict:
         "epochs": metrics["epochs"],
         "lr": f"{metrics['lr']:.3g}",
         "seconds": metrics["seconds"],
-        "task": get_task(metrics.get("task")).name,
+        "task": row_task(metrics).name,
         **score_columns(metrics, SCORE_SETS),
     }
 
@@ -95,9 +94,9 @@ def cv_row(cell: Cell, result: CVResult) -> dict:
         "lr": low if low == high else f"{low}–{high}",  # lr: auto finds one per fold
         "seconds": round(sum(run["seconds"] for run in runs), 2),  # the cell's whole training time
         "folds": len(result.fold_dirs),
-        "task": result.task,
+        "task": result.task.name,
     }
-    for score in (prefix + key for prefix in SPREAD_SETS for key in get_task(result.task).scores):
+    for score in (prefix + key for prefix in SPREAD_SETS for key in result.task.scores):
         values = result.summary[score]
         row[score], row[f"{score}{SD_SUFFIX}"] = csv_score(values["mean"]), csv_score(values["sd"])
     return row

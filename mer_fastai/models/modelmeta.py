@@ -21,8 +21,8 @@ from ..choices import TASKS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..runs.layout import RUN_CONFIG, read_json_or_empty
-from ..tasks.base import DEFAULT_TASK
-from ..tasks.registry import get_task
+from ..tasks.base import Task
+from ..tasks.registry import DEFAULT, get_task
 from .preprocessing import RESIZE_METHODS, resize_policy
 
 __all__ = ["ModelMeta", "Stats"]
@@ -67,8 +67,12 @@ class ModelMeta:
     # What the outputs are: "classification" (class logits), "regression" (one value per target, in
     # `classes` order, squeezed into its `scale` [low, high] by the head's last layer) or "multilabel" (one
     # logit per mood, in `classes` order; a mood holds when its sigmoid reaches 0.5). Every verb serves all three.
-    task: str = DEFAULT_TASK
+    # The `Task` object (a task's name is accepted and resolved); the file holds its name.
+    task: Task = DEFAULT
     scale: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", get_task(self.task))
 
     @property
     def is_ensemble(self) -> bool:
@@ -129,7 +133,11 @@ class ModelMeta:
             "package_version": self.package_version,
             "metrics": dict(self.metrics),
             **({"members": [dict(member) for member in self.members]} if self.members else {}),
-            **({"task": self.task, "scale": [list(pair) for pair in self.scale]} if self.task != TASKS[0] else {}),
+            **(
+                {"task": self.task.name, "scale": [list(pair) for pair in self.scale]}
+                if not self.task.is_default
+                else {}
+            ),
         }
 
     @classmethod
@@ -150,7 +158,7 @@ class ModelMeta:
             if key not in values:
                 raise _malformed(path, f"its metadata lacks {quote(key)}")
         resize = values.get("resize") or resize_policy(_run_augment(path.parent / RUN_CONFIG))
-        return cls(
+        meta = cls(
             arch=_arch(values["arch"], path),
             classes=_classes(values["classes"], path),
             spec=_spec(values["spectrogram"], path),
@@ -164,8 +172,8 @@ class ModelMeta:
             metrics=_metrics(values.get("metrics"), path),
             members=_members(values.get("members"), path),
             task=_choice(values.get("task", TASKS[0]), "task", TASKS, path),
-            scale=_scale(values.get("scale"), values.get("task", TASKS[0]), len(values["classes"]), path),
         )
+        return dataclasses.replace(meta, scale=_scale(values.get("scale"), meta.task, len(values["classes"]), path))
 
 
 def ensemble_record(members: list[ModelMeta], described: list[Mapping[str, Any]]) -> ModelMeta:
@@ -289,9 +297,9 @@ def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
     return tuple(float(v) for v in value)
 
 
-def _scale(value: Any, task: str, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
+def _scale(value: Any, task: Task, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
     """A regression model's [low, high] per output; other models have none."""
-    if not get_task(task).predicts_values:
+    if not task.predicts_values:
         if value:
             raise _malformed(path, f"a {task} model has no 'scale'")
         return ()

@@ -10,10 +10,11 @@ from pathlib import Path
 from rich.table import Table
 
 from .._plumbing.files import atomic_path, atomic_write
-from ..choices import TASKS
 from ..errors import MerError
 from ..plots.figures import save_figure
 from ..runs.layout import HEATMAP, RESULTS_CSV, RESULTS_MD
+from ..tasks.base import Task
+from ..tasks.registry import TASKS as REGISTERED
 from ..tasks.registry import get_task
 
 __all__ = ["load_results"]
@@ -36,15 +37,16 @@ def result_columns(tasks: Iterable[str] = ("classification",)) -> list[str]:
     """results.csv's columns for rows of `tasks`: identity, the tasks' scores (`Task.scores`) of validation
     windows, seconds, stage, run_dir, the same scores of validation tracks, test windows and test tracks, the
     folds' sd of window and track scores, `folds`, and beside classification `task`."""
-    present = set(tasks)
-    scores = list(dict.fromkeys(key for task in TASKS if task in present for key in get_task(task).scores))
+    named = set(tasks)
+    present = [task for task in REGISTERED.values() if task in named]
+    scores = list(dict.fromkeys(key for task in present for key in task.scores))
     columns = [*IDENTITY_COLUMNS, *scores, "seconds", "stage", "run_dir"]
     columns += [prefix + key for prefix in SCORE_SETS if prefix for key in scores]
     columns += [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in scores]
-    return [*columns, "folds", *(["task"] if any(not get_task(task).is_default for task in present) else [])]
+    return [*columns, "folds", *(["task"] if any(not task.is_default for task in present) else [])]
 
 
-SCORE_NAMES = frozenset(key for task in TASKS for key in get_task(task).scores)
+SCORE_NAMES = frozenset(key for task in REGISTERED.values() for key in task.scores)
 
 
 def is_score_column(column: str) -> bool:
@@ -53,9 +55,10 @@ def is_score_column(column: str) -> bool:
     return any(base.startswith(prefix) and base.removeprefix(prefix) in SCORE_NAMES for prefix in SCORE_SETS)
 
 
-def row_task(row: dict) -> str:
-    """The task of a results row (rows written before tasks existed are classification)."""
-    return get_task(row.get("task")).name
+def row_task(row: dict) -> Task:
+    """The task a results row, a run's metrics or a cv.json names (those written before tasks existed:
+    classification); one `Task`, equal to its name."""
+    return get_task(row.get("task"))
 
 
 def score_columns(metrics: dict, prefixes: Iterable[str] = ("track_", "test_", "test_track_")) -> dict:
@@ -63,7 +66,7 @@ def score_columns(metrics: dict, prefixes: Iterable[str] = ("track_", "test_", "
     windows and test tracks; "" adds validation windows): the task's scores, empty strings where undefined."""
     test = metrics.get("test") or {}
     blocks = {"": metrics, "track_": metrics.get("track") or {}, "test_": test, "test_track_": test.get("track") or {}}
-    keys = get_task(metrics.get("task")).scores
+    keys = row_task(metrics).scores
     return {prefix + key: csv_score(blocks[prefix].get(key)) for prefix in prefixes for key in keys}
 
 
@@ -72,14 +75,14 @@ def csv_score(value: float | None) -> float | str:
     return "" if value is None else round(value, 4)
 
 
-def main_score(task: str) -> str:
+def main_score(task: Task) -> str:
     """The score a heatmap and a gain compare: accuracy, CCC, macro-F1."""
-    return get_task(task).table_scores[0]
+    return task.table_scores[0]
 
 
-def legend(task: str) -> str:
+def legend(task: Task) -> str:
     """What a table cell shows, e.g. `accuracy / macro-F1`."""
-    return " / ".join(SCORE_LABELS[key] for key in get_task(task).table_scores)
+    return " / ".join(SCORE_LABELS[key] for key in task.table_scores)
 
 
 def _column(row: dict) -> str:
@@ -93,7 +96,7 @@ def _column(row: dict) -> str:
 def _score(row: dict, prefix: str = "") -> str:
     """The task's table scores of one score set (`accuracy / macro-F1`, `CCC / R² / RMSE`, ...); `mean ± sd`
     each where the row is cross-validated; "–" without the main score (a score undefined alone: "–" there)."""
-    names = [prefix + key for key in get_task(row_task(row)).table_scores]
+    names = [prefix + key for key in row_task(row).table_scores]
     if _missing(row, names[0]):
         return "–"
     return " / ".join("–" if _missing(row, name) else _value(row, name) for name in names)
@@ -121,9 +124,9 @@ def _tables(rows: list[dict]) -> dict[tuple[str, str, str, str], list[dict]]:
     return groups
 
 
-def _task_note(task: str) -> str:
+def _task_note(task: Task) -> str:
     """What a table's title adds for its task: nothing for classification, else ` (regression)` etc."""
-    return "" if get_task(task).is_default else f" ({task})"
+    return "" if task.is_default else f" ({task})"
 
 
 def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
