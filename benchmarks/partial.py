@@ -40,15 +40,16 @@ ORDER = ["freeze", "partial", OVERLAP, "freeze + augment-audio 1"]
 
 def folds(data_dir: Path, work: Path, count: int) -> list[Path]:
     """The fold data sets of the first `count` folds of the benchmark's 5-fold split."""
-    from mer_fastai.data.dataset import read_info, read_manifest
     from mer_fastai.evaluation.folds import build_fold_data, dataset_folds
+    from mer_fastai.tasks.opened import open_dataset
 
-    info, rows, plan, _ = dataset_folds(data_dir, 5, 1, FOLD_SEED)
+    dataset = open_dataset(data_dir)
+    _, plan, _ = dataset_folds(dataset, 5, 1, FOLD_SEED)
     out = []
     for fold in plan[:count]:
         dest = work / "folds" / str(fold.index)
         if not (dest / "manifest.csv").exists():
-            build_fold_data(data_dir, read_info(data_dir), read_manifest(data_dir), fold, dest)
+            build_fold_data(dataset, list(dataset.rows), fold, dest)
         out.append(dest)
     return out
 

@@ -52,13 +52,14 @@ def run_row(data_dir: Path, work: Path, features: str, layer: str, folds: int) -
     from mer_fastai.evaluation.baseline.featuresets import cache_file, gather, parse_features
     from mer_fastai.evaluation.baseline.folds import cross_validate_baseline
     from mer_fastai.evaluation.oof import describe
+    from mer_fastai.tasks.opened import open_dataset
 
     out = work / "baseline" / f"{features}.{layer}"
     chosen = parse_features(features, layer)
     for kind in chosen.sets:
         cache_file(out, kind).unlink(missing_ok=True)
     started = cpu_seconds()
-    gather(data_dir, chosen, out, None, False)
+    gather(open_dataset(data_dir), chosen, out, None, False)
     extracted = cpu_seconds()
     result = cross_validate_baseline(
         data_dir, out, folds, classifiers=list(CLASSIFIERS), seed=FOLD_SEED, progress=False,

@@ -14,6 +14,8 @@ from ._version import __version__
 
 _API = {
     "SpecConfig": "data.spectrogram",
+    "open_dataset": "tasks.opened",
+    "Dataset": "tasks.opened",
     "prepare_dataset": "preparation.prepare",
     "PrepareResult": "preparation.prepare",
     "read_labels": "data.labels",

@@ -198,11 +198,12 @@ def lock_holders(path: str | Path) -> list[str]:
 
 
 def reads_dataset(function: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a function whose first argument is a data set folder: `reading` it while the function runs."""
+    """Decorate a function whose first argument is a data set, its folder or the data set opened (an object with
+    its folder as `path`, `tasks.opened.Dataset`): `reading` the folder while the function runs."""
 
     @functools.wraps(function)
-    def wrapper(data_dir: str | Path, *args, **kwargs) -> T:
-        with reading(data_dir):
+    def wrapper(data_dir, *args, **kwargs) -> T:
+        with reading(getattr(data_dir, "path", data_dir)):
             return function(data_dir, *args, **kwargs)
 
     return wrapper

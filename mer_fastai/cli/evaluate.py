@@ -78,10 +78,10 @@ def command(
 def scores_table(metrics: dict, title: str):
     """The terminal table of an evaluation, as its task shows it (a regression or multilabel one: windows and
     tracks; a mixed-input ensemble's: tracks only)."""
+    from ..report.results import row_task
     from ..report.views.registry import views_of
-    from ..tasks.registry import get_task
 
-    return views_of(get_task(metrics.get("task"))).evaluation_table(metrics, title)
+    return views_of(row_task(metrics)).evaluation_table(metrics, title)
 
 
 def register(app: typer.Typer) -> None:

@@ -30,14 +30,13 @@ def command(
 ) -> None:
     """Write a validated, self-describing model file with the run's metrics; optionally ONNX too."""
     from ..inference.export import export_model, input_shape
-    from ..tasks.registry import get_task
 
     result = export_model(run_dir, out, onnx=onnx, accept_unverified=accept_unverified)
     meta = result.meta
     if result.note:
         console.print(f"[yellow]note:[/] {result.note}; its scores were left out of the exported file", soft_wrap=True)
     kind = f"ensemble of {meta.arch_summary}" if meta.is_ensemble else meta.arch
-    what = get_task(meta.task).facts.names_key  # classes, targets or moods
+    what = meta.task.facts.names_key  # classes, targets or moods
     console.print(f"model file: [bold]{result.model_file}[/] ({kind}, {meta.task}, {what} {', '.join(meta.classes)})")
     if result.onnx_file:
         height, width = input_shape(meta)

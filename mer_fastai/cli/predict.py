@@ -16,6 +16,7 @@ from ..choices import AGGREGATES, FORMATS
 
 if TYPE_CHECKING:
     from ..inference.tracks import Predictions
+    from ..tasks.base import Task
 
 Model = typer.Argument(..., help="A model file (.safetensors) or a run folder made by `mer-fastai train`.")
 Window = typer.Option(None, "--window", help="Window length in seconds (default: the model's training window).")
@@ -107,13 +108,11 @@ def command(
         console.print(f"[yellow]skipped {len(predictions.skipped)} of {total} file(s)")
 
 
-def predictions_table(predictions: Predictions, classes: list[str], task: str = "classification") -> Table:
+def predictions_table(predictions: Predictions, classes: list[str], task: Task) -> Table:
     """One row per track: its label, the label's probability, its windows and every class's probability;
     a multilabel model's moods, windows and every mood's probability; a regression model's windows and values
     (a mixed-input ensemble's windows: the count per input, ";"-joined)."""
-    from ..tasks.registry import get_task
-
-    rules = get_task(task)
+    rules = task
     table = Table(
         title=f"{len(predictions)} track(s) · {predictions.windows_text()} · {predictions.aggregate}",
         title_justify="left",

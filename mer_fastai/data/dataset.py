@@ -30,7 +30,7 @@ from .._plumbing.files import atomic_path, atomic_write
 from ..bounds import quote
 from ..choices import TASKS
 from ..errors import MerError
-from .spectrogram import SPEC_FILE, SpecConfig
+from .spectrogram import SpecConfig
 
 __all__ = ["DatasetInfo", "ManifestRow", "read_info", "read_manifest", "read_spec", "items"]
 
@@ -196,7 +196,8 @@ def read_manifest(data_dir: str | Path) -> list[ManifestRow]:
     """The rows of `manifest.csv`; a missing, unreadable, empty or malformed manifest is refused in one line."""
     path = Path(data_dir) / MANIFEST_FILE
     if not path.is_file():
-        read_info(data_dir)  # no data set at all: say so rather than "repair"
+        if not (Path(data_dir) / DATASET_FILE).is_file():  # no data set at all: say so rather than "repair"
+            raise MerError(f"{data_dir}: no {DATASET_FILE}; {PREPARE_FIRST}")
         raise MerError(f"{path}: not found; {REPAIR}")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -246,15 +247,9 @@ def items(data_dir: str | Path, split: str, label: str | None = None) -> list[Pa
     return [row.path(data_dir) for row in rows if row.split == split and label in (None, row.label)]
 
 
-def split_items(data_dir: str | Path) -> tuple[list[Path], list[Path]]:
-    """(training, validation) images of the data set, in manifest order, reading the manifest once (never the
-    test split's)."""
-    rows = read_manifest(data_dir)
-    return tuple([row.path(data_dir) for row in rows if row.split == split] for split in TRAINING_SPLITS)
-
-
-def extra_train_items(data_dir: str | Path, extra_train_dirs: list[str | Path] | None) -> list[Path]:
-    """Extra training images (e.g. GAN-generated) laid out as <dir>/<class>/<image>, sorted, folder by folder."""
+def extra_train_items(data_dir: str | Path, spec: SpecConfig, extra_train_dirs: list[str | Path] | None) -> list[Path]:
+    """Extra training images (e.g. GAN-generated) laid out as <dir>/<class>/<image>, sorted, folder by folder, for
+    the data set in `data_dir` made with `spec`."""
     found = []
     for extra in map(Path, extra_train_dirs or []):
         if not extra.is_dir():
@@ -265,10 +260,10 @@ def extra_train_items(data_dir: str | Path, extra_train_dirs: list[str | Path] |
         for split, name in (("valid", "validation"), ("test", "test")):
             if extra.resolve().is_relative_to((Path(data_dir) / split).resolve()):
                 raise MerError(f"{extra}: lies inside the {name} split; augmentation is for training only")
-        if (Path(data_dir) / SPEC_FILE).exists() and read_spec(data_dir).bit_depth != 8:
+        if spec.bit_depth != 8:
             raise MerError(
                 f"{extra}: extra training images are 8-bit dB spectrograms, which {data_dir}'s "
-                f"{read_spec(data_dir).compression} images are not; train without --augment-dir / GAN images"
+                f"{spec.compression} images are not; train without --augment-dir / GAN images"
             )
         found += staged
     return found

@@ -34,6 +34,7 @@ from ..runs.layout import (
     is_finished,
     read_json_or_empty,
 )
+from ..tasks.opened import Dataset, as_dataset
 from ..training.config import TrainConfig, TrainSettings
 from ..training.fit import Pages, task_monitor, train
 from .folds import Fold, build_fold_data, dataset_folds
@@ -75,7 +76,7 @@ def fold_config(config: TrainConfig) -> TrainSettings:
 
 @reads_dataset
 def run_cv(
-    data_dir: str | Path,
+    data_dir: str | Path | Dataset,
     config: TrainConfig,
     out: str | Path,
     folds: int = 5,
@@ -87,7 +88,8 @@ def run_cv(
     show: bool = True,
     pages: Pages | None = None,
 ) -> CVResult:
-    """Cross-validate `config` on the data set `data_dir` into `out` (resumable; `out` is locked meanwhile).
+    """Cross-validate `config` on the data set `data_dir` (a `Dataset`, or its folder) into `out` (resumable;
+    `out` is locked meanwhile).
 
     `seed` deals the folds (default: the training seed; repeat r uses seed + r). With `ensemble`, the fold
     models are also written as one ensemble model file `out/ensemble.safetensors`. With `refit`, one more model
@@ -95,11 +97,11 @@ def run_cv(
     (`evaluation.refit`; it has no validation scores). `pages` (the caller's) draws each run's pages as it
     finishes; `show` prints each fold's start.
     """
-    data_dir, out = Path(data_dir), Path(out)
-    settings = fold_config(config)
-    config = settings.config
-    info, rows, plan, group_source = dataset_folds(data_dir, folds, repeats, config.seed if seed is None else seed)
-    task_monitor(settings, info)  # --loss/--monitor of another task: refused before any fold trains
+    out, settings = Path(out), fold_config(config)
+    config, dataset = settings.config, as_dataset(data_dir)
+    data_dir, info = dataset.path, dataset.info
+    rows, plan, group_source = dataset_folds(dataset, folds, repeats, config.seed if seed is None else seed)
+    task_monitor(settings, dataset)  # --loss/--monitor of another task: refused before any fold trains
     with output_folder(out, "--out"):
         _check_other_folds(out, plan, folds, repeats)
         ran, skipped = [], []
@@ -112,19 +114,19 @@ def run_cv(
             if show:
                 console.print(f"fold {fold.index + 1}/{len(plan)}: {len(fold.valid_clips)} validation clips")
             (run_dir / FOLD_FILE).unlink(missing_ok=True)
-            fold_data = build_fold_data(data_dir, info, rows, fold, run_dir / FOLD_DATA)
+            fold_data = build_fold_data(dataset, rows, fold, run_dir / FOLD_DATA)
             train(fold_data, settings, run_dir, pages)
             record = {"fingerprint": fingerprint, "folds": folds, "repeats": repeats, "repeat": fold.repeat}
             write_json(run_dir / FOLD_FILE, {**record, "fold": fold.fold})
             ran.append(fold.name)
-        result = pool_folds(out, plan, rows, info)
+        result = pool_folds(out, plan, rows, dataset)
         result.ran, result.skipped = ran, skipped
         if ensemble:
             from .ensemble import ensemble_models
 
             result.ensemble = ensemble_models(result.fold_dirs, out / ENSEMBLE_FILE, writer="cv").model_file
         if refit:
-            result.refit = refit_model(data_dir, info, settings, out, show, pages)
+            result.refit = refit_model(dataset, settings, out, show, pages)
         write_json(out / CV_FILE, _cv_document(data_dir, config, plan, result, info, group_source))
     return result
 

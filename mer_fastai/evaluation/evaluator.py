@@ -217,7 +217,7 @@ def _evaluate_values(
     mixed = _mixed(predictions)
     metrics = {
         **scores["track"],
-        "task": predictor.task,
+        "task": predictor.task.name,
         "n_tracks": scores["n_tracks"],
         **({} if mixed else {"n_windows": scores["n_windows"]}),
         **({} if mixed else {"window_scores": {key: scores[key] for key in scores["track"]}}),

@@ -19,19 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..bounds import quote
-from ..data.dataset import (
-    REMAKE,
-    TRAINING_SPLITS,
-    DatasetInfo,
-    ManifestRow,
-    read_spec,
-    write_info,
-    write_manifest,
-    write_spec,
-)
+from ..data.dataset import REMAKE, TRAINING_SPLITS, DatasetInfo, ManifestRow
 from ..data.split import NO_MOOD, Labels, group_counts, mood_stratum, strata
 from ..errors import MerError
-from ..tasks.registry import get_task
+from ..tasks.opened import Dataset, write_dataset
 
 CV_SPLITS = TRAINING_SPLITS  # the clips cross-validated; a held-out test split stays out
 
@@ -127,10 +118,10 @@ def _groups_from_labels(data_dir: Path, info: DatasetInfo, rows: list[ManifestRo
 Clips = dict[str, tuple[str | tuple[str, ...], str]]  # clip id → (what it is stratified by, its group)
 
 
-def clip_strata(info: DatasetInfo, row: ManifestRow) -> str | tuple[str, ...]:
+def clip_strata(dataset: Dataset, row: ManifestRow) -> str | tuple[str, ...]:
     """What a clip's fold is stratified by, as prepare's split: its class (a regression's: the first target's
     bin, its folder), or each of its moods."""
-    return mood_stratum(info.targets, row.values) if get_task(info.task).facts.labels_are_sets else row.label
+    return mood_stratum(dataset.info.targets, row.values) if dataset.task.facts.labels_are_sets else row.label
 
 
 def plan_folds(clips: Clips, folds: int, repeats: int, seed: int, learned: str | None = "class") -> list[Fold]:
@@ -169,18 +160,17 @@ def _check_training_classes(clips: Clips, plan: list[Fold], what: str) -> None:
             )
 
 
-def build_fold_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], fold: Fold, dest: Path) -> Path:
+def build_fold_data(dataset: Dataset, rows: list[ManifestRow], fold: Fold, dest: Path) -> Dataset:
     """A data set folder for one fold: the images linked in, its manifest, dataset.json and spectrogram.json."""
     splits = ["valid" if row.clip_id in fold.valid_clips else "train" for row in rows]
-    settings = {**info.settings, "cv": {"repeat": fold.repeat, "fold": fold.fold, "valid_clips": len(fold.valid_clips)}}
-    return linked_data(data_dir, info, list(zip(rows, splits, strict=True)), dest, settings)
+    cv = {"repeat": fold.repeat, "fold": fold.fold, "valid_clips": len(fold.valid_clips)}
+    return linked_data(dataset, list(zip(rows, splits, strict=True)), dest, {**dataset.info.settings, "cv": cv})
 
 
-def linked_data(
-    data_dir: Path, info: DatasetInfo, placed: list[tuple[ManifestRow, str]], dest: Path, settings: dict
-) -> Path:
-    """A data set folder of `data_dir`'s images, each row in the split given beside it (images hard-linked), with
-    its manifest, dataset.json (with `settings`) and spectrogram.json."""
+def linked_data(dataset: Dataset, placed: list[tuple[ManifestRow, str]], dest: Path, settings: dict) -> Dataset:
+    """A data set folder of `dataset`'s images, each row in the split given beside it (images hard-linked), with
+    its manifest, dataset.json (with `settings`) and spectrogram.json; the record of it."""
+    data_dir, info = dataset.path, dataset.info
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     fold_rows = []
@@ -195,10 +185,9 @@ def linked_data(
     counts: dict[str, Counter] = defaultdict(Counter)
     for row in fold_rows:
         counts[row.split][row.label] += 1
-    write_manifest(dest, fold_rows)
-    write_spec(dest, read_spec(data_dir))
-    write_info(
+    return write_dataset(
         dest,
+        dataset,
         replace(
             info,
             clips=len({row.clip_id for row in fold_rows}),
@@ -208,8 +197,8 @@ def linked_data(
             settings=settings,
             subset_of=str(data_dir),
         ),
+        fold_rows,
     )
-    return dest
 
 
 def _link(source: Path, target: Path) -> None:
@@ -220,16 +209,13 @@ def _link(source: Path, target: Path) -> None:
         target.symlink_to(source.resolve())
 
 
-def dataset_folds(
-    data_dir: Path, folds: int, repeats: int, seed: int
-) -> tuple[DatasetInfo, list[ManifestRow], list[Fold], str]:
-    """The checked data set's info, the rows cross-validated (train and valid: a test split stays out), the
+def dataset_folds(dataset: Dataset, folds: int, repeats: int, seed: int) -> tuple[list[ManifestRow], list[Fold], str]:
+    """The rows of the checked data set cross-validated (train and valid: a test split stays out), the
     K·R folds dealt with `seed` and where the groups came from: the folds `run_cv` trains and
     `cross_validate_baseline` scores, the same for both at the same seed."""
     from ..training.items import check_dataset
 
-    info, all_rows = check_dataset(data_dir)
-    rows = [row for row in all_rows if row.split in CV_SPLITS]
-    groups, group_source = clip_groups(data_dir, info, rows)
-    clips = {row.clip_id: (clip_strata(info, row), groups[row.clip_id]) for row in rows}
-    return info, rows, plan_folds(clips, folds, repeats, seed, get_task(info.task).facts.learned), group_source
+    rows = [row for row in check_dataset(dataset).rows if row.split in CV_SPLITS]
+    groups, group_source = clip_groups(dataset.path, dataset.info, rows)
+    clips = {row.clip_id: (clip_strata(dataset, row), groups[row.clip_id]) for row in rows}
+    return rows, plan_folds(clips, folds, repeats, seed, dataset.task.facts.learned), group_source

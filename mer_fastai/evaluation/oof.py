@@ -28,8 +28,9 @@ from ..runs.layout import (
     fold_dir,
 )
 from ..scoring.scores import ValueTracks
-from ..tasks.base import DEFAULT_TASK, Task
-from ..tasks.registry import get_task
+from ..tasks.base import Task
+from ..tasks.opened import Dataset
+from ..tasks.registry import DEFAULT
 from .folds import Fold
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class CVResult:
     per_repeat: list[dict[str, float | None]]  # pooled scores of each repeat
     classes: list[str]  # the classes, or a regression's targets, or the moods
     confusion: dict[str, list[list[int]]]  # classification: "windows"/"tracks" → pooled confusion matrix (rows: true)
-    task: str = DEFAULT_TASK
+    task: Task = DEFAULT  # the data set's (equal to its name)
     pooled_metrics: dict = field(default_factory=dict)  # regression/multilabel: the task's metrics of all rows
     ensemble: Path | None = None
     refit: Refit | None = None  # with --refit: the model trained on every clip
@@ -110,9 +111,9 @@ def _fold_scores(task: Task, names: list[str], scored: _Scored) -> dict[str, flo
     return values
 
 
-def pool_folds(out: Path, plan: list[Fold], rows: list[ManifestRow], info: DatasetInfo) -> CVResult:
+def pool_folds(out: Path, plan: list[Fold], rows: list[ManifestRow], dataset: Dataset) -> CVResult:
     """Per-fold scores, the out-of-fold prediction files, pooled scores and the task's pooled plots."""
-    task = get_task(info.task)
+    info, task = dataset.info, dataset.task
     windows, tracks = [], []
     columns: dict[str, list[str]] = {}
     for fold in plan:
@@ -149,7 +150,7 @@ def pool_folds(out: Path, plan: list[Fold], rows: list[ManifestRow], info: Datas
         per_repeat,
         names,
         scored.confusion,
-        info.task,
+        task,
         {} if scored.confusion else scored.window,
     )
 

@@ -19,7 +19,8 @@ from .._plumbing.files import write_json
 from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo, ManifestRow
 from ..runs.layout import FOLD_DATA, MODEL_FILE, REFIT_DIR, REFIT_FILE, is_finished, read_json_or_empty, read_metrics
-from ..tasks.registry import get_task
+from ..tasks.base import Task
+from ..tasks.opened import Dataset
 from ..training.config import TrainSettings
 from ..training.fit import Pages, train
 from ..training.items import REFIT, check_dataset
@@ -66,11 +67,11 @@ def refit_fingerprint(data_dir: Path, info: DatasetInfo, settings: TrainSettings
 
 
 def refit_model(
-    data_dir: Path, info: DatasetInfo, settings: TrainSettings, out: Path, show: bool, pages: Pages | None = None
+    dataset: Dataset, settings: TrainSettings, out: Path, show: bool, pages: Pages | None = None
 ) -> Refit:
     """Train (or, when finished with the same settings, keep) the refit model in `out/refit` (`pages`: the
     caller's, drawn once it is trained)."""
-    _, rows = check_dataset(data_dir)
+    data_dir, info, rows = dataset.path, dataset.info, list(check_dataset(dataset).rows)
     trained = [row for row in rows if row.split in CV_SPLITS]
     clips = sorted({row.clip_id for row in trained})
     run_dir = out / REFIT_DIR
@@ -81,27 +82,27 @@ def refit_model(
         if show:
             console.print(f"refit: one model on all {len(clips)} cross-validated clips, {epochs} epochs")
         (run_dir / REFIT_FILE).unlink(missing_ok=True)
-        refit_data = build_refit_data(data_dir, info, rows, run_dir / FOLD_DATA)
+        refit_data = build_refit_data(dataset, rows, run_dir / FOLD_DATA)
         train(refit_data, settings, run_dir, pages)
         write_json(run_dir / REFIT_FILE, {"fingerprint": fingerprint, "epochs": epochs, "clips": len(clips)})
     return Refit(run_dir, epochs, len(clips), not done, read_metrics(run_dir).get("test"))
 
 
-def build_refit_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], dest: Path) -> Path:
+def build_refit_data(dataset: Dataset, rows: list[ManifestRow], dest: Path) -> Dataset:
     """The refit's data set: the train and valid clips all training, a test split kept as the test split."""
     placed = [(row, "test" if row.split not in CV_SPLITS else "train") for row in rows]
     trained = len({row.clip_id for row, split in placed if split == "train"})
-    return linked_data(data_dir, info, placed, dest, {**info.settings, REFIT: {"clips": trained}})
+    return linked_data(dataset, placed, dest, {**dataset.info.settings, REFIT: {"clips": trained}})
 
 
-def refit_lines(refit: Refit, task: str) -> list[str]:
+def refit_lines(refit: Refit, task: Task) -> list[str]:
     """cv's terminal lines about the refit model: where it is, and which scores describe it."""
     lines = [
         f"refit model: {refit.model} — trained on all {refit.clips} cross-validated clips for {refit.epochs} epochs; "
         f"validation scores: {EXPECTED}"
     ]
     if refit.test:
-        keys = get_task(task).facts.scores
+        keys = task.facts.scores
         shown = [f"{key} {refit.test[key]:.4f}" for key in keys if refit.test.get(key) is not None]
         shown += [f"track_{k} {v:.4f}" for k in keys if (v := (refit.test.get("track") or {}).get(k)) is not None]
         lines.append(f"refit model on the held-out test split: {', '.join(shown)}")

@@ -15,9 +15,9 @@ from ..api.training import run_cv, train
 from ..data.dataset import read_info
 from ..errors import MerError
 from ..evaluation.oof import CVResult
+from ..report.results import row_task
 from ..runs.layout import CV_FILE, ENSEMBLE_FILE, METRICS_FILE, model_file_path, read_metrics
 from ..scoring.columns import SCORE_SETS, SD_SUFFIX, SPREAD_SETS, csv_score, score_columns
-from ..tasks.registry import get_task
 from ..training.config import TrainConfig
 
 OnResult = Callable[["Cell", dict | None, str | None], None]  # (cell, results row or None, error or None)
@@ -74,7 +74,7 @@ class Cell:
 
 def cell_row(cell: Cell, metrics: dict) -> dict:
     """The results.csv row of a finished cell: its task's scores of every score set it has."""
-    task = get_task(metrics.get("task"))
+    task = row_task(metrics)
     return {
         **_identity(cell),
         "epochs": metrics["epochs"],
@@ -96,9 +96,9 @@ def cv_row(cell: Cell, result: CVResult) -> dict:
         "lr": low if low == high else f"{low}–{high}",  # lr: auto finds one per fold
         "seconds": round(sum(run["seconds"] for run in runs), 2),  # the cell's whole training time
         "folds": len(result.fold_dirs),
-        "task": result.task,
+        "task": result.task.name,
     }
-    for score in (prefix + key for prefix in SPREAD_SETS for key in get_task(result.task).facts.scores):
+    for score in (prefix + key for prefix in SPREAD_SETS for key in result.task.facts.scores):
         values = result.summary[score]
         row[score], row[f"{score}{SD_SUFFIX}"] = csv_score(values["mean"]), csv_score(values["sd"])
     return row

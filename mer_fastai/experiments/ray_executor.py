@@ -16,8 +16,7 @@ from collections.abc import Callable
 
 from .._plumbing.progress import console, progress_bar
 from ..errors import MerError
-from ..report.results import SCORE_LABELS
-from ..tasks.registry import get_task
+from ..report.results import SCORE_LABELS, row_task
 from .executors import Cell, OnResult, error_message, run_cell
 
 INSTALL_HINT = "Ray is not installed; pip install 'mer-fastai[ray]'"
@@ -92,7 +91,7 @@ def _collect(ray, pending: dict, on_result: OnResult, max_retries: int) -> None:
 def done_line(cell: Cell, row: dict) -> str:
     """`done <cell>: <score> <value>, <score> <value>`: the first two scores the tables show for the row's task."""
     scores = []
-    for name in get_task(row.get("task")).facts.table_scores[:2]:
+    for name in row_task(row).facts.table_scores[:2]:
         value = row.get(name)
         scores.append(f"{SCORE_LABELS[name]} " + (f"{value:.3f}" if isinstance(value, float | int) else "–"))
     return f"done {cell.id}: {', '.join(scores)}"

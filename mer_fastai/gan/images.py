@@ -8,41 +8,42 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..bounds import quote
-from ..data.dataset import MANIFEST_FILE, REPAIR, items, read_info
+from ..data.dataset import MANIFEST_FILE, REPAIR
 from ..data.images import resize
 from ..errors import MerError
+from ..tasks.opened import Dataset
 
 if TYPE_CHECKING:
     import torch
 
 
-def pick_classes(data_dir: Path, classes: list[str] | None) -> list[str]:
+def pick_classes(dataset: Dataset, classes: list[str] | None) -> list[str]:
     """The requested classes (default: all of the data set), checked against `dataset.json`."""
-    known = read_info(data_dir).classes
+    known = dataset.info.classes
     if not classes:
         return list(known)
     unknown = [name for name in classes if name not in known]
     if unknown:
-        raise MerError(f"{data_dir}: has no class {quote(unknown[0])} (classes: {', '.join(known)}); fix --class")
+        raise MerError(f"{dataset.path}: has no class {quote(unknown[0])} (classes: {', '.join(known)}); fix --class")
     return list(dict.fromkeys(classes))
 
 
-def train_images(data_dir: Path, name: str) -> list[Path]:
+def train_images(dataset: Dataset, name: str) -> list[Path]:
     """The training images of one class, never validation ones; none is a clear error."""
-    files = sorted(items(data_dir, "train", name))
+    files = sorted(dataset.items("train", name))
     if not files:
-        raise MerError(f"{data_dir / 'train' / name}: no training image of class {quote(name)}; check the data")
+        raise MerError(f"{dataset.path / 'train' / name}: no training image of class {quote(name)}; check the data")
     missing = [file for file in files if not file.is_file()]
     if missing:
         raise MerError(f"{missing[0]}: listed in {MANIFEST_FILE} but missing ({len(missing)} in all); {REPAIR}")
     return files
 
 
-def dataset_image_size(data_dir: Path, classes: list[str]) -> tuple[int, int]:
+def dataset_image_size(dataset: Dataset, classes: list[str]) -> tuple[int, int]:
     """(height, width) of the data set's images, read from its first training image."""
     from PIL import Image
 
-    with Image.open(train_images(data_dir, classes[0])[0]) as image:
+    with Image.open(train_images(dataset, classes[0])[0]) as image:
         return image.height, image.width
 
 
@@ -54,13 +55,13 @@ def read_gray(path: Path) -> np.ndarray:
         return np.asarray(image.convert("L"))
 
 
-def load_real(data_dir: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+def load_real(dataset: Dataset, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
     """All training images of `classes` squished to size×size uint8, and their class indices."""
     from PIL import Image
 
     images, labels = [], []
     for index, name in enumerate(classes):
-        for file in train_images(data_dir, name):
+        for file in train_images(dataset, name):
             with Image.open(file) as image:
                 images.append(resize(image.convert("L"), (size, size)))
             labels.append(index)

@@ -16,10 +16,9 @@ from .._plumbing.locks import reads_dataset
 from .._plumbing.progress import progress_bar
 from .._version import __version__
 from ..bounds import Bounds, quote
-from ..data.dataset import read_info, read_spec
 from ..errors import MerError
 from ..runs.layout import GAN_CHECKPOINT, GAN_META, GAN_SAMPLES, METRICS_FILE
-from ..tasks.registry import get_task
+from ..tasks.opened import Dataset, as_dataset
 from . import stylegan
 from .diffaugment import DEFAULT_POLICY, diff_augment, parse_policy
 from .generate import sample_class
@@ -57,7 +56,7 @@ class GanResult:
 
 @reads_dataset
 def train_gan(
-    data_dir: str | Path,
+    data_dir: str | Path | Dataset,
     out: str | Path,
     classes: list[str] | None = None,
     backend: str = "diffaug",
@@ -74,13 +73,14 @@ def train_gan(
     stylegan_python: str | None = None,
     progress: bool = True,
 ) -> GanResult:
-    """Train a class-conditional GAN on `data_dir/train/<class>/*.png` at size×size and write `out`.
+    """Train a class-conditional GAN on `data_dir/train/<class>/*.png` (a `Dataset`, or its folder) at size×size
+    and write `out`.
 
     `out` gets `gan.json` (metadata), `metrics.json` (losses, quality), `samples.png` and the network:
     `generator.safetensors` (diffaug) or StyleGAN2-ADA's snapshot pickle (stylegan2-ada, where the
     training length is `kimg`, by default steps × bs / 1000).
     """
-    data_dir, out = Path(data_dir), Path(out)
+    out = Path(out)
     if backend not in BACKENDS:
         raise MerError(f"unknown --backend {quote(backend)}; choose one of {', '.join(BACKENDS)}")
     if steps < 1 or bs < 1:
@@ -90,23 +90,24 @@ def train_gan(
     parse_policy(policy)
     fit, ready = BACKENDS[backend]
     options = GanOptions(steps, size, bs, seed, lr, latent_dim, policy, kimg, ready(stylegan_dir), stylegan_python)
-    info = read_info(data_dir)
-    if not get_task(info.task).facts.labels_are_classes:  # the GAN is conditioned on the class of each image
+    dataset = as_dataset(data_dir)
+    data_dir, info = dataset.path, dataset.info
+    if not dataset.task.facts.labels_are_classes:  # the GAN is conditioned on the class of each image
         raise MerError(
             f"{data_dir}: is a {info.task} data set; `mer-fastai gan train` handles classification data "
             "sets only in this version (train and its metrics.json/plots handle every task)"
         )
-    if read_spec(data_dir).bit_depth != 8:
+    if dataset.spec.bit_depth != 8:
         raise MerError(f"{data_dir}: gan train makes 8-bit dB spectrograms, not this data set's 16-bit ones; "
                        "train the GAN on a data set prepared without --spectrogram")  # fmt: skip
-    chosen = pick_classes(data_dir, classes)
-    images, labels = load_real(data_dir, chosen, size)
+    chosen = pick_classes(dataset, classes)
+    images, labels = load_real(dataset, chosen, size)
     out.mkdir(parents=True, exist_ok=True)
     metadata = {
         "backend": backend,
         "classes": chosen,
         "size": size,
-        "image_size": list(dataset_image_size(data_dir, chosen)),
+        "image_size": list(dataset_image_size(dataset, chosen)),
         "data_dir": str(data_dir.resolve()),
         "feature": info.feature,
         "train_images": {name: int((labels == i).sum()) for i, name in enumerate(chosen)},
@@ -118,7 +119,7 @@ def train_gan(
     metadata.update(extra)
     seconds = round(time.time() - started, 2)
     write_json(out / GAN_META, metadata)
-    quality = evaluate(out, metadata, data_dir, seed)
+    quality = evaluate(out, metadata, dataset, seed)
     metrics = {
         "backend": backend,
         "classes": chosen,
@@ -250,12 +251,12 @@ def update_average(average: Generator, model: Generator, step: int) -> None:
             kept.copy_(current)
 
 
-def evaluate(out: Path, metadata: dict, data_dir: Path, seed: int) -> dict:
+def evaluate(out: Path, metadata: dict, dataset: Dataset, seed: int) -> dict:
     """Quality scores of generated vs real training images, and the `samples.png` grid."""
     rng = np.random.default_rng(seed)
     real, fake = {}, {}
     for name in metadata["classes"]:
-        files = train_images(data_dir, name)
+        files = train_images(dataset, name)
         files = [files[i] for i in sorted(rng.permutation(len(files))[:QUALITY_IMAGES])]
         real[name] = np.stack([read_gray(file) for file in files])
         fake[name] = np.stack(sample_class(out, metadata, name, max(len(files), SHOWN_FAKE), seed))

@@ -29,7 +29,8 @@ from ..data.labels import label_table
 from ..data.labelsource import LabelSource, label_source
 from ..data.matching import clip_id, labelled_files
 from ..errors import MerError
-from ..tasks.base import DEFAULT_TASK
+from ..tasks.base import Task
+from ..tasks.registry import DEFAULT
 from .batching import Decoded, batched, decoded_in_order
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class Embeddings:
     hop: float
     model: str | None = None
     feature: str | None = None
-    task: str = DEFAULT_TASK
+    task: Task = DEFAULT
     window_features: list[np.ndarray] = field(default_factory=list)
     window_file: list[str] = field(default_factory=list)
     window_clip_id: list[str] = field(default_factory=list)

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from .._plumbing.files import atomic_write
-from ..tasks.registry import get_task
 from .embed import Embeddings
 from .embed_files import refuse_embed_inputs
 from .own_files import check_replaceable, is_map_figure, is_map_page
@@ -72,7 +71,7 @@ def plot_map(path: Path, xy: np.ndarray, embeddings: Embeddings, method: str) ->
     colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(n for n in names if n)}
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, (what, values) in zip(axes[0], panels):
-        if what == "prediction" and get_task(embeddings.task).facts.predicts_values:
+        if what == "prediction" and embeddings.task.facts.predicts_values:
             _value_panel(fig, ax, xy, embeddings)
             continue
         for name in dict.fromkeys(values):

@@ -22,7 +22,6 @@ from ..report.views.registry import views_of
 from ..runs.inputs import model_inputs, refuse_overwrite
 from ..runs.layout import METADATA_KEY, METRICS_FILE, MODEL_CHECKSUM, model_header, read_metrics
 from ..runs.ownership import check_model_out
-from ..tasks.registry import get_task
 
 __all__ = ["export_model", "ExportResult"]
 
@@ -152,7 +151,7 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
         kind = f"ensemble of {meta.arch_summary}" if meta.is_ensemble else meta.arch
         graph.doc_string = (
             f"mer-fastai {meta.task} {kind} ({meta.feature}): outputs {list(meta.classes)}; output 'logits': "
-            f"{views_of(get_task(meta.task)).onnx_outputs(meta.scale, meta.is_ensemble)}; input "
+            f"{views_of(meta.task).onnx_outputs(meta.scale, meta.is_ensemble)}; input "
             f"(N, 3, {height}, {width}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
             f"{[list(s) for s in meta.stats]}"
         )

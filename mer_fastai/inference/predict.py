@@ -42,7 +42,6 @@ from ..runs.layout import model_file_path
 from ..scoring.scores import aggregate as aggregate_windows
 from ..scoring.scores import check_aggregate
 from ..tasks.base import Task
-from ..tasks.registry import get_task
 from .batching import Decoded, batched, decode, decoded_in_order
 from .tracks import Predictions, TrackPrediction, WindowPrediction
 
@@ -115,14 +114,15 @@ class Predictor:
         return list(self.meta.classes)
 
     @property
-    def task(self) -> str:
-        """classification, regression or multilabel: what the model's outputs are."""
+    def task(self) -> Task:
+        """classification, regression or multilabel (the `Task`; equal to its name): what the model's outputs
+        are."""
         return self.meta.task
 
     @property
     def rules(self) -> Task:
         """The task object of the model's outputs (`tasks`): its activation, prediction fields and columns."""
-        return get_task(self.meta.task)
+        return self.meta.task
 
     @property
     def threshold(self) -> float | None:

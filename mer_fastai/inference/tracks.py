@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..data.audio import SkippedFile
-from ..tasks.base import DEFAULT_TASK
-from ..tasks.registry import get_task
+from ..tasks.base import Task
+from ..tasks.registry import DEFAULT
 
 __all__ = ["TrackPrediction", "WindowPrediction", "Predictions"]
 
@@ -37,9 +37,9 @@ class _Outputs:
         """Each output's number by name: its value (regression) or its probability."""
         return self.values if self.values is not None else self.probabilities
 
-    def fields(self, task: str) -> dict:
+    def fields(self, task: Task) -> dict:
         """The prediction as `task` shows it in JSON (e.g. `label` and `probabilities`, or `values`)."""
-        return {name: _plain(getattr(self, name)) for name in get_task(task).facts.prediction_fields}
+        return {name: _plain(getattr(self, name)) for name in task.facts.prediction_fields}
 
 
 def _plain(value):
@@ -70,7 +70,7 @@ class TrackPrediction(_Outputs):
     probabilities: dict[str, float]
     windows: list[WindowPrediction]
     duration: float
-    task: str = DEFAULT_TASK
+    task: Task = DEFAULT
     moods: tuple[str, ...] = ()
     values: dict[str, float] | None = None
     window_counts: tuple[int, ...] = ()  # a mixed-input ensemble's windows per input (its `windows` are empty)

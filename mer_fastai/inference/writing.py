@@ -14,7 +14,6 @@ from ..bounds import quote
 from ..choices import FORMATS
 from ..errors import MerError
 from ..runs.inputs import refuse_input_out
-from ..tasks.registry import get_task
 from .own_files import check_replaceable, is_predictions
 from .tracks import MIXED_NOTE, Predictions
 
@@ -63,7 +62,7 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
         document = {
             "model": str(predictor.source) if predictor.source else None,
             "feature": predictor.feature,
-            "task": predictor.task,
+            "task": predictor.task.name,
             "classes": classes,
             **({"threshold": predictor.threshold} if predictor.threshold is not None else {}),
             **({"scale": [list(pair) for pair in predictor.meta.scale]} if predictor.meta.scale else {}),
@@ -75,7 +74,7 @@ def render_predictions(predictions: Predictions, predictor: Predictor, fmt: str)
             "skipped": [dataclasses.asdict(item) for item in predictions.skipped],
         }
         return json.dumps(document, indent=2) + "\n"
-    task = get_task(predictor.task)
+    task = predictor.task
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["file", *task.facts.label_columns, "duration", "windows", *task.columns(classes)])

@@ -20,8 +20,8 @@ from torch import nn
 from .._plumbing.files import atomic_path, check_input_file
 from ..bounds import quote
 from ..errors import MerError
-from ..tasks.base import DEFAULT_TASK
-from ..tasks.registry import get_task
+from ..tasks.base import Task
+from ..tasks.registry import DEFAULT
 from .archs import ArchSpec, build_full_model, get_arch
 from .header import METADATA_KEY, MODEL_FILE, WRITER_KEY, model_file_path
 from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
@@ -246,14 +246,14 @@ class EnsembleModel(nn.Module):
     def __init__(
         self,
         members: list[nn.Module],
-        task: str = DEFAULT_TASK,
+        task: Task = DEFAULT,
         renorm: list[tuple] | None = None,
         groups: tuple[tuple[int, ...], ...] | None = None,
     ):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.task = task
-        self.rules = get_task(task)  # how the members' outputs combine
+        self.rules = task  # how the members' outputs combine
         self.groups = groups or (tuple(range(len(members))),)
         self.renorm = [pair is not None for pair in (renorm or [None] * len(members))]
         for i, pair in enumerate(renorm or []):

@@ -19,8 +19,8 @@ from .._plumbing.files import check_component
 from ..bounds import Bounds, quote
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
-from ..tasks.base import DEFAULT_TASK
-from ..tasks.registry import TASKS, get_task
+from ..tasks.base import Task
+from ..tasks.registry import DEFAULT, TASKS, get_task
 from .header import run_settings
 from .preprocessing import RESIZE_METHODS, resize_policy
 
@@ -66,8 +66,12 @@ class ModelMeta:
     # What the outputs are: "classification" (class logits), "regression" (one value per target, in
     # `classes` order, squeezed into its `scale` [low, high] by the head's last layer) or "multilabel" (one
     # logit per mood, in `classes` order; a mood holds when its sigmoid reaches 0.5). Every verb serves all three.
-    task: str = DEFAULT_TASK
+    # The `Task` object (a task's name is accepted and resolved); the file holds its name.
+    task: Task = DEFAULT
     scale: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", get_task(self.task))
 
     @property
     def is_ensemble(self) -> bool:
@@ -128,7 +132,11 @@ class ModelMeta:
             "package_version": self.package_version,
             "metrics": dict(self.metrics),
             **({"members": [dict(member) for member in self.members]} if self.members else {}),
-            **({"task": self.task, "scale": [list(pair) for pair in self.scale]} if self.task != DEFAULT_TASK else {}),
+            **(
+                {"task": self.task.name, "scale": [list(pair) for pair in self.scale]}
+                if not self.task.is_default
+                else {}
+            ),
         }
 
     @classmethod
@@ -149,7 +157,7 @@ class ModelMeta:
             if key not in values:
                 raise _malformed(path, f"its metadata lacks {quote(key)}")
         resize = values.get("resize") or resize_policy(_run_augment(path))
-        return cls(
+        meta = cls(
             arch=_arch(values["arch"], path),
             classes=_classes(values["classes"], path),
             spec=_spec(values["spectrogram"], path),
@@ -162,9 +170,9 @@ class ModelMeta:
             package_version=_optional_text(values.get("package_version"), "package_version", path),
             metrics=_metrics(values.get("metrics"), path),
             members=_members(values.get("members"), path),
-            task=_choice(values.get("task", DEFAULT_TASK), "task", tuple(TASKS), path),
-            scale=_scale(values.get("scale"), values.get("task", DEFAULT_TASK), len(values["classes"]), path),
+            task=_choice(values.get("task", DEFAULT.name), "task", tuple(TASKS), path),
         )
+        return dataclasses.replace(meta, scale=_scale(values.get("scale"), meta.task, len(values["classes"]), path))
 
 
 def ensemble_record(members: list[ModelMeta], described: list[Mapping[str, Any]]) -> ModelMeta:
@@ -288,9 +296,9 @@ def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
     return tuple(float(v) for v in value)
 
 
-def _scale(value: Any, task: str, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
+def _scale(value: Any, task: Task, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
     """A regression model's [low, high] per output; other models have none."""
-    if not get_task(task).facts.predicts_values:
+    if not task.facts.predicts_values:
         if value:
             raise _malformed(path, f"a {task} model has no 'scale'")
         return ()

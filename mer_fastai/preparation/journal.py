@@ -17,7 +17,8 @@ from typing import BinaryIO
 
 from .._plumbing.jsonlines import append_entry, open_to_append, read_entries
 from .._plumbing.locks import excluding_readers
-from ..data.dataset import DATASET_FILE, MANIFEST_FILE, SPEC_FILE, SPLITS, ManifestRow, read_info, read_manifest
+from ..data.dataset import DATASET_FILE, MANIFEST_FILE, SPLITS, ManifestRow, read_info, read_manifest
+from ..data.spectrogram import SPEC_FILE
 from ..errors import MerError
 from .clips import ClipJob
 

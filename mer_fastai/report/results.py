@@ -13,7 +13,9 @@ from .._plumbing.files import atomic_write
 from ..errors import MerError
 from ..runs.layout import HEATMAP, RESULTS_CSV, RESULTS_MD
 from ..scoring.columns import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, SPREAD_SETS, write_csv_rows
-from ..tasks.registry import TASKS, get_task
+from ..tasks.base import Task
+from ..tasks.registry import TASKS as REGISTERED
+from ..tasks.registry import get_task
 from .figures import save_figure
 
 __all__ = ["load_results"]
@@ -26,15 +28,16 @@ def result_columns(tasks: Iterable[str] = ("classification",)) -> list[str]:
     """results.csv's columns for rows of `tasks`: identity, the tasks' scores (`TaskFacts.scores`) of validation
     windows, seconds, stage, run_dir, the same scores of validation tracks, test windows and test tracks, the
     folds' sd of window and track scores, `folds`, and beside classification `task`."""
-    present = set(tasks)
-    scores = list(dict.fromkeys(key for task in TASKS if task in present for key in get_task(task).facts.scores))
+    named = set(tasks)
+    present = [task for task in REGISTERED.values() if task in named]
+    scores = list(dict.fromkeys(key for task in present for key in task.facts.scores))
     columns = [*IDENTITY_COLUMNS, *scores, "seconds", "stage", "run_dir"]
     columns += [prefix + key for prefix in SCORE_SETS if prefix for key in scores]
     columns += [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in scores]
-    return [*columns, "folds", *(["task"] if any(not get_task(task).is_default for task in present) else [])]
+    return [*columns, "folds", *(["task"] if any(not task.is_default for task in present) else [])]
 
 
-SCORE_NAMES = frozenset(key for task in TASKS for key in get_task(task).facts.scores)
+SCORE_NAMES = frozenset(key for task in REGISTERED.values() for key in task.facts.scores)
 
 
 def is_score_column(column: str) -> bool:
@@ -43,19 +46,20 @@ def is_score_column(column: str) -> bool:
     return any(base.startswith(prefix) and base.removeprefix(prefix) in SCORE_NAMES for prefix in SCORE_SETS)
 
 
-def row_task(row: dict) -> str:
-    """The task of a results row (rows written before tasks existed are classification)."""
-    return get_task(row.get("task")).name
+def row_task(row: dict) -> Task:
+    """The task a results row, a run's metrics or a cv.json names (those written before tasks existed:
+    classification); one `Task`, equal to its name."""
+    return get_task(row.get("task"))
 
 
-def main_score(task: str) -> str:
+def main_score(task: Task) -> str:
     """The score a heatmap and a gain compare: accuracy, CCC, macro-F1."""
-    return get_task(task).facts.table_scores[0]
+    return task.facts.table_scores[0]
 
 
-def legend(task: str) -> str:
+def legend(task: Task) -> str:
     """What a table cell shows, e.g. `accuracy / macro-F1`."""
-    return " / ".join(SCORE_LABELS[key] for key in get_task(task).facts.table_scores)
+    return " / ".join(SCORE_LABELS[key] for key in task.facts.table_scores)
 
 
 def _column(row: dict) -> str:
@@ -69,7 +73,7 @@ def _column(row: dict) -> str:
 def _score(row: dict, prefix: str = "") -> str:
     """The task's table scores of one score set (`accuracy / macro-F1`, `CCC / R² / RMSE`, ...); `mean ± sd`
     each where the row is cross-validated; "–" without the main score (a score undefined alone: "–" there)."""
-    names = [prefix + key for key in get_task(row_task(row)).facts.table_scores]
+    names = [prefix + key for key in row_task(row).facts.table_scores]
     if _missing(row, names[0]):
         return "–"
     return " / ".join("–" if _missing(row, name) else _value(row, name) for name in names)
@@ -97,9 +101,9 @@ def _tables(rows: list[dict]) -> dict[tuple[str, str, str, str], list[dict]]:
     return groups
 
 
-def _task_note(task: str) -> str:
+def _task_note(task: Task) -> str:
     """What a table's title adds for its task: nothing for classification, else ` (regression)` etc."""
-    return "" if get_task(task).is_default else f" ({task})"
+    return "" if task.is_default else f" ({task})"
 
 
 def _grid(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:

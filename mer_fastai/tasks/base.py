@@ -100,6 +100,16 @@ class Task:
     def __str__(self) -> str:
         return self.name
 
+    def __eq__(self, other: object) -> bool:
+        """A task is its name: equal to the task object of that name and to the name itself (`meta.task ==
+        "regression"` holds as it did when records held the name)."""
+        if isinstance(other, Task | str):
+            return self.name == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
     @property
     def is_default(self) -> bool:
         """Whether data sets and model files of this task are written without a `task` field (as in 0.1)."""

@@ -12,6 +12,7 @@ from .regression import REGRESSION
 __all__ = ["get_task", "TASKS"]
 
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION, MULTILABEL)}
+DEFAULT = TASKS[DEFAULT_TASK]  # the task of records written before tasks existed
 
 
 def get_task(task: str | Task | None) -> Task:
@@ -27,4 +28,4 @@ def get_task(task: str | Task | None) -> Task:
 def implied_task(targets: bool) -> Task:
     """The task of a data set prepared without `--task`: regression where `--target` gives targets, else the
     default task."""
-    return REGRESSION if targets else get_task(None)
+    return REGRESSION if targets else DEFAULT

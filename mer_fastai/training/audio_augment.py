@@ -29,10 +29,11 @@ import numpy as np
 from ..bounds import quote
 from ..choices import AUDIO_AUGMENTS
 from ..data.audio import load_audio
-from ..data.dataset import DatasetInfo, ManifestRow, read_spec, write_info, write_manifest, write_spec
+from ..data.dataset import DatasetInfo, ManifestRow
 from ..data.png import save_png
 from ..data.spectrogram import SpecConfig, window_images
 from ..errors import MerError
+from ..tasks.opened import Dataset, write_dataset
 
 __all__ = ["augment_signal", "augmented_data", "parse_kinds"]
 
@@ -116,10 +117,10 @@ def _make_copies(rows: list[ManifestRow], info: DatasetInfo, spec: SpecConfig, c
     return made
 
 
-def _copies(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], config, out: Path) -> tuple[Path, list]:
+def _copies(dataset: Dataset, config, out: Path) -> tuple[Path, list]:
     """The augmented images' folder (made now unless its key's are complete) and their manifest rows."""
-    spec, kinds = read_spec(data_dir), parse_kinds(config.augment_audio_kinds)
-    train_rows = [row for row in rows if row.split == "train"]
+    spec, kinds = dataset.spec, parse_kinds(config.augment_audio_kinds)
+    train_rows = dataset.split("train")
     clips = list({row.clip_id: row for row in train_rows}.values())
     root = out / CACHE_DIR
     folder = root / _key(spec, config.augment_audio, kinds, config.seed, clips)
@@ -130,17 +131,18 @@ def _copies(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], config, 
         for old in root.iterdir():
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     folder.mkdir(parents=True)
-    made = _make_copies(train_rows, info, spec, config.augment_audio, kinds, config.seed, folder)
+    made = _make_copies(train_rows, dataset.info, spec, config.augment_audio, kinds, config.seed, folder)
     partial = done.with_suffix(".part")
     partial.write_text(json.dumps([row.to_dict() for row in made]))
     partial.replace(done)
     return folder, made
 
 
-def augmented_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], config, out: Path, stage: Path) -> Path:
-    """A data set view in `stage` holding `data_dir`'s images and `config.augment_audio` augmented copies of each
+def augmented_data(dataset: Dataset, config, out: Path, stage: Path) -> Dataset:
+    """A data set view in `stage` holding `dataset`'s images and `config.augment_audio` augmented copies of each
     training clip (made into `out`'s cache unless there already), the copies listed as training rows."""
-    folder, made = _copies(data_dir, info, rows, config, out)
+    data_dir, info, rows = dataset.path, dataset.info, dataset.rows
+    folder, made = _copies(dataset, config, out)
     view = stage / VIEW_DIR
     shutil.rmtree(view, ignore_errors=True)
     listed = []
@@ -151,16 +153,13 @@ def augmented_data(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], c
         image = f"train/{row.label}/{row.image.split('/', 1)[1]}"
         _link(folder / row.image, view / image)
         listed.append(replace(row, image=image))
-    write_manifest(view, listed)
-    write_spec(view, read_spec(data_dir))
     counts: dict[str, Counter] = defaultdict(Counter)
     for row in listed:
         counts[row.split][row.label] += 1
     settings = {**info.settings, "augment_audio": {"copies": config.augment_audio, "kinds": config.augment_audio_kinds}}
     summary = replace(info, segments=len(listed), counts={k: dict(v) for k, v in counts.items()}, settings=settings,
                       subset_of=str(data_dir))  # fmt: skip
-    write_info(view, summary)
-    return view
+    return write_dataset(view, dataset, summary, listed)
 
 
 def _link(source: Path, target: Path) -> None:

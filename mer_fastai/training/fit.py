@@ -23,12 +23,12 @@ from .._plumbing.locks import reading
 from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import console
 from ..choices import PARTIAL
-from ..data.dataset import REPAIR, DatasetInfo, read_info, read_manifest, read_spec
+from ..data.dataset import REPAIR
 from ..errors import MerError
 from ..models.archs import check_spectrogram
 from ..models.preprocessing import loader_size
 from ..runs.layout import LR_PLOT, REFIT_KEY, TEST_PREFIX, scatter_file
-from ..tasks.registry import get_task
+from ..tasks.opened import Dataset
 from .audio_augment import augmented_data
 from .callbacks import EpochTimer
 from .config import TrainConfig, TrainSettings, checked, flag
@@ -78,15 +78,15 @@ class TrainResult:
 Pages = Callable[[TrainResult], None]  # a caller's pages of a finished, published run (its plots and report)
 
 
-def task_monitor(config: TrainConfig | TrainSettings, info: DatasetInfo) -> str:
+def task_monitor(config: TrainConfig | TrainSettings, dataset: Dataset) -> str:
     """The score that picks the kept epoch (`auto`: the task's main score), the task's options checked:
     `--loss` and `--monitor ccc` are for regression."""
     config = config.config if isinstance(config, TrainSettings) else config
-    task = get_task(info.task)
+    task = dataset.task
     monitor = config.monitor if config.monitor != "auto" else task.facts.monitors[0]
     if monitor not in task.facts.monitors:
         raise MerError(
-            f"--monitor {monitor}: not a score of a {info.task} data set; choose auto or "
+            f"--monitor {monitor}: not a score of a {task.name} data set; choose auto or "
             f"{' or '.join(task.facts.monitors)}"
         )
     if not task.facts.takes_loss and config.loss != "auto":
@@ -95,27 +95,25 @@ def task_monitor(config: TrainConfig | TrainSettings, info: DatasetInfo) -> str:
         )
     for name in task.facts.refused_options:
         if getattr(config, name):
-            raise MerError(f"{flag(name)} is for classification data sets (this one is {info.task}); drop it")
+            raise MerError(f"{flag(name)} is for classification data sets (this one is {task.name}); drop it")
     return monitor
 
 
-def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path):
+def _learner(dataset: Dataset, config: TrainConfig | TrainSettings, run_dir: Path):
     """DataLoaders + learner in the requested mode, seeded."""
     from fastai.torch_core import set_seed
 
     settings = checked(config)
     config, spec = settings.config, settings.arch
     reuse_freed_memory()  # every batch's activations reuse freed pages (`_plumbing.memory`)
-    info = read_info(data_dir)
-    task = get_task(info.task)
+    info, task, spectrogram = dataset.info, dataset.task, dataset.spec
     set_seed(config.seed, reproducible=True)
-    spectrogram = read_spec(data_dir)
-    check_spectrogram(spec, spectrogram, str(data_dir))
+    check_spectrogram(spec, spectrogram, str(dataset.path))
     dls = load_dataloaders(
-        data_dir,
+        dataset,
         size=loader_size(settings.input_size, spectrogram),
         bs=config.bs,
-        stats=training_stats(data_dir, config.extra_train_dirs) if config.norm == "dataset" else spec.stats,
+        stats=training_stats(dataset, config.extra_train_dirs) if config.norm == "dataset" else spec.stats,
         augment=config.augment,
         balanced=config.balanced,
         extra_train_dirs=config.extra_train_dirs,
@@ -125,7 +123,7 @@ def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path)
         resize=settings.resize,
     )
     if len(dls.train) == 0:
-        raise MerError(f"{data_dir}: fewer training images than one batch; lower --bs (now {config.bs})")
+        raise MerError(f"{dataset.path}: fewer training images than one batch; lower --bs (now {config.bs})")
     learn = build_learner(
         dls, spec, config.weights, run_dir, config.train_bn, task=task, scale=task.output_scale(info),
         loss=config.loss, label_smoothing=config.label_smoothing,
@@ -161,16 +159,19 @@ def _lr_find(learn, run_dir: Path) -> LRFindResult:
 
 @tracked
 def find_lr(
-    data_dir: str | Path, config: TrainConfig, out: str | Path, pages: Callable[[LRFindResult], None] | None = None
+    data_dir: str | Path | Dataset,
+    config: TrainConfig,
+    out: str | Path,
+    pages: Callable[[LRFindResult], None] | None = None,
 ) -> LRFindResult:
-    """Run the LR range test for `config`, save `lr_find.json` in `out` and return the suggestions and losses;
-    `pages` (the caller's) then draws `lr_find.png` from them."""
-    data_dir, out = Path(data_dir), Path(out)
+    """Run the LR range test for `config` on a data set (a `Dataset`, or its folder), save `lr_find.json` in `out`
+    and return the suggestions and losses; `pages` (the caller's) then draws `lr_find.png` from them."""
+    dataset, out = data_dir, Path(out)  # opened by `tracked`
     settings: TrainSettings = config  # checked by `tracked`
-    with reading(data_dir):
-        task_monitor(settings, check_dataset(data_dir)[0])
+    with reading(dataset.path):
+        task_monitor(settings, check_dataset(dataset))
         with results_folder(out, LR_FILES) as stage:
-            learn = _learner(data_dir, settings, stage)
+            learn = _learner(dataset, settings, stage)
             try:
                 with checkpoint(stage, "_tmp"):
                     found = _lr_find(_fitter(learn, settings), stage)
@@ -183,9 +184,11 @@ def find_lr(
 
 
 @tracked
-def train(data_dir: str | Path, config: TrainConfig, out: str | Path, pages: Pages | None = None) -> TrainResult:
-    """Check the data set, find the LR if asked, fit one cycle, keep the best or last epoch (`config.keep`),
-    write the run folder (model, metrics, predictions) and return its results.
+def train(
+    data_dir: str | Path | Dataset, config: TrainConfig, out: str | Path, pages: Pages | None = None
+) -> TrainResult:
+    """Check the data set (a `Dataset`, or its folder), find the LR if asked, fit one cycle, keep the best or last
+    epoch (`config.keep`), write the run folder (model, metrics, predictions) and return its results.
 
     Nothing is written unless the data set matches its manifest; the run folder receives its files only
     when the run has finished (see `results_folder`); then the caller's `pages` (main process) draws the curves,
@@ -197,20 +200,19 @@ def train(data_dir: str | Path, config: TrainConfig, out: str | Path, pages: Pag
     `test`: the same layout for the test split (the data set's own, or `--test DATA_DIR`), scored once
     with the final model, or null without one; then the run's settings, timings and `versions`.
     """
-    data_dir, run_dir = Path(data_dir), Path(out)
+    dataset, run_dir = data_dir, Path(out)  # opened by `tracked`
     settings: TrainSettings = config  # checked by `tracked`
-    config = settings.config
-    with reading(data_dir, config.test_dir):
-        info, rows = check_dataset(data_dir)
-        task_monitor(settings, info)
-        test = held_out_split(data_dir, info, rows, config.test_dir)
+    config, info, rows = settings.config, dataset.info, list(dataset.rows)
+    with reading(dataset.path, config.test_dir):
+        task_monitor(settings, check_dataset(dataset))
+        test = held_out_split(dataset, config.test_dir)
         init_distributed()
         if is_main_process() and any(row.split == "valid" for row in rows):  # a refit validates nothing
-            _warn_unvalidated(get_task(info.task).unvalidated(rows, info.classes))
-        splits = Splits(info, Split(data_dir, [row for row in rows if row.split == "valid"]), test)
+            _warn_unvalidated(dataset.task.unvalidated(rows, info.classes))
+        splits = Splits(dataset, Split(dataset.path, dataset.split("valid")), test)
         scatters = tuple(prefix + scatter_file(name) for name in info.scale for prefix in ("", TEST_PREFIX))
         with results_folder(run_dir, RUN_FILES + LR_FILES + scatters) as stage:
-            result = _fit(data_dir, settings, splits, stage)
+            result = _fit(dataset, settings, splits, stage)
     tested = result.lr_find and replace(result.lr_find, plot=run_dir / LR_PLOT)
     result = replace(result, run_dir=run_dir, lr_find=tested)
     if is_main_process() and pages is not None:
@@ -228,14 +230,14 @@ def _warn_unvalidated(classes: list[str]) -> None:
         )
 
 
-def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path) -> TrainResult:
+def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Path) -> TrainResult:
     """Train in `run_dir` and (main process) score the test split and write the report and model there."""
     from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 
     started = time.time()
-    config, info, valid = settings.config, splits.info, splits.valid
-    task, monitor = get_task(info.task), task_monitor(settings, info)
-    learn = _learner(_training_data(data_dir, settings, splits, run_dir), settings, run_dir)
+    config, info, valid, data_dir = settings.config, dataset.info, splits.valid, dataset.path
+    task, monitor = dataset.task, task_monitor(settings, dataset)
+    learn = _learner(_training_data(dataset, settings, run_dir), settings, run_dir)
     fitter = _fitter(learn, settings)
     found: list[LRFindResult] = []  # the range test, run by the main process alone
 
@@ -328,13 +330,12 @@ def checkpoint(run_dir: Path, name: str):
     return writing(run_dir / SCRATCH_DIR / f"{name}.pth")
 
 
-def _training_data(data_dir: Path, settings: TrainSettings, splits: Splits, stage: Path) -> Path:
-    """The data set training reads: `data_dir`, or with `--augment-audio` a view adding the augmented copies of its
+def _training_data(dataset: Dataset, settings: TrainSettings, stage: Path) -> Dataset:
+    """The data set training reads: `dataset`, or with `--augment-audio` a view adding the augmented copies of its
     training clips (their images cached in the run's --out, the parent of the staging folder `stage`)."""
     if not settings.config.augment_audio:
-        return data_dir
-    rows = read_manifest(data_dir)
-    return augmented_data(data_dir, splits.info, rows, settings.config, stage.parent, stage)
+        return dataset
+    return augmented_data(dataset, settings.config, stage.parent, stage)
 
 
 def _history(learn) -> list[dict]:

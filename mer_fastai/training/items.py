@@ -11,19 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import (
-    DATASET_FILE,
-    REPAIR,
-    SPLITS,
-    DatasetInfo,
-    ManifestRow,
-    extra_train_items,
-    images_on_disk,
-    read_info,
-    read_manifest,
-    split_items,
-)
+from ..data.dataset import DATASET_FILE, REPAIR, SPLITS, ManifestRow, extra_train_items, images_on_disk
 from ..errors import MerError
+from ..tasks.opened import Dataset
 
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)  # what PIL raises on damage
 REFIT = "refit"  # in a data set's settings: made by `cv --refit`, all clips training, no validation split
@@ -31,14 +21,14 @@ SHOWN = 3  # offending images named in an error
 
 
 def target_values(
-    data_dir: Path, info: DatasetInfo, balanced: bool = False, extra_train_dirs: list[str | Path] | None = None
+    dataset: Dataset, balanced: bool = False, extra_train_dirs: list[str | Path] | None = None
 ) -> dict[Path, list[float]]:
     """A regression or multilabel data set's target values (1/0 per mood) of every image, from its manifest;
     the class-based options (`--balanced`, `--augment-dir`) are refused for it."""
     if balanced or extra_train_dirs:
         option = "--balanced weights classes" if balanced else "--augment-dir adds class folders"
-        raise MerError(f"{data_dir}: is a {info.task} data set and {option}; drop it")
-    return {row.path(data_dir): list(row.values) for row in read_manifest(data_dir)}
+        raise MerError(f"{dataset.path}: is a {dataset.task.name} data set and {option}; drop it")
+    return {row.path(dataset.path): list(row.values) for row in dataset.rows}
 
 
 def split_indices(n_train: int, n_valid: int) -> tuple[list[int], list[int]]:
@@ -46,34 +36,36 @@ def split_indices(n_train: int, n_valid: int) -> tuple[list[int], list[int]]:
     return list(range(n_train)), list(range(n_train, n_train + n_valid))
 
 
-def training_items(data_dir: Path, extra_train_dirs: list[str | Path] | None) -> tuple[list[Path], list[Path]]:
+def training_items(dataset: Dataset, extra_train_dirs: list[str | Path] | None) -> tuple[list[Path], list[Path]]:
     """(training, validation) images: the manifest's, plus undamaged extra training images <dir>/<class>/<image>.
 
     A data set without validation images is refused, unless it is a refit's (`is_refit`).
     """
-    train, valid = split_items(data_dir)
-    if not valid and not is_refit(data_dir):
-        raise MerError(f"{data_dir}: the valid/ folder holds no image; prepare with a larger --valid-pct")
-    extras = extra_train_items(data_dir, extra_train_dirs)
+    train, valid = dataset.training_items()
+    if not valid and not is_refit(dataset):
+        raise MerError(f"{dataset.path}: the valid/ folder holds no image; prepare with a larger --valid-pct")
+    extras = extra_train_items(dataset.path, dataset.spec, extra_train_dirs)
     damaged = next(((p, reason) for p in extras if (reason := image_damage(p))), None)
     if damaged:
         raise MerError(f"{damaged[0]}: damaged image ({damaged[1]}); delete or regenerate it")
     return train + extras, valid
 
 
-def is_refit(data_dir: Path) -> bool:
-    """Whether `data_dir` is the data set of a `cv --refit` model: every clip trains, none validates by design
+def is_refit(dataset: Dataset) -> bool:
+    """Whether `dataset` is the data set of a `cv --refit` model: every clip trains, none validates by design
     (its dataset.json's settings say `REFIT`)."""
-    return bool(read_info(data_dir).settings.get(REFIT))
+    return bool(dataset.info.settings.get(REFIT))
 
 
-def training_stats(data_dir: Path, extra_train_dirs: list[str | Path] | None = None) -> tuple[list[float], list[float]]:
+def training_stats(
+    dataset: Dataset, extra_train_dirs: list[str | Path] | None = None
+) -> tuple[list[float], list[float]]:
     """(mean, std) of the training images' pixels scaled to [0, 1], the same for the three channels of the
     greyscale spectrograms: what `--norm dataset` normalises with."""
     from PIL import Image
 
     total = total_sq = count = 0.0
-    for path in training_items(data_dir, extra_train_dirs)[0]:
+    for path in training_items(dataset, extra_train_dirs)[0]:
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("L"), dtype=np.float64) / 255
         total, total_sq, count = total + pixels.sum(), total_sq + np.square(pixels).sum(), count + pixels.size
@@ -82,26 +74,24 @@ def training_stats(data_dir: Path, extra_train_dirs: list[str | Path] | None = N
     return [float(mean)] * 3, [std] * 3
 
 
-def check_dataset(data_dir: Path) -> tuple[DatasetInfo, list[ManifestRow]]:
-    """`dataset.json` and the manifest rows of a data set whose folders hold exactly its manifest's images.
+def check_dataset(dataset: Dataset) -> Dataset:
+    """`dataset` itself, once its folders are found to hold exactly its manifest's images.
 
     Refused in one line naming the first offending images: fewer than two classes; images listed in
     `manifest.csv` but missing, present under train/ or valid/ but not listed, moved to another split or
     class folder, in a folder that disagrees with their row, or not readable as an image.
     """
-    info = read_info(data_dir)
-    classes = list(info.classes)
+    data_dir, classes = dataset.path, list(dataset.info.classes)
     if len(classes) < 2:
         raise MerError(
             f"{data_dir / DATASET_FILE}: the data set has {len(classes)} class ({', '.join(classes) or 'none'}); "
             "training needs at least two, so prepare it again with labels of two or more classes"
         )
-    rows = read_manifest(data_dir)
-    listed = {row.image: row for row in rows}
+    listed = {row.image: row for row in dataset.rows}
     problem = _layout_problem(listed, images_on_disk(data_dir), set(classes)) or _damage_problem(data_dir, listed)
     if problem:
         raise MerError(f"{data_dir}: {problem}")
-    return info, rows
+    return dataset
 
 
 def _layout_problem(listed: dict[str, ManifestRow], present: set[str], classes: set[str]) -> str | None:

@@ -23,7 +23,7 @@ from ..models.archs import ArchSpec
 from ..models.modelfile import create_model
 from ..models.weights import model_factory, transfer_weights
 from ..tasks.base import Task
-from ..tasks.registry import get_task
+from ..tasks.registry import DEFAULT
 from .callbacks import use_rich_progress
 from .partial import partial_groups
 
@@ -35,7 +35,7 @@ def build_learner(
     path: str | Path,
     train_bn: bool = False,
     *,
-    task: Task | str | None = None,
+    task: Task = DEFAULT,
     scale: Sequence[Sequence[float]] | None = None,
     loss: str = "auto",
     label_smoothing: float = 0.0,
@@ -44,7 +44,6 @@ def build_learner(
     of a `task` with targets), starting `weights` applied; `scale`: the targets' [low, high], which the head
     squeezes its outputs into. The loss is the task's (`--loss`, `--label-smoothing`), the split into body and
     head fastai's default, as `vision_learner` makes it."""
-    task = get_task(task)
     model = create_model(spec, len(scale) if scale else len(dls.vocab), scale, model_factory(spec, weights))
     if weights not in STARTING_WEIGHTS:  # an earlier run's model file
         transfer_weights(model, weights, spec.name)

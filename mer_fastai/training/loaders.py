@@ -17,10 +17,9 @@ from fastai.vision.data import ImageBlock
 
 from ..bounds import quote
 from ..choices import AUGMENTS, IN_MEMORY_AUGMENTS
-from ..data.dataset import read_info
 from ..errors import MerError
 from ..models.preprocessing import resize_policy, resize_transform
-from ..tasks.registry import get_task
+from ..tasks.opened import Dataset, as_dataset
 from .items import split_indices, target_values, training_items
 from .tensor_loaders import SpecMask, memory_dataloaders
 
@@ -33,7 +32,7 @@ def default_workers() -> int:
 
 
 def load_dataloaders(
-    data_dir: str | Path,
+    data_dir: str | Path | Dataset,
     *,
     size: int | tuple[int, int] = 224,
     bs: int = 32,
@@ -46,7 +45,7 @@ def load_dataloaders(
     cache: bool = False,
     resize: str | None = None,
 ) -> DataLoaders:
-    """DataLoaders for a prepared data set.
+    """DataLoaders for a prepared data set (a `Dataset`, or its folder, opened here).
 
     `size` is the training resolution (images are squished, never cropped, unless `augment="study"`);
     `balanced` draws training items with a class-balanced weighted sampler, as the study did;
@@ -59,14 +58,15 @@ def load_dataloaders(
         raise MerError(f"unknown augmentation {quote(augment)}; choose one of {', '.join(AUGMENTS)}")
     common = {"size": size, "bs": bs, "stats": stats, "augment": augment, "balanced": balanced,
               "extra_train_dirs": extra_train_dirs}  # fmt: skip
+    dataset = as_dataset(data_dir)
     if cache and augment in IN_MEMORY_AUGMENTS:
-        return memory_dataloaders(Path(data_dir), **common)
+        return memory_dataloaders(dataset, **common)
     policy = resize or resize_policy(augment)
-    return block_dataloaders(Path(data_dir), num_workers=num_workers, seed=seed, resize=policy, **common)
+    return block_dataloaders(dataset, num_workers=num_workers, seed=seed, resize=policy, **common)
 
 
 def block_dataloaders(
-    data_dir: Path,
+    dataset: Dataset,
     *,
     size: int | tuple[int, int],
     bs: int,
@@ -81,17 +81,16 @@ def block_dataloaders(
     """`load_dataloaders` through fastai's DataBlock: every image read, resized and augmented per item."""
     from fastai.vision.augment import Normalize
 
-    info = read_info(data_dir)
+    data_dir, info, task = dataset.path, dataset.info, dataset.task
     classes = info.classes
-    train_items, valid_items = training_items(data_dir, extra_train_dirs)
+    train_items, valid_items = training_items(dataset, extra_train_dirs)
     items = train_items + valid_items
     size = (size, size) if isinstance(size, int) else size
     item_tfms = [resize_transform(size, resize), *([FlipItem(0.5)] if resize == "crop" else [])]
     batch_tfms = [Normalize.from_stats(*stats)] if stats else []
     if augment == "specaugment":
         batch_tfms.append(SpecMask())
-    task = get_task(info.task)
-    get_y = task.label_reader(lambda: target_values(data_dir, info, balanced, extra_train_dirs))
+    get_y = task.label_reader(lambda: target_values(dataset, balanced, extra_train_dirs))
     block = DataBlock(
         blocks=(ImageBlock(PILImage), task.target_block(info)),
         get_items=lambda _: items,

@@ -15,7 +15,7 @@ import torch
 
 from .._plumbing.files import output_folder, write_json
 from .._version import __version__
-from ..data.dataset import DatasetInfo, read_spec
+from ..data.dataset import DatasetInfo
 from ..models.modelfile import CHECKSUM, save_model_file
 from ..models.modelmeta import ModelMeta
 from ..report.views.predictions import write_split_predictions
@@ -45,7 +45,7 @@ from ..runs.layout import (
 from ..runs.ownership import check_own_folder, claim_folder
 from ..scoring.scores import Tracks, ValueTracks
 from ..tasks.base import Task
-from ..tasks.registry import get_task
+from ..tasks.opened import Dataset
 from .config import TrainSettings
 from .distributed import is_main_process
 from .validation import Split, Splits, score_test
@@ -122,10 +122,10 @@ def write_run(
     """A finished run's files: the model, the validation split's predictions and plots, the test split scored
     once with the final model, config, history and metrics.json last (its `test` block and `seconds` filled in
     here). The curves are the caller's page (`TrainResult.history`)."""
-    info, valid, test = splits.info, splits.valid, splits.test
-    task = get_task(info.task)
+    info, valid, test = splits.dataset.info, splits.valid, splits.test
+    task = splits.dataset.task
     title = run_title(settings, info)
-    meta = model_metadata(learn, settings, info, valid.data_dir, scored.names, metrics)
+    meta = model_metadata(learn, settings, splits.dataset, scored.names, metrics)
     save_model_file(run_dir / MODEL_FILE, learn.model, meta, "train")
     metrics[MODEL_CHECKSUM] = (model_header(run_dir / MODEL_FILE) or {}).get(CHECKSUM)  # binds the scores to it
     if scored.outputs is not None:
@@ -166,23 +166,21 @@ def _write_split(
     views_of(task).plot_split(run_dir, prefix, scores, tracks, info, title)
 
 
-def model_metadata(
-    learn, settings: TrainSettings, info: DatasetInfo, data_dir: Path, names: list[str], metrics: dict
-) -> ModelMeta:
+def model_metadata(learn, settings: TrainSettings, dataset: Dataset, names: list[str], metrics: dict) -> ModelMeta:
     """What a model file must say to be rebuilt and fed exactly like in training."""
-    config = settings.config
+    config, info = settings.config, dataset.info
     return ModelMeta(
         arch=settings.arch.name,  # a musicnn body ending at another layer: musicnn-msd:pooled
         classes=tuple(names),
         feature=info.feature,
-        spec=read_spec(data_dir),
+        spec=dataset.spec,
         stats=input_stats(learn.dls),
         input_size=settings.input_size,
         mode=config.mode,
         resize=settings.resize,  # fastai's validation transform
         package_version=__version__,
-        task=info.task,
-        **get_task(info.task).model_record(info, metrics),
+        task=dataset.task,
+        **dataset.task.model_record(info, metrics),
     )
 
 

@@ -21,10 +21,10 @@ from fasttransform import DisplayedTransform
 
 from ..bounds import quote
 from ..choices import AUGMENTS, IN_MEMORY_AUGMENTS
-from ..data.dataset import REPAIR, read_info, read_spec
+from ..data.dataset import REPAIR
 from ..data.images import resize
 from ..errors import MerError
-from ..tasks.registry import get_task
+from ..tasks.opened import Dataset, as_dataset
 from .items import IMAGE_ERRORS, damage_reason, split_indices, target_values, training_items
 
 
@@ -126,7 +126,7 @@ def _decode_16bit(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
 
 
 def memory_dataloaders(
-    data_dir: str | Path,
+    data_dir: str | Path | Dataset,
     *,
     size: int | tuple[int, int] = 224,
     bs: int = 32,
@@ -136,22 +136,21 @@ def memory_dataloaders(
     extra_train_dirs: list[str | Path] | None = None,
 ) -> DataLoaders:
     """`load_dataloaders(cache=True)`: the images decoded once into memory (augment "none" or "specaugment")."""
-    data_dir = Path(data_dir)
-    info = read_info(data_dir)
+    dataset = as_dataset(data_dir)
+    data_dir, info, task = dataset.path, dataset.info, dataset.task
     classes = info.classes
     if augment not in IN_MEMORY_AUGMENTS:
         known = ", ".join(AUGMENTS)
         raise MerError(f"augmentation {quote(augment)} needs the per-image pipeline (--no-cache); in memory: {known}")
-    train_items, valid_items = training_items(data_dir, extra_train_dirs)
+    train_items, valid_items = training_items(dataset, extra_train_dirs)
     items = train_items + valid_items
     train_idx, valid_idx = split_indices(len(train_items), len(valid_items))
     unknown = sorted({parent_label(p) for p in items} - set(classes))
     if unknown:
         raise MerError(f"{data_dir}: image folder(s) {', '.join(unknown)} are not classes of the data set {classes}")
-    task = get_task(info.task)
-    get_y = task.label_reader(lambda: target_values(data_dir, info, balanced, extra_train_dirs))
+    get_y = task.label_reader(lambda: target_values(dataset, balanced, extra_train_dirs))
     targets, vocab = task.target_tensor([get_y(p) for p in items], info)
-    bit_depth = read_spec(data_dir).bit_depth
+    bit_depth = dataset.spec.bit_depth
     images = decode_images(items, (size, size) if isinstance(size, int) else tuple(size), bit_depth)
     after_batch = [IntToFloatTensor(div=float(2**bit_depth - 1))]
     if stats:

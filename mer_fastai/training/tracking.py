@@ -24,10 +24,11 @@ from typing import Any
 
 from fastai.callback.core import Callback
 
+from .._plumbing.locks import reading
 from ..bounds import quote
-from ..data.dataset import DatasetInfo, read_info
 from ..errors import MerError
 from ..runs.layout import LR_JSON, is_finished, read_json, read_metrics
+from ..tasks.opened import Dataset, as_dataset, dataset_folder
 from ..tasks.registry import get_task
 from .config import TrainConfig, TrainSettings, checked
 from .distributed import is_main_process
@@ -94,12 +95,13 @@ def tracking_settings(track: str | None, uri: str | None, experiment: str) -> di
     return {"track": track, "tracking_uri": uri, "tracking_experiment": experiment}
 
 
-def run_params(config: TrainConfig, data_dir: Path, info: DatasetInfo) -> dict[str, str]:
+def run_params(config: TrainConfig, dataset: Dataset) -> dict[str, str]:
     """The settings of a run and a summary of its data set, as MLflow parameters."""
+    info = dataset.info
     counts = info.counts
     params: dict[str, Any] = {k: v for k, v in config.to_dict().items() if k not in TRACKING_FIELDS}
     params.update({
-        "data.dir": str(data_dir.resolve()),
+        "data.dir": str(dataset.path.resolve()),
         "data.feature": info.feature,
         "data.classes": info.classes,
         "data.task": info.task,
@@ -171,14 +173,14 @@ def final_scores(metrics: dict, windows_prefix: str = "final_") -> dict[str, flo
 class TrackedRun:
     """One MLflow run: opened with the settings, fed per epoch, closed with the run folder's files."""
 
-    def __init__(self, config: TrainConfig, data_dir: Path, out: Path, command: str):
-        info = read_info(data_dir)
+    def __init__(self, config: TrainConfig, dataset: Dataset, out: Path, command: str):
+        info = dataset.info
         self.client = _mlflow_client(resolve_uri(config.tracking_uri))
         experiment = experiment_id(self.client, config.tracking_experiment or info.feature)
         tags = {"mer_fastai.command": command, "mer_fastai.run_dir": str(out.resolve()), "arch": config.arch,
                 "mode": config.mode}  # fmt: skip
         self.run_id = self.client.create_run(experiment, run_name=out.name, tags=tags).info.run_id
-        self.client.log_batch(self.run_id, params=_params(run_params(config, data_dir, info)))
+        self.client.log_batch(self.run_id, params=_params(run_params(config, dataset)))
 
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status)
@@ -195,7 +197,8 @@ def epoch_callbacks() -> list[Callback]:
 
 def tracked(func: Callable) -> Callable:
     """Wrap `train` / `find_lr(data_dir, config, out)`: `config` checked once (the function receives the
-    `TrainSettings`); with its `track`, one MLflow run around the call.
+    `TrainSettings`), then the data set opened once (the function receives the `Dataset`; a folder is read under
+    the readers' lock, `_plumbing.locks.reading`); with its `track`, one MLflow run around the call.
 
     Only the main process tracks (a distributed training has one run); a failed call ends its run FAILED.
     """
@@ -208,21 +211,27 @@ def tracked(func: Callable) -> Callable:
         if is_main_process():  # the tracker first, then the settings
             check_track(given.config.track if isinstance(given, TrainSettings) else given.track)
         bound.arguments["config"] = settings = checked(given)  # the function reads the settings checked here
-        config = settings.config
-        if not config.track or not is_main_process():
-            return func(*bound.args, **bound.kwargs)
-        out = Path(bound.arguments["out"])
-        run = TrackedRun(config, Path(bound.arguments["data_dir"]), out, func.__name__)
-        token = _active.set(run)
-        try:
-            result = func(*bound.args, **bound.kwargs)
-            log_run_folder(run.client, run.run_id, out)
-        except BaseException as exc:
-            run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-            raise
-        finally:
-            _active.reset(token)
-        run.end("FINISHED")
-        return result
+        with reading(dataset_folder(bound.arguments["data_dir"])):  # not while prepare changes it
+            bound.arguments["data_dir"] = as_dataset(bound.arguments["data_dir"])
+            return _run(func, bound, settings.config)
 
     return wrapper
+
+
+def _run(func: Callable, bound: inspect.BoundArguments, config: TrainConfig):
+    """`func` called with its checked arguments; with `config.track` (main process), inside one MLflow run."""
+    if not config.track or not is_main_process():
+        return func(*bound.args, **bound.kwargs)
+    out = Path(bound.arguments["out"])
+    run = TrackedRun(config, bound.arguments["data_dir"], out, func.__name__)
+    token = _active.set(run)
+    try:
+        result = func(*bound.args, **bound.kwargs)
+        log_run_folder(run.client, run.run_id, out)
+    except BaseException as exc:
+        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    finally:
+        _active.reset(token)
+    run.end("FINISHED")
+    return result

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import DatasetInfo, ManifestRow, read_spec
+from ..data.dataset import ManifestRow
 from ..errors import MerError
 from ..models.modelmeta import ModelMeta
 from ..models.preprocessing import native_input
 from ..scoring.scores import Tracks, ValueTracks
 from ..tasks.base import Task
-from ..tasks.registry import get_task
+from ..tasks.opened import Dataset, open_dataset
 from .items import check_dataset
 
 
@@ -38,16 +38,17 @@ class Split:
 class Splits:
     """The data set a run trains on, its validation windows and what it is tested on (if anything)."""
 
-    info: DatasetInfo
+    dataset: Dataset
     valid: Split
     test: Split | None
 
 
-def held_out_split(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], test_dir: str | None) -> Split | None:
+def held_out_split(dataset: Dataset, test_dir: str | None) -> Split | None:
     """What the final model is scored on once: `--test DATA_DIR` (every image of another prepared data set
     with the same classes and spectrogram settings and no clip of this one), else the data set's own test
     split, else nothing."""
-    own = [row for row in rows if row.split == "test"]
+    data_dir, info, rows = dataset.path, dataset.info, dataset.rows
+    own = dataset.split("test")
     if test_dir is None:
         return Split(data_dir, own) if own else None
     other = Path(test_dir)
@@ -55,9 +56,10 @@ def held_out_split(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], t
         raise MerError(f"--test {other}: {data_dir} has its own test split; drop --test or prepare without --test-pct")
     if other.resolve() == data_dir.resolve():
         raise MerError(f"--test {other}: is the training data set itself; pass another prepared data set")
-    other_info, other_rows = check_dataset(other)
-    get_task(info.task).check_test_set(info, other_info, f"--test {other}")
-    if read_spec(other).digest() != read_spec(data_dir).digest():
+    tested = check_dataset(open_dataset(other))
+    other_info, other_rows = tested.info, tested.rows
+    dataset.task.check_test_set(info, other_info, f"--test {other}")
+    if tested.spec.digest() != dataset.spec.digest():
         raise MerError(f"--test {other}: made with other spectrogram settings; prepare it with those of {data_dir}")
     shared = sorted({row.source for row in other_rows} & {row.source for row in rows})
     if shared:
@@ -65,7 +67,7 @@ def held_out_split(data_dir: Path, info: DatasetInfo, rows: list[ManifestRow], t
             f"--test {other}: {len(shared)} clip(s) are also in {data_dir}, e.g. {shared[0]}; a test set must "
             "hold other clips"
         )
-    return Split(other, other_rows)
+    return Split(other, list(other_rows))
 
 
 def score_test(

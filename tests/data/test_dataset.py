@@ -23,7 +23,6 @@ from mer_fastai.data.dataset import (
     read_info,
     read_manifest,
     read_spec,
-    split_items,
     write_info,
     write_manifest,
     write_spec,
@@ -92,18 +91,18 @@ def test_items_per_split_and_extra_training_folders(tmp_path):
     for name in ("loud/b.png", "loud/a.png", "calm/.hidden.png", "calm/notes.txt", "deeper/x/y.png"):
         (extra / name).parent.mkdir(parents=True, exist_ok=True)
         (extra / name).write_bytes(b"")
-    assert split_items(tmp_path) == (items(tmp_path, "train"), items(tmp_path, "valid"))
-    assert extra_train_items(tmp_path, [extra]) == [extra / "loud/a.png", extra / "loud/b.png"]
-    assert extra_train_items(tmp_path, None) == []
-    one_line_error(lambda: extra_train_items(tmp_path, [tmp_path / "nowhere"]), "augmentation folder not found")
+    spec = SpecConfig()
+    assert extra_train_items(tmp_path, spec, [extra]) == [extra / "loud/a.png", extra / "loud/b.png"]
+    assert extra_train_items(tmp_path, spec, None) == []
+    one_line_error(lambda: extra_train_items(tmp_path, spec, [tmp_path / "nowhere"]), "augmentation folder not found")
     (tmp_path / "empty" / "calm").mkdir(parents=True)
-    one_line_error(lambda: extra_train_items(tmp_path, [tmp_path / "empty"]), "holds no <class>/<image> files")
+    one_line_error(lambda: extra_train_items(tmp_path, spec, [tmp_path / "empty"]), "holds no <class>/<image> files")
     (tmp_path / "valid" / "calm").mkdir(parents=True)
     (tmp_path / "valid" / "calm" / "x.png").write_bytes(b"")
-    one_line_error(lambda: extra_train_items(tmp_path, [tmp_path / "valid"]), "inside the validation split")
+    one_line_error(lambda: extra_train_items(tmp_path, spec, [tmp_path / "valid"]), "inside the validation split")
     (tmp_path / "test" / "calm").mkdir(parents=True)
     (tmp_path / "test" / "calm" / "x.png").write_bytes(b"")
-    one_line_error(lambda: extra_train_items(tmp_path, [tmp_path / "test"]), "inside the test split")
+    one_line_error(lambda: extra_train_items(tmp_path, spec, [tmp_path / "test"]), "inside the test split")
 
 
 def test_missing_or_broken_files_are_refused_in_one_line(tmp_path):

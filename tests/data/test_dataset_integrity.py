@@ -15,6 +15,7 @@ import pytest
 from mer_fastai._plumbing.files import output_folder
 from mer_fastai.api.training import find_lr, train
 from mer_fastai.errors import MerError
+from mer_fastai.tasks.opened import open_dataset
 from mer_fastai.training.fit import TrainConfig
 from mer_fastai.training.items import check_dataset
 from mer_fastai.training.tensor_loaders import memory_dataloaders
@@ -110,7 +111,8 @@ def data_copy(tiny_data, tmp_path) -> Path:
 
 
 def test_an_intact_data_set_passes(data_copy):
-    info, rows = check_dataset(data_copy)
+    checked = check_dataset(open_dataset(data_copy))
+    info, rows = checked.info, list(checked.rows)
     assert len(info.classes) == 4 and len(rows) == len(list(data_copy.glob("*/*/*.png")))
 
 
@@ -197,7 +199,7 @@ def test_loaders_list_the_manifest_in_its_order_and_need_validation_images(data_
     extra = tmp_path / "gan" / "happy"
     extra.mkdir(parents=True)
     shutil.copy2(first_image(data_copy), extra / "fake.png")
-    train_items, valid_items = training_items(data_copy, [tmp_path / "gan"])
+    train_items, valid_items = training_items(open_dataset(data_copy), [tmp_path / "gan"])
     listed = {split: [row.path(data_copy) for row in rows if row.split == split] for split in ("train", "valid")}
     assert (train_items, valid_items) == (listed["train"] + [extra / "fake.png"], listed["valid"])
     dls = memory_dataloaders(data_copy, size=32, bs=4, extra_train_dirs=[tmp_path / "gan"])
@@ -234,10 +236,10 @@ def test_commands_reading_a_data_set_wait_for_no_prepare_and_hold_it_meanwhile(d
     finally:
         os.close(handle)
 
-    def fit(data_dir, *_args):  # while training, prepare is refused
+    def fit(dataset, *_args):  # while training, prepare is refused
         with (
             pytest.raises(MerError, match=rf"\(PID {os.getpid()}\) is reading this data set"),
-            excluding_readers(data_dir),
+            excluding_readers(dataset.path),
         ):
             pass
         raise RuntimeError("checked")
@@ -252,9 +254,9 @@ def test_commands_reading_a_data_set_wait_for_no_prepare_and_hold_it_meanwhile(d
 def test_an_image_lost_while_training_is_one_line(data_copy, tmp_path, monkeypatch):
     build = train_module._learner
 
-    def learner_then_lose_an_image(data_dir, config, run_dir):
-        learn = build(data_dir, config, run_dir)
-        first_image(data_dir, "valid").unlink()  # deleted behind the toolkit's back
+    def learner_then_lose_an_image(dataset, config, run_dir):
+        learn = build(dataset, config, run_dir)
+        first_image(dataset.path, "valid").unlink()  # deleted behind the toolkit's back
         return learn
 
     monkeypatch.setattr(train_module, "_learner", learner_then_lose_an_image)

@@ -23,6 +23,7 @@ from mer_fastai.evaluation.baseline.classic import baseline_columns, run_baselin
 from mer_fastai.evaluation.baseline.features import extract_features, feature_names
 from mer_fastai.preparation.prepare import prepare_dataset
 from mer_fastai.runs.layout import FEATURES_FILE
+from mer_fastai.tasks.opened import open_dataset
 from mer_fastai.tasks.registry import get_task
 
 CSV_COLUMNS = baseline_columns(get_task("classification"))  # a classification data set's baseline.csv
@@ -318,7 +319,7 @@ def test_cross_validated_baseline_scores_the_folds_cv_trains_on(demo_data, tmp_p
     monkeypatch.setattr(feature_module, "_file_features", no_decoding)
     out = tmp_path / "cv"
     result = cross_validate_baseline(demo_data, out, 2, classifiers=["knn", "svm"], seed=7, workers=1, progress=False)
-    _, rows, plan, _ = dataset_folds(demo_data, 2, 1, seed=7)
+    rows, plan, _ = dataset_folds(open_dataset(demo_data), 2, 1, seed=7)
     assert len(plan) == 2 and set(result.per_fold) == {"knn", "svm"}
     for fold in plan:  # each fold validated exactly the clips cv's fold holds out
         fold_rows = manifest(out / "folds" / fold.name / "data")

@@ -21,6 +21,7 @@ from mer_fastai.data.dataset import read_info, read_manifest
 from mer_fastai.errors import MerError
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.runs.layout import CV_FILE, VALID_PREDICTIONS, model_writer
+from mer_fastai.tasks.opened import open_dataset
 from mer_fastai.training.config import TrainConfig
 from tests.conftest import TINY_SPEC
 from tests.evaluation.test_cv import CLI_OPTIONS
@@ -162,13 +163,13 @@ def test_train_still_refuses_a_data_set_without_validation_images(refit_cv, tmp_
     from mer_fastai.training.items import training_items
 
     data, out, _ = refit_cv
-    assert training_items(out / "refit" / "data", None)[1] == []
+    assert training_items(open_dataset(out / "refit" / "data"), None)[1] == []
     info = json.loads((out / "refit" / "data" / "dataset.json").read_text())
     info["settings"].pop("refit")
     (out / "refit" / "data" / "dataset.json").write_text(json.dumps(info))
     try:
         with pytest.raises(MerError, match="the valid/ folder holds no image"):
-            training_items(out / "refit" / "data", None)
+            training_items(open_dataset(out / "refit" / "data"), None)
     finally:
         info["settings"]["refit"] = {"clips": 12}
         (out / "refit" / "data" / "dataset.json").write_text(json.dumps(info))

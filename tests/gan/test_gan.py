@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import textwrap
 import types
@@ -114,6 +115,8 @@ def test_training_refuses_a_data_set_without_classes(tiny_data, tmp_path):
     """The GAN is conditioned on classes: a multilabel (or regression) data set is refused in one line."""
     moods = tmp_path / "moods"
     moods.mkdir()
+    for name in ("manifest.csv", "spectrogram.json"):  # a whole data set: it is opened before it is refused
+        shutil.copy(tiny_data / name, moods / name)
     info = json.loads((tiny_data / "dataset.json").read_text())
     (moods / "dataset.json").write_text(json.dumps({**info, "task": "multilabel", "targets": ["happy", "sad"]}))
     with pytest.raises(MerError, match="is a multilabel data set; `mer-fastai gan train` handles classification"):

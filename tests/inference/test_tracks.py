@@ -15,7 +15,7 @@ def _track(task: str, outputs: list[list[float]]) -> TrackPrediction:
     rules = get_task(task)
     windows = [WindowPrediction(float(i), **rules.prediction(NAMES, np.array(o))) for i, o in enumerate(outputs)]
     mean = np.mean(outputs, axis=0)
-    return TrackPrediction("a.wav", windows=windows, duration=1.5, task=task, **rules.prediction(NAMES, mean))
+    return TrackPrediction("a.wav", windows=windows, duration=1.5, task=rules, **rules.prediction(NAMES, mean))
 
 
 @pytest.mark.parametrize(

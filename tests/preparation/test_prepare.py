@@ -14,6 +14,7 @@ from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.errors import MerError
 from mer_fastai.preparation.journal import JOURNAL_FILE
 from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.tasks.opened import open_dataset
 from tests.conftest import TINY_SPEC
 
 
@@ -287,7 +288,7 @@ def test_overwrite_deletes_only_the_data_sets_own_files(tmp_path, tiny_audio):
     redone = prepare_dataset(tiny_audio, out, "emotions", spec=other, overwrite=True, workers=1, progress=False)
     assert redone.segments == 4 * 4 * 4 and redone.reused == 0
     assert {name: digest for name, digest in digests(out).items() if name.startswith(("notes", "mine"))} == kept
-    check_dataset(out)  # exactly the new manifest's images
+    check_dataset(open_dataset(out))  # exactly the new manifest's images
 
 
 def test_a_killed_runs_temporary_files_and_half_made_images_go_with_the_next_run(tmp_path, tiny_audio):

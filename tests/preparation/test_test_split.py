@@ -16,6 +16,7 @@ from mer_fastai.data.synth import make_demo_audio
 from mer_fastai.errors import MerError
 from mer_fastai.experiments.runner import run_recipe
 from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.tasks.opened import open_dataset
 from mer_fastai.training.fit import TrainConfig
 from mer_fastai.training.items import check_dataset
 from mer_fastai.training.loaders import load_dataloaders
@@ -51,7 +52,8 @@ def tested_data(tmp_path_factory, tiny_audio) -> Path:
 
 
 def test_prepare_keeps_a_test_split_the_data_checks_accept(tested_data, tiny_audio):
-    info, rows = check_dataset(tested_data)
+    checked = check_dataset(open_dataset(tested_data))
+    info, rows = checked.info, list(checked.rows)
     assert info.settings["test_pct"] == 0.25 and set(info.counts) == {"train", "valid", "test"}
     test = [row for row in rows if row.split == "test"]
     assert test and all(row.image.startswith(f"test/{row.label}/") for row in test)

@@ -9,10 +9,11 @@ import pytest
 import soundfile as sf
 
 from mer_fastai.api.training import train
-from mer_fastai.data.dataset import read_manifest
+from mer_fastai.data.dataset import read_info, read_manifest
 from mer_fastai.data.png import read_png16
 from mer_fastai.errors import MerError
 from mer_fastai.preparation.prepare import prepare_dataset
+from mer_fastai.tasks.opened import open_dataset
 from mer_fastai.training.audio_augment import CACHE_DIR, DONE_FILE, _rng, augment_signal, augmented_data, parse_kinds
 from mer_fastai.training.config import TrainConfig
 from tests.conftest import TINY_SPEC
@@ -49,24 +50,23 @@ def test_unknown_kinds_are_one_clear_error():
 
 def test_the_view_adds_copies_of_training_clips_only(tiny_data, tmp_path):
     rows = read_manifest(tiny_data)
-    from mer_fastai.data.dataset import read_info
-
     config = tiny(augment_audio=2, augment_audio_kinds="gain,noise")
     stage = tmp_path / "out" / ".staging"
-    view = augmented_data(tiny_data, read_info(tiny_data), rows, config, tmp_path / "out", stage)
-    listed = read_manifest(view)
+    view = augmented_data(open_dataset(tiny_data), config, tmp_path / "out", stage)
+    listed = read_manifest(view.path)
+    assert list(view.rows) == listed and view.info == read_info(view.path)  # the record of what was written
     assert listed[: len(rows)] == rows  # the originals first, in manifest order (validation order unchanged)
     copies = listed[len(rows) :]
     train_windows = [r for r in rows if r.split == "train"]
     assert len(copies) == 2 * len(train_windows) and all(r.split == "train" for r in copies)
     assert {r.clip_id for r in copies} == {r.clip_id for r in train_windows}
     assert all(r.label == next(o.label for o in rows if o.clip_id == r.clip_id) for r in copies)
-    assert all((view / r.image).exists() for r in listed)
+    assert all((view.path / r.image).exists() for r in listed)
     (folder,) = (tmp_path / "out" / CACHE_DIR).iterdir()
     made = (folder / DONE_FILE).stat().st_mtime_ns
-    augmented_data(tiny_data, read_info(tiny_data), rows, config, tmp_path / "out", stage)  # same settings: reused
+    augmented_data(open_dataset(tiny_data), config, tmp_path / "out", stage)  # same settings: reused
     assert (folder / DONE_FILE).stat().st_mtime_ns == made
-    augmented_data(tiny_data, read_info(tiny_data), rows, tiny(augment_audio=1), tmp_path / "out", stage)
+    augmented_data(open_dataset(tiny_data), tiny(augment_audio=1), tmp_path / "out", stage)
     (renewed,) = (tmp_path / "out" / CACHE_DIR).iterdir()  # new settings: remade, the old key's copies removed
     assert renewed != folder
 
@@ -113,9 +113,7 @@ def test_16_bit_copies_are_the_data_sets_format(tmp_path):
         sf.write(path, (0.3 * np.sin(2 * np.pi * 200.0 * (k + 1) * t)).astype(np.float32), rate)
     data = tmp_path / "data"
     prepare_dataset(tmp_path / "audio", data, "x", spec=musicnn_spec(), valid_pct=0.5, progress=False)
-    from mer_fastai.data.dataset import read_info
-
-    view = augmented_data(data, read_info(data), read_manifest(data), tiny(), tmp_path / "out", tmp_path / "stage")
+    view = augmented_data(open_dataset(data), tiny(), tmp_path / "out", tmp_path / "stage").path
     copy = read_manifest(view)[-1]
     original = read_png16(data / read_manifest(data)[0].image)
     image = read_png16(view / copy.image)

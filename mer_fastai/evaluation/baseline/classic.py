@@ -31,7 +31,7 @@ from ..._plumbing.locks import reads_dataset
 from ..._plumbing.progress import console
 from ...bounds import quote
 from ...choices import CLASSIFIERS
-from ...data.dataset import SPLITS, DatasetInfo, ManifestRow, read_info, read_manifest
+from ...data.dataset import SPLITS, ManifestRow
 from ...errors import MerError
 from ...report.views.predictions import write_split_predictions
 from ...report.views.registry import views_of
@@ -45,7 +45,8 @@ from ...runs.layout import (
 from ...scoring.columns import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
 from ...scoring.scores import check_aggregate
 from ...tasks.base import Task
-from ...tasks.registry import TASKS, get_task
+from ...tasks.opened import Dataset, as_dataset
+from ...tasks.registry import TASKS
 from .featuresets import DEFAULT_FEATURES, Features, gather, parse_features
 from .models import Estimator, estimator
 
@@ -65,7 +66,7 @@ def baseline_columns(task: Task) -> list[str]:
 
 @reads_dataset
 def run_baseline(
-    data_dir: str | Path,
+    data_dir: str | Path | Dataset,
     out: str | Path,
     classifiers: list[str] | None = None,
     seed: int = 42,
@@ -77,7 +78,7 @@ def run_baseline(
     layer: str = "penultimate",
 ) -> list[dict]:
     """Fit each classifier on the training windows' `features` (a `--features` value; `layer`: the probed
-    musicnn layer), score it on the validation (and test) windows and tracks.
+    musicnn layer) of a data set (a `Dataset`, or its folder), score it on the validation (and test) windows and tracks.
 
     Writes `out/<row>/metrics.json` (laid out as a training run's: window scores, the `track` block, `valid`
     and `test`), the row's prediction files (those of a training run) and `out/baseline.csv`; returns the CSV
@@ -86,27 +87,27 @@ def run_baseline(
     """
     check_aggregate(aggregate)
     chosen_features = parse_features(features, layer)
-    data_dir, out = Path(data_dir), Path(out)
+    out = Path(out)
     chosen = list(dict.fromkeys(classifiers or CLASSIFIERS))
     unknown = [name for name in chosen if name not in CLASSIFIERS]
     if unknown:
         raise MerError(f"unknown --classifier {quote(unknown[0])}; choose from {', '.join(CLASSIFIERS)}")
-    info = read_info(data_dir)
-    task = get_task(info.task)
+    dataset = as_dataset(data_dir)
+    data_dir, info, task = dataset.path, dataset.info, dataset.task
     kind = estimator(task)
     started = time.time()
-    found, skipped = gather(data_dir, chosen_features, out, workers, progress)
+    found, skipped = gather(dataset, chosen_features, out, workers, progress)
     feature_seconds = round(time.time() - started, 2)
     for item in skipped:
         console.print(f"[yellow]skipped[/] {item['reason']}", soft_wrap=True, highlight=False)
     width = len(chosen_features.names)
-    splits = _split(read_manifest(data_dir), found, info.classes, width, not kind.learns_classes)
+    splits = _split(list(dataset.rows), found, info.classes, width, not kind.learns_classes)
     (x_train, y_train, _), (_, y_valid, _) = splits["train"], splits["valid"]
     if len(y_valid) == 0:
         raise MerError(f"{data_dir}: no validation window has features; prepare with a larger --valid-pct")
     if kind.learns_classes and len(set(y_train.tolist())) < 2:
         raise MerError(f"{data_dir}: the training windows hold fewer than two classes; check the data set")
-    dataset = data_dir.resolve().name
+    dataset_name = data_dir.resolve().name
     results = []
     for classifier in chosen:
         name = row_name(classifier, chosen_features)
@@ -115,13 +116,13 @@ def run_baseline(
         with warnings.catch_warnings():  # libsvm's probabilities, kept on purpose (see `make_classifier`)
             warnings.filterwarnings("ignore", "The `probability` parameter was deprecated", FutureWarning)
             model = kind.make(classifier, seed, len(y_train), workers).fit(x_train, y_train)
-        scores = {split: _evaluate(model, splits[split], info, kind, aggregate, folder, prefix)
+        scores = {split: _evaluate(model, splits[split], dataset, kind, aggregate, folder, prefix)
                   for split, prefix in PREFIXES}  # fmt: skip
         seconds = round(time.time() - begun, 3)
         metrics = {**scores["valid"], "valid": scores["valid"], "test": scores["test"]}
         metrics.update(
             experiment="baseline",
-            dataset=dataset,
+            dataset=dataset_name,
             arch=name,
             mode="features",
             feature=info.feature,
@@ -136,7 +137,7 @@ def run_baseline(
             skipped=skipped,
         )
         write_json(folder / METRICS_FILE, metrics)
-        identity = {"experiment": "baseline", "dataset": dataset, "feature": info.feature, "arch": name,
+        identity = {"experiment": "baseline", "dataset": dataset_name, "feature": info.feature, "arch": name,
                     "mode": "features", "weights": "", "augmentation": "none", "epochs": "", "lr": ""}  # fmt: skip
         results.append({**identity, "seconds": seconds, **score_columns(metrics, task.facts.scores, SCORE_SETS)})
     write_csv(out / BASELINE_CSV, results, baseline_columns(task))
@@ -151,7 +152,7 @@ def row_name(classifier: str, features: Features) -> str:
 def _evaluate(
     model: Pipeline,
     split: tuple[np.ndarray, np.ndarray, list[ManifestRow]],
-    info: DatasetInfo,
+    dataset: Dataset,
     kind: Estimator,
     aggregate: str,
     folder: Path,
@@ -164,7 +165,7 @@ def _evaluate(
         for stale in (TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS):
             (folder / stale).unlink(missing_ok=True)
         return None
-    task = get_task(info.task)
+    info, task = dataset.info, dataset.task
     names = task.output_names(info, lambda: info.classes)
     outputs = kind.outputs(model, x, len(names))
     scores, tracks = task.score(outputs, y, [row.clip_id for row in rows], names, aggregate)

@@ -20,9 +20,10 @@ from ..._plumbing.files import atomic_path
 from ..._plumbing.progress import progress_bar
 from ..._plumbing.workers import completed, worker_count
 from ...data.audio import load_audio, window_at
-from ...data.dataset import MANIFEST_FILE, read_info, read_manifest, read_spec
+from ...data.dataset import MANIFEST_FILE
 from ...data.spectrogram import SpecConfig
 from ...errors import AudioError
+from ...tasks.opened import Dataset, as_dataset
 
 FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so caches are redone
 N_MFCC = 20
@@ -140,21 +141,21 @@ def _file_features(job: tuple[str, Windows], describe: Callable, spec_values: di
 
 
 def extract_features(
-    data_dir: str | Path,
+    data_dir: str | Path | Dataset,
     workers: int | None = None,
     progress: bool = True,
     cache: str | Path | None = None,
     feature_set: FeatureSet | None = None,
 ) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
-    """Feature vector of `feature_set` (default: the hand-crafted `HANDCRAFTED`) of every manifest row (keyed
-    by image), kept in the file `cache` when given (a command's `OUT/features.npz`); and skipped files.
+    """Feature vector of `feature_set` (default: the hand-crafted `HANDCRAFTED`) of every manifest row of a data
+    set (a `Dataset` or its folder; keyed by image), kept in the file `cache` when given (a command's
+    `OUT/features.npz`); and skipped files.
 
     A rerun reuses every cached row and only decodes files whose rows are missing.
     """
-    data_dir, kind = Path(data_dir), feature_set or HANDCRAFTED
-    rows = read_manifest(data_dir)
-    spec = read_spec(data_dir)
-    cache_key = _cache_key(data_dir, kind)
+    dataset, kind = as_dataset(data_dir), feature_set or HANDCRAFTED
+    rows, spec = dataset.rows, dataset.spec
+    cache_key = _cache_key(dataset, kind)
     cached = _read_cache(Path(cache), cache_key) if cache else {}
     todo: dict[str, Windows] = defaultdict(list)
     for row in rows:
@@ -162,7 +163,7 @@ def extract_features(
             todo[row.source].append((row.image, row.segment_start))
     if not todo:
         return cached, []
-    audio_dir = read_info(data_dir).audio_dir
+    audio_dir = dataset.info.audio_dir
     found, skipped = dict(cached), []
     workers = worker_count(workers, len(todo)) if kind.parallel else 1
     if workers > 1:  # compile librosa's numba kernels once here, so that the forked workers inherit them
@@ -179,26 +180,26 @@ def extract_features(
 
 
 def share_features(
-    source_dir: Path, found: dict[str, np.ndarray], data_dir: Path, cache: Path, feature_set: FeatureSet | None = None
+    source: Dataset, found: dict[str, np.ndarray], dataset: Dataset, cache: Path, feature_set: FeatureSet | None = None
 ) -> None:
-    """Cache in the file `cache` the features, for `data_dir` (a data set made of `source_dir`'s images, e.g. a cv
-    fold), `found` of `source_dir`'s windows, matched by source file and window start, so that they are not
+    """Cache in the file `cache` the features, for `dataset` (a data set made of `source`'s images, e.g. a cv
+    fold), `found` of `source`'s windows, matched by source file and window start, so that they are not
     extracted again."""
-    image_of = {(row.source, row.segment_start): row.image for row in read_manifest(source_dir)}
+    image_of = {(row.source, row.segment_start): row.image for row in source.rows}
     shared = {}
-    for row in read_manifest(data_dir):
+    for row in dataset.rows:
         image = image_of.get((row.source, row.segment_start))
         if image in found:
             shared[row.image] = found[image]
     kind = feature_set or HANDCRAFTED
-    _write_cache(cache, _cache_key(data_dir, kind), shared, kind)
+    _write_cache(cache, _cache_key(dataset, kind), shared, kind)
 
 
-def _cache_key(data_dir: Path, kind: FeatureSet) -> str:
+def _cache_key(dataset: Dataset, kind: FeatureSet) -> str:
     """What the cached features hold: the feature set, the spectrogram settings and the data set's manifest
     (another data set, or one re-prepared from other audio, in the same --out recomputes them)."""
-    manifest = hashlib.sha1((Path(data_dir) / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
-    return f"{kind.version}:{read_spec(data_dir).digest()}:{manifest}"
+    manifest = hashlib.sha1((dataset.path / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
+    return f"{kind.version}:{dataset.spec.digest()}:{manifest}"
 
 
 def _collect(

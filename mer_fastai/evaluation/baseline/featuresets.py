@@ -21,6 +21,7 @@ from ...choices import FEATURE_SETS
 from ...choices import PROBE_LAYERS as LAYERS
 from ...errors import MerError
 from ...runs.layout import FEATURES_FILE
+from ...tasks.opened import Dataset
 from .features import HANDCRAFTED, FeatureSet, extract_features, share_features
 from .melodic import MELODIC
 from .probes import probe_set
@@ -73,21 +74,21 @@ def cache_file(out: Path, kind: FeatureSet) -> Path:
 
 
 def gather(
-    data_dir: Path, features: Features, out: Path, workers: int | None, progress: bool
+    dataset: Dataset, features: Features, out: Path, workers: int | None, progress: bool
 ) -> tuple[dict[str, np.ndarray], list[dict[str, str]]]:
     """Every window's concatenated features (windows that every set described) and the skipped files."""
     found: dict[str, list[np.ndarray]] = {}
     skipped: list[dict[str, str]] = []
     for index, kind in enumerate(features.sets):
-        rows, missed = extract_features(data_dir, workers, progress, cache_file(out, kind), kind)
+        rows, missed = extract_features(dataset, workers, progress, cache_file(out, kind), kind)
         skipped += [item for item in missed if item not in skipped]
         found = {image: [*found.get(image, []), row] for image, row in rows.items() if index == 0 or image in found}
     return {image: np.concatenate(parts) for image, parts in found.items() if len(parts) == len(features.sets)}, skipped
 
 
-def share(source_dir: Path, data_dir: Path, features: Features, source_out: Path, out: Path) -> None:
-    """Hand the rows of each set cached in `source_out` (for `source_dir`) to a fold's data set `data_dir`, cached
+def share(source: Dataset, dataset: Dataset, features: Features, source_out: Path, out: Path) -> None:
+    """Hand the rows of each set cached in `source_out` (for `source`) to a fold's data set `dataset`, cached
     in `out`, so that a fold decodes nothing."""
     for kind in features.sets:
-        rows, _ = extract_features(source_dir, 1, False, cache_file(source_out, kind), kind)
-        share_features(source_dir, rows, data_dir, cache_file(out, kind), kind)
+        rows, _ = extract_features(source, 1, False, cache_file(source_out, kind), kind)
+        share_features(source, rows, dataset, cache_file(out, kind), kind)

@@ -19,7 +19,7 @@ from ..._plumbing.locks import reads_dataset
 from ...runs.layout import BASELINE_CSV, FOLD_DATA, fold_dir
 from ...scoring.columns import SD_SUFFIX, SPREAD_SETS, csv_score
 from ...tasks.base import Task
-from ...tasks.registry import get_task
+from ...tasks.opened import Dataset, as_dataset
 from ..folds import build_fold_data, dataset_folds
 from ..oof import describe
 from .classic import baseline_columns, run_baseline, write_csv
@@ -38,7 +38,7 @@ class BaselineCV:
 
 @reads_dataset
 def cross_validate_baseline(
-    data_dir: str | Path,
+    data_dir: str | Path | Dataset,
     out: str | Path,
     folds: int = 5,
     repeats: int = 1,
@@ -54,16 +54,16 @@ def cross_validate_baseline(
     """Score each classifier on every fold of the K·R folds dealt with `seed`; per classifier a row with the
     mean over the folds of its window and track scores, their sd in `<score>_sd`, and `folds`, also written
     to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`)."""
-    data_dir, out = Path(data_dir), Path(out)
-    chosen = parse_features(features, layer)
-    info, rows, plan, _ = dataset_folds(data_dir, folds, repeats, seed)
+    out, chosen = Path(out), parse_features(features, layer)
+    dataset = as_dataset(data_dir)
+    rows, plan, _ = dataset_folds(dataset, folds, repeats, seed)
     scored: dict[str, list[dict]] = defaultdict(list)
     with output_folder(out, "--out"):
-        gather(data_dir, chosen, out, workers, progress)  # once for every fold
+        gather(dataset, chosen, out, workers, progress)  # once for every fold
         for fold in plan:
             fold_out = fold_dir(out, fold.index)
-            fold_data = build_fold_data(data_dir, info, rows, fold, fold_out / FOLD_DATA)
-            share(data_dir, fold_data, chosen, out, fold_out)
+            fold_data = build_fold_data(dataset, rows, fold, fold_out / FOLD_DATA)
+            share(dataset, fold_data, chosen, out, fold_out)
             for row in run_baseline(
                 fold_data,
                 fold_out,
@@ -76,9 +76,10 @@ def cross_validate_baseline(
                 layer=layer,
             ):
                 scored[row["arch"]].append(row)
-        dataset = data_dir.resolve().name
-        task = get_task(info.task)
-        summary = [_summary_row(fold_rows, task, dataset, len(plan)) for fold_rows in scored.values()]
+        task = dataset.task
+        summary = [
+            _summary_row(fold_rows, task, dataset.path.resolve().name, len(plan)) for fold_rows in scored.values()
+        ]
         spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in task.facts.scores]
         write_csv(out / BASELINE_CSV, summary, [*baseline_columns(task), *spread, "folds"])
     return BaselineCV(summary, dict(scored))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...runs.layout import CV_FILE, OOF_PREDICTIONS, OOF_TRACKS, REFIT_DIR, fold_dirs, is_finished, read_json
 from ...tasks.base import Task
-from ...tasks.registry import get_task
+from ..results import row_task
 from .dataset import find_data_dir
 from .predictions import no_predictions, read_predictions, window_mistakes, worst_tracks
 from .run import run_section, task_plots
@@ -27,7 +27,7 @@ def cv_page(folder: Path, here: Path) -> dict:
     refit = folder / (summary.get("refit") or {}).get("folder", REFIT_DIR)
     if summary.get("refit") and is_finished(refit):  # the model on every clip: its section says it has no scores
         runs.append({**run_section(refit, here, "refit", datasets), "title": "refit model (every clip)"})
-    task = get_task(summary.get("task"))
+    task = row_task(summary)
     cv = {
         "folds": [{"name": p.name, "anchor": run["anchor"]} for p, run in zip(folds, runs)],
         "task": None if task.is_default else str(task),  # named in the heading unless it is the default

@@ -9,7 +9,6 @@ from pathlib import Path
 from ..._plumbing.locks import reading
 from ...errors import MerError
 from ...runs.layout import FOLD_DATA, FOLDS_DIR, GRID_DATA
-from ...tasks.registry import get_task
 from .values import slug
 
 
@@ -44,15 +43,17 @@ def dataset_name(folder: Path) -> str:
 
 def dataset_facts(data_dir: Path | None) -> dict:
     """Clips and windows per class and split, window coverage per clip, skipped files and notes."""
-    from ...data.dataset import SPLITS, read_info, read_manifest, read_spec
+    from ...data.dataset import SPLITS
+    from ...tasks.opened import open_dataset
 
     if data_dir is None:
         return {"message": "The data set folder was not found (moved or deleted), so its facts cannot be shown."}
     try:
         with reading(data_dir):  # not while prepare changes it
-            info, rows, spec = read_info(data_dir), read_manifest(data_dir), read_spec(data_dir)
+            dataset = open_dataset(data_dir)
     except MerError as exc:
         return {"message": f"The data set cannot be read: {exc}"}
+    info, rows, spec = dataset.info, dataset.rows, dataset.spec
     clips: dict[tuple[str, str], set[str]] = defaultdict(set)
     covered: dict[tuple[str, str], float] = {}
     for row in rows:
@@ -65,7 +66,7 @@ def dataset_facts(data_dir: Path | None) -> dict:
     table.append({"name": "all", "total": True, **{k: sum(r[k] for r in table) for k in columns}})
     facts = [("feature", info.feature), ("task", info.task)]
     if info.targets:
-        facts.append((get_task(info.task).facts.names_key, ", ".join(info.targets)))
+        facts.append((dataset.task.facts.names_key, ", ".join(info.targets)))
     facts.append(("folders (what the split is stratified by)" if info.targets else "classes", ", ".join(info.classes)))
     facts.append(("audio folder", info.audio_dir or "–"))
     facts += [("clips", str(info.clips)), ("windows", str(info.segments))]

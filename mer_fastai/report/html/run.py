@@ -19,7 +19,7 @@ from ...runs.layout import (
     read_metrics,
 )
 from ...tasks.base import Task
-from ...tasks.registry import get_task
+from ..results import row_task
 from ..views.registry import views_of
 from .dataset import dataset_section, find_data_dir
 from .predictions import run_mistakes, worst_tracks
@@ -33,7 +33,7 @@ FIGURES = ((CURVES_FILE, "loss and validation scores per epoch"), (LR_PLOT, "lea
 def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Path | None = None) -> dict:
     """Everything the page shows about one run folder; its data set is added to `datasets` once."""
     metrics = read_metrics(folder)
-    task = get_task(metrics.get("task"))
+    task = row_task(metrics)
     config = read_config(folder)
     history = read_json(folder / HISTORY_FILE).get("history", []) if (folder / HISTORY_FILE).is_file() else []
     data_dir = find_data_dir(config.get("data_dir") or metrics.get("data_dir"), grid)
