@@ -34,7 +34,6 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from benchmarks.startup import write_marked_section  # noqa: E402
-from mer_fastai.evaluation.folds import k_fold_groups  # noqa: E402
 from mer_fastai.models import precision as prec  # noqa: E402
 from mer_fastai.models.folding import fold  # noqa: E402
 from mer_fastai.models.musicnn.network import MusicNN  # noqa: E402
@@ -42,7 +41,8 @@ from mer_fastai.models.musicnn.preprocessing import audio_patches  # noqa: E402
 from mer_fastai.models.musicnn.weights import load_state  # noqa: E402
 
 PATCH_SECONDS = 2.992
-FOLD_SEED, FOLDS = 42, 5
+PRECISIONS = ("fp32", "bf16", "int8")
+CACHE = Path.home() / ".cache" / "mer-fastai-benchmarks" / "precision"
 TITLE = "musicnn precision and folding"
 
 
@@ -144,42 +144,142 @@ def speed(model: MusicNN, x: torch.Tensor, calibration: torch.Tensor, rounds: in
     return rows
 
 
-def accuracy(model: MusicNN, patches: list[torch.Tensor], quadrants: list[str], artists: list[str], calibration):
-    """Per precision: max tag difference, same top-5 share, same track top tag share, cv track accuracy."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def layers_at(model: MusicNN, precision: str, calibration: torch.Tensor) -> Callable[[torch.Tensor], dict]:
+    """patches → {pooled, penultimate, tags} of one clip with musicnn's body at `precision`, its tag layer fp32
+    (as `predict` runs it; the freeze-mode feature cache runs the body up to its layer the same way)."""
+    parts = list(model)
+    to_pooled = prec.lower(nn.Sequential(*parts[:3]), precision, calibration)
+    with torch.inference_mode():
+        pooled_calibration = to_pooled(calibration).float()
+    to_penultimate = prec.lower(nn.Sequential(parts[3]), precision, pooled_calibration)
 
-    folds = np.array(k_fold_groups(quadrants, artists, FOLDS, FOLD_SEED))
-    results, reference = {}, None
-    for precision in ("fp32", "bf16", "int8"):
-        # the body (up to the penultimate layer) at the precision, the tag layer in fp32: as `predict` runs it
-        body = prec.lower(nn.Sequential(*list(model)[:-1]), precision, calibration)
-        tags, features = [], []
+    def run(x: torch.Tensor) -> dict:
         with torch.inference_mode():
-            for x in patches:
-                penultimate = body(x).float()
-                tags.append(torch.sigmoid(model.head(penultimate)).numpy())
-                features.append(penultimate.mean(0).numpy())
-        labels = np.array(quadrants)
-        predicted = np.empty(len(labels), dtype=object)
-        for f in range(FOLDS):
-            train, test = folds != f, folds == f
-            classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1))
-            classifier.fit(np.stack(features)[train], labels[train])
-            predicted[test] = classifier.predict(np.stack(features)[test])
-        row = {"cv track accuracy": float((predicted == labels).mean())}
+            pooled = to_pooled(x).float()
+            penultimate = to_penultimate(pooled).float()
+            tags = torch.sigmoid(model.head(penultimate))
+        return {"pooled": pooled.numpy(), "penultimate": penultimate.numpy(), "tags": tags.numpy()}
+
+    return run
+
+
+def cached_layers(model, precision, calibration, chosen, cache: Path) -> dict[str, dict]:
+    """Per clip id (`Q<k>/<song>.mp3`): its patches' layers at `precision`, computed once into `cache`/<precision>/."""
+    folder = cache / precision
+    folder.mkdir(parents=True, exist_ok=True)
+    run, arrays = None, {}
+    for path, quadrant, _ in chosen:
+        file = folder / f"{quadrant}__{path.stem}.npz"
+        if not file.exists():
+            run = run or layers_at(model, precision, calibration)
+            np.savez(file.with_suffix(".tmp.npz"), **run(torch.from_numpy(audio_patches(path))))
+            file.with_suffix(".tmp.npz").rename(file)
+        with np.load(file) as data:
+            arrays[f"{quadrant}/{path.name}"] = {name: data[name] for name in ("pooled", "penultimate", "tags")}
+    return arrays
+
+
+def accuracy(model: MusicNN, chosen: list, calibration: torch.Tensor, cache: Path, seeds: int) -> dict[str, dict]:
+    """Per precision against fp32: max tag difference, same top-5 share (patches), same top tag share (clips), and
+    the artist-grouped 5-fold CV track accuracy of the window head (track_heads.py's, on the penultimate layer)."""
+    from benchmarks.track_heads import WINDOW, folds_of, run_row
+
+    ids = [f"{q}/{path.name}" for path, q, _ in chosen]
+    labels, artists = [q for _, q, _ in chosen], [a for _, _, a in chosen]
+    y = {clip: ["Q1", "Q2", "Q3", "Q4"].index(q) for clip, q in zip(ids, labels, strict=True)}
+    folds = folds_of(ids, labels, artists)
+    results, reference = {}, None
+    for precision in PRECISIONS:
+        arrays = cached_layers(model, precision, calibration, chosen, cache)
+        cv = run_row(WINDOW, arrays, ids, y, folds, seeds)["folds"]
+        row = {"cv track accuracy": float(np.mean(cv)), "folds": cv}
+        tags = [torch.from_numpy(arrays[clip]["tags"]) for clip in ids]
         if reference is None:
             reference = tags
         else:
-            row["max tag difference"] = max(float(np.abs(a - b).max()) for a, b in zip(reference, tags, strict=True))
-            row["same top-5 tags (patches)"] = float(np.mean([set(np.argsort(-p)[:5]) == set(np.argsort(-q)[:5])
-                                                              for a, b in zip(reference, tags, strict=True)
-                                                              for p, q in zip(a, b, strict=True)]))  # fmt: skip
-            row["same top tag (clips)"] = float(np.mean([a.mean(0).argmax() == b.mean(0).argmax()
+            every = (torch.cat(reference), torch.cat(tags))
+            row["max tag difference"] = float((every[0] - every[1]).abs().max())
+            row["same top-5 tags (patches)"] = prec.agreement(*every, 5)
+            row["same top tag (clips)"] = float(np.mean([int(a.mean(0).argmax()) == int(b.mean(0).argmax())
                                                          for a, b in zip(reference, tags, strict=True)]))  # fmt: skip
+            row["cv difference"] = row["cv track accuracy"] - results["fp32"]["cv track accuracy"]
+            row["folds_difference"] = [a - b for a, b in zip(cv, results["fp32"]["folds"], strict=True)]
         results[precision] = row
+        print(precision, row, flush=True)
     return results
+
+
+class _Bf16Layer(nn.Module):
+    """One convolution or dense layer under bf16 autocast, its output back in fp32 (the sensitivity probe)."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer, self.out_channels = layer, getattr(layer, "out_channels", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.layer(x).float()
+
+
+def _layer_slots(net: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """name → (parent, attribute) of every convolution and dense layer of the folded musicnn `net`."""
+    slots = {f"frontend conv {i} ({'timbral' if i < 2 else 'temporal'})": (b, "conv")
+             for i, b in enumerate(net.frontend.blocks)}  # fmt: skip
+    slots.update({f"midend conv {i}": (net.midend.convs, str(i)) for i in range(3)})
+    dense = next(i for i, m in enumerate(net.penultimate) if isinstance(m, nn.Linear))
+    slots["penultimate dense"] = (net.penultimate, str(dense))
+    slots["tag dense"] = (net.head, "1")
+    return slots
+
+
+def sensitivity(model: MusicNN, x: torch.Tensor) -> list[tuple[str, float, float, float]]:
+    """Per layer, bf16 on that layer alone and on every layer but it: (layer, share of the MACs, max tag
+    difference, same top-5 share) against fp32 — where bf16's tag error comes from."""
+    import copy
+
+    folded = fold(model)
+
+    def tags_with(names: set[str]) -> torch.Tensor:
+        net = copy.deepcopy(folded)
+        for name, (parent, key) in _layer_slots(net).items():
+            if name in names:
+                setattr(parent, key, _Bf16Layer(getattr(parent, key)))
+        with torch.inference_mode():
+            return torch.sigmoid(torch.cat([net(x[i : i + 32]) for i in range(0, len(x), 32)]))
+
+    reference, names = tags_with(set()), list(_layer_slots(folded))
+    shares = _layer_macs(folded, x[:1])
+    rows = [("every layer", 1.0, *_against(reference, tags_with(set(names))))]
+    for name in names:
+        rows.append((f"{name} alone", shares[name], *_against(reference, tags_with({name}))))
+        rows.append((f"all but {name}", 1 - shares[name], *_against(reference, tags_with(set(names) - {name}))))
+    return rows
+
+
+def _layer_macs(folded: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    counts = {}
+    for name, (parent, key) in _layer_slots(folded).items():
+        counts[name] = _count(folded, getattr(parent, key), x)
+    total = sum(counts.values())
+    return {name: count / total for name, count in counts.items()}
+
+
+def _count(net: nn.Module, layer: nn.Module, x: torch.Tensor) -> int:
+    seen = [0]
+
+    def hook(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        per_output = module.in_features if isinstance(module, nn.Linear) else module.weight[0].numel()
+        seen[0] += output.numel() * per_output
+
+    handle = layer.register_forward_hook(hook)
+    with torch.no_grad():
+        net(x)
+    handle.remove()
+    return seen[0]
+
+
+def _against(reference: torch.Tensor, tags: torch.Tensor) -> tuple[float, float]:
+    return float((reference - tags).abs().max()), prec.agreement(reference, tags, 5)
 
 
 def report(speed_rows, accuracy_rows, n_clips: int, n_patches: int, bs: int, rounds: int) -> str:
@@ -190,12 +290,14 @@ def report(speed_rows, accuracy_rows, n_clips: int, n_patches: int, bs: int, rou
                      f"{share:.0%} ({peak:.0f}) |")  # fmt: skip
     lines += ["", f"Accuracy against fp32 on {n_clips} 4q-dev clips ({n_patches} patches):", "",
               "| precision | max tag difference | same top-5 tags (patches) | same top tag (clips) | "
-              "cv track accuracy (logistic regression on mean features, 5 artist folds) |",
-              "|---|---|---|---|---|"]  # fmt: skip
+              "CV track accuracy (window head, 5 artist folds) | against fp32 (per fold) |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
     for name, row in accuracy_rows.items():
         cells = [row.get("max tag difference"), row.get("same top-5 tags (patches)"), row.get("same top tag (clips)")]
         text = ["—" if c is None else f"{c:.4f}" for c in cells]
-        lines.append(f"| {name} | {' | '.join(text)} | {row['cv track accuracy']:.3f} |")
+        folds = row.get("folds_difference")
+        against = "—" if folds is None else f"{row['cv difference']:+.4f} ({', '.join(f'{d:+.3f}' for d in folds)})"
+        lines.append(f"| {name} | {' | '.join(text)} | {row['cv track accuracy']:.4f} | {against} |")
     lines += ["", f"Batch of {bs} patches, median of {rounds} interleaved rounds."]
     return "\n".join(lines)
 
@@ -209,19 +311,28 @@ def main() -> None:
     parser.add_argument("--threads", default=f"1,{torch.get_num_threads()}")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--sensitivity", type=int, default=0, help="patches of the per-layer bf16 probe (0: none)")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds of each fold's window head")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="per-patch layers at each precision, made once")
     parser.add_argument("--write", type=Path, help="put the section into this report (e.g. BENCHMARKS.md)")
     args = parser.parse_args()
     chosen = clips(args.audio, args.clips)
-    patches = [torch.from_numpy(audio_patches(path)) for path, _, _ in chosen]
-    everything = torch.cat(patches)
-    calibration = everything[:: max(1, len(everything) // prec.CALIBRATION_WINDOWS)][: prec.CALIBRATION_WINDOWS]
+    sample = torch.cat([torch.from_numpy(audio_patches(path)) for path, _, _ in chosen[:: max(1, len(chosen) // 8)]])
+    calibration = sample[:: max(1, len(sample) // prec.CALIBRATION_WINDOWS)][: prec.CALIBRATION_WINDOWS]
     model = network()
     threads = [int(t) for t in args.threads.split(",")]
-    speed_rows = speed(model, everything[: args.bs], calibration, args.rounds, threads, not args.no_compile)
-    accuracy_rows = {} if args.skip_accuracy else accuracy(
-        model, patches, [q for _, q, _ in chosen], [a for _, _, a in chosen], calibration
+    speed_rows = [] if args.skip_speed else speed(
+        model, sample[: args.bs], calibration, args.rounds, threads, not args.no_compile
     )  # fmt: skip
-    table = report(speed_rows, accuracy_rows, len(chosen), len(everything), args.bs, args.rounds)
+    if args.sensitivity:
+        probe = torch.cat([torch.from_numpy(audio_patches(path)) for path, _, _ in chosen])[: args.sensitivity]
+        print("| bf16 on | share of MACs | max tag difference | same top-5 tags |\n|---|---|---|---|")
+        for name, share, worst, same in sensitivity(model, probe):
+            print(f"| {name} | {share:.1%} | {worst:.4f} | {same:.4f} |", flush=True)
+    accuracy_rows = {} if args.skip_accuracy else accuracy(model, chosen, calibration, args.cache, args.seeds)
+    n_patches = sum(len(audio_patches(path)) for path, _, _ in chosen) if accuracy_rows else 0
+    table = report(speed_rows, accuracy_rows, len(chosen), n_patches, args.bs, args.rounds)
     print(table)
     if args.write:
         intro = (f"`python benchmarks/musicnn_precision.py --clips {args.clips}` on this machine ({torch.__version__}, "

@@ -21,7 +21,8 @@ with a musicnn-msd freeze model, decoding included, after one warm-up clip:
 - `one pass, decoding workers`: decoding in 2 worker processes while this one runs the network;
 - one row per `--precision` other than fp32, when `Predictor.load` takes `precision=` (issue 28 A); else skipped.
 Training rows train musicnn-msd `--mode freeze` (20 epochs, bs 32) on subsets of `AUDIO` (12 and `--train-clips`
-clips, so that a round fits) with the baseline tree and with this checkout; CPU-minutes are the process's user +
+clips, so that a round fits) with the baseline tree and with this checkout (and its feature cache at each
+`--precision`); CPU-minutes are the process's user +
 system time, extrapolated to the 600 clips of 4q-dev along the line through the two sizes (a fixed cost plus the
 body's features, which grow with the clips).
 """
@@ -89,8 +90,12 @@ print(json.dumps({"wall": wall, "user": r1.ru_utime - r0.ru_utime, "sys": r1.ru_
 TRAIN = """
 import json, resource, sys, time
 from mer_fastai.training.config import TrainConfig
-from mer_fastai.api.training import train
-config = TrainConfig(arch="musicnn-msd", mode="freeze", weights="pretrained", epochs=20, bs=32, lr=1e-3)
+try:
+    from mer_fastai.api.training import train
+except ImportError:  # a tree before the pages moved to api/ (the port's baseline)
+    from mer_fastai.training.fit import train
+extra = {"precision": sys.argv[3]} if len(sys.argv) > 3 else {}  # the port before --precision has no such field
+config = TrainConfig(arch="musicnn-msd", mode="freeze", weights="pretrained", epochs=20, bs=32, lr=1e-3, **extra)
 t0 = time.perf_counter()
 result = train(sys.argv[1], config.check(), sys.argv[2], show=False)
 r = resource.getrusage(resource.RUSAGE_SELF)
@@ -246,8 +251,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
-    train_rows = {"port": args.baseline_tree, "one pass": REPO} if args.train_clips else {}
-    train_rows = {n: t for n, t in train_rows.items() if t is not None and (not args.rows or n in args.rows)}
+    train_rows = {"port": (args.baseline_tree, []), "one pass": (REPO, [])} if args.train_clips else {}
+    train_rows.update({f"one pass, {p}": (REPO, [p]) for p in args.precision if p != "fp32" and args.train_clips})
+    train_rows = {n: t for n, t in train_rows.items() if t[0] is not None and (not args.rows or n in args.rows)}
     sizes = (SMALL_CLIPS, max(args.train_clips, SMALL_CLIPS + 4))  # the fixed cost and the cost per clip
     needed = sizes if train_rows or not args.model else ()
     data = {size: training_data(args.audio, args.work, size // 4) for size in needed}
@@ -257,7 +263,8 @@ def main() -> None:
             cost = {}
             for size in sizes:
                 run = args.work / "runs" / f"{name.replace(' ', '-')}-{size}-{index}"
-                cost[size] = run_python(sys.executable, TRAIN, [str(data[size]), str(run)], train_rows[name])
+                tree, extra = train_rows[name]
+                cost[size] = run_python(sys.executable, TRAIN, [str(data[size]), str(run), *extra], tree)
                 print(f"round {index + 1} train {name} on {size} clips: {cost[size]}", flush=True)
             trained[name].append(at_full_scale(cost, sizes))
     model = args.model or args.work / "runs" / f"one-pass-{sizes[1]}-0"

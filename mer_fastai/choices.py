@@ -26,6 +26,9 @@ LOSSES = ("auto", "mse", "ccc")  # train: regression loss (auto = mse); classifi
 LAYERS = ("penultimate", "pooled", "tags", "pooled+penultimate")
 AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from windows (scoring.scores.aggregate)
 FORMATS = ("json", "csv")  # predict: output formats
+# predict, evaluate, embed, train (the freeze-mode feature cache): the arithmetic of the network; auto = the fastest
+# that passed its check against fp32 (models.precision)
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 EXECUTORS = ("local", "ray")  # runner: where the cells of a recipe run
 GAN_BACKENDS = ("diffaug", "stylegan2-ada")  # gan: how the GAN is trained
 # train: the named starting weights (the architecture's own pretrained weights — ImageNet, or musicnn's MSD/MTT —

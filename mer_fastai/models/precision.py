@@ -32,12 +32,12 @@ from torch import nn
 
 from .._plumbing.files import atomic_path
 from ..bounds import quote
+from ..choices import PRECISIONS
 from ..errors import MerError
 from .folding import fold
 
-__all__ = ["PRECISIONS", "check_precision", "choose", "lower", "passes", "supported"]
+__all__ = ["PRECISIONS", "check_precision", "choose", "features_pass", "lower", "passes", "supported"]
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
 FASTEST_FIRST = ("int8", "bf16", "fp32")
 TOLERANCE = 0.02  # largest difference from fp32 in an output (probability, or value) that a check accepts
 AGREEMENT = 0.99  # share of windows whose top output (and top-5 set of a tagger's tags) must be fp32's
@@ -183,18 +183,35 @@ def _read_records() -> dict:
     return records if isinstance(records, dict) else {}
 
 
+def features_pass(reference: torch.Tensor, candidate: torch.Tensor) -> bool:
+    """Whether body features `candidate` (N, D) are each within `TOLERANCE` of their fp32 range (the largest
+    |value| of that feature over the rows, at least `TOLERANCE` of the largest of all): `passes` for outputs
+    without a scale of their own, as the freeze-mode feature cache checks them."""
+    if reference.shape != candidate.shape or not torch.isfinite(candidate).all():
+        return False
+    if not reference.numel():
+        return True
+    reference, candidate = reference.flatten(1), candidate.flatten(1)
+    scale = reference.abs().amax(dim=0).clamp_min(float(reference.abs().max()) * TOLERANCE)
+    return bool(((reference - candidate).abs() <= TOLERANCE * scale).all())
+
+
 def choose(
     model: nn.Module,
     precision: str,
     sample: torch.Tensor,
     outputs: Callable[[torch.Tensor], torch.Tensor],
     device: torch.device,
+    check: Callable[[torch.Tensor, torch.Tensor], bool] | None = None,
 ) -> tuple[str, nn.Module]:
     """The precision to run (`auto` resolved) and the network for it; `sample` is a batch of the model's inputs
-    (calibration for int8, the check's windows for auto), `outputs` turns logits into what the task reads."""
+    (calibration for int8, the check's windows for auto), `outputs` turns logits into what the task reads and
+    `check(fp32's, candidate's)` says whether a candidate passed (default `passes`; `features_pass` for features)."""
+    check = check or passes
     if check_precision(precision, device) != "auto":
         return precision, lower(model, precision, sample)
-    key, records = model_key(model), _read_records()
+    key = model_key(model) if check is passes else f"{model_key(model)}:{check.__name__}"
+    records = _read_records()
     verdicts = records.get(key, {})
     reference = None
     for candidate in FASTEST_FIRST:
@@ -207,7 +224,7 @@ def choose(
             try:
                 network = lower(model, candidate, sample)
                 with torch.inference_mode():
-                    verdicts[candidate] = passes(reference, outputs(network(sample).float()))
+                    verdicts[candidate] = check(reference, outputs(network(sample).float()))
             except MerError:
                 verdicts[candidate] = False
             _write_record(key, verdicts)

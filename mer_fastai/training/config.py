@@ -28,6 +28,7 @@ from ..choices import (
     MONITORS,
     NONE,
     NORMS,
+    PRECISIONS,
     PRETRAINED,
 )
 from ..errors import MerError
@@ -40,7 +41,16 @@ __all__ = ["TrainConfig", "TrainSettings", "setting"]
 
 TRAIN, LRFIND = "train", "lrfind"
 # settings added after grids and cv folds were first fingerprinted
-LATER_SETTINGS = ("mixup", "label_smoothing", "norm", "keep", "augment_audio", "augment_audio_kinds", "layer")
+LATER_SETTINGS = (
+    "mixup",
+    "label_smoothing",
+    "norm",
+    "keep",
+    "augment_audio",
+    "augment_audio_kinds",
+    "layer",
+    "precision",
+)
 BOTH = (TRAIN, LRFIND)
 AUTO_LR = "auto"  # `--lr auto`: take the lr_find suggestion
 ARCH_HELP = f"Architecture: {', '.join(ARCHS)} or timm/<model>."
@@ -224,6 +234,12 @@ class TrainConfig:
         help="Freeze mode without --train-bn or augmentation: run the frozen body once over the images and "
         "train only the head on its cached features (the same training, a fraction of the time).",
     )
+    precision: str = setting(
+        PRECISIONS[1], flags=("--precision",), recipe=True, choices=PRECISIONS,
+        help="Arithmetic of the frozen body when the feature cache computes its features: fp32 (default: exact); bf16 "
+        "or int8 (CPU only); auto: the fastest that passed its check against fp32 on the first training windows. "
+        "The saved model is the same network either way.",
+    )  # fmt: skip
     channels_last: bool = setting(
         True,
         flags=("--channels-last/--no-channels-last",),

@@ -9,6 +9,7 @@ the saved model is the full network, as in the uncached path.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 
 import numpy as np
@@ -21,6 +22,7 @@ from fastai.torch_core import trainable_params
 from torch import nn
 
 from ..models.folding import fold
+from ..models.precision import choose, features_pass
 from .callbacks import use_rich_progress
 from .tensor_loaders import as_target
 
@@ -54,20 +56,29 @@ def can_cache(learn: Learner, mode: str, train_bn: bool, augment: str) -> bool:
     return mode == "freeze" and not train_bn and augment == "none" and not is_random(learn.model[0])
 
 
-def compute_features(encoder: nn.Module, dl) -> tuple[torch.Tensor, torch.Tensor]:
-    """`encoder` outputs (eval mode, no gradients, on the CPU) and targets of every batch of `dl`.
+def feature_network(encoder: nn.Module, precision: str, dl) -> tuple[str, nn.Module]:
+    """The precision the features are computed at (`auto` resolved) and the folded `encoder` at it
+    (`models.precision.choose`): int8 calibrated, and `auto` checked (`features_pass`), on the first batch of
+    `dl` — the model's own training windows. The model being trained never sees this copy."""
+    sample = next(iter(dl), None)
+    if sample is None or precision == "fp32":
+        return "fp32", fold(encoder)
+    xb = sample[0].as_subclass(torch.Tensor)
+    return choose(copy.deepcopy(encoder).eval(), precision, xb, lambda x: x, xb.device, check=features_pass)
 
-    Outputs are remembered for the process (`FeatureMemo`), keyed by the encoder's weights and each input's
-    bytes: the folds of a cross-validation, which see the same images through the same frozen body, compute
-    each image's features once. They are computed by the encoder with its batch norms folded (`models.folding`,
-    on a copy: training never sees it), which computes the same features.
+
+def compute_features(network: nn.Module, key: str, dl) -> tuple[torch.Tensor, torch.Tensor]:
+    """`network` outputs (no gradients, on the CPU) and targets of every batch of `dl`.
+
+    Outputs are remembered for the process (`FeatureMemo`), keyed by `key` (the encoder's weights and the
+    precision) and each input's bytes: the folds of a cross-validation, which see the same images through the
+    same frozen body, compute each image's features once. `network` is the encoder folded (`models.folding`,
+    the same features) at its precision (`feature_network`).
     """
-    weights = MEMO.encoder_key(encoder)
-    folded = fold(encoder)
     features, targets = [], []
     with torch.no_grad():
         for xb, yb in dl:
-            features.append(MEMO.features(folded, weights, xb.as_subclass(torch.Tensor)))
+            features.append(MEMO.features(network, key, xb.as_subclass(torch.Tensor)))
             targets.append(yb.as_subclass(torch.Tensor).cpu())
     if not features:  # a refit's empty validation loader
         return torch.zeros(0), torch.zeros(0)
@@ -111,8 +122,9 @@ class FeatureMemo:
 MEMO = FeatureMemo()
 
 
-def head_learner(learn: Learner) -> Learner:
-    """A learner that trains `learn`'s head in place on the body's features of every image.
+def head_learner(learn: Learner, precision: str = "fp32") -> Learner:
+    """A learner that trains `learn`'s head in place on the body's features of every image, computed at
+    `precision` (`--precision`; the saved model is the same full-precision network either way).
 
     Same loss, optimizer, weight decay, metrics, batch size and sampling as `learn`; `lr_find` and
     `fit_one_cycle` on it are those of `learn` in freeze mode without the body's repeated forward passes.
@@ -123,9 +135,14 @@ def head_learner(learn: Learner) -> Learner:
         cut += 1
     encoder = nn.Sequential(body, *head[:cut])
     train_dl, valid_dl = learn.dls.train, learn.dls.valid
-    train_x, train_y = compute_features(encoder, train_dl.new(shuffle=False, drop_last=False))
-    valid_x, valid_y = compute_features(encoder, valid_dl)
-    return cached_learner(learn, nn.Sequential(*head[cut:]), (train_x, train_y), (valid_x, valid_y))
+    train_dl = train_dl.new(shuffle=False, drop_last=False)
+    precision, network = feature_network(encoder, precision, train_dl)
+    key = f"{MEMO.encoder_key(encoder)}:{precision}"
+    train_x, train_y = compute_features(network, key, train_dl)
+    valid_x, valid_y = compute_features(network, key, valid_dl)
+    fitter = cached_learner(learn, nn.Sequential(*head[cut:]), (train_x, train_y), (valid_x, valid_y))
+    fitter.feature_precision = precision
+    return fitter
 
 
 def cached_learner(

@@ -138,8 +138,14 @@ def _fitter(learn, settings: TrainSettings):
     """The learner to run lr_find and fit on: a head learner on cached features where that is exact."""
     config = settings.config
     if config.feature_cache and not config.mixup and can_cache(learn, config.mode, config.train_bn, config.augment):
-        return head_learner(learn)
+        return head_learner(learn, config.precision)
     cache = config.mode == PARTIAL and config.feature_cache and not config.mixup
+    if config.precision != "fp32":  # it would change nothing: say so rather than record a precision never used
+        raise MerError(
+            f"--precision {config.precision}: sets the arithmetic of the freeze-mode feature cache, which this run "
+            "does not use; drop --precision, or train with --mode freeze, --feature-cache, no --train-bn, "
+            "--augment none and no --mixup"
+        )
     if cache and can_cache_prefix(learn, config.train_bn, config.augment):
         return prefix_learner(learn)  # its cache lives in SCRATCH_DIR, removed after fitting
     return learn
@@ -298,6 +304,7 @@ def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Pat
         seed=config.seed,
         data_dir=str(data_dir),
         cached_features=fitter is not learn,
+        feature_precision=getattr(fitter, "feature_precision", None),  # `auto` resolved; None: no feature cache
         seconds=round(time.time() - started, 2),
         versions=versions(),
     )
