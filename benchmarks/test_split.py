@@ -182,13 +182,14 @@ def main() -> None:
     else:
         skipped = "no --handcrafted data set given"
     folds = folds_of(train, [labels[i] for i in rest], [artists[i] for i in rest])
-    rows: dict[str, dict] = {}
-    for name, head in CANDIDATES.items():
-        if head.extra and skipped:
-            rows[name] = {"skipped": skipped}
-            continue
-        rows[name] = run_row(head, arrays, train, y, folds, args.seeds)
-        print(name, f"{np.mean(rows[name]['folds']):.3f}", f"{rows[name]['cpu_seconds']:.1f} CPU-s", flush=True)
+    journal = args.out / f"cv-rows-{args.seeds}-seeds.json"  # finished CV rows: a rerun resumes
+    done = json.loads(journal.read_text()) if journal.exists() else {}
+    for name in reversed(CANDIDATES):  # the cheap rows first
+        if name not in done and not (CANDIDATES[name].extra and skipped):
+            done[name] = run_row(CANDIDATES[name], arrays, train, y, folds, args.seeds)
+            journal.write_text(json.dumps(done, indent=1))
+            print(name, done[name], flush=True)
+    rows = {name: done.get(name, {"skipped": skipped}) for name in CANDIDATES}
     chosen = max((n for n in rows if "folds" in rows[n]), key=lambda n: np.mean(rows[n]["folds"]))
     scored = score_once(CANDIDATES[chosen], arrays, train, test, y, args.final_seeds)
     text = tables(rows, chosen, scored, classes)
