@@ -55,6 +55,7 @@ class Head:
     epochs: int = 20
     lr: float = 3e-3
     bs: int = 32
+    extra: str = ""  # logreg: a per-clip array of the clip's arrays appended to its statistics (e.g. hand-crafted)
 
 
 WINDOW = Head(kind="window")
@@ -195,7 +196,8 @@ def track_probabilities(head: Head, arrays: dict, train: list[str], valid: list[
 
         def stats(clips: list[str]) -> np.ndarray:
             x, mask = padded(arrays, clips, head.layer)
-            return Pool(head.pooling, x.shape[2])(x, mask).numpy()
+            pooled = Pool(head.pooling, x.shape[2])(x, mask).numpy()
+            return np.hstack([pooled, *([np.stack([arrays[c][head.extra] for c in clips])] if head.extra else [])])
 
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000))
         return model.fit(stats(train), target.numpy()).predict_proba(stats(valid))
