@@ -15,10 +15,10 @@ from ..evaluation import cv as loop
 from ..evaluation.oof import CVResult
 from ..report.figures import plot_curves, plot_lr_find
 from ..report.html.page import write_report_or_warn
+from ..report.results import row_task
 from ..report.tables import cv_table
 from ..report.views.registry import views_of
 from ..runs.layout import CURVES_FILE, REFIT_KEY
-from ..tasks.registry import get_task
 from ..training import fit
 from ..training.config import TrainConfig
 from ..training.fit import LRFindResult, Pages, TrainResult
@@ -57,7 +57,7 @@ def run_cv(
                          pages=run_pages(show))  # fmt: skip
     if show:
         title = f"cross-validation ({result.task}): {len(result.fold_dirs)} folds — {result.out}"
-        console.print(cv_table(result.summary, result.pooled, get_task(result.task).facts.scores, title))
+        console.print(cv_table(result.summary, result.pooled, result.task.facts.scores, title))
         for line in loop.model_lines(result):
             console.print(line, soft_wrap=True, highlight=False)
     if report:
@@ -79,7 +79,7 @@ def run_pages(show: bool) -> Pages:
         elif show:
             kept = f"{metrics['keep']} epoch {metrics['kept_epoch'] + 1}"
             title = f"{result.title} — {kept}, lr {result.lr:.2e}"
-            console.print(views_of(get_task(metrics["task"])).terminal_table(metrics, title))
+            console.print(views_of(row_task(metrics)).terminal_table(metrics, title))
             console.print(f"run folder: [bold]{run_dir}")
         write_report_or_warn(run_dir, show)
 
