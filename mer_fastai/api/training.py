@@ -81,7 +81,7 @@ def run_pages(show: bool) -> Pages:
             title = f"{result.title} — {kept}, lr {result.lr:.2e}"
             console.print(views_of(row_task(metrics)).terminal_table(metrics, title))
             console.print(f"run folder: [bold]{run_dir}")
-        write_report_or_warn(run_dir, show)
+        write_report_or_warn(run_dir, show, [result.dataset] if result.dataset else ())
 
     return draw
 

@@ -66,9 +66,7 @@ def refit_fingerprint(data_dir: Path, info: DatasetInfo, settings: TrainSettings
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def refit_model(
-    dataset: Dataset, settings: TrainSettings, out: Path, show: bool, pages: Pages | None = None
-) -> Refit:
+def refit_model(dataset: Dataset, settings: TrainSettings, out: Path, show: bool, pages: Pages | None = None) -> Refit:
     """Train (or, when finished with the same settings, keep) the refit model in `out/refit` (`pages`: the
     caller's, drawn once it is trained)."""
     data_dir, info, rows = dataset.path, dataset.info, list(check_dataset(dataset).rows)

@@ -65,7 +65,8 @@ class LRFindResult:
 @dataclass
 class TrainResult:
     """A finished run: its folder, the learning rate used and its metrics (see `train` for the layout); its
-    per-epoch `history` and `title` (for the curves), and the LR range test it ran (`lr: auto`), if any."""
+    per-epoch `history` and `title` (for the curves), the LR range test it ran (`lr: auto`), if any, and the data
+    set it trained on, as opened once (its pages describe it without reading it again)."""
 
     run_dir: Path
     lr: float
@@ -73,6 +74,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     title: str = ""
     lr_find: LRFindResult | None = None
+    dataset: Dataset | None = None
 
 
 Pages = Callable[[TrainResult], None]  # a caller's pages of a finished, published run (its plots and report)
@@ -310,7 +312,8 @@ def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Pat
     )
     if is_main_process():  # one process of a distributed training: rank 0 writes
         write_run(run_dir, learn, settings, splits, scored, history, metrics, started)
-    return TrainResult(run_dir, lr, metrics, history, run_title(settings, info), found[0] if found else None)
+    found = found[0] if found else None
+    return TrainResult(run_dir, lr, metrics, history, run_title(settings, info), found, dataset)
 
 
 def refit_run(learn, keep: str):

@@ -10,7 +10,7 @@ from pathlib import Path
 from ...runs.layout import CV_FILE, OOF_PREDICTIONS, OOF_TRACKS, REFIT_DIR, fold_dirs, is_finished, read_json
 from ...tasks.base import Task
 from ..results import row_task
-from .dataset import find_data_dir
+from .dataset import Datasets, find_data_dir
 from .predictions import no_predictions, read_predictions, window_mistakes, worst_tracks
 from .run import run_section, task_plots
 from .scores import confusion_tables
@@ -18,10 +18,9 @@ from .templating import data_uri
 from .values import score_text, setting_text, slug
 
 
-def cv_page(folder: Path, here: Path) -> dict:
+def cv_page(folder: Path, here: Path, datasets: Datasets) -> dict:
     """The page of a cross-validation folder: its summary, out-of-fold errors and folds."""
     summary = read_json(folder / CV_FILE)
-    datasets: dict[str, dict] = {}
     folds = finished_folds(folder)
     runs = [run_section(p, here, f"fold-{slug(p.name)}", datasets) for p in folds]
     refit = folder / (summary.get("refit") or {}).get("folder", REFIT_DIR)

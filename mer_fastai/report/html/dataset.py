@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..._plumbing.locks import reading
 from ...errors import MerError
 from ...runs.layout import FOLD_DATA, FOLDS_DIR, GRID_DATA
 from .values import slug
+
+if TYPE_CHECKING:
+    from ...data.spectrogram import SpecConfig
+    from ...tasks.opened import Dataset
+
+
+class Datasets(dict):
+    """A page's data set sections by folder, each made once (cells and folds share theirs); `opened`: data sets
+    the caller has read already (a finished run's own), described without reading them again."""
+
+    def __init__(self, opened: Iterable[Dataset] = ()) -> None:
+        super().__init__()
+        self.opened = {str(dataset.path.resolve()): dataset for dataset in opened}
 
 
 def find_data_dir(recorded: str | None, grid: Path | None) -> Path | None:
@@ -22,7 +37,7 @@ def find_data_dir(recorded: str | None, grid: Path | None) -> Path | None:
     return next((p for p in candidates if (p / DATASET_FILE).is_file()), None)
 
 
-def dataset_section(data_dir: Path | None, recorded: str | None, datasets: dict) -> dict | None:
+def dataset_section(data_dir: Path | None, recorded: str | None, datasets: Datasets) -> dict | None:
     """The data set facts, made once per data set folder (cells of a grid share theirs)."""
     if not recorded:
         return None
@@ -30,7 +45,8 @@ def dataset_section(data_dir: Path | None, recorded: str | None, datasets: dict)
     if key not in datasets:
         name = dataset_name(Path(recorded))
         anchor = f"data-{slug(name)}-{len(datasets) + 1}"
-        datasets[key] = {"anchor": anchor, "name": name, "path": recorded, **dataset_facts(data_dir)}
+        facts = dataset_facts(data_dir, datasets.opened.get(key))
+        datasets[key] = {"anchor": anchor, "name": name, "path": recorded, **facts}
     return datasets[key]
 
 
@@ -41,18 +57,23 @@ def dataset_name(folder: Path) -> str:
     return folder.name
 
 
-def dataset_facts(data_dir: Path | None) -> dict:
-    """Clips and windows per class and split, window coverage per clip, skipped files and notes."""
+def dataset_facts(data_dir: Path | None, dataset: Dataset | None = None) -> dict:
+    """Clips and windows per class and split, window coverage per clip, skipped files, notes and the spectrogram
+    settings in one line; `dataset`: the folder's data set as the caller opened it (else read here)."""
     from ...data.dataset import SPLITS
     from ...tasks.opened import open_dataset
 
     if data_dir is None:
-        return {"message": "The data set folder was not found (moved or deleted), so its facts cannot be shown."}
+        return {
+            "message": "The data set folder was not found (moved or deleted), so its facts cannot be shown.",
+            "spectrogram": "unknown (data set folder not found)",
+        }
     try:
-        with reading(data_dir):  # not while prepare changes it
-            dataset = open_dataset(data_dir)
+        if dataset is None:
+            with reading(data_dir):  # not while prepare changes it
+                dataset = open_dataset(data_dir)
     except MerError as exc:
-        return {"message": f"The data set cannot be read: {exc}"}
+        return {"message": f"The data set cannot be read: {exc}", "spectrogram": f"unknown ({exc})"}
     info, rows, spec = dataset.info, dataset.rows, dataset.spec
     clips: dict[tuple[str, str], set[str]] = defaultdict(set)
     covered: dict[tuple[str, str], float] = {}
@@ -80,7 +101,16 @@ def dataset_facts(data_dir: Path | None) -> dict:
         "durations": _durations(covered, splits),
         "skipped": info.skipped,
         "notes": info.notes,
+        "spectrogram": spectrogram_line(spec),
     }
+
+
+def spectrogram_line(spec: SpecConfig) -> str:
+    """A data set's spectrogram settings in one line."""
+    return (
+        f"{spec.n_mels} mel bands, {spec.sample_rate} Hz, n_fft {spec.n_fft}, hop {spec.hop_length}, "
+        f"{spec.segment_seconds:g} s windows every {spec.hop_seconds:g} s"
+    )
 
 
 def _class_row(name: str, counts: dict, clips: dict, splits: list[str]) -> dict:

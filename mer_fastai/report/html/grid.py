@@ -10,6 +10,7 @@ from ...runs.layout import CELLS_DIR, CV_FILE, HEATMAP, STATE_FILE, TEST_PREFIX,
 from ...scoring.columns import SD_SUFFIX
 from ..results import SCORE_LABELS, is_score_column, load_results, main_score, row_task
 from .cv import fold_sections
+from .dataset import Datasets
 from .run import run_section
 from .templating import data_uri
 from .values import cell, number, score_cell, slug
@@ -19,10 +20,9 @@ SHOWN_IDENTITY = ("experiment", "stage", "dataset", "feature", "arch", "mode", "
 NUMBER_COLUMNS = ("epochs", "lr", "seconds", "folds")
 
 
-def grid_page(folder: Path, here: Path) -> dict:
+def grid_page(folder: Path, here: Path, datasets: Datasets) -> dict:
     """The page of a grid folder: the results table, heatmap, failed cells and every cell's run section."""
     rows = load_results(folder)
-    datasets: dict[str, dict] = {}
     runs, anchors = [], {}
     for row in rows:
         run_dir = cell_folder(folder, row.get("run_dir", ""))

@@ -13,7 +13,9 @@ results table and heatmap; a cross-validation (`cv`) the folds' summary and the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..._plumbing.files import atomic_write, check_output_file
 from ..._plumbing.progress import console
@@ -21,31 +23,36 @@ from ..._version import __version__
 from ...errors import MerError
 from ...runs.layout import REPORT_HTML, folder_kind, is_finished, model_header, read_metrics
 from .cv import cv_page
+from .dataset import Datasets
 from .grid import grid_page
 from .run import run_section
 from .templating import render
+
+if TYPE_CHECKING:
+    from ...tasks.opened import Dataset
 
 __all__ = ["write_report"]
 
 VERSIONED = ("mer-fastai", "torch", "fastai")  # the packages whose versions the page shows
 
 
-def write_report(path_in: str | Path, out: str | Path | None = None) -> Path:
+def write_report(path_in: str | Path, out: str | Path | None = None, opened: Iterable[Dataset] = ()) -> Path:
     """Write the HTML report of a run, cross-validation or grid folder; returns its path.
 
-    `out` defaults to `<folder>/report.html`. Refuses a folder that is none of the three kinds.
+    `out` defaults to `<folder>/report.html`. Refuses a folder that is none of the three kinds. `opened`: data
+    sets the caller has read already (the run's own), described without reading them again.
     """
     folder = Path(path_in)
     out = check_output_file(Path(out) if out is not None else folder / REPORT_HTML, "--out")
     builders = {"run": run_page, "grid": grid_page, "cv": cv_page}
-    page = assemble(folder, builders[folder_kind(folder)](folder, out.parent.resolve()))
+    page = assemble(folder, builders[folder_kind(folder)](folder, out.parent.resolve(), Datasets(opened)))
     return atomic_write(out, render("report.html.j2", page["title"], str(folder), page=page))
 
 
-def write_report_or_warn(folder: Path, show: bool = True) -> Path | None:
+def write_report_or_warn(folder: Path, show: bool = True, opened: Iterable[Dataset] = ()) -> Path | None:
     """`report.html` at the end of `train`, `cv` or `run`: a failure is a warning line, never a lost result."""
     try:
-        report = write_report(folder)
+        report = write_report(folder, opened=opened)
     except (MerError, OSError) as exc:
         console.print(f"[yellow]warning:[/] the HTML report could not be written: {exc}", soft_wrap=True)
         return None
@@ -54,9 +61,8 @@ def write_report_or_warn(folder: Path, show: bool = True) -> Path | None:
     return report
 
 
-def run_page(folder: Path, here: Path) -> dict:
+def run_page(folder: Path, here: Path, datasets: Datasets) -> dict:
     """The page of one run folder."""
-    datasets: dict[str, dict] = {}
     run = run_section(folder, here, "run", datasets)
     return {"title": f"Run {run['title']}", "runs": [run], "datasets": datasets}
 

@@ -6,7 +6,6 @@ import statistics
 import time
 from pathlib import Path
 
-from ...errors import MerError
 from ...runs.layout import (
     CURVES_FILE,
     HISTORY_FILE,
@@ -30,6 +29,9 @@ from .values import setting_text
 FIGURES = ((CURVES_FILE, "loss and validation scores per epoch"), (LR_PLOT, "learning-rate finder"))
 
 
+NO_DATASET = "unknown (no data set recorded)"
+
+
 def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Path | None = None) -> dict:
     """Everything the page shows about one run folder; its data set is added to `datasets` once."""
     metrics = read_metrics(folder)
@@ -51,7 +53,9 @@ def run_section(folder: Path, here: Path, anchor: str, datasets: dict, grid: Pat
         "folder_path": folder,
         "dataset_anchor": dataset["anchor"] if dataset else None,
         "dataset_name": dataset["name"] if dataset else None,
-        "settings": run_settings(metrics, config, data_dir),
+        "settings": run_settings(
+            metrics, config, dataset["spectrogram"] if dataset else "unknown (no data set recorded)"
+        ),
         "times": run_times(folder, metrics, history),
         "score_sets": score_sets(task, metrics),
         "refit": metrics.get(REFIT_KEY),  # a refit's run: why it has no validation scores
@@ -73,12 +77,12 @@ def task_plots(task: Task, names: list[str], test: bool = False) -> list[tuple[s
     return plots + [(TEST_PREFIX + name, f"test split: {caption}") for name, caption in plots] if test else plots
 
 
-def run_settings(metrics: dict, config: dict, data_dir: Path | None) -> list[tuple[str, str]]:
+def run_settings(metrics: dict, config: dict, spectrogram: str) -> list[tuple[str, str]]:
     """Data set, spectrogram, architecture, mode, weights, epochs, LR and the other training settings."""
     shown = ("feature", "epochs_run", "keep", "kept_epoch", "best_epoch")
     merged = {**config, **{k: metrics[k] for k in shown if k in metrics}}
     pairs = [("data set", str(config.get("data_dir") or metrics.get("data_dir", "–")))]
-    pairs.append(("spectrogram", spectrogram_text(data_dir)))
+    pairs.append(("spectrogram", spectrogram))
     order = ("feature", "arch", "mode", "weights", "epochs", "epochs_run", "keep", "kept_epoch", "best_epoch", "lr")
     order += ("bs", "size")
     order += ("augment", "balanced", "seed", "monitor", "patience")
@@ -89,23 +93,6 @@ def run_settings(metrics: dict, config: dict, data_dir: Path | None) -> list[tup
                 value += 1  # shown 1-based, as the console does
             pairs.append((key.replace("_", " "), setting_text(value)))
     return pairs
-
-
-def spectrogram_text(data_dir: Path | None) -> str:
-    """The data set's spectrogram settings in one line, or why they are not known."""
-    from ...data.dataset import read_spec
-
-    if data_dir is None:
-        return "unknown (data set folder not found)"
-    try:
-        spec = read_spec(data_dir)
-    except MerError as exc:
-        return f"unknown ({exc})"
-    hop = spec.hop_seconds
-    return (
-        f"{spec.n_mels} mel bands, {spec.sample_rate} Hz, n_fft {spec.n_fft}, hop {spec.hop_length}, "
-        f"{spec.segment_seconds:g} s windows every {hop:g} s"
-    )
 
 
 def run_times(folder: Path, metrics: dict, history: list[dict]) -> list[tuple[str, str]]:
