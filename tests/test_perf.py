@@ -16,6 +16,7 @@ from mer_fastai.data.spectrogram import SpecConfig, mel_filters, mel_image, mel_
 from mer_fastai.errors import MerError
 from mer_fastai.models.archs import IMAGENET_STATS, get_arch
 from mer_fastai.models.modelfile import create_model, read_model
+from mer_fastai.tasks.opened import open_dataset
 from mer_fastai.training.feature_cache import can_cache, is_random
 from mer_fastai.training.fit import TrainConfig, _learner
 from mer_fastai.training.loaders import load_dataloaders
@@ -50,7 +51,7 @@ def test_in_memory_loader_options(tiny_data):
 
 
 def test_cache_applies_only_where_it_is_exact(tiny_data, tmp_path):
-    learn = _learner(tiny_data, tiny(), tmp_path)
+    learn = _learner(open_dataset(tiny_data), tiny(), tmp_path)
     assert can_cache(learn, "freeze", False, "none")
     assert not can_cache(learn, "whole", False, "none")
     assert not can_cache(learn, "freeze", True, "none")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import random
 
 import numpy as np
 import torch
@@ -60,8 +61,12 @@ def feature_network(encoder: nn.Module, precision: str, dl) -> tuple[str, nn.Mod
     """The precision the features are computed at (`auto` resolved) and the folded `encoder` at it
     (`models.precision.choose`): int8 calibrated, and `auto` checked (`features_pass`), on the first batch of
     `dl` — the model's own training windows. The model being trained never sees this copy."""
-    sample = next(iter(dl), None)
-    if sample is None or precision == "fp32":
+    if precision == "fp32":
+        return "fp32", fold(encoder)
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    sample = next(iter(dl), None)  # iterating draws from the random state that training draws from next: kept
+    random.setstate(states[0]), np.random.set_state(states[1]), torch.set_rng_state(states[2])
+    if sample is None:
         return "fp32", fold(encoder)
     xb = sample[0].as_subclass(torch.Tensor)
     return choose(copy.deepcopy(encoder).eval(), precision, xb, lambda x: x, xb.device, check=features_pass)

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
+from mer_fastai.api.training import train
 from mer_fastai.errors import MerError
 from mer_fastai.models import precision as prec
 from mer_fastai.models.modelfile import read_model
 from mer_fastai.training.feature_cache import compute_features, feature_network
-from mer_fastai.training.fit import train
 from tests.test_cli import run_main
 from tests.training.test_fit import tiny, whole_run  # noqa: F401  (the module's trained start run)
 
