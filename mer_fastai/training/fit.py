@@ -32,6 +32,7 @@ from .callbacks import EpochTimer
 from .config import TrainConfig, TrainSettings, checked, flag
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .feature_cache import can_cache, head_learner
+from .head_options import is_track
 from .items import check_dataset, images_read, training_stats
 from .learner import build_learner, set_mode
 from .loaders import load_dataloaders
@@ -46,6 +47,7 @@ from .outputs import (
     write_run,
 )
 from .partial import can_cache_prefix, prefix_learner
+from .track_head import track_learner, window_rows
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
 
@@ -133,9 +135,12 @@ def _learner(data_dir: Path, config: TrainConfig | TrainSettings, run_dir: Path)
     return learn
 
 
-def _fitter(learn, settings: TrainSettings):
-    """The learner to run lr_find and fit on: a head learner on cached features where that is exact."""
+def _fitter(learn, settings: TrainSettings, data_dir: Path):
+    """The learner to run lr_find and fit on: a track head's learner on the clips' cached features, a head learner
+    on cached features where that is exact."""
     config = settings.config
+    if is_track(config):
+        return track_learner(learn, data_dir)
     if config.feature_cache and not config.mixup and can_cache(learn, config.mode, config.train_bn, config.augment):
         return head_learner(learn)
     cache = config.mode == PARTIAL and config.feature_cache and not config.mixup
@@ -166,7 +171,7 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
             learn = _learner(data_dir, settings, stage)
             try:
                 with checkpoint(stage, "_tmp"):
-                    found = _lr_find(_fitter(learn, settings), stage)
+                    found = _lr_find(_fitter(learn, settings, data_dir), stage)
             finally:
                 shutil.rmtree(stage / SCRATCH_DIR, ignore_errors=True)
     return LRFindResult(found.suggestion, found.suggestions, out / LR_PLOT)
@@ -229,8 +234,9 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     started = time.time()
     config, info, valid = settings.config, splits.info, splits.valid
     task, monitor = get_task(info.task), task_monitor(settings, info)
-    learn = _learner(_training_data(data_dir, settings, splits, run_dir), settings, run_dir)
-    fitter = _fitter(learn, settings)
+    data = _training_data(data_dir, settings, splits, run_dir)
+    learn = _learner(data, settings, run_dir)
+    fitter = _fitter(learn, settings, data)
     with images_read(data_dir), checkpoint(run_dir, "_tmp"):  # fastai's lr_find saves the weights first
         lr = main_process_value(lambda: _lr_find(fitter, run_dir).suggestion) if settings.lr is None else settings.lr
     timer = EpochTimer()
@@ -251,6 +257,8 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
         history = [{**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)]
         with images_read(data_dir):
             probs, targets = fitter.get_preds(ds_idx=1) if valid.rows else (torch.zeros(0), torch.zeros(0))
+        if is_track(config) and valid.rows:  # one row per clip: each window carries its clip's
+            probs, targets = (torch.from_numpy(window_rows(t.numpy(), valid.clip_ids)) for t in (probs, targets))
     finally:
         shutil.rmtree(run_dir / SCRATCH_DIR, ignore_errors=True)
     if len(probs) != len(valid.rows):
@@ -268,6 +276,7 @@ def _fit(data_dir: Path, settings: TrainSettings, splits: Splits, run_dir: Path)
     metrics.update(
         arch=settings.arch.name,
         mode=config.mode,
+        head=config.head,
         feature=info.feature,
         task=info.task,
         monitor=monitor,
