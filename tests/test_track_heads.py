@@ -164,9 +164,19 @@ def test_onnx_of_a_track_head_reads_all_the_windows_of_one_clip(tiny_data, tiny_
     np.testing.assert_allclose(logits, predictor.logits(images).numpy(), atol=1e-4)  # the clip's, on every row
 
 
-def test_embed_refuses_a_track_head_in_one_line(made):
-    with pytest.raises(MerError, match="embed: a track-head model has no per-window feature vector"):
-        Predictor.load(made["root"] / "run", device="cpu").embed([made["audio"]])
+def test_embed_writes_the_body_s_window_features_and_the_pooled_track_vector(made):
+    predictor = Predictor.load(made["root"] / "run", device="cpu")
+    clip = sorted(made["audio"].glob("*.wav"))[0]
+    embeddings = predictor.embed([clip])
+    images = predictor.window_images(clip, 1.0, 1.0)[2]
+    with torch.no_grad():
+        features = predictor.model.window_features(predictor.preprocess(images))
+    np.testing.assert_allclose(np.stack(embeddings.window_features), features.numpy(), atol=1e-5)
+    np.testing.assert_allclose(embeddings.track_features[0], pool(features[None])[0].numpy(), atol=1e-5)
+    assert embeddings.track_outputs[0] == pytest.approx(list(predictor.predict(clip).outputs.values()), abs=1e-6)
+    assert "mean, std and max" in embeddings.info()["layer"]
+    with pytest.raises(MerError, match="`embed` writes its body's window features"):
+        predictor.features(images)
 
 
 @pytest.mark.parametrize(

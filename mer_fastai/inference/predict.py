@@ -301,8 +301,9 @@ class Predictor:
     def features(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate-layer features (the input of the head's final Linear) and logits of spectrogram images."""
         captured: list[torch.Tensor] = []
-        if self.meta.reads_tracks:
-            raise MerError("embed: a track-head model has no per-window feature vector; embed with a window-head model")
+        if self.meta.is_track:
+            raise MerError("a track-head model has no head per window to take features from; `embed` writes its "
+                           "body's window features and pooled track vectors")  # fmt: skip
         penultimate_layer(self.model)  # refuses an ensemble
         if images:
             self.runner(self.preprocess(images[: self.bs]))

@@ -22,7 +22,13 @@ from .tracks import TrackPrediction
 if TYPE_CHECKING:
     from .predict import Predictor
 
-__all__ = ["check_track_precision", "track_logits", "track_predictions"]
+__all__ = ["TRACK_LAYER", "check_track_precision", "track_embedding", "track_logits", "track_predictions"]
+
+# What `embed` writes for a track head
+TRACK_LAYER = (
+    "track head: windows, the body's features; tracks, their mean, std and max over the track's windows (the input "
+    "of the head's dense layers)"
+)
 
 
 def check_track_precision(precision: str) -> str:
@@ -77,3 +83,13 @@ def track_predictions(
             yield SkippedFile(str(item.file), item.error.removeprefix(f"{item.file}: "))
         else:
             yield predictor._track(str(item.file), item, predictor.logits(item.images), aggregate)
+
+
+def track_embedding(predictor: Predictor, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One track's pooled vector (mean, std and max of its windows' body features `vectors`, what the head's dense
+    layers read) and its outputs on each window."""
+    from ..models.track_head import pool
+
+    features = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    outputs = predictor.outputs(track_rows(predictor, features))
+    return pool(features[None])[0].numpy(), outputs
