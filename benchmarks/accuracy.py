@@ -80,7 +80,7 @@ def cross_validate(data_dir: Path, out: Path, settings: dict, folds: int) -> dic
     from mer_fastai.evaluation.oof import describe
     from mer_fastai.training.config import TrainConfig
 
-    config = TrainConfig(**settings).check()
+    config = TrainConfig(**settings)  # run_cv checks it
     started = cpu_seconds()
     result = run_cv(data_dir, config, out, folds=folds, seed=FOLD_SEED, report=False, show=False)
     minutes = (cpu_seconds() - started) / 60

@@ -55,6 +55,13 @@ ROWS: dict[str, tuple[str, dict]] = {
         for layer in ("pooled", "tags", "pooled+penultimate")
     },  # issue 27: which layer the head reads (benchmarks/track_heads.py explores them on cached layers)
     "scratch": ("10s", SCRATCH),
+    # issue 27: the track head (`train --head track`) on the same cached features, after the window head in one
+    # process (the body's features are computed once per process: the window row's CPU includes them)
+    "musicnn-msd freeze (track head)": ("musicnn", {"arch": "musicnn-msd", **FREEZE, "head": "track"}),
+    "musicnn-msd freeze (track head for 10 epochs)": (
+        "musicnn",
+        {"arch": "musicnn-msd", **FREEZE, "head": "track", "epochs": 10},
+    ),
 }
 # fusion rows: name → the two rows whose held-out track probabilities are averaged
 FUSIONS = {
@@ -180,6 +187,7 @@ def main() -> None:
         "scratch",
         "musicnn-msd + scratch",
         *[row for row in ROWS if row.endswith(" layer)")],
+        *[row for row in ROWS if "track head" in row],
     ]
     parser.add_argument("--rows", default=",".join(order), help="Comma-separated rows to run, in this order.")
     parser.add_argument("--write", type=Path, help="Report file whose musicnn section to replace.")

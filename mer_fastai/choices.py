@@ -24,6 +24,10 @@ LOSSES = ("auto", "mse", "ccc")  # train: regression loss (auto = mse); classifi
 # train: which musicnn layer the frozen body hands the head (per 3 s patch): the 200-unit penultimate layer, the
 # mid-end's max and mean over time (1506), the 50 tag probabilities, or the pooled and penultimate layers side by side
 LAYERS = ("penultimate", "pooled", "tags", "pooled+penultimate")
+# train --head: what the head learns from: each window alone (a track: the mean of its windows' outputs), or all of a
+# clip's windows at once, pooled (mean, std and max over its windows' features: `models.track_head`)
+HEADS = ("window", "track")
+TRACK_POOLING = "mean+std+max"  # the track head's pooling (attention lost on the artist folds: BENCHMARKS.md)
 AGGREGATES = ("mean", "vote", "max")  # predict, evaluate, train: track label from windows (scoring.scores.aggregate)
 FORMATS = ("json", "csv")  # predict: output formats
 # predict, evaluate, embed, train (the freeze-mode feature cache): the arithmetic of the network; auto = the fastest

@@ -11,6 +11,10 @@ track (mean of its windows), computed on the same windows by the ORIGINAL pretra
 the user cache, `mer-fastai weights get musicnn`), not by the fine-tuned body: `embed_files.write_embeddings` puts
 them in `<out stem>-tags.csv` beside the embeddings. An ensemble has one feature vector per member and is refused.
 
+A track-head model (`train --head track`) has no head per window: its window vectors are the body's features (what
+its head pools), its track vector their mean, std and max over the track's windows (what its dense layers read),
+and the `predicted` columns its track outputs on every window (`inference.track_head`).
+
 The files written: `inference.embed_files`; the 2-D map of the tracks: `inference.embed_map`.
 """
 
@@ -71,6 +75,7 @@ class Embeddings:
     tags: tuple[str, ...] = ()
     window_tags: list[np.ndarray] = field(default_factory=list)
     track_tags: list[np.ndarray] = field(default_factory=list)
+    layer: str = "input of the head's final Linear"  # a track head's: `inference.track_head.TRACK_LAYER`
 
     @property
     def labelled(self) -> bool:
@@ -102,7 +107,7 @@ class Embeddings:
             "feature": self.feature,
             "window": self.window,
             "hop": self.hop,
-            "layer": "input of the head's final Linear",
+            "layer": self.layer,
             **({"tagger": self.tagger} if self.tagger else {}),
             "skipped": [{"file": s.file, "reason": s.reason} for s in self.skipped],
         }
@@ -134,7 +139,11 @@ def embed_audio(
     source = label_source(
         "embed_audio", labels, id_column=id_column, label_column=label_column, cuts=cuts, skip_unlabeled=skip_unlabeled
     )
-    predictor.features([])  # no work: one line for an ensemble or a network without a Linear head
+    from .track_head import TRACK_LAYER, window_features
+
+    track = predictor.meta.is_track  # a track head: the body's window features, the pooled track vector
+    if not track:
+        predictor.features([])  # no work: one line for an ensemble or a network without a Linear head
     seconds, step = predictor.window_settings(window, hop)
     files = _files_by_root(paths)
     feature = feature or predictor.feature or "emotions"
@@ -142,13 +151,16 @@ def embed_audio(
     model = str(predictor.source) if predictor.source else None
     result = Embeddings(predictor.classes, seconds, step, model, feature, predictor.task)
     result.skipped = skipped
+    result.layer = TRACK_LAYER if track else result.layer
     tagger = _tagger(predictor, result)
     todo = [(file, name) for file, name, _ in files if source.labels is None or file in truth]
     names = dict(todo)
 
     def compute(images):
-        features, logits = predictor.features(images)
         tags = (tag_probabilities(tagger, images, predictor.device, predictor.bs),) if tagger is not None else ()
+        if track:  # its outputs come per track (`_add_track`)
+            return (window_features(predictor, images).numpy(), np.zeros((len(images), 0)), *tags)
+        features, logits = predictor.features(images)
         return (features.numpy().astype(np.float32), predictor.outputs(logits), *tags)
 
     decoded = decoded_in_order([file for file, _ in todo], predictor.spec, seconds, step, predictor.workers)
@@ -245,6 +257,11 @@ def _add_track(
     """One file's windows and track: `rows` are its windows' features, outputs and (musicnn) tags."""
     vectors, probs, *tags = rows
     file, starts = item.file, item.starts
+    pooled = vectors.mean(axis=0)
+    if predictor.meta.is_track:
+        from .track_head import track_embedding
+
+        pooled, probs = track_embedding(predictor, vectors)
     if tags:
         result.window_tags += list(tags[0])
         result.track_tags.append(tags[0].mean(axis=0))
@@ -255,7 +272,7 @@ def _add_track(
         result.window_start.append(float(start))
         result.window_predicted.append(predictor.describe(p))
         result.window_label.append(label)
-    result.track_features.append(vectors.mean(axis=0))
+    result.track_features.append(pooled)
     result.track_file.append(str(file))
     result.track_clip_id.append(name)
     result.track_windows.append(len(starts))

@@ -74,6 +74,12 @@ def export_model(
             f"{source}: --onnx: a mixed-input ensemble reads {len(meta.input_groups)} different spectrograms, so it "
             "has no single ONNX input; export each member (its run folder) with --onnx, or drop --onnx"
         )
+    if onnx_file and meta.reads_tracks and not meta.is_track:
+        raise MerError(
+            f"{source}: --onnx: an ensemble with a track head reads a whole clip in some members and single windows "
+            "in others, which one ONNX input cannot say; export each member (its run folder) with --onnx, or drop "
+            "--onnx"
+        )
     note = None
     if metrics_path.is_file():
         metrics = _read_metrics(run_dir)
@@ -131,7 +137,9 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
     import onnx
 
     height, width = input_shape(meta)
-    example = torch.zeros(1, 3, height, width)
+    # a track head reads the windows of one clip and gives each of them the clip's outputs (`TrackModel`)
+    example = torch.zeros(2 if meta.is_track else 1, 3, height, width)
+    axes = {0: "windows" if meta.is_track else "batch"}
     with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -142,7 +150,7 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
                 dynamo=False,
                 input_names=["image"],
                 output_names=["logits"],
-                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                dynamic_axes={"image": axes, "logits": axes},
                 opset_version=ONNX_OPSET,
             )
         graph = onnx.load(str(tmp))
@@ -154,6 +162,11 @@ def export_onnx(model: nn.Module, meta: ModelMeta, path: Path) -> Path:
             f"{views_of(meta.task).onnx_outputs(meta.scale, meta.is_ensemble)}; input "
             f"(N, 3, {height}, {width}) spectrogram images scaled to [0, 1], then normalised with the mean and std "
             f"{[list(s) for s in meta.stats]}"
+            + (
+                "; a track head: the N images are all the windows of one clip, and every output row is the clip's"
+                if meta.is_track
+                else ""
+            )
         )
         onnx.checker.check_model(graph)
         onnx.save(graph, str(tmp))

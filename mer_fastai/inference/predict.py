@@ -43,6 +43,7 @@ from ..scoring.scores import aggregate as aggregate_windows
 from ..scoring.scores import check_aggregate
 from ..tasks.base import Task
 from .batching import Decoded, batched, decode, decoded_in_order
+from .track_head import check_track_precision, track_logits, track_predictions
 from .tracks import Predictions, TrackPrediction, WindowPrediction
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ class Predictor:
         self.bs = bs
         self.source = source
         self.precision = check_precision(precision, self.device)  # `auto` until the first batch resolves it
+        if meta.reads_tracks:  # a track head: outputs per track (`inference.track_head`)
+            self.precision = check_track_precision(self.precision)
         self.network: nn.Module | None = None  # the folded network at that precision (`models.precision.choose`)
         self.resize_transform = resize_transform(meta.input_size, meta.resize)
         mean, std = (torch.tensor(s, dtype=torch.float32).view(1, 3, 1, 1) for s in meta.stats)
@@ -168,7 +171,10 @@ class Predictor:
         return (batch.float().div_(255.0) - self.mean) / self.std
 
     def logits(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Raw model outputs (N, classes) for uint8 spectrogram images, computed in batches of `bs`."""
+        """Raw model outputs (N, classes) for uint8 spectrogram images, computed in batches of `bs` (a track head's:
+        the images are one track's windows, each carrying the track's outputs)."""
+        if self.meta.reads_tracks:
+            return track_logits(self, images)
         outputs = []
         for start in range(0, len(images), self.bs):
             batch = self.preprocess(images[start : start + self.bs])
@@ -181,7 +187,8 @@ class Predictor:
         """The network that computes outputs: the model folded, at its precision (`auto` resolved on `sample`, the
         first batch: the check's windows and int8's calibration)."""
         if self.network is None:
-            self.precision, self.network = choose(self.model, self.precision, sample, self.rules.outputs, self.device)
+            model = self.model.encoder if self.meta.is_track else self.model  # a track head: the body per window
+            self.precision, self.network = choose(model, self.precision, sample, self.rules.outputs, self.device)
         return self.network
 
     def outputs(self, logits: torch.Tensor) -> np.ndarray:
@@ -295,6 +302,9 @@ class Predictor:
     def features(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate-layer features (the input of the head's final Linear) and logits of spectrogram images."""
         captured: list[torch.Tensor] = []
+        if self.meta.is_track:
+            raise MerError("a track-head model has no head per window to take features from; `embed` writes its "
+                           "body's window features and pooled track vectors")  # fmt: skip
         penultimate_layer(self.model)  # refuses an ensemble
         if images:
             self.runner(self.preprocess(images[: self.bs]))
@@ -367,6 +377,9 @@ class Predictor:
             return (self.logits(images).numpy(),)
 
         decoded = decoded_in_order(files, self.spec, seconds, step, self.workers)
+        if self.meta.reads_tracks:  # a track head reads all of a file's windows at once
+            yield from track_predictions(self, decoded, aggregate)
+            return
         for item, rows in batched(decoded, compute, self.bs):
             if item.error is not None:
                 yield SkippedFile(str(item.file), item.error.removeprefix(f"{item.file}: "))

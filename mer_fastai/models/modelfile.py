@@ -318,7 +318,12 @@ def _renorm(ensemble: tuple, own: tuple) -> tuple[list[float], list[float]] | No
 
 
 def _network(spec: ArchSpec, meta: ModelMeta) -> nn.Module:
-    return create_model(spec, len(meta.classes), scale=meta.scale)
+    model = create_model(spec, len(meta.classes), scale=meta.scale)
+    if meta.is_track:
+        from .track_head import track_network
+
+        return track_network(model)
+    return model
 
 
 def load_model(path: str | Path, *, accept_unverified: bool = False) -> tuple[nn.Module, ModelMeta]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._plumbing.files import check_component
 from ..bounds import Bounds, quote
+from ..choices import HEADS, TRACK_POOLING
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..tasks.base import Task
@@ -31,7 +32,9 @@ FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
 # What an ensemble member's input contract is made of: stored field → `ModelMeta` attribute. A member records
 # each of them only where it differs from the first member's (the ensemble's own fields).
-CONTRACT = {"arch": "arch", "spectrogram": "spec", "input_size": "input_size", "resize": "resize", "stats": "stats"}
+# The head and its pooling (`models.track_head`) are recorded the same way: an ensemble may mix window and track heads.
+CONTRACT = {"arch": "arch", "spectrogram": "spec", "input_size": "input_size", "resize": "resize", "stats": "stats",
+            "head": "head", "pooling": "pooling"}  # fmt: skip
 ORIGIN_FIELDS = ("source", "checksum", "mode", "metrics")  # where an ensemble member came from, its mode and scores
 MEMBER_FIELDS = (*ORIGIN_FIELDS, *CONTRACT)  # all an ensemble records about each member
 
@@ -69,6 +72,20 @@ class ModelMeta:
     # The `Task` object (a task's name is accepted and resolved); the file holds its name.
     task: Task = DEFAULT
     scale: tuple[tuple[float, float], ...] = ()
+    # What the head learns from (`choices.HEADS`): "window" (each window alone; files without the field) or "track"
+    # (all a clip's windows at once, pooled by `pooling`: `models.track_head`; stored only for a track head)
+    head: str = HEADS[0]
+    pooling: str | None = None
+
+    @property
+    def is_track(self) -> bool:
+        """Whether the network is a track head (`models.track_head.TrackModel`): one output row per clip."""
+        return self.head == HEADS[1] and not self.members
+
+    @property
+    def reads_tracks(self) -> bool:
+        """Whether the network (or a member of it) needs all of a clip's windows at once: a track head."""
+        return self.is_track or any(self.member(i).is_track for i in range(len(self.members)))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", get_task(self.task))
@@ -137,6 +154,7 @@ class ModelMeta:
                 if not self.task.is_default
                 else {}
             ),
+            **({"head": self.head, "pooling": self.pooling} if self.head == HEADS[1] else {}),
         }
 
     @classmethod
@@ -171,6 +189,7 @@ class ModelMeta:
             metrics=_metrics(values.get("metrics"), path),
             members=_members(values.get("members"), path),
             task=_choice(values.get("task", DEFAULT.name), "task", tuple(TASKS), path),
+            **_head(values.get("head", HEADS[0]), values.get("pooling"), path),
         )
         return dataclasses.replace(meta, scale=_scale(values.get("scale"), meta.task, len(values["classes"]), path))
 
@@ -319,6 +338,15 @@ def _metrics(value: Any, path: Path) -> dict:
     return dict(value)
 
 
+def _head(head: Any, pooling: Any, path: Path) -> dict[str, Any]:
+    """The head and its pooling: a window head has none, a track head `TRACK_POOLING`."""
+    _choice(head, "head", HEADS, path)
+    if pooling != (TRACK_POOLING if head == HEADS[1] else None):
+        raise _malformed(path, f"a {head} head has pooling {quote(TRACK_POOLING if head == HEADS[1] else None)}, "
+                         f"not {quote(pooling)}")  # fmt: skip
+    return {"head": head, "pooling": pooling}
+
+
 def _members(value: Any, path: Path) -> tuple[dict, ...]:
     """The member descriptions of an ensemble: at least two tables of the known fields, each naming its source."""
     if value is None:
@@ -336,6 +364,8 @@ def _members(value: Any, path: Path) -> tuple[dict, ...]:
         _metrics(member.get("metrics"), path)
         checks = {"arch": _arch, "spectrogram": _spec, "input_size": _input_size, "stats": _stats,
                   "resize": lambda v, p: _choice(v, "resize", RESIZE_METHODS, p)}  # fmt: skip
+        if "head" in member or "pooling" in member:
+            _head(member.get("head", HEADS[0]), member.get("pooling"), path)
         for name, check in checks.items():
             if name in member:
                 check(member[name], path)

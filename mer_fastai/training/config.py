@@ -19,6 +19,7 @@ from ..choices import (
     AGGREGATES,
     AUDIO_AUGMENTS,
     AUGMENTS,
+    HEADS,
     IMAGENET,
     IN_MEMORY_AUGMENTS,
     KEEPS,
@@ -36,6 +37,7 @@ from ..models.archs import ARCHS, MUSICNN, ArchSpec, get_arch, layered
 from ..models.preprocessing import input_size, resize_policy
 from ..models.weights import check_weights
 from ..settings import check_setting, long_flag, setting
+from .head_options import check_head
 
 __all__ = ["TrainConfig", "TrainSettings", "setting"]
 
@@ -50,6 +52,7 @@ LATER_SETTINGS = (
     "augment_audio_kinds",
     "layer",
     "precision",
+    "head",
 )
 BOTH = (TRAIN, LRFIND)
 AUTO_LR = "auto"  # `--lr auto`: take the lr_find suggestion
@@ -72,6 +75,12 @@ class TrainConfig:
         LAYERS[0], flags=("--layer",), recipe=True, choices=LAYERS,
         help="musicnn: the pretrained layer the head learns from, per 3 s patch: penultimate (200 units), pooled (the "
         "mid-end's max and mean over time, 1506), tags (50 tag probabilities) or pooled+penultimate.",
+    )  # fmt: skip
+    head: str = setting(
+        HEADS[0], flags=("--head",), recipe=True, choices=HEADS,
+        help="window: the head labels each window and a track is the mean of its windows; track: the head sees all "
+        "of a clip's windows at once (mean, std and max of their features) and learns one label per clip. track "
+        "needs --mode freeze with the body's features cached.",
     )  # fmt: skip
     epochs: int = setting(
         20, flags=("--epochs", "-e"), help="Maximum epochs (one-cycle schedule).", commands=(TRAIN,), recipe=True,
@@ -267,6 +276,7 @@ class TrainConfig:
                 raise MerError(f"{name('layer')} {self.layer}: picks a layer of musicnn, not of {self.arch}; {also}")
             spec = get_arch(layered(self.arch, self.layer))
         spec.check_size(self.size)
+        check_head(self, name)
         check_weights(self.weights)
         if self.weights in (IMAGENET, PRETRAINED) and spec.pretraining is None:
             raise MerError(f"{name('arch')} {self.arch} has no pretrained weights; pass {name('weights')} none")

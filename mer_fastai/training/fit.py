@@ -34,11 +34,13 @@ from .callbacks import EpochTimer
 from .config import TrainConfig, TrainSettings, checked, flag
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .feature_cache import can_cache, head_learner
+from .head_options import is_track
 from .items import check_dataset, images_read, training_stats
 from .learner import build_learner, set_mode
 from .loaders import load_dataloaders
 from .outputs import LR_FILES, RUN_FILES, Scored, results_folder, run_title, versions, write_lr_find, write_run
 from .partial import can_cache_prefix, prefix_learner
+from .track_head import track_learner, window_rows
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
 
@@ -136,9 +138,12 @@ def _learner(dataset: Dataset, config: TrainConfig | TrainSettings, run_dir: Pat
     return learn
 
 
-def _fitter(learn, settings: TrainSettings):
-    """The learner to run lr_find and fit on: a head learner on cached features where that is exact."""
+def _fitter(learn, settings: TrainSettings, dataset: Dataset):
+    """The learner to run lr_find and fit on: a track head's learner on the clips' cached features, a head learner
+    on cached features where that is exact."""
     config = settings.config
+    if is_track(config):
+        return track_learner(learn, dataset)
     if config.feature_cache and not config.mixup and can_cache(learn, config.mode, config.train_bn, config.augment):
         return head_learner(learn, config.precision)
     cache = config.mode == PARTIAL and config.feature_cache and not config.mixup
@@ -182,7 +187,7 @@ def find_lr(
             learn = _learner(dataset, settings, stage)
             try:
                 with checkpoint(stage, "_tmp"):
-                    found = _lr_find(_fitter(learn, settings), stage)
+                    found = _lr_find(_fitter(learn, settings, dataset), stage)
             finally:
                 shutil.rmtree(stage / SCRATCH_DIR, ignore_errors=True)
     found = replace(found, plot=out / LR_PLOT)
@@ -245,8 +250,9 @@ def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Pat
     started = time.time()
     config, info, valid, data_dir = settings.config, dataset.info, splits.valid, dataset.path
     task, monitor = dataset.task, task_monitor(settings, dataset)
-    learn = _learner(_training_data(dataset, settings, run_dir), settings, run_dir)
-    fitter = _fitter(learn, settings)
+    data = _training_data(dataset, settings, run_dir)
+    learn = _learner(data, settings, run_dir)
+    fitter = _fitter(learn, settings, data)
     found: list[LRFindResult] = []  # the range test, run by the main process alone
 
     def find() -> float:
@@ -273,6 +279,8 @@ def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Pat
         history = [{**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)]
         with images_read(data_dir):
             probs, targets = fitter.get_preds(ds_idx=1) if valid.rows else (torch.zeros(0), torch.zeros(0))
+        if is_track(config) and valid.rows:  # one row per clip: each window carries its clip's
+            probs, targets = (torch.from_numpy(window_rows(t.numpy(), valid.clip_ids)) for t in (probs, targets))
     finally:
         shutil.rmtree(run_dir / SCRATCH_DIR, ignore_errors=True)
     if len(probs) != len(valid.rows):
@@ -290,6 +298,7 @@ def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Pat
     metrics.update(
         arch=settings.arch.name,
         mode=config.mode,
+        head=config.head,
         feature=info.feature,
         task=info.task,
         monitor=monitor,

@@ -15,6 +15,7 @@ import torch
 
 from .._plumbing.files import output_folder, write_json
 from .._version import __version__
+from ..choices import TRACK_POOLING
 from ..data.dataset import DatasetInfo
 from ..models.modelfile import CHECKSUM, save_model_file
 from ..models.modelmeta import ModelMeta
@@ -48,6 +49,7 @@ from ..tasks.base import Task
 from ..tasks.opened import Dataset
 from .config import TrainSettings
 from .distributed import is_main_process
+from .head_options import is_track
 from .validation import Split, Splits, score_test
 
 LR_FILES = (LR_PLOT, LR_JSON)
@@ -177,6 +179,8 @@ def model_metadata(learn, settings: TrainSettings, dataset: Dataset, names: list
         stats=input_stats(learn.dls),
         input_size=settings.input_size,
         mode=config.mode,
+        head=config.head,
+        pooling=TRACK_POOLING if is_track(config) else None,
         resize=settings.resize,  # fastai's validation transform
         package_version=__version__,
         task=dataset.task,

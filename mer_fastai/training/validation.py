@@ -84,7 +84,8 @@ def score_test(
 
 def window_outputs(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np.ndarray:
     """Raw model outputs (n_windows, n_outputs) of a split's images, fed exactly as `predict` feeds windows
-    (the validation transform of training)."""
+    (the validation transform of training; a track head's windows one clip at a time, each carrying its clip's
+    outputs)."""
     from PIL import Image
 
     from ..data.png import read_png16
@@ -92,14 +93,25 @@ def window_outputs(model, meta: ModelMeta, split: Split, chunk: int = 512) -> np
 
     device = next(model.parameters()).device
     predictor = Predictor(model, meta, device=str(device), bs=64)
-    outputs = []
-    for start in range(0, len(split.rows), chunk):
+    outputs = np.zeros((len(split.rows), len(meta.classes)))
+    for indices in _chunks(split, meta, chunk):
         images = []
-        for row in split.rows[start : start + chunk]:
+        for row in (split.rows[i] for i in indices):
             if native_input(meta.spec):  # PIL's RGB conversion would clip 16-bit images to 8 bits
                 images.append(read_png16(row.path(split.data_dir)))
                 continue
             with Image.open(row.path(split.data_dir)) as image:
                 images.append(np.asarray(image if image.mode == "L" else image.convert("RGB")))
-        outputs.append(predictor.logits(images).numpy())
-    return np.concatenate(outputs).astype(np.float64)
+        outputs[indices] = predictor.logits(images).numpy()
+    return outputs
+
+
+def _chunks(split: Split, meta: ModelMeta, chunk: int) -> list[list[int]]:
+    """The indices of the split's rows in the groups the network reads at once: `chunk` windows, or a track
+    head's clips (all the windows of one clip)."""
+    if not meta.is_track:
+        return [list(range(start, min(start + chunk, len(split.rows)))) for start in range(0, len(split.rows), chunk)]
+    clips: dict[str, list[int]] = {}
+    for index, row in enumerate(split.rows):
+        clips.setdefault(row.clip_id, []).append(index)
+    return list(clips.values())
