@@ -127,6 +127,7 @@ def training_data(audio: Path, work: Path, per_class: int) -> Path:
     """A musicnn data set of the first `per_class` clips of every quadrant (prepared once, linked clips)."""
     import csv
 
+    from mer_fastai.data.labelsource import LabelSource
     from mer_fastai.data.spectrogram import musicnn_spec
     from mer_fastai.preparation.prepare import prepare_dataset
 
@@ -146,8 +147,8 @@ def training_data(audio: Path, work: Path, per_class: int) -> Path:
         writer.writeheader()
         stems = {file.stem for file in chosen}
         writer.writerows(row for row in reader if row["Song"] in stems)
-    prepare_dataset(clips, out, "emotions", clips / "labels.csv", spec=musicnn_spec(), group_by="Artist",
-                    progress=False)  # fmt: skip
+    labels = LabelSource(clips / "labels.csv", group_by="Artist")
+    prepare_dataset(clips, out, "emotions", labels=labels, spec=musicnn_spec(), progress=False)
     return out
 
 
