@@ -225,7 +225,7 @@ def train_table(results: dict[str, list[dict]]) -> tuple[str, dict[str, float]]:
     minutes = {}
     for name, got in results.items():
         minutes[name] = median(got, lambda r: r["user"] + r["sys"]) / 60
-        system = median(got, lambda r: r["sys"] / (r["user"] + r["sys"]))
+        system = max(0.0, median(got, lambda r: r["sys"] / (r["user"] + r["sys"])))  # extrapolated: may dip below 0
         measured = median(got, lambda r: r["measured"]["user"] + r["measured"]["sys"])
         lines.append(
             f"| {name} | {minutes[name]:.1f} | {system:.0%} | {measured:.0f} CPU-s on {got[0]['clips']} clips |"
