@@ -127,6 +127,15 @@ class FeatureMemo:
 MEMO = FeatureMemo()
 
 
+def encoded_splits(encoder: nn.Module, learn: Learner, precision: str = "fp32") -> tuple[str, tuple, tuple]:
+    """The precision (`auto` resolved) and `encoder`'s (features, targets) of `learn`'s training images (in order,
+    none dropped) and of its validation images, computed once at that precision."""
+    train_dl = learn.dls.train.new(shuffle=False, drop_last=False)
+    precision, network = feature_network(encoder, precision, train_dl)
+    key = f"{MEMO.encoder_key(encoder)}:{precision}"
+    return precision, compute_features(network, key, train_dl), compute_features(network, key, learn.dls.valid)
+
+
 def head_learner(learn: Learner, precision: str = "fp32") -> Learner:
     """A learner that trains `learn`'s head in place on the body's features of every image, computed at
     `precision` (`--precision`; the saved model is the same full-precision network either way).
@@ -139,13 +148,8 @@ def head_learner(learn: Learner, precision: str = "fp32") -> Learner:
     while cut < len(head) and isinstance(head[cut], POOLING):
         cut += 1
     encoder = nn.Sequential(body, *head[:cut])
-    train_dl, valid_dl = learn.dls.train, learn.dls.valid
-    train_dl = train_dl.new(shuffle=False, drop_last=False)
-    precision, network = feature_network(encoder, precision, train_dl)
-    key = f"{MEMO.encoder_key(encoder)}:{precision}"
-    train_x, train_y = compute_features(network, key, train_dl)
-    valid_x, valid_y = compute_features(network, key, valid_dl)
-    fitter = cached_learner(learn, nn.Sequential(*head[cut:]), (train_x, train_y), (valid_x, valid_y))
+    precision, train, valid = encoded_splits(encoder, learn, precision)
+    fitter = cached_learner(learn, nn.Sequential(*head[cut:]), train, valid)
     fitter.feature_precision = precision
     return fitter
 

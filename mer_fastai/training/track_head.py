@@ -1,6 +1,6 @@
 """Training a track head (`train --head track`) on the frozen body's cached window features.
 
-The body runs once over every window (`feature_cache.compute_features`, as the window head's cache does); a
+The body runs once over every window (`feature_cache.encoded_splits`, as the window head's cache does); a
 clip's windows become one example: its window features padded to the longest clip's count with a mask, and its
 label. fastai's loop trains the `ClipHead` (pooling and dense layers) on batches of clips with the learner's
 loss, optimizer, metrics and batch size (`--bs` counts clips here); the learner's model becomes the
@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from ..errors import MerError
 from ..models.track_head import track_network
 from ..tasks.opened import Dataset
-from .feature_cache import MEMO, cached_learner, compute_features, feature_network, is_random
+from .feature_cache import cached_learner, encoded_splits, is_random
 from .tensor_loaders import as_target
 
 __all__ = ["track_learner", "window_rows"]
@@ -76,11 +76,9 @@ def track_learner(learn: Learner, dataset: Dataset) -> Learner:
     model = track_network(learn.model)
     learn.model = model
     train_ids, valid_ids = split_clips(dataset)
-    train_dl, valid_dl = learn.dls.train, learn.dls.valid
-    precision, network = feature_network(model.encoder, "fp32", train_dl)  # a track head trains at fp32
-    key = f"{MEMO.encoder_key(model.encoder)}:{precision}"
-    train = clip_batch(*compute_features(network, key, train_dl.new(shuffle=False, drop_last=False)), train_ids)
-    valid = clip_batch(*compute_features(network, key, valid_dl), valid_ids)
+    train_dl = learn.dls.train
+    _, train, valid = encoded_splits(model.encoder, learn)  # a track head trains on fp32 features
+    train, valid = clip_batch(*train, train_ids), clip_batch(*valid, valid_ids)
     if len(train[0]) < train_dl.bs:
         raise MerError(
             f"{dataset.path}: {len(train[0])} training clips, fewer than one batch (--head track: --bs counts clips); "
