@@ -47,6 +47,12 @@ def command(
         "(mean ± sd over the folds) instead of scoring the data set's own split.",
     ),
     repeats: int = typer.Option(1, "--repeats", help="With --folds: deal the K folds R times, as `cv` does."),
+    save_model: bool = typer.Option(
+        False,
+        "--save-model",
+        help="Also write the fitted linear model as a model file (<out>/linear/model.safetensors; with --folds, one "
+        "per fold) that predict, evaluate and ensemble read; needs --features handcrafted --classifier linear.",
+    ),
 ) -> None:
     """Score classic classifiers on hand-crafted audio features, or linear probes of a frozen pretrained network,
     of the data set's own windows and split."""
@@ -55,7 +61,7 @@ def command(
     from ..runs.layout import BASELINE_CSV
 
     refuse_training_out(out, data_dir)
-    chosen = {"features": features, "layer": layer}
+    chosen = {"features": features, "layer": layer, "save_model": save_model}
     if folds is None:
         if repeats != 1:
             raise MerError("--repeats needs --folds (e.g. --folds 5)")

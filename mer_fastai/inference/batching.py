@@ -18,7 +18,8 @@ import numpy as np
 
 from .._plumbing.workers import completed
 from ..data.audio import load_audio
-from ..data.spectrogram import SpecConfig, window_images
+from ..data.handcrafted import window_inputs
+from ..data.spectrogram import SpecConfig
 from ..errors import AudioError
 
 # (window images) → arrays with one row per window (e.g. logits; features and logits)
@@ -37,31 +38,34 @@ class Decoded:
     error: str | None = None
 
 
-def decode(file: Path, spec: SpecConfig, seconds: float, step: float) -> Decoded:
-    """Decode `file` once and cut it into the window images of `spec` (an undecodable file: its reason)."""
+def decode(file: Path, spec: SpecConfig, seconds: float, step: float, reads: str | None = None) -> Decoded:
+    """Decode `file` once and cut it into the window images of `spec` (`reads`: a hand-crafted model's window
+    feature vectors, `data.handcrafted.window_inputs`); an undecodable file: its reason."""
     try:
         signal = load_audio(file, spec.sample_rate)
-        pairs = list(window_images(signal, spec, seconds, step))
+        pairs = list(window_inputs(signal, spec, seconds, step, reads))
     except AudioError as exc:
         return Decoded(file, error=str(exc))
     return Decoded(file, len(signal) / spec.sample_rate, [float(s) for s, _ in pairs], [i for _, i in pairs])
 
 
 def decoded_in_order(
-    files: Sequence[Path], spec: SpecConfig, seconds: float, step: float, workers: int = 1
+    files: Sequence[Path], spec: SpecConfig, seconds: float, step: float, workers: int = 1, reads: str | None = None
 ) -> Iterator[Decoded]:
     """Every file decoded (`workers` > 1: in that many forked processes), yielded in the order of `files`."""
     ready: dict[int, Decoded] = {}
     following = 0
-    for index, decoded in completed(_decode_indexed, range(len(files)), workers, files, spec, seconds, step):
+    for index, decoded in completed(_decode_indexed, range(len(files)), workers, files, spec, seconds, step, reads):
         ready[index] = decoded
         while following in ready:
             yield ready.pop(following)
             following += 1
 
 
-def _decode_indexed(index: int, files: Sequence[Path], spec: SpecConfig, seconds: float, step: float) -> Decoded:
-    return decode(files[index], spec, seconds, step)
+def _decode_indexed(
+    index: int, files: Sequence[Path], spec: SpecConfig, seconds: float, step: float, reads: str | None
+) -> Decoded:
+    return decode(files[index], spec, seconds, step, reads)
 
 
 @dataclass

@@ -141,6 +141,9 @@ def embed_audio(
     )
     from .track_head import TRACK_LAYER, window_features
 
+    if predictor.meta.window_features:
+        raise MerError("embed: a hand-crafted model has no learned features: its inputs are the window features "
+                       "`mer-fastai baseline` caches in its --out (features.npz); embed a network instead")  # fmt: skip
     track = predictor.meta.is_track  # a track head: the body's window features, the pooled track vector
     if not track:
         predictor.features([])  # no work: one line for an ensemble or a network without a Linear head

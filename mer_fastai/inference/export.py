@@ -74,6 +74,9 @@ def export_model(
             f"{source}: --onnx: a mixed-input ensemble reads {len(meta.input_groups)} different spectrograms, so it "
             "has no single ONNX input; export each member (its run folder) with --onnx, or drop --onnx"
         )
+    if onnx_file and meta.window_features:
+        raise MerError(f"{source}: --onnx: a hand-crafted model reads feature vectors computed from the audio "
+                       "(`data.handcrafted`), which ONNX cannot compute; drop --onnx")  # fmt: skip
     if onnx_file and meta.reads_tracks and not meta.is_track:
         raise MerError(
             f"{source}: --onnx: an ensemble with a track head reads a whole clip in some members and single windows "

@@ -30,9 +30,9 @@ from torch import nn
 
 from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import progress_bar
-from ..bounds import quote
 from ..data.audio import SkippedFile, find_audio_files, load_audio
-from ..data.spectrogram import SECONDS, SpecConfig, window_images
+from ..data.handcrafted import window_inputs
+from ..data.spectrogram import SECONDS, SpecConfig
 from ..errors import AudioError, MerError
 from ..models.modelfile import load_model
 from ..models.modelmeta import ModelMeta
@@ -43,6 +43,7 @@ from ..scoring.scores import aggregate as aggregate_windows
 from ..scoring.scores import check_aggregate
 from ..tasks.base import Task
 from .batching import Decoded, batched, decode, decoded_in_order
+from .device import pick_device
 from .track_head import check_track_precision, track_logits, track_predictions
 from .tracks import Predictions, TrackPrediction, WindowPrediction
 
@@ -97,8 +98,8 @@ class Predictor:
         self.bs = bs
         self.source = source
         self.precision = check_precision(precision, self.device)  # `auto` until the first batch resolves it
-        if meta.reads_tracks:  # a track head: outputs per track (`inference.track_head`)
-            self.precision = check_track_precision(self.precision)
+        if meta.reads_tracks or meta.window_features:  # a track head (`inference.track_head`), a hand-crafted model
+            self.precision = check_track_precision(self.precision, meta)
         self.network: nn.Module | None = None  # the folded network at that precision (`models.precision.choose`)
         self.resize_transform = resize_transform(meta.input_size, meta.resize)
         mean, std = (torch.tensor(s, dtype=torch.float32).view(1, 3, 1, 1) for s in meta.stats)
@@ -156,7 +157,9 @@ class Predictor:
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Spectrogram images (height, width) → the normalised (N, 3, height, width) batch training saw: 8-bit
         images resized by the validation transform and scaled by 1/255; 16-bit ones (a fixed-size input such as
-        musicnn's) at their own size, scaled by 1/65535."""
+        musicnn's) at their own size, scaled by 1/65535. A hand-crafted model's window vectors: (N, features)."""
+        if self.meta.window_features:
+            return torch.from_numpy(np.stack(images).astype(np.float32)).to(self.device)
         if native_input(self.spec):
             batch = torch.from_numpy(np.stack([np.asarray(image, dtype=np.float32) for image in images]))
             batch = batch[:, None].expand(-1, 3, -1, -1).to(self.device).div(65535.0)
@@ -262,7 +265,7 @@ class Predictor:
         if self.groups:
             return self._predict_mixed(audio, window, hop)
         seconds, step = self.window_settings(window, hop)
-        decoded = decode(Path(audio), self.spec, seconds, step)
+        decoded = decode(Path(audio), self.spec, seconds, step, self.meta.window_features)
         if decoded.error is not None:
             raise AudioError(decoded.error)
         return self._track(str(audio), decoded, self.logits(decoded.images), aggregate)
@@ -296,7 +299,7 @@ class Predictor:
     def window_images(self, audio: str | Path, seconds: float, step: float) -> tuple[np.ndarray, list, list]:
         """The decoded signal of one file, its window starts and their spectrogram images (`AudioError` if bad)."""
         signal = load_audio(audio, self.spec.sample_rate)
-        pairs = list(window_images(signal, self.spec, seconds, step))
+        pairs = list(window_inputs(signal, self.spec, seconds, step, self.meta.window_features))
         return signal, [start for start, _ in pairs], [image for _, image in pairs]
 
     def features(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -376,7 +379,7 @@ class Predictor:
         def compute(images: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
             return (self.logits(images).numpy(),)
 
-        decoded = decoded_in_order(files, self.spec, seconds, step, self.workers)
+        decoded = decoded_in_order(files, self.spec, seconds, step, self.workers, self.meta.window_features)
         if self.meta.reads_tracks:  # a track head reads all of a file's windows at once
             yield from track_predictions(self, decoded, aggregate)
             return
@@ -385,16 +388,3 @@ class Predictor:
                 yield SkippedFile(str(item.file), item.error.removeprefix(f"{item.file}: "))
             else:
                 yield self._track(str(item.file), item, torch.from_numpy(rows[0]), aggregate)
-
-
-def pick_device(name: str | None) -> torch.device:
-    """`auto` or None: the GPU when there is one, else the CPU; otherwise the named torch device."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise MerError(f"unknown --device {quote(name)}; use auto, cpu, cuda or cuda:N") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MerError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
-    return device

@@ -20,6 +20,7 @@ from .batching import Decoded
 from .tracks import TrackPrediction
 
 if TYPE_CHECKING:
+    from ..models.modelmeta import ModelMeta
     from .predict import Predictor
 
 __all__ = ["TRACK_LAYER", "check_track_precision", "track_embedding", "track_logits", "track_predictions"]
@@ -31,10 +32,12 @@ TRACK_LAYER = (
 )
 
 
-def check_track_precision(precision: str) -> str:
-    """A track head runs at fp32 (`auto` resolves to it); a lower precision is refused in one line."""
+def check_track_precision(precision: str, meta: ModelMeta) -> str:
+    """A track head or a hand-crafted model (`meta`) runs at fp32 (`auto` resolves to it); a lower precision is
+    refused in one line."""
     if precision not in ("fp32", "auto"):
-        raise MerError(f"--precision {precision}: a track-head model runs at fp32 only (its lower precisions are not "
+        what = "track-head" if meta.reads_tracks else "hand-crafted"
+        raise MerError(f"--precision {precision}: a {what} model runs at fp32 only (its lower precisions are not "
                        "checked against it); drop --precision")  # fmt: skip
     return "fp32"
 

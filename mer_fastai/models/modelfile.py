@@ -300,12 +300,12 @@ def build_network(meta: ModelMeta) -> nn.Module:
     `TargetRange` with the recorded scale, as training builds it), or an ensemble of them (each member its own
     architecture, its input normalised from its input group's first member's statistics)."""
     if not meta.is_ensemble:
-        return _network(get_arch(meta.arch), meta)
+        return _network(meta)
     members = [meta.member(i) for i in range(len(meta.members))]
     groups = meta.input_groups
     leader = {i: members[group[0]].stats for group in groups for i in group}
     renorm = [_renorm(leader[i], member.stats) for i, member in enumerate(members)]
-    networks = [_network(get_arch(member.arch), member) for member in members]
+    networks = [_network(member) for member in members]
     return EnsembleModel(networks, meta.task, renorm, groups)
 
 
@@ -317,8 +317,12 @@ def _renorm(ensemble: tuple, own: tuple) -> tuple[list[float], list[float]] | No
     return [a / b for a, b in zip(s0, s1, strict=True)], [(a - b) / c for a, b, c in zip(m0, m1, s1, strict=True)]
 
 
-def _network(spec: ArchSpec, meta: ModelMeta) -> nn.Module:
-    model = create_model(spec, len(meta.classes), scale=meta.scale)
+def _network(meta: ModelMeta) -> nn.Module:
+    if meta.window_features:  # a hand-crafted model: its features' linear map (`models.featurenet`)
+        from .featurenet import FeatureLinear
+
+        return FeatureLinear(meta.input_size, len(meta.classes))
+    model = create_model(get_arch(meta.arch), len(meta.classes), scale=meta.scale)
     if meta.is_track:
         from .track_head import track_network
 

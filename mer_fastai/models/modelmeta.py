@@ -18,6 +18,7 @@ from typing import Any
 from .._plumbing.files import check_component
 from ..bounds import Bounds, quote
 from ..choices import HEADS, TRACK_POOLING
+from ..data.handcrafted import READS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..tasks.base import Task
@@ -34,7 +35,8 @@ REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
 # each of them only where it differs from the first member's (the ensemble's own fields).
 # The head and its pooling (`models.track_head`) are recorded the same way: an ensemble may mix window and track heads.
 CONTRACT = {"arch": "arch", "spectrogram": "spec", "input_size": "input_size", "resize": "resize", "stats": "stats",
-            "head": "head", "pooling": "pooling"}  # fmt: skip
+            "head": "head", "pooling": "pooling", "window_features": "window_features"}  # fmt: skip
+FEATURE_ARCH = "linear"  # the architecture of a model reading window features (`baseline --save-model`)
 ORIGIN_FIELDS = ("source", "checksum", "mode", "metrics")  # where an ensemble member came from, its mode and scores
 MEMBER_FIELDS = (*ORIGIN_FIELDS, *CONTRACT)  # all an ensemble records about each member
 
@@ -76,6 +78,9 @@ class ModelMeta:
     # (all a clip's windows at once, pooled by `pooling`: `models.track_head`; stored only for a track head)
     head: str = HEADS[0]
     pooling: str | None = None
+    # A hand-crafted model (`FEATURE_ARCH`, `baseline --save-model`): what it reads instead of a spectrogram image,
+    # each window's `data.handcrafted.READS` vector computed with `spec`; `input_size` is the feature count
+    window_features: str | None = None
 
     @property
     def is_track(self) -> bool:
@@ -111,7 +116,8 @@ class ModelMeta:
         groups: dict[tuple, list[int]] = {}
         for index in range(len(self.members)):
             member = self.member(index)
-            groups.setdefault((member.spec, member.input_size, member.resize), []).append(index)
+            key = (member.spec, member.input_size, member.resize, member.window_features)
+            groups.setdefault(key, []).append(index)
         return tuple(tuple(group) for group in groups.values())
 
     @property
@@ -155,6 +161,7 @@ class ModelMeta:
                 else {}
             ),
             **({"head": self.head, "pooling": self.pooling} if self.head == HEADS[1] else {}),
+            **({"window_features": self.window_features} if self.window_features else {}),
         }
 
     @classmethod
@@ -175,8 +182,9 @@ class ModelMeta:
             if key not in values:
                 raise _malformed(path, f"its metadata lacks {quote(key)}")
         resize = values.get("resize") or resize_policy(_run_augment(path))
+        reads = _reads(values.get("window_features"), path)
         meta = cls(
-            arch=_arch(values["arch"], path),
+            arch=_arch(values["arch"], path, reads),
             classes=_classes(values["classes"], path),
             spec=_spec(values["spectrogram"], path),
             stats=_stats(values["stats"], path),
@@ -187,9 +195,10 @@ class ModelMeta:
             cuts=_cuts(values.get("cuts"), path),
             package_version=_optional_text(values.get("package_version"), "package_version", path),
             metrics=_metrics(values.get("metrics"), path),
-            members=_members(values.get("members"), path),
+            members=_members(values.get("members"), path, reads),
             task=_choice(values.get("task", DEFAULT.name), "task", tuple(TASKS), path),
             **_head(values.get("head", HEADS[0]), values.get("pooling"), path),
+            window_features=reads,
         )
         return dataclasses.replace(meta, scale=_scale(values.get("scale"), meta.task, len(values["classes"]), path))
 
@@ -244,11 +253,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _arch(value: Any, path: Path) -> str:
+def _arch(value: Any, path: Path, reads: str | None = None) -> str:
     from .archs import get_arch
 
     if not isinstance(value, str) or not value:
         raise _malformed(path, f"'arch' must be an architecture name (got {quote(value)})")
+    if (reads is not None or value == FEATURE_ARCH) and (reads is None or value != FEATURE_ARCH):
+        raise _malformed(path, f"a model reading window features has arch {quote(FEATURE_ARCH)}, no other one")
+    if reads is not None:  # a hand-crafted model: a linear map of its window features
+        return value
     try:
         get_arch(value)
     except MerError as exc:
@@ -347,7 +360,15 @@ def _head(head: Any, pooling: Any, path: Path) -> dict[str, Any]:
     return {"head": head, "pooling": pooling}
 
 
-def _members(value: Any, path: Path) -> tuple[dict, ...]:
+def _reads(value: Any, path: Path) -> str | None:
+    """What a hand-crafted model reads: this version's `READS` (another version's features are refused)."""
+    if value is not None and value != READS:
+        raise MerError(f"{path}: reads window features {quote(value)}, which this version does not compute ({READS}); "
+                       "refit it with `mer-fastai baseline DATA --classifier linear --save-model`")  # fmt: skip
+    return value
+
+
+def _members(value: Any, path: Path, reads: str | None = None) -> tuple[dict, ...]:
     """The member descriptions of an ensemble: at least two tables of the known fields, each naming its source."""
     if value is None:
         return ()
@@ -362,8 +383,9 @@ def _members(value: Any, path: Path) -> tuple[dict, ...]:
         _optional_text(member.get("checksum"), "checksum", path)
         _optional_text(member.get("mode"), "mode", path)
         _metrics(member.get("metrics"), path)
-        checks = {"arch": _arch, "spectrogram": _spec, "input_size": _input_size, "stats": _stats,
-                  "resize": lambda v, p: _choice(v, "resize", RESIZE_METHODS, p)}  # fmt: skip
+        own = _reads(member["window_features"], path) if "window_features" in member else reads
+        checks = {"arch": lambda v, p, own=own: _arch(v, p, own), "spectrogram": _spec, "input_size": _input_size,
+                  "stats": _stats, "resize": lambda v, p: _choice(v, "resize", RESIZE_METHODS, p)}  # fmt: skip
         if "head" in member or "pooling" in member:
             _head(member.get("head", HEADS[0]), member.get("pooling"), path)
         for name, check in checks.items():

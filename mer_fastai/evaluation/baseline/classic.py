@@ -49,6 +49,7 @@ from ...tasks.opened import Dataset, as_dataset
 from ...tasks.registry import TASKS
 from .featuresets import DEFAULT_FEATURES, Features, gather, parse_features
 from .models import Estimator, estimator
+from .savemodel import check_save_model, save_linear_model
 
 __all__ = ["run_baseline"]
 
@@ -76,6 +77,7 @@ def run_baseline(
     progress: bool = True,
     features: str = DEFAULT_FEATURES,
     layer: str = "penultimate",
+    save_model: bool = False,
 ) -> list[dict]:
     """Fit each classifier on the training windows' `features` (a `--features` value; `layer`: the probed
     musicnn layer) of a data set (a `Dataset`, or its folder), score it on the validation (and test) windows and tracks.
@@ -83,7 +85,8 @@ def run_baseline(
     Writes `out/<row>/metrics.json` (laid out as a training run's: window scores, the `track` block, `valid`
     and `test`), the row's prediction files (those of a training run) and `out/baseline.csv`; returns the CSV
     rows of this run. A row is named by its classifier, followed by the feature label for any features but the
-    hand-crafted ones (`linear-musicnn-msd.penultimate`).
+    hand-crafted ones (`linear-musicnn-msd.penultimate`). `save_model`: also `out/linear/model.safetensors`, the
+    fitted linear model as a model file (`baseline.savemodel`; only `linear` on the hand-crafted features).
     """
     check_aggregate(aggregate)
     chosen_features = parse_features(features, layer)
@@ -92,6 +95,8 @@ def run_baseline(
     unknown = [name for name in chosen if name not in CLASSIFIERS]
     if unknown:
         raise MerError(f"unknown --classifier {quote(unknown[0])}; choose from {', '.join(CLASSIFIERS)}")
+    if save_model:
+        check_save_model(chosen, chosen_features, out)
     dataset = as_dataset(data_dir)
     data_dir, info, task = dataset.path, dataset.info, dataset.task
     kind = estimator(task)
@@ -120,6 +125,9 @@ def run_baseline(
                   for split, prefix in PREFIXES}  # fmt: skip
         seconds = round(time.time() - begun, 3)
         metrics = {**scores["valid"], "valid": scores["valid"], "test": scores["test"]}
+        if save_model:  # before metrics.json: a row reported done has its model file
+            checks = [splits[split][0] for split in ("train", "valid")]
+            save_linear_model(model, kind, dataset, scores["valid"], checks, folder)
         metrics.update(
             experiment="baseline",
             dataset=dataset_name,

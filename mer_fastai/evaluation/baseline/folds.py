@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..._plumbing.files import output_folder
 from ..._plumbing.locks import reads_dataset
+from ...choices import CLASSIFIERS
 from ...runs.layout import BASELINE_CSV, FOLD_DATA, fold_dir
 from ...scoring.columns import SD_SUFFIX, SPREAD_SETS, csv_score
 from ...tasks.base import Task
@@ -24,6 +25,7 @@ from ..folds import build_fold_data, dataset_folds
 from ..oof import describe
 from .classic import baseline_columns, run_baseline, write_csv
 from .featuresets import DEFAULT_FEATURES, gather, parse_features, share
+from .savemodel import check_save_model
 
 __all__ = ["cross_validate_baseline", "BaselineCV"]
 
@@ -50,13 +52,17 @@ def cross_validate_baseline(
     progress: bool = True,
     features: str = DEFAULT_FEATURES,
     layer: str = "penultimate",
+    save_model: bool = False,
 ) -> BaselineCV:
     """Score each classifier on every fold of the K·R folds dealt with `seed`; per classifier a row with the
     mean over the folds of its window and track scores, their sd in `<score>_sd`, and `folds`, also written
-    to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`)."""
+    to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`). `save_model`: each fold's linear model
+    as `out/folds/<k>/linear/model.safetensors` (`run_baseline`)."""
     out, chosen = Path(out), parse_features(features, layer)
     dataset = as_dataset(data_dir)
     rows, plan, _ = dataset_folds(dataset, folds, repeats, seed)
+    if save_model:  # refused before any fold is written
+        check_save_model(list(dict.fromkeys(classifiers or CLASSIFIERS)), chosen, out)
     scored: dict[str, list[dict]] = defaultdict(list)
     with output_folder(out, "--out"):
         gather(dataset, chosen, out, workers, progress)  # once for every fold
@@ -74,6 +80,7 @@ def cross_validate_baseline(
                 progress=False,
                 features=features,
                 layer=layer,
+                save_model=save_model,
             ):
                 scored[row["arch"]].append(row)
         task = dataset.task

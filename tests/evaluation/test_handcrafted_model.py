@@ -1,0 +1,161 @@
+"""`baseline --save-model`: the hand-crafted linear model as a model file that predicts what the baseline scored,
+and fused with a network in one ensemble file."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mer_fastai.cli.main import app
+from mer_fastai.data.handcrafted import READS
+from mer_fastai.data.synth import MOOD_CUES, make_demo_audio, make_mood_set, make_study_style_set
+from mer_fastai.errors import MerError
+from mer_fastai.evaluation.evaluator import evaluate
+from mer_fastai.inference.predict import Predictor
+from mer_fastai.models.header import model_writer
+from mer_fastai.models.modelfile import read_model
+from mer_fastai.preparation.prepare import prepare_dataset
+from tests.evaluation.test_baseline import SPEC
+from tests.inference.test_predict import tiny_run  # noqa: F401  (session fixture shared by the modules)
+from tests.test_cli import run_main
+
+runner = CliRunner()
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _outputs(row: dict, names: tuple[str, ...], prefix: str) -> np.ndarray:
+    return np.array([float(row[f"{prefix}{name}"]) for name in names])
+
+
+def _save(data: Path, out: Path, *extra: str) -> Path:
+    """`baseline DATA --classifier linear --save-model` through the CLI; the model file."""
+    args = ["baseline", str(data), "--out", str(out), "--classifier", "linear", "--save-model", "--seed", "0"]
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 0, result.output
+    return out / "linear" / "model.safetensors"
+
+
+def _data(tmp_path: Path, task: str) -> Path:
+    """A tiny prepared data set of `task` (1 s windows, 32 mel bands) with a validation split."""
+    data = tmp_path / "data"
+    if task == "classification":
+        audio = make_demo_audio(tmp_path / "audio", clips_per_class=3, seconds=3.0, seed=3)
+        prepare_dataset(audio, data, "emotions", spec=SPEC, valid_pct=0.4, workers=1, progress=False)
+    elif task == "regression":
+        audio, ratings = make_study_style_set(tmp_path / "study", clips_per_class=3, seconds=2.0, seed=3)
+        prepare_dataset(audio, data, None, ratings, spec=SPEC, valid_pct=0.34, targets=["valence", "energy"],
+                        workers=1, progress=False)  # fmt: skip
+    else:
+        audio, votes = make_mood_set(tmp_path / "moods", clips=16, seconds=2.0, seed=3)
+        prepare_dataset(audio, data, None, votes, spec=SPEC, valid_pct=0.34, targets=list(MOOD_CUES),
+                        task="multilabel", id_column="clip", workers=1, progress=False)  # fmt: skip
+    return data
+
+
+@pytest.mark.parametrize("task", ["classification", "regression", "multilabel"])
+def test_the_model_file_predicts_what_the_baseline_scored(task, tmp_path):
+    """Loaded by `Predictor` from the audio, the file gives the baseline's own validation windows and tracks."""
+    data = _data(tmp_path, task)
+    model = _save(data, tmp_path / "out")
+    predictor = Predictor.load(model, device="cpu")
+    meta = predictor.meta
+    assert (meta.arch, meta.window_features, meta.task.name, meta.input_size) == ("linear", READS, task, 83)
+    assert meta.spec.segment_seconds == 1.0 and model_writer(model) == "baseline"
+    prefix = "pred_" if task == "regression" else "prob_"
+    windows = _rows(tmp_path / "out" / "linear" / "valid_predictions.csv")
+    tracks = _rows(tmp_path / "out" / "linear" / "track_predictions.csv")
+    assert tracks and len(windows) > len(tracks)
+    compared = 0
+    for track in tracks:
+        predicted = predictor.predict(track["source"])
+        field = "values" if task == "regression" else "probabilities"
+        got = np.array([getattr(predicted, field)[name] for name in meta.classes])
+        np.testing.assert_allclose(got, _outputs(track, meta.classes, prefix), atol=1e-5)
+        by_start = {float(w["segment_start"]): w for w in windows if w["clip_id"] == track["clip_id"]}
+        assert len(predicted.windows) == len(by_start) == int(track["windows"])
+        for window in predicted.windows:
+            got = np.array([getattr(window, field)[name] for name in meta.classes])
+            np.testing.assert_allclose(got, _outputs(by_start[window.start], meta.classes, prefix), atol=1e-5)
+            compared += 1
+    assert compared == len(windows)
+
+
+def test_folds_write_one_model_file_per_fold(tmp_path):
+    data = _data(tmp_path, "classification")
+    _save(data, tmp_path / "cv", "--folds", "2")
+    files = sorted((tmp_path / "cv" / "folds").glob("*/linear/model.safetensors"))
+    assert len(files) == 2 and len({read_model(f)[1].metrics["accuracy"] for f in files}) >= 1
+    for file in files:  # each fold's file reproduces that fold's held-out tracks
+        predictor = Predictor.load(file, device="cpu")
+        track = _rows(file.parent / "track_predictions.csv")[0]
+        got = predictor.predict(track["source"]).probabilities
+        np.testing.assert_allclose([got[c] for c in predictor.classes], _outputs(track, predictor.classes, "prob_"),
+                                   atol=1e-5)  # fmt: skip
+
+
+def test_fused_with_a_network_the_ensemble_is_the_mean_of_its_two_members(tiny_run, tiny_data, tiny_audio, tmp_path):  # noqa: F811
+    """A 1-epoch squeezenet and the hand-crafted linear model of the same data set, as ONE model file."""
+    handcrafted = _save(tiny_data, tmp_path / "baseline")
+    result = runner.invoke(
+        app, ["ensemble", str(tiny_run), str(handcrafted), "--out", str(tmp_path / "fused.safetensors")]
+    )
+    assert result.exit_code == 0, result.output
+    fused = Predictor.load(tmp_path / "fused.safetensors", device="cpu")
+    assert fused.meta.is_mixed and fused.meta.arch_summary == "1 × squeezenet1_0 + 1 × linear"
+    assert fused.meta.member(1).window_features == READS and fused.meta.member(0).window_features is None
+    members = [Predictor.load(path, device="cpu") for path in (tiny_run, handcrafted)]
+    files = sorted(tiny_audio.rglob("*.wav"))[:4]
+    for track in fused.predict_many(files):
+        alone = [member.predict(track.file) for member in members]
+        each = np.array([[single.probabilities[c] for c in fused.classes] for single in alone])
+        got = np.array([track.probabilities[c] for c in fused.classes])
+        np.testing.assert_allclose(got, each.mean(axis=0), atol=2e-6)
+        assert track.window_counts == (len(alone[0].windows), len(alone[1].windows))
+    scored = evaluate(tmp_path / "fused.safetensors", tiny_audio, tmp_path / "eval", device="cpu", progress=False)
+    assert scored.metrics["n_tracks"] == 16 and "track_accuracy" in scored.metrics
+
+
+def _hashes(*folders: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in f.rglob("*") if p.is_file()}
+
+
+def test_what_cannot_be_a_model_file_is_refused_in_one_line(tiny_data, tiny_audio, tmp_path, capsys, monkeypatch):
+    model = _save(tiny_data, tmp_path / "baseline")
+    before = _hashes(tiny_data, tmp_path / "baseline")
+    clip = str(next(tiny_audio.rglob("*.wav")))
+    refusals = [
+        (["baseline", str(tiny_data), "--out", str(tmp_path / "svm"), "--classifier", "svm", "--save-model"],
+         "--save-model: only the linear models convert exactly to a model file, not --classifier svm; pass "
+         "--features handcrafted --classifier linear"),
+        (["baseline", str(tiny_data), "--out", str(tmp_path / "all"), "--save-model", "--folds", "2"],
+         "not --classifier svm"),
+        (["baseline", str(tiny_data), "--out", str(tmp_path / "mel"), "--classifier", "linear", "--features",
+          "melodic", "--save-model"], "a model file reads the hand-crafted features only, not --features melodic"),
+        (["export", str(model), "--out", str(tmp_path / "e.safetensors"), "--onnx"],
+         "--onnx: a hand-crafted model reads feature vectors computed from the audio"),
+        (["embed", str(model), clip, "--out", str(tmp_path / "emb.npz")], "embed: a hand-crafted model has no learned"),
+        (["predict", str(model), clip, "--precision", "bf16"], "a hand-crafted model runs at fp32 only"),
+    ]  # fmt: skip
+    for args, message in refusals:
+        if "--onnx" in args and importlib.util.find_spec("onnx") is None:
+            continue  # without onnx, --onnx is refused for that first
+        code, error = run_main(args, capsys, monkeypatch)
+        assert code == 2 and message in error and "Traceback" not in error, (args, error)
+        assert len([line for line in error.splitlines() if line.strip()]) == 1, error
+    assert _hashes(tiny_data, tmp_path / "baseline") == before  # inputs unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline"]  # nothing else written
+    with pytest.raises(MerError, match=re.escape("which this version does not compute")):
+        from mer_fastai.models.modelmeta import ModelMeta
+
+        ModelMeta.from_dict({**read_model(model)[1].to_dict(), "window_features": "handcrafted@mir-83/1"}, model)
