@@ -58,7 +58,7 @@ def command(
     of the data set's own windows and split."""
     from ..evaluation.baseline.classic import baseline_table, run_baseline
     from ..runs.inputs import refuse_training_out
-    from ..runs.layout import BASELINE_CSV
+    from ..runs.layout import BASELINE_CSV, FOLDS_DIR, MODEL_FILE
 
     refuse_training_out(out, data_dir)
     chosen = {"features": features, "layer": layer, "save_model": save_model}
@@ -82,6 +82,9 @@ def command(
         ).rows
     console.print(baseline_table(rows))
     console.print(f"results: {out / BASELINE_CSV} (features cached in {out}/features*.npz)")
+    if save_model:
+        where = out / (f"{FOLDS_DIR}/<k>" if folds is not None else "") / "linear" / MODEL_FILE
+        console.print(f"model file{'s' if folds is not None else ''}: {where} (predict, evaluate and ensemble read it)")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mer_fastai.data.synth import MOOD_CUES, make_demo_audio, make_mood_set, mak
 from mer_fastai.errors import MerError
 from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.inference.predict import Predictor
-from mer_fastai.models.header import model_writer
+from mer_fastai.models.header import model_header, model_writer
 from mer_fastai.models.modelfile import read_model
 from mer_fastai.preparation.prepare import prepare_dataset
 from tests.evaluation.test_baseline import SPEC
@@ -72,6 +73,8 @@ def test_the_model_file_predicts_what_the_baseline_scored(task, tmp_path):
     meta = predictor.meta
     assert (meta.arch, meta.window_features, meta.task.name, meta.input_size) == ("linear", READS, task, 83)
     assert meta.spec.segment_seconds == 1.0 and model_writer(model) == "baseline"
+    metrics = json.loads((model.parent / "metrics.json").read_text())
+    assert metrics["model_checksum"] == model_header(model)["checksum"]  # the row's scores are of this file
     prefix = "pred_" if task == "regression" else "prob_"
     windows = _rows(tmp_path / "out" / "linear" / "valid_predictions.csv")
     tracks = _rows(tmp_path / "out" / "linear" / "track_predictions.csv")

@@ -38,6 +38,7 @@ from ...report.views.registry import views_of
 from ...runs.layout import (
     BASELINE_CSV,
     METRICS_FILE,
+    MODEL_CHECKSUM,
     TEST_PREDICTIONS,
     TEST_PREFIX,
     TEST_TRACK_PREDICTIONS,
@@ -127,7 +128,7 @@ def run_baseline(
         metrics = {**scores["valid"], "valid": scores["valid"], "test": scores["test"]}
         if save_model:  # before metrics.json: a row reported done has its model file
             checks = [splits[split][0] for split in ("train", "valid")]
-            save_linear_model(model, kind, dataset, scores["valid"], checks, folder)
+            metrics[MODEL_CHECKSUM] = save_linear_model(model, kind, dataset, scores["valid"], checks, folder)
         metrics.update(
             experiment="baseline",
             dataset=dataset_name,

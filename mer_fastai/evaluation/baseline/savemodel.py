@@ -21,7 +21,7 @@ from ..._version import __version__
 from ...data.handcrafted import READS
 from ...errors import MerError
 from ...models.archs import IDENTITY_STATS
-from ...models.header import MODEL_FILE
+from ...models.header import MODEL_FILE, model_header
 from ...models.modelmeta import FEATURE_ARCH, ModelMeta
 from ...runs.ownership import check_model_out
 from ...tasks.opened import Dataset
@@ -55,12 +55,13 @@ def check_save_model(classifiers: list[str], features: Features, out: Path) -> N
 
 def save_linear_model(
     model: Pipeline, kind: Estimator, dataset: Dataset, metrics: dict, checks: list[np.ndarray], folder: Path
-) -> Path:
+) -> str | None:
     """Write the fitted linear `model` (estimator `kind`) of `dataset` as `folder/model.safetensors`, its record
-    holding `metrics`, after checking its outputs against the estimator's on the windows `checks`."""
+    holding `metrics`, after checking its outputs against the estimator's on the windows `checks`; the file's
+    checksum (the row's metrics.json binds its scores to it, as a training run's does)."""
     import torch
 
-    from ...models.modelfile import build_network, save_model_file
+    from ...models.modelfile import CHECKSUM, build_network, save_model_file
 
     info, task = dataset.info, dataset.task
     names = task.output_names(info, lambda: info.classes)
@@ -84,7 +85,8 @@ def save_linear_model(
     network.load_state_dict({name: torch.tensor(np.asarray(v), dtype=torch.float32) for name, v in state.items()})
     x = np.concatenate(checks)
     _check(network.eval(), task, kind.outputs(model, x, len(names)), x)
-    return save_model_file(folder / MODEL_FILE, network, meta, "baseline")
+    target = save_model_file(folder / MODEL_FILE, network, meta, "baseline")
+    return (model_header(target) or {}).get(CHECKSUM)
 
 
 def _check(network: nn.Module, task, expected: np.ndarray, x: np.ndarray) -> None:
