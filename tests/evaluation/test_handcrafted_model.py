@@ -18,6 +18,7 @@ from mer_fastai.cli.main import app
 from mer_fastai.data.handcrafted import READS
 from mer_fastai.data.synth import MOOD_CUES, make_demo_audio, make_mood_set, make_study_style_set
 from mer_fastai.errors import MerError
+from mer_fastai.evaluation.ensemble import ensemble_models
 from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.models.header import model_header, model_writer
@@ -98,13 +99,20 @@ def test_folds_write_one_model_file_per_fold(tmp_path):
     data = _data(tmp_path, "classification")
     _save(data, tmp_path / "cv", "--folds", "2")
     files = sorted((tmp_path / "cv" / "folds").glob("*/linear/model.safetensors"))
-    assert len(files) == 2 and len({read_model(f)[1].metrics["accuracy"] for f in files}) >= 1
+    assert len(files) == 2 and len({model_header(f)["checksum"] for f in files}) == 2  # each fold its own fit
     for file in files:  # each fold's file reproduces that fold's held-out tracks
         predictor = Predictor.load(file, device="cpu")
         track = _rows(file.parent / "track_predictions.csv")[0]
         got = predictor.predict(track["source"]).probabilities
         np.testing.assert_allclose([got[c] for c in predictor.classes], _outputs(track, predictor.classes, "prob_"),
                                    atol=1e-5)  # fmt: skip
+    folds = ensemble_models(files, tmp_path / "folds.safetensors")  # one input: an ordinary ensemble
+    assert not folds.meta.is_mixed and folds.meta.window_features == READS
+    ensemble, members = Predictor.load(folds.model_file, device="cpu"), [Predictor.load(f, device="cpu") for f in files]
+    clip = _rows(files[0].parent / "track_predictions.csv")[0]["source"]
+    each = [np.array([m.predict(clip).probabilities[c] for c in m.classes]) for m in members]
+    got = ensemble.predict(clip).probabilities
+    np.testing.assert_allclose([got[c] for c in ensemble.classes], np.mean(each, axis=0), atol=2e-6)
 
 
 def test_fused_with_a_network_the_ensemble_is_the_mean_of_its_two_members(tiny_run, tiny_data, tiny_audio, tmp_path):  # noqa: F811
