@@ -3,13 +3,15 @@ benchmark, paired against the from-scratch recipe and the classic baseline; ense
 
     python benchmarks/musicnn.py                          # every row, 5 folds, resumable
     python benchmarks/musicnn.py --rows "musicnn-msd freeze,baseline"
+    python benchmarks/musicnn.py --rows "musicnn-msd freeze,baseline linear,musicnn-msd + hand-crafted linear"
     python benchmarks/musicnn.py --write BENCHMARKS.md    # also puts the table in its section of the report
 
 `AUDIO` (default `../shared/data/4q-dev`) is prepared once with `--spectrogram musicnn` (2.992 s patches, and
 1.496 s hops for the overlap lever) and once as the accuracy benchmark's 10 s data set (scratch recipe and the
 baseline). Every row is one `mer-fastai cv` on the same folds (they depend on the clips, their artists and the
 seed only, not on the windows) or `mer-fastai baseline --folds`, journalled in `--work/musicnn.jsonl`; a fusion row
-averages two rows' held-out track probabilities fold by fold, which is what their `mer-fastai ensemble` predicts.
+averages two rows' held-out track probabilities fold by fold, which is what their `mer-fastai ensemble` predicts
+("baseline linear": `baseline --classifier linear --folds K --save-model`, whose fold files `ensemble` takes).
 Needs the musicnn weights (`mer-fastai weights get musicnn`). Targets (issue 21): ≥ 0.76 track accuracy for the
 best single musicnn model at ≤ 5 CPU-minutes per model, ≥ 0.78 for an ensemble that `predict` runs as one file,
 predict ≥ 300× real time for a musicnn model.
@@ -28,8 +30,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `mer_fas
     sys.path.insert(0, str(REPO))
 
 from benchmarks.accuracy import (  # noqa: E402
+    FOLD_SEED,
     SCRATCH,
     baseline_rows,
+    cpu_seconds,
     cross_validate,
     fmt,
     fold_dirs,
@@ -67,7 +71,10 @@ ROWS: dict[str, tuple[str, dict]] = {
 FUSIONS = {
     "musicnn-msd + musicnn-mtt": ("musicnn-msd freeze", "musicnn-mtt freeze"),
     "musicnn-msd + scratch": ("musicnn-msd freeze", "scratch"),
+    # issue 27 item 7: musicnn and the hand-crafted linear model as one file (`baseline --save-model`, `ensemble`)
+    "musicnn-msd + hand-crafted linear": ("musicnn-msd freeze", "baseline linear"),
 }
+LINEAR = "baseline linear"  # `baseline --features handcrafted --classifier linear --folds K --save-model`
 SPEED = "predict speed"
 REFERENCE = "baseline svm"
 
@@ -87,6 +94,33 @@ def prepare_musicnn(audio: Path, work: Path, layout: str) -> Path:
     labels = LabelSource(audio / "annotations.csv", group_by="Artist")
     prepare_dataset(audio, out, "emotions", labels, spec=spec, progress=False)
     return out
+
+
+def linear_row(data_dir: Path, out: Path, folds: int) -> dict:
+    """`mer-fastai baseline --features handcrafted --classifier linear --folds K --save-model` on the 10 s data set
+    (the folds of every row: same clips, `FOLD_SEED`), into its own folder: each fold's held-out track
+    probabilities and its model file (`OUT/folds/<k>/linear/`); CPU minutes of the whole run (feature extraction
+    included) per fold, as `baseline_rows` counts them."""
+    from mer_fastai.evaluation.baseline.folds import cross_validate_baseline
+    from mer_fastai.evaluation.oof import describe
+
+    started = cpu_seconds()
+    result = cross_validate_baseline(
+        data_dir, out, folds, classifiers=["linear"], seed=FOLD_SEED, progress=False, features="handcrafted",
+        save_model=True,
+    )  # fmt: skip
+    minutes = (cpu_seconds() - started) / 60 / folds
+    keys = ("accuracy", "macro_f1", "track_accuracy", "track_macro_f1")
+    rows = result.per_fold["linear"]
+    summary = {key: describe([float(row[key]) for row in rows]) for key in keys}
+    return {"summary": summary, "cpu_minutes": minutes, "settings": "10s windows; hand-crafted features (83), linear"}
+
+
+def row_folds(work: Path, row: str, folds: int) -> list[Path]:
+    """The fold folders holding a row's held-out `track_predictions.csv` (the linear baseline's: its `linear/`)."""
+    if row == LINEAR:
+        return [fold / "linear" for fold in fold_dirs(work / "baseline-linear", folds)]
+    return fold_dirs(row_folder(work, row), folds)
 
 
 def data_set(audio: Path, work: Path, layout: str) -> Path:
@@ -180,6 +214,8 @@ def main() -> None:
         "musicnn-msd freeze",
         "musicnn-mtt freeze",
         "baseline",
+        LINEAR,
+        "musicnn-msd + hand-crafted linear",
         "musicnn-msd + musicnn-mtt",
         SPEED,
         "musicnn-msd freeze (patches every 1.5 s)",
@@ -206,10 +242,13 @@ def main() -> None:
             data_dir = prepare(args.audio, args.work, "10s")
             for name, result in baseline_rows(data_dir, args.work / "baseline", args.folds).items():
                 record(log, f"baseline {name}", {**result, "settings": "10s windows; hand-crafted features (83)"})
+        elif row == LINEAR:
+            data_dir = prepare(args.audio, args.work, "10s")
+            record(log, row, linear_row(data_dir, args.work / "baseline-linear", args.folds))
         elif row in FUSIONS:
             first, second = FUSIONS[row]
             minutes = done[first]["cpu_minutes"] + done[second]["cpu_minutes"]
-            folders = [fold_dirs(row_folder(args.work, name), args.folds) for name in (first, second)]
+            folders = [row_folds(args.work, name, args.folds) for name in (first, second)]
             record(log, row, fusion_row(*folders, f"mean of {first} and {second} track probabilities", minutes))
         elif row == SPEED:
             run = fold_dirs(row_folder(args.work, "musicnn-msd freeze"), args.folds)[0]
