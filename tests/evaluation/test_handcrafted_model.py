@@ -54,9 +54,10 @@ def _data(tmp_path: Path, task: str) -> Path:
     if task == "classification":
         audio = make_demo_audio(tmp_path / "audio", clips_per_class=3, seconds=3.0, seed=3)
         prepare_dataset(audio, data, "emotions", spec=SPEC, valid_pct=0.4, workers=1, progress=False)
-    elif task == "regression":
+    elif task.startswith("regression"):  # "regression 1": one target (scikit-learn predicts it as (windows,))
         audio, ratings = make_study_style_set(tmp_path / "study", clips_per_class=3, seconds=2.0, seed=3)
-        prepare_dataset(audio, data, None, ratings, spec=SPEC, valid_pct=0.34, targets=["valence", "energy"],
+        targets = ["valence"] if task.endswith("1") else ["valence", "energy"]
+        prepare_dataset(audio, data, None, ratings, spec=SPEC, valid_pct=0.34, targets=targets,
                         workers=1, progress=False)  # fmt: skip
     else:
         audio, votes = make_mood_set(tmp_path / "moods", clips=16, seconds=2.0, seed=3)
@@ -65,10 +66,10 @@ def _data(tmp_path: Path, task: str) -> Path:
     return data
 
 
-@pytest.mark.parametrize("task", ["classification", "regression", "multilabel"])
-def test_the_model_file_predicts_what_the_baseline_scored(task, tmp_path):
+@pytest.mark.parametrize("case", ["classification", "regression", "regression 1", "multilabel"])
+def test_the_model_file_predicts_what_the_baseline_scored(case, tmp_path):
     """Loaded by `Predictor` from the audio, the file gives the baseline's own validation windows and tracks."""
-    data = _data(tmp_path, task)
+    data, task = _data(tmp_path, case), case.split()[0]
     model = _save(data, tmp_path / "out")
     predictor = Predictor.load(model, device="cpu")
     meta = predictor.meta
@@ -170,3 +171,36 @@ def test_what_cannot_be_a_model_file_is_refused_in_one_line(tiny_data, tiny_audi
         from mer_fastai.models.modelmeta import ModelMeta
 
         ModelMeta.from_dict({**read_model(model)[1].to_dict(), "window_features": "handcrafted@mir-83/1"}, model)
+
+
+@pytest.mark.parametrize(
+    ("task", "names", "y"),
+    [
+        ("classification", 4, [1, 3] * 20),  # two of four classes seen: the others get probability 0
+        ("classification", 4, [0, 1, 2, 1] * 10),  # multinomial over the three seen
+        ("regression", 2, [[i % 5, (i * 7) % 3] for i in range(40)]),
+        ("regression", 1, [[i % 5] for i in range(40)]),
+        ("multilabel", 3, [[i % 2, 0, 1] for i in range(40)]),  # a mood never, one always present
+        ("multilabel", 1, [[i % 3 == 0] for i in range(40)]),
+    ],
+)
+def test_every_linear_estimator_converts_exactly(task, names, y):
+    """The standardise + linear network gives what the fitted pipeline gives, through the task's activation."""
+    import torch
+
+    from mer_fastai.evaluation.baseline.models import ESTIMATORS
+    from mer_fastai.evaluation.baseline.savemodel import LINEAR_MAPS
+    from mer_fastai.models.featurenet import FeatureLinear
+    from mer_fastai.tasks.registry import get_task
+
+    rules = get_task(task)
+    x = np.random.default_rng(1).normal(5.0, 3.0, size=(40, 6)).astype(np.float32)
+    kind = ESTIMATORS[rules.facts.baseline_estimator]
+    model = kind.make("linear", 0, len(x), 1).fit(x, np.array(y, dtype=np.int64 if task == "classification" else float))
+    weights, bias = LINEAR_MAPS[rules.facts.baseline_estimator](model[-1], names, x.shape[1])
+    network = FeatureLinear(x.shape[1], names)
+    state = {"mean": model[0].mean_, "scale": model[0].scale_, "linear.weight": weights, "linear.bias": bias}
+    network.load_state_dict({k: torch.tensor(np.asarray(v), dtype=torch.float32) for k, v in state.items()})
+    with torch.inference_mode():
+        got = rules.outputs(network(torch.from_numpy(x))).numpy()
+    np.testing.assert_allclose(got, kind.outputs(model, x, names).reshape(got.shape), atol=1e-5)  # one target: (N,)

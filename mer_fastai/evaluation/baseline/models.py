@@ -97,8 +97,8 @@ def class_probs(model: Pipeline, x: np.ndarray, n_names: int) -> np.ndarray:
 
 
 def predicted_values(model: Pipeline, x: np.ndarray, n_names: int) -> np.ndarray:
-    """(windows, targets) predicted values."""
-    return model.predict(x)
+    """(windows, targets) predicted values (a single target's too: scikit-learn's regressors give it as (windows,))."""
+    return np.asarray(model.predict(x)).reshape(len(x), n_names)
 
 
 def mood_probs(model: Pipeline, x: np.ndarray, n_moods: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def _check(network: nn.Module, task, expected: np.ndarray, x: np.ndarray) -> Non
 
     with torch.inference_mode():
         got = task.outputs(network(torch.from_numpy(x))).numpy()
-    worst = float(np.abs(got - expected).max()) if len(x) else 0.0
+    worst = float(np.abs(got - expected.reshape(got.shape)).max()) if len(x) else 0.0  # one target: (N,) to (N, 1)
     if not worst <= TOLERANCE:
         raise MerError(f"--save-model: the model file's outputs differ from the linear model's by {worst:.2g} (over "
                        f"{TOLERANCE:g}); nothing was written: report this with the data set")  # fmt: skip
