@@ -144,6 +144,9 @@ def _hashes(*folders: Path) -> dict[str, str]:
 
 def test_what_cannot_be_a_model_file_is_refused_in_one_line(tiny_data, tiny_audio, tmp_path, capsys, monkeypatch):
     model = _save(tiny_data, tmp_path / "baseline")
+    yours = tmp_path / "baseline" / "yours"
+    (yours / "linear").mkdir(parents=True)
+    (yours / "linear" / "model.safetensors").write_bytes(b"a file of yours")
     before = _hashes(tiny_data, tmp_path / "baseline")
     clip = str(next(tiny_audio.rglob("*.wav")))
     refusals = [
@@ -154,6 +157,8 @@ def test_what_cannot_be_a_model_file_is_refused_in_one_line(tiny_data, tiny_audi
          "not --classifier svm"),
         (["baseline", str(tiny_data), "--out", str(tmp_path / "mel"), "--classifier", "linear", "--features",
           "melodic", "--save-model"], "a model file reads the hand-crafted features only, not --features melodic"),
+        (["baseline", str(tiny_data), "--out", str(yours), "--classifier", "linear", "--save-model"],
+         "is not a model file (a file of yours?); baseline replaces only a model file it wrote itself"),
         (["export", str(model), "--out", str(tmp_path / "e.safetensors"), "--onnx"],
          "--onnx: a hand-crafted model reads feature vectors computed from the audio"),
         (["embed", str(model), clip, "--out", str(tmp_path / "emb.npz")], "embed: a hand-crafted model has no learned"),

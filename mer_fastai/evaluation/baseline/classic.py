@@ -97,7 +97,7 @@ def run_baseline(
     if unknown:
         raise MerError(f"unknown --classifier {quote(unknown[0])}; choose from {', '.join(CLASSIFIERS)}")
     if save_model:
-        check_save_model(chosen, chosen_features, out)
+        check_save_model(chosen, chosen_features, [out])
     dataset = as_dataset(data_dir)
     data_dir, info, task = dataset.path, dataset.info, dataset.task
     kind = estimator(task)

@@ -62,7 +62,8 @@ def cross_validate_baseline(
     dataset = as_dataset(data_dir)
     rows, plan, _ = dataset_folds(dataset, folds, repeats, seed)
     if save_model:  # refused before any fold is written
-        check_save_model(list(dict.fromkeys(classifiers or CLASSIFIERS)), chosen, out)
+        outs = [fold_dir(out, fold.index) for fold in plan]
+        check_save_model(list(dict.fromkeys(classifiers or CLASSIFIERS)), chosen, outs)
     scored: dict[str, list[dict]] = defaultdict(list)
     with output_folder(out, "--out"):
         gather(dataset, chosen, out, workers, progress)  # once for every fold

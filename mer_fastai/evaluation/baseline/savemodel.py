@@ -40,9 +40,10 @@ CERTAIN = 1e4  # the logit of a class never seen in training (-) or of a mood co
 FIX = "--features handcrafted --classifier linear"
 
 
-def check_save_model(classifiers: list[str], features: Features, out: Path) -> None:
+def check_save_model(classifiers: list[str], features: Features, outs: list[Path]) -> None:
     """Refuse `--save-model` (one line, before anything is written) unless every estimator is the linear one on
-    the hand-crafted features, and where the model file would replace a file `baseline` did not write."""
+    the hand-crafted features, and where a model file (`<out>/linear/`, for each of `outs`: the output folder,
+    or every fold's) would replace a file `baseline` did not write."""
     others = [name for name in classifiers if name != "linear"]
     if others:
         raise MerError(f"--save-model: only the linear models convert exactly to a model file, not --classifier "
@@ -50,7 +51,8 @@ def check_save_model(classifiers: list[str], features: Features, out: Path) -> N
     if features.label != DEFAULT_FEATURES:
         raise MerError(f"--save-model: a model file reads the hand-crafted features only, not --features "
                        f"{features.label}; pass {FIX}")  # fmt: skip
-    check_model_out(out / "linear" / MODEL_FILE, "baseline", "--out")
+    for out in outs:
+        check_model_out(out / "linear" / MODEL_FILE, "baseline", "--out")
 
 
 def save_linear_model(
