@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from mer_fastai.cli.main import app
 from mer_fastai.data.handcrafted import READS
+from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.data.synth import MOOD_CUES, make_demo_audio, make_mood_set, make_study_style_set
 from mer_fastai.errors import MerError
 from mer_fastai.evaluation.ensemble import ensemble_models
@@ -209,3 +211,26 @@ def test_every_linear_estimator_converts_exactly(task, names, y):
     with torch.inference_mode():
         got = rules.outputs(network(torch.from_numpy(x))).numpy()
     np.testing.assert_allclose(got, kind.outputs(model, x, names).reshape(got.shape), atol=1e-5)  # one target: (N,)
+
+
+def test_on_real_4q_clips_the_file_predicts_what_the_baseline_scored(shared_data, tmp_path):
+    """16 real mp3 clips (4 per quadrant), 10 s windows: the file's validation tracks are the baseline's."""
+    source = shared_data / "4q-dev"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
+        (tmp_path / "audio" / quadrant).mkdir(parents=True)
+        for clip in sorted((source / quadrant).glob("*.mp3"))[:4]:
+            shutil.copy(clip, tmp_path / "audio" / quadrant / clip.name)
+    spec = SpecConfig(segment_seconds=10.0, n_mels=32)
+    prepare_dataset(tmp_path / "audio", tmp_path / "data", "emotions", spec=spec, valid_pct=0.25, workers=1,
+                    progress=False)  # fmt: skip
+    model = _save(tmp_path / "data", tmp_path / "out")
+    predictor = Predictor.load(model, device="cpu")
+    tracks = _rows(model.parent / "track_predictions.csv")
+    predicted = predictor.predict_many([track["source"] for track in tracks])
+    assert len(predicted.tracks) == len(tracks) >= 4
+    for track, got in zip(tracks, predicted.tracks, strict=True):
+        assert int(track["windows"]) == len(got.windows) == 3  # a 30 s clip: three 10 s windows
+        probs = [got.probabilities[c] for c in predictor.classes]
+        np.testing.assert_allclose(probs, _outputs(track, predictor.classes, "prob_"), atol=1e-5)
