@@ -258,7 +258,7 @@ def _arch(value: Any, path: Path, reads: str | None = None) -> str:
 
     if not isinstance(value, str) or not value:
         raise _malformed(path, f"'arch' must be an architecture name (got {quote(value)})")
-    if (reads is not None or value == FEATURE_ARCH) and (reads is None or value != FEATURE_ARCH):
+    if (reads is not None) != (value == FEATURE_ARCH):  # a model reading window features, and it alone, is linear
         raise _malformed(path, f"a model reading window features has arch {quote(FEATURE_ARCH)}, no other one")
     if reads is not None:  # a hand-crafted model: a linear map of its window features
         return value

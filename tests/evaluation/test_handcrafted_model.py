@@ -178,6 +178,10 @@ def test_what_cannot_be_a_model_file_is_refused_in_one_line(tiny_data, tiny_audi
         from mer_fastai.models.modelmeta import ModelMeta
 
         ModelMeta.from_dict({**read_model(model)[1].to_dict(), "window_features": "handcrafted@mir-83/1"}, model)
+    record = read_model(model)[1].to_dict()
+    for changed in ({"window_features": None}, {"arch": "squeezenet1_0"}):  # the arch and the input go together
+        with pytest.raises(MerError, match="a model reading window features has arch 'linear', no other one"):
+            ModelMeta.from_dict({**record, **changed}, model)
 
 
 @pytest.mark.parametrize(
