@@ -135,26 +135,29 @@ def read_tracks(path: Path) -> dict[str, dict[str, str]]:
         return {row["clip_id"]: row for row in csv.DictReader(handle)}
 
 
-def fusion_row(first: list[Path], second: list[Path], settings: str, cpu_minutes: float) -> dict:
-    """Late fusion, fold by fold: each held-out clip's track probabilities in the folds' run folders `first` and
-    `second` averaged (equal weights, nothing tuned), scored by `classification_metrics`; `cpu_minutes`: the
-    two models' together. For two CNNs this is what their `mer-fastai ensemble` scores (mean aggregation)."""
+def fusion_row(*args) -> dict:
+    """Late fusion, fold by fold: each held-out clip's track probabilities in the folds' run folders of every row
+    (`fusion_row(first, second, ..., settings, cpu_minutes)`) averaged (equal weights, nothing tuned), scored by
+    `classification_metrics`; `cpu_minutes`: the models' together. For CNNs this is what their `mer-fastai
+    ensemble` scores (mean aggregation)."""
     import numpy as np
 
     from mer_fastai.evaluation.oof import describe
     from mer_fastai.runs.layout import TRACK_PREDICTIONS
     from mer_fastai.scoring.metrics import classification_metrics
 
+    *rows, settings, cpu_minutes = args
     scores = []
-    for k, (one, other) in enumerate(zip(first, second, strict=True)):
-        a, b = read_tracks(one / TRACK_PREDICTIONS), read_tracks(other / TRACK_PREDICTIONS)
-        if set(a) != set(b):
-            raise SystemExit(f"fold {k}: {one} and {other} hold different clips")
-        heads = [name for name in next(iter(a.values())) if name.startswith("prob_")]
+    for k, folders in enumerate(zip(*rows, strict=True)):
+        tables = [read_tracks(folder / TRACK_PREDICTIONS) for folder in folders]
+        if any(set(table) != set(tables[0]) for table in tables):
+            raise SystemExit(f"fold {k}: {', '.join(map(str, folders))} hold different clips")
+        first = tables[0]
+        heads = [name for name in next(iter(first.values())) if name.startswith("prob_")]
         classes = [name.removeprefix("prob_") for name in heads]
-        clips = sorted(a)
-        probs = np.array([[float(a[c][h]) + float(b[c][h]) for h in heads] for c in clips]) / 2
-        truth = np.array([classes.index(a[c]["true"]) for c in clips])
+        clips = sorted(first)
+        probs = np.array([[sum(float(t[c][h]) for t in tables) for h in heads] for c in clips]) / len(tables)
+        truth = np.array([classes.index(first[c]["true"]) for c in clips])
         scores.append(classification_metrics(truth, probs.argmax(1), classes))
     summary = {f"track_{key}": describe([fold[key] for fold in scores]) for key in ("accuracy", "macro_f1")}
     summary["accuracy"] = None  # fused per track only
