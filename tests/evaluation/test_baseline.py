@@ -359,3 +359,22 @@ def test_the_svm_keeps_libsvms_probabilities_without_a_warning(demo_data, tmp_pa
         warnings.filterwarnings("error", module="sklearn")
         rows = run_baseline(demo_data, tmp_path / "out", ["svm"], seed=0, workers=1, progress=False)
     assert rows[0]["accuracy"] >= 0.6
+
+
+@pytest.mark.parametrize("make", [models.make_classifier, models.make_regressor, models.make_mood_classifier])
+def test_a_feature_spread_of_float_noise_counts_as_constant(make):
+    """A feature whose training spread is floating-point noise (1e-17, as a beat-interval deviation of synthetic
+    audio) is divided by 1, not by its noise: a window whose value is 1e-4 stays a small input instead of 1e13; every
+    other feature is standardised exactly as scikit-learn's StandardScaler does."""
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)) * [1.0, 0.0098, 5.0]
+    x = np.column_stack([x, 1e-17 * rng.normal(size=40)])
+    guarded = make("linear", 0, len(x), 1)[0].fit(x)
+    plain = StandardScaler().fit(x)
+    np.testing.assert_allclose(guarded.scale_[:3], plain.scale_[:3])
+    assert guarded.scale_[3] == 1.0 and plain.scale_[3] < 1e-16
+    window = np.array([[0.0, 0.0, 0.0, 1e-4]])
+    assert np.abs(guarded.transform(window)).max() < 10
+    assert np.abs(plain.transform(window)).max() > 1e10
