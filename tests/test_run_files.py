@@ -85,7 +85,7 @@ def test_each_command_leaves_the_files_it_left_when_its_loop_drew_the_pages(name
 
 if __name__ == "__main__":  # `python tests/test_run_files.py [OUT]`: the files the installed mer_fastai makes
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp())
-    factory = type("Factory", (), {"mktemp": staticmethod(lambda n: Path(tempfile.mkdtemp(prefix=n, dir=scratch)))})
+    factory = type("Factory", (), {"mktemp": staticmethod(lambda n: (scratch / n).mkdir(parents=True) or scratch / n)})
     audio, labels = corpus.__wrapped__(factory)
     for name in KINDS:
         made = made_folders(scratch / name, audio, labels, name)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mer_fastai.api.evaluation import evaluate
 from mer_fastai.cli.main import app
 from mer_fastai.data.labelsource import LabelSource
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.preparation.prepare import prepare_dataset
 from tests.inference.test_predict import TINY_CONFIG, tiny_run, train_run  # noqa: F401  (session fixture shared by the modules)
