@@ -37,7 +37,8 @@ def find_lr(data_dir: str | Path, config: TrainConfig, out: str | Path) -> LRFin
 
 def train(data_dir: str | Path, config: TrainConfig, out: str | Path, show: bool = True) -> TrainResult:
     """Train one architecture on one data set into the run folder `out` (`training.fit.train`: its layout), then
-    draw its pages: `curves.png`, `lr_find.png` (with `lr: auto`), the terminal table (`show`) and `report.html`."""
+    draw its pages: the task's plots and reports, `curves.png`, `lr_find.png` (with `lr: auto`), the terminal table
+    (`show`) and `report.html`."""
     return fit.train(data_dir, config, out, run_pages(show))
 
 

@@ -141,20 +141,20 @@ def write_run(
     meta = model_metadata(learn, settings, splits.dataset, scored.names, metrics)
     save_model_file(run_dir / MODEL_FILE, learn.model, meta, "train")
     metrics[MODEL_CHECKSUM] = (model_header(run_dir / MODEL_FILE) or {}).get(CHECKSUM)  # binds the scores to it
-    splits = []
+    shown = []
     if scored.outputs is not None:
         write_split_predictions(run_dir, "", task, valid.rows, scored.outputs, scored.tracks, scored.names)
-        splits.append(ScoredSplit("", metrics["valid"], scored.tracks, title))
+        shown.append(ScoredSplit("", metrics["valid"], scored.tracks, title))
     if test is not None:  # scored once, with the final model
         outputs, metrics["test"], tracks = score_test(learn.model, meta, task, test, settings.config.aggregate)
         write_split_predictions(run_dir, TEST_PREFIX, task, test.rows, outputs, tracks, scored.names)
-        splits.append(ScoredSplit(TEST_PREFIX, metrics["test"], tracks, f"{title} — test"))
+        shown.append(ScoredSplit(TEST_PREFIX, metrics["test"], tracks, f"{title} — test"))
     metrics["seconds"] = round(time.time() - started, 2)
     config = {"data_dir": str(valid.data_dir), **settings.config.to_dict(), "lr": metrics["lr"]}
     write_json(run_dir / RUN_CONFIG, config)
     write_json(run_dir / HISTORY_FILE, {"history": history})
     write_json(run_dir / METRICS_FILE, metrics)
-    return splits
+    return shown
 
 
 def run_title(settings: TrainSettings, info: DatasetInfo) -> str:

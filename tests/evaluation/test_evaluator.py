@@ -55,6 +55,33 @@ def test_evaluate_class_folders_writes_consistent_report(tiny_run, tiny_audio, t
     assert (out / "confusion_matrix.png").stat().st_size > 1000
 
 
+def test_the_loop_writes_the_results_and_its_caller_the_pages(tiny_run, tiny_audio, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """`evaluation.evaluator.evaluate` writes predictions.csv and metrics.json and returns what the plots show;
+    `api.evaluation.evaluation_pages` draws the pages `mer_fastai.evaluate` draws, byte for byte; a page that cannot
+    be written is a warning line, and the published results stay."""
+    from mer_fastai.api.evaluation import evaluation_pages
+    from mer_fastai.evaluation import evaluator
+    from mer_fastai.report.views.classification import ClassificationViews
+
+    api = evaluate(tiny_run, tiny_audio, tmp_path / "api", progress=False).out_dir
+    result = evaluator.evaluate(tiny_run, tiny_audio, tmp_path / "loop", progress=False)
+    pages = {"classification_report.txt", "confusion_matrix.png"}
+    assert {p.name for p in result.out_dir.iterdir()} == {p.name for p in api.iterdir()} - pages
+    assert result.plots is not None and result.plots.names == ["angry", "happy", "sad", "tender"]
+    evaluation_pages(result)
+    for name in {p.name for p in api.iterdir()} - {".lock"}:
+        assert (result.out_dir / name).read_bytes() == (api / name).read_bytes(), name
+
+    def full_disk(*_args) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ClassificationViews, "plot_evaluation", full_disk)
+    failed = evaluate(tiny_run, tiny_audio, tmp_path / "full", progress=False).out_dir
+    assert "a plot could not be written: No space left on device" in capsys.readouterr().err
+    assert (failed / "metrics.json").read_bytes() == (api / "metrics.json").read_bytes().replace(b"/api", b"/full")
+    assert not (failed / "confusion_matrix.png").exists()
+
+
 def test_labels_outside_the_model_are_an_error(tiny_run, tiny_audio, tmp_path):  # noqa: F811
     labels = folder_labels(tiny_audio) | {"happy_00": "joy"}
     with pytest.raises(MerError, match=r"label\(s\) joy of 1 file\(s\) are not classes of the model"):

@@ -84,6 +84,23 @@ def test_the_loop_returns_results_and_its_caller_draws_the_pages(whole_run, tiny
     assert "squeezenet1_0" in (result.run_dir / "report.html").read_text()
 
 
+def test_a_page_that_cannot_be_written_leaves_the_run_published(tiny_data, tmp_path, monkeypatch, capsys):
+    """The task's pages are drawn after metrics.json: a plot that cannot be written (a full disk) is a warning
+    line; the run stays published and its other pages are drawn."""
+    from mer_fastai.report.views.classification import ClassificationViews
+
+    def full_disk(*_args) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ClassificationViews, "plot_split", full_disk)
+    result = train(tiny_data, tiny(mode="whole", lr=1e-3), tmp_path / "run", show=False)
+    assert "a plot could not be written: No space left on device" in capsys.readouterr().err
+    names = {p.name for p in result.run_dir.iterdir()}
+    assert {"metrics.json", "valid_predictions.csv", "curves.png", "report.html"} <= names
+    assert "track_confusion_matrix.png" not in names
+    assert json.loads((result.run_dir / "metrics.json").read_text())["accuracy"] == result.metrics["accuracy"]
+
+
 def test_the_kept_epoch_is_the_best_or_the_last(whole_run, tiny_data, tmp_path):
     """--keep best keeps the epoch with the best validation score, --keep last the final one: the run's scores
     are those the kept epoch reached in training."""
