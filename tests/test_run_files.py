@@ -81,6 +81,12 @@ def test_each_command_leaves_the_files_it_left_when_its_loop_drew_the_pages(name
     assert found["cv"] == CV | POOLED[name] | folds | refit
     assert found["evaluate"] == found["evaluate-api"] == EVALUATE | EVALUATED[name]
     assert found["baseline"] == BASELINE
+    # the pages are the folders' own files: a rerun in the same folder replaces them
+    shape = next(shape for shape in SHAPES if shape.name == name)
+    cli("train", tmp_path / "data", *TINY, "--out", tmp_path / "run")
+    cli("evaluate", tmp_path / "run", audio, "--labels", labels, "--id-column", "id", *shape.labels, "--out",
+        tmp_path / "evaluate")  # fmt: skip
+    assert (files(tmp_path / "run"), files(tmp_path / "evaluate")) == (found["run"], found["evaluate"])
 
 
 if __name__ == "__main__":  # `python tests/test_run_files.py [OUT]`: the files the installed mer_fastai makes

@@ -5,6 +5,7 @@ circumplex; a multilabel model's per_label.png)."""
 
 from __future__ import annotations
 
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from ..report.views.registry import views_of
 __all__ = ["evaluate", "evaluation_pages"]
 
 
+# The loop's signature and manual (`help(mer_fastai.evaluate)` shows every option): this function runs the loop,
+# `evaluation.evaluator.evaluate`, with the same arguments, then draws the task's plots and reports in `out`.
+@wraps(evaluator.evaluate)
 def evaluate(model: str | Path | Predictor, audio_dir: str | Path, out: str | Path, **options: Any) -> EvaluationResult:
-    """Predict every labelled file under `audio_dir`, score the tracks against the truth into `out`
-    (`evaluation.evaluator.evaluate`: its `options` and files), then draw the task's plots and reports there."""
     result = evaluator.evaluate(model, audio_dir, out, **options)
     evaluation_pages(result)
     return result
