@@ -33,7 +33,7 @@ _API = {
     "CVResult": "evaluation.cv",
     "load_results": "report.results",
     "Predictor": "inference.predict",
-    "evaluate": "evaluation.evaluator",
+    "evaluate": "api.evaluation",
     "export_model": "inference.export",
     "ensemble_models": "evaluation.ensemble",
     "run_baseline": "evaluation.baseline.classic",

@@ -5,7 +5,7 @@
 path, with a `DeprecationWarning` naming it; an old module that was split gives one module holding the names
 of all its parts (`from mer_fastai.labels import read_targets`). `mer_fastai.train` and
 `mer_fastai.evaluate` are not here: they are the API functions (their modules are `mer_fastai.api.training`
-and `mer_fastai.evaluation.evaluator`; 0.1's `train.py` is `mer_fastai.training.fit`).
+and `mer_fastai.api.evaluation`; 0.1's `train.py` is `mer_fastai.training.fit`).
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mer_fastai.api.evaluation import evaluate
 from mer_fastai.api.training import train
 from mer_fastai.cli.main import app
 from mer_fastai.data.synth import STUDY_CLASSES, make_study_style_set
 from mer_fastai.errors import MerError
 from mer_fastai.evaluation.ensemble import ensemble_models
-from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.inference.embed_map import write_map
 from mer_fastai.inference.export import export_model
 from mer_fastai.inference.predict import Predictor

@@ -45,7 +45,7 @@ def command(
 ) -> None:
     """Score a model's tracks against known labels: accuracy, macro-F1, report, confusion matrix; a regression
     model's CCC, r, R², RMSE, MAE with scatter and circumplex plots; a multilabel model's F1, mAP, per mood."""
-    from ..evaluation.evaluator import evaluate
+    from ..api.evaluation import evaluate
 
     result = evaluate(
         model,

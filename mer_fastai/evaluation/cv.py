@@ -6,9 +6,10 @@ is trained by `train` into `OUT/folds/<k>/`. Every clip is thus predicted exactl
 repeat); the folds' predictions are pooled into `oof_predictions.csv` and `oof_track_predictions.csv`
 (`evaluation.oof`). `cv.json` holds the per-fold scores (the task's own, scored by the functions training
 scores with), their mean, standard deviation and 95 % t-interval, the pooled (out-of-fold) scores and the
-pooled confusion matrices (classification) or metrics (regression, multilabel), beside the task's pooled
-plots. A finished fold whose settings match is skipped on rerun. The folder's files: `runs.layout`. The pages
-(each run's curves, LR plot and report, the summary table, `report.html`) are the caller's (`api.training.run_cv`).
+pooled confusion matrices (classification) or metrics (regression, multilabel). A finished fold whose settings
+match is skipped on rerun. The folder's files: `runs.layout`. The pages (each run's plots, curves, LR plot and
+report, drawn as it finishes; the task's pooled plots from `CVResult.plots`, the summary table, `report.html`) are
+the caller's (`api.training.run_cv`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ A model is scored as training scores its task (`Task.score`): a classifier's tra
 (`data.targets.read_targets`, as `prepare --target` reads them) with `scoring.scores.score_regression`, and a
 multilabel model against its moods (`data.targets.read_moods`) with `scoring.scores.score_multilabel`: the same
 functions, plots and CSV columns as training. The task reads the labels (`Task.read_labels` of a
-`LabelSource`); the files written: `evaluation.eval_files`.
+`LabelSource`); the files written: `evaluation.eval_files`. The plots and reports are the caller's pages, drawn
+from `EvaluationResult.plots` (`api.evaluation.evaluate`, which the command and `mer_fastai.evaluate` call).
 
 A mixed-input ensemble (`inference.predict.Predictor`: members reading different spectrograms, averaged per
 track) has no windows that line up: each track is scored as one row, so its scores are the track scores only,
@@ -32,19 +33,21 @@ from ..inference.tracks import MIXED_NOTE, Predictions
 from ..runs.inputs import model_inputs, refuse_overwrite
 from ..runs.ownership import check_own_folder, claim_folder
 from ..scoring.scores import Tracks, check_aggregate
-from .eval_files import FILES, write_evaluation
+from .eval_files import FILES, EvaluationPlots, write_evaluation
 
 __all__ = ["evaluate", "EvaluationResult"]
 
 
 @dataclass
 class EvaluationResult:
-    """Where the report went, its metrics, the predictions and the files left out (with why)."""
+    """Where the report went, its metrics, the predictions, the files left out (with why) and what the plots and
+    reports show (`plots`)."""
 
     out_dir: Path
     metrics: dict
     predictions: Predictions
     skipped: list[SkippedFile] = field(default_factory=list)
+    plots: EvaluationPlots | None = None
 
 
 def evaluate(
@@ -75,9 +78,10 @@ def evaluate(
     Labels come from `labels`: a `LabelSource`, or a labels file (any layout `prepare` reads) with the label
     keywords `group_by` ... `threshold` (kept for one release; then `labels` is not a `LabelSource`); without a
     labels file, from class folders. Clips the feature leaves out (e.g. SURPRISE for emotions) are skipped with a
-    note; a label the model does not know is an error. Writes metrics.json, classification_report.txt,
-    confusion_matrix.png and predictions.csv to `out`. An `out` that is the audio folder or the model's run folder,
-    or would write over the model, its records or the labels file, is refused before anything is written.
+    note; a label the model does not know is an error. Writes predictions.csv and metrics.json to `out` (and its
+    caller `api.evaluation.evaluate` classification_report.txt and confusion_matrix.png). An `out` that is the
+    audio folder or the model's run folder, or would write over the model, its records or the labels file, is
+    refused before anything is written.
 
     A regression or multilabel model needs a labels file: see `_evaluate_values` (`targets`: the labels file's
     columns for the model's targets or moods, default their names; `threshold`: vote shares, as `prepare`).
@@ -136,8 +140,9 @@ def evaluate(
             notes=table.notes,
         )
         claim_folder(out_dir, "evaluate")
-        write_evaluation(out_dir, metrics, tracks, truth, ids, predictor, {t.file: t.n_windows for t in predictions})
-    return EvaluationResult(out_dir, metrics, predictions, skipped)
+        counts = {t.file: t.n_windows for t in predictions}
+        plots = write_evaluation(out_dir, metrics, tracks, truth, ids, predictor, counts)
+    return EvaluationResult(out_dir, metrics, predictions, skipped, plots)
 
 
 def _refuse_inputs(out_dir: Path, model: str | Path | Predictor, audio_dir: Path, labels: str | Path | None) -> None:
@@ -237,8 +242,8 @@ def _evaluate_values(
     }
     counts = {track.file: track.n_windows for track in predictions}
     claim_folder(out_dir, "evaluate")
-    write_evaluation(out_dir, metrics, tracks, truth, ids, predictor, counts)
-    return EvaluationResult(out_dir, metrics, predictions, skipped)
+    plots = write_evaluation(out_dir, metrics, tracks, truth, ids, predictor, counts)
+    return EvaluationResult(out_dir, metrics, predictions, skipped, plots)
 
 
 def outside_range(targets: np.ndarray, names: list[str], scale: tuple[tuple[float, float], ...]) -> dict[str, dict]:

@@ -2,8 +2,8 @@
 
 Each fold's `valid_predictions.csv` / `track_predictions.csv` are pooled into `oof_predictions.csv` and
 `oof_track_predictions.csv` (every clip predicted exactly once out of fold per repeat), and scored per fold,
-per repeat and all together by the functions training scores the task with (`Task.score_rows`), beside the
-task's pooled plots.
+per repeat and all together by the functions training scores the task with (`Task.score_rows`). The task's
+pooled plots are the caller's pages, drawn from `CVResult.plots` (`api.training.run_cv`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data.dataset import DatasetInfo, ManifestRow
+from ..data.dataset import ManifestRow
 from ..errors import MerError
-from ..report.views.predictions import write_predictions
-from ..report.views.registry import views_of
 from ..runs.layout import (
     OOF_PREDICTIONS,
     OOF_TRACKS,
@@ -27,6 +25,7 @@ from ..runs.layout import (
     VALID_PREDICTIONS,
     fold_dir,
 )
+from ..runs.predictions import write_predictions
 from ..scoring.scores import ValueTracks
 from ..tasks.base import Task
 from ..tasks.opened import Dataset
@@ -35,6 +34,18 @@ from .folds import Fold
 
 if TYPE_CHECKING:
     from .refit import Refit
+
+
+@dataclass
+class PooledPlots:
+    """What a cross-validation's pooled plots show: the task's metrics of all out-of-fold windows and tracks (a
+    regression's and a multilabel's track values), the outputs' scales and the plots' title."""
+
+    window: dict
+    track: dict
+    values: ValueTracks | None
+    scale: dict
+    title: str
 
 
 @dataclass
@@ -55,6 +66,7 @@ class CVResult:
     refit: Refit | None = None  # with --refit: the model trained on every clip
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    plots: PooledPlots | None = None  # what the caller's pooled plots show
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -112,7 +124,7 @@ def _fold_scores(task: Task, names: list[str], scored: _Scored) -> dict[str, flo
 
 
 def pool_folds(out: Path, plan: list[Fold], rows: list[ManifestRow], dataset: Dataset) -> CVResult:
-    """Per-fold scores, the out-of-fold prediction files, pooled scores and the task's pooled plots."""
+    """Per-fold scores, the out-of-fold prediction files, pooled scores and what the task's pooled plots show."""
     info, task = dataset.info, dataset.task
     windows, tracks = [], []
     columns: dict[str, list[str]] = {}
@@ -140,7 +152,7 @@ def pool_folds(out: Path, plan: list[Fold], rows: list[ManifestRow], dataset: Da
     pooled = {name: describe([scores[name] for scores in per_repeat])["mean"] for name in per_fold[0]}
     summary = {name: describe([scores[name] for scores in per_fold]) for name in per_fold[0]}
     scored = _score_rows(task, names, windows, tracks)
-    _plot_pooled(out, task, info, names, scored, f"{len(plan)} folds, out of fold")
+    plots = PooledPlots(scored.window, scored.track, scored.values, info.scale, f"{len(plan)} folds, out of fold")
     return CVResult(
         out,
         [fold_dir(out, fold.index) for fold in plan],
@@ -152,18 +164,12 @@ def pool_folds(out: Path, plan: list[Fold], rows: list[ManifestRow], dataset: Da
         scored.confusion,
         task,
         {} if scored.confusion else scored.window,
+        plots=plots,
     )
 
 
 def _where(rows: list[dict], key: str, value: str) -> list[dict]:
     return [row for row in rows if row[key] == value]
-
-
-def _plot_pooled(out: Path, task: Task, info: DatasetInfo, names: list[str], scored: _Scored, title: str) -> None:
-    """The pooled pictures of the task, drawn by the functions a training run draws them with: confusion
-    matrices (windows, tracks), a regression's scatters and circumplex of the tracks, a multilabel's per-mood
-    bars of the windows."""
-    views_of(task).plot_pooled(out, scored.window, scored.track, scored.values, names, info.scale, title)
 
 
 def _check_coverage(plan: list[Fold], rows: list[ManifestRow], windows: list[dict], tracks: list[dict]) -> None:

@@ -3,7 +3,7 @@
 A run folder's `valid_predictions.csv` / `track_predictions.csv` and the test split's (`runs.layout.prediction_files`)
 hold one row per window / track: ids, then a classifier's truth, prediction and `prob_<class>` columns; a
 regression's `true_<target>` and `pred_<target>`; a multilabel's true and predicted moods (`;`-separated) and
-`prob_<mood>`. One writer writes them all: `report.views.predictions`.
+`prob_<mood>`. One writer writes them all: `runs.predictions`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ One `Task` object per task (`classification`, `regression`, `multilabel`), found
 `tasks.registry.get_task`: its facts (`TaskFacts`: labels, outputs, options, report) and its computing
 methods (label reader, targets, loss and metrics, output activation, ensemble combination, predictions,
 scores, scale). Commands never compare task names: they ask the task. How a task's results are shown
-(plots, tables, prediction files, ONNX output text) is the report's: `report.views.registry.views_of(task)`.
-Adding a task is one new subclass, one line in `tasks.registry` and its views registered.
+(plots, tables, ONNX output text) is the report's: `report.views.registry.views_of(task)`; how its prediction
+files are laid out is the run folder's: `runs.predictions.layout_of(task)`. Adding a task is one new subclass,
+one line in `tasks.registry`, and its views and prediction layout registered.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class TaskFacts:
 
 class Task:
     """The task's facts (`facts`) and its maths: labels, targets, loss, metrics, outputs, scores. How its results
-    are shown (plots, tables, prediction files) is the report's (`report.views`)."""
+    are shown (plots, tables) is the report's (`report.views`); its prediction files' layout the run folder's
+    (`runs.predictions`)."""
 
     name: ClassVar[str]
     facts: ClassVar[TaskFacts]

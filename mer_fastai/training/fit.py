@@ -2,8 +2,8 @@
 
 The settings are checked once (`TrainConfig.check` → `TrainSettings`) and read from there; the splits are
 scored by `validation` and the run folder written by `outputs`. Both return their results; the pages (plots of the
-LR range test and of the curves, `report.html`, the terminal table) are the caller's, drawn by its `pages`
-callback once the run folder is published (`api.training` passes the report's).
+LR range test, the curves and the scored splits, classification_report.txt, `report.html`, the terminal table) are
+the caller's, drawn by its `pages` callback once the run folder is published (`api.training` passes the report's).
 """
 
 from __future__ import annotations
@@ -38,7 +38,17 @@ from .head_options import is_track
 from .items import check_dataset, images_read, training_stats
 from .learner import build_learner, set_mode
 from .loaders import load_dataloaders
-from .outputs import LR_FILES, RUN_FILES, Scored, results_folder, run_title, versions, write_lr_find, write_run
+from .outputs import (
+    LR_FILES,
+    RUN_FILES,
+    Scored,
+    ScoredSplit,
+    results_folder,
+    run_title,
+    versions,
+    write_lr_find,
+    write_run,
+)
 from .partial import can_cache_prefix, prefix_learner
 from .track_head import track_learner, window_rows
 from .tracking import epoch_callbacks, tracked
@@ -67,8 +77,9 @@ class LRFindResult:
 @dataclass
 class TrainResult:
     """A finished run: its folder, the learning rate used and its metrics (see `train` for the layout); its
-    per-epoch `history` and `title` (for the curves), the LR range test it ran (`lr: auto`), if any, and the data
-    set it trained on, as opened once (its pages describe it without reading it again)."""
+    per-epoch `history` and `title` (for the curves), the LR range test it ran (`lr: auto`), if any, the data
+    set it trained on, as opened once (its pages describe it without reading it again), and what the task's plots
+    and reports show: each scored split (`splits`) and the validation windows (`windows`)."""
 
     run_dir: Path
     lr: float
@@ -77,6 +88,8 @@ class TrainResult:
     title: str = ""
     lr_find: LRFindResult | None = None
     dataset: Dataset | None = None
+    splits: list[ScoredSplit] = field(default_factory=list)
+    windows: Scored | None = None
 
 
 Pages = Callable[[TrainResult], None]  # a caller's pages of a finished, published run (its plots and report)
@@ -205,7 +218,8 @@ def train(
 
     Nothing is written unless the data set matches its manifest; the run folder receives its files only
     when the run has finished (see `results_folder`); then the caller's `pages` (main process) draws the curves,
-    the LR range test's plot and `report.html` beside them, while the run is still tracked.
+    the LR range test's plot, the task's plots and reports of the scored splits and `report.html` beside them,
+    while the run is still tracked.
 
     metrics.json layout: the validation scores at the top level (window `accuracy`, `macro_f1`,
     `per_class`, `confusion_matrix`, ...; `track_accuracy`, `track_macro_f1` and the `track` block:
@@ -319,10 +333,11 @@ def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Pat
         seconds=round(time.time() - started, 2),
         versions=versions(),
     )
+    shown = []
     if is_main_process():  # one process of a distributed training: rank 0 writes
-        write_run(run_dir, learn, settings, splits, scored, history, metrics, started)
+        shown = write_run(run_dir, learn, settings, splits, scored, history, metrics, started)
     found = found[0] if found else None
-    return TrainResult(run_dir, lr, metrics, history, run_title(settings, info), found, dataset)
+    return TrainResult(run_dir, lr, metrics, history, run_title(settings, info), found, dataset, shown, scored)
 
 
 def refit_run(learn, keep: str):

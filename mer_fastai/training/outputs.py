@@ -1,5 +1,6 @@
 """Writing a training run's folder: staged and published whole, the model file with its record, the split
-predictions and plots, config, history and metrics.json last, and the LR range test's plot."""
+predictions, config, history and metrics.json last, and the LR range test's suggestions. The plots and reports
+are the caller's pages, drawn from what `write_run` returns once the folder is published."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from ..choices import TRACK_POOLING
 from ..data.dataset import DatasetInfo
 from ..models.modelfile import CHECKSUM, save_model_file
 from ..models.modelmeta import ModelMeta
-from ..report.views.predictions import write_split_predictions
-from ..report.views.registry import views_of
 from ..runs.layout import (
     CIRCUMPLEX_FILE,
     CONFUSION_FILE,
@@ -44,18 +43,19 @@ from ..runs.layout import (
     model_header,
 )
 from ..runs.ownership import check_own_folder, claim_folder
+from ..runs.predictions import write_split_predictions
 from ..scoring.scores import Tracks, ValueTracks
-from ..tasks.base import Task
 from ..tasks.opened import Dataset
 from .config import TrainSettings
 from .distributed import is_main_process
 from .head_options import is_track
-from .validation import Split, Splits, score_test
+from .validation import Splits, score_test
 
 LR_FILES = (LR_PLOT, LR_JSON)
 PREDICTION_FILES = (VALID_PREDICTIONS, TRACK_PREDICTIONS, TEST_PREDICTIONS, TEST_TRACK_PREDICTIONS)
 CONFUSION_FILES = (CONFUSION_FILE, TRACK_CONFUSION_FILE, TEST_PREFIX + TRACK_CONFUSION_FILE)
-# report.html, curves.png and lr_find.png are the caller's pages, drawn after the run folder is published
+# the plots, classification_report.txt, report.html, curves.png and lr_find.png are the caller's pages, drawn
+# after the run folder is published (`api.training.run_pages`); the folder owns them all
 RUN_FILES = (METRICS_FILE, RUN_CONFIG, HISTORY_FILE, REPORT_FILE, *CONFUSION_FILES, CURVES_FILE, MODEL_FILE)
 RUN_FILES += (*PREDICTION_FILES, REPORT_HTML, CIRCUMPLEX_FILE, TEST_PREFIX + CIRCUMPLEX_FILE, LABELS_FILE)
 RUN_FILES += (TEST_PREFIX + LABELS_FILE,)
@@ -111,6 +111,17 @@ class Scored:
     tracks: Tracks | ValueTracks | None
 
 
+@dataclass
+class ScoredSplit:
+    """What the pages show of one scored split of a run: its files' prefix ("" or `TEST_PREFIX`), its scores (the
+    metrics' `valid` or `test` block), its tracks and the plots' title."""
+
+    prefix: str
+    scores: dict
+    tracks: Tracks | ValueTracks
+    title: str
+
+
 def write_run(
     run_dir: Path,
     learn,
@@ -120,52 +131,35 @@ def write_run(
     history: list[dict],
     metrics: dict,
     started: float,
-) -> None:
-    """A finished run's files: the model, the validation split's predictions and plots, the test split scored
-    once with the final model, config, history and metrics.json last (its `test` block and `seconds` filled in
-    here). The curves are the caller's page (`TrainResult.history`)."""
+) -> list[ScoredSplit]:
+    """A finished run's files: the model, the validation split's predictions, the test split scored once with the
+    final model, config, history and metrics.json last (its `test` block and `seconds` filled in here). Returns the
+    scored splits, which the caller's pages plot (as they draw the curves from `TrainResult.history`)."""
     info, valid, test = splits.dataset.info, splits.valid, splits.test
     task = splits.dataset.task
     title = run_title(settings, info)
     meta = model_metadata(learn, settings, splits.dataset, scored.names, metrics)
     save_model_file(run_dir / MODEL_FILE, learn.model, meta, "train")
     metrics[MODEL_CHECKSUM] = (model_header(run_dir / MODEL_FILE) or {}).get(CHECKSUM)  # binds the scores to it
+    shown = []
     if scored.outputs is not None:
-        _write_split(run_dir, "", task, valid, scored.outputs, scored.tracks, scored.names, metrics["valid"], info,
-                     title)  # fmt: skip
+        write_split_predictions(run_dir, "", task, valid.rows, scored.outputs, scored.tracks, scored.names)
+        shown.append(ScoredSplit("", metrics["valid"], scored.tracks, title))
     if test is not None:  # scored once, with the final model
         outputs, metrics["test"], tracks = score_test(learn.model, meta, task, test, settings.config.aggregate)
-        _write_split(run_dir, TEST_PREFIX, task, test, outputs, tracks, scored.names, metrics["test"], info,
-                     f"{title} — test")  # fmt: skip
+        write_split_predictions(run_dir, TEST_PREFIX, task, test.rows, outputs, tracks, scored.names)
+        shown.append(ScoredSplit(TEST_PREFIX, metrics["test"], tracks, f"{title} — test"))
     metrics["seconds"] = round(time.time() - started, 2)
     config = {"data_dir": str(valid.data_dir), **settings.config.to_dict(), "lr": metrics["lr"]}
     write_json(run_dir / RUN_CONFIG, config)
     write_json(run_dir / HISTORY_FILE, {"history": history})
-    if scored.outputs is not None:
-        views_of(task).write_windows(run_dir, scored.truth, scored.outputs, scored.tracks, metrics["valid"], title)
     write_json(run_dir / METRICS_FILE, metrics)
+    return shown
 
 
 def run_title(settings: TrainSettings, info: DatasetInfo) -> str:
     """What a run's plots and table are titled: architecture, mode and feature."""
     return f"{settings.arch.name} · {settings.config.mode} · {info.feature}"
-
-
-def _write_split(
-    run_dir: Path,
-    prefix: str,
-    task: Task,
-    split: Split,
-    outputs: np.ndarray,
-    tracks: Tracks | ValueTracks,
-    names: list[str],
-    scores: dict,
-    info: DatasetInfo,
-    title: str,
-) -> None:
-    """A split's window and track predictions and the task's plots of it (`prefix` "" or "test_")."""
-    write_split_predictions(run_dir, prefix, task, split.rows, outputs, tracks, names)
-    views_of(task).plot_split(run_dir, prefix, scores, tracks, info, title)
 
 
 def model_metadata(learn, settings: TrainSettings, dataset: Dataset, names: list[str], metrics: dict) -> ModelMeta:

@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from mer_fastai.api.evaluation import evaluate
 from mer_fastai.cli.main import app
 from mer_fastai.data.spectrogram import SpecConfig, musicnn_spec
 from mer_fastai.data.synth import make_study_style_set
 from mer_fastai.errors import MerError
 from mer_fastai.evaluation.ensemble import ensemble_models
-from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.inference.embed import embed_audio
 from mer_fastai.inference.export import export_model
 from mer_fastai.inference.predict import Predictor

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mer_fastai.api.evaluation import evaluate
 from mer_fastai.cli.main import app
 from mer_fastai.data.labelsource import LabelSource
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.preparation.prepare import prepare_dataset
 from tests.inference.test_predict import TINY_CONFIG, tiny_run, train_run  # noqa: F401  (session fixture shared by the modules)
@@ -53,6 +53,33 @@ def test_evaluate_class_folders_writes_consistent_report(tiny_run, tiny_audio, t
     assert metrics["accuracy"] == pytest.approx(correct / 16)
     assert "macro avg" in (out / "classification_report.txt").read_text()
     assert (out / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_the_loop_writes_the_results_and_its_caller_the_pages(tiny_run, tiny_audio, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """`evaluation.evaluator.evaluate` writes predictions.csv and metrics.json and returns what the plots show;
+    `api.evaluation.evaluation_pages` draws the pages `mer_fastai.evaluate` draws, byte for byte; a page that cannot
+    be written is a warning line, and the published results stay."""
+    from mer_fastai.api.evaluation import evaluation_pages
+    from mer_fastai.evaluation import evaluator
+    from mer_fastai.report.views.classification import ClassificationViews
+
+    api = evaluate(tiny_run, tiny_audio, tmp_path / "api", progress=False).out_dir
+    result = evaluator.evaluate(tiny_run, tiny_audio, tmp_path / "loop", progress=False)
+    pages = {"classification_report.txt", "confusion_matrix.png"}
+    assert {p.name for p in result.out_dir.iterdir()} == {p.name for p in api.iterdir()} - pages
+    assert result.plots is not None and result.plots.names == ["angry", "happy", "sad", "tender"]
+    evaluation_pages(result)
+    for name in {p.name for p in api.iterdir()} - {".lock"}:
+        assert (result.out_dir / name).read_bytes() == (api / name).read_bytes(), name
+
+    def full_disk(*_args) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ClassificationViews, "plot_evaluation", full_disk)
+    failed = evaluate(tiny_run, tiny_audio, tmp_path / "full", progress=False).out_dir
+    assert "a plot could not be written: No space left on device" in capsys.readouterr().err
+    assert (failed / "metrics.json").read_bytes() == (api / "metrics.json").read_bytes().replace(b"/api", b"/full")
+    assert not (failed / "confusion_matrix.png").exists()
 
 
 def test_labels_outside_the_model_are_an_error(tiny_run, tiny_audio, tmp_path):  # noqa: F811

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mer_fastai.api.evaluation import evaluate
 from mer_fastai.api.training import train
 from mer_fastai.data.dataset import read_manifest
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.evaluator import evaluate
 from mer_fastai.report.results import result_columns, results_markdown, results_tables
 from mer_fastai.report.tables import summary_table
 from mer_fastai.scoring.columns import score_columns

@@ -66,20 +66,39 @@ def test_train_writes_the_report(whole_run):
 
 def test_the_loop_returns_results_and_its_caller_draws_the_pages(whole_run, tiny_data, tmp_path):
     """`training.fit.train` writes the run's results and draws no page; `run_pages` draws the same pages from the
-    returned results as `mer_fastai.train` does (curves and the LR range test byte for byte: same seed)."""
+    returned results as `mer_fastai.train` does (the plots and the report of the windows byte for byte: same seed)."""
     from mer_fastai.api.training import run_pages
     from mer_fastai.training import fit
 
-    pages = {"curves.png", "lr_find.png", "report.html"}
+    pages = {"curves.png", "lr_find.png", "report.html", "classification_report.txt", "confusion_matrix.png",
+             "track_confusion_matrix.png"}  # fmt: skip
     result = fit.train(tiny_data, tiny(mode="whole", epochs=2), tmp_path / "loop")
     assert {p.name for p in result.run_dir.iterdir()} == {p.name for p in whole_run.run_dir.iterdir()} - pages
     assert [row["epoch"] for row in result.history] == [0, 1] and result.title == "squeezenet1_0 · whole · emotions"
     assert result.lr_find is not None and result.lr_find.plot == result.run_dir / "lr_find.png"
     assert len(result.lr_find.lrs) == len(result.lr_find.losses) > 10 and result.lr == result.lr_find.suggestion
     run_pages(show=False)(result)
-    for name in ("curves.png", "lr_find.png"):
+    assert {p.name for p in result.run_dir.iterdir()} == {p.name for p in whole_run.run_dir.iterdir()}
+    for name in pages - {"report.html"}:
         assert (result.run_dir / name).read_bytes() == (whole_run.run_dir / name).read_bytes(), name
     assert "squeezenet1_0" in (result.run_dir / "report.html").read_text()
+
+
+def test_a_page_that_cannot_be_written_leaves_the_run_published(tiny_data, tmp_path, monkeypatch, capsys):
+    """The task's pages are drawn after metrics.json: a plot that cannot be written (a full disk) is a warning
+    line; the run stays published and its other pages are drawn."""
+    from mer_fastai.report.views.classification import ClassificationViews
+
+    def full_disk(*_args) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(ClassificationViews, "plot_split", full_disk)
+    result = train(tiny_data, tiny(mode="whole", lr=1e-3), tmp_path / "run", show=False)
+    assert "a plot could not be written: No space left on device" in capsys.readouterr().err
+    names = {p.name for p in result.run_dir.iterdir()}
+    assert {"metrics.json", "valid_predictions.csv", "curves.png", "report.html"} <= names
+    assert "track_confusion_matrix.png" not in names
+    assert json.loads((result.run_dir / "metrics.json").read_text())["accuracy"] == result.metrics["accuracy"]
 
 
 def test_the_kept_epoch_is_the_best_or_the_last(whole_run, tiny_data, tmp_path):

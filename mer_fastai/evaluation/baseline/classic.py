@@ -10,7 +10,7 @@ tracks are scored exactly as a training run scores them (`Task.score`: a window'
 class, a track's comes from its windows' `predict_proba` combined by `scoring.scores.aggregate`; a regression track's
 prediction and a multilabel track's probabilities are its windows' mean, a mood predicted at the task's
 decision as a CNN predicts it). Each estimator's folder also gets the prediction files of a training run
-(`report.views.predictions.write_split_predictions`: windows and tracks of validation and test)."""
+(`runs.predictions.write_split_predictions`: windows and tracks of validation and test)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,6 @@ from ...bounds import quote
 from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, ManifestRow
 from ...errors import MerError
-from ...report.views.predictions import write_split_predictions
-from ...report.views.registry import views_of
 from ...runs.layout import (
     BASELINE_CSV,
     METRICS_FILE,
@@ -43,6 +41,7 @@ from ...runs.layout import (
     TEST_PREFIX,
     TEST_TRACK_PREDICTIONS,
 )
+from ...runs.predictions import layout_of, write_split_predictions
 from ...scoring.columns import IDENTITY_COLUMNS, SCORE_SETS, SD_SUFFIX, score_columns, write_csv_rows
 from ...scoring.scores import check_aggregate
 from ...tasks.base import Task
@@ -61,7 +60,7 @@ def baseline_columns(task: Task) -> list[str]:
     """baseline.csv's columns for a data set of `task`: identity, seconds and the task's scores of validation
     windows (the default task's file keeps 0.1's order: those scores, then seconds, as results.csv has them),
     then of validation tracks, test windows and test tracks."""
-    return [*IDENTITY_COLUMNS, *views_of(task).baseline_windows()] + [
+    return [*IDENTITY_COLUMNS, *layout_of(task).baseline_windows()] + [
         prefix + key for prefix in SCORE_SETS if prefix for key in task.facts.scores
     ]
 

@@ -2,7 +2,8 @@
 
 A task (`tasks.base.Task`) holds its facts and its maths; its views (`TaskViews`, found for it by
 `report.views.registry.views_of`, as fastai's `show` methods are found by the type of what they show) draw its
-plots, build its terminal tables, lay out its prediction CSVs' columns and word its ONNX outputs.
+plots, build its terminal tables and word its ONNX outputs. Its prediction CSVs are run-folder data, laid out by
+`runs.predictions.layout_of(task)`.
 """
 
 from __future__ import annotations
@@ -29,33 +30,6 @@ class TaskViews:
 
     def __repr__(self) -> str:
         return f"<views of {self.task.name}>"
-
-    # prediction CSVs (`report.views.predictions`)
-    def prediction_columns(self, names: list[str]) -> list[str]:
-        """A prediction CSV's task columns after its ids (window and track files of a run): here the true and the
-        predicted label, then the task's output columns (`Task.columns`)."""
-        return ["true", "predicted", *self.task.columns(names)]
-
-    def prediction_cells(self, names: list[str], truth: np.ndarray, outputs: np.ndarray, chosen: int | None) -> list:
-        """One row's cells under `prediction_columns`: `truth` as `Task.split_truth` gives it, the row's outputs and,
-        where an aggregation chose a class, its index."""
-        raise NotImplementedError
-
-    def evaluation_columns(self, names: list[str]) -> list[str]:
-        """The task columns of `evaluate`'s predictions.csv after file, clip_id and group: here the window count,
-        then the run's `prediction_columns`."""
-        return ["windows", *self.prediction_columns(names)]
-
-    def evaluation_cells(
-        self, names: list[str], truth: np.ndarray, outputs: np.ndarray, chosen: int | None, windows: int
-    ) -> list:
-        """One track's cells under `evaluation_columns` (`windows`: its window count)."""
-        return [windows, *self.prediction_cells(names, truth, outputs, chosen)]
-
-    def track_outputs(self, tracks: Tracks | ValueTracks) -> tuple[np.ndarray, list[int | None]]:
-        """Each track's outputs as its prediction row shows them, and the class an aggregation chose (None: none
-        chosen): here the tracks' mean outputs."""
-        return tracks.predicted, [None] * len(tracks.ids)
 
     # plots and tables
     def plot_files(self, names: list[str]) -> list[tuple[str, str]]:
@@ -100,12 +74,3 @@ class TaskViews:
     def onnx_outputs(self, scale: tuple[tuple[float, float], ...], ensemble: bool) -> str:
         """What an exported ONNX model's `logits` output holds (an ensemble's: of its members')."""
         raise NotImplementedError
-
-    def baseline_windows(self) -> list[str]:
-        """baseline.csv's columns of the validation windows: seconds, then the task's scores."""
-        return ["seconds", *self.task.facts.scores]
-
-
-def decimals(values: np.ndarray) -> list[str]:
-    """Probabilities or values as prediction CSVs write them: 6 decimals."""
-    return [f"{value:.6f}" for value in values]

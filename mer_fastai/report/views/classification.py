@@ -1,4 +1,4 @@
-"""A classifier's views: confusion matrices, the classification report, the class table, `prob_<class>` columns."""
+"""A classifier's views: confusion matrices, the classification report, the class table, the ONNX wording."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ...runs.layout import CONFUSION_FILE, REPORT_FILE, TRACK_CONFUSION_FILE
 from ...scoring.metrics import text_report
 from ..figures import plot_confusion
 from ..tables import summary_table
-from .base import TaskViews, decimals
+from .base import TaskViews
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,25 +21,6 @@ if TYPE_CHECKING:
 
 
 class ClassificationViews(TaskViews):
-    def prediction_cells(self, names: list[str], truth: np.ndarray, outputs: np.ndarray, chosen: int | None) -> list:
-        """The true class, the class chosen (default: the most probable) and every class's probability."""
-        best = int(outputs.argmax()) if chosen is None else int(chosen)
-        return [names[int(truth)], names[best], *decimals(outputs)]
-
-    def evaluation_columns(self, names: list[str]) -> list[str]:
-        """The true and the predicted class, whether they match, the window count and `prob_<class>`."""
-        return ["true", "predicted", "correct", "windows", *self.task.columns(names)]
-
-    def evaluation_cells(
-        self, names: list[str], truth: np.ndarray, outputs: np.ndarray, chosen: int | None, windows: int
-    ) -> list:
-        true, predicted, *probs = self.prediction_cells(names, truth, outputs, chosen)
-        return [true, predicted, int(predicted == true), windows, *probs]
-
-    def track_outputs(self, tracks: Tracks) -> tuple[np.ndarray, list[int | None]]:
-        """The tracks' class probabilities and the class each aggregation chose."""
-        return tracks.probs, list(tracks.predicted)
-
     def plot_split(
         self, folder: Path, prefix: str, scores: dict, tracks: Tracks, info: DatasetInfo, title: str
     ) -> None:
@@ -78,7 +59,3 @@ class ClassificationViews(TaskViews):
 
     def onnx_outputs(self, scale: tuple[tuple[float, float], ...], ensemble: bool) -> str:
         return "log mean member probabilities (softmax gives the mean)" if ensemble else "logits"
-
-    def baseline_windows(self) -> list[str]:
-        """The task's scores, then seconds (0.1's order, as results.csv has them)."""
-        return [*self.task.facts.scores, "seconds"]

@@ -1,4 +1,4 @@
-"""A multilabel task's views: per-mood bars, the mood tables, true and predicted moods and `prob_<mood>` columns."""
+"""A multilabel task's views: per-mood bars, the mood tables, the ONNX wording."""
 
 from __future__ import annotations
 
@@ -9,23 +9,16 @@ from rich.table import Table
 from ...runs.layout import LABELS_FILE
 from ..figures import plot_label_bars
 from ..tables import cell, multilabel_table
-from .base import TaskViews, decimals
+from .base import TaskViews
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import numpy as np
 
     from ...data.dataset import DatasetInfo
     from ...scoring.scores import ValueTracks
 
 
 class MultilabelViews(TaskViews):
-    def prediction_cells(self, names: list[str], truth: np.ndarray, outputs: np.ndarray, chosen: int | None) -> list:
-        """The true moods and those at or above the decision (each `;`-separated), and each mood's probability."""
-        true = ";".join(mood for mood, flag in zip(names, truth) if flag)
-        return [true, self.task.describe(names, outputs), *decimals(outputs)]
-
     def plot_files(self, names: list[str]) -> list[tuple[str, str]]:
         """Precision, recall, F1 and AP per mood in one bar chart."""
         return [(LABELS_FILE, "precision, recall, F1 and AP per mood (windows)")]

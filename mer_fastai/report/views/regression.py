@@ -1,4 +1,4 @@
-"""A regression's views: scatters and the circumplex, the per-target tables, `true_`/`pred_<target>` columns."""
+"""A regression's views: scatters and the circumplex, the per-target tables, the ONNX wording."""
 
 from __future__ import annotations
 
@@ -9,25 +9,16 @@ from rich.table import Table
 from ...runs.layout import CIRCUMPLEX_FILE, scatter_file
 from ..figures import circumplex_axes, plot_value_tracks
 from ..tables import cell, regression_table
-from .base import TaskViews, decimals
+from .base import TaskViews
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import numpy as np
 
     from ...data.dataset import DatasetInfo
     from ...scoring.scores import ValueTracks
 
 
 class RegressionViews(TaskViews):
-    def prediction_columns(self, names: list[str]) -> list[str]:
-        """`true_<target>` and `pred_<target>` per target."""
-        return [f"{kind}_{name}" for name in names for kind in ("true", "pred")]
-
-    def prediction_cells(self, names: list[str], truth: np.ndarray, outputs: np.ndarray, chosen: int | None) -> list:
-        return decimals([value for pair in zip(truth, outputs, strict=True) for value in pair])
-
     def plot_files(self, names: list[str]) -> list[tuple[str, str]]:
         """A scatter of predicted against true values per target and, with valence plus arousal or energy,
         the circumplex."""
