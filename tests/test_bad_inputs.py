@@ -600,7 +600,7 @@ CASES = [
     Case(
         "recipe targets without a task",
         ["run", "demo", "--set", "targets=[valence]", "--out", f"{W}/g"],
-        "'targets' is for 'task: regression'",
+        "'targets' names numeric labels columns (regression targets or moods); a classification recipe",
     ),  # fmt: skip
     Case("recipe with an unknown task", ["run", "dimensional", "--set", "task=ordinal", "--out", f"{W}/g"], "'task'"),
     Case(
@@ -613,7 +613,7 @@ CASES = [
             "--out",
             f"{W}/g",
         ],
-        "'features' are classification labels",
+        "'features' (or --feature) names the one label to classify; a regression recipe",
     ),  # fmt: skip
     Case(
         "multilabel recipe with the ccc loss",
@@ -634,7 +634,7 @@ CASES = [
             "--out",
             f"{W}/g",
         ],
-        "a multilabel recipe reads the moods",
+        "'targets' or 'datasets.soundtracks.label_column': a multilabel recipe reads its moods",
     ),  # fmt: skip
     # --- held-out test, cross-validation, ensembles, reports, embeddings ------------------------------
     Case("--test-pct out of range", [*PREPARE, "--test-pct", "1.2", "--out", f"{W}/d2"], "--test-pct"),
@@ -1039,6 +1039,54 @@ CASES += [
         setup=_nested_ensemble,
     ),
 ]
+
+# the label rules (data.labelsource), one case per rule and entry point: the CLI names flags, a recipe keys
+CASES += [
+    *[Case(f"label rule: prepare {name}", ["prepare", f"{W}/audio", *args, "--out", f"{W}/d2"], phrase)
+      for name, args, phrase in [
+          ("--task regression without --labels", ["--task", "regression", "--target", "v"],
+           "--labels is missing: a regression data set reads its targets"),
+          ("--task regression without --target", ["--task", "regression", "--labels", f"{W}/labels.csv"],
+           "--target is missing: a regression data set learns"),
+          ("--task multilabel without moods", ["--task", "multilabel", "--labels", f"{W}/labels.csv"],
+           "--target or --label-column: a multilabel data set reads its moods"),
+          ("--threshold beside a mood --label-column", ["--task", "multilabel", "--labels", f"{W}/labels.csv",
+                                                        "--label-column", "mood", "--threshold", "0.5"],
+           "--threshold reads the vote shares of --target mood columns"),
+          ("--cuts for regression", ["--labels", f"{W}/labels.csv", "--target", "v", "--cuts", "3,6"],
+           "--cuts bins ratings into classes; a regression data set"),
+          ("--label-column for regression", ["--labels", f"{W}/labels.csv", "--target", "v", "--label-column", "mood"],
+           "--label-column names classes; a regression data set"),
+          ("--target for classification", ["--feature", "emotions", "--task", "classification", "--labels",
+                                           f"{W}/labels.csv", "--target", "v"],
+           "a classification data set has classes: drop it, or choose a --task that learns them"),
+          ("--threshold for classification", ["--feature", "emotions", "--labels", f"{W}/labels.csv",
+                                              "--label-column", "mood", "--threshold", "0.5"],
+           "--threshold reads mood columns; a classification data set has no moods"),
+      ]],
+    Case("label rule: evaluate --target on a classifier",
+         ["evaluate", f"{W}/run", f"{W}/audio", "--labels", f"{W}/labels.csv", "--target", "v", "--out", f"{W}/e2"],
+         "--target names numeric labels columns (regression targets or moods); a classification model has classes: "
+         "drop it"),
+    *[Case(f"label rule: recipe {name}", ["run", "dimensional", *[a for pair in sets for a in ("--set", pair)],
+                                          "--out", f"{W}/g"], phrase)
+      for name, sets, phrase in [
+          ("labels missing", [f"datasets.soundtracks.audio={W}/audio"],
+           "'datasets.soundtracks.labels' is missing: a regression recipe reads its targets"),
+          ("targets missing", ["targets=null"], "'targets' is missing: a regression recipe learns"),
+          ("threshold beside a mood label_column", ["task=multilabel", "loss=auto", "targets=null", "threshold=0.5",
+                                                    "datasets.soundtracks.label_column=moods"],
+           "'threshold' reads the vote shares of 'targets' mood columns"),
+          ("cuts for regression", ["datasets.soundtracks.cuts=[3, 6]"],
+           "'datasets.soundtracks.cuts' bins ratings into classes; a regression recipe"),
+          ("label_column for regression", ["datasets.soundtracks.label_column=mood"],
+           "'datasets.soundtracks.label_column' names classes; a regression recipe"),
+          ("threshold for regression", ["threshold=0.5"], "'threshold' reads mood columns; a regression recipe"),
+          ("allow_outliers for classification", ["task=classification", "targets=null", "loss=auto",
+                                                 "datasets.soundtracks.allow_outliers=true"],
+           "'datasets.soundtracks.allow_outliers' keeps outlying regression targets; a classification recipe"),
+      ]],
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -127,11 +127,15 @@ def test_regression_evaluate_scores_tracks_like_training(va_run, study_set, tmp_
 
 
 def test_regression_evaluate_needs_a_labels_file_and_one_column_per_target(va_run, study_set, tmp_path):
-    with pytest.raises(MerError, match="--labels: a regression model is scored against a labels file"):
+    with pytest.raises(
+        MerError, match="--labels is missing: a regression model reads its targets from the columns of a labels file"
+    ):
         evaluate(va_run, study_set[0], tmp_path / "a", device="cpu", progress=False)
     with pytest.raises(MerError, match="the model predicts 2 \\(valence, energy\\)"):
         evaluate(va_run, study_set[0], tmp_path / "b", labels=study_set[1], targets=["valence"], progress=False)
-    with pytest.raises(MerError, match="--feature: names a class task; a regression model is scored"):
+    with pytest.raises(
+        MerError, match="--feature names the one label to classify; a regression model learns all its targets at once"
+    ):
         evaluate(va_run, study_set[0], tmp_path / "c", labels=study_set[1], feature="valence", progress=False)
     assert not any((tmp_path / name).exists() for name in "abc")  # nothing left behind
 
