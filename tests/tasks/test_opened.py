@@ -7,6 +7,7 @@ import ast
 import builtins
 import dataclasses
 import io
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -57,6 +58,27 @@ def test_each_missing_file_is_one_line_naming_it(tiny_data, tmp_path, broken, me
     with pytest.raises(MerError) as caught:
         open_dataset(data)
     assert str(caught.value).startswith(message.format(data=data)) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"task": "ordinal"},
+            "task 'ordinal' is not one of classification, regression, multilabel; prepare the data set again",
+        ),
+        ({"task": "regression"}, "a regression data set names its targets, this one none; prepare the data set again"),
+    ],
+)
+def test_an_unknown_task_or_one_without_its_targets_is_one_line_naming_the_file(tiny_data, tmp_path, change, message):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    values = json.loads((data / DATASET_FILE).read_text())
+    (data / DATASET_FILE).write_text(json.dumps({**values, **change}))
+    assert read_info(data).task == change["task"]  # the data layer keeps the text; the registry judges it
+    with pytest.raises(MerError) as caught:
+        open_dataset(data)
+    assert str(caught.value) == f"{data / DATASET_FILE}: {message} with `mer-fastai prepare --overwrite`"
 
 
 def watch_reads(monkeypatch) -> Counter:
