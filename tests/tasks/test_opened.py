@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from mer_fastai.api.training import train
+from mer_fastai.api.training import run_cv, train
 from mer_fastai.data.dataset import DATASET_FILE, MANIFEST_FILE, read_info, read_manifest, read_spec
 from mer_fastai.data.spectrogram import SPEC_FILE
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.cv import run_cv
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.models.modelfile import read_model
-from mer_fastai.runs.layout import MODEL_FILE, REPORT_HTML
+from mer_fastai.runs.layout import FOLD_DATA, MODEL_FILE, REPORT_HTML
 from mer_fastai.tasks.opened import Dataset, as_dataset, open_dataset
 from mer_fastai.tasks.registry import get_task
 from tests.inference.test_predict import TINY_CONFIG
@@ -113,9 +112,13 @@ def test_a_training_run_reads_each_file_of_its_data_set_once(tiny_data, tmp_path
 
 def test_a_cross_validation_reads_them_once_and_never_its_folds_data_sets(tiny_data, tmp_path, monkeypatch):
     reads = watch_reads(monkeypatch)
-    result = run_cv(tiny_data, TINY_CONFIG, tmp_path / "cv", folds=2, ensemble=False, show=False)
-    assert len(result.fold_dirs) == 2
+    result = run_cv(tiny_data, TINY_CONFIG, tmp_path / "cv", folds=2, ensemble=False, refit=True, show=False)
+    assert len(result.fold_dirs) == 2 and result.refit is not None  # the folds, the refit, their pages, report.html
     assert reads == {(tiny_data / name).resolve(): 1 for name in WATCHED}  # each fold's are written, not read
+    assert [dataset.path for dataset in result.opened] == [tiny_data, *(d / FOLD_DATA for d in result.fold_dirs),
+                                                           result.refit.run_dir / FOLD_DATA]  # fmt: skip
+    page = (tmp_path / "cv" / REPORT_HTML).read_text()
+    assert "fold 0" in page and page.count("mel bands") >= 3  # the page describes the data sets it did not read
 
 
 def call_sites(name: str) -> list[str]:
