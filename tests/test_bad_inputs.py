@@ -618,7 +618,7 @@ CASES = [
     Case(
         "multilabel recipe with the ccc loss",
         ["run", "dimensional", "--set", "task=multilabel", "--out", f"{W}/g"],
-        "'loss: ccc'",
+        "'loss' ccc: is a regression loss",
     ),  # fmt: skip
     Case(
         "multilabel recipe without moods",

@@ -215,7 +215,8 @@ def test_lr_find_on_a_regression_data_set(va_data, tmp_path):
     ("overrides", "message"),
     [
         ({"monitor": "accuracy"}, "--monitor accuracy: not a score of a regression data set; choose auto or ccc"),
-        ({"balanced": True}, "--balanced weights classes"),
+        ({"balanced": True}, "--balanced weights classes; a regression data set has no classes: drop it"),
+        ({"extra_train_dirs": ["gan"]}, "--augment-dir adds class folders; a regression data set has no classes"),
     ],
 )
 def test_class_only_options_are_refused_for_regression(va_data, tmp_path, overrides, message):

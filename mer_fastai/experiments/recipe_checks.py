@@ -13,6 +13,7 @@ from ..models.archs import get_arch
 from ..tasks.base import DEFAULT_TASK, Task
 from ..tasks.registry import TASKS, get_task
 from ..training.config import TrainConfig
+from ..training.task_options import check_task_options
 from .recipe_schema import (
     DEMO_KEYS,
     RECIPE_LABEL_KEYS,
@@ -151,20 +152,16 @@ def _validate_task(recipe: Recipe) -> None:
         raise MerError(f"{src}: 'task' must be one of {', '.join(TASKS)} (got {quote(name)})")
     recipe.task = name
     task = get_task(name)
-    settings = recipe_settings(recipe)
-    if settings["loss"] != "auto" and not task.facts.takes_loss:
-        raise MerError(f"{src}: 'loss: {settings['loss']}' is a regression loss; remove it or set 'task: regression'")
-    if settings["monitor"] not in ("auto", *task.facts.monitors):
-        raise MerError(
-            f"{src}: 'monitor: {settings['monitor']}' is not a score of a {task} recipe; choose auto or "
-            f"{' or '.join(task.facts.monitors)}"
-        )
+    try:
+        check_task_options(recipe_settings(recipe), task, repr, "recipe")  # naming recipe keys
+    except MerError as exc:
+        raise MerError(f"{src}: {exc}") from exc
     if recipe.threshold is not None and not 0 < recipe.threshold <= 1:
         raise MerError(f"{src}: 'threshold' must lie in (0, 1]: a mood holds at that share of the clip's top value")
     _check_label_sources(recipe, task)
     if not task.facts.takes_targets:
         return
-    _check_task_keys(recipe, task, settings)
+    _check_task_keys(recipe, task)
     for stage in recipe.stages:
         stage.features = [task.default_feature(recipe.targets)]
 
@@ -192,14 +189,9 @@ def _check_label_sources(recipe: Recipe, task: Task) -> None:
             raise MerError(f"{recipe.source}: stages[{i}] ({stage.name}): {exc}") from exc
 
 
-def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
-    """A regression or multilabel recipe: its own keys given, and none of classification's."""
+def _check_task_keys(recipe: Recipe, task: Task) -> None:
+    """A regression or multilabel recipe: no stage augmentation adding images per class."""
     src = recipe.source
-    if settings["balanced"]:
-        raise MerError(f"{src}: 'balanced' balances classes, which a {task} recipe has not; set 'balanced: false'")
-    for key in ("mixup", "label_smoothing"):
-        if settings[key]:
-            raise MerError(f"{src}: '{key}' is for classification; a {task} recipe trains without it: set '{key}: 0'")
     for i, stage in enumerate(recipe.stages):
         where = f"{src}: stages[{i}] ({stage.name})"
         extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]

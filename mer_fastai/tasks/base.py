@@ -63,10 +63,11 @@ class TaskFacts:
     chooses_one_label: bool = False
     predicts_values: bool = False
     # options: the scores `--monitor` may pick (the first: what `auto` means); whether `--loss` (mse|ccc) applies;
-    # the training options only a classifier takes (`--mixup`, `--label-smoothing`), refused for this task
+    # the training options only a classifier takes (`--mixup`, `--label-smoothing`, `--balanced`, `--augment-dir`),
+    # refused for this task
     monitors: tuple[str, ...]
     takes_loss: bool = False
-    refused_options: tuple[str, ...] = ("mixup", "label_smoothing")
+    refused_options: tuple[str, ...] = ("mixup", "label_smoothing", "balanced", "extra_train_dirs")
     # report: the summary scores metrics.json holds; what results.md and the terminal tables show per cell (the
     # first: the heatmap's score); the metrics.json block of per-output scores the score tables show (per_class,
     # per_target, per_label); what it lists as a run's errors ("mistakes": misclassified windows and tracks,
