@@ -1327,7 +1327,9 @@ NUMBERS = [
          ["run", "demo", "--set", "spectrogram={segment_seconds: 1.0e9}", "--out", f"{W}/g"], "segment_seconds"),
     Case("recipe threshold=.nan", ["run", "demo", "--set", "task=multilabel", "--set", "targets=[happy, sad]", "--set",
                                    "threshold=.nan", "--set", "stages=[{name: m, dataset: small}]", "--out", f"{W}/g"],
-         "'threshold' must lie in (0, 1]"),
+         "'threshold' must be a number above 0 and at most 1 (got nan)"),
+    Case("recipe datasets.small.cuts=[.nan, 5]", ["run", "demo", "--set", "datasets.small.cuts=[.nan, 5]", "--out",
+                                                  f"{W}/g"], "'datasets.small.cuts' must be"),
     *[Case(f"prepare {flag} {value}", [*PREPARE, flag, value, "--out", f"{W}/d2"], phrase)
       for flag, value, phrase in [
           ("--segment-seconds", "nan", "--segment-seconds"), ("--segment-seconds", "1e9", "--segment-seconds"),

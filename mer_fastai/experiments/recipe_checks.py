@@ -156,8 +156,6 @@ def _validate_task(recipe: Recipe) -> None:
         check_task_options(recipe_settings(recipe), task, repr, "recipe")  # naming recipe keys
     except MerError as exc:
         raise MerError(f"{src}: {exc}") from exc
-    if recipe.threshold is not None and not 0 < recipe.threshold <= 1:
-        raise MerError(f"{src}: 'threshold' must lie in (0, 1]: a mood holds at that share of the clip's top value")
     _check_label_sources(recipe, task)
     if not task.facts.takes_targets:
         return

@@ -471,7 +471,8 @@ def test_task_keys_are_checked_in_one_line_naming_the_key(tiny_recipe):
         ([*regression, "datasets.small.allow_outliers=true", "task=multilabel", f"targets={MOODS}"],
          "'datasets.small.allow_outliers' keeps outlying regression targets; a multilabel recipe has none"),
         (["task=multilabel", f"targets={MOODS}", "threshold=1.5", "stages=[{name: m, dataset: small}]"],
-         "'threshold' must lie in (0, 1]"),
+         "'threshold' must be a number above 0 and at most 1 (got 1.5)"),
+        (["datasets.small.cuts=[3, .nan]"], "'datasets.small.cuts' must be a finite number (got nan)"),
     ]  # fmt: skip
     _check_refused(tiny_recipe, cases)
 
