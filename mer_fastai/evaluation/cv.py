@@ -128,7 +128,7 @@ def run_cv(
             result.ensemble = ensemble_models(result.fold_dirs, out / ENSEMBLE_FILE, writer="cv").model_file
         if refit:
             result.refit = refit_model(dataset, settings, out, show, pages)
-            opened += [result.refit.dataset] if result.refit.dataset else []
+            result.opened += [result.refit.dataset] if result.refit.dataset else []
         write_json(out / CV_FILE, _cv_document(data_dir, config, plan, result, info, group_source))
     return result
 
