@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import types
@@ -1040,8 +1041,23 @@ CASES += [
     ),
 ]
 
-# the label rules (data.labelsource), one case per rule and entry point: the CLI names flags, a recipe keys
+
+def _task(name: str) -> Callable[[Path], None]:
+    """The workspace data set's dataset.json naming task `name` (one the registry may not know)."""
+
+    def setup(root: Path) -> None:
+        path = root / "data" / "dataset.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "task": name}))
+
+    return setup
+
+
+# a data set's task (tasks.opened) and the label rules (data.labelsource), one case per rule and entry point: the
+# CLI names flags, a recipe keys
 CASES += [
+    Case("a dataset.json naming an unknown task", [*TRAIN_FAST, "--out", f"{W}/r2"],
+         "data/dataset.json: task 'ordinal' is not one of classification, regression, multilabel",
+         setup=_task("ordinal")),
     *[Case(f"label rule: prepare {name}", ["prepare", f"{W}/audio", *args, "--out", f"{W}/d2"], phrase)
       for name, args, phrase in [
           ("--task regression without --labels", ["--task", "regression", "--target", "v"],
