@@ -12,9 +12,6 @@ STUDY_MODES = MODES[:2]  # the modes of the transfer-learning study: a recipe st
 AUGMENTS = ("none", "specaugment", "study")  # data: training augmentation
 AUDIO_AUGMENTS = ("pitch", "stretch", "gain", "noise")  # train --augment-audio-kinds: made on the audio
 IN_MEMORY_AUGMENTS = ("none", "specaugment")  # those the in-memory loaders serve (study needs per-image crops)
-# what a data set's labels are (one class, numbers, or a set of moods per clip): the names of the task classes
-# (`tasks.registry.TASKS`, where every layer from tasks/ up reads them), for the data set schema below tasks/
-TASKS = ("classification", "regression", "multilabel")
 # train: which epoch's weights a run keeps (cv always keeps the last: its validation fold is its score)
 KEEPS = ("best", "last")
 # train: the score that picks the kept epoch; auto = the task's main score (accuracy, or CCC for regression)

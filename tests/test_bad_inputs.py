@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 import types
@@ -600,7 +601,7 @@ CASES = [
     Case(
         "recipe targets without a task",
         ["run", "demo", "--set", "targets=[valence]", "--out", f"{W}/g"],
-        "'targets' is for 'task: regression'",
+        "'targets' names numeric labels columns (regression targets or moods); a classification recipe",
     ),  # fmt: skip
     Case("recipe with an unknown task", ["run", "dimensional", "--set", "task=ordinal", "--out", f"{W}/g"], "'task'"),
     Case(
@@ -613,12 +614,12 @@ CASES = [
             "--out",
             f"{W}/g",
         ],
-        "'features' are classification labels",
+        "'features' (or --feature) names the one label to classify; a regression recipe",
     ),  # fmt: skip
     Case(
         "multilabel recipe with the ccc loss",
         ["run", "dimensional", "--set", "task=multilabel", "--out", f"{W}/g"],
-        "'loss: ccc'",
+        "'loss' ccc: is a regression loss",
     ),  # fmt: skip
     Case(
         "multilabel recipe without moods",
@@ -634,7 +635,7 @@ CASES = [
             "--out",
             f"{W}/g",
         ],
-        "a multilabel recipe reads the moods",
+        "'targets' or 'datasets.soundtracks.label_column': a multilabel recipe reads its moods",
     ),  # fmt: skip
     # --- held-out test, cross-validation, ensembles, reports, embeddings ------------------------------
     Case("--test-pct out of range", [*PREPARE, "--test-pct", "1.2", "--out", f"{W}/d2"], "--test-pct"),
@@ -1041,6 +1042,69 @@ CASES += [
 ]
 
 
+def _task(name: str) -> Callable[[Path], None]:
+    """The workspace data set's dataset.json naming task `name` (one the registry may not know)."""
+
+    def setup(root: Path) -> None:
+        path = root / "data" / "dataset.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "task": name}))
+
+    return setup
+
+
+# a data set's task (tasks.opened) and the label rules (data.labelsource), one case per rule and entry point: the
+# CLI names flags, a recipe keys
+CASES += [
+    Case("a dataset.json naming an unknown task", [*TRAIN_FAST, "--out", f"{W}/r2"],
+         "data/dataset.json: task 'ordinal' is not one of classification, regression, multilabel",
+         setup=_task("ordinal")),
+    *[Case(f"label rule: prepare {name}", ["prepare", f"{W}/audio", *args, "--out", f"{W}/d2"], phrase)
+      for name, args, phrase in [
+          ("--task regression without --labels", ["--task", "regression", "--target", "v"],
+           "--labels is missing: a regression data set reads its targets"),
+          ("--task regression without --target", ["--task", "regression", "--labels", f"{W}/labels.csv"],
+           "--target is missing: a regression data set learns"),
+          ("--task multilabel without moods", ["--task", "multilabel", "--labels", f"{W}/labels.csv"],
+           "--target or --label-column: a multilabel data set reads its moods"),
+          ("--threshold beside a mood --label-column", ["--task", "multilabel", "--labels", f"{W}/labels.csv",
+                                                        "--label-column", "mood", "--threshold", "0.5"],
+           "--threshold reads the vote shares of --target mood columns"),
+          ("--cuts for regression", ["--labels", f"{W}/labels.csv", "--target", "v", "--cuts", "3,6"],
+           "--cuts bins ratings into classes; a regression data set"),
+          ("--label-column for regression", ["--labels", f"{W}/labels.csv", "--target", "v", "--label-column", "mood"],
+           "--label-column names classes; a regression data set"),
+          ("--target for classification", ["--feature", "emotions", "--task", "classification", "--labels",
+                                           f"{W}/labels.csv", "--target", "v"],
+           "a classification data set has classes: drop it, or choose a --task that learns them"),
+          ("--threshold for classification", ["--feature", "emotions", "--labels", f"{W}/labels.csv",
+                                              "--label-column", "mood", "--threshold", "0.5"],
+           "--threshold reads mood columns; a classification data set has no moods"),
+      ]],
+    Case("label rule: evaluate --target on a classifier",
+         ["evaluate", f"{W}/run", f"{W}/audio", "--labels", f"{W}/labels.csv", "--target", "v", "--out", f"{W}/e2"],
+         "--target names numeric labels columns (regression targets or moods); a classification model has classes: "
+         "drop it"),
+    *[Case(f"label rule: recipe {name}", ["run", "dimensional", *[a for pair in sets for a in ("--set", pair)],
+                                          "--out", f"{W}/g"], phrase)
+      for name, sets, phrase in [
+          ("labels missing", [f"datasets.soundtracks.audio={W}/audio"],
+           "'datasets.soundtracks.labels' is missing: a regression recipe reads its targets"),
+          ("targets missing", ["targets=null"], "'targets' is missing: a regression recipe learns"),
+          ("threshold beside a mood label_column", ["task=multilabel", "loss=auto", "targets=null", "threshold=0.5",
+                                                    "datasets.soundtracks.label_column=moods"],
+           "'threshold' reads the vote shares of 'targets' mood columns"),
+          ("cuts for regression", ["datasets.soundtracks.cuts=[3, 6]"],
+           "'datasets.soundtracks.cuts' bins ratings into classes; a regression recipe"),
+          ("label_column for regression", ["datasets.soundtracks.label_column=mood"],
+           "'datasets.soundtracks.label_column' names classes; a regression recipe"),
+          ("threshold for regression", ["threshold=0.5"], "'threshold' reads mood columns; a regression recipe"),
+          ("allow_outliers for classification", ["task=classification", "targets=null", "loss=auto",
+                                                 "datasets.soundtracks.allow_outliers=true"],
+           "'datasets.soundtracks.allow_outliers' keeps outlying regression targets; a classification recipe"),
+      ]],
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_audio) -> Path:
     """Audio in class folders, labels files in three layouts, a data set, a trained run."""
@@ -1279,7 +1343,9 @@ NUMBERS = [
          ["run", "demo", "--set", "spectrogram={segment_seconds: 1.0e9}", "--out", f"{W}/g"], "segment_seconds"),
     Case("recipe threshold=.nan", ["run", "demo", "--set", "task=multilabel", "--set", "targets=[happy, sad]", "--set",
                                    "threshold=.nan", "--set", "stages=[{name: m, dataset: small}]", "--out", f"{W}/g"],
-         "'threshold' must lie in (0, 1]"),
+         "'threshold' must be a number above 0 and at most 1 (got nan)"),
+    Case("recipe datasets.small.cuts=[.nan, 5]", ["run", "demo", "--set", "datasets.small.cuts=[.nan, 5]", "--out",
+                                                  f"{W}/g"], "'datasets.small.cuts' must be"),
     *[Case(f"prepare {flag} {value}", [*PREPARE, flag, value, "--out", f"{W}/d2"], phrase)
       for flag, value, phrase in [
           ("--segment-seconds", "nan", "--segment-seconds"), ("--segment-seconds", "1e9", "--segment-seconds"),

@@ -71,7 +71,7 @@ def test_threshold_is_a_share_of_the_top_one(shares_file):
     assert all(sum(clip.values) == 2 for clip in loose.labels.values())  # 0.1 ≥ 0.1 × 0.6: both moods hold
     default = read_moods(shares_file, targets=MOODS, id_column="clip")
     assert sum(default.labels["3"].values) == 1  # 0.1 < 0.5 × 0.6: only the top mood
-    with pytest.raises(MerError, match=re.escape("--threshold 1.5: must lie in (0, 1]")):
+    with pytest.raises(MerError, match=re.escape("--threshold must be a number above 0 and at most 1 (got 1.5)")):
         read_moods(shares_file, targets=MOODS, id_column="clip", threshold=1.5)
 
 
@@ -97,7 +97,9 @@ def test_flags_and_semicolon_lists_give_the_same_moods(tmp_path):
         ("id,moods\na,happy\nb, ; ;\n", {"label_column": "moods"}, "row 3 has no usable value in column 'moods'"),
         ("id,happy,sad\na,1,0\nb,1,0\n", {"targets": ["happy", "sad"]}, "mood(s) sad hold for no clip"),
         ("id,moods\na,happy/sad\n", {"label_column": "moods"}, "cannot name a folder"),
-        ("id,moods\na,happy\n", {"label_column": "moods", "targets": ["happy"]}, "not both"),
+        ("id,moods\na,happy\n", {"label_column": "moods", "targets": ["happy"]}, "set one of them, not both"),
+        ("id,moods\na,happy\n", {}, "--target or --label-column: a multilabel data set reads its moods from"),
+        ("id,moods\na,happy\n", {"label_column": "moods", "threshold": 0.5}, "--threshold reads the vote shares"),
     ],
 )
 def test_bad_mood_labels_are_refused(tmp_path, text, kwargs, message):

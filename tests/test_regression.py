@@ -113,8 +113,11 @@ def test_any_csv_with_id_column_records_the_values_range(study_set, tmp_path):
             "--cuts bins ratings into classes; a regression data set keeps its values",
         ),
         ({"targets": ["valence"], "label_column": "valence"}, "--label-column names classes"),
-        ({"task": "regression"}, "--task regression needs the numeric column(s) to learn"),
-        ({"targets": ["valence"], "task": "classification"}, "--target gives a regression data set"),
+        ({"task": "regression"}, "--target is missing: a regression data set learns the numeric labels column(s)"),
+        (
+            {"targets": ["valence"], "task": "classification"},
+            "a classification data set has classes: drop it, or choose a --task that learns them",
+        ),
         ({"targets": ["calm"]}, "no column 'calm'"),
         ({"targets": ["valence", "valence"]}, "names a column twice"),
     ],
@@ -212,7 +215,8 @@ def test_lr_find_on_a_regression_data_set(va_data, tmp_path):
     ("overrides", "message"),
     [
         ({"monitor": "accuracy"}, "--monitor accuracy: not a score of a regression data set; choose auto or ccc"),
-        ({"balanced": True}, "--balanced weights classes"),
+        ({"balanced": True}, "--balanced weights classes; a regression data set has no classes: drop it"),
+        ({"extra_train_dirs": ["gan"]}, "--augment-dir adds class folders; a regression data set has no classes"),
     ],
 )
 def test_class_only_options_are_refused_for_regression(va_data, tmp_path, overrides, message):

@@ -127,13 +127,38 @@ def test_regression_evaluate_scores_tracks_like_training(va_run, study_set, tmp_
 
 
 def test_regression_evaluate_needs_a_labels_file_and_one_column_per_target(va_run, study_set, tmp_path):
-    with pytest.raises(MerError, match="--labels: a regression model is scored against a labels file"):
+    with pytest.raises(
+        MerError, match="--labels is missing: a regression model reads its targets from the columns of a labels file"
+    ):
         evaluate(va_run, study_set[0], tmp_path / "a", device="cpu", progress=False)
     with pytest.raises(MerError, match="the model predicts 2 \\(valence, energy\\)"):
         evaluate(va_run, study_set[0], tmp_path / "b", labels=study_set[1], targets=["valence"], progress=False)
-    with pytest.raises(MerError, match="--feature: names a class task; a regression model is scored"):
+    with pytest.raises(
+        MerError, match="--feature names the one label to classify; a regression model learns all its targets at once"
+    ):
         evaluate(va_run, study_set[0], tmp_path / "c", labels=study_set[1], feature="valence", progress=False)
     assert not any((tmp_path / name).exists() for name in "abc")  # nothing left behind
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        ([], "--labels is missing: a regression model reads its targets"),
+        (["--labels", "LABELS", "--feature", "valence"], "--feature names the one label to classify; a regression"),
+    ],
+)
+def test_evaluate_cli_words_the_label_rules_for_a_model_of_values(va_run, study_set, tmp_path, capsys, monkeypatch,
+                                                                   options, phrase):  # fmt: skip
+    """The command line's entry point to the label rules `test_bad_inputs` cannot reach (its run is a classifier):
+    exit 2, one `error:` line, nothing written."""
+    from tests.test_cli import run_main
+
+    args = [a.replace("LABELS", str(study_set[1])) for a in options]
+    code, err = run_main(["evaluate", str(va_run), str(study_set[0]), *args, "--out", str(tmp_path / "e")], capsys,
+                         monkeypatch)  # fmt: skip
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and phrase in errors[0] and "Traceback" not in err, err
+    assert not (tmp_path / "e").exists()
 
 
 def test_multilabel_evaluate_scores_moods_like_training(mood_run, study_set, shares_file, tmp_path):

@@ -70,7 +70,7 @@ def run_cv(
         for line in loop.model_lines(result):
             console.print(line, soft_wrap=True, highlight=False)
     if report:
-        write_report_or_warn(Path(out), show)
+        write_report_or_warn(Path(out), show, result.opened)
     return result
 
 

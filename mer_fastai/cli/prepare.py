@@ -10,7 +10,13 @@ from rich.markup import escape
 from .._plumbing.progress import console
 from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
+from ..tasks.registry import TASKS
 from . import options
+
+# every registered task, with what its labels are (the registry imports no heavy library: `--help` stays quick)
+TASK_HELP = ", ".join(
+    f"{name} ({task.facts.described}{', the default' if task.is_default else ''})" for name, task in TASKS.items()
+)
 
 
 @options.with_spec_options
@@ -35,9 +41,7 @@ def command(
     task: str = typer.Option(
         None,
         "--task",
-        help="classification (classes, the default), regression (numeric --target columns; implied by --target) "
-        "or multilabel (a set of moods per clip: --label-column of ';'-separated moods, or one --target per mood "
-        "with 0/1 flags or vote shares).",
+        help=TASK_HELP,
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Folder for the data set (train/, valid/, test/ with --test-pct, manifest.csv)."

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from .._plumbing.files import atomic_path, atomic_write
 from ..bounds import quote
-from ..choices import TASKS
 from ..errors import MerError
 from .spectrogram import SpecConfig
 
@@ -41,6 +40,7 @@ TRAINING_SPLITS = SPLITS[:2]  # what the DataLoaders read; "test" is held out
 PREPARE_FIRST = "make the data set with `mer-fastai prepare` first"
 REPAIR = "rerun `mer-fastai prepare` with the same options to repair it"
 REMAKE = "prepare the data set again with `mer-fastai prepare --overwrite`"
+DEFAULT_TASK = "classification"  # what records written before tasks existed hold (the registry's: `tasks.registry`)
 # What fastai's get_image_files takes for an image: every extension with an image/* MIME type.
 IMAGE_SUFFIXES = frozenset(ext for ext, kind in mimetypes.types_map.items() if kind.startswith("image/"))
 
@@ -60,8 +60,9 @@ class DatasetInfo:
     notes: list[str] = field(default_factory=list)  # warnings about the labels, the split, the windows
     settings: dict = field(default_factory=dict)  # what a rerun of `prepare` must match
     subset_of: str | None = None  # the data set this one was cut from, if any
-    # or "regression" / "multilabel": `classes` are then the first target's bins / the mood sets (the folders)
-    task: str = TASKS[0]
+    # the task's name, known to the registry (`tasks.opened.open_dataset` checks it): with targets, `classes` are the
+    # first target's bins (regression) or the mood sets (multilabel), the image folders
+    task: str = DEFAULT_TASK
     targets: list[str] = field(default_factory=list)  # regression: the target names; multilabel: the moods
     scale: dict[str, list[float]] = field(default_factory=dict)  # regression: target → [low, high]
 
@@ -89,15 +90,15 @@ class DatasetInfo:
             raise MerError(f"{source}: classes is not a list of names; {REMAKE}")
         if not isinstance(info.counts, dict) or not isinstance(info.settings, dict):
             raise MerError(f"{source}: counts or settings is not a JSON object; {REMAKE}")
-        if info.task not in TASKS or (info.task != TASKS[0] and not _valid_targets(info)):
+        if not isinstance(info.task, str) or not _valid_targets(info):
             raise MerError(f"{source}: task, targets or scale is malformed; {REMAKE}")
         return info
 
 
 def _valid_targets(info: DatasetInfo) -> bool:
-    """Whether a regression or multilabel data set names its targets (or moods), each with a rising [low, high]
-    scale where the data set has scales (regression's targets; moods have none)."""
-    if not (isinstance(info.targets, list) and info.targets and isinstance(info.scale, dict)):
+    """Whether the targets (or moods) are a list of names, each with a rising [low, high] scale where the data set
+    has scales (regression's targets; moods have none). Whether its task needs them is the task's (`tasks.opened`)."""
+    if not (isinstance(info.targets, list) and isinstance(info.scale, dict)):
         return False
     if not all(isinstance(name, str) for name in info.targets):
         return False

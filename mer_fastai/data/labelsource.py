@@ -21,7 +21,7 @@ from ..bounds import Bounds
 from ..errors import MerError
 from ..settings import check_setting, setting
 
-__all__ = ["LabelSource"]
+__all__ = ["LabelSource", "check_feature"]
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,13 @@ class LabelSource:
         for item in fields(self):
             check_setting(item, getattr(self, item.name), item.metadata["flags"][0])
 
-    def check(self, task: LabelRules, name: Callable[[str], str] | None = None, what: str = "data set") -> None:
-        """The options checked against the `task` they label for, each rule worded here once (prepare, evaluate
-        and recipes ask): one line naming an option as `name(field)` says (default: its CLI flag; a recipe names
-        its keys) and saying what `what` (a data set, a recipe, a model) of that task takes instead."""
+    def check(
+        self, task: LabelRules, name: Callable[[str], str] | None = None, what: str = "data set", *, chosen: bool = True
+    ) -> None:
+        """The options the `task` they label for does not take, each rule worded here once (prepare, evaluate and
+        recipes ask): one line naming an option as `name(field)` says (default: its CLI flag; a recipe names its
+        keys) and saying what `what` (a data set, a recipe, a model) of that task takes instead. `chosen`: whether
+        the caller chooses the task (prepare, recipes), so the fix may be another task (a model's is fixed)."""
         name = name or flag
         if self.cuts and task.facts.takes_targets:
             raise MerError(f"{name('cuts')} bins ratings into classes; a {task} {what} keeps its values: drop it")
@@ -90,7 +93,11 @@ class LabelSource:
                 f"{name('label_column')} names classes; a {task} {what} reads {name('targets')} columns: drop it"
             )
         if self.targets and not task.facts.takes_targets:
-            raise MerError(f"{name('targets')} names regression targets or moods; a {task} {what} has classes: drop it")
+            other = f", or choose a {name('task')} that learns them" if chosen else ""
+            raise MerError(
+                f"{name('targets')} names numeric labels columns (regression targets or moods); a {task} {what} has "
+                f"classes: drop it{other}"
+            )
         if self.threshold is not None and not task.facts.takes_threshold:
             raise MerError(f"{name('threshold')} reads mood columns; a {task} {what} has no moods: drop it")
         if self.allow_outliers and not task.facts.checks_outliers:
@@ -98,19 +105,74 @@ class LabelSource:
                 f"{name('allow_outliers')} keeps outlying regression targets; a {task} {what} has none: drop it"
             )
 
+    def needs(self, task: LabelRules, name: Callable[[str], str] | None = None, what: str = "data set") -> None:
+        """The options the `task` cannot do without, each rule worded here once (prepare, evaluate and recipes ask;
+        `name` and `what` as in `check`): a task of values reads them from a labels file, regression from the
+        `targets` columns, moods from the `targets` mood columns or a `label_column` (`check_moods`)."""
+        name = name or flag
+        facts = task.facts
+        if facts.takes_targets and self.labels is None:
+            raise MerError(
+                f"{name('labels')} is missing: a {task} {what} reads its {facts.names_key} from the columns of a "
+                f"labels file: give one"
+            )
+        if facts.takes_targets and not facts.reads_label_column and not self.targets:
+            raise MerError(
+                f"{name('targets')} is missing: a {task} {what} learns the numeric labels column(s) it names: give "
+                "one or more"
+            )
+        if facts.takes_targets and facts.reads_label_column:
+            self.check_moods(name, f"{task} {what}")
+
+    def check_moods(self, name: Callable[[str], str] | None = None, what: str = "multilabel data set") -> None:
+        """Moods come from one numeric column per mood (`targets`) or from one column of `;`-separated moods
+        (`label_column`), never both, and only mood columns have vote shares for `threshold` to read (`what`: the
+        multilabel data set, recipe or model, as `needs` says it; `data.targets.read_moods` asks too)."""
+        name = name or flag
+        columns, column = name("targets"), name("label_column")
+        if bool(self.targets) == bool(self.label_column):
+            raise MerError(
+                f"{columns} or {column}: a {what} reads its moods from {columns} (one column per mood: 0/1 flags or "
+                f"vote shares) or from {column} (';'-separated moods): set one of them, not both"
+            )
+        if self.threshold is not None and not self.targets:
+            raise MerError(
+                f"{name('threshold')} reads the vote shares of {columns} mood columns; a {what} reading {column} "
+                "has none: drop it"
+            )
+
+
+def check_feature(
+    task: LabelRules, feature: str | None, name: Callable[[str], str] | None = None, what: str = "data set"
+) -> None:
+    """A `feature` named for a `task` of values (evaluate, a recipe's stage) refused, worded here once (`name` and
+    `what` as in `LabelSource.check`): such a task learns all its targets or moods at once. (`prepare` names a data
+    set of values by its `feature`, so it does not ask.)"""
+    if feature and task.facts.takes_targets:
+        name = name or flag
+        raise MerError(
+            f"{name('feature')} names the one label to classify; a {task} {what} learns all its "
+            f"{task.facts.names_key} at once: drop it"
+        )
+
 
 class LabelRules(Protocol):
     """What a task says about its labels (`tasks.base.Task`'s facts), as `LabelSource.check` reads them."""
 
+    names_key: str  # what its outputs are called ("targets", "moods")
     takes_targets: bool  # learns numeric --target columns (regression targets, moods)
     reads_label_column: bool  # reads --label-column (classes, or ';'-separated moods)
     takes_threshold: bool  # decides moods at --threshold
     checks_outliers: bool  # refuses outlying targets unless --allow-outliers
 
 
+OTHER_FLAGS = {"task": "--task", "feature": "--feature"}  # the options beside a `LabelSource` its rules name
+
+
 def flag(name: str) -> str:
-    """The CLI flag of `LabelSource` field `name`, for messages."""
-    return next(item.metadata["flags"][0] for item in fields(LabelSource) if item.name == name)
+    """The CLI flag of `LabelSource` field `name` (or of `OTHER_FLAGS`), for messages."""
+    found = (item.metadata["flags"][0] for item in fields(LabelSource) if item.name == name)
+    return next(found, None) or OTHER_FLAGS[name]
 
 
 def label_source(caller: str, labels: str | Path | LabelSource | None, **options: Any) -> LabelSource:

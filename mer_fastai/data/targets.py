@@ -24,6 +24,7 @@ from .labelfiles import (
     read_rows,
 )
 from .labels import bin_value, level_names, tertile_cuts
+from .labelsource import LabelSource
 
 OUTLIER_IQRS = 10  # a regression target this many interquartile ranges beyond a quartile is refused
 RATING_SCALE = (1.0, 9.0)  # the study's ratings file: every scale runs from 1 to 9
@@ -160,11 +161,7 @@ def read_moods(
     joined by "+" ("none" without any), what the split is stratified by and the image folder it lies in.
     """
     path = Path(path)
-    if bool(targets) == bool(label_column):
-        raise MerError("--task multilabel needs the moods: --label-column COL (';'-separated moods) or one --target "
-                       "COL per mood (0/1 flags or vote shares), not both")  # fmt: skip
-    if threshold is not None and not (0 < threshold <= 1 and targets):
-        raise MerError(f"--threshold {threshold}: must lie in (0, 1] and comes with --target mood columns")
+    LabelSource(path, targets=targets, label_column=label_column, threshold=threshold).check_moods()  # and bounds
     columns, rows = read_rows(path)
     id_col = _id_column(path, columns, id_column)
     group_column = find_column(columns, group_by, path, "--group-by") if group_by else None

@@ -105,7 +105,7 @@ def run_cv(
     task_monitor(settings, dataset)  # --loss/--monitor of another task: refused before any fold trains
     with output_folder(out, "--out"):
         _check_other_folds(out, plan, folds, repeats)
-        ran, skipped = [], []
+        ran, skipped, opened = [], [], [dataset]
         for fold in plan:
             run_dir = fold_dir(out, fold.index)
             fingerprint = fold_fingerprint(data_dir, info, config, fold)
@@ -117,17 +117,19 @@ def run_cv(
             (run_dir / FOLD_FILE).unlink(missing_ok=True)
             fold_data = build_fold_data(dataset, rows, fold, run_dir / FOLD_DATA)
             train(fold_data, settings, run_dir, pages)
+            opened.append(fold_data)
             record = {"fingerprint": fingerprint, "folds": folds, "repeats": repeats, "repeat": fold.repeat}
             write_json(run_dir / FOLD_FILE, {**record, "fold": fold.fold})
             ran.append(fold.name)
         result = pool_folds(out, plan, rows, dataset)
-        result.ran, result.skipped = ran, skipped
+        result.ran, result.skipped, result.opened = ran, skipped, opened
         if ensemble:
             from .ensemble import ensemble_models
 
             result.ensemble = ensemble_models(result.fold_dirs, out / ENSEMBLE_FILE, writer="cv").model_file
         if refit:
             result.refit = refit_model(dataset, settings, out, show, pages)
+            result.opened += [result.refit.dataset] if result.refit.dataset else []
         write_json(out / CV_FILE, _cv_document(data_dir, config, plan, result, info, group_source))
     return result
 

@@ -25,7 +25,7 @@ from .._plumbing.files import output_folder
 from ..bounds import quote
 from ..data.audio import SkippedFile, audio_files
 from ..data.labelfiles import ClipLabel, LabelTable
-from ..data.labelsource import LabelSource, label_source
+from ..data.labelsource import LabelSource, check_feature, label_source
 from ..data.matching import labelled_files
 from ..errors import MerError
 from ..inference.predict import Predictor
@@ -101,12 +101,8 @@ def evaluate(
             else Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
         )
         task = predictor.rules
-        if task.facts.takes_targets and feature is not None:
-            raise MerError(
-                f"--feature: names a class task; a {predictor.task} model is scored against its --target columns: "
-                "drop it"
-            )
-        source.check(task, what="model")
+        check_feature(task, feature, what="model")
+        source.check(task, what="model", chosen=False)
         if task.facts.takes_targets:
             return _evaluate_values(predictor, audio_dir, out_dir, source, window, hop, aggregate, progress)
         feature = feature or predictor.feature or "emotions"
@@ -196,11 +192,6 @@ def _evaluate_values(
     `;`-separated moods. Tracks are the mean of their windows, as in training.
     """
     predictor.check_aggregate(aggregate)
-    if source.labels is None:
-        raise MerError(
-            f"--labels: a {predictor.task} model is scored against a labels file with its targets "
-            f"({', '.join(predictor.classes)}); pass --labels FILE"
-        )
     files = audio_files(audio_dir)
     table = _value_table(predictor, source, audio_dir, files)
     truth, ids, skipped = _match(audio_dir, files, table, source.skip_unlabeled)
@@ -279,6 +270,7 @@ def _value_table(predictor: Predictor, source: LabelSource, audio_dir: Path, fil
     """The labels file read as `prepare` reads regression targets or moods, for the model's outputs."""
     columns = source.targets or ([] if source.label_column else list(predictor.classes))
     task = predictor.rules
+    replace(source, targets=columns or None).needs(task, what="model")  # the model's names: the default columns
     if columns and len(columns) != len(predictor.classes):
         raise MerError(
             f"--target {' --target '.join(columns)}: the model predicts {len(predictor.classes)} "

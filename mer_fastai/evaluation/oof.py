@@ -62,6 +62,9 @@ class CVResult:
     confusion: dict[str, list[list[int]]]  # classification: "windows"/"tracks" → pooled confusion matrix (rows: true)
     task: Task = DEFAULT  # the data set's (equal to its name)
     pooled_metrics: dict = field(default_factory=dict)  # regression/multilabel: the task's metrics of all rows
+    # the data sets this call opened or wrote (the cross-validated one, the folds' and the refit's it trained), which
+    # its report describes without reading them again (folds finished by an earlier call: read there)
+    opened: list[Dataset] = field(default_factory=list)
     ensemble: Path | None = None
     refit: Refit | None = None  # with --refit: the model trained on every clip
     ran: list[str] = field(default_factory=list)

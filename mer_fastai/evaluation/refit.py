@@ -38,6 +38,7 @@ class Refit:
     clips: int
     ran: bool
     test: dict | None
+    dataset: Dataset | None = None  # the refit's data set as this call wrote it (None: kept from an earlier call)
 
     @property
     def model(self) -> Path:
@@ -76,6 +77,7 @@ def refit_model(dataset: Dataset, settings: TrainSettings, out: Path, show: bool
     fingerprint = refit_fingerprint(data_dir, info, settings, clips)
     epochs = settings.config.epochs
     done = read_json_or_empty(run_dir / REFIT_FILE).get("fingerprint") == fingerprint and is_finished(run_dir)
+    refit_data = None
     if not done:
         if show:
             console.print(f"refit: one model on all {len(clips)} cross-validated clips, {epochs} epochs")
@@ -83,7 +85,7 @@ def refit_model(dataset: Dataset, settings: TrainSettings, out: Path, show: bool
         refit_data = build_refit_data(dataset, rows, run_dir / FOLD_DATA)
         train(refit_data, settings, run_dir, pages)
         write_json(run_dir / REFIT_FILE, {"fingerprint": fingerprint, "epochs": epochs, "clips": len(clips)})
-    return Refit(run_dir, epochs, len(clips), not done, read_metrics(run_dir).get("test"))
+    return Refit(run_dir, epochs, len(clips), not done, read_metrics(run_dir).get("test"), refit_data)
 
 
 def build_refit_data(dataset: Dataset, rows: list[ManifestRow], dest: Path) -> Dataset:

@@ -6,12 +6,14 @@ from .._plumbing.files import check_component
 from ..bounds import quote
 from ..choices import GAN_BACKENDS, MODES
 from ..data.labels import FEATURES
+from ..data.labelsource import check_feature
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..models.archs import get_arch
 from ..tasks.base import DEFAULT_TASK, Task
 from ..tasks.registry import TASKS, get_task
 from ..training.config import TrainConfig
+from ..training.task_options import check_task_options
 from .recipe_schema import (
     DEMO_KEYS,
     RECIPE_LABEL_KEYS,
@@ -23,6 +25,7 @@ from .recipe_schema import (
     typed_values,
 )
 
+RECIPE_NAMES = {"task": "task", **{key: key for key in RECIPE_LABEL_KEYS}}  # the recipe-wide keys label rules name
 NAME_FIX = "use letters, digits, '-', '_' or '.' (names become file and folder names)"
 
 
@@ -149,69 +152,46 @@ def _validate_task(recipe: Recipe) -> None:
         raise MerError(f"{src}: 'task' must be one of {', '.join(TASKS)} (got {quote(name)})")
     recipe.task = name
     task = get_task(name)
-    settings = recipe_settings(recipe)
-    if settings["loss"] != "auto" and not task.facts.takes_loss:
-        raise MerError(f"{src}: 'loss: {settings['loss']}' is a regression loss; remove it or set 'task: regression'")
-    if settings["monitor"] not in ("auto", *task.facts.monitors):
-        raise MerError(
-            f"{src}: 'monitor: {settings['monitor']}' is not a score of a {task} recipe; choose auto or "
-            f"{' or '.join(task.facts.monitors)}"
-        )
+    try:
+        check_task_options(recipe_settings(recipe), task, repr, "recipe")  # naming recipe keys
+    except MerError as exc:
+        raise MerError(f"{src}: {exc}") from exc
+    _check_label_sources(recipe, task)
     if not task.facts.takes_targets:
-        for key in ("targets", "threshold"):
-            if getattr(recipe, key) is not None:
-                raise MerError(
-                    f"{src}: {quote(key)} is for 'task: regression' or 'task: multilabel'; add 'task' or remove it"
-                )
-        _check_label_sources(recipe, task)
         return
-    _check_task_keys(recipe, task, settings)
+    _check_task_keys(recipe, task)
     for stage in recipe.stages:
         stage.features = [task.default_feature(recipe.targets)]
 
 
 def _check_label_sources(recipe: Recipe, task: Task) -> None:
-    """Each data set's labels (its keys and the recipe's `targets` and `threshold`) checked against the task, as
-    `prepare` checks its options (`LabelSource.check`), naming the recipe's keys."""
+    """Each data set's labels (its keys and the recipe's `targets` and `threshold`) and each stage's `features`
+    checked against the task, as `prepare` and `evaluate` check their options (`data.labelsource`), naming the
+    recipe's keys."""
     for name, spec in recipe.datasets.items():
 
         def key(field: str, dataset: str = name) -> str:
-            return quote(field if field in RECIPE_LABEL_KEYS else f"datasets.{dataset}.{field}")
+            return quote(RECIPE_NAMES.get(field, f"datasets.{dataset}.{field}"))
 
-        try:
-            spec.label_source(spec.labels, recipe).check(task, key, "recipe")
+        try:  # the built-in demo set brings its own labels file (made when the recipe runs)
+            source = spec.label_source(spec.labels or ("built-in demo labels" if spec.is_demo else None), recipe)
+            source.check(task, key, "recipe")
+            source.needs(task, key, "recipe")
         except MerError as exc:
             raise MerError(f"{recipe.source}: {exc}") from exc
+    for i, stage in enumerate(recipe.stages):
+        try:
+            feature = stage.features[0] if stage.features else None
+            check_feature(task, feature, lambda _: "'features' (or --feature)", "recipe")
+        except MerError as exc:
+            raise MerError(f"{recipe.source}: stages[{i}] ({stage.name}): {exc}") from exc
 
 
-def _check_task_keys(recipe: Recipe, task: Task, settings: dict) -> None:
-    """A regression or multilabel recipe: its own keys given, and none of classification's."""
+def _check_task_keys(recipe: Recipe, task: Task) -> None:
+    """A regression or multilabel recipe: no stage augmentation adding images per class."""
     src = recipe.source
-    if not task.facts.reads_label_column and not recipe.targets:
-        raise MerError(f"{src}: 'task: {task}' needs 'targets', the numeric labels columns to learn (e.g. "
-                       "targets: [valence, energy])")  # fmt: skip
-    if recipe.threshold is not None and not 0 < recipe.threshold <= 1:
-        raise MerError(f"{src}: 'threshold' must lie in (0, 1]: a mood holds at that share of the clip's top value")
-    _check_label_sources(recipe, task)
-    if recipe.threshold is not None and not recipe.targets:
-        raise MerError(f"{src}: 'threshold' reads mood columns ('task: multilabel' with 'targets'); remove 'threshold'")
-    if settings["balanced"]:
-        raise MerError(f"{src}: 'balanced' balances classes, which a {task} recipe has not; set 'balanced: false'")
-    for key in ("mixup", "label_smoothing"):
-        if settings[key]:
-            raise MerError(f"{src}: '{key}' is for classification; a {task} recipe trains without it: set '{key}: 0'")
-    for name, spec in recipe.datasets.items():
-        where = f"{src}: 'datasets.{name}"
-        if task.facts.reads_label_column and bool(recipe.targets) == bool(spec.label_column):
-            raise MerError(
-                f"{where}': a {task} recipe reads the moods from 'targets' (one column per mood) or from "
-                f"'datasets.{name}.label_column' (';'-separated moods): set one of them, not both"
-            )
     for i, stage in enumerate(recipe.stages):
         where = f"{src}: stages[{i}] ({stage.name})"
-        if stage.features:
-            raise MerError(f"{where}: 'features' are classification labels; a {task} recipe learns its 'targets' "
-                           "(or moods) together: remove 'features' (and --feature)")  # fmt: skip
         extra = [augmentation for augmentation in stage.augmentations if augmentation != "none"]
         if extra:
             raise MerError(f"{where}: augmentation {quote(extra[0])} adds images per class, which a {task} recipe "

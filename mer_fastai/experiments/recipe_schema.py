@@ -20,7 +20,7 @@ from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..models.archs import get_arch
 from ..preparation.prepare import prepare_dataset
-from ..settings import setting
+from ..settings import check_setting, setting
 from ..training.config import recipe_fields
 
 DEMO_KEYS = ("epochs", "bs", "size", "lr", "weights")  # the settings `demo_settings` may change
@@ -36,11 +36,13 @@ RecipeSettings = make_dataclass(
 TASK_KEYS = ("task", "targets", "threshold")  # what the data sets learn: prepare's --task, --target, --threshold
 
 
-# ... set at a recipe's top level: `prepare_dataset`'s own keywords, same types and defaults (no task: classification).
+# ... set at a recipe's top level: `prepare_dataset`'s own keywords, same types and defaults (no task: classification);
+# a `LabelSource` field's metadata (its bounds, checked naming the key) with it
+LABEL_FIELDS = {item.name: item for item in fields(LabelSource)}
 RecipeTask = make_dataclass(
     "RecipeTask",
-    [(p.name, p.annotation, field(default=p.default)) for p in signature(prepare_dataset).parameters.values()
-     if p.name in TASK_KEYS],
+    [(p.name, p.annotation, field(default=p.default, metadata=getattr(LABEL_FIELDS.get(p.name), "metadata", None)))
+     for p in signature(prepare_dataset).parameters.values() if p.name in TASK_KEYS],
     kw_only=True,
 )  # fmt: skip
 
@@ -70,7 +72,7 @@ DatasetSpec = make_dataclass(
     "DatasetSpec",
     [
         ("audio", "str | None", field(default=None)),
-        *[(item.name, item.type, field(default=item.default)) for item in fields(LabelSource)
+        *[(item.name, item.type, field(default=item.default, metadata=item.metadata)) for item in fields(LabelSource)
           if item.name not in RECIPE_LABEL_KEYS],
         ("demo", "DemoData", field(default_factory=DemoData)),
     ],
@@ -185,9 +187,7 @@ def typed_values(cls, raw: dict, source: str, prefix: str) -> dict:
         if key in _NESTED:
             continue
         values[key] = _check_type(known[key].type, value, source, f"{prefix}{key}")
-        bounds = known[key].metadata.get("bounds")
-        if bounds is not None:
-            bounds.check(value, f"{source}: {quote(prefix + key)}")
+        check_setting(known[key], value, f"{source}: {quote(prefix + key)}")  # its choices and bounds
     return values
 
 

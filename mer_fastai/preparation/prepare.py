@@ -227,17 +227,10 @@ def check_labels(task: str | None, feature: str | None, source: LabelSource) -> 
     if task and task not in TASKS:
         raise MerError(f"unknown --task {quote(task)}; choose {' or '.join(TASKS)}")
     kind = get_task(task) if task else implied_task(bool(source.targets))
-    if not kind.facts.takes_targets:
-        if source.targets:
-            raise MerError(f"--target gives a regression data set; drop --task {kind}, or --target")
-        if not feature:
-            raise MerError("--feature is missing; name the feature to classify (or pass --target for regression)")
-    else:
-        if source.labels is None:
-            raise MerError(f"--task {kind} needs a --labels file that holds its columns")
-        if not kind.facts.reads_label_column and not source.targets:
-            raise MerError(f"--task {kind} needs the numeric column(s) to learn: pass --target COL (repeatable)")
     source.check(kind)
+    source.needs(kind)
+    if not feature and not kind.facts.takes_targets:
+        raise MerError("--feature is missing; name the feature to classify (or pass --target for regression)")
     return kind
 
 

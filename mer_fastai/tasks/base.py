@@ -15,6 +15,8 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..data.dataset import DEFAULT_TASK
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
@@ -40,7 +42,8 @@ class TaskFacts:
     # come from `--target` columns, whether `--label-column` may name them, whether `--threshold` reads mood vote
     # shares, whether outlying target values are refused (`--allow-outliers`); whether a clip's label (its image
     # folder) is its set of moods joined by "+" (the split is stratified per mood, the per-class warnings do not
-    # apply); whether each image's label is one class (its folder name: what `gan train` conditions on)
+    # apply); whether each image's label is one class (its folder name: what `gan train` conditions on); what its
+    # labels are, in a few words (`prepare --task`'s help)
     names_key: str
     learned: str | None
     takes_targets: bool = False
@@ -49,6 +52,7 @@ class TaskFacts:
     checks_outliers: bool = False
     labels_are_sets: bool = False
     labels_are_classes: bool = False
+    described: str
     # outputs: prediction CSV columns (the label columns, then `<column_prefix>_<name>` per output); what a window's
     # or track's prediction shows in predict's JSON; the probability at which an output counts as predicted
     # (None: outputs are not decided); whether track labels are chosen from window probabilities (`--aggregate
@@ -60,10 +64,11 @@ class TaskFacts:
     chooses_one_label: bool = False
     predicts_values: bool = False
     # options: the scores `--monitor` may pick (the first: what `auto` means); whether `--loss` (mse|ccc) applies;
-    # the training options only a classifier takes (`--mixup`, `--label-smoothing`), refused for this task
+    # the training options only a classifier takes (`--mixup`, `--label-smoothing`, `--balanced`, `--augment-dir`),
+    # refused for this task
     monitors: tuple[str, ...]
     takes_loss: bool = False
-    refused_options: tuple[str, ...] = ("mixup", "label_smoothing")
+    refused_options: tuple[str, ...] = ("mixup", "label_smoothing", "balanced", "extra_train_dirs")
     # report: the summary scores metrics.json holds; what results.md and the terminal tables show per cell (the
     # first: the heatmap's score); the metrics.json block of per-output scores the score tables show (per_class,
     # per_target, per_label); what it lists as a run's errors ("mistakes": misclassified windows and tracks,
@@ -239,6 +244,3 @@ class Task:
 def named(names: list[str], outputs: np.ndarray) -> dict[str, float]:
     """Each output by name, rounded to 6 decimals as predictions give them."""
     return {name: round(float(value), 6) for name, value in zip(names, outputs, strict=True)}
-
-
-DEFAULT_TASK = "classification"  # what records written before tasks existed hold

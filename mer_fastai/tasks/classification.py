@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class Classification(Task):
     name = "classification"
     facts = TaskFacts(
+        described="classes",
         names_key="classes",
         learned="class",
         column_prefix="prob",

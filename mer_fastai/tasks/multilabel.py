@@ -23,6 +23,8 @@ MOOD_DECISION = 0.5  # a mood is predicted when its sigmoid probability reaches 
 class Multilabel(Task):
     name = "multilabel"
     facts = TaskFacts(
+        described="a set of moods per clip: --label-column of ';'-separated moods, or one --target per mood "
+        "with 0/1 flags or vote shares",
         names_key="moods",
         learned="mood",
         column_prefix="prob",

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ..bounds import quote
 from ..data.dataset import (
+    DATASET_FILE,
+    REMAKE,
     SPLITS,
     TRAINING_SPLITS,
     DatasetInfo,
@@ -31,7 +33,7 @@ from ..data.dataset import (
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from .base import Task
-from .registry import get_task
+from .registry import TASKS
 
 __all__ = ["Dataset", "open_dataset", "as_dataset", "write_dataset"]
 
@@ -67,8 +69,20 @@ def open_dataset(path: str | Path) -> Dataset:
     refused in one line naming the file and the fix."""
     path = Path(path)
     info = read_info(path)
+    task = dataset_task(info, path / DATASET_FILE)
     rows = read_manifest(path)
-    return Dataset(path, info, read_spec(path), tuple(rows), get_task(info.task))
+    return Dataset(path, info, read_spec(path), tuple(rows), task)
+
+
+def dataset_task(info: DatasetInfo, source: Path) -> Task:
+    """The `Task` of a data set's `dataset.json` (`source`): a task the registry does not know, or one of values
+    that names no targets, is refused in one line naming the file."""
+    if info.task not in TASKS:
+        raise MerError(f"{source}: task {quote(info.task)} is not one of {', '.join(TASKS)}; {REMAKE}")
+    task = TASKS[info.task]
+    if task.facts.takes_targets and not info.targets:
+        raise MerError(f"{source}: a {task} data set names its {task.facts.names_key}, this one none; {REMAKE}")
+    return task
 
 
 def as_dataset(data: str | Path | Dataset) -> Dataset:

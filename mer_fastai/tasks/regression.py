@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class Regression(Task):
     name = "regression"
     facts = TaskFacts(
+        described="numeric --target columns; implied by --target",
         names_key="targets",
         learned=None,
         column_prefix="pred",

@@ -31,7 +31,7 @@ from ..runs.layout import LR_PLOT, REFIT_KEY, TEST_PREFIX, scatter_file
 from ..tasks.opened import Dataset
 from .audio_augment import augmented_data
 from .callbacks import EpochTimer
-from .config import TrainConfig, TrainSettings, checked, flag
+from .config import TrainConfig, TrainSettings, checked
 from .distributed import distributed_fit, init_distributed, is_main_process, main_process_value, world_size
 from .feature_cache import can_cache, head_learner
 from .head_options import is_track
@@ -50,6 +50,7 @@ from .outputs import (
     write_run,
 )
 from .partial import can_cache_prefix, prefix_learner
+from .task_options import check_task_options
 from .track_head import track_learner, window_rows
 from .tracking import epoch_callbacks, tracked
 from .validation import Split, Splits, held_out_split
@@ -96,24 +97,10 @@ Pages = Callable[[TrainResult], None]  # a caller's pages of a finished, publish
 
 
 def task_monitor(config: TrainConfig | TrainSettings, dataset: Dataset) -> str:
-    """The score that picks the kept epoch (`auto`: the task's main score), the task's options checked:
-    `--loss` and `--monitor ccc` are for regression."""
+    """The score that picks the kept epoch (`auto`: the task's main score), the settings checked against the data
+    set's task (`task_options.check_task_options`)."""
     config = config.config if isinstance(config, TrainSettings) else config
-    task = dataset.task
-    monitor = config.monitor if config.monitor != "auto" else task.facts.monitors[0]
-    if monitor not in task.facts.monitors:
-        raise MerError(
-            f"--monitor {monitor}: not a score of a {task.name} data set; choose auto or "
-            f"{' or '.join(task.facts.monitors)}"
-        )
-    if not task.facts.takes_loss and config.loss != "auto":
-        raise MerError(
-            f"--loss {config.loss}: is a regression loss (classification uses cross-entropy, multilabel BCE); drop it"
-        )
-    for name in task.facts.refused_options:
-        if getattr(config, name):
-            raise MerError(f"{flag(name)} is for classification data sets (this one is {task.name}); drop it")
-    return monitor
+    return check_task_options(vars(config), dataset.task)
 
 
 def _learner(dataset: Dataset, config: TrainConfig | TrainSettings, run_dir: Path):

@@ -14,6 +14,7 @@ import numpy as np
 from ..data.dataset import DATASET_FILE, REPAIR, SPLITS, ManifestRow, extra_train_items, images_on_disk
 from ..errors import MerError
 from ..tasks.opened import Dataset
+from .task_options import check_class_options
 
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error)  # what PIL raises on damage
 REFIT = "refit"  # in a data set's settings: made by `cv --refit`, all clips training, no validation split
@@ -24,10 +25,8 @@ def target_values(
     dataset: Dataset, balanced: bool = False, extra_train_dirs: list[str | Path] | None = None
 ) -> dict[Path, list[float]]:
     """A regression or multilabel data set's target values (1/0 per mood) of every image, from its manifest;
-    the class-based options (`--balanced`, `--augment-dir`) are refused for it."""
-    if balanced or extra_train_dirs:
-        option = "--balanced weights classes" if balanced else "--augment-dir adds class folders"
-        raise MerError(f"{dataset.path}: is a {dataset.task.name} data set and {option}; drop it")
+    the class-based options (`--balanced`, `--augment-dir`) are refused for it (`task_options`)."""
+    check_class_options({"balanced": balanced, "extra_train_dirs": extra_train_dirs}, dataset.task)
     return {row.path(dataset.path): list(row.values) for row in dataset.rows}
 
 

@@ -444,24 +444,35 @@ def test_task_keys_are_checked_in_one_line_naming_the_key(tiny_recipe):
     assert moods.stages[0].features == ["moods"] and moods.threshold is None
     assert load_recipe(tiny_recipe).task == "classification"
     cases = [
-        (["targets=[valence]"], "'targets' is for 'task: regression' or 'task: multilabel'"),
-        (["threshold=0.3"], "'threshold' is for 'task: regression' or 'task: multilabel'"),
+        (["targets=[valence]"], "'targets' names numeric labels columns (regression targets or moods); a "
+                                 "classification recipe has classes: drop it, or choose a 'task' that learns them"),
+        (["threshold=0.3"], "'threshold' reads mood columns; a classification recipe has no moods: drop it"),
         (["task=ordinal"], "'task' must be one of classification, regression, multilabel"),
-        (["loss=ccc"], "'loss: ccc' is a regression loss"),
-        (["monitor=ccc"], "'monitor: ccc' is not a score of a classification recipe"),
-        (["task=regression", "stages=[{name: va, dataset: small}]"], "'task: regression' needs 'targets'"),
-        (regression[:2], "stages[0] (first): 'features' are classification labels"),
-        ([*regression, "monitor=macro_f1"], "'monitor: macro_f1' is not a score of a regression recipe"),
+        (["loss=ccc"], "'loss' ccc: is a regression loss (classification uses cross-entropy, multilabel BCE)"),
+        (["monitor=ccc"], "'monitor' ccc: not a score of a classification recipe; choose auto or accuracy"),
+        (["task=regression", "stages=[{name: va, dataset: small}]"], "'targets' is missing: a regression recipe"),
+        (regression[:2], "stages[0] (first): 'features' (or --feature) names the one label to classify; a "
+                         "regression recipe learns all its targets at once: drop it"),
+        ([*regression, "monitor=macro_f1"], "'monitor' macro_f1: not a score of a regression recipe"),
         ([*regression, "threshold=0.5"], "'threshold' reads mood columns"),
-        ([*regression, "balanced=true"], "'balanced' balances classes"),
-        ([*regression, "mixup=0.4"], "'mixup' is for classification"),
-        ([*regression, "label_smoothing=0.1"], "'label_smoothing' is for classification"),
+        ([*regression, "balanced=true"], "'balanced' weights classes; a regression recipe has no classes: drop it"),
+        ([*regression, "mixup=0.4"], "'mixup' blends class labels; a regression recipe has no classes"),
+        ([*regression, "label_smoothing=0.1"], "'label_smoothing' spreads class labels; a regression recipe"),
         ([*regression, "datasets.small.cuts=[3, 6]"], "'datasets.small.cuts' bins ratings into classes"),
         ([*regression, "datasets.small.label_column=mood"], "'datasets.small.label_column' names classes"),
         ([*regression, "stages=[{name: va, dataset: small, augmentations: [gan]}]"], "augmentation 'gan' adds"),
-        (["task=multilabel", "stages=[{name: m, dataset: small}]"], "'datasets.small': a multilabel recipe reads"),
+        (["task=multilabel", "stages=[{name: m, dataset: small}]"],
+         "'targets' or 'datasets.small.label_column': a multilabel recipe reads its moods from"),
+        (["task=multilabel", "threshold=0.5", "datasets.small.label_column=moods",
+          "stages=[{name: m, dataset: small}]"],
+         "'threshold' reads the vote shares of 'targets' mood columns; a multilabel recipe reading "
+         "'datasets.small.label_column' has none"),
+        ([*regression, "datasets.small.audio=clips"], "'datasets.small.labels' is missing: a regression recipe reads"),
+        ([*regression, "datasets.small.allow_outliers=true", "task=multilabel", f"targets={MOODS}"],
+         "'datasets.small.allow_outliers' keeps outlying regression targets; a multilabel recipe has none"),
         (["task=multilabel", f"targets={MOODS}", "threshold=1.5", "stages=[{name: m, dataset: small}]"],
-         "'threshold' must lie in (0, 1]"),
+         "'threshold' must be a number above 0 and at most 1 (got 1.5)"),
+        (["datasets.small.cuts=[3, .nan]"], "'datasets.small.cuts' must be a finite number (got nan)"),
     ]  # fmt: skip
     _check_refused(tiny_recipe, cases)
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mer_fastai.choices import TASKS
 from mer_fastai.tasks.base import Task, TaskFacts
-from mer_fastai.tasks.registry import get_task
+from mer_fastai.tasks.registry import TASKS, get_task
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "mer_fastai" / "tasks"
 MAX_MEMBERS = 30

@@ -7,20 +7,20 @@ import ast
 import builtins
 import dataclasses
 import io
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from mer_fastai.api.training import train
+from mer_fastai.api.training import run_cv, train
 from mer_fastai.data.dataset import DATASET_FILE, MANIFEST_FILE, read_info, read_manifest, read_spec
 from mer_fastai.data.spectrogram import SPEC_FILE
 from mer_fastai.errors import MerError
-from mer_fastai.evaluation.cv import run_cv
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.models.modelfile import read_model
-from mer_fastai.runs.layout import MODEL_FILE, REPORT_HTML
+from mer_fastai.runs.layout import FOLD_DATA, MODEL_FILE, REPORT_HTML
 from mer_fastai.tasks.opened import Dataset, as_dataset, open_dataset
 from mer_fastai.tasks.registry import get_task
 from tests.inference.test_predict import TINY_CONFIG
@@ -59,6 +59,27 @@ def test_each_missing_file_is_one_line_naming_it(tiny_data, tmp_path, broken, me
     assert str(caught.value).startswith(message.format(data=data)) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"task": "ordinal"},
+            "task 'ordinal' is not one of classification, regression, multilabel; prepare the data set again",
+        ),
+        ({"task": "regression"}, "a regression data set names its targets, this one none; prepare the data set again"),
+    ],
+)
+def test_an_unknown_task_or_one_without_its_targets_is_one_line_naming_the_file(tiny_data, tmp_path, change, message):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    values = json.loads((data / DATASET_FILE).read_text())
+    (data / DATASET_FILE).write_text(json.dumps({**values, **change}))
+    assert read_info(data).task == change["task"]  # the data layer keeps the text; the registry judges it
+    with pytest.raises(MerError) as caught:
+        open_dataset(data)
+    assert str(caught.value) == f"{data / DATASET_FILE}: {message} with `mer-fastai prepare --overwrite`"
+
+
 def watch_reads(monkeypatch) -> Counter:
     """Count the reads of each data set's dataset.json and spectrogram.json (by resolved path; every read of a file
     opens it through `io.open`)."""
@@ -91,9 +112,13 @@ def test_a_training_run_reads_each_file_of_its_data_set_once(tiny_data, tmp_path
 
 def test_a_cross_validation_reads_them_once_and_never_its_folds_data_sets(tiny_data, tmp_path, monkeypatch):
     reads = watch_reads(monkeypatch)
-    result = run_cv(tiny_data, TINY_CONFIG, tmp_path / "cv", folds=2, ensemble=False, show=False)
-    assert len(result.fold_dirs) == 2
+    result = run_cv(tiny_data, TINY_CONFIG, tmp_path / "cv", folds=2, ensemble=False, refit=True, show=False)
+    assert len(result.fold_dirs) == 2 and result.refit is not None  # the folds, the refit, their pages, report.html
     assert reads == {(tiny_data / name).resolve(): 1 for name in WATCHED}  # each fold's are written, not read
+    assert [dataset.path for dataset in result.opened] == [tiny_data, *(d / FOLD_DATA for d in result.fold_dirs),
+                                                           result.refit.run_dir / FOLD_DATA]  # fmt: skip
+    page = (tmp_path / "cv" / REPORT_HTML).read_text()
+    assert "fold 0" in page and page.count("mel bands") >= 3  # the page describes the data sets it did not read
 
 
 def call_sites(name: str) -> list[str]:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from mer_fastai.choices import MONITORS, TASKS
+from mer_fastai.choices import MONITORS
+from mer_fastai.data.dataset import DatasetInfo
 from mer_fastai.errors import MerError
-from mer_fastai.tasks.base import Task
-from mer_fastai.tasks.registry import TASKS as REGISTERED
-from mer_fastai.tasks.registry import get_task
+from mer_fastai.tasks.base import DEFAULT_TASK, Task
+from mer_fastai.tasks.registry import TASKS, get_task
 
 
-def test_every_task_name_is_registered_in_the_order_options_list_them():
-    assert tuple(REGISTERED) == TASKS
+def test_every_task_is_registered_by_its_name():
+    assert list(TASKS) == ["classification", "regression", "multilabel"]  # the order options list them in
     assert all(get_task(name).name == name and str(get_task(name)) == name for name in TASKS)
+    assert DatasetInfo("f", [], None, 0, 0, {}).task == DEFAULT_TASK and TASKS[DEFAULT_TASK].is_default
+
+
+def test_prepare_s_task_help_lists_the_registry():
+    from mer_fastai.cli.prepare import TASK_HELP
+
+    assert all(f"{name} ({task.facts.described}" in TASK_HELP for name, task in TASKS.items())
 
 
 def test_a_record_without_task_is_classification_and_a_task_passes_through():
