@@ -9,6 +9,7 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -45,6 +46,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (the shared/data folder beside the checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def four_q_sample(shared_data, tmp_path) -> Path:
+    """16 real clips of 4q-dev (the first 4 mp3 files of each quadrant) copied into `tmp_path/audio/Q<k>/`."""
+    source = shared_data / "4q-dev"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
+        (tmp_path / "audio" / quadrant).mkdir(parents=True)
+        for clip in sorted((source / quadrant).glob("*.mp3"))[:4]:
+            shutil.copy(clip, tmp_path / "audio" / quadrant / clip.name)
+    return tmp_path / "audio"
 
 
 @pytest.fixture(scope="session")

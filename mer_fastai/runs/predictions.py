@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .._plumbing.files import atomic_path
-from ..tasks.base import Task
+from ..tasks.base import Task, registered_for
 from ..tasks.classification import Classification
 from ..tasks.multilabel import Multilabel
 from ..tasks.regression import Regression
@@ -136,10 +136,7 @@ def register_layout(task_type: type[Task], layout: type[PredictionLayout]) -> No
 
 def layout_of(task: Task) -> PredictionLayout:
     """The prediction layout of `task`: the one registered for its class or the nearest of its bases."""
-    for kind in type(task).__mro__:
-        if kind in LAYOUTS:
-            return LAYOUTS[kind](task)
-    raise TypeError(f"{task!r} has no prediction layout: register one with runs.predictions.register_layout")
+    return registered_for(LAYOUTS, task, "prediction layout", "one with runs.predictions.register_layout")(task)
 
 
 def decimals(values: np.ndarray) -> list[str]:

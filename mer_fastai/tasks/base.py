@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..data.labelsource import LabelSource
     from ..scoring.scores import Tracks, ValueTracks
 
-__all__ = ["Task", "TaskFacts"]
+__all__ = ["Task", "TaskFacts", "registered_for"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,3 +244,12 @@ class Task:
 def named(names: list[str], outputs: np.ndarray) -> dict[str, float]:
     """Each output by name, rounded to 6 decimals as predictions give them."""
     return {name: round(float(value), 6) for name, value in zip(names, outputs, strict=True)}
+
+
+def registered_for(table: dict[type[Task], type], task: Task, what: str, how: str) -> type:
+    """The entry of `table` for `task`'s class or the nearest of its bases (as fastai dispatches on a target's
+    type); a task without one is a TypeError naming `what` it lacks and `how` to register it."""
+    for kind in type(task).__mro__:
+        if kind in table:
+            return table[kind]
+    raise TypeError(f"{task!r} has no {what}: register {how}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,18 +129,11 @@ def test_cli_prints_the_table(demo_data, tmp_path):
 
 
 @pytest.mark.integration
-def test_baseline_on_real_4q_clips(shared_data, tmp_path):
+def test_baseline_on_real_4q_clips(four_q_sample, tmp_path):
     """16 real clips (4 per quadrant) of the 4Q data set, 10 s windows, through prepare and baseline."""
-    source = shared_data / "4q-dev"
-    if not source.is_dir():
-        pytest.skip(f"{source} not found")
-    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
-        (tmp_path / "audio" / quadrant).mkdir(parents=True)
-        for clip in sorted((source / quadrant).glob("*.mp3"))[:4]:
-            shutil.copy(clip, tmp_path / "audio" / quadrant / clip.name)
     data = tmp_path / "data"
     spec = SpecConfig(segment_seconds=10.0, n_mels=32)
-    prepare_dataset(tmp_path / "audio", data, "emotions", spec=spec, valid_pct=0.25, workers=2, progress=False)
+    prepare_dataset(four_q_sample, data, "emotions", spec=spec, valid_pct=0.25, workers=2, progress=False)
     rows = run_baseline(data, tmp_path / "out", seed=0, workers=2, progress=False)
     assert [row["arch"] for row in rows] == list(CLASSIFIERS)
     for row in rows:

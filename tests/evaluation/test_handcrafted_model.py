@@ -8,7 +8,6 @@ import hashlib
 import importlib.util
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -217,17 +216,10 @@ def test_every_linear_estimator_converts_exactly(task, names, y):
     np.testing.assert_allclose(got, kind.outputs(model, x, names).reshape(got.shape), atol=1e-5)  # one target: (N,)
 
 
-def test_on_real_4q_clips_the_file_predicts_what_the_baseline_scored(shared_data, tmp_path):
+def test_on_real_4q_clips_the_file_predicts_what_the_baseline_scored(four_q_sample, tmp_path):
     """16 real mp3 clips (4 per quadrant), 10 s windows: the file's validation tracks are the baseline's."""
-    source = shared_data / "4q-dev"
-    if not source.is_dir():
-        pytest.skip(f"{source} not found")
-    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
-        (tmp_path / "audio" / quadrant).mkdir(parents=True)
-        for clip in sorted((source / quadrant).glob("*.mp3"))[:4]:
-            shutil.copy(clip, tmp_path / "audio" / quadrant / clip.name)
     spec = SpecConfig(segment_seconds=10.0, n_mels=32)
-    prepare_dataset(tmp_path / "audio", tmp_path / "data", "emotions", spec=spec, valid_pct=0.25, workers=1,
+    prepare_dataset(four_q_sample, tmp_path / "data", "emotions", spec=spec, valid_pct=0.25, workers=1,
                     progress=False)  # fmt: skip
     model = _save(tmp_path / "data", tmp_path / "out")
     predictor = Predictor.load(model, device="cpu")

@@ -6,7 +6,7 @@ a subclass of a task shows as that task until views of its own are registered (`
 
 from __future__ import annotations
 
-from ...tasks.base import Task
+from ...tasks.base import Task, registered_for
 from ...tasks.classification import Classification
 from ...tasks.multilabel import Multilabel
 from ...tasks.regression import Regression
@@ -31,7 +31,4 @@ def register_views(task_type: type[Task], views: type[TaskViews]) -> None:
 
 def views_of(task: Task) -> TaskViews:
     """The views of `task`: those registered for its class or the nearest of its bases."""
-    for kind in type(task).__mro__:
-        if kind in VIEWS:
-            return VIEWS[kind](task)
-    raise TypeError(f"{task!r} has no views: register them with report.views.registry.register_views")
+    return registered_for(VIEWS, task, "views", "them with report.views.registry.register_views")(task)
