@@ -76,18 +76,18 @@ def probe_file(classification) -> Path:
     return _save(classification, classification.parent / "probe", "musicnn-msd")
 
 
-def _check_predictions(model: Path, field: str, prefix: str) -> None:
+def _check_predictions(model: Path, field: str, prefix: str, windows_per_track: int = 2) -> None:
     """`Predictor` from the audio gives the row's validation windows and tracks (its CSVs) to 1e-5."""
     predictor = Predictor.load(model, device="cpu")
     names = predictor.meta.classes
     windows = _rows(model.parent / "valid_predictions.csv")
     tracks = _rows(model.parent / "track_predictions.csv")
-    assert tracks and len(windows) == 2 * len(tracks)
+    assert tracks and len(windows) == windows_per_track * len(tracks)
     compared = 0
     for track, got in zip(tracks, predictor.predict_many([t["source"] for t in tracks]).tracks, strict=True):
         np.testing.assert_allclose([getattr(got, field)[n] for n in names], _outputs(track, names, prefix), atol=1e-5)
         by_start = {float(w["segment_start"]): w for w in windows if w["clip_id"] == track["clip_id"]}
-        assert len(got.windows) == len(by_start) == int(track["windows"]) == 2
+        assert len(got.windows) == len(by_start) == int(track["windows"]) == windows_per_track
         for window in got.windows:
             expected = _outputs(by_start[window.start], names, prefix)
             np.testing.assert_allclose([getattr(window, field)[n] for n in names], expected, atol=1e-5)
@@ -162,3 +162,22 @@ def test_what_a_probe_file_cannot_do_is_refused_in_one_line(classification, prob
         assert code == 2 and message in error and "Traceback" not in error, (args, error)
         assert len([line for line in error.splitlines() if line.strip()]) == 1, error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unknown.safetensors"]  # nothing else written
+
+
+def test_on_real_4q_clips_the_probe_file_predicts_what_the_baseline_scored(musicnn_ready, shared_data, tmp_path):
+    """8 real mp3 clips (2 per quadrant), 10 s windows, musicnn-msd's pooled layer: the file's validation windows
+    and tracks are the baseline's."""
+    source = shared_data / "4q-dev"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
+        (tmp_path / "audio" / quadrant).mkdir(parents=True)
+        for clip in sorted((source / quadrant).glob("*.mp3"))[:2]:
+            (tmp_path / "audio" / quadrant / clip.name).write_bytes(clip.read_bytes())
+    spec = SpecConfig(segment_seconds=10.0, n_mels=32)
+    prepare_dataset(tmp_path / "audio", tmp_path / "data", "emotions", spec=spec, valid_pct=0.5, workers=1,
+                    progress=False)  # fmt: skip
+    model = _save(tmp_path / "data", tmp_path / "out", "musicnn-msd")
+    tracks = _rows(model.parent / "track_predictions.csv")
+    assert len(tracks) >= 2 and all(int(track["windows"]) == 3 for track in tracks)  # 30 s clips: three windows
+    _check_predictions(model, "probabilities", "prob_", windows_per_track=3)
