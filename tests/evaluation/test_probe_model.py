@@ -121,6 +121,21 @@ def test_a_regression_probe_and_a_fusion_with_the_handcrafted_set(musicnn_ready,
     _check_predictions(fused, "probabilities", "prob_")
 
 
+def test_folds_write_one_probe_file_per_fold_that_predict_reads(classification, tmp_path):
+    args = ["baseline", str(classification), "--out", str(tmp_path / "cv"), "--classifier", "linear", "--save-model",
+            "--features", "musicnn-msd", "--layer", "tags", "--folds", "2", "--seed", "0"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "folds/<k>/linear-musicnn-msd.tags/model.safetensors" in result.output.replace("\n", "")
+    files = sorted((tmp_path / "cv" / "folds").glob("*/linear-musicnn-msd.tags/model.safetensors"))
+    assert len(files) == 2 and len({model_header(f)["checksum"] for f in files}) == 2  # each fold its own fit
+    for file in files:  # each fold's file reproduces that fold's held-out tracks
+        _check_predictions(file, "probabilities", "prob_")
+    track = _rows(files[0].parent / "track_predictions.csv")[0]
+    predicted = runner.invoke(app, ["predict", str(files[0]), track["source"]])
+    assert predicted.exit_code == 0 and Path(track["source"]).name in predicted.output, predicted.output
+
+
 def test_ensembled_with_the_handcrafted_file_its_tracks_are_the_members_mean(classification, probe_file, tmp_path):
     handcrafted = _save(classification, tmp_path / "handcrafted", "handcrafted")
     result = ensemble_models([probe_file, handcrafted], tmp_path / "both.safetensors")
