@@ -50,8 +50,9 @@ def command(
     save_model: bool = typer.Option(
         False,
         "--save-model",
-        help="Also write the fitted linear model as a model file (<out>/linear/model.safetensors; with --folds, one "
-        "per fold) that predict, evaluate and ensemble read; needs --features handcrafted --classifier linear.",
+        help="Also write the fitted linear model as a model file (<out>/<row>/model.safetensors, e.g. "
+        "<out>/linear-musicnn-msd.pooled/; with --folds, one per fold) that predict, evaluate and ensemble read; "
+        "needs --classifier linear and --features handcrafted, musicnn-msd or musicnn-mtt (or them joined by '+').",
     ),
 ) -> None:
     """Score classic classifiers on hand-crafted audio features, or linear probes of a frozen pretrained network,
@@ -83,7 +84,10 @@ def command(
     console.print(baseline_table(rows))
     console.print(f"results: {out / BASELINE_CSV} (features cached in {out}/features*.npz)")
     if save_model:
-        where = out / (f"{FOLDS_DIR}/<k>" if folds is not None else "") / "linear" / MODEL_FILE
+        from ..evaluation.baseline.featuresets import parse_features, row_name
+
+        row = row_name("linear", parse_features(features, layer))
+        where = out / (f"{FOLDS_DIR}/<k>" if folds is not None else "") / row / MODEL_FILE
         console.print(f"model file{'s' if folds is not None else ''}: {where} (predict, evaluate and ensemble read it)")
 
 

@@ -2,20 +2,15 @@
 spectral shape, zero-crossing rate, RMS energy, tempo and beat statistics) that `baseline` fits its estimators on
 and that a hand-crafted model file (`baseline --save-model`) reads at prediction instead of a spectrogram image.
 
-`window_inputs` is the one way a model's windows are cut from audio: spectrogram images (`window_images`) for a
-network, or each window's feature vector for a model that records `READS` (`ModelMeta.window_features`).
+A model file that records `READS` (`ModelMeta.window_features`) is fed `window_features` of each window of the
+clip decoded at its data set's sample rate (`models.windowreads`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
-from .audio import windows
-from .spectrogram import SpecConfig, window_images
-
-__all__ = ["FEATURE_VERSION", "READS", "feature_names", "window_features", "window_inputs"]
+__all__ = ["FEATURE_VERSION", "READS", "feature_names", "window_features"]
 
 FEATURE_VERSION = "mir-83/2"  # change whenever `window_features` changes, so caches are redone
 # what a hand-crafted model file reads (`ModelMeta.window_features`): the feature set at its version
@@ -81,15 +76,3 @@ def window_features(window: np.ndarray, sample_rate: int, n_fft: int, hop_length
         ],
     ]
     return np.nan_to_num(np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])).astype(np.float32)
-
-
-def window_inputs(
-    signal: np.ndarray, spec: SpecConfig, seconds: float, step: float, reads: str | None = None
-) -> Iterator[tuple[float, np.ndarray]]:
-    """`(start_seconds, input)` of every window of `signal`: its spectrogram image (`reads` None), or its
-    hand-crafted feature vector (`reads` = `READS`), computed with `spec`'s sample rate, FFT size and hop."""
-    if reads is None:
-        yield from window_images(signal, spec, seconds, step)
-        return
-    for start, chunk in windows(signal, spec.sample_rate, seconds, step):
-        yield start, window_features(chunk, spec.sample_rate, spec.n_fft, spec.hop_length)

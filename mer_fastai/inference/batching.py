@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .._plumbing.workers import completed
-from ..data.audio import load_audio
-from ..data.handcrafted import window_inputs
 from ..data.spectrogram import SpecConfig
 from ..errors import AudioError
+from ..models.windowreads import forkable, read_windows
 
 # (window images) → arrays with one row per window (e.g. logits; features and logits)
 Compute = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, ...]]
@@ -39,20 +38,21 @@ class Decoded:
 
 
 def decode(file: Path, spec: SpecConfig, seconds: float, step: float, reads: str | None = None) -> Decoded:
-    """Decode `file` once and cut it into the window images of `spec` (`reads`: a hand-crafted model's window
-    feature vectors, `data.handcrafted.window_inputs`); an undecodable file: its reason."""
+    """Decode `file` once and cut it into the window images of `spec` (`reads`: a model of window features'
+    vectors, `models.windowreads`); an undecodable file: its reason."""
     try:
-        signal = load_audio(file, spec.sample_rate)
-        pairs = list(window_inputs(signal, spec, seconds, step, reads))
+        duration, starts, inputs = read_windows(file, spec, seconds, step, reads)
     except AudioError as exc:
         return Decoded(file, error=str(exc))
-    return Decoded(file, len(signal) / spec.sample_rate, [float(s) for s, _ in pairs], [i for _, i in pairs])
+    return Decoded(file, duration, starts, inputs)
 
 
 def decoded_in_order(
     files: Sequence[Path], spec: SpecConfig, seconds: float, step: float, workers: int = 1, reads: str | None = None
 ) -> Iterator[Decoded]:
-    """Every file decoded (`workers` > 1: in that many forked processes), yielded in the order of `files`."""
+    """Every file decoded (`workers` > 1: in that many forked processes, unless its inputs run a network:
+    `models.windowreads.forkable`), yielded in the order of `files`."""
+    workers = workers if forkable(reads) else 1
     ready: dict[int, Decoded] = {}
     following = 0
     for index, decoded in completed(_decode_indexed, range(len(files)), workers, files, spec, seconds, step, reads):

@@ -33,6 +33,7 @@ from ..data.labels import label_table
 from ..data.labelsource import LabelSource, label_source
 from ..data.matching import clip_id, labelled_files
 from ..errors import MerError
+from ..models.windowreads import reads_kind
 from ..tasks.base import Task
 from ..tasks.registry import DEFAULT
 from .batching import Decoded, batched, decoded_in_order
@@ -142,8 +143,9 @@ def embed_audio(
     from .track_head import TRACK_LAYER, window_features
 
     if predictor.meta.window_features:
-        raise MerError("embed: a hand-crafted model has no learned features: its inputs are the window features "
-                       "`mer-fastai baseline` caches in its --out (features.npz); embed a network instead")  # fmt: skip
+        raise MerError(f"embed: a {reads_kind(predictor.meta.window_features)} model has no learned features: its "
+                       "inputs are the window features `mer-fastai baseline` caches in its --out (features*.npz); "
+                       "embed a network instead")  # fmt: skip
     track = predictor.meta.is_track  # a track head: the body's window features, the pooled track vector
     if not track:
         predictor.features([])  # no work: one line for an ensemble or a network without a Linear head

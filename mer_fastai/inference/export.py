@@ -18,6 +18,7 @@ from ..models.folding import fold
 from ..models.modelfile import CHECKSUM, load_model, model_target, save_model_file
 from ..models.modelmeta import ModelMeta
 from ..models.preprocessing import native_input
+from ..models.windowreads import reads_kind
 from ..report.views.registry import views_of
 from ..runs.inputs import model_inputs, refuse_overwrite
 from ..runs.layout import METADATA_KEY, METRICS_FILE, MODEL_CHECKSUM, model_header, read_metrics
@@ -75,8 +76,8 @@ def export_model(
             "has no single ONNX input; export each member (its run folder) with --onnx, or drop --onnx"
         )
     if onnx_file and meta.window_features:
-        raise MerError(f"{source}: --onnx: a hand-crafted model reads feature vectors computed from the audio "
-                       "(`data.handcrafted`), which ONNX cannot compute; drop --onnx")  # fmt: skip
+        raise MerError(f"{source}: --onnx: a {reads_kind(meta.window_features)} model reads feature vectors computed "
+                       "from the audio, which ONNX cannot compute; drop --onnx")  # fmt: skip
     if onnx_file and meta.reads_tracks and not meta.is_track:
         raise MerError(
             f"{source}: --onnx: an ensemble with a track head reads a whole clip in some members and single windows "

@@ -30,14 +30,14 @@ from torch import nn
 
 from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import progress_bar
-from ..data.audio import SkippedFile, find_audio_files, load_audio
-from ..data.handcrafted import window_inputs
+from ..data.audio import SkippedFile, find_audio_files
 from ..data.spectrogram import SECONDS, SpecConfig
 from ..errors import AudioError, MerError
 from ..models.modelfile import load_model
 from ..models.modelmeta import ModelMeta
 from ..models.precision import check_precision, choose
 from ..models.preprocessing import native_input, resize_transform
+from ..models.windowreads import read_windows
 from ..runs.layout import model_file_path
 from ..scoring.scores import aggregate as aggregate_windows
 from ..scoring.scores import check_aggregate
@@ -98,7 +98,7 @@ class Predictor:
         self.bs = bs
         self.source = source
         self.precision = check_precision(precision, self.device)  # `auto` until the first batch resolves it
-        if meta.reads_tracks or meta.window_features:  # a track head (`inference.track_head`), a hand-crafted model
+        if meta.reads_tracks or meta.window_features:  # a track head (`inference.track_head`), window features
             self.precision = check_track_precision(self.precision, meta)
         self.network: nn.Module | None = None  # the folded network at that precision (`models.precision.choose`)
         self.resize_transform = resize_transform(meta.input_size, meta.resize)
@@ -157,7 +157,7 @@ class Predictor:
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Spectrogram images (height, width) → the normalised (N, 3, height, width) batch training saw: 8-bit
         images resized by the validation transform and scaled by 1/255; 16-bit ones (a fixed-size input such as
-        musicnn's) at their own size, scaled by 1/65535. A hand-crafted model's window vectors: (N, features)."""
+        musicnn's) at their own size, scaled by 1/65535. A window-feature model's vectors: (N, features)."""
         if self.meta.window_features:
             return torch.from_numpy(np.stack(images).astype(np.float32)).to(self.device)
         if native_input(self.spec):
@@ -288,19 +288,18 @@ class Predictor:
         self._refuse_windows(window, hop)
         total, counts, durations = np.zeros(len(self.classes)), [], []
         for group, size in zip(self.groups, self.group_sizes, strict=True):
-            signal, _, images = group.window_images(audio, *group.window_settings())
+            duration, _, images = group.window_images(audio, *group.window_settings())
             total += group.outputs(group.logits(images)).mean(axis=0) * size
             counts.append(len(images))
-            durations.append(len(signal) / group.spec.sample_rate)
+            durations.append(duration)
         track = total / sum(self.group_sizes)
         return TrackPrediction(str(audio), windows=[], duration=durations[0], task=self.task,
                                window_counts=tuple(counts), **self.rules.prediction(self.classes, track))  # fmt: skip
 
-    def window_images(self, audio: str | Path, seconds: float, step: float) -> tuple[np.ndarray, list, list]:
-        """The decoded signal of one file, its window starts and their spectrogram images (`AudioError` if bad)."""
-        signal = load_audio(audio, self.spec.sample_rate)
-        pairs = list(window_inputs(signal, self.spec, seconds, step, self.meta.window_features))
-        return signal, [start for start, _ in pairs], [image for _, image in pairs]
+    def window_images(self, audio: str | Path, seconds: float, step: float) -> tuple[float, list, list]:
+        """The duration of one file (seconds), its window starts and their spectrogram images or window vectors
+        (`models.windowreads`; `AudioError` if bad)."""
+        return read_windows(audio, self.spec, seconds, step, self.meta.window_features)
 
     def features(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate-layer features (the input of the head's final Linear) and logits of spectrogram images."""

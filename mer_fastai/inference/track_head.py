@@ -16,6 +16,7 @@ import torch
 
 from ..data.audio import SkippedFile
 from ..errors import MerError
+from ..models.windowreads import reads_kind
 from .batching import Decoded
 from .tracks import TrackPrediction
 
@@ -33,10 +34,10 @@ TRACK_LAYER = (
 
 
 def check_track_precision(precision: str, meta: ModelMeta) -> str:
-    """A track head or a hand-crafted model (`meta`) runs at fp32 (`auto` resolves to it); a lower precision is
+    """A track head or a model of window features (`meta`) runs at fp32 (`auto` resolves to it); a lower precision is
     refused in one line."""
     if precision not in ("fp32", "auto"):
-        what = "track-head" if meta.reads_tracks else "hand-crafted"
+        what = "track-head" if meta.reads_tracks else reads_kind(meta.window_features or "")
         raise MerError(f"--precision {precision}: a {what} model runs at fp32 only (its lower precisions are not "
                        "checked against it); drop --precision")  # fmt: skip
     return "fp32"

@@ -18,13 +18,13 @@ from typing import Any
 from .._plumbing.files import check_component
 from ..bounds import Bounds, quote
 from ..choices import HEADS, TRACK_POOLING
-from ..data.handcrafted import READS
 from ..data.spectrogram import SpecConfig
 from ..errors import MerError
 from ..tasks.base import Task
 from ..tasks.registry import DEFAULT, TASKS, get_task
 from .header import run_settings
 from .preprocessing import RESIZE_METHODS, resize_policy
+from .windowreads import KNOWN, readable
 
 __all__ = ["ModelMeta", "Stats"]
 
@@ -78,8 +78,8 @@ class ModelMeta:
     # (all a clip's windows at once, pooled by `pooling`: `models.track_head`; stored only for a track head)
     head: str = HEADS[0]
     pooling: str | None = None
-    # A hand-crafted model (`FEATURE_ARCH`, `baseline --save-model`): what it reads instead of a spectrogram image,
-    # each window's `data.handcrafted.READS` vector computed with `spec`; `input_size` is the feature count
+    # A model of window features (`FEATURE_ARCH`, `baseline --save-model`): what it reads instead of an image, each
+    # window's vector of `models.windowreads` (hand-crafted with `spec`, a musicnn probe); `input_size`: its width
     window_features: str | None = None
 
     @property
@@ -260,7 +260,7 @@ def _arch(value: Any, path: Path, reads: str | None = None) -> str:
         raise _malformed(path, f"'arch' must be an architecture name (got {quote(value)})")
     if (reads is not None) != (value == FEATURE_ARCH):  # a model reading window features, and it alone, is linear
         raise _malformed(path, f"a model reading window features has arch {quote(FEATURE_ARCH)}, no other one")
-    if reads is not None:  # a hand-crafted model: a linear map of its window features
+    if reads is not None:  # a model of window features: a linear map of them
         return value
     try:
         get_arch(value)
@@ -361,9 +361,9 @@ def _head(head: Any, pooling: Any, path: Path) -> dict[str, Any]:
 
 
 def _reads(value: Any, path: Path) -> str | None:
-    """What a hand-crafted model reads: this version's `READS` (another version's features are refused)."""
-    if value is not None and value != READS:
-        raise MerError(f"{path}: reads window features {quote(value)}, which this version does not compute ({READS}); "
+    """What a model of window features reads: features this version computes (`models.windowreads`), or refused."""
+    if value is not None and not (isinstance(value, str) and readable(value)):
+        raise MerError(f"{path}: reads window features {quote(value)}, which this version does not compute ({KNOWN}); "
                        "refit it with `mer-fastai baseline DATA --classifier linear --save-model`")  # fmt: skip
     return value
 

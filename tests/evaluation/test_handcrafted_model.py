@@ -153,11 +153,12 @@ def test_what_cannot_be_a_model_file_is_refused_in_one_line(tiny_data, tiny_audi
     refusals = [
         (["baseline", str(tiny_data), "--out", str(tmp_path / "svm"), "--classifier", "svm", "--save-model"],
          "--save-model: only the linear models convert exactly to a model file, not --classifier svm; pass "
-         "--features handcrafted --classifier linear"),
+         "--classifier linear"),
         (["baseline", str(tiny_data), "--out", str(tmp_path / "all"), "--save-model", "--folds", "2"],
          "not --classifier svm"),
         (["baseline", str(tiny_data), "--out", str(tmp_path / "mel"), "--classifier", "linear", "--features",
-          "melodic", "--save-model"], "a model file reads the hand-crafted features only, not --features melodic"),
+          "melodic", "--save-model"], "a model file reads the handcrafted and musicnn-msd / musicnn-mtt features, not "
+         "--features melodic"),
         (["baseline", str(tiny_data), "--out", str(yours), "--classifier", "linear", "--save-model"],
          "is not a model file (a file of yours?); baseline replaces only a model file it wrote itself"),
         (["export", str(model), "--out", str(tmp_path / "e.safetensors"), "--onnx"],

@@ -65,11 +65,12 @@ def test_layers_equal_the_tested_reference_path(musicnn_ready, tmp_path):
     """The probe's forward pass gives what `musicnn_tags` / `musicnn_features` (tested against the original
     package) give for every patch of a clip."""
     from mer_fastai.models.musicnn.preprocessing import audio_patches
+    from mer_fastai.models.musicnn.probe import layer_outputs
     from mer_fastai.models.musicnn.tags import musicnn_features, musicnn_tags
 
     clip = _clip(tmp_path, 7.0, "happy")
     for model in ("msd", "mtt"):
-        outputs = probes.layer_outputs(audio_patches(clip), model)
+        outputs = layer_outputs(audio_patches(clip), model)
         assert outputs["tags"].shape == (2, 50) and outputs["pooled"].shape == (2, probes.POOLED_UNITS)
         np.testing.assert_allclose(outputs["tags"], musicnn_tags(clip, model), atol=1e-5)
         np.testing.assert_allclose(outputs["penultimate"], musicnn_features(clip, model), atol=1e-4)
@@ -121,7 +122,7 @@ def test_probe_rows_beside_the_svm_cached_and_reused(musicnn_ready, demo_data, t
         raise AssertionError("the network ran again")
 
     probes._source_layers.cache_clear()
-    monkeypatch.setattr(probes, "layer_outputs", no_network)
+    monkeypatch.setattr(probes, "window_layers", no_network)
     again = run_baseline(demo_data, out, ["linear"], seed=0, workers=1, progress=False,
                          features="musicnn-msd", layer="tags")  # fmt: skip
     assert again[0]["accuracy"] == rows[0]["accuracy"]

@@ -47,7 +47,7 @@ from ...scoring.scores import check_aggregate
 from ...tasks.base import Task
 from ...tasks.opened import Dataset, as_dataset
 from ...tasks.registry import TASKS
-from .featuresets import DEFAULT_FEATURES, Features, gather, parse_features
+from .featuresets import DEFAULT_FEATURES, gather, parse_features, row_name
 from .models import Estimator, estimator
 from .savemodel import check_save_model, save_linear_model
 
@@ -85,8 +85,8 @@ def run_baseline(
     Writes `out/<row>/metrics.json` (laid out as a training run's: window scores, the `track` block, `valid`
     and `test`), the row's prediction files (those of a training run) and `out/baseline.csv`; returns the CSV
     rows of this run. A row is named by its classifier, followed by the feature label for any features but the
-    hand-crafted ones (`linear-musicnn-msd.penultimate`). `save_model`: also `out/linear/model.safetensors`, the
-    fitted linear model as a model file (`baseline.savemodel`; only `linear` on the hand-crafted features).
+    hand-crafted ones (`linear-musicnn-msd.penultimate`). `save_model`: also `out/<row>/model.safetensors`, the
+    fitted linear model as a model file (`baseline.savemodel`; only `linear`, on features a model file computes).
     """
     check_aggregate(aggregate)
     chosen_features = parse_features(features, layer)
@@ -127,7 +127,9 @@ def run_baseline(
         metrics = {**scores["valid"], "valid": scores["valid"], "test": scores["test"]}
         if save_model:  # before metrics.json: a row reported done has its model file
             checks = [splits[split][0] for split in ("train", "valid")]
-            metrics[MODEL_CHECKSUM] = save_linear_model(model, kind, dataset, scores["valid"], checks, folder)
+            metrics[MODEL_CHECKSUM] = save_linear_model(
+                model, kind, dataset, chosen_features, scores["valid"], checks, folder
+            )
         metrics.update(
             experiment="baseline",
             dataset=dataset_name,
@@ -150,11 +152,6 @@ def run_baseline(
         results.append({**identity, "seconds": seconds, **score_columns(metrics, task.facts.scores, SCORE_SETS)})
     write_csv(out / BASELINE_CSV, results, baseline_columns(task))
     return results
-
-
-def row_name(classifier: str, features: Features) -> str:
-    """A row's (and its folder's) name: the classifier, and the features' label unless they are hand-crafted."""
-    return classifier if features.label == DEFAULT_FEATURES else f"{classifier}-{features.label}"
 
 
 def _evaluate(

@@ -26,7 +26,7 @@ from .features import HANDCRAFTED, FeatureSet, extract_features, share_features
 from .melodic import MELODIC
 from .probes import probe_set
 
-__all__ = ["DEFAULT_FEATURES", "Features", "parse_features"]
+__all__ = ["DEFAULT_FEATURES", "Features", "parse_features", "row_name"]
 
 DEFAULT_FEATURES = "handcrafted"
 
@@ -56,6 +56,11 @@ def parse_features(value: str = DEFAULT_FEATURES, layer: str = "penultimate") ->
     sets = tuple(_feature_set(part, layer) for part in parts)
     label = "+".join(f"{part}.{layer}" if part.startswith("musicnn-") else part for part in parts)
     return Features(sets, label)
+
+
+def row_name(classifier: str, features: Features) -> str:
+    """A row's (and its folder's) name: the classifier, and the features' label unless they are hand-crafted."""
+    return classifier if features.label == DEFAULT_FEATURES else f"{classifier}-{features.label}"
 
 
 def _feature_set(part: str, layer: str) -> FeatureSet:

@@ -57,7 +57,7 @@ def cross_validate_baseline(
     """Score each classifier on every fold of the K·R folds dealt with `seed`; per classifier a row with the
     mean over the folds of its window and track scores, their sd in `<score>_sd`, and `folds`, also written
     to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`). `save_model`: each fold's linear model
-    as `out/folds/<k>/linear/model.safetensors` (`run_baseline`)."""
+    as `out/folds/<k>/<row>/model.safetensors` (`run_baseline`)."""
     out, chosen = Path(out), parse_features(features, layer)
     dataset = as_dataset(data_dir)
     rows, plan, _ = dataset_folds(dataset, folds, repeats, seed)

@@ -4,10 +4,11 @@ Only the linear estimators convert exactly: a multinomial logistic regression (c
 its `decision_function`), one logistic regression per mood (one-vs-rest: a sigmoid each) and ridge regression of
 the targets (the values as they are). Each becomes a `models.featurenet.FeatureLinear`: logits =
 ((x − mean) / scale) · Wᵀ + b, so that the task's usual activation gives what the estimator gives. The file
-records the hand-crafted feature set it reads (`data.handcrafted.READS`) and the data set's spectrogram settings
-(sample rate, FFT size, hop, window and window hop), so that `Predictor` computes each window's vector from the
-audio with the function the baseline fitted on. Before the file is written, the network's outputs are compared
-with the estimator's on the training and validation windows; a difference over `TOLERANCE` is refused.
+records the feature sets it reads (`ModelMeta.window_features`, `models.windowreads`: the hand-crafted set, a
+musicnn probe's layer, or both joined by "+") and the data set's spectrogram settings (sample rate, FFT size, hop,
+window and window hop), so that `Predictor` computes each window's vector from the audio with the functions the
+baseline fitted on. Before the file is written, the network's outputs are compared with the estimator's on the
+training and validation windows; a difference over `TOLERANCE` is refused.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from ...data.handcrafted import READS
 from ...errors import MerError
 from ...models.archs import IDENTITY_STATS
 from ...models.header import MODEL_FILE, model_header
-from ...models.modelmeta import FEATURE_ARCH, ModelMeta
+from ...models.modelmeta import FEATURE_ARCH, INPUT_SIZE, ModelMeta
+from ...models.musicnn.probe import probe_reads
 from ...runs.ownership import check_model_out
 from ...tasks.opened import Dataset
-from .featuresets import DEFAULT_FEATURES, Features
+from .featuresets import Features, row_name
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -33,34 +35,55 @@ if TYPE_CHECKING:
 
     from .models import Estimator
 
-__all__ = ["check_save_model", "save_linear_model"]
+__all__ = ["check_save_model", "model_reads", "save_linear_model"]
 
 TOLERANCE = 1e-5  # the largest difference allowed between the file's outputs and the estimator's
 CERTAIN = 1e4  # the logit of a class never seen in training (-) or of a mood constant in training (±)
-FIX = "--features handcrafted --classifier linear"
 
 
 def check_save_model(classifiers: list[str], features: Features, outs: list[Path]) -> None:
     """Refuse `--save-model` (one line, before anything is written) unless every estimator is the linear one on
-    the hand-crafted features, and where a model file (`<out>/linear/`, for each of `outs`: the output folder,
-    or every fold's) would replace a file `baseline` did not write."""
+    features a model file computes (`model_reads`), and where a model file (`<out>/<row>/`, for each of `outs`:
+    the output folder, or every fold's) would replace a file `baseline` did not write."""
     others = [name for name in classifiers if name != "linear"]
     if others:
         raise MerError(f"--save-model: only the linear models convert exactly to a model file, not --classifier "
-                       f"{others[0]}; pass {FIX}")  # fmt: skip
-    if features.label != DEFAULT_FEATURES:
-        raise MerError(f"--save-model: a model file reads the hand-crafted features only, not --features "
-                       f"{features.label}; pass {FIX}")  # fmt: skip
+                       f"{others[0]}; pass --classifier linear")  # fmt: skip
+    model_reads(features)
+    if not INPUT_SIZE.holds(len(features.names)):
+        raise MerError(f"--save-model: --features {features.label} gives {len(features.names)} numbers per window, "
+                       f"over the {INPUT_SIZE.high:g} a model file reads; drop a feature set")  # fmt: skip
     for out in outs:
-        check_model_out(out / "linear" / MODEL_FILE, "baseline", "--out")
+        check_model_out(out / row_name("linear", features) / MODEL_FILE, "baseline", "--out")
+
+
+def model_reads(features: Features) -> str:
+    """What a model file of `features` reads (`ModelMeta.window_features`): each set's name at its version, joined
+    by "+"; one line refusing a set no model file computes (the melodic one)."""
+    parts = []
+    for kind in features.sets:
+        if kind.name.startswith("musicnn-"):
+            parts.append(probe_reads(*kind.name.removeprefix("musicnn-").split(".")))
+        elif kind.name == "handcrafted":
+            parts.append(READS)
+        else:
+            raise MerError(f"--save-model: a model file reads the handcrafted and musicnn-msd / musicnn-mtt features, "
+                           f"not --features {kind.name}; drop {kind.name} from --features")  # fmt: skip
+    return "+".join(parts)
 
 
 def save_linear_model(
-    model: Pipeline, kind: Estimator, dataset: Dataset, metrics: dict, checks: list[np.ndarray], folder: Path
+    model: Pipeline,
+    kind: Estimator,
+    dataset: Dataset,
+    features: Features,
+    metrics: dict,
+    checks: list[np.ndarray],
+    folder: Path,
 ) -> str | None:
-    """Write the fitted linear `model` (estimator `kind`) of `dataset` as `folder/model.safetensors`, its record
-    holding `metrics`, after checking its outputs against the estimator's on the windows `checks`; the file's
-    checksum (the row's metrics.json binds its scores to it, as a training run's does)."""
+    """Write the fitted linear `model` (estimator `kind`) of `dataset`'s `features` as `folder/model.safetensors`,
+    its record holding `metrics`, after checking its outputs against the estimator's on the windows `checks`; the
+    file's checksum (the row's metrics.json binds its scores to it, as a training run's does)."""
     import torch
 
     from ...models.modelfile import CHECKSUM, build_network, save_model_file
@@ -79,7 +102,7 @@ def save_linear_model(
         mode="features",
         package_version=__version__,
         task=task,
-        window_features=READS,
+        window_features=model_reads(features),
         **task.model_record(info, metrics),
     )
     network = build_network(meta)
