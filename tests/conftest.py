@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 from mer_fastai.data.spectrogram import SpecConfig  # noqa: E402
 from mer_fastai.data.synth import make_demo_audio  # noqa: E402
+from mer_fastai.errors import MerError  # noqa: E402
 from mer_fastai.preparation.prepare import prepare_dataset  # noqa: E402
 
 torch.set_num_threads(1)
@@ -48,17 +49,33 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def four_q_sample(shared_data, tmp_path) -> Path:
-    """16 real clips of 4q-dev (the first 4 mp3 files of each quadrant) copied into `tmp_path/audio/Q<k>/`."""
+def copy_4q_clips(shared_data: Path, dest: Path, per_quadrant: int) -> Path:
+    """The first `per_quadrant` mp3 files of each 4q-dev quadrant copied into `dest/Q<k>/` (skips without them)."""
     source = shared_data / "4q-dev"
     if not source.is_dir():
         pytest.skip(f"{source} not found")
     for quadrant in ("Q1", "Q2", "Q3", "Q4"):
-        (tmp_path / "audio" / quadrant).mkdir(parents=True)
-        for clip in sorted((source / quadrant).glob("*.mp3"))[:4]:
-            shutil.copy(clip, tmp_path / "audio" / quadrant / clip.name)
-    return tmp_path / "audio"
+        (dest / quadrant).mkdir(parents=True)
+        for clip in sorted((source / quadrant).glob("*.mp3"))[:per_quadrant]:
+            shutil.copy(clip, dest / quadrant / clip.name)
+    return dest
+
+
+@pytest.fixture
+def four_q_sample(shared_data, tmp_path) -> Path:
+    """16 real clips of 4q-dev (the first 4 mp3 files of each quadrant) copied into `tmp_path/audio/Q<k>/`."""
+    return copy_4q_clips(shared_data, tmp_path / "audio", 4)
+
+
+@pytest.fixture(scope="module")
+def musicnn_ready() -> None:
+    """Skips (with the reason) when the musicnn weights cannot be fetched into the user cache."""
+    from mer_fastai.models.musicnn import weights
+
+    try:
+        weights.get_weights()
+    except MerError as exc:
+        pytest.skip(f"the musicnn weights cannot be fetched: {exc}")
 
 
 @pytest.fixture(scope="session")

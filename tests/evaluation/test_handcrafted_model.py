@@ -166,12 +166,7 @@ def test_what_cannot_be_a_model_file_is_refused_in_one_line(tiny_data, tiny_audi
         (["embed", str(model), clip, "--out", str(tmp_path / "emb.npz")], "embed: a hand-crafted model has no learned"),
         (["predict", str(model), clip, "--precision", "bf16"], "a hand-crafted model runs at fp32 only"),
     ]  # fmt: skip
-    for args, message in refusals:
-        if "--onnx" in args and importlib.util.find_spec("onnx") is None:
-            continue  # without onnx, --onnx is refused for that first
-        code, error = run_main(args, capsys, monkeypatch)
-        assert code == 2 and message in error and "Traceback" not in error, (args, error)
-        assert len([line for line in error.splitlines() if line.strip()]) == 1, error
+    assert_refused(refusals, capsys, monkeypatch)
     assert _hashes(tiny_data, tmp_path / "baseline") == before  # inputs unchanged
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline"]  # nothing else written
     with pytest.raises(MerError, match=re.escape("which this version does not compute")):
@@ -231,3 +226,13 @@ def test_on_real_4q_clips_the_file_predicts_what_the_baseline_scored(four_q_samp
         assert int(track["windows"]) == len(got.windows) == 3  # a 30 s clip: three 10 s windows
         probs = [got.probabilities[c] for c in predictor.classes]
         np.testing.assert_allclose(probs, _outputs(track, predictor.classes, "prob_"), atol=1e-5)
+
+
+def assert_refused(refusals: list[tuple[list[str], str]], capsys, monkeypatch) -> None:
+    """Each command line exits 2 with one line holding its message and no traceback."""
+    for args, message in refusals:
+        if "--onnx" in args and importlib.util.find_spec("onnx") is None:
+            continue  # without onnx, --onnx is refused for that first
+        code, error = run_main(args, capsys, monkeypatch)
+        assert code == 2 and message in error and "Traceback" not in error, (args, error)
+        assert len([line for line in error.splitlines() if line.strip()]) == 1, error

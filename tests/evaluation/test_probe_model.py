@@ -3,7 +3,6 @@ audio, what the baseline scored; ensembled with the hand-crafted file; refused w
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,29 +14,18 @@ from mer_fastai.cli.main import app
 from mer_fastai.data.handcrafted import READS
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.data.synth import make_demo_audio, make_study_style_set
-from mer_fastai.errors import MerError
 from mer_fastai.evaluation.ensemble import ensemble_models
 from mer_fastai.inference.predict import Predictor
 from mer_fastai.models.header import model_header
 from mer_fastai.models.modelfile import MODEL_FORMAT, read_model_file, write_safetensors
 from mer_fastai.models.musicnn.probe import PROBE_VERSION
 from mer_fastai.preparation.prepare import prepare_dataset
-from tests.evaluation.test_handcrafted_model import _outputs, _rows
-from tests.test_cli import run_main
+from tests.conftest import copy_4q_clips
+from tests.evaluation.test_handcrafted_model import _outputs, _rows, assert_refused
 
 runner = CliRunner()
 # 6.5 s windows of 13 s clips: two windows a clip, each two 3 s musicnn patches (their mean and sd)
 SPEC = SpecConfig(segment_seconds=6.5, n_mels=32)
-
-
-@pytest.fixture(scope="module")
-def musicnn_ready() -> None:
-    from mer_fastai.models.musicnn import weights
-
-    try:
-        weights.get_weights()
-    except MerError as exc:
-        pytest.skip(f"the musicnn weights cannot be fetched: {exc}")
 
 
 def _data(root: Path, task: str) -> Path:
@@ -170,25 +158,14 @@ def test_what_a_probe_file_cannot_do_is_refused_in_one_line(classification, prob
           "musicnn-msd+musicnn-mtt", "--layer", "pooled", "--save-model"],
          "gives 6024 numbers per window, over the 4096"),
     ]  # fmt: skip
-    for args, message in refusals:
-        if "--onnx" in args and importlib.util.find_spec("onnx") is None:
-            continue  # without onnx, --onnx is refused for that first
-        code, error = run_main(args, capsys, monkeypatch)
-        assert code == 2 and message in error and "Traceback" not in error, (args, error)
-        assert len([line for line in error.splitlines() if line.strip()]) == 1, error
+    assert_refused(refusals, capsys, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unknown.safetensors"]  # nothing else written
 
 
 def test_on_real_4q_clips_the_probe_file_predicts_what_the_baseline_scored(musicnn_ready, shared_data, tmp_path):
     """8 real mp3 clips (2 per quadrant), 10 s windows, musicnn-msd's pooled layer: the file's validation windows
     and tracks are the baseline's."""
-    source = shared_data / "4q-dev"
-    if not source.is_dir():
-        pytest.skip(f"{source} not found")
-    for quadrant in ("Q1", "Q2", "Q3", "Q4"):
-        (tmp_path / "audio" / quadrant).mkdir(parents=True)
-        for clip in sorted((source / quadrant).glob("*.mp3"))[:2]:
-            (tmp_path / "audio" / quadrant / clip.name).write_bytes(clip.read_bytes())
+    copy_4q_clips(shared_data, tmp_path / "audio", 2)
     spec = SpecConfig(segment_seconds=10.0, n_mels=32)
     prepare_dataset(tmp_path / "audio", tmp_path / "data", "emotions", spec=spec, valid_pct=0.5, workers=1,
                     progress=False)  # fmt: skip

@@ -12,7 +12,6 @@ import soundfile
 
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.data.synth import make_demo_audio
-from mer_fastai.errors import MerError
 from mer_fastai.evaluation.baseline import featuresets, models, probes
 from mer_fastai.evaluation.baseline.classic import run_baseline
 from mer_fastai.evaluation.baseline.features import HANDCRAFTED, extract_features
@@ -21,16 +20,6 @@ from mer_fastai.preparation.prepare import prepare_dataset
 from tests.test_cli import run_main
 
 SPEC = SpecConfig(segment_seconds=1.0, n_mels=32)
-
-
-@pytest.fixture(scope="module")
-def musicnn_ready() -> None:
-    from mer_fastai.models.musicnn import weights
-
-    try:
-        weights.get_weights()
-    except MerError as exc:
-        pytest.skip(f"the musicnn weights cannot be fetched: {exc}")
 
 
 @pytest.fixture(scope="module")
