@@ -9,12 +9,11 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-from .._plumbing.progress import console
-from ..errors import MerError
 from ..evaluation import evaluator
 from ..evaluation.evaluator import EvaluationResult
 from ..inference.predict import Predictor
 from ..report.views.registry import views_of
+from .training import drawn
 
 __all__ = ["evaluate", "evaluation_pages"]
 
@@ -34,8 +33,5 @@ def evaluation_pages(result: EvaluationResult) -> None:
     plots = result.plots
     if plots is None:
         return
-    try:
-        views_of(plots.task).plot_evaluation(result.out_dir, result.metrics, plots.tracks, plots.names, plots.scale,
-                                             plots.title)  # fmt: skip
-    except (MerError, OSError) as exc:
-        console.print(f"[yellow]warning:[/] a plot could not be written: {exc}", soft_wrap=True)
+    drawn(lambda: views_of(plots.task).plot_evaluation(result.out_dir, result.metrics, plots.tracks, plots.names,
+                                                       plots.scale, plots.title))  # fmt: skip

@@ -62,7 +62,7 @@ def run_cv(
                          pages=run_pages(show))  # fmt: skip
     if result.plots is not None:
         plots = result.plots
-        _drawn(lambda: views_of(result.task).plot_pooled(result.out, plots.window, plots.track, plots.values,
+        drawn(lambda: views_of(result.task).plot_pooled(result.out, plots.window, plots.track, plots.values,
                                                          result.classes, plots.scale, plots.title))  # fmt: skip
     if show:
         title = f"cross-validation ({result.task}): {len(result.fold_dirs)} folds — {result.out}"
@@ -79,7 +79,7 @@ def run_pages(show: bool) -> Pages:
 
     def draw(result: TrainResult) -> None:
         run_dir, metrics = result.run_dir, result.metrics
-        _drawn(lambda: _task_pages(result))
+        drawn(lambda: _task_pages(result))
         if result.lr_find is not None:
             _plot_lr_find(result.lr_find)
         plot_curves(run_dir / CURVES_FILE, result.history, result.title)
@@ -109,7 +109,7 @@ def _task_pages(result: TrainResult) -> None:
         views.write_windows(result.run_dir, windows.truth, windows.outputs, windows.tracks, scores, result.title)
 
 
-def _drawn(draw: Callable[[], None]) -> None:
+def drawn(draw: Callable[[], None]) -> None:
     """Draw pages of published results: a page that cannot be written is a warning line, never a lost result."""
     try:
         draw()
