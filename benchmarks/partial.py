@@ -3,6 +3,7 @@ folds of the accuracy benchmark's 5-fold artist-grouped split of 4q-dev (a paire
 2-core machine).
 
     python benchmarks/partial.py --folds-run 2                  # rows in order, resumable (journal in --work)
+    python benchmarks/partial.py --folds-run 5 --rows "freeze + augment-audio 1"   # extends a row to 5 folds
     python benchmarks/partial.py --rows "freeze,partial"
     python benchmarks/partial.py --cost                         # seconds per patch of each training path
 
@@ -54,18 +55,22 @@ def folds(data_dir: Path, work: Path, count: int) -> list[Path]:
     return out
 
 
-def train_row(name: str, fold_data: list[Path], work: Path) -> dict:
+def train_row(name: str, fold_data: list[Path], work: Path, log: Path) -> dict:
+    """Train the row's model on each fold not in its journal entry yet; the entry is rewritten after each fold,
+    so a longer `--folds-run` extends an earlier run instead of repeating it."""
     from mer_fastai.api.training import train
     from mer_fastai.training.config import TrainConfig
 
-    scores, seconds = [], []
-    for k, data in enumerate(fold_data):
+    done = journal(log).get(name, {"folds": [], "cpu_minutes": []})
+    scores, minutes = list(done["folds"]), list(done["cpu_minutes"])
+    for k in range(len(scores), len(fold_data)):
         started = cpu_seconds()
-        result = train(data, TrainConfig(**ROWS[name]).check(), work / "runs" / name / str(k), show=False)
-        seconds.append(cpu_seconds() - started)
+        result = train(fold_data[k], TrainConfig(**ROWS[name]).check(), work / "runs" / name / str(k), show=False)
+        minutes.append((cpu_seconds() - started) / 60)
         scores.append({key: result.metrics[key] for key in ("track_accuracy", "track_macro_f1", "accuracy")})
         scores[-1]["cached_features"] = result.metrics["cached_features"]
-    return {"folds": scores, "cpu_minutes": [s / 60 for s in seconds]}
+        record(log, name, {"folds": scores, "cpu_minutes": minutes})
+    return {"folds": scores, "cpu_minutes": minutes}
 
 
 def overlap_row(fold_data: list[Path], work: Path) -> dict:
@@ -143,11 +148,14 @@ def main() -> None:
     data_dir = prepare_musicnn(args.audio, args.work, "musicnn")
     fold_data = folds(data_dir, args.work, args.folds_run)
     for name in [row.strip() for row in args.rows.split(",") if row.strip()]:
-        if name in journal(log):
+        if len(journal(log).get(name, {}).get("folds", [])) >= len(fold_data):
             continue
         print(f"{name}: {len(fold_data)} folds", flush=True)
-        result = overlap_row(fold_data, args.work) if name == OVERLAP else train_row(name, fold_data, args.work)
-        record(log, name, result)
+        if name == OVERLAP:
+            result = overlap_row(fold_data, args.work)
+            record(log, name, result)
+        else:
+            result = train_row(name, fold_data, args.work, log)
         print(json.dumps(result), flush=True)
 
 

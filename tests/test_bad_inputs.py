@@ -1413,7 +1413,7 @@ def _user_npz(root: Path) -> None:
 
 LONG = "x" * 10_000  # a value pasted by mistake: a message quotes it short
 OWN_FILES = [
-    # predict and embed replace only a file they wrote themselves (or an empty one)
+    # predict, embed and report replace only a file they wrote themselves (or an empty one)
     Case("predict over the user's CSV", ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.csv"],
          "predict did not write this file", setup=_write("p.csv", "name,score\nmine,1\n")),
     Case("predict over the user's JSON", ["predict", f"{W}/run", f"{W}/audio/happy", "--out", f"{W}/p.json"],
@@ -1432,6 +1432,8 @@ OWN_FILES = [
     Case("embed --map beside the user's <out>-map.html",
          ["embed", f"{W}/run", f"{W}/audio/happy", "--map", "--out", f"{W}/e.npz"], "e-map.html: embed did not",
          setup=_write("e-map.html", "<html><title>Embedding map of my own</title></html>\n")),
+    Case("report over the user's HTML page", ["report", f"{W}/run", "--out", f"{W}/notes.html"],
+         "report did not write this file", setup=_write("notes.html", "<html><title>My notes</title></html>\n")),
 ]  # fmt: skip
 LONG_CASES = [  # a huge value is quoted short
     Case("a 10,000-character label cell", [*PREPARE, "--labels", f"{W}/huge.csv", *LABELS_OPTIONS,

@@ -11,6 +11,8 @@ Every command that writes results goes through here, so that
   live writer holds it (`remove_stale_temps`);
 - a full disk (or a file-size limit) while writing is one line naming the file and the space left
   (`diskfull`), and a write-protected file is never replaced (`check_output_file`);
+- a file a command writes by a user-given name replaces only an empty file or that command's own earlier output,
+  which the command recognises (`check_replaceable`; `is_mer_page` for its HTML pages);
 - an input that must be a regular file but is a folder, a device or a pipe is one line saying so (`check_input_file`);
 - the folder locks themselves (an output folder's, and the shared read locks on data sets) live in `locks`.
 """
@@ -24,7 +26,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,6 +39,8 @@ T = TypeVar("T")
 
 TEMP_SUFFIX = re.compile(r"\.[a-z0-9_]{8}\.tmp")  # what `tempfile.mkstemp` adds after atomic_path's ".NAME" prefix
 RESERVED_NAMES = {"", ".", ".."}
+HEAD_BYTES = 65536  # how much of a file its first line or header is looked for in
+GENERATOR_MARK = '<meta name="generator" content="mer-fastai'  # the head of every page mer-fastai writes
 
 
 def check_component(name: str, what: str, fix: str = "use letters, digits, '-', '_' or '.'") -> str:
@@ -149,6 +153,42 @@ def check_output_file(path: str | Path, option: str = "--out") -> Path:
         )
     _make_folder(path.parent, option)
     return path
+
+
+def check_replaceable(path: str | Path, own: Callable[[Path], bool], command: str, option: str = "--out") -> Path:
+    """`path` as a file `command` may write: new, empty, or its own earlier output (`own` says which); anything
+    else (a user's file of the same name, a link, a write-protected file) is refused in one line. Nothing is
+    created here: the folder is made when the file is written."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return path
+    check_output_file(path, option)
+    if path.is_symlink():
+        raise MerError(f"{path}: is a link, and {command} does not write through links; choose another {option}")
+    if path.is_file() and path.stat().st_size == 0:
+        return path
+    try:
+        mine = path.is_file() and own(path)
+    except OSError:
+        mine = False
+    if not mine:
+        raise MerError(
+            f"{path}: {command} did not write this file (a file of yours?), so it does not replace it; choose "
+            f"another {option} (or remove the file)"
+        )
+    return path
+
+
+def file_head(path: Path) -> str:
+    """The first `HEAD_BYTES` of `path` as text (undecodable bytes replaced)."""
+    with path.open("rb") as handle:
+        return handle.read(HEAD_BYTES).decode("utf-8", errors="replace")
+
+
+def is_mer_page(path: Path, title: str = "") -> bool:
+    """Whether `path` is an HTML page mer-fastai wrote (its generator mark), whose title starts with `title`."""
+    head = file_head(path)
+    return GENERATOR_MARK in head and f"<title>{title}" in head
 
 
 def is_write_protected(path: Path) -> bool:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .._plumbing.files import atomic_path, check_output_file
+from .._plumbing.files import atomic_path, check_output_file, check_replaceable
 from ..errors import MerError
 from ..runs.inputs import refuse_input_out
 from .embed import Embeddings
-from .own_files import check_replaceable, is_embeddings, is_tags
+from .own_files import is_embeddings, is_tags
 
 EMBED_FORMATS = (".npz", ".parquet")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._plumbing.files import atomic_write
+from .._plumbing.files import atomic_write, check_replaceable
 from .embed import Embeddings
 from .embed_files import refuse_embed_inputs
-from .own_files import check_replaceable, is_map_figure, is_map_page
+from .own_files import is_map_figure, is_map_page
 
 
 def map_2d(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:

@@ -17,22 +17,17 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
-from .._plumbing.files import check_output_file
-from ..errors import MerError
+from .._plumbing.files import file_head, is_mer_page
 
-HEAD_BYTES = 65536  # how much of a file its first line or header is looked for in
 PREDICTION_KEYS = {"tracks", "skipped", "window", "hop", "aggregate", "task", "classes"}
 EMBEDDING_ARRAYS = {"info.npy", "window_features.npy", "track_features.npy", "track_file.npy"}
 TAGS_HEADER = ["level", "file", "clip_id", "start", "windows"]
 
 
 def _first_row(path: Path) -> list[str]:
-    with path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES).decode("utf-8", errors="replace")
-    return next(csv.reader(head.splitlines()[:1]), [])
+    return next(csv.reader(file_head(path).splitlines()[:1]), [])
 
 
 def is_predictions(path: Path) -> bool:
@@ -72,9 +67,7 @@ def is_tags(path: Path) -> bool:
 
 def is_map_page(path: Path) -> bool:
     """Whether `path` is embed's map page."""
-    with path.open("rb") as handle:
-        head = handle.read(HEAD_BYTES).decode("utf-8", errors="replace")
-    return '<meta name="generator" content="mer-fastai' in head and "<title>Embedding map of" in head
+    return is_mer_page(path, "Embedding map of")
 
 
 def is_map_figure(path: Path) -> bool:
@@ -83,27 +76,3 @@ def is_map_figure(path: Path) -> bool:
     with path.open("rb") as handle:
         png = handle.read(8) == b"\x89PNG\r\n\x1a\n"
     return png and page.is_file() and is_map_page(page)
-
-
-def check_replaceable(path: str | Path, own: Callable[[Path], bool], command: str, option: str = "--out") -> Path:
-    """`path` as a file `command` may write: new, empty, or its own earlier output (`own` says which); anything
-    else (a user's file of the same name, a link, a write-protected file) is refused in one line. Nothing is
-    created here: the folder is made when the file is written."""
-    path = Path(path)
-    if not (path.exists() or path.is_symlink()):
-        return path
-    check_output_file(path, option)
-    if path.is_symlink():
-        raise MerError(f"{path}: is a link, and {command} does not write through links; choose another {option}")
-    if path.is_file() and path.stat().st_size == 0:
-        return path
-    try:
-        mine = path.is_file() and own(path)
-    except OSError:
-        mine = False
-    if not mine:
-        raise MerError(
-            f"{path}: {command} did not write this file (a file of yours?), so it does not replace it; choose "
-            f"another {option} (or remove the file)"
-        )
-    return path

@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._plumbing.files import atomic_write
+from .._plumbing.files import atomic_write, check_replaceable
 from ..bounds import quote
 from ..choices import FORMATS
 from ..errors import MerError
 from ..runs.inputs import refuse_input_out
-from .own_files import check_replaceable, is_predictions
+from .own_files import is_predictions
 from .tracks import MIXED_NOTE, Predictions
 
 if TYPE_CHECKING:

@@ -176,3 +176,19 @@ def test_cli_report(run_copy, tmp_path):
     result = CliRunner().invoke(app, ["report", str(run_copy), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.is_file() and "page.html" in result.output
+
+
+def test_report_replaces_only_its_own_page(run_copy, tmp_path):
+    """An empty file or a page `report` wrote before is replaced; a user's HTML page is refused and kept (the CLI
+    case, exit 2 and the file's hash, is in tests/test_bad_inputs.py)."""
+    theirs = tmp_path / "notes.html"
+    theirs.write_text("<html><head><title>My notes</title></head><body>mine</body></html>")
+    with pytest.raises(MerError, match="report did not write this file"):
+        write_report(run_copy, theirs)
+    assert "mine" in theirs.read_text()
+    page = tmp_path / "empty.html"
+    page.touch()
+    assert write_report(run_copy, page) == page and "<title>Run " in page.read_text()
+    page.write_text(page.read_text().replace("<body>", "<body><!-- an older page -->", 1))
+    write_report(run_copy, page)  # its own earlier page: replaced
+    assert "an older page" not in page.read_text()

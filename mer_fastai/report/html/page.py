@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..._plumbing.files import atomic_write, check_output_file
+from ..._plumbing.files import atomic_write, check_output_file, check_replaceable, is_mer_page
 from ..._plumbing.progress import console
 from ..._version import __version__
 from ...errors import MerError
@@ -39,11 +39,13 @@ VERSIONED = ("mer-fastai", "torch", "fastai")  # the packages whose versions the
 def write_report(path_in: str | Path, out: str | Path | None = None, opened: Iterable[Dataset] = ()) -> Path:
     """Write the HTML report of a run, cross-validation or grid folder; returns its path.
 
-    `out` defaults to `<folder>/report.html`. Refuses a folder that is none of the three kinds. `opened`: data
-    sets the caller has read already (the run's own), described without reading them again.
+    `out` defaults to `<folder>/report.html`. Refuses a folder that is none of the three kinds, and an `out` that
+    is neither new, empty nor a page mer-fastai wrote (a user's file is never replaced). `opened`: data sets the
+    caller has read already (the run's own), described without reading them again.
     """
     folder = Path(path_in)
-    out = check_output_file(Path(out) if out is not None else folder / REPORT_HTML, "--out")
+    out = Path(out) if out is not None else folder / REPORT_HTML
+    out = check_output_file(check_replaceable(out, is_mer_page, "report"), "--out")
     builders = {"run": run_page, "grid": grid_page, "cv": cv_page}
     page = assemble(folder, builders[folder_kind(folder)](folder, out.parent.resolve(), Datasets(opened)))
     return atomic_write(out, render("report.html.j2", page["title"], str(folder), page=page))
