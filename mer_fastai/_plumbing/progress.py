@@ -1,7 +1,9 @@
-"""Rich progress bars shared by the long-running commands."""
+"""The commands' messages (`console`, on stderr) and the rich progress bars of the long-running ones."""
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -15,7 +17,23 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+
+class MessageConsole(Console):
+    """A console whose reader may be gone (a closed terminal or tool session, a pipe whose reader exited): its
+    output is then dropped and the command goes on to finish and write its files. (rich's default ends the
+    program there, silently, with status 1: a background `predict` with a dead stderr wrote nothing at all.)"""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        try:  # what the stream still buffers would fail again at exit (status 120): send it to the null device
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):  # no file descriptor (a test's captured stream)
+            pass
+
+
+console = MessageConsole(stderr=True)
 
 
 @contextmanager
