@@ -340,8 +340,8 @@ class Predictor:
         aggregate: str = "mean",
         progress: bool = False,
     ) -> Predictions:
-        """Label files and folders (searched recursively); undecodable files are skipped with their reason.
-        Each file is decoded once and windows are batched across files (`batching`; `workers`)."""
+        """Label files and folders (searched recursively; no audio file at all is refused); undecodable files are
+        skipped with their reason. Each file is decoded once and windows are batched across files (`batching`)."""
         self.check_aggregate(aggregate)
         seconds: float | None
         step: float | None
