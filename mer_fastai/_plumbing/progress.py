@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 
 from rich.console import Console
 from rich.progress import (
@@ -34,6 +35,28 @@ class MessageConsole(Console):
 
 
 console = MessageConsole(stderr=True)
+
+
+class _Notes(io.TextIOBase):
+    """Standard output as a `MessageConsole` writes it, for a library's `print`s (fastai's "Better model found")."""
+
+    def __init__(self) -> None:
+        self.console = MessageConsole(file=sys.stdout, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.console.print(text, end="")
+        return len(text)
+
+
+@contextmanager
+def library_notes() -> Iterator[None]:
+    """What a library `print`s meanwhile goes to standard output as before; a reader gone silences it rather than
+    ending the command (a `train` whose stdout closed ended at its first "Better model found", losing the run)."""
+    with redirect_stdout(_Notes()):
+        yield
 
 
 @contextmanager

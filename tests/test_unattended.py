@@ -1,6 +1,6 @@
-"""`predict` run unattended: a terminal or pipe whose reader is gone (a closed tool session, `| head`) silences its
-output but never ends the command before its file is written (rich alone would exit 1 there, silently); nothing
-to label is refused in one line, not written as an empty file."""
+"""Commands run unattended: a terminal or pipe whose reader is gone (a closed tool session, `| head`) silences
+their output but never ends them before their files are written (rich, click and fastai's `print` alone would
+exit 1 there, silently); `predict` with nothing to label refuses in one line, not with an empty file."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import sys
 import pytest
 
 from mer_fastai._plumbing.progress import MessageConsole
+from mer_fastai.api.training import train
 from mer_fastai.data.audio import find_audio_files
 from mer_fastai.errors import MerError
-from tests.inference.test_predict import predictor, tiny_run  # noqa: F401  (the session's trained run)
+from mer_fastai.runs.layout import MODEL_FILE
+from tests.inference.test_predict import TINY_CONFIG, predictor, tiny_run  # noqa: F401  (the session's run)
 
 
 def closed_pipe() -> int:
@@ -61,3 +63,12 @@ def test_nothing_to_label_is_refused_not_written_as_an_empty_file(predictor, tmp
     (tmp_path / "empty" / "notes.txt").write_text("no audio here")
     with pytest.raises(MerError, match=r"empty: no audio files \(.mp3 .wav .flac .ogg ...\) found; check the path$"):
         predictor.predict_many([tmp_path / "empty"])
+
+
+def test_train_finishes_when_its_stdout_reader_is_gone(tiny_data, tmp_path, monkeypatch, capsys):
+    train(tiny_data, TINY_CONFIG, tmp_path / "heard", show=False)
+    assert "Better model found at epoch 0" in capsys.readouterr().out  # fastai's note, on stdout as before
+    with os.fdopen(closed_pipe(), "w") as gone:
+        monkeypatch.setattr(sys, "stdout", gone)
+        result = train(tiny_data, TINY_CONFIG, tmp_path / "unheard", show=False)  # its note fails to reach anyone
+    assert (result.run_dir / MODEL_FILE).is_file() and result.metrics["accuracy"] is not None
