@@ -56,7 +56,11 @@ MOVED: dict[str, str | tuple[str, ...]] = {
     "mer_fastai.learner": "mer_fastai.training.learner",
     "mer_fastai.melcnn": "mer_fastai.models.melcnn",
     "mer_fastai.modelfile": "mer_fastai.models.modelfile",
-    "mer_fastai.modelmeta": ("mer_fastai.models.modelmeta", "mer_fastai.models.preprocessing"),
+    "mer_fastai.modelmeta": (
+        "mer_fastai.models.modelmeta",
+        "mer_fastai.models.metachecks",
+        "mer_fastai.models.preprocessing",
+    ),
     "mer_fastai.musicnn": "mer_fastai.models.musicnn",
     "mer_fastai.plots": "mer_fastai.report",
     "mer_fastai.plots.figures": "mer_fastai.report.figures",

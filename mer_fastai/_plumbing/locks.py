@@ -14,7 +14,6 @@ import fcntl
 import functools
 import os
 import socket
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -53,9 +52,10 @@ def acquire(path: Path, option: str):
     pid, host = _recorded(handle.read())
     if pid:
         where = "" if host in ("", socket.gethostname()) else f" on {host}"
-        print(
-            f"note: {path}: taking over the lock of PID {pid}{where}, which ended without releasing it", file=sys.stderr
-        )
+        from .progress import console  # a closed stderr drops the note, not the command
+
+        note = f"note: {path}: taking over the lock of PID {pid}{where}, which ended without releasing it"
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n{socket.gethostname()}\n")

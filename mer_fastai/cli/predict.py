@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .._plumbing.progress import console
+from .._plumbing.progress import MessageConsole, console
 from ..choices import AGGREGATES, FORMATS
 
 if TYPE_CHECKING:
@@ -92,12 +92,14 @@ def command(
         check_predictions_out(out)
     predictor = Predictor.load(model, device=device, bs=bs, precision=precision, workers=workers)
     predictions = predictor.predict_many(audio, window=window, hop=hop, aggregate=aggregate, progress=True)
+    if out is not None:  # the file first: a terminal or pipe gone meanwhile loses none of it
+        write_predictions(predictions, predictor, out, chosen)
     if chosen and out is None:
         sys.stdout.write(render_predictions(predictions, predictor, chosen))
-    else:
-        Console().print(predictions_table(predictions, predictor.classes, predictor.task))
-    if chosen and out is not None:
-        write_predictions(predictions, predictor, out, chosen)
+    else:  # the table: the result itself without --out (a closed stdout ends the command), else a courtesy
+        table = Console() if out is None else MessageConsole()
+        table.print(predictions_table(predictions, predictor.classes, predictor.task))
+    if out is not None:
         console.print(f"{len(predictions)} track(s) written to [bold]{out}")
     if predictions.inputs:
         console.print(f"note: {MIXED_NOTE}", soft_wrap=True, highlight=False)

@@ -109,11 +109,12 @@ def not_a_regular_file(path: Path) -> str | None:
     return f"is {kind}{link}, not an audio file; never read: remove it from the audio folder"
 
 
-def audio_files(audio_dir: str | Path) -> list[Path]:
-    """`find_audio_files(audio_dir)`, refusing a folder that holds none."""
-    files = find_audio_files(audio_dir)
+def audio_files(*roots: str | Path) -> list[Path]:
+    """`find_audio_files(*roots)`, refusing files and folders that hold none."""
+    files = find_audio_files(*roots)
     if not files:
-        raise MerError(f"{audio_dir}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
+        named = ", ".join(map(str, roots))
+        raise MerError(f"{named}: no audio files (.mp3 .wav .flac .ogg ...) found; check the path")
     return files
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from .._plumbing.memory import reuse_freed_memory
 from .._plumbing.progress import progress_bar
-from ..data.audio import SkippedFile, find_audio_files
+from ..data.audio import SkippedFile, audio_files
 from ..data.spectrogram import SECONDS, SpecConfig
 from ..errors import AudioError, MerError
 from ..models.modelfile import load_model
@@ -340,8 +340,8 @@ class Predictor:
         aggregate: str = "mean",
         progress: bool = False,
     ) -> Predictions:
-        """Label files and folders (searched recursively); undecodable files are skipped with their reason.
-        Each file is decoded once and windows are batched across files (`batching`; `workers`)."""
+        """Label files and folders (searched recursively; no audio file at all is refused); undecodable files are
+        skipped with their reason. Each file is decoded once and windows are batched across files (`batching`)."""
         self.check_aggregate(aggregate)
         seconds: float | None
         step: float | None
@@ -350,7 +350,7 @@ class Predictor:
             seconds = step = None  # each input's own (`inputs`)
         else:
             seconds, step = self.window_settings(window, hop)
-        files = find_audio_files(*paths)
+        files = audio_files(*paths)  # none: refused in one line, not an empty predictions file
         result = Predictions([], [], seconds, step, aggregate, self.inputs())
         with progress_bar("predicting", total=len(files), enabled=progress) as advance:
             for track in self._tracks(files, seconds, step, aggregate):

@@ -24,7 +24,8 @@ from ..tasks.base import Task
 from ..tasks.registry import DEFAULT
 from .archs import ArchSpec, build_full_model, get_arch
 from .header import METADATA_KEY, MODEL_FILE, WRITER_KEY, model_file_path
-from .modelmeta import FILE_FIELDS, RETRAIN, ModelMeta
+from .metachecks import RETRAIN
+from .modelmeta import FILE_FIELDS, ModelMeta
 
 __all__ = ["load_model", "create_model"]
 

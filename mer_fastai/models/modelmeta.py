@@ -1,34 +1,32 @@
 """`ModelMeta`: the one record of what a model file says about its network and how to feed it.
 
 Training writes it, `predict`, `evaluate`, `export` and `train --weights` read it. `from_dict` is the only
-place the stored fields are checked; the file layer (`modelfile`) adds and verifies `format` and `checksum`.
+place the stored fields are checked (which fields a file holds, and an ensemble's member tables, here; each value
+by its check in `models.metachecks`); the file layer (`modelfile`) adds and verifies `format` and `checksum`.
 Light on purpose (no torch, no fastai), so the CLI can use it without slowing its start.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._plumbing.files import check_component
-from ..bounds import Bounds, quote
-from ..choices import HEADS, TRACK_POOLING
+from ..bounds import quote
+from ..choices import HEADS
 from ..data.spectrogram import SpecConfig
-from ..errors import MerError
 from ..tasks.base import Task
 from ..tasks.registry import DEFAULT, TASKS, get_task
+from . import metachecks as check
 from .header import run_settings
+from .metachecks import MAX_MEMBERS, Stats, malformed
 from .preprocessing import RESIZE_METHODS, resize_policy
-from .windowreads import KNOWN, readable
 
 __all__ = ["ModelMeta", "Stats"]
 
-RETRAIN = "retrain the model with this version of mer-fastai"
 FILE_FIELDS = ("format", "checksum")  # written and verified by the file layer (modelfile), not part of the record
 REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
 # What an ensemble member's input contract is made of: stored field → `ModelMeta` attribute. A member records
@@ -36,16 +34,8 @@ REQUIRED = ("arch", "classes", "spectrogram", "stats", "input_size")
 # The head and its pooling (`models.track_head`) are recorded the same way: an ensemble may mix window and track heads.
 CONTRACT = {"arch": "arch", "spectrogram": "spec", "input_size": "input_size", "resize": "resize", "stats": "stats",
             "head": "head", "pooling": "pooling", "window_features": "window_features"}  # fmt: skip
-FEATURE_ARCH = "linear"  # the architecture of a model reading window features (`baseline --save-model`)
 ORIGIN_FIELDS = ("source", "checksum", "mode", "metrics")  # where an ensemble member came from, its mode and scores
 MEMBER_FIELDS = (*ORIGIN_FIELDS, *CONTRACT)  # all an ensemble records about each member
-
-# Plausible bounds of the fields that size what a reader allocates (the spectrogram's are `SpecConfig`'s own)
-INPUT_SIZE = Bounds(1, 4096, whole=True)  # square side in pixels, as `train --size` allows
-MAX_CLASSES = 10_000  # classes, targets or moods
-MAX_MEMBERS = 1000  # networks of an ensemble
-
-Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
 @dataclass(frozen=True)
@@ -173,34 +163,35 @@ class ModelMeta:
         """
         path = Path(path)
         if not isinstance(values, Mapping):
-            raise _malformed(path, "its metadata is not a table of fields")
+            raise malformed(path, "its metadata is not a table of fields")
         names = {f.name for f in dataclasses.fields(cls)} - {"spec"} | {"spectrogram", *FILE_FIELDS}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise _malformed(path, f"its metadata holds unknown field(s) {', '.join(map(quote, unknown))}")
+            raise malformed(path, f"its metadata holds unknown field(s) {', '.join(map(quote, unknown))}")
         for key in REQUIRED:
             if key not in values:
-                raise _malformed(path, f"its metadata lacks {quote(key)}")
+                raise malformed(path, f"its metadata lacks {quote(key)}")
         resize = values.get("resize") or resize_policy(_run_augment(path))
-        reads = _reads(values.get("window_features"), path)
+        reads = check.reads(values.get("window_features"), path)
         meta = cls(
-            arch=_arch(values["arch"], path, reads),
-            classes=_classes(values["classes"], path),
-            spec=_spec(values["spectrogram"], path),
-            stats=_stats(values["stats"], path),
-            input_size=_input_size(values["input_size"], path),
-            resize=_choice(resize, "resize", RESIZE_METHODS, path),
-            feature=_optional_text(values.get("feature"), "feature", path),
-            mode=_optional_text(values.get("mode"), "mode", path),
-            cuts=_cuts(values.get("cuts"), path),
-            package_version=_optional_text(values.get("package_version"), "package_version", path),
-            metrics=_metrics(values.get("metrics"), path),
+            arch=check.arch(values["arch"], path, reads),
+            classes=check.classes(values["classes"], path),
+            spec=check.spec(values["spectrogram"], path),
+            stats=check.stats(values["stats"], path),
+            input_size=check.input_size(values["input_size"], path),
+            resize=check.choice(resize, "resize", RESIZE_METHODS, path),
+            feature=check.optional_text(values.get("feature"), "feature", path),
+            mode=check.optional_text(values.get("mode"), "mode", path),
+            cuts=check.cuts(values.get("cuts"), path),
+            package_version=check.optional_text(values.get("package_version"), "package_version", path),
+            metrics=check.metrics(values.get("metrics"), path),
             members=_members(values.get("members"), path, reads),
-            task=_choice(values.get("task", DEFAULT.name), "task", tuple(TASKS), path),
-            **_head(values.get("head", HEADS[0]), values.get("pooling"), path),
+            task=check.choice(values.get("task", DEFAULT.name), "task", tuple(TASKS), path),
+            **check.head(values.get("head", HEADS[0]), values.get("pooling"), path),
             window_features=reads,
         )
-        return dataclasses.replace(meta, scale=_scale(values.get("scale"), meta.task, len(values["classes"]), path))
+        scale = check.scale(values.get("scale"), meta.task, len(values["classes"]), path)
+        return dataclasses.replace(meta, scale=scale)
 
 
 def ensemble_record(members: list[ModelMeta], described: list[Mapping[str, Any]]) -> ModelMeta:
@@ -245,152 +236,30 @@ def _contract_value(name: str, value: Any) -> Any:
     return value
 
 
-def _malformed(path: Path, problem: str) -> MerError:
-    return MerError(f"{path}: {problem}; {RETRAIN}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _arch(value: Any, path: Path, reads: str | None = None) -> str:
-    from .archs import get_arch
-
-    if not isinstance(value, str) or not value:
-        raise _malformed(path, f"'arch' must be an architecture name (got {quote(value)})")
-    if (reads is not None) != (value == FEATURE_ARCH):  # a model reading window features, and it alone, is linear
-        raise _malformed(path, f"a model reading window features has arch {quote(FEATURE_ARCH)}, no other one")
-    if reads is not None:  # a model of window features: a linear map of them
-        return value
-    try:
-        get_arch(value)
-    except MerError as exc:
-        raise MerError(f"{path}: {exc}") from exc
-    return value
-
-
-def _classes(value: Any, path: Path) -> tuple[str, ...]:
-    if not (isinstance(value, list) and value and all(isinstance(c, str) and c for c in value)):
-        raise _malformed(path, "'classes' must be a non-empty list of class names")
-    if len(value) > MAX_CLASSES:
-        raise _malformed(path, f"'classes' lists {len(value)} names, over {MAX_CLASSES}")
-    if len(set(value)) != len(value):
-        raise _malformed(path, f"'classes' holds a name twice ({', '.join(value)})")
-    for name in value:  # class, mood and target names become file names (a regression target's scatter plot)
-        check_component(name, f"{path}: class", RETRAIN)
-    return tuple(value)
-
-
-def _spec(value: Any, path: Path) -> SpecConfig:
-    if not isinstance(value, Mapping):
-        raise _malformed(path, "'spectrogram' must be a table of settings")
-    try:
-        return SpecConfig.from_dict(dict(value))
-    except (MerError, TypeError, ValueError) as exc:
-        raise _malformed(path, f"its spectrogram settings are malformed ({exc})") from exc
-
-
-def _stats(value: Any, path: Path) -> Stats:
-    if not (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(s, (list, tuple)) and len(s) == 3 and all(map(_is_number, s)) for s in value)
-        and all(v > 0 for v in value[1])
-    ):
-        raise _malformed(path, "'stats' must be a mean and a std of 3 numbers each (std > 0)")
-    mean, std = (tuple(float(v) for v in s) for s in value)
-    return mean, std  # type: ignore[return-value]
-
-
-def _input_size(value: Any, path: Path) -> int:
-    if not (isinstance(value, int) and INPUT_SIZE.holds(value)):
-        raise _malformed(path, f"'input_size' (pixels) must be {INPUT_SIZE.describe()} (got {quote(value)})")
-    return value
-
-
-def _choice(value: Any, key: str, choices: tuple[str, ...], path: Path) -> str:
-    if value not in choices:
-        raise _malformed(path, f"{quote(key)} must be one of {', '.join(choices)} (got {quote(value)})")
-    return value
-
-
-def _optional_text(value: Any, key: str, path: Path) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise _malformed(path, f"{quote(key)} must be text (got {quote(value)})")
-    return value
-
-
-def _cuts(value: Any, path: Path) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    if not (isinstance(value, list) and all(map(_is_number, value)) and value == sorted(value)):
-        raise _malformed(path, f"'cuts' must be rising rating cut points (got {quote(value)})")
-    return tuple(float(v) for v in value)
-
-
-def _scale(value: Any, task: Task, outputs: int, path: Path) -> tuple[tuple[float, float], ...]:
-    """A regression model's [low, high] per output; other models have none."""
-    if not task.facts.predicts_values:
-        if value:
-            raise _malformed(path, f"a {task} model has no 'scale'")
-        return ()
-    pairs = value if isinstance(value, list) else []
-    if not (
-        len(pairs) == outputs
-        and all(isinstance(p, list) and len(p) == 2 and all(map(_is_number, p)) and p[0] < p[1] for p in pairs)
-    ):
-        raise _malformed(path, f"'scale' must give a rising [low, high] for each of its {outputs} targets")
-    return tuple((float(low), float(high)) for low, high in pairs)
-
-
-def _metrics(value: Any, path: Path) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _malformed(path, "'metrics' must be a table of scores")
-    return dict(value)
-
-
-def _head(head: Any, pooling: Any, path: Path) -> dict[str, Any]:
-    """The head and its pooling: a window head has none, a track head `TRACK_POOLING`."""
-    _choice(head, "head", HEADS, path)
-    if pooling != (TRACK_POOLING if head == HEADS[1] else None):
-        raise _malformed(path, f"a {head} head has pooling {quote(TRACK_POOLING if head == HEADS[1] else None)}, "
-                         f"not {quote(pooling)}")  # fmt: skip
-    return {"head": head, "pooling": pooling}
-
-
-def _reads(value: Any, path: Path) -> str | None:
-    """What a model of window features reads: features this version computes (`models.windowreads`), or refused."""
-    if value is not None and not (isinstance(value, str) and readable(value)):
-        raise MerError(f"{path}: reads window features {quote(value)}, which this version does not compute ({KNOWN}); "
-                       "refit it with `mer-fastai baseline DATA --classifier linear --save-model`")  # fmt: skip
-    return value
-
-
 def _members(value: Any, path: Path, reads: str | None = None) -> tuple[dict, ...]:
     """The member descriptions of an ensemble: at least two tables of the known fields, each naming its source."""
     if value is None:
         return ()
     if not (isinstance(value, list) and 2 <= len(value) <= MAX_MEMBERS and all(isinstance(m, Mapping) for m in value)):
-        raise _malformed(path, f"'members' must list at least two member descriptions, at most {MAX_MEMBERS}")
+        raise malformed(path, f"'members' must list at least two member descriptions, at most {MAX_MEMBERS}")
     for member in value:
         unknown = sorted(set(member) - set(MEMBER_FIELDS))
         if unknown:
-            raise _malformed(path, f"an ensemble member holds unknown field(s) {', '.join(map(quote, unknown))}")
+            raise malformed(path, f"an ensemble member holds unknown field(s) {', '.join(map(quote, unknown))}")
         if not isinstance(member.get("source"), str):
-            raise _malformed(path, "every ensemble member must name its 'source'")
-        _optional_text(member.get("checksum"), "checksum", path)
-        _optional_text(member.get("mode"), "mode", path)
-        _metrics(member.get("metrics"), path)
-        own = _reads(member["window_features"], path) if "window_features" in member else reads
-        checks = {"arch": lambda v, p, own=own: _arch(v, p, own), "spectrogram": _spec, "input_size": _input_size,
-                  "stats": _stats, "resize": lambda v, p: _choice(v, "resize", RESIZE_METHODS, p)}  # fmt: skip
+            raise malformed(path, "every ensemble member must name its 'source'")
+        check.optional_text(member.get("checksum"), "checksum", path)
+        check.optional_text(member.get("mode"), "mode", path)
+        check.metrics(member.get("metrics"), path)
+        own = check.reads(member["window_features"], path) if "window_features" in member else reads
+        checks = {"arch": lambda v, p, own=own: check.arch(v, p, own), "spectrogram": check.spec,
+                  "input_size": check.input_size, "stats": check.stats,
+                  "resize": lambda v, p: check.choice(v, "resize", RESIZE_METHODS, p)}  # fmt: skip
         if "head" in member or "pooling" in member:
-            _head(member.get("head", HEADS[0]), member.get("pooling"), path)
-        for name, check in checks.items():
+            check.head(member.get("head", HEADS[0]), member.get("pooling"), path)
+        for name, checked in checks.items():
             if name in member:
-                check(member[name], path)
+                checked(member[name], path)
     return tuple(dict(member) for member in value)
 
 

@@ -21,7 +21,7 @@ import torch
 from .._plumbing.diskfull import writing
 from .._plumbing.locks import reading
 from .._plumbing.memory import reuse_freed_memory
-from .._plumbing.progress import console
+from .._plumbing.progress import console, library_notes
 from ..choices import PARTIAL
 from ..data.dataset import REPAIR
 from ..errors import MerError
@@ -275,7 +275,7 @@ def _fit(dataset: Dataset, settings: TrainSettings, splits: Splits, run_dir: Pat
     if not valid.rows:  # a refit's data set: nothing held out, so nothing is validated (`refit_run`)
         callbacks.append(refit_run(fitter, config.keep))
     try:
-        with images_read(data_dir), distributed_fit(fitter), checkpoint(run_dir, "best"):
+        with library_notes(), images_read(data_dir), distributed_fit(fitter), checkpoint(run_dir, "best"):
             fitter.fit_one_cycle(config.epochs, lr, cbs=callbacks)
         history = [{**row, "seconds": round(s, 3)} for row, s in zip(_history(fitter), timer.seconds, strict=True)]
         with images_read(data_dir):

@@ -12,7 +12,8 @@ import pytest
 
 from mer_fastai.data.spectrogram import SpecConfig
 from mer_fastai.errors import MerError
-from mer_fastai.models.modelmeta import RETRAIN, ModelMeta
+from mer_fastai.models.metachecks import RETRAIN
+from mer_fastai.models.modelmeta import ModelMeta
 from mer_fastai.models.preprocessing import resize_policy
 
 STORED = {

@@ -110,7 +110,7 @@ def test_a_training_run_reads_each_file_of_its_data_set_once(tiny_data, tmp_path
     assert regression.task is get_task("regression") and regression.to_dict()["task"] == "regression"
 
 
-def test_a_cross_validation_reads_them_once_and_never_its_folds_data_sets(tiny_data, tmp_path, monkeypatch):
+def test_a_cross_validation_reads_them_once_and_never_its_folds_data_sets_resumed_too(tiny_data, tmp_path, monkeypatch):
     reads = watch_reads(monkeypatch)
     result = run_cv(tiny_data, TINY_CONFIG, tmp_path / "cv", folds=2, ensemble=False, refit=True, show=False)
     assert len(result.fold_dirs) == 2 and result.refit is not None  # the folds, the refit, their pages, report.html
@@ -119,6 +119,17 @@ def test_a_cross_validation_reads_them_once_and_never_its_folds_data_sets(tiny_d
                                                            result.refit.run_dir / FOLD_DATA]  # fmt: skip
     page = (tmp_path / "cv" / REPORT_HTML).read_text()
     assert "fold 0" in page and page.count("mel bands") >= 3  # the page describes the data sets it did not read
+    # Resumed (fold 1 lost): the folds and refit finished earlier are described from their data sets read once
+    # each, for the report; the fold trained again is written, not read; the data set itself once, as before.
+    shutil.rmtree(result.fold_dirs[1])
+    reads.clear()
+    resumed = run_cv(tiny_data, TINY_CONFIG, tmp_path / "cv", folds=2, ensemble=False, refit=True, show=False)
+    assert (resumed.skipped, resumed.ran) == (["0"], ["1"]) and not resumed.refit.ran
+    earlier = [resumed.fold_dirs[0] / FOLD_DATA, resumed.refit.run_dir / FOLD_DATA]
+    assert reads == {(folder / name).resolve(): 1 for folder in (tiny_data, *earlier) for name in WATCHED}
+    assert [dataset.path for dataset in resumed.opened] == [tiny_data, resumed.fold_dirs[1] / FOLD_DATA]
+    page = (tmp_path / "cv" / REPORT_HTML).read_text()
+    assert "fold 0" in page and "fold 1" in page and page.count("mel bands") >= 3
 
 
 def call_sites(name: str) -> list[str]:

@@ -23,7 +23,8 @@ from ...data.handcrafted import READS
 from ...errors import MerError
 from ...models.archs import IDENTITY_STATS
 from ...models.header import MODEL_FILE, model_header
-from ...models.modelmeta import FEATURE_ARCH, INPUT_SIZE, ModelMeta
+from ...models.metachecks import FEATURE_ARCH, INPUT_SIZE
+from ...models.modelmeta import ModelMeta
 from ...models.musicnn.probe import probe_reads
 from ...runs.ownership import check_model_out
 from ...tasks.opened import Dataset
