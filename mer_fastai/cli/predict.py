@@ -127,7 +127,7 @@ def predictions_table(predictions: Predictions, classes: list[str], task: Task) 
         table.add_column(name, justify="right")
     for track in predictions:
         table.add_row(
-            Path(track.file).name,
+            str(track.file),  # the path, as the CSV and JSON give it: two clips may share a file name
             *(track.label or "–" for _ in rules.facts.label_columns),
             *(f"{track.outputs[track.label]:.3f}" for _ in chosen),
             track.n_windows,

@@ -270,3 +270,15 @@ def test_failed_write_leaves_no_temporary_file(predictor, tiny_audio, tmp_path, 
     with pytest.raises(MerError, match=r"p.json: could not be written \(the disk is full"):
         write_predictions(predictions, predictor, out, "csv")
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"] and out.read_bytes() == before
+
+
+def test_cli_predict_table_names_each_track_by_its_path(tiny_run, tiny_audio, tmp_path):
+    """Two clips of one file name in two folders are two rows of the terminal table, each named by its path."""
+    signal, rate = clip(tiny_audio)
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        soundfile.write(tmp_path / "in" / folder / "take.wav", signal, rate)
+    result = runner.invoke(app, ["predict", str(tiny_run), str(tmp_path / "in")], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    for folder in ("a", "b"):
+        assert str(tmp_path / "in" / folder / "take.wav") in result.stdout
