@@ -236,3 +236,18 @@ def assert_refused(refusals: list[tuple[list[str], str]], capsys, monkeypatch) -
         code, error = run_main(args, capsys, monkeypatch)
         assert code == 2 and message in error and "Traceback" not in error, (args, error)
         assert len([line for line in error.splitlines() if line.strip()]) == 1, error
+
+
+def test_a_rerun_without_save_model_leaves_no_stale_model_file(tiny_data, tmp_path):
+    """A row rerun without --save-model (here: another seed) drops the model file of the earlier fit, which its new
+    scores do not describe; a model file the user put in another row's folder stays."""
+    model = _save(tiny_data, tmp_path / "b")
+    theirs = tmp_path / "b" / "knn" / "model.safetensors"
+    theirs.parent.mkdir()
+    theirs.write_bytes(model.read_bytes().replace(b'"written_by":"baseline"', b'"written_by":"evaluate"'))
+    kept = theirs.read_bytes()
+    args = ["baseline", str(tiny_data), "--out", str(tmp_path / "b"), "--classifier", "linear", "--classifier", "knn"]
+    result = runner.invoke(app, [*args, "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert not model.exists() and "model_checksum" not in json.loads((model.parent / "metrics.json").read_text())
+    assert model_writer(theirs) == "evaluate" and theirs.read_bytes() == kept
