@@ -691,6 +691,17 @@ CASES = [
         setup=_three_fold_baseline,
     ),
     Case(
+        "cv --out a training run",
+        ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "2", "--out", f"{W}/run"],
+        "/run: holds the output of a training run (train, lrfind or a cv fold), whose report",
+    ),
+    Case(
+        "cv --out baseline's folds",
+        ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "3", "--out", f"{W}/b"],
+        "holds the folds of `mer-fastai baseline --folds`",
+        setup=_three_fold_baseline,
+    ),
+    Case(
         "cv with more folds than clips", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "99", "--out", f"{W}/cv"], "99"
     ),
     Case("an ensemble of one model", ["ensemble", f"{W}/run", "--out", f"{W}/e.safetensors"], "two"),
