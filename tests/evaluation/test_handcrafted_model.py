@@ -251,3 +251,25 @@ def test_a_rerun_without_save_model_leaves_no_stale_model_file(tiny_data, tmp_pa
     assert result.exit_code == 0, result.output
     assert not model.exists() and "model_checksum" not in json.loads((model.parent / "metrics.json").read_text())
     assert model_writer(theirs) == "evaluate" and theirs.read_bytes() == kept
+
+
+def test_fused_with_a_track_head_the_ensemble_predicts_the_mean_of_its_two_members(tiny_data, tiny_audio, tmp_path):
+    """A track head alone on its input (the hand-crafted model reads the other): its group is the track head itself,
+    body then head over the clip's windows (it crashed looking for the body of a group)."""
+    from mer_fastai.api.training import train
+    from mer_fastai.training.config import TrainConfig
+
+    config = TrainConfig(arch="squeezenet1_0", weights="none", epochs=1, bs=4, size=48, head="track", lr=1e-2)
+    track = train(tiny_data, config, tmp_path / "track", show=False).run_dir
+    handcrafted = _save(tiny_data, tmp_path / "baseline")
+    result = runner.invoke(app, ["ensemble", str(track), str(handcrafted), "--out", str(tmp_path / "f.safetensors")])
+    assert result.exit_code == 0, result.output
+    fused = Predictor.load(tmp_path / "f.safetensors", device="cpu")
+    assert fused.meta.is_mixed and fused.meta.member(0).is_track
+    members = [Predictor.load(path, device="cpu") for path in (track, handcrafted)]
+    for clip in sorted(tiny_audio.rglob("*.wav"))[:3]:
+        each = np.array([[m.predict(clip).probabilities[c] for c in fused.classes] for m in members])
+        got = fused.predict(clip).probabilities
+        np.testing.assert_allclose([got[c] for c in fused.classes], each.mean(axis=0), atol=2e-6)
+    scored = evaluate(tmp_path / "f.safetensors", tiny_audio, tmp_path / "eval", device="cpu", progress=False)
+    assert scored.metrics["n_tracks"] == 16
