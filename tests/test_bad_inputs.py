@@ -183,6 +183,19 @@ def _accents(folders: tuple[str, ...]) -> Callable[[Path], None]:
     return setup
 
 
+def _cv_folds(root: Path) -> None:
+    """A cross-validation's output: its fold run folders (each holding the fold's data set) in cv/folds/."""
+    shutil.copytree(root / "run", root / "cv" / "folds" / "0")
+    shutil.copytree(root / "data", root / "cv" / "folds" / "0" / "data")
+
+
+def _three_fold_baseline(root: Path) -> None:
+    """`baseline --folds 3 --save-model` into b/: three folds, each with its linear model file."""
+    from mer_fastai.evaluation.baseline.folds import cross_validate_baseline
+
+    cross_validate_baseline(root / "data", root / "b", 3, classifiers=["linear"], progress=False, save_model=True)
+
+
 class _Held:
     """A lock held by another command for the duration of the case (`close` releases it)."""
 
@@ -655,6 +668,39 @@ CASES = [
         "baseline --repeats without --folds", ["baseline", f"{W}/data", "--repeats", "2", "--out", f"{W}/b"], "--folds"
     ),
     Case("baseline with more folds than clips", ["baseline", f"{W}/data", "--folds", "99", "--out", f"{W}/b"], "99"),
+    Case(
+        "baseline --seed -1",
+        ["baseline", f"{W}/data", "--classifier", "linear", "--seed", "-1", "--out", f"{W}/b"],
+        "--seed must be a whole number from 0",
+    ),
+    Case(
+        "baseline --folds --seed -1",
+        ["baseline", f"{W}/data", "--classifier", "linear", "--folds", "2", "--seed", "-1", "--out", f"{W}/b"],
+        "--seed must be",
+    ),
+    Case(
+        "baseline --folds into cv's folds",
+        ["baseline", f"{W}/data", "--classifier", "linear", "--folds", "2", "--out", f"{W}/cv"],
+        "holds `mer-fastai cv`'s folds",
+        setup=_cv_folds,
+    ),
+    Case(
+        "baseline --folds 2 over a 3-fold baseline",
+        ["baseline", f"{W}/data", "--classifier", "linear", "--folds", "2", "--save-model", "--out", f"{W}/b"],
+        "holds the folds of another cross-validation (e.g. folds/2)",
+        setup=_three_fold_baseline,
+    ),
+    Case(
+        "cv --out a training run",
+        ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "2", "--out", f"{W}/run"],
+        "/run: holds the output of a training run (train, lrfind or a cv fold), whose report",
+    ),
+    Case(
+        "cv --out baseline's folds",
+        ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "3", "--out", f"{W}/b"],
+        "holds the folds of `mer-fastai baseline --folds`",
+        setup=_three_fold_baseline,
+    ),
     Case(
         "cv with more folds than clips", ["cv", f"{W}/data", *TRAIN_FAST[2:], "--folds", "99", "--out", f"{W}/cv"], "99"
     ),

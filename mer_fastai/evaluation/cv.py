@@ -25,6 +25,7 @@ from .._plumbing.progress import console
 from ..data.dataset import DatasetInfo
 from ..errors import MerError
 from ..runs.layout import (
+    BASELINE_CSV,
     CV_FILE,
     ENSEMBLE_FILE,
     FOLD_DATA,
@@ -32,9 +33,11 @@ from ..runs.layout import (
     FOLDS_DIR,
     MODEL_FILE,
     fold_dir,
+    fold_dirs,
     is_finished,
     read_json_or_empty,
 )
+from ..runs.ownership import KIND_NAMES, folder_owner
 from ..tasks.opened import Dataset, as_dataset
 from ..training.config import TrainConfig, TrainSettings
 from ..training.fit import Pages, task_monitor, train
@@ -103,6 +106,7 @@ def run_cv(
     data_dir, info = dataset.path, dataset.info
     rows, plan, group_source = dataset_folds(dataset, folds, repeats, config.seed if seed is None else seed)
     task_monitor(settings, dataset)  # --loss/--monitor of another task: refused before any fold trains
+    _check_not_theirs(out)
     with output_folder(out, "--out"):
         _check_other_folds(out, plan, folds, repeats)
         ran, skipped, opened = [], [], [dataset]
@@ -132,6 +136,19 @@ def run_cv(
             result.opened += [result.refit.dataset] if result.refit.dataset else []
         write_json(out / CV_FILE, _cv_document(data_dir, config, plan, result, info, group_source))
     return result
+
+
+def _check_not_theirs(out: Path) -> None:
+    """Refuse an output folder another command wrote: a training run's or `evaluate`'s (whose report and plots a
+    cross-validation's would replace), or one holding `baseline --folds`'s folds (whose fold data sets it would)."""
+    owner = folder_owner(out) if out.is_dir() else None
+    if owner:
+        raise MerError(f"--out {out}: holds the output of {KIND_NAMES.get(owner, owner)}, whose report and plots cv "
+                       "would replace; choose a new --out")  # fmt: skip
+    theirs = next((run_dir for run_dir in fold_dirs(out) if (run_dir / BASELINE_CSV).is_file()), None)
+    if theirs:
+        raise MerError(f"--out {out}: holds the folds of `mer-fastai baseline --folds` ({theirs}), whose fold data "
+                       "sets cv would replace; choose a new --out")  # fmt: skip
 
 
 def _check_other_folds(out: Path, plan: list[Fold], folds: int, repeats: int) -> None:

@@ -281,8 +281,11 @@ class EnsembleModel(nn.Module):
         return self.rules.combine(outputs)
 
     def group(self, index: int) -> nn.Module:
-        """The network of input group `index`: its members combined on their shared input (weights shared)."""
-        return _Group(self, self.groups[index])
+        """The network of input group `index`: a lone member as it is (its record, `ModelMeta.group`, is the
+        member's own: a track head keeps its body and head), or its members combined on their shared input (weights
+        shared)."""
+        indices = self.groups[index]
+        return self.members[indices[0]] if len(indices) == 1 else _Group(self, indices)
 
 
 class _Group(nn.Module):

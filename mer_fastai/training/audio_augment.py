@@ -28,7 +28,7 @@ import numpy as np
 
 from ..bounds import quote
 from ..choices import AUDIO_AUGMENTS
-from ..data.audio import load_audio
+from ..data.audio import content_hash, load_audio
 from ..data.dataset import DatasetInfo, ManifestRow
 from ..data.png import save_png
 from ..data.spectrogram import SpecConfig, window_images
@@ -93,6 +93,12 @@ def _source(row: ManifestRow, info: DatasetInfo) -> Path:
         raise MerError(
             f"{row.source}: the audio of training clip {row.clip_id} is not there; --augment-audio remakes copies "
             "from the audio prepare read: restore it, or drop --augment-audio"
+        )
+    if row.sha256 and content_hash(path) != row.sha256:  # copies labelled `row.label` must be of that recording
+        raise MerError(
+            f"{path}: the audio of training clip {row.clip_id} changed since prepare read it (its SHA-256 differs); "
+            "--augment-audio remakes copies from the audio prepare read: restore it, prepare again, or drop "
+            "--augment-audio"
         )
     return path
 

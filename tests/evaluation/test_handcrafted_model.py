@@ -236,3 +236,40 @@ def assert_refused(refusals: list[tuple[list[str], str]], capsys, monkeypatch) -
         code, error = run_main(args, capsys, monkeypatch)
         assert code == 2 and message in error and "Traceback" not in error, (args, error)
         assert len([line for line in error.splitlines() if line.strip()]) == 1, error
+
+
+def test_a_rerun_without_save_model_leaves_no_stale_model_file(tiny_data, tmp_path):
+    """A row rerun without --save-model (here: another seed) drops the model file of the earlier fit, which its new
+    scores do not describe; a model file the user put in another row's folder stays."""
+    model = _save(tiny_data, tmp_path / "b")
+    theirs = tmp_path / "b" / "knn" / "model.safetensors"
+    theirs.parent.mkdir()
+    theirs.write_bytes(model.read_bytes().replace(b'"written_by":"baseline"', b'"written_by":"evaluate"'))
+    kept = theirs.read_bytes()
+    args = ["baseline", str(tiny_data), "--out", str(tmp_path / "b"), "--classifier", "linear", "--classifier", "knn"]
+    result = runner.invoke(app, [*args, "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert not model.exists() and "model_checksum" not in json.loads((model.parent / "metrics.json").read_text())
+    assert model_writer(theirs) == "evaluate" and theirs.read_bytes() == kept
+
+
+def test_fused_with_a_track_head_the_ensemble_predicts_the_mean_of_its_two_members(tiny_data, tiny_audio, tmp_path):
+    """A track head alone on its input (the hand-crafted model reads the other): its group is the track head itself,
+    body then head over the clip's windows (it crashed looking for the body of a group)."""
+    from mer_fastai.api.training import train
+    from mer_fastai.training.config import TrainConfig
+
+    config = TrainConfig(arch="squeezenet1_0", weights="none", epochs=1, bs=4, size=48, head="track", lr=1e-2)
+    track = train(tiny_data, config, tmp_path / "track", show=False).run_dir
+    handcrafted = _save(tiny_data, tmp_path / "baseline")
+    result = runner.invoke(app, ["ensemble", str(track), str(handcrafted), "--out", str(tmp_path / "f.safetensors")])
+    assert result.exit_code == 0, result.output
+    fused = Predictor.load(tmp_path / "f.safetensors", device="cpu")
+    assert fused.meta.is_mixed and fused.meta.member(0).is_track
+    members = [Predictor.load(path, device="cpu") for path in (track, handcrafted)]
+    for clip in sorted(tiny_audio.rglob("*.wav"))[:3]:
+        each = np.array([[m.predict(clip).probabilities[c] for c in fused.classes] for m in members])
+        got = fused.predict(clip).probabilities
+        np.testing.assert_allclose([got[c] for c in fused.classes], each.mean(axis=0), atol=2e-6)
+    scored = evaluate(tmp_path / "f.safetensors", tiny_audio, tmp_path / "eval", device="cpu", progress=False)
+    assert scored.metrics["n_tracks"] == 16

@@ -118,3 +118,16 @@ def test_16_bit_copies_are_the_data_sets_format(tmp_path):
     original = read_png16(data / read_manifest(data)[0].image)
     image = read_png16(view / copy.image)
     assert image.dtype == np.uint16 and image.shape == original.shape == (96, 187)
+
+
+def test_a_clip_changed_since_prepare_is_refused_not_copied_under_its_old_label(tmp_path):
+    """A training clip's file replaced by another recording after prepare: its copies would carry the old label."""
+    from mer_fastai.data.synth import make_demo_audio
+
+    audio = make_demo_audio(tmp_path / "audio", clips_per_class=2, seconds=1.0, seed=2)
+    prepare_dataset(audio, tmp_path / "data", "emotions", spec=TINY_SPEC, valid_pct=0.25, workers=1, progress=False)
+    (clip,) = [r for r in read_manifest(tmp_path / "data") if r.split == "train" and r.label == "happy"][:1]
+    sad = next(r for r in read_manifest(tmp_path / "data") if r.label == "sad")
+    (audio / f"{clip.clip_id}.wav").write_bytes((audio / f"{sad.clip_id}.wav").read_bytes())
+    with pytest.raises(MerError, match=f"the audio of training clip {clip.clip_id} changed since prepare read it"):
+        augmented_data(open_dataset(tmp_path / "data"), tiny(augment_audio=1), tmp_path / "out", tmp_path / "stage")

@@ -33,6 +33,7 @@ from ...bounds import quote
 from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, ManifestRow
 from ...errors import MerError
+from ...models.header import MODEL_FILE, model_writer
 from ...runs.layout import (
     BASELINE_CSV,
     METRICS_FILE,
@@ -89,6 +90,7 @@ def run_baseline(
     fitted linear model as a model file (`baseline.savemodel`; only `linear`, on features a model file computes).
     """
     check_aggregate(aggregate)
+    check_seed(seed)
     chosen_features = parse_features(features, layer)
     out = Path(out)
     chosen = list(dict.fromkeys(classifiers or CLASSIFIERS))
@@ -118,6 +120,8 @@ def run_baseline(
         name = row_name(classifier, chosen_features)
         begun, folder = time.time(), out / name
         folder.mkdir(parents=True, exist_ok=True)
+        if not save_model:
+            _drop_stale_model(folder)
         with warnings.catch_warnings():  # libsvm's probabilities, kept on purpose (see `make_classifier`)
             warnings.filterwarnings("ignore", "The `probability` parameter was deprecated", FutureWarning)
             model = kind.make(classifier, seed, len(y_train), workers).fit(x_train, y_train)
@@ -152,6 +156,21 @@ def run_baseline(
         results.append({**identity, "seconds": seconds, **score_columns(metrics, task.facts.scores, SCORE_SETS)})
     write_csv(out / BASELINE_CSV, results, baseline_columns(task))
     return results
+
+
+def _drop_stale_model(folder: Path) -> None:
+    """Remove a model file an earlier `baseline --save-model` wrote in a row's `folder`, before a run without
+    `--save-model` rewrites the row's scores: a row's model file is always the fit its metrics.json describes (a
+    file another command or the user wrote is left alone)."""
+    if model_writer(folder / MODEL_FILE) == "baseline":
+        (folder / MODEL_FILE).unlink()
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a `--seed` outside the range `train` takes (the estimators' `random_state` reads no other)."""
+    from ...training.config import setting_field
+
+    setting_field("seed").metadata["bounds"].check(seed, "--seed")
 
 
 def _evaluate(

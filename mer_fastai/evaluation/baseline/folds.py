@@ -17,13 +17,15 @@ from pathlib import Path
 from ..._plumbing.files import output_folder
 from ..._plumbing.locks import reads_dataset
 from ...choices import CLASSIFIERS
-from ...runs.layout import BASELINE_CSV, FOLD_DATA, fold_dir
+from ...errors import MerError
+from ...runs.layout import BASELINE_CSV, CV_FILE, FOLD_DATA, FOLDS_DIR, fold_dir, fold_dirs
+from ...runs.ownership import folder_owner
 from ...scoring.columns import SD_SUFFIX, SPREAD_SETS, csv_score
 from ...tasks.base import Task
 from ...tasks.opened import Dataset, as_dataset
-from ..folds import build_fold_data, dataset_folds
+from ..folds import Fold, build_fold_data, dataset_folds
 from ..oof import describe
-from .classic import baseline_columns, run_baseline, write_csv
+from .classic import baseline_columns, check_seed, run_baseline, write_csv
 from .featuresets import DEFAULT_FEATURES, gather, parse_features, share
 from .savemodel import check_save_model
 
@@ -58,12 +60,14 @@ def cross_validate_baseline(
     mean over the folds of its window and track scores, their sd in `<score>_sd`, and `folds`, also written
     to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`). `save_model`: each fold's linear model
     as `out/folds/<k>/<row>/model.safetensors` (`run_baseline`)."""
+    check_seed(seed)
     out, chosen = Path(out), parse_features(features, layer)
     dataset = as_dataset(data_dir)
     rows, plan, _ = dataset_folds(dataset, folds, repeats, seed)
     if save_model:  # refused before any fold is written
         outs = [fold_dir(out, fold.index) for fold in plan]
         check_save_model(list(dict.fromkeys(classifiers or CLASSIFIERS)), chosen, outs)
+    _check_other_folds(out, plan)
     scored: dict[str, list[dict]] = defaultdict(list)
     with output_folder(out, "--out"):
         gather(dataset, chosen, out, workers, progress)  # once for every fold
@@ -91,6 +95,22 @@ def cross_validate_baseline(
         spread = [prefix + key + SD_SUFFIX for prefix in SPREAD_SETS for key in task.facts.scores]
         write_csv(out / BASELINE_CSV, summary, [*baseline_columns(task), *spread, "folds"])
     return BaselineCV(summary, dict(scored))
+
+
+def _check_other_folds(out: Path, plan: list[Fold]) -> None:
+    """Refuse an output folder holding `cv`'s folds (their fold data sets would be replaced), or a fold this
+    cross-validation does not deal (another --folds/--repeats: its rows and model files would sit beside this
+    run's as if they were of it)."""
+    names = {fold.name for fold in plan}
+    theirs = [path for path in fold_dirs(out) if folder_owner(path) is not None]
+    if (out / CV_FILE).is_file() or theirs:
+        where = theirs[0] if theirs else out / CV_FILE
+        raise MerError(f"--out {out}: holds `mer-fastai cv`'s folds ({where}), whose data sets and records describe "
+                       "its own models; baseline does not write there: choose a new --out")  # fmt: skip
+    others = sorted(path.name for path in fold_dirs(out) if path.name not in names)
+    if others:
+        raise MerError(f"{out}: holds the folds of another cross-validation (e.g. {FOLDS_DIR}/{others[0]}); pass a "
+                       "new --out, or the same --folds and --repeats as before")  # fmt: skip
 
 
 def _summary_row(fold_rows: list[dict], task: Task, dataset: str, folds: int) -> dict:
