@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,12 +112,15 @@ def command(
 
 
 def predictions_table(predictions: Predictions, classes: list[str], task: Task) -> Table:
-    """One row per track: its label, the label's probability, its windows and every class's probability;
-    a multilabel model's moods, windows and every mood's probability; a regression model's windows and values
-    (a mixed-input ensemble's windows: the count per input, ";"-joined)."""
+    """One row per track, named by its path below the tracks' common folder (in the title): its label, the label's
+    probability, its windows and every class's probability; a multilabel model's moods, windows and every mood's
+    probability; a regression model's windows and values (a mixed-input ensemble's windows: the count per input,
+    ";"-joined)."""
     rules = task
+    folder = os.path.commonpath([os.path.dirname(track.file) for track in predictions]) if len(predictions) else ""
+    where = f" in {folder}" if folder else ""
     table = Table(
-        title=f"{len(predictions)} track(s) · {predictions.windows_text()} · {predictions.aggregate}",
+        title=f"{len(predictions)} track(s){where} · {predictions.windows_text()} · {predictions.aggregate}",
         title_justify="left",
     )
     table.add_column("file", overflow="fold")
@@ -127,7 +131,7 @@ def predictions_table(predictions: Predictions, classes: list[str], task: Task) 
         table.add_column(name, justify="right")
     for track in predictions:
         table.add_row(
-            str(track.file),  # the path, as the CSV and JSON give it: two clips may share a file name
+            os.path.relpath(track.file, folder or None),  # its path below the tracks' folder: names may repeat
             *(track.label or "–" for _ in rules.facts.label_columns),
             *(f"{track.outputs[track.label]:.3f}" for _ in chosen),
             track.n_windows,
