@@ -63,3 +63,6 @@ class Bounds:
         """Refuse `value` outside the range: one line naming `name` (an option, key or field), then `fix`."""
         if value is not None and not self.holds(value):
             raise MerError(f"{name} must be {self.describe()} (got {quote(value)}){fix}")
+
+
+SEED = Bounds(0, 2**32 - 1, whole=True)  # every --seed: what NumPy's, torch's and scikit-learn's generators all take

@@ -1380,6 +1380,7 @@ NUMBERS = [
     Case("recipe mixup=.nan", ["run", "demo", "--set", "mixup=.nan", "--out", f"{W}/g"], "'mixup' must be"),
     Case("gan train --size 100000", ["gan", "train", f"{W}/data", "--size", "100000", "--out", f"{W}/gan"],
          "--size must be a whole number from 8 to 1024"),
+    Case("gan train --seed -1", ["gan", "train", f"{W}/data", "--seed", "-1", "--out", f"{W}/gan"], "--seed must be"),
     Case("recipe gan.size=100000", ["run", "expC", "--set", "gan.size=100000", "--out", f"{W}/g"],
          "'gan.size' must be"),
     Case("recipe gan.steps=0", ["run", "expC", "--set", "gan.steps=0", "--out", f"{W}/g"], "'gan.steps' must be"),

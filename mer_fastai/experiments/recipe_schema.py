@@ -13,7 +13,7 @@ from inspect import signature
 from pathlib import Path
 from typing import Any
 
-from ..bounds import Bounds, quote
+from ..bounds import SEED, Bounds, quote
 from ..choices import STUDY_MODES
 from ..data.labelsource import LabelSource
 from ..data.spectrogram import SpecConfig
@@ -53,7 +53,7 @@ class DemoData:
 
     clips_per_class: int = setting(8, bounds=Bounds(2, 10_000, whole=True))
     seconds: float = setting(6.0, bounds=Bounds(0, 3600, above=True))
-    seed: int = setting(0, bounds=Bounds(0, 2**32 - 1, whole=True))
+    seed: int = setting(0, bounds=SEED)
 
 
 RECIPE_LABEL_KEYS = ("targets", "threshold")  # LabelSource fields a recipe sets at its top level, for every data set

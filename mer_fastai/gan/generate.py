@@ -8,7 +8,7 @@ import numpy as np
 
 from .._plumbing.files import check_component
 from .._plumbing.progress import progress_bar
-from ..bounds import quote
+from ..bounds import SEED, quote
 from ..errors import MerError
 from ..runs.inputs import refuse_overwrite
 from ..runs.layout import GAN_CHECKPOINT, GAN_META, read_json
@@ -87,6 +87,7 @@ def generate_images(
     metadata = read_run(run_dir)
     if n < 1:
         raise MerError(f"--n must be at least 1 (got {n})")
+    SEED.check(seed, "--seed")
     chosen = list(dict.fromkeys(classes or metadata["classes"]))
     unknown = [name for name in chosen if name not in metadata["classes"]]
     if unknown:

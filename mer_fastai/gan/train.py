@@ -15,7 +15,7 @@ from .._plumbing.files import write_json
 from .._plumbing.locks import reads_dataset
 from .._plumbing.progress import progress_bar
 from .._version import __version__
-from ..bounds import Bounds, quote
+from ..bounds import SEED, Bounds, quote
 from ..errors import MerError
 from ..runs.layout import GAN_CHECKPOINT, GAN_META, GAN_SAMPLES, METRICS_FILE
 from ..tasks.opened import Dataset, as_dataset
@@ -85,7 +85,8 @@ def train_gan(
         raise MerError(f"unknown --backend {quote(backend)}; choose one of {', '.join(BACKENDS)}")
     if steps < 1 or bs < 1:
         raise MerError(f"--steps and --bs must be at least 1 (got {steps} and {bs})")
-    for bounds, value, flag in ((GAN_SIZE, size, "--size"), (GAN_LR, lr, "--lr"), (GAN_KIMG, kimg, "--kimg")):
+    checked = ((GAN_SIZE, size, "--size"), (GAN_LR, lr, "--lr"), (GAN_KIMG, kimg, "--kimg"), (SEED, seed, "--seed"))
+    for bounds, value, flag in checked:
         bounds.check(value, flag)
     parse_policy(policy)
     fit, ready = BACKENDS[backend]

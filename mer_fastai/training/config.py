@@ -14,7 +14,7 @@ from dataclasses import Field, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..bounds import Bounds, quote
+from ..bounds import SEED, Bounds, quote
 from ..choices import (
     AGGREGATES,
     AUDIO_AUGMENTS,
@@ -110,9 +110,7 @@ class TrainConfig:
         "earlier run's model file / run folder.",
         recipe=True,
     )
-    seed: int = setting(
-        42, flags=("--seed",), help="Random seed.", recipe=True, bounds=Bounds(0, 2**32 - 1, whole=True)
-    )
+    seed: int = setting(42, flags=("--seed",), help="Random seed.", recipe=True, bounds=SEED)
     train_bn: bool = setting(
         False, flags=("--train-bn",), help="In freeze mode, keep BatchNorm layers of the body trainable.", recipe=True
     )

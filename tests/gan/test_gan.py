@@ -105,6 +105,9 @@ def test_generate_refuses_bad_requests(gan_run, tiny_data, tmp_path):
         generate_images(gan_run, 2, tmp_path / "gen", ["calm"], progress=False)
     with pytest.raises(MerError, match="gan.json"):
         generate_images(tmp_path, 2, tmp_path / "gen", progress=False)
+    with pytest.raises(MerError, match=r"--seed must be a whole number from 0 to .* \(got -1\)"):
+        generate_images(gan_run, 2, tmp_path / "gen", seed=-1, progress=False)
+    assert not (tmp_path / "gen").exists()
     with pytest.raises(MerError, match="power of two"):
         train_gan(tiny_data, tmp_path / "run", steps=1, size=24, progress=False)
     with pytest.raises(MerError, match="no class 'calm'"):

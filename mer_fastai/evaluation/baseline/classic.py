@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 from ..._plumbing.files import write_json
 from ..._plumbing.locks import reads_dataset
 from ..._plumbing.progress import console
-from ...bounds import quote
+from ...bounds import SEED, quote
 from ...choices import CLASSIFIERS
 from ...data.dataset import SPLITS, ManifestRow
 from ...errors import MerError
@@ -90,7 +90,7 @@ def run_baseline(
     fitted linear model as a model file (`baseline.savemodel`; only `linear`, on features a model file computes).
     """
     check_aggregate(aggregate)
-    check_seed(seed)
+    SEED.check(seed, "--seed")  # the estimators' random_state reads no other
     chosen_features = parse_features(features, layer)
     out = Path(out)
     chosen = list(dict.fromkeys(classifiers or CLASSIFIERS))
@@ -164,13 +164,6 @@ def _drop_stale_model(folder: Path) -> None:
     file another command or the user wrote is left alone)."""
     if model_writer(folder / MODEL_FILE) == "baseline":
         (folder / MODEL_FILE).unlink()
-
-
-def check_seed(seed: int) -> None:
-    """Refuse a `--seed` outside the range `train` takes (the estimators' `random_state` reads no other)."""
-    from ...training.config import setting_field
-
-    setting_field("seed").metadata["bounds"].check(seed, "--seed")
 
 
 def _evaluate(

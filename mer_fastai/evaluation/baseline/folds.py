@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..._plumbing.files import output_folder
 from ..._plumbing.locks import reads_dataset
+from ...bounds import SEED
 from ...choices import CLASSIFIERS
 from ...errors import MerError
 from ...runs.layout import BASELINE_CSV, CV_FILE, FOLD_DATA, FOLDS_DIR, fold_dir, fold_dirs
@@ -25,7 +26,7 @@ from ...tasks.base import Task
 from ...tasks.opened import Dataset, as_dataset
 from ..folds import Fold, build_fold_data, dataset_folds
 from ..oof import describe
-from .classic import baseline_columns, check_seed, run_baseline, write_csv
+from .classic import baseline_columns, run_baseline, write_csv
 from .featuresets import DEFAULT_FEATURES, gather, parse_features, share
 from .savemodel import check_save_model
 
@@ -60,7 +61,7 @@ def cross_validate_baseline(
     mean over the folds of its window and track scores, their sd in `<score>_sd`, and `folds`, also written
     to `out/baseline.csv` (beside each fold's own in `out/folds/<k>/`). `save_model`: each fold's linear model
     as `out/folds/<k>/<row>/model.safetensors` (`run_baseline`)."""
-    check_seed(seed)
+    SEED.check(seed, "--seed")
     out, chosen = Path(out), parse_features(features, layer)
     dataset = as_dataset(data_dir)
     rows, plan, _ = dataset_folds(dataset, folds, repeats, seed)
