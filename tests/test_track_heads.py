@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from mer_fastai.api.training import train
+from mer_fastai.cli.main import app
 from mer_fastai.data.dataset import read_manifest
 from mer_fastai.errors import MerError
 from mer_fastai.inference.predict import Predictor
@@ -111,6 +113,24 @@ def test_evaluate_scores_the_tracks(made, tmp_path):
     cli("evaluate", made["root"] / "run", made["audio"], *made["label_args"], "--out", tmp_path / "e")
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert np.isfinite(metrics[made["shape"].score]) and metrics["n_tracks"] == len(list(made["audio"].glob("*.wav")))
+
+
+def test_windows_cut_otherwise_than_in_training_are_noted_for_a_track_head(made, tmp_path):
+    """evaluate's metrics.json and predict's messages say when a track head pools windows of another hop than it
+    learned from; the training cut, and a window head at any hop, give no such note."""
+    run, audio, labels = made["root"] / "run", made["audio"], made["label_args"]
+    cli("evaluate", run, audio, *labels, "--hop", "0.5", "--out", tmp_path / "other")
+    cli("evaluate", run, audio, *labels, "--out", tmp_path / "trained")
+    cli("evaluate", made["root"] / "window", audio, *labels, "--hop", "0.5", "--out", tmp_path / "window")
+    notes = {
+        name: json.loads((tmp_path / name / "metrics.json").read_text())["notes"]
+        for name in ("other", "trained", "window")
+    }
+    assert [n for n in notes["other"] if "track head pooled windows of 1 s every 1 s" in n and "every 0.5 s" in n]
+    assert not [n for n in notes["trained"] + notes["window"] if "track head" in n]
+    result = CliRunner().invoke(app, ["predict", str(run), str(audio), "--hop", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "track head pooled windows" in " ".join(result.output.split())
 
 
 def test_cv_trains_track_heads_and_scores_them_out_of_fold(made):

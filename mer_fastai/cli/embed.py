@@ -39,6 +39,7 @@ def command(
     from ..inference.embed_files import check_embed_out, check_embed_owner, tags_file, write_embeddings
     from ..inference.embed_map import check_map_out, map_files, write_map
     from ..inference.predict import Predictor
+    from ..inference.track_head import windows_notes
     from ..runs.inputs import refuse_input_out
 
     check_embed_out(out)
@@ -68,6 +69,8 @@ def command(
     if show_map:
         png, html, method = write_map(embeddings, out)
         console.print(f"map ({method}): [bold]{escape(str(png))}[/] and [bold]{escape(str(html))}")
+    for note in windows_notes(predictor, embeddings.window, embeddings.hop):
+        console.print(f"note: {note}", soft_wrap=True, highlight=False)
     for item in embeddings.skipped:
         console.print(f"  [yellow]skipped[/] {escape(f'{item.file}: {item.reason}')}", soft_wrap=True, highlight=False)
 

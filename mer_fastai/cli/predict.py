@@ -83,6 +83,7 @@ def command(
     """Predict each track's emotion class (or its moods, or its target values), window by window, and aggregate
     per track."""
     from ..inference.predict import Predictor
+    from ..inference.track_head import windows_notes
     from ..inference.tracks import MIXED_NOTE
     from ..inference.writing import check_predictions_out, output_format, render_predictions, write_predictions
     from ..runs.inputs import refuse_input_out
@@ -104,6 +105,8 @@ def command(
         console.print(f"{len(predictions)} track(s) written to [bold]{out}")
     if predictions.inputs:
         console.print(f"note: {MIXED_NOTE}", soft_wrap=True, highlight=False)
+    for note in windows_notes(predictor, predictions.window, predictions.hop):
+        console.print(f"note: {note}", soft_wrap=True, highlight=False)
     for item in predictions.skipped:
         console.print(f"  [yellow]skipped[/] {escape(f'{item.file}: {item.reason}')}", soft_wrap=True, highlight=False)
     if predictions.skipped:

@@ -29,6 +29,7 @@ from ..data.labelsource import LabelSource, check_feature, label_source
 from ..data.matching import labelled_files
 from ..errors import MerError
 from ..inference.predict import Predictor
+from ..inference.track_head import windows_notes
 from ..inference.tracks import MIXED_NOTE, Predictions
 from ..runs.inputs import model_inputs, refuse_overwrite
 from ..runs.ownership import check_own_folder, claim_folder
@@ -133,7 +134,7 @@ def evaluate(
             **_mixed(predictions),
             n_skipped=len(skipped),
             skipped=[asdict(item) for item in skipped],
-            notes=table.notes,
+            notes=[*table.notes, *windows_notes(predictor, predictions.window, predictions.hop)],
         )
         claim_folder(out_dir, "evaluate")
         counts = {t.file: t.n_windows for t in predictions}
@@ -210,6 +211,7 @@ def _evaluate_values(
     if task.facts.predicts_values:  # truth beyond the model's output range is scored, with a note
         out_of_range = outside_range(tracks.targets, classes, predictor.meta.scale)
         notes += [range_note(name, found) for name, found in out_of_range.items()]
+    notes += windows_notes(predictor, predictions.window, predictions.hop)
     mixed = _mixed(predictions)
     metrics = {
         **scores["track"],

@@ -24,13 +24,35 @@ if TYPE_CHECKING:
     from ..models.modelmeta import ModelMeta
     from .predict import Predictor
 
-__all__ = ["TRACK_LAYER", "check_track_precision", "track_embedding", "track_logits", "track_predictions"]
+__all__ = [
+    "TRACK_LAYER",
+    "check_track_precision",
+    "track_embedding",
+    "track_logits",
+    "track_predictions",
+    "windows_notes",
+]
 
 # What `embed` writes for a track head
 TRACK_LAYER = (
     "track head: windows, the body's features; tracks, their mean, std and max over the track's windows (the input "
     "of the head's dense layers)"
 )
+
+
+def windows_notes(predictor: Predictor, window: float | None, hop: float | None) -> list[str]:
+    """A note when a track head pooled windows cut otherwise than in training (their mean, std and max then differ
+    from what its head learned from); none for any other model or cut, and for a mixed-input ensemble (whose
+    inputs are always cut as in training)."""
+    if not predictor.meta.reads_tracks or window is None or hop is None:
+        return []
+    trained = predictor.spec.windowing()
+    if (window, hop) == trained:
+        return []
+    return [
+        f"a track head pooled windows of {trained[0]:g} s every {trained[1]:g} s in training; windows of {window:g} s "
+        f"every {hop:g} s give it other statistics (mean, std, max) than it learned from, an unmeasured change"
+    ]
 
 
 def check_track_precision(precision: str, meta: ModelMeta) -> str:
