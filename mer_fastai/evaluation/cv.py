@@ -41,7 +41,7 @@ from ..runs.ownership import KIND_NAMES, folder_owner
 from ..tasks.opened import Dataset, as_dataset
 from ..training.config import TrainConfig, TrainSettings
 from ..training.fit import Pages, task_monitor, train
-from .folds import Fold, build_fold_data, dataset_folds
+from .folds import Fold, build_fold_data, dataset_folds, refuse_other_folds
 from .oof import CVResult, pool_folds
 from .refit import EXPECTED, refit_lines, refit_model
 
@@ -152,17 +152,14 @@ def _check_not_theirs(out: Path) -> None:
 
 
 def _check_other_folds(out: Path, plan: list[Fold], folds: int, repeats: int) -> None:
-    """Refuse an output folder that holds the folds of another cross-validation (another --folds/--repeats)."""
-    names = {fold.name for fold in plan}
-    for run_dir in sorted((out / FOLDS_DIR).glob("*")):
+    """Refuse an output folder that holds the folds of another cross-validation (another --folds/--repeats), by
+    their names or by what a finished fold recorded."""
+
+    def dealt_otherwise(run_dir: Path) -> bool:
         recorded = _fold_record(run_dir)
-        if run_dir.name not in names or (
-            recorded and (recorded.get("folds"), recorded.get("repeats")) != (folds, repeats)
-        ):
-            raise MerError(
-                f"{out}: holds the folds of another cross-validation (e.g. {FOLDS_DIR}/{run_dir.name}); "
-                "pass a new --out, or the same --folds and --repeats as before"
-            )
+        return bool(recorded) and (recorded.get("folds"), recorded.get("repeats")) != (folds, repeats)
+
+    refuse_other_folds(out, plan, dealt_otherwise)
 
 
 def _fold_record(run_dir: Path) -> dict:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ..bounds import quote
 from ..data.dataset import REMAKE, TRAINING_SPLITS, DatasetInfo, ManifestRow
 from ..data.split import NO_MOOD, Labels, group_counts, mood_stratum, strata
 from ..errors import MerError
+from ..runs.layout import FOLDS_DIR
 from ..tasks.opened import Dataset, write_dataset
 
 CV_SPLITS = TRAINING_SPLITS  # the clips cross-validated; a held-out test split stays out
@@ -219,3 +221,15 @@ def dataset_folds(dataset: Dataset, folds: int, repeats: int, seed: int) -> tupl
     groups, group_source = clip_groups(dataset.path, dataset.info, rows)
     clips = {row.clip_id: (clip_strata(dataset, row), groups[row.clip_id]) for row in rows}
     return rows, plan_folds(clips, folds, repeats, seed, dataset.task.facts.learned), group_source
+
+
+def refuse_other_folds(out: Path, plan: list[Fold], dealt_otherwise: Callable[[Path], bool] = lambda _: False) -> None:
+    """Refuse an output folder holding the folds of another cross-validation (another --folds/--repeats): an entry
+    of its folds folder that `plan` does not deal, or a fold `dealt_otherwise` says another one wrote."""
+    names = {fold.name for fold in plan}
+    for run_dir in sorted((out / FOLDS_DIR).glob("*")):
+        if run_dir.name not in names or dealt_otherwise(run_dir):
+            raise MerError(
+                f"{out}: holds the folds of another cross-validation (e.g. {FOLDS_DIR}/{run_dir.name}); "
+                "pass a new --out, or the same --folds and --repeats as before"
+            )

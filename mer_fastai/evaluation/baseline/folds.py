@@ -19,12 +19,12 @@ from ..._plumbing.locks import reads_dataset
 from ...bounds import SEED
 from ...choices import CLASSIFIERS
 from ...errors import MerError
-from ...runs.layout import BASELINE_CSV, CV_FILE, FOLD_DATA, FOLDS_DIR, fold_dir, fold_dirs
+from ...runs.layout import BASELINE_CSV, CV_FILE, FOLD_DATA, fold_dir, fold_dirs
 from ...runs.ownership import folder_owner
 from ...scoring.columns import SD_SUFFIX, SPREAD_SETS, csv_score
 from ...tasks.base import Task
 from ...tasks.opened import Dataset, as_dataset
-from ..folds import Fold, build_fold_data, dataset_folds
+from ..folds import Fold, build_fold_data, dataset_folds, refuse_other_folds
 from ..oof import describe
 from .classic import baseline_columns, run_baseline, write_csv
 from .featuresets import DEFAULT_FEATURES, gather, parse_features, share
@@ -102,16 +102,12 @@ def _check_other_folds(out: Path, plan: list[Fold]) -> None:
     """Refuse an output folder holding `cv`'s folds (their fold data sets would be replaced), or a fold this
     cross-validation does not deal (another --folds/--repeats: its rows and model files would sit beside this
     run's as if they were of it)."""
-    names = {fold.name for fold in plan}
     theirs = [path for path in fold_dirs(out) if folder_owner(path) is not None]
     if (out / CV_FILE).is_file() or theirs:
         where = theirs[0] if theirs else out / CV_FILE
         raise MerError(f"--out {out}: holds `mer-fastai cv`'s folds ({where}), whose data sets and records describe "
                        "its own models; baseline does not write there: choose a new --out")  # fmt: skip
-    others = sorted(path.name for path in fold_dirs(out) if path.name not in names)
-    if others:
-        raise MerError(f"{out}: holds the folds of another cross-validation (e.g. {FOLDS_DIR}/{others[0]}); pass a "
-                       "new --out, or the same --folds and --repeats as before")  # fmt: skip
+    refuse_other_folds(out, plan)
 
 
 def _summary_row(fold_rows: list[dict], task: Task, dataset: str, folds: int) -> dict:
