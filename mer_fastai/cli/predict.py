@@ -120,7 +120,8 @@ def predictions_table(predictions: Predictions, classes: list[str], task: Task) 
     probability; a regression model's windows and values (a mixed-input ensemble's windows: the count per input,
     ";"-joined)."""
     rules = task
-    folder = os.path.commonpath([os.path.dirname(track.file) for track in predictions]) if len(predictions) else ""
+    paths = [os.path.abspath(track.file) for track in predictions]  # files given relative and absolute alike
+    folder = os.path.commonpath([os.path.dirname(path) for path in paths]) if paths else ""
     where = f" in {folder}" if folder else ""
     table = Table(
         title=f"{len(predictions)} track(s){where} · {predictions.windows_text()} · {predictions.aggregate}",
@@ -132,9 +133,9 @@ def predictions_table(predictions: Predictions, classes: list[str], task: Task) 
     chosen = ("p(label)",) if rules.facts.chooses_one_label else ()  # the probability of the one label chosen
     for name in (*chosen, "windows", *classes):
         table.add_column(name, justify="right")
-    for track in predictions:
+    for track, path in zip(predictions, paths, strict=True):
         table.add_row(
-            os.path.relpath(track.file, folder or None),  # its path below the tracks' folder: names may repeat
+            os.path.relpath(path, folder),  # its path below the tracks' folder: file names may repeat
             *(track.label or "–" for _ in rules.facts.label_columns),
             *(f"{track.outputs[track.label]:.3f}" for _ in chosen),
             track.n_windows,

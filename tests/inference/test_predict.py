@@ -272,7 +272,7 @@ def test_failed_write_leaves_no_temporary_file(predictor, tiny_audio, tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"] and out.read_bytes() == before
 
 
-def test_cli_predict_table_names_each_track_by_its_path(tiny_run, tiny_audio, tmp_path):
+def test_cli_predict_table_names_each_track_by_its_path(tiny_run, tiny_audio, tmp_path, monkeypatch):
     """Two clips of one file name in two folders are two rows of the terminal table, each named by its path."""
     signal, rate = clip(tiny_audio)
     for folder in ("a", "b"):
@@ -283,3 +283,8 @@ def test_cli_predict_table_names_each_track_by_its_path(tiny_run, tiny_audio, tm
     assert f"2track(s)in{tmp_path / 'in'}" in "".join(result.stdout.split())  # the title, however it wraps
     for folder in ("a", "b"):
         assert f"{folder}/take.wav" in result.stdout
+    # one file named relative to the working folder, the other absolute: one table, both named below their folder
+    monkeypatch.chdir(tmp_path / "in")
+    mixed = runner.invoke(app, ["predict", str(tiny_run), "a/take.wav", str(tmp_path / "in" / "b" / "take.wav")])
+    assert mixed.exit_code == 0, mixed.output
+    assert "a/take.wav" in mixed.stdout and "b/take.wav" in mixed.stdout
